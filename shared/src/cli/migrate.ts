@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+import { openDatabase, readDatabaseConfig } from '../db/database';
+import { defaultMigrationsDir } from '../db/paths';
+import { createLogger } from '../log/logger';
+import { createMigrationFile, Migrator } from '../migrations/runner';
+import { installQueueSchema } from '../queue/install';
+import { EXIT, runCli, UsageError } from './run';
+
+const USAGE = `Usage: npm run migrate -- <command>
+
+Commands:
+  up              apply pending migrations, each in its own transaction, then install or upgrade
+                  pg-boss's schema and queues
+  status          list every migration: applied (when), pending, edited or missing
+  check           exit 0 when the database is up to date, 1 otherwise (for deploy scripts)
+  create <name>   add the next numbered, empty migration file to migrations/
+
+Connects to DATABASE_URL; without it, to the embedded PostgreSQL (started and stopped for the command).
+MIGRATIONS_DIR overrides the folder (default: migrations/ at the repository root).`;
+
+runCli(async (argv) => {
+  const [command, ...rest] = argv;
+  const dir = process.env.MIGRATIONS_DIR || defaultMigrationsDir;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === 'create') {
+    const name = rest.join(' ').trim();
+    if (!name) throw new UsageError(`create needs a name: npm run migrate -- create add_tags\n\n${USAGE}`);
+    process.stdout.write(`created ${await createMigrationFile(dir, name)}\n`);
+    return EXIT.ok;
+  }
+  if (!['up', 'status', 'check'].includes(command)) throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
+
+  const logger = createLogger('blog-migrate', process.env.LOG_LEVEL ?? 'warn');
+  const db = await openDatabase(readDatabaseConfig(), logger);
+  try {
+    const migrator = new Migrator(db.url, { dir, logger });
+    if (command === 'up') {
+      const applied = await migrator.up();
+      await installQueueSchema(db.url);
+      process.stdout.write(
+        applied.length ? `applied ${applied.map((m) => m.file).join(', ')}\n` : 'database is up to date\n',
+      );
+      return EXIT.ok;
+    }
+    if (command === 'status') {
+      const states = await migrator.status();
+      for (const s of states) {
+        const when = s.appliedAt ? s.appliedAt.toISOString() : '';
+        process.stdout.write(`${String(s.version).padStart(3, '0')}  ${s.state.padEnd(8)} ${(s.file ?? s.name).padEnd(40)} ${when}\n`);
+      }
+      const bad = states.filter((s) => s.state !== 'applied').length;
+      process.stdout.write(bad ? `${bad} migration(s) need attention\n` : 'database is up to date\n');
+      return EXIT.ok;
+    }
+    await migrator.check();
+    process.stdout.write('database is up to date\n');
+    return EXIT.ok;
+  } finally {
+    await db.close();
+  }
+});

@@ -1,0 +1,86 @@
+import pg from 'pg';
+
+/**
+ * Every pool the process opens goes through here. Pools are registered until `end()` so that the
+ * test environment can fail a test file that leaves one open (see shared/test/environment.cjs).
+ */
+const OPEN_POOLS_KEY = Symbol.for('blog.openPools');
+
+interface PoolRecord {
+  pool: pg.Pool;
+  name: string;
+  stack: string;
+}
+
+function openPools(): Set<PoolRecord> {
+  const g = globalThis as unknown as Record<symbol, Set<PoolRecord> | undefined>;
+  let set = g[OPEN_POOLS_KEY];
+  if (!set) {
+    set = new Set();
+    g[OPEN_POOLS_KEY] = set;
+  }
+  return set;
+}
+
+export interface PoolOptions {
+  /** Shown in pg_stat_activity; helps find who holds connections. */
+  applicationName: string;
+  max?: number;
+  /** Server-side statement timeout for every connection, in ms (0 = none). */
+  statementTimeoutMs?: number;
+  idleTimeoutMillis?: number;
+  connectionTimeoutMillis?: number;
+}
+
+// node-postgres parses timestamptz into Date and bigint (int8) into string by default. Counts in
+// this project come back as int8 from count(*); parse them as numbers (they never exceed 2^53).
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export function createPool(connectionString: string, options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    application_name: options.applicationName,
+    max: options.max ?? 10,
+    idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+  });
+  // An idle client that loses its connection (server restart) emits 'error' on the pool. Without a
+  // listener that would crash the process; the next checkout simply opens a new connection.
+  pool.on('error', () => undefined);
+  const record: PoolRecord = {
+    pool,
+    name: options.applicationName,
+    stack: new Error('pool opened here').stack ?? '',
+  };
+  openPools().add(record);
+  const end = pool.end.bind(pool);
+  let ended: Promise<void> | undefined;
+  pool.end = (() => {
+    openPools().delete(record);
+    ended ??= end();
+    return ended;
+  }) as typeof pool.end;
+  return pool;
+}
+
+/** Pools opened through createPool and not yet ended (for leak checks in tests). */
+export function listOpenPools(): { name: string; stack: string }[] {
+  return [...openPools()].map(({ name, stack }) => ({ name, stack }));
+}
+
+/** Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,191 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from '../log/logger';
+import { silentLogger } from '../log/logger';
+import { MigrationError, readMigrationFiles, type MigrationFile } from './files';
+
+/**
+ * Key of the session advisory lock that serialises migrators: two processes starting at once both
+ * wait here, and the second finds nothing left to do. (An arbitrary constant; it only has to differ
+ * from other advisory locks taken on the same database.)
+ */
+const MIGRATION_LOCK_KEY = 7_100_523_001;
+
+const CREATE_HISTORY_TABLE = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer     PRIMARY KEY,
+    name        text        NOT NULL,
+    checksum    text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer     NOT NULL
+  )`;
+
+export type MigrationState = 'applied' | 'pending' | 'edited' | 'missing';
+
+export interface MigrationStatus {
+  version: number;
+  name: string;
+  file?: string;
+  state: MigrationState;
+  appliedAt?: Date;
+}
+
+export interface MigratorOptions {
+  dir: string;
+  logger?: Logger;
+}
+
+interface AppliedRow {
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: Date;
+}
+
+export class Migrator {
+  private readonly log: Logger;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: MigratorOptions,
+  ) {
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /** Every known migration, on disk or in the history table, with its state. */
+  async status(): Promise<MigrationStatus[]> {
+    const files = await readMigrationFiles(this.options.dir);
+    return this.withClient(async (client) => compare(files, await readApplied(client)));
+  }
+
+  /**
+   * Applies pending migrations in order, each in its own transaction, holding the migration lock.
+   * Refuses to run at all when an applied file was edited or deleted.
+   */
+  async up(): Promise<MigrationFile[]> {
+    const files = await readMigrationFiles(this.options.dir);
+    return this.withClient(async (client) => {
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+      try {
+        await client.query(CREATE_HISTORY_TABLE);
+        const states = compare(files, await readApplied(client));
+        assertHistoryIntact(states);
+        const pending = files.filter((f) => states.find((s) => s.version === f.version)?.state === 'pending');
+        for (const file of pending) await this.apply(client, file);
+        return pending;
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+      }
+    });
+  }
+
+  /** Throws a MigrationError unless every file is applied and unedited (for readiness checks). */
+  async check(): Promise<void> {
+    const states = await this.status();
+    assertHistoryIntact(states);
+    const pending = states.filter((s) => s.state === 'pending');
+    if (pending.length) {
+      throw new MigrationError(`${pending.length} pending migration(s): ${pending.map((p) => p.file).join(', ')}`);
+    }
+  }
+
+  private async apply(client: pg.Client, file: MigrationFile): Promise<void> {
+    const started = performance.now();
+    this.log.info({ migration: file.file }, 'applying migration');
+    try {
+      if (file.transactional) await client.query('BEGIN');
+      await client.query(file.sql);
+      await client.query(
+        'INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)',
+        [file.version, file.name, file.checksum, Math.round(performance.now() - started)],
+      );
+      if (file.transactional) await client.query('COMMIT');
+    } catch (err) {
+      if (file.transactional) await client.query('ROLLBACK').catch(() => undefined);
+      const detail = err instanceof Error ? err.message : String(err);
+      throw new MigrationError(`Migration ${file.file} failed and was rolled back: ${detail}`, { cause: err });
+    }
+  }
+
+  private async withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ connectionString: this.url, application_name: 'blog-migrate' });
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end();
+    }
+  }
+}
+
+async function readApplied(client: pg.Client): Promise<AppliedRow[]> {
+  const { rows: exists } = await client.query<{ t: string | null }>(
+    "SELECT to_regclass('schema_migrations')::text AS t",
+  );
+  if (!exists[0]?.t) return [];
+  const { rows } = await client.query<AppliedRow>(
+    'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version',
+  );
+  return rows;
+}
+
+function compare(files: MigrationFile[], applied: AppliedRow[]): MigrationStatus[] {
+  const byVersion = new Map(applied.map((a) => [a.version, a]));
+  const result: MigrationStatus[] = files.map((f) => {
+    const a = byVersion.get(f.version);
+    if (!a) return { version: f.version, name: f.name, file: f.file, state: 'pending' };
+    return {
+      version: f.version,
+      name: f.name,
+      file: f.file,
+      state: a.checksum === f.checksum ? 'applied' : 'edited',
+      appliedAt: a.applied_at,
+    };
+  });
+  const onDisk = new Set(files.map((f) => f.version));
+  for (const a of applied) {
+    if (!onDisk.has(a.version)) {
+      result.push({ version: a.version, name: a.name, state: 'missing', appliedAt: a.applied_at });
+    }
+  }
+  return result.sort((x, y) => x.version - y.version);
+}
+
+function assertHistoryIntact(states: MigrationStatus[]): void {
+  const edited = states.filter((s) => s.state === 'edited');
+  if (edited.length) {
+    throw new MigrationError(
+      `Refusing to migrate: ${edited.map((e) => `migrations/${e.file}`).join(', ')} changed after being applied ` +
+        '(checksum differs from the one recorded). Applied migrations must not be edited: restore the file ' +
+        'and put the change in a new migration.',
+    );
+  }
+  const missing = states.filter((s) => s.state === 'missing');
+  if (missing.length) {
+    throw new MigrationError(
+      `Refusing to migrate: applied migration(s) ${missing.map((m) => `${m.version} (${m.name})`).join(', ')} ` +
+        'no longer exist in the migrations folder. Restore them.',
+    );
+  }
+  const pendingBeforeApplied = states.find(
+    (s, i) => s.state === 'pending' && states.slice(i + 1).some((later) => later.state === 'applied'),
+  );
+  if (pendingBeforeApplied) {
+    throw new MigrationError(
+      `Refusing to migrate: ${pendingBeforeApplied.file} is older than migrations already applied. ` +
+        'Renumber it after the newest applied migration.',
+    );
+  }
+}
+
+/** Creates the next numbered, empty migration file and returns its path. */
+export async function createMigrationFile(dir: string, name: string): Promise<string> {
+  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  if (!slug) throw new MigrationError(`"${name}" is not a usable migration name (use letters, digits, underscores).`);
+  const files = await readMigrationFiles(dir);
+  const next = (files.at(-1)?.version ?? 0) + 1;
+  const file = path.join(dir, `${String(next).padStart(3, '0')}_${slug}.sql`);
+  await fs.writeFile(file, `-- ${String(next).padStart(3, '0')}: ${name}\n-- Runs in one transaction. No triggers: sync is explicit.\n\n`, { flag: 'wx' });
+  return file;
+}

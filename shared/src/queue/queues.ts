@@ -1,0 +1,22 @@
+/**
+ * The queues of this project. One sync queue carries every sync plan; priority and delay tell
+ * QUEUED (high priority, now) from DEFERRED (low priority, later) work.
+ */
+export const SYNC_QUEUE = 'projection-sync';
+
+/** Jobs that failed every retry land here, for operators to inspect and replay. */
+export const SYNC_DEAD_LETTER_QUEUE = 'projection-sync-dead';
+
+export const syncQueueOptions = {
+  // Retries with exponential backoff: 1 s, 2 s, 4 s, 8 s, 16 s. A sync is idempotent, so a retry is
+  // always safe; five cover a database restart without parking good work in the dead letter queue.
+  retryLimit: 5,
+  retryDelay: 1,
+  retryBackoff: true,
+  retryDelayMax: 60,
+  // A batch of syncs takes milliseconds; a job active for 5 minutes belongs to a dead worker.
+  expireInSeconds: 300,
+  deadLetter: SYNC_DEAD_LETTER_QUEUE,
+  // Wake workers with NOTIFY the moment a job is created, instead of waiting out a poll.
+  notify: true,
+} as const;

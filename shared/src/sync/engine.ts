@@ -1,0 +1,242 @@
+import type pg from 'pg';
+import { withTransaction } from '../db/pool';
+import type { Logger } from '../log/logger';
+import { silentLogger } from '../log/logger';
+import { planSync } from './dependencies';
+import { SyncError } from './errors';
+import { STATEMENTS } from './statements';
+import { ENTITY_TYPES, type ChangeSet, type EntityType, type SyncPlan } from './types';
+
+export type SyncOperation = 'incremental' | 'full';
+
+/** A pool or a client: anything that runs a query. */
+type Queryable = Pick<pg.Pool, 'query'>;
+
+export interface EntitySyncResult {
+  entityType: EntityType;
+  /** Entities in the batch (ids asked for; for a full rebuild, documents computed). */
+  count: number;
+  /** Projection rows written because their document changed. */
+  updated: number;
+  /** Projection rows removed because their source is gone. */
+  deleted: number;
+  durationMs: number;
+}
+
+export interface SyncReport {
+  operation: SyncOperation;
+  results: EntitySyncResult[];
+}
+
+export type VerifyProblem = 'missing' | 'stale' | 'orphaned';
+
+export interface VerifyReport {
+  /** Ids by entity type and problem. Empty everywhere means zero drift. */
+  problems: Record<EntityType, Record<VerifyProblem, string[]>>;
+  total: number;
+}
+
+interface LogRow {
+  entityType: EntityType;
+  operation: SyncOperation;
+  count: number;
+  durationMs: number;
+  success: boolean;
+  error: string | null;
+}
+
+const INSERT_LOG = `
+  INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[], $5::bool[], $6::text[])`;
+
+/**
+ * The explicit sync from tb_* to tv_*: the same code refreshes projections inline in the API's
+ * write transaction and in batches in the worker.
+ *
+ * Every refresh is set-based: per entity type, three statements whatever the batch size (see
+ * statements.ts for how they make stale overwrites impossible). Each batch writes one sync_log row
+ * per entity type, in the same transaction, so only syncs that committed are counted; a failed
+ * sync writes a failure row on its own connection and raises SyncError.
+ */
+export class SyncEngine {
+  private readonly log: Logger;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    options: { logger?: Logger } = {},
+  ) {
+    this.log = options.logger ?? silentLogger;
+  }
+
+  /** The dependency map: the projections to refresh for a set of command-side changes. */
+  plan(client: pg.ClientBase, changes: ChangeSet): Promise<SyncPlan> {
+    return planSync(client, changes);
+  }
+
+  /**
+   * Refreshes the plan's projections inside the caller's open transaction (INLINE mutations, the
+   * worker's batch). Types run in a fixed order (user, post, comment) so locks are always taken in
+   * the same order. On failure the caller must roll back.
+   */
+  async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>): Promise<SyncReport> {
+    const results: EntitySyncResult[] = [];
+    for (const entityType of ENTITY_TYPES) {
+      const ids = dedupe(plan[entityType] ?? []);
+      if (!ids.length) continue;
+      const started = performance.now();
+      try {
+        const s = STATEMENTS[entityType];
+        await client.query(s.placeholders, [ids]);
+        await client.query(s.lock, [ids]);
+        const { rows } = await client.query<{ updated: number; deleted: number }>(s.write, [ids]);
+        results.push({
+          entityType,
+          count: ids.length,
+          updated: rows[0]?.updated ?? 0,
+          deleted: rows[0]?.deleted ?? 0,
+          durationMs: performance.now() - started,
+        });
+      } catch (err) {
+        await this.recordFailure(entityType, 'incremental', ids.length, performance.now() - started, err);
+        throw new SyncError(entityType, ids.length, err);
+      }
+    }
+    await this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
+    return { operation: 'incremental', results };
+  }
+
+  /** Refreshes the plan's projections in a transaction of its own. */
+  refresh(plan: Partial<SyncPlan>): Promise<SyncReport> {
+    return withTransaction(this.pool, (client) => this.refreshIn(client, plan));
+  }
+
+  /** Applies the dependency map to the changes and refreshes the result, in one transaction. */
+  syncChanges(changes: ChangeSet): Promise<SyncReport> {
+    return withTransaction(this.pool, async (client) => this.refreshIn(client, await planSync(client, changes)));
+  }
+
+  /** Refreshes these user projections only (no dependency expansion). */
+  users(ids: readonly string[]): Promise<SyncReport> {
+    return this.refresh({ user: [...ids] });
+  }
+
+  posts(ids: readonly string[]): Promise<SyncReport> {
+    return this.refresh({ post: [...ids] });
+  }
+
+  comments(ids: readonly string[]): Promise<SyncReport> {
+    return this.refresh({ comment: [...ids] });
+  }
+
+  /**
+   * Full mode: recomputes every projection and removes orphans, in one transaction. Readers keep
+   * seeing the old rows until it commits; incremental syncs wait for it.
+   */
+  async all(): Promise<SyncReport> {
+    let current: EntityType = 'user';
+    let started = performance.now();
+    try {
+      return await withTransaction(this.pool, async (client) => {
+        const results: EntitySyncResult[] = [];
+        for (const entityType of ENTITY_TYPES) {
+          current = entityType;
+          started = performance.now();
+          const s = STATEMENTS[entityType];
+          await client.query(s.lockTable);
+          const { rows } = await client.query<{ total: number; updated: number; deleted: number }>(s.rebuild);
+          const row = rows[0] ?? { total: 0, updated: 0, deleted: 0 };
+          results.push({
+            entityType,
+            count: row.total,
+            updated: row.updated,
+            deleted: row.deleted,
+            durationMs: performance.now() - started,
+          });
+        }
+        await this.writeLog(client, results.map((r) => ({ ...r, operation: 'full', success: true, error: null })));
+        return { operation: 'full' as const, results };
+      });
+    } catch (err) {
+      if (err instanceof SyncError) throw err;
+      await this.recordFailure(current, 'full', 0, performance.now() - started, err);
+      throw new SyncError(current, 0, err);
+    }
+  }
+
+  /**
+   * The current documents for these ids, computed from tb_* without writing anything (the answer
+   * of a QUEUED mutation). Runs on `client` when given, to see that transaction's writes.
+   */
+  async preview<T = Record<string, unknown>>(
+    entityType: EntityType,
+    ids: readonly string[],
+    client?: pg.ClientBase,
+  ): Promise<Map<string, T>> {
+    const db = client ?? this.pool;
+    const { rows } = await db.query<{ id: string; data: T }>(STATEMENTS[entityType].preview, [dedupe(ids)]);
+    return new Map(rows.map((r) => [r.id, r.data]));
+  }
+
+  /**
+   * Compares every tv_* row with a fresh computation from tb_*: rows missing, stale (different
+   * document or columns) and orphaned (source gone). Each type is compared in one statement, so
+   * both sides are read from the same snapshot.
+   */
+  async verify(): Promise<VerifyReport> {
+    const problems = {} as VerifyReport['problems'];
+    let total = 0;
+    for (const entityType of ENTITY_TYPES) {
+      const { rows } = await this.pool.query<{ id: string; problem: VerifyProblem }>(STATEMENTS[entityType].verify);
+      problems[entityType] = { missing: [], stale: [], orphaned: [] };
+      for (const row of rows) problems[entityType][row.problem].push(row.id);
+      total += rows.length;
+    }
+    return { problems, total };
+  }
+
+  /** Re-syncs exactly the rows a verify report names (the repair of `sync verify --repair`). */
+  repair(report: VerifyReport): Promise<SyncReport> {
+    const plan: SyncPlan = { user: [], post: [], comment: [] };
+    for (const t of ENTITY_TYPES) {
+      const p = report.problems[t];
+      plan[t] = [...p.missing, ...p.stale, ...p.orphaned];
+    }
+    return this.refresh(plan);
+  }
+
+  private async writeLog(client: Queryable, rows: LogRow[]): Promise<void> {
+    if (!rows.length) return;
+    await client.query(INSERT_LOG, [
+      rows.map((r) => r.entityType),
+      rows.map((r) => r.operation),
+      rows.map((r) => r.count),
+      rows.map((r) => r.durationMs),
+      rows.map((r) => r.success),
+      rows.map((r) => r.error),
+    ]);
+  }
+
+  private async recordFailure(
+    entityType: EntityType,
+    operation: SyncOperation,
+    count: number,
+    durationMs: number,
+    err: unknown,
+  ): Promise<void> {
+    const error = err instanceof Error ? err.message : String(err);
+    this.log.error({ err, entityType, operation, count }, 'sync failed');
+    try {
+      // On the pool, not the failed transaction's client: the failure must be recorded although
+      // that transaction rolls back.
+      await this.writeLog(this.pool, [
+        { entityType, operation, count, durationMs, success: false, error },
+      ]);
+    } catch (logErr) {
+      this.log.error({ err: logErr }, 'could not record the sync failure in sync_log');
+    }
+  }
+}
+
+function dedupe(ids: readonly string[]): string[] {
+  return [...new Set(ids)];
+}

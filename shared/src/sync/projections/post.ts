@@ -1,0 +1,48 @@
+import { inScope, isoUtc, type Scope } from './iso';
+
+/**
+ * tv_post document:
+ * { id, title, content, published, createdAt, updatedAt, author {id, username, fullName},
+ *   commentCount, comments [{id, content, createdAt, author {id, username, fullName}}] }
+ * Comments are in the order they were written (createdAt, then id).
+ *
+ * One statement; computed from tb_* alone. Returns (id, author_id, published, created_at, data)
+ * for each id whose tb_post row exists.
+ */
+export function postDocumentsSql(scope: Scope): string {
+  return `
+    SELECT p.id,
+           p.author_id,
+           p.published,
+           p.created_at,
+           jsonb_build_object(
+             'id', p.id,
+             'title', p.title,
+             'content', p.content,
+             'published', p.published,
+             'createdAt', ${isoUtc('p.created_at')},
+             'updatedAt', ${isoUtc('p.updated_at')},
+             'author', jsonb_build_object('id', a.id, 'username', a.username, 'fullName', a.full_name),
+             'commentCount', coalesce(c.comment_count, 0),
+             'comments', coalesce(c.comments, '[]'::jsonb)
+           ) AS data
+      FROM tb_post p
+      JOIN tb_user a ON a.id = p.author_id
+      LEFT JOIN (
+             SELECT cm.post_id,
+                    count(*)::int AS comment_count,
+                    jsonb_agg(
+                      jsonb_build_object(
+                        'id', cm.id,
+                        'content', cm.content,
+                        'createdAt', ${isoUtc('cm.created_at')},
+                        'author', jsonb_build_object('id', ca.id, 'username', ca.username, 'fullName', ca.full_name)
+                      ) ORDER BY cm.created_at, cm.id
+                    ) AS comments
+               FROM tb_comment cm
+               JOIN tb_user ca ON ca.id = cm.author_id
+              WHERE ${inScope(scope, 'cm.post_id')}
+              GROUP BY cm.post_id
+           ) c ON c.post_id = p.id
+     WHERE ${inScope(scope, 'p.id')}`;
+}

@@ -1,0 +1,42 @@
+import { inScope, isoUtc, type Scope } from './iso';
+
+/**
+ * tv_user document:
+ * { id, email, username, fullName, bio, createdAt, updatedAt, postCount, publishedPostCount, commentCount }
+ *
+ * One statement; computed from tb_* alone. Returns (id, data, created_at) for each id whose
+ * tb_user row exists (a missing id means the user is gone).
+ */
+export function userDocumentsSql(scope: Scope): string {
+  return `
+    SELECT u.id,
+           u.created_at,
+           jsonb_build_object(
+             'id', u.id,
+             'email', u.email,
+             'username', u.username,
+             'fullName', u.full_name,
+             'bio', u.bio,
+             'createdAt', ${isoUtc('u.created_at')},
+             'updatedAt', ${isoUtc('u.updated_at')},
+             'postCount', coalesce(p.post_count, 0),
+             'publishedPostCount', coalesce(p.published_count, 0),
+             'commentCount', coalesce(c.comment_count, 0)
+           ) AS data
+      FROM tb_user u
+      LEFT JOIN (
+             SELECT author_id,
+                    count(*)::int AS post_count,
+                    (count(*) FILTER (WHERE published))::int AS published_count
+               FROM tb_post
+              WHERE ${inScope(scope, 'author_id')}
+              GROUP BY author_id
+           ) p ON p.author_id = u.id
+      LEFT JOIN (
+             SELECT author_id, count(*)::int AS comment_count
+               FROM tb_comment
+              WHERE ${inScope(scope, 'author_id')}
+              GROUP BY author_id
+           ) c ON c.author_id = u.id
+     WHERE ${inScope(scope, 'u.id')}`;
+}

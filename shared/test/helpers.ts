@@ -1,0 +1,54 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { withDatabase } from '../src/db/database';
+import { createPool } from '../src/db/pool';
+
+/** This test file's own database (created by the test environment from the migrated template). */
+export function testDatabaseUrl(): string {
+  const url = process.env.DATABASE_URL;
+  if (!url || !process.env.BLOG_TEST_DATABASE) {
+    throw new Error('No test database: run tests through jest with the shared test environment.');
+  }
+  return url;
+}
+
+/** A pool on this file's database; end it in afterAll (the environment fails files that don't). */
+export function testPool(max = 5): pg.Pool {
+  return createPool(testDatabaseUrl(), { applicationName: 'blog-test', max });
+}
+
+/**
+ * An extra, empty database on the test server (not from the template), for tests of migrations.
+ * Named like the environment's databases so that a crashed run's leftovers are cleaned up.
+ */
+export async function createEmptyDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const adminUrl = process.env.BLOG_TEST_ADMIN_URL;
+  if (!adminUrl) throw new Error('BLOG_TEST_ADMIN_URL unset: the test harness global setup did not run.');
+  const name = `blog_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await withAdminClient(adminUrl, (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`));
+  return {
+    url: withDatabase(adminUrl, name),
+    drop: () => withAdminClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+async function withAdminClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: 'blog-test-admin' });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Path of a built file; tests of command-line tools run the compiled JavaScript, as users do. */
+export function builtFile(...segments: string[]): string {
+  const file = path.join(__dirname, '..', '..', ...segments);
+  if (!existsSync(file)) {
+    throw new Error(`${file} is missing: run \`npm run build\` first (npm test does it through turbo).`);
+  }
+  return file;
+}
