@@ -18,3 +18,5 @@ export * from './sync/engine';
 export * from './sync/errors';
 export * from './sync/projections';
 export * from './sync/types';
+export * from './queue/boss';
+export * from './queue/sync-queue';

@@ -1,0 +1,32 @@
+import { PgBoss } from 'pg-boss';
+import { QUEUE_SCHEMA } from './install';
+
+export interface BossOptions {
+  url: string;
+  applicationName: string;
+  /** Connections in pg-boss's own pool. */
+  max?: number;
+  /**
+   * Producers (the API) set false: they only enqueue; queue maintenance (expiring, archiving,
+   * dead-lettering) is the worker's job.
+   */
+  maintenance: boolean;
+  /** Hold a LISTEN connection so notify-enabled queues wake workers at once (workers only). */
+  listen?: boolean;
+}
+
+/** A pg-boss instance configured for this project. Call start() before use and stop() after. */
+export function createBoss(options: BossOptions): PgBoss {
+  return new PgBoss({
+    connectionString: options.url,
+    schema: QUEUE_SCHEMA,
+    application_name: options.applicationName,
+    max: options.max ?? 4,
+    // The schema is created by `migrate up` (installQueueSchema); services never migrate it.
+    migrate: false,
+    createSchema: false,
+    supervise: options.maintenance,
+    schedule: false,
+    useListenNotify: options.listen ?? false,
+  });
+}
