@@ -1,0 +1,58 @@
+import type pg from 'pg';
+import { testPool } from '../../test/helpers';
+import { SyncEngine } from '../sync/engine';
+import { SEED_COMMENTS, SEED_POSTS, SEED_USERS } from './data';
+import { isEmpty, seed } from './run';
+
+/** Everything the seed could touch, as comparable text. */
+async function snapshot(pool: pg.Pool): Promise<string> {
+  const tables = ['tb_user', 'tb_post', 'tb_comment', 'tv_user', 'tv_post', 'tv_comment'];
+  const parts = [];
+  for (const t of tables) {
+    const { rows } = await pool.query(`SELECT to_jsonb(x) AS r FROM ${t} x ORDER BY id`);
+    parts.push(JSON.stringify(rows));
+  }
+  const { rows } = await pool.query('SELECT count(*)::int AS n FROM sync_log');
+  parts.push(String(rows[0].n));
+  return parts.join('\n');
+}
+
+describe('seed', () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = testPool();
+  });
+  afterAll(() => pool.end());
+
+  it('inserts the fixed users, posts and comments and their projections, once', async () => {
+    expect(await isEmpty(pool)).toBe(true);
+    const first = await seed(pool);
+    expect(first.users.sort()).toEqual(SEED_USERS.map((u) => u.id).sort());
+    expect(first.posts.sort()).toEqual(SEED_POSTS.map((p) => p.id).sort());
+    expect(first.comments.sort()).toEqual(SEED_COMMENTS.map((c) => c.id).sort());
+    expect(await isEmpty(pool)).toBe(false);
+
+    const { rows } = await pool.query(
+      "SELECT data->>'username' AS username, (data->>'publishedPostCount')::int AS published, (data->>'commentCount')::int AS comments FROM tv_user ORDER BY data->>'username'",
+    );
+    expect(rows).toEqual([
+      { username: 'alice', published: 2, comments: 1 },
+      { username: 'bob', published: 1, comments: 1 },
+      { username: 'charlie', published: 0, comments: 2 },
+    ]);
+    const titles = await pool.query("SELECT data->>'title' AS title, (data->>'commentCount')::int AS n FROM tv_post ORDER BY created_at");
+    expect(titles.rows).toEqual([
+      { title: 'Getting Started with FraiseQL', n: 2 },
+      { title: 'Why CQRS Matters', n: 1 },
+      { title: 'Explicit Sync vs Triggers', n: 1 },
+    ]);
+    expect((await new SyncEngine(pool).verify()).total).toBe(0);
+  });
+
+  it('changes nothing when run a second time', async () => {
+    const before = await snapshot(pool);
+    const again = await seed(pool);
+    expect(again).toEqual({ users: [], posts: [], comments: [] });
+    expect(await snapshot(pool)).toBe(before);
+  });
+});
