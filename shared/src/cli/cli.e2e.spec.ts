@@ -1,0 +1,125 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type pg from 'pg';
+import { builtFile, testDatabaseUrl, testPool } from '../../test/helpers';
+import { defaultMigrationsDir } from '../db/paths';
+
+const run = promisify(execFile);
+
+/** Runs a compiled CLI as a user would, against this file's database; never throws. */
+async function cli(
+  name: 'migrate' | 'seed' | 'sync',
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [builtFile('shared', 'dist', 'cli', `${name}.js`), ...args], {
+      env: { ...process.env, DATABASE_URL: testDatabaseUrl(), LOG_LEVEL: 'error', ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('command-line tools', () => {
+  let pool: pg.Pool;
+  let tmp: string;
+  beforeAll(async () => {
+    pool = testPool(2);
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-cli-'));
+  });
+  afterAll(async () => {
+    await pool.end();
+    await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('migrate status / up / check report an up-to-date database', async () => {
+    const status = await cli('migrate', ['status']);
+    expect(status).toMatchObject({ code: 0 });
+    expect(status.stdout).toMatch(/001\s+applied\s+001_initial_schema\.sql/);
+    expect(status.stdout).toContain('database is up to date');
+    expect(await cli('migrate', ['up'])).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+    expect(await cli('migrate', ['check'])).toMatchObject({ code: 0 });
+  });
+
+  it('migrate refuses an edited migration with exit code 1, naming the file', async () => {
+    const dir = path.join(tmp, 'edited');
+    await fs.cp(defaultMigrationsDir, dir, { recursive: true });
+    await fs.appendFile(path.join(dir, '001_initial_schema.sql'), '\n-- edited\n');
+    const up = await cli('migrate', ['up'], { MIGRATIONS_DIR: dir });
+    expect(up.code).toBe(1);
+    expect(up.stderr).toContain('migrations/001_initial_schema.sql changed after being applied');
+    const check = await cli('migrate', ['check'], { MIGRATIONS_DIR: dir });
+    expect(check.code).toBe(1);
+    expect((await cli('migrate', ['status'], { MIGRATIONS_DIR: dir })).stdout).toMatch(/001\s+edited/);
+  });
+
+  it('migrate create adds the next numbered file', async () => {
+    const dir = path.join(tmp, 'create');
+    await fs.cp(defaultMigrationsDir, dir, { recursive: true });
+    const created = await cli('migrate', ['create', 'Add tags'], { MIGRATIONS_DIR: dir });
+    expect(created.code).toBe(0);
+    const files = await fs.readdir(dir);
+    const next = String(files.length).padStart(3, '0');
+    expect(files).toContain(`${next}_add_tags.sql`);
+  });
+
+  it('usage and configuration errors exit 2 with a message naming the problem', async () => {
+    const unknown = await cli('migrate', ['sideways']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown command "sideways"');
+    expect((await cli('migrate', [])).code).toBe(2);
+    const badUrl = await cli('migrate', ['status'], { DATABASE_URL: 'mysql://root@localhost/blog' });
+    expect(badUrl.code).toBe(2);
+    expect(badUrl.stderr).toContain('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+    const badPort = await cli('sync', ['verify'], { DATABASE_URL: '', EMBEDDED_PG_PORT: 'eighty' });
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toContain('EMBEDDED_PG_PORT');
+    expect((await cli('sync', ['verify', '--fix'])).code).toBe(2);
+    expect((await cli('seed', ['extra'])).code).toBe(2);
+  });
+
+  it('a database that cannot be reached exits 1 with the reason', async () => {
+    const down = await cli('migrate', ['status'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/ECONNREFUSED/);
+  });
+
+  it('seed, then sync verify finds no drift; a change behind the sync is reported and repaired', async () => {
+    expect(await cli('seed', [])).toMatchObject({ code: 0, stdout: 'seeded 3 users, 3 posts, 4 comments\n' });
+    expect(await cli('seed', [])).toMatchObject({ code: 0, stdout: 'seed data already present; nothing to do\n' });
+    expect(await cli('sync', ['verify'])).toMatchObject({ code: 0 });
+
+    // A write that skipped its sync (as a buggy command would), and an orphaned projection.
+    await pool.query("UPDATE tb_user SET full_name = 'Robert Smith', updated_at = now() WHERE username = 'bob'");
+    await pool.query(
+      "INSERT INTO tv_comment (id, data, post_id, author_id, created_at) VALUES ('00000000-0000-0000-00ff-000000000001', '{}', gen_random_uuid(), gen_random_uuid(), now())",
+    );
+    const drift = await cli('sync', ['verify']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toMatch(/user\s+0 missing, 1 stale, 0 orphaned/);
+    // Bob's name is embedded in his user row, the posts he wrote or commented on, and his comment.
+    expect(drift.stdout).toMatch(/post\s+0 missing, 2 stale, 0 orphaned/);
+    expect(drift.stdout).toMatch(/comment\s+0 missing, 1 stale, 1 orphaned/);
+    expect(drift.stdout).toContain('00000000-0000-0000-00ff-000000000001');
+
+    const repaired = await cli('sync', ['verify', '--repair']);
+    expect(repaired.stdout).toContain('after repair: no drift');
+    expect(repaired.code).toBe(0);
+    const { rows } = await pool.query("SELECT data->'author'->>'fullName' AS name FROM tv_post WHERE data->'author'->>'username' = 'bob'");
+    expect(rows).toEqual([{ name: 'Robert Smith' }]);
+  });
+
+  it('sync rebuild recomputes every projection', async () => {
+    await pool.query('DELETE FROM tv_post');
+    const rebuilt = await cli('sync', ['rebuild']);
+    expect(rebuilt.code).toBe(0);
+    expect(rebuilt.stdout).toMatch(/full post\s+3 entities, 3 written, 0 deleted/);
+    expect(await cli('sync', ['verify'])).toMatchObject({ code: 0 });
+  });
+});
