@@ -1,0 +1,95 @@
+import type pg from 'pg';
+import { insertComments, insertPosts, insertUsers, projection } from '../../test/factory';
+import { testPool } from '../../test/helpers';
+import { planSync } from './dependencies';
+import { SyncEngine } from './engine';
+import type { SyncPlan } from './types';
+
+const sorted = (plan: SyncPlan) => ({ user: [...plan.user].sort(), post: [...plan.post].sort(), comment: [...plan.comment].sort() });
+
+describe('dependency map', () => {
+  let pool: pg.Pool;
+  let sync: SyncEngine;
+  // bob writes postB; alice writes postA; bob comments on postA (cBob); carol comments on postB (cCarol)
+  let alice: string, bob: string, carol: string, postA: string, postB: string, cBob: string, cCarol: string;
+
+  beforeAll(async () => {
+    pool = testPool();
+    sync = new SyncEngine(pool);
+    [alice, bob, carol] = (await insertUsers(pool, 3)).map((u) => u.id) as [string, string, string];
+    [postA] = (await insertPosts(pool, [alice], 1)) as [string];
+    [postB] = (await insertPosts(pool, [bob], 1)) as [string];
+    [cBob] = (await insertComments(pool, [postA], [carol, bob], 1)) as [string]; // author = authors[1]
+    [cCarol] = (await insertComments(pool, [postB], [bob, carol], 1)) as [string];
+    await sync.syncChanges({ user: [alice, bob, carol] });
+  });
+  afterAll(() => pool.end());
+
+  it('a user change reaches the user, the posts they wrote, the posts they commented on, and their comments', async () => {
+    expect(sorted(await planSync(pool, { user: [bob] }))).toEqual(sorted({ user: [bob], post: [postA, postB], comment: [cBob] }));
+  });
+
+  it('a post change reaches the post, its author and its comments', async () => {
+    expect(sorted(await planSync(pool, { post: [postB] }))).toEqual(sorted({ user: [bob], post: [postB], comment: [cCarol] }));
+  });
+
+  it('a comment change reaches the comment, its post and its author', async () => {
+    expect(sorted(await planSync(pool, { comment: [cCarol] }))).toEqual(sorted({ user: [carol], post: [postB], comment: [cCarol] }));
+  });
+
+  it('an empty change set plans nothing (and runs no query)', async () => {
+    expect(await planSync(pool, {})).toEqual({ user: [], post: [], comment: [] });
+  });
+
+  it("changing bob's full name updates every post and comment that embeds him", async () => {
+    await pool.query("UPDATE tb_user SET full_name = 'Robert Smith', updated_at = now() WHERE id = $1", [bob]);
+    await sync.syncChanges({ user: [bob] });
+    expect(await projection(pool, 'tv_user', bob)).toMatchObject({ fullName: 'Robert Smith' });
+    // author of postB
+    expect(await projection(pool, 'tv_post', postB)).toMatchObject({ author: { fullName: 'Robert Smith' } });
+    // commenter on postA (alice's post)
+    const a = await projection<{ comments: { id: string; author: { fullName: string } }[] }>(pool, 'tv_post', postA);
+    expect(a?.comments.find((c) => c.id === cBob)?.author.fullName).toBe('Robert Smith');
+    // his comment
+    expect(await projection(pool, 'tv_comment', cBob)).toMatchObject({ author: { fullName: 'Robert Smith' } });
+    expect((await sync.verify()).total).toBe(0);
+  });
+
+  it('a renamed post title reaches the comments that embed it', async () => {
+    await pool.query("UPDATE tb_post SET title = 'Renamed', updated_at = now() WHERE id = $1", [postB]);
+    await sync.syncChanges({ post: [postB] });
+    expect(await projection(pool, 'tv_comment', cCarol)).toMatchObject({ post: { id: postB, title: 'Renamed' } });
+  });
+
+  it('a deleted comment, gone from tb_comment, still reaches its post and author through tv_comment', async () => {
+    const [c] = (await insertComments(pool, [postA], [carol, carol], 1)) as [string];
+    await sync.syncChanges({ comment: [c] });
+    expect(await projection(pool, 'tv_post', postA)).toMatchObject({ commentCount: 2 });
+    await pool.query('DELETE FROM tb_comment WHERE id = $1', [c]);
+    expect(sorted(await planSync(pool, { comment: [c] }))).toEqual(sorted({ user: [carol], post: [postA], comment: [c] }));
+    await sync.syncChanges({ comment: [c] });
+    expect(await projection(pool, 'tv_comment', c)).toBeUndefined();
+    expect(await projection(pool, 'tv_post', postA)).toMatchObject({ commentCount: 1 });
+    expect(await projection(pool, 'tv_user', carol)).toMatchObject({ commentCount: 1 });
+  });
+
+  it('a deleted post (and its comments) reaches its author and the comment authors', async () => {
+    const [p] = (await insertPosts(pool, [alice], 1)) as [string];
+    const [c] = (await insertComments(pool, [p], [carol, carol], 1)) as [string];
+    await sync.syncChanges({ post: [p], comment: [c] });
+    expect(await projection(pool, 'tv_user', alice)).toMatchObject({ postCount: 2 });
+    const carolBefore = await projection<{ commentCount: number }>(pool, 'tv_user', carol);
+
+    await pool.query('DELETE FROM tb_comment WHERE post_id = $1', [p]);
+    await pool.query('DELETE FROM tb_post WHERE id = $1', [p]);
+    expect(sorted(await planSync(pool, { post: [p], comment: [c] }))).toEqual(
+      sorted({ user: [alice, carol], post: [p], comment: [c] }),
+    );
+    await sync.syncChanges({ post: [p], comment: [c] });
+    expect(await projection(pool, 'tv_post', p)).toBeUndefined();
+    expect(await projection(pool, 'tv_comment', c)).toBeUndefined();
+    expect(await projection(pool, 'tv_user', alice)).toMatchObject({ postCount: 1 });
+    expect(await projection(pool, 'tv_user', carol)).toMatchObject({ commentCount: carolBefore!.commentCount - 1 });
+    expect((await sync.verify()).total).toBe(0);
+  });
+});

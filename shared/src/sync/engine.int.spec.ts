@@ -1,0 +1,190 @@
+import type pg from 'pg';
+import { insertComments, insertPosts, insertUsers, projection } from '../../test/factory';
+import { testPool } from '../../test/helpers';
+import { withTransaction } from '../db/pool';
+import { SyncEngine } from './engine';
+import { SyncError } from './errors';
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface LogRow {
+  entity_type: string;
+  operation: string;
+  entity_count: number;
+  success: boolean;
+  error_message: string | null;
+}
+
+describe('sync engine', () => {
+  let pool: pg.Pool;
+  let sync: SyncEngine;
+  beforeAll(() => {
+    pool = testPool(8);
+    sync = new SyncEngine(pool);
+  });
+  afterAll(() => pool.end());
+
+  /** sync_log rows written after `since` (a log id). */
+  async function logSince(since: number): Promise<LogRow[]> {
+    const { rows } = await pool.query<LogRow>(
+      'SELECT entity_type, operation, entity_count, success, error_message FROM sync_log WHERE id > $1 ORDER BY id',
+      [since],
+    );
+    return rows;
+  }
+  async function lastLogId(): Promise<number> {
+    const { rows } = await pool.query('SELECT coalesce(max(id), 0)::int AS id FROM sync_log');
+    return rows[0].id;
+  }
+
+  it('refreshes a batch of one', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const since = await lastLogId();
+    const report = await sync.users([u!.id]);
+    expect(report.results).toEqual([expect.objectContaining({ entityType: 'user', count: 1, updated: 1, deleted: 0 })]);
+    expect(await projection(pool, 'tv_user', u!.id)).toMatchObject({ id: u!.id, username: u!.username });
+    expect(await logSince(since)).toEqual([
+      { entity_type: 'user', operation: 'incremental', entity_count: 1, success: true, error_message: null },
+    ]);
+  });
+
+  it('refreshes thousands in one batch: one log row per entity type, every document right', async () => {
+    const users = await insertUsers(pool, 50);
+    const posts = await insertPosts(pool, users.map((u) => u.id), 3000);
+    const comments = await insertComments(pool, posts, users.map((u) => u.id), 6000);
+    const since = await lastLogId();
+    const report = await sync.refresh({ user: users.map((u) => u.id), post: posts, comment: comments });
+    expect(report.results.map((r) => [r.entityType, r.count, r.updated])).toEqual([
+      ['user', 50, 50],
+      ['post', 3000, 3000],
+      ['comment', 6000, 6000],
+    ]);
+    expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
+      ['user', 50, true],
+      ['post', 3000, true],
+      ['comment', 6000, true],
+    ]);
+    const { rows } = await pool.query(
+      "SELECT count(*)::int AS n, sum((data->>'commentCount')::int)::int AS comments FROM tv_post WHERE id = ANY($1::uuid[])",
+      [posts],
+    );
+    expect(rows[0]).toEqual({ n: 3000, comments: 6000 });
+    expect((await sync.verify()).total).toBe(0);
+  });
+
+  it('is idempotent: repeating a sync writes no row whose document did not change', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const posts = await insertPosts(pool, [u!.id], 5);
+    await sync.posts(posts);
+    const { rows: before } = await pool.query('SELECT id, synced_at FROM tv_post WHERE id = ANY($1::uuid[]) ORDER BY id', [posts]);
+    const again = await sync.posts(posts);
+    expect(again.results[0]).toMatchObject({ count: 5, updated: 0, deleted: 0 });
+    const { rows: after } = await pool.query('SELECT id, synced_at FROM tv_post WHERE id = ANY($1::uuid[]) ORDER BY id', [posts]);
+    expect(after).toEqual(before);
+  });
+
+  it('removes projections whose source is gone', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const [p] = await insertPosts(pool, [u!.id], 1);
+    await sync.posts([p!]);
+    await pool.query('DELETE FROM tb_post WHERE id = $1', [p]);
+    const report = await sync.posts([p!]);
+    expect(report.results[0]).toMatchObject({ count: 1, updated: 0, deleted: 1 });
+    expect(await projection(pool, 'tv_post', p!)).toBeUndefined();
+    // and syncing an id that never existed is harmless
+    expect((await sync.posts(['00000000-0000-4000-8000-00000000dead'])).results[0]).toMatchObject({ updated: 0, deleted: 0 });
+  });
+
+  it('preview computes the current document without writing, inside the caller transaction', async () => {
+    const [u] = await insertUsers(pool, 1);
+    await withTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        "INSERT INTO tb_post (author_id, title, content) VALUES ($1, 'Draft', 'Body') RETURNING id",
+        [u!.id],
+      );
+      const id = rows[0]!.id;
+      const doc = (await sync.preview('post', [id], client)).get(id);
+      expect(doc).toMatchObject({ id, title: 'Draft', commentCount: 0 });
+      expect(await projection(client, 'tv_post', id)).toBeUndefined();
+    });
+  });
+
+  it('a failed sync writes a failure row, raises SyncError and leaves projections as they were', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const [p] = await insertPosts(pool, [u!.id], 1);
+    await sync.posts([p!]);
+    const before = await projection(pool, 'tv_post', p!);
+    await pool.query("UPDATE tb_post SET title = 'Changed', updated_at = now() WHERE id = $1", [p]);
+    const since = await lastLogId();
+
+    // One malformed id makes the set-based statement fail for the whole batch.
+    const err = await sync.posts([p!, 'not-a-uuid']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SyncError);
+    expect(err).toMatchObject({ code: 'SYNC_FAILED', entityType: 'post', entityCount: 2 });
+    expect(await projection(pool, 'tv_post', p!)).toEqual(before);
+    const log = await logSince(since);
+    expect(log).toEqual([
+      expect.objectContaining({ entity_type: 'post', entity_count: 2, success: false, error_message: expect.stringContaining('uuid') }),
+    ]);
+  });
+
+  it('a failure in a later type rolls back the earlier types of the same batch', async () => {
+    const [u] = await insertUsers(pool, 1);
+    await pool.query("UPDATE tb_user SET full_name = 'Before Sync' WHERE id = $1", [u!.id]);
+    await expect(sync.refresh({ user: [u!.id], post: ['not-a-uuid'] })).rejects.toBeInstanceOf(SyncError);
+    expect(await projection(pool, 'tv_user', u!.id)).toBeUndefined();
+  });
+
+  it('full mode rebuilds every projection in one transaction and removes orphans', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const [p] = await insertPosts(pool, [u!.id], 1);
+    await insertComments(pool, [p!], [u!.id], 2);
+    await pool.query(
+      "INSERT INTO tv_user (id, data, created_at) VALUES ('00000000-0000-4000-8000-0000000000aa', '{}', now())",
+    );
+    const since = await lastLogId();
+    const report = await sync.all();
+    expect(report.operation).toBe('full');
+    expect(report.results.find((r) => r.entityType === 'user')).toMatchObject({ deleted: 1 });
+    expect(await projection(pool, 'tv_post', p!)).toMatchObject({ commentCount: 2 });
+    expect((await logSince(since)).map((r) => [r.entity_type, r.operation, r.success])).toEqual([
+      ['user', 'full', true],
+      ['post', 'full', true],
+      ['comment', 'full', true],
+    ]);
+    expect((await sync.verify()).total).toBe(0);
+  });
+
+  it('readers keep seeing the old rows until a full rebuild commits', async () => {
+    const [u] = await insertUsers(pool, 1);
+    await sync.users([u!.id]);
+    await pool.query("UPDATE tb_user SET full_name = 'Rebuilt Name' WHERE id = $1", [u!.id]);
+    // Hold tv_post so the rebuild stops after rebuilding tv_user, before it can commit.
+    const blocker = await pool.connect();
+    let rebuild: Promise<unknown> | undefined;
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE tv_post IN ROW EXCLUSIVE MODE');
+      rebuild = sync.all();
+      await waitFor(async () => {
+        const { rows } = await pool.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'tv_post'::regclass AND mode = 'ShareRowExclusiveLock' AND NOT granted",
+        );
+        return rows[0].n === 1;
+      });
+      // The rebuild has recomputed tv_user but not committed: readers see the old row, unblocked.
+      expect(await projection(pool, 'tv_user', u!.id)).toMatchObject({ fullName: u!.fullName });
+    } finally {
+      await blocker.query('COMMIT');
+      blocker.release();
+    }
+    await rebuild;
+    expect(await projection(pool, 'tv_user', u!.id)).toMatchObject({ fullName: 'Rebuilt Name' });
+  });
+});
