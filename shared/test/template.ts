@@ -8,6 +8,8 @@ import { Migrator } from '../src/migrations/runner';
 import { installQueueSchema } from '../src/queue/install';
 
 const TEMPLATE_LOCK_KEY = 7_100_523_002;
+/** Templates of other migration sets older than this are dropped. */
+const STALE_TEMPLATE_MS = 3 * 24 * 3600 * 1000;
 
 /**
  * The migrated template every test database is cloned from. Its name carries a hash of the
@@ -24,6 +26,7 @@ export async function ensureTemplate(adminUrl: string): Promise<string> {
       const building = `${name}_build`;
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(building)} WITH (FORCE)`);
       await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(building)}`);
+      await admin.query(`COMMENT ON DATABASE ${admin.escapeIdentifier(building)} IS 'blog test template, created ${new Date().toISOString()}'`);
       const url = withDatabase(adminUrl, building);
       await new Migrator(url, { dir: defaultMigrationsDir }).up();
       await installQueueSchema(url);
@@ -38,15 +41,24 @@ export async function ensureTemplate(adminUrl: string): Promise<string> {
   }
 }
 
-/** Drops older templates and test databases left by test processes that no longer exist. */
+/**
+ * Keeps the server tidy: drops test databases whose test process no longer exists, and templates
+ * of other migration sets once they are a few days old (another checkout, on another branch, may
+ * be using a different template on the same server right now).
+ */
 async function dropStale(admin: pg.Client, keep: string): Promise<void> {
-  const { rows } = await admin.query<{ datname: string }>(
-    "SELECT datname FROM pg_database WHERE datname LIKE 'blog\\_tpl\\_%' OR datname LIKE 'blog\\_test\\_%'",
+  const { rows } = await admin.query<{ datname: string; note: string | null }>(
+    `SELECT datname, shobj_description(oid, 'pg_database') AS note FROM pg_database
+      WHERE datname LIKE 'blog\\_tpl\\_%' OR datname LIKE 'blog\\_test\\_%'`,
   );
-  for (const { datname } of rows) {
+  for (const { datname, note } of rows) {
     if (datname === keep) continue;
     const pid = /^blog_test_(\d+)_/.exec(datname)?.[1];
     if (pid && processAlive(Number(pid))) continue;
+    if (!pid) {
+      const created = Date.parse(/created (\S+)/.exec(note ?? '')?.[1] ?? '');
+      if (!(Date.now() - created > STALE_TEMPLATE_MS)) continue;
+    }
     // A template another run is cloning right now cannot be dropped; it goes next time.
     await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)}`).catch(() => undefined);
   }

@@ -22,6 +22,9 @@ function openPools(): Set<PoolRecord> {
   return set;
 }
 
+/** A pool or a client: anything that runs a query. */
+export type Queryable = Pick<pg.Pool, 'query'>;
+
 export interface PoolOptions {
   /** Shown in pg_stat_activity; helps find who holds connections. */
   applicationName: string;

@@ -9,7 +9,7 @@ describe('schema 001', () => {
   let post: string;
   beforeAll(async () => {
     pool = testPool();
-    [{ id: author }] = (await insertUsers(pool, 1)) as [{ id: string }];
+    author = (await insertUsers(pool, 1))[0]!.id;
     [post] = (await insertPosts(pool, [author], 1)) as [string];
   });
   afterAll(() => pool.end());
@@ -74,7 +74,7 @@ describe('schema 001', () => {
   });
 
   it('treats emails and usernames as unique regardless of case', async () => {
-    const [u] = (await insertUsers(pool, 1)) as [{ email: string; username: string }];
+    const u = (await insertUsers(pool, 1))[0]!;
     await expect(
       pool.query('INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [u.email.toUpperCase(), `u_${fresh()}`, 'N']),
     ).rejects.toMatchObject({ code: '23505', constraint: 'tb_user_email_key' });

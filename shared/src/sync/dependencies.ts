@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import type { Queryable } from '../db/pool';
 import { ENTITY_TYPES, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 /**
@@ -45,7 +45,7 @@ const DEPENDENCIES_SQL = `
   UNION SELECT 'user', c.author_id FROM tb_comment c JOIN cc ON c.id = cc.id
   UNION SELECT 'user', c.author_id FROM tv_comment c JOIN cc ON c.id = cc.id`;
 
-export async function planSync(client: pg.ClientBase, changes: ChangeSet): Promise<SyncPlan> {
+export async function planSync(client: Queryable, changes: ChangeSet): Promise<SyncPlan> {
   const plan: SyncPlan = { user: [], post: [], comment: [] };
   if (!ENTITY_TYPES.some((t) => changes[t]?.length)) return plan;
   const { rows } = await client.query<{ type: EntityType; id: string }>(DEPENDENCIES_SQL, [

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { withTransaction } from '../db/pool';
+import { withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
@@ -8,9 +8,6 @@ import { STATEMENTS } from './statements';
 import { ENTITY_TYPES, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 export type SyncOperation = 'incremental' | 'full';
-
-/** A pool or a client: anything that runs a query. */
-type Queryable = Pick<pg.Pool, 'query'>;
 
 export interface EntitySyncResult {
   entityType: EntityType;
@@ -69,7 +66,7 @@ export class SyncEngine {
   }
 
   /** The dependency map: the projections to refresh for a set of command-side changes. */
-  plan(client: pg.ClientBase, changes: ChangeSet): Promise<SyncPlan> {
+  plan(client: Queryable, changes: ChangeSet): Promise<SyncPlan> {
     return planSync(client, changes);
   }
 
@@ -170,7 +167,7 @@ export class SyncEngine {
   async preview<T = Record<string, unknown>>(
     entityType: EntityType,
     ids: readonly string[],
-    client?: pg.ClientBase,
+    client?: Queryable,
   ): Promise<Map<string, T>> {
     const db = client ?? this.pool;
     const { rows } = await db.query<{ id: string; data: T }>(STATEMENTS[entityType].preview, [dedupe(ids)]);
