@@ -1,0 +1,124 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Every Prometheus metric this project exports, in one place: the services register them from
+ * here and the Grafana dashboard (infra/grafana/dashboards/sync.json) may only query these names
+ * (a test checks it).
+ */
+export const METRICS = {
+  httpDuration: 'blog_http_request_duration_seconds',
+  graphqlDuration: 'blog_graphql_request_duration_seconds',
+  syncDuration: 'blog_sync_duration_seconds',
+  syncFailures: 'blog_sync_failures_total',
+  batchJobs: 'blog_sync_batch_jobs',
+  batchEntities: 'blog_sync_batch_entities',
+  queueJobs: 'blog_queue_jobs',
+  projectionLag: 'blog_projection_lag_seconds',
+  deadLetters: 'blog_dead_letter_jobs',
+} as const;
+
+/** Prefix of the default Node.js process metrics (CPU, memory, event loop lag, GC). */
+export const DEFAULT_METRICS_PREFIX = 'blog_';
+
+/** How a sync ran: inside a mutation's transaction, in a worker batch, or as a full rebuild. */
+export type SyncMetricMode = 'inline' | 'batch' | 'full';
+
+export interface MetricsOptions {
+  service: 'api' | 'worker';
+  /** Jobs of the sync queue by pg-boss state, read at scrape time. */
+  queueDepth?: () => Promise<Record<string, number>>;
+  /** Jobs waiting in the dead letter queue, read at scrape time. */
+  deadLetters?: () => Promise<number>;
+}
+
+export interface ServiceMetrics {
+  registry: Registry;
+  httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  graphqlDuration: Histogram<'operation_type' | 'path'>;
+  syncDuration: Histogram<'entity_type' | 'mode'>;
+  syncFailures: Counter<'entity_type' | 'mode'>;
+  batchJobs: Histogram;
+  batchEntities: Histogram;
+  projectionLag: Histogram;
+}
+
+// Buckets in seconds. Reads are sub-millisecond to a few ms; syncs a few ms to a second; lag up to
+// the DEFERRED delay (30 s by default) and beyond.
+const FAST_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const SYNC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+const LAG_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const COUNT_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+
+/** A registry of its own per service instance (tests can run several in one process). */
+export function createMetrics(options: MetricsOptions): ServiceMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: `blog-${options.service}` });
+  collectDefaultMetrics({ register: registry, prefix: DEFAULT_METRICS_PREFIX });
+  const registers = [registry];
+
+  const metrics: ServiceMetrics = {
+    registry,
+    httpDuration: new Histogram({
+      name: METRICS.httpDuration,
+      help: 'HTTP requests by method, route and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: FAST_BUCKETS,
+      registers,
+    }),
+    graphqlDuration: new Histogram({
+      name: METRICS.graphqlDuration,
+      help: 'GraphQL operations by type and by execution path (compiled SQL or Apollo)',
+      labelNames: ['operation_type', 'path'],
+      buckets: FAST_BUCKETS,
+      registers,
+    }),
+    syncDuration: new Histogram({
+      name: METRICS.syncDuration,
+      help: 'Projection refreshes (one per entity type and batch) by entity type and mode',
+      labelNames: ['entity_type', 'mode'],
+      buckets: SYNC_BUCKETS,
+      registers,
+    }),
+    syncFailures: new Counter({
+      name: METRICS.syncFailures,
+      help: 'Projection refreshes that failed, by entity type and mode',
+      labelNames: ['entity_type', 'mode'],
+      registers,
+    }),
+    batchJobs: new Histogram({ name: METRICS.batchJobs, help: 'Jobs per worker batch', buckets: COUNT_BUCKETS, registers }),
+    batchEntities: new Histogram({
+      name: METRICS.batchEntities,
+      help: 'Distinct entities refreshed per worker batch (after merging and de-duplication)',
+      buckets: COUNT_BUCKETS,
+      registers,
+    }),
+    projectionLag: new Histogram({
+      name: METRICS.projectionLag,
+      help: "Time from a write's commit to its projections' commit",
+      buckets: LAG_BUCKETS,
+      registers,
+    }),
+  };
+
+  const { queueDepth, deadLetters } = options;
+  new Gauge({
+    name: METRICS.queueJobs,
+    help: 'Jobs of the sync queue by state',
+    labelNames: ['state'],
+    registers,
+    async collect() {
+      if (!queueDepth) return;
+      this.reset();
+      for (const [state, n] of Object.entries(await queueDepth())) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: METRICS.deadLetters,
+    help: 'Jobs in the dead letter queue, waiting for an operator',
+    registers,
+    async collect() {
+      if (deadLetters) this.set(await deadLetters());
+    },
+  });
+  return metrics;
+}
