@@ -8,6 +8,11 @@ import { loadConfig, type ApiConfig } from './env';
  */
 const logger = createLogger('blog-api');
 
+/** Exits once the log lines are out (stdout may be a pipe, written asynchronously). */
+function exit(code: number): void {
+  logger.flush(() => process.exit(code));
+}
+
 async function main(): Promise<void> {
   let config: ApiConfig;
   try {
@@ -31,17 +36,17 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
       logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
-      process.exit(1);
+      exit(1);
     }, config.shutdownTimeoutMs);
     timer.unref();
     void (state.app?.close() ?? Promise.resolve()).then(
       () => {
         logger.info('stopped');
-        process.exit(0);
+        exit(0);
       },
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
@@ -62,5 +67,5 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   logger.error({ err }, 'the API failed to start');
-  process.exit(1);
+  exit(1);
 });
