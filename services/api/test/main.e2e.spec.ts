@@ -58,7 +58,7 @@ test('starts, says where it is, answers, and stops on SIGTERM (a second SIGTERM 
     expect(await api.exited).toBe(0);
     // The request in flight was answered before the process went away.
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
-    expect(answer).toContain('{"data":{"users":[]}}');
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ data: { users: [] } });
     expect(api.output()).toContain('already shutting down');
     expect(api.output()).toContain('"msg":"stopped"');
   } finally {
