@@ -91,6 +91,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 
     app.use(operationsRouter({ pool, databaseUrl: config.databaseUrl, logger }));
     app.use(ideAssets());
+    app.get('/favicon.ico', (_req, res) => {
+      res.status(204).end();
+    });
     app.get(GRAPHQL_PATH, (req, res, next) => {
       if (!wantsIde(req)) return next();
       res.type('html').send(idePage(GRAPHQL_PATH));

@@ -46,7 +46,12 @@ test('GET /metrics: 24-hour sync metrics, entity counts and queue depth', async 
   await api.data(`mutation { createUser(email: "m@example.com", username: "metrics", fullName: "M", sync: QUEUED) { id } }`);
   const res = await fetch(`${api.url}/metrics`);
   expect(res.status).toBe(200);
-  const m = await res.json();
+  const m = (await res.json()) as {
+    sync_metrics_24h: { overall: unknown; by_entity: { entity_type: string }[] };
+    entity_counts: unknown;
+    projection_counts: unknown;
+    queue: unknown;
+  };
   expect(m.sync_metrics_24h.overall).toEqual({ total_syncs: expect.any(Number), avg_duration_ms: expect.any(Number), success_rate: 100 });
   expect(m.sync_metrics_24h.by_entity.map((e: { entity_type: string }) => e.entity_type)).toEqual(['comment', 'post', 'user']);
   expect(m.sync_metrics_24h.by_entity[0]).toEqual({

@@ -117,7 +117,8 @@ export class TestApi {
     return { status: res.status, headers: res.headers, text, json };
   }
 
-  /** Data of a request that must succeed. */
+  /** Data of a request that must succeed (loosely typed: the tests' assertions check the shapes). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async data<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<T> {
     const res = await this.gql<T>(query, variables);
     if (res.status !== 200 || res.json.errors) throw new Error(`request failed (${res.status}): ${res.text}`);
