@@ -5,17 +5,14 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import { createBoss, createPool, silentLogger, SyncEngine, SyncQueue, type Logger } from '@blog/shared';
-import { makeExecutableSchema } from '@graphql-tools/schema';
 import express from 'express';
-import { specifiedRules } from 'graphql';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { Commands } from './commands/commands';
 import type { ApiConfig } from './env';
-import { depthLimitRule } from './graphql/depth-limit';
 import { formatError } from './graphql/format-error';
-import { resolvers, type ApiContext } from './graphql/resolvers';
-import { typeDefs } from './graphql/type-defs';
+import type { ApiContext } from './graphql/resolvers';
+import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
 import { operationsRouter } from './http/operations';
@@ -63,13 +60,12 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     const sync = new SyncEngine(pool, { logger });
     const queue = new SyncQueue(boss, pool, { deferSeconds: config.deferSeconds });
     const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });
-    const schema = makeExecutableSchema({ typeDefs, resolvers });
-    const rules = [depthLimitRule(config.maxQueryDepth)];
+    const schema = createSchema();
     const reads = new ReadEngine(
       schema,
       pool,
       { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
-      [...specifiedRules, ...rules],
+      allRules(config.maxQueryDepth),
       config.queryCacheSize,
     );
 
@@ -80,7 +76,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 
     apollo = new ApolloServer<ApiContext>({
       schema,
-      validationRules: rules,
+      validationRules: extraRules(config.maxQueryDepth),
       introspection: true,
       includeStacktraceInErrorResponses: false,
       formatError: formatError(logger),
