@@ -50,7 +50,23 @@ interface CompiledRoot {
   select?: string;
 }
 
-type Entry = { fast: false; reason: string } | { fast: true; op: OperationDefinitionNode; roots: CompiledRoot[] };
+/** A prepared statement (node-postgres query config). */
+interface Statement {
+  name: string;
+  text: string;
+  values: unknown[];
+  rowMode: 'array';
+}
+
+interface FastEntry {
+  fast: true;
+  op: OperationDefinitionNode;
+  roots: CompiledRoot[];
+  /** The statement of an operation without variables, bound on first use. */
+  constant?: Statement;
+}
+
+type Entry = { fast: false; reason: string } | FastEntry;
 
 export interface ReadRequest {
   query: string;
@@ -84,8 +100,38 @@ export class ReadEngine {
   async execute(req: ReadRequest): Promise<FastResult> {
     const entry = this.entry(req.query, req.operationName ?? undefined);
     if (!entry.fast) return { kind: 'fallback', reason: entry.reason };
-    const coerced = getVariableValues(this.schema, entry.op.variableDefinitions ?? [], req.variables ?? {}, { maxErrors: 1 });
-    if (coerced.errors) return { kind: 'fallback', reason: 'variables' };
+    let statement: Statement | undefined;
+    if (entry.constant) {
+      statement = entry.constant;
+    } else {
+      const bound = this.bind(entry, req.variables ?? {});
+      if (typeof bound === 'string') return { kind: 'fallback', reason: bound };
+      statement = bound;
+      // Without variables the statement never changes: bind once.
+      if (!entry.op.variableDefinitions?.length) entry.constant = statement;
+    }
+    if (!statement.name) {
+      return { kind: 'ok', body: JSON.stringify({ data: Object.fromEntries(entry.roots.map((r) => [r.key, 'Query'])) }) };
+    }
+    const result = await this.db.query<unknown[]>(statement);
+    return { kind: 'ok', body: `{"data":${String(result.rows[0]![0])}}` };
+  }
+
+  /**
+   * The SQL statement the fast path runs for a request (for the benchmark's bare server, which must
+   * run exactly the same statement).
+   */
+  statementFor(req: ReadRequest): { text: string; values: unknown[] } | undefined {
+    const entry = this.entry(req.query, req.operationName ?? undefined);
+    if (!entry.fast) return undefined;
+    const bound = this.bind(entry, req.variables ?? {});
+    return typeof bound === 'string' || !bound.name ? undefined : { text: bound.text, values: bound.values };
+  }
+
+  /** Coerces the variables, checks the arguments and builds the statement; or why it cannot. */
+  private bind(entry: FastEntry, variables: Record<string, unknown>): Statement | string {
+    const coerced = getVariableValues(this.schema, entry.op.variableDefinitions ?? [], variables, { maxErrors: 1 });
+    if (coerced.errors) return 'variables';
     const p = new Params();
     const parts: string[] = [];
     for (const root of entry.roots) {
@@ -98,34 +144,14 @@ export class ReadEngine {
         args = root.field.args(getArgumentValues(root.def!, root.node!, coerced.coerced), this.limits);
       } catch {
         // Invalid arguments: Apollo answers with the error (and the valid fields' data).
-        return { kind: 'fallback', reason: 'arguments' };
+        return 'arguments';
       }
       parts.push(`${sqlString(root.key)}, ${root.field.sql(args, root.select!, p)}`);
     }
-    if (entry.roots.every((r) => !r.field)) {
-      return { kind: 'ok', body: JSON.stringify({ data: Object.fromEntries(entry.roots.map((r) => [r.key, 'Query'])) }) };
-    }
+    // __typename alone needs no statement (name '' tells execute()).
+    if (entry.roots.every((r) => !r.field)) return { name: '', text: '', values: [], rowMode: 'array' };
     const text = `SELECT json_build_object(${parts.join(', ')})::text`;
-    const result = await this.db.query<unknown[]>({ name: this.statementName(text), text, values: p.values, rowMode: 'array' });
-    return { kind: 'ok', body: `{"data":${String(result.rows[0]![0])}}` };
-  }
-
-  /**
-   * The SQL statement the fast path runs for a request (for the benchmark's bare server, which must
-   * run exactly the same statement).
-   */
-  statementFor(req: ReadRequest): { text: string; values: unknown[] } | undefined {
-    const entry = this.entry(req.query, req.operationName ?? undefined);
-    if (!entry.fast) return undefined;
-    const coerced = getVariableValues(this.schema, entry.op.variableDefinitions ?? [], req.variables ?? {});
-    if (coerced.errors) return undefined;
-    const p = new Params();
-    const parts = entry.roots.map((r) =>
-      r.field
-        ? `${sqlString(r.key)}, ${r.field.sql(r.field.args(getArgumentValues(r.def!, r.node!, coerced.coerced), this.limits), r.select!, p)}`
-        : `${sqlString(r.key)}, 'Query'::text`,
-    );
-    return { text: `SELECT json_build_object(${parts.join(', ')})::text`, values: p.values };
+    return { name: this.statementName(text), text, values: p.values, rowMode: 'array' };
   }
 
   /**
