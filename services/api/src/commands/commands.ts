@@ -100,13 +100,16 @@ export class Commands {
       published: bool(input.published ?? false, 'published'),
     };
     return this.entityCommand(mode, async (client) => {
-      await lockForShare(client, { authorId: row.authorId });
+      // Lock the author FOR SHARE and insert, in one statement: no row back means no such author.
       const { rows } = await client.query<{ id: string }>(
-        `INSERT INTO tb_post (author_id, title, content, published, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, now(), now()) RETURNING id`,
+        `WITH author AS (SELECT id FROM tb_user WHERE id = $1 FOR SHARE)
+         INSERT INTO tb_post (author_id, title, content, published, created_at, updated_at)
+         SELECT author.id, $2, $3, $4, now(), now() FROM author
+         RETURNING id`,
         [row.authorId, row.title, row.content, row.published],
       );
-      const id = rows[0]!.id;
+      if (!rows[0]) throw new NotFoundError('No user with that authorId.', 'authorId');
+      const id = rows[0].id;
       return { changes: { post: [id] }, entity: { type: 'post', id } };
     });
   }
@@ -157,12 +160,16 @@ export class Commands {
       content: v.text(input.content, 'content', v.LIMITS.commentContent),
     };
     return this.entityCommand(mode, async (client) => {
-      await lockForShare(client, { postId: row.postId, authorId: row.authorId });
+      // Lock the post, then the author, FOR SHARE and insert, in one statement.
       const { rows } = await client.query<{ id: string }>(
-        `INSERT INTO tb_comment (post_id, author_id, content, created_at, updated_at)
-         VALUES ($1, $2, $3, now(), now()) RETURNING id`,
+        `WITH post AS (SELECT id FROM tb_post WHERE id = $1 FOR SHARE),
+              author AS (SELECT id FROM tb_user WHERE id = $2 FOR SHARE)
+         INSERT INTO tb_comment (post_id, author_id, content, created_at, updated_at)
+         SELECT post.id, author.id, $3, now(), now() FROM post, author
+         RETURNING id`,
         [row.postId, row.authorId, row.content],
       );
+      if (!rows[0]) await reportMissing(client, row);
       const id = rows[0]!.id;
       return { changes: { comment: [id] }, entity: { type: 'comment', id } };
     });
@@ -246,17 +253,9 @@ function bool(value: unknown, field: string): boolean {
   return value;
 }
 
-/**
- * Locks the referenced post and/or author FOR SHARE in one statement (post first, then author:
- * always the same order) and reports a missing one as NOT_FOUND.
- */
-async function lockForShare(client: pg.ClientBase, refs: { postId?: string; authorId: string }): Promise<void> {
-  const { rows } = await client.query<{ post: number; author: number }>(
-    `SELECT (SELECT count(*) FROM (SELECT 1 FROM tb_post WHERE id = $1::uuid FOR SHARE) p)::int AS post,
-            (SELECT count(*) FROM (SELECT 1 FROM tb_user WHERE id = $2::uuid FOR SHARE) u)::int AS author`,
-    [refs.postId ?? null, refs.authorId],
-  );
-  const found = rows[0]!;
-  if (refs.postId && !found.post) throw new NotFoundError('No post with that postId.', 'postId');
-  if (!found.author) throw new NotFoundError('No user with that authorId.', 'authorId');
+/** After an insert that found no referenced row: which one is missing, as NOT_FOUND. */
+async function reportMissing(client: pg.ClientBase, refs: { postId: string; authorId: string }): Promise<never> {
+  const { rows } = await client.query<{ post: boolean }>('SELECT EXISTS (SELECT 1 FROM tb_post WHERE id = $1) AS post', [refs.postId]);
+  if (!rows[0]?.post) throw new NotFoundError('No post with that postId.', 'postId');
+  throw new NotFoundError('No user with that authorId.', 'authorId');
 }
