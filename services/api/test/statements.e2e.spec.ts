@@ -61,6 +61,11 @@ const reads: ReadCase[] = [
   { name: '@include on a variable (Apollo path)', query: `query($x: Boolean!) { posts { id title @include(if: $x) comments { id } } users { id } }`, variables: { x: false }, path: 'apollo' },
   { name: 'introspection next to data (Apollo path)', query: `{ __type(name: "Post") { name fields { name } } posts(limit: 1) { id } }`, path: 'apollo' },
   { name: 'a bad argument next to a good field (Apollo path)', query: `{ a: post(id: "bad") { id } b: posts(limit: 1) { id } }`, path: 'apollo' },
+  {
+    name: '51 keys in one object (json_build_object takes 50; Apollo path)',
+    query: `{ posts(limit: 2) { ${Array.from({ length: 51 }, (_, i) => `k${i}: title`).join(' ')} } }`,
+    path: 'apollo',
+  },
   { name: 'introspection alone needs no statement', query: `{ __schema { queryType { name } } }`, count: 0, path: 'apollo' },
 ];
 
