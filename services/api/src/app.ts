@@ -9,6 +9,7 @@ import express from 'express';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { Commands } from './commands/commands';
+import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
 import { formatError } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
@@ -51,6 +52,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     max: config.poolMax,
     statementTimeoutMs: config.statementTimeoutMs,
   });
+  if (config.autoPrepare) autoPrepare(pool);
   if (options.onQuery) observeQueries(pool, options.onQuery);
   const boss = createBoss({ url: config.databaseUrl, applicationName: 'blog-api-queue', maintenance: false, max: 2 });
   boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));

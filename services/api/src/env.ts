@@ -1,4 +1,4 @@
-import { enumVar, intVar, parseEnv } from '@blog/shared';
+import { boolVar, enumVar, intVar, parseEnv } from '@blog/shared';
 import { SYNC_MODES, type SyncMode } from '@blog/shared';
 import { z } from 'zod';
 
@@ -14,6 +14,8 @@ export const apiEnvSchema = z.object({
     .string({ error: 'is required (a postgres:// URL; `npm start` passes the one it prepared)' })
     .refine((v) => /^postgres(ql)?:\/\//.test(v), { error: 'must be a postgres:// or postgresql:// URL' }),
   DB_POOL_MAX: intVar(10, 1, 1000),
+  // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
+  DB_AUTO_PREPARE: boolVar(true),
   // A read is one indexed statement; anything slower than this is a bug or an overload, and is cut.
   STATEMENT_TIMEOUT_MS: intVar(10_000, 0, 3_600_000),
   DEFAULT_SYNC_MODE: enumVar(SYNC_MODES as unknown as readonly [SyncMode, ...SyncMode[]], 'QUEUED'),
@@ -35,6 +37,7 @@ export interface ApiConfig {
   host: string;
   databaseUrl: string;
   poolMax: number;
+  autoPrepare: boolean;
   statementTimeoutMs: number;
   defaultSyncMode: SyncMode;
   deferSeconds: number;
@@ -54,6 +57,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     poolMax: e.DB_POOL_MAX,
+    autoPrepare: e.DB_AUTO_PREPARE,
     statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
     defaultSyncMode: e.DEFAULT_SYNC_MODE as SyncMode,
     deferSeconds: e.DEFER_SECONDS,
