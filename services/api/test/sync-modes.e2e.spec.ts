@@ -44,8 +44,11 @@ describe('INLINE', () => {
     const id = created.createPost.id as string;
     expect(created.createPost).toEqual({ id, title: 'Inline post', commentCount: 0, author: { username: 'bob' } });
 
-    const list = await api.data(`{ posts(limit: 1) { id title } }`);
-    expect(list.posts).toEqual([{ id, title: 'Inline post' }]);
+    const list = await api.data(`{ posts(limit: 1) { id title cursor } }`);
+    expect(list.posts).toEqual([{ id, title: 'Inline post', cursor: expect.any(String) }]);
+    // The cursor computed in SQL (reads) is the one computed in Node (mutation answers).
+    const again = await api.data(`mutation { updatePost(id: "${id}", title: "Inline post", sync: INLINE) { cursor } }`);
+    expect(again.updatePost.cursor).toBe(list.posts[0].cursor);
     expect((await api.data(postById, { id })).post.title).toBe('Inline post');
     expect((await api.data(userCounts, { id: BOB })).user).toEqual({
       ...before,
