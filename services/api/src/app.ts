@@ -58,7 +58,15 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
   boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));
   let apollo: ApolloServer<ApiContext> | undefined;
   try {
-    await boss.start();
+    try {
+      await boss.start();
+    } catch (err) {
+      throw new Error(
+        `pg-boss could not start (${err instanceof Error ? err.message : String(err)}). ` +
+          'Is the database migrated? Run `npm run migrate` with the same DATABASE_URL (npm start does it for you).',
+        { cause: err },
+      );
+    }
     const sync = new SyncEngine(pool, { logger });
     const queue = new SyncQueue(boss, pool, { deferSeconds: config.deferSeconds });
     const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });

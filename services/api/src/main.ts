@@ -66,6 +66,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  logger.error({ err }, 'the API failed to start');
+  logger.error({ err }, `the API failed to start: ${err instanceof Error ? err.message : String(err)}`);
   exit(1);
 });
