@@ -10,7 +10,7 @@
  * BENCH_RESEED=1 (rebuild the data set), BENCH_TOOL=wrk|autocannon (default: wrk when installed).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -149,7 +149,21 @@ interface LoadResult {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU time the server process spent per request (user + system), in µs: robust to a busy machine. */
+  cpuUs?: number;
 }
+
+/** utime + stime of a process, in clock ticks (Linux /proc; 100 per second). */
+function cpuTicks(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return Number.NaN;
+  }
+}
+const TICK_US = 10_000;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
@@ -200,14 +214,17 @@ async function sequential(port: number, body: string, n: number): Promise<LoadRe
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-'));
 
 /** Many connections for SECONDS: wrk (C, one thread) when installed, else autocannon. */
-async function load(port: number, body: string, connections: number): Promise<LoadResult> {
+async function load(port: number, body: string, connections: number, pid: number | undefined): Promise<LoadResult> {
   if (TOOL === 'wrk') {
     const script = path.join(tmp, `post-${port}.lua`);
     writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`);
     const url = `http://127.0.0.1:${port}/graphql`;
     spawnSync('wrk', ['-t1', `-c${connections}`, '-d2s', '-s', script, url]); // warm-up
+    const ticks = cpuTicks(pid);
     const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', script, url], { encoding: 'utf8' });
+    const used = cpuTicks(pid) - ticks;
     const out = run.stdout;
+    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
     const ms = (label: string) => {
       const m = new RegExp(`^\\s+${label}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
       if (!m) return Number.NaN;
@@ -221,13 +238,16 @@ async function load(port: number, body: string, connections: number): Promise<Lo
       p50: ms('50'),
       p99: ms('99'),
       errors: Number(non2xx?.[1] ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+      cpuUs: (used * TICK_US) / requests,
     };
   }
   const { default: autocannon } = await import('autocannon');
   const opts = { url: `http://127.0.0.1:${port}/graphql`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body, connections };
   await autocannon({ ...opts, duration: 2 });
+  const ticks = cpuTicks(pid);
   const r = await autocannon({ ...opts, duration: SECONDS });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors };
+  const used = cpuTicks(pid) - ticks;
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors, cpuUs: (used * TICK_US) / r.requests.total };
 }
 
 // ---- run ----------------------------------------------------------------------------------------
@@ -267,16 +287,22 @@ async function main(): Promise<void> {
         const theirs = await post(barePort, body);
         if (ours.text !== theirs.text) throw new Error(`${name}: our answer and the bare server's differ:\n${ours.text}\n${theirs.text}`);
         log(`${name}: ${Buffer.byteLength(ours.text)} bytes per answer, identical from both servers`);
-        for (const [server, port] of [['bare', barePort], ['api', apiPort]] as const) {
+        for (const [server, port, pid] of [['bare', barePort, bare.pid], ['api', apiPort, api.pid]] as const) {
           const one = await sequential(port, body, SAMPLES);
-          rows.push([name, server, '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), String(one.errors)]);
-          const many = await load(port, body, CONNECTIONS);
-          rows.push([name, server, String(CONNECTIONS), f(many.rps, 0), f(many.p50), f(many.p99), '', '', String(many.errors)]);
+          rows.push([name, server, '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+          const many = await load(port, body, CONNECTIONS, pid);
+          rows.push([name, server, String(CONNECTIONS), f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
         }
         const bareRps = Number(rows.at(-3)![3]);
         const apiRps = Number(rows.at(-1)![3]);
         const apiServerP50 = Number(rows.at(-2)![6]);
-        summary.push(`${name}: throughput ${((100 * apiRps) / bareRps).toFixed(0)}% of the bare server's at ${CONNECTIONS} connections (target >= 70%); median X-Process-Time ${apiServerP50.toFixed(3)} ms at 1 connection (target < 1 ms)`);
+        const bareCpu = Number(rows.at(-3)![8]);
+        const apiCpu = Number(rows.at(-1)![8]);
+        summary.push(
+          `${name}: throughput ${((100 * apiRps) / bareRps).toFixed(0)}% of the bare server's at ${CONNECTIONS} connections (target >= 70%); ` +
+            `server CPU per request ${apiCpu.toFixed(0)} µs vs ${bareCpu.toFixed(0)} µs bare (${((100 * bareCpu) / apiCpu).toFixed(0)}% efficiency); ` +
+            `median X-Process-Time ${apiServerP50.toFixed(3)} ms at 1 connection (target < 1 ms)`,
+        );
       } finally {
         await stopProcess(bare);
       }
@@ -285,15 +311,15 @@ async function main(): Promise<void> {
     const check = await post(apiPort, body);
     if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
     const one = await sequential(apiPort, body, Math.min(SAMPLES, 500));
-    rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), String(one.errors)]);
-    const four = await load(apiPort, body, 4);
-    rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', String(four.errors)]);
+    rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+    const four = await load(apiPort, body, 4, api.pid);
+    rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
     summary.push(`CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections (target < 10 ms)`);
   } finally {
     await stopProcess(api);
   }
 
-  const header = ['operation', 'server', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'X-Process-Time p50', 'X-Process-Time p99', 'errors'];
+  const header = ['operation', 'server', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'X-Process-Time p50', 'X-Process-Time p99', 'server CPU µs/req', 'errors'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   log('');
@@ -302,7 +328,11 @@ async function main(): Promise<void> {
   for (const r of rows) log(line(r));
   log('');
   for (const s of summary) log(s);
-  log('(1-connection rows: sequential keep-alive requests from Node; many-connection rows: ' + (TOOL === 'wrk' ? 'wrk -t1' : 'autocannon') + '. Latencies are client-side.)');
+  log('(1-connection rows: sequential keep-alive requests from Node; many-connection rows: ' + (TOOL === 'wrk' ? 'wrk -t1' : 'autocannon') + '. Latencies are client-side.');
+  log(' Server CPU µs/req: user+system time of the server process during the many-connection phase, per request; it');
+  log(' does not depend on what else the machine runs, unlike req/s and latencies.)');
+  const load1 = os.loadavg()[0]!;
+  log(`load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`);
 }
 
 await main();
