@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { seed } from '@blog/shared';
 import { testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
@@ -117,4 +118,27 @@ test('a rejected argument on one root field leaves the other fields answered', a
 test('an unknown id in a lookup is null, not an error', async () => {
   const res = await api.gql(`{ post(id: "${UNKNOWN}") { id } user(id: "${UNKNOWN}") { id } }`);
   expect(res.json).toEqual({ data: { post: null, user: null } });
+});
+
+test('a chunked body (no Content-Length) is cut off at MAX_BODY_BYTES with a 413, and nothing is written', async () => {
+  const before = await writeCounts(pool);
+  const { port } = new URL(api.url);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: Number(port), path: '/graphql', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.write(`{"query":"mutation { createPost(title: \\"t\\", authorId: \\"${ALICE}\\", content: \\"`);
+    const chunk = 'x'.repeat(16 * 1024);
+    let sent = 0;
+    const pump = () => {
+      // Keep sending until the server answers (it must not wait for the end of the body).
+      while (sent < MAX_BODY_BYTES * 4 && req.write(chunk)) sent += chunk.length;
+      if (sent < MAX_BODY_BYTES * 4) req.once('drain', pump);
+    };
+    pump();
+  });
+  expect(status).toBe(413);
+  expect(await writeCounts(pool)).toEqual(before);
 });

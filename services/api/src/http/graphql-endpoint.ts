@@ -117,8 +117,9 @@ async function answer(
 }
 
 function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, startNs: bigint, max: number): void {
-  // Answer now and close: the rest of the body is not read.
+  // Answer now and close the connection once the answer is out: the rest of the body is not read.
   res.setHeader('Connection', 'close');
+  res.once('finish', () => req.socket.destroySoon());
   sendError(res, startNs, 413, 'PAYLOAD_TOO_LARGE', `The request body exceeds ${max} bytes.`);
   req.resume();
 }
