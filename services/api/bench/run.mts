@@ -194,7 +194,7 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 
 /** One connection, requests one after another: latency and server time (X-Process-Time). */
 async function sequential(port: number, body: string, n: number): Promise<LoadResult & { serverP50: number; serverP99: number }> {
-  for (let i = 0; i < Math.min(200, n); i += 1) await post(port, body); // warm-up
+  for (let i = 0; i < Math.min(1000, n); i += 1) await post(port, body); // warm-up (JIT, pool, prepared statements)
   const client: number[] = [];
   const server: number[] = [];
   let errors = 0;
