@@ -1,27 +1,71 @@
-import express from 'express';
-import { createLogger, createPool, intVar, Migrator, defaultMigrationsDir, parseEnv } from '@blog/shared';
-import { z } from 'zod';
+import { ConfigError, createLogger } from '@blog/shared';
+import { createApp, type ApiApp } from './app';
+import { loadConfig, type ApiConfig } from './env';
 
-// Placeholder until the GraphQL API lands: answers /health and /ready.
-const env = parseEnv(z.object({ PORT: intVar(8000, 1, 65535), DATABASE_URL: z.string({ error: 'is required' }) }));
+/**
+ * The API process: reads its configuration once, starts, prints where it is, and shuts down
+ * gracefully on SIGINT/SIGTERM (a second signal changes nothing; the shutdown timeout force-exits).
+ */
 const logger = createLogger('blog-api');
-const pool = createPool(env.DATABASE_URL, { applicationName: 'blog-api', max: 4 });
-const app = express();
-app.get('/health', (_req, res) => {
-  res.json({ status: 'ok' });
-});
-app.get('/ready', async (_req, res) => {
+
+/** Exits once the log lines are out (stdout may be a pipe, written asynchronously). */
+function exit(code: number): void {
+  logger.flush(() => process.exit(code));
+}
+
+async function main(): Promise<void> {
+  let config: ApiConfig;
   try {
-    await pool.query('SELECT 1');
-    await new Migrator(env.DATABASE_URL, { dir: defaultMigrationsDir }).check();
-    res.json({ status: 'ready' });
+    config = loadConfig();
   } catch (err) {
-    res.status(503).json({ status: 'unavailable', reason: (err as Error).message });
+    if (err instanceof ConfigError) {
+      process.stderr.write(`blog-api: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
   }
+
+  const state: { app?: ApiApp } = {};
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) {
+      logger.info({ signal }, 'already shutting down');
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+      exit(1);
+    }, config.shutdownTimeoutMs);
+    timer.unref();
+    void (state.app?.close() ?? Promise.resolve()).then(
+      () => {
+        logger.info('stopped');
+        exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  const app = await createApp(config, { logger });
+  state.app = app;
+  if (stopping) {
+    await app.close();
+    return;
+  }
+  logger.info(
+    { url: `${app.url}/graphql`, defaultSyncMode: config.defaultSyncMode },
+    `API ready at ${app.url}/graphql (GraphiQL in a browser; /health, /ready, /metrics)`,
+  );
+}
+
+main().catch((err: unknown) => {
+  logger.error({ err }, `the API failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  exit(1);
 });
-const server = app.listen(env.PORT, () => logger.info({ port: env.PORT }, 'api listening'));
-const shutdown = () => {
-  server.close(() => void pool.end().then(() => process.exit(0)));
-};
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);

@@ -1,0 +1,339 @@
+/**
+ * Benchmark: our API next to a bare Node HTTP server running the same single SQL statement, in one
+ * run, on a data set big enough to matter. Prints figures; it is not a test.
+ *
+ *   npm run bench -w @blog/api
+ *
+ * Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/blog_bench; created,
+ * migrated and filled on first use, reused afterwards), BENCH_SECONDS (10 per load phase),
+ * BENCH_CONNECTIONS (16), BENCH_SAMPLES (2000 sequential requests for the one-connection figures),
+ * BENCH_RESEED=1 (rebuild the data set), BENCH_TOOL=wrk|autocannon (default: wrk when installed).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import shared from '@blog/shared';
+import type * as ReadStatementModule from '../src/reads/read-statement.ts';
+import { DEFAULT_SIZE, datasetMatches, insertDataset } from './dataset.mts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(here, '..', 'dist');
+const { readStatement } = (await import(path.join(dist, 'reads', 'read-statement.js'))) as typeof ReadStatementModule;
+
+const env = process.env;
+const DATABASE_URL = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/blog_bench';
+const SECONDS = Number(env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 16);
+const SAMPLES = Number(env.BENCH_SAMPLES ?? 2000);
+const POOL_MAX = 10;
+const TOOL = env.BENCH_TOOL ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
+
+const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
+const OPERATIONS = {
+  GetRecentPosts: `query GetRecentPosts {
+  posts(limit: 5) {
+    id
+    title
+    author {
+      username
+      fullName
+    }
+    commentCount
+    comments {
+      content
+      author {
+        username
+      }
+    }
+  }
+}`,
+  GetUser: `query GetUser {
+  user(id: "${SEED_ALICE}") {
+    username
+    fullName
+    publishedPostCount
+    commentCount
+  }
+}`,
+};
+const CREATE_POST_INLINE = `mutation CreatePost {
+  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${SEED_ALICE}", published: true, sync: INLINE) {
+    id
+    title
+    author {
+      username
+    }
+  }
+}`;
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+// ---- database --------------------------------------------------------------------------------
+
+async function prepare(): Promise<void> {
+  await shared.ensureDatabaseExists(DATABASE_URL);
+  await shared.prepareDatabase(DATABASE_URL, { seedWhenEmpty: true });
+  const pool = shared.createPool(DATABASE_URL, { applicationName: 'blog-bench-setup', max: 2 });
+  try {
+    if (env.BENCH_RESEED === '1' || !(await datasetMatches(pool, DEFAULT_SIZE))) {
+      log(`filling ${DATABASE_URL} (${DEFAULT_SIZE.posts} posts x ${DEFAULT_SIZE.commentsPerPost} comments) ...`);
+      const started = performance.now();
+      await pool.query('TRUNCATE tb_comment, tb_post, tb_user, tv_comment, tv_post, tv_user, sync_log');
+      await shared.withTransaction(pool, async (client) => {
+        await shared.insertSeedRows(client);
+        await insertDataset(client, DEFAULT_SIZE);
+      });
+      const report = await new shared.SyncEngine(pool).all();
+      log(`  filled and projected in ${((performance.now() - started) / 1000).toFixed(1)} s: ${report.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')}`);
+    }
+    // Posts the previous run's CreatePost phase added are removed, so every run reads the same data.
+    await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
+    await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
+    await new shared.SyncEngine(pool).users([SEED_ALICE]);
+    await pool.query('VACUUM ANALYZE');
+    const { rows } = await pool.query<{ size: string }>(`SELECT pg_size_pretty(pg_total_relation_size('tv_post')) AS size`);
+    log(`  tv_post: ${rows[0]!.size}`);
+  } finally {
+    await pool.end();
+  }
+}
+
+// ---- processes ----------------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function startProcess(name: string, args: string[], extraEnv: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} not ready within 60 s:\n${out}`)), 60_000);
+    const onData = (d: Buffer) => {
+      // Keep only the start of the output (the ready line); the pipes are drained either way.
+      if (out.length < 100_000) out += d.toString();
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready:\n${out}`)));
+  });
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+// ---- load ---------------------------------------------------------------------------------------
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** CPU time the server process spent per request (user + system), in µs: robust to a busy machine. */
+  cpuUs?: number;
+}
+
+/** utime + stime of a process, in clock ticks (Linux /proc; 100 per second). */
+function cpuTicks(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return Number.NaN;
+  }
+}
+const TICK_US = 10_000;
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function post(port: number, body: string): Promise<{ status: number; text: string; processTime: number; ms: number }> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString(),
+            processTime: Number.parseFloat(String(res.headers['x-process-time'] ?? 'NaN')),
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/** One connection, requests one after another: latency and server time (X-Process-Time). */
+async function sequential(port: number, body: string, n: number): Promise<LoadResult & { serverP50: number; serverP99: number }> {
+  for (let i = 0; i < Math.min(1000, n); i += 1) await post(port, body); // warm-up (JIT, pool, prepared statements)
+  const client: number[] = [];
+  const server: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  for (let i = 0; i < n; i += 1) {
+    const r = await post(port, body);
+    if (r.status !== 200) errors += 1;
+    client.push(r.ms);
+    server.push(r.processTime);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  client.sort((a, b) => a - b);
+  server.sort((a, b) => a - b);
+  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99) };
+}
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-'));
+
+/** Many connections for SECONDS: wrk (C, one thread) when installed, else autocannon. */
+async function load(port: number, body: string, connections: number, pid: number | undefined): Promise<LoadResult> {
+  if (TOOL === 'wrk') {
+    const script = path.join(tmp, `post-${port}.lua`);
+    writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`);
+    const url = `http://127.0.0.1:${port}/graphql`;
+    spawnSync('wrk', ['-t1', `-c${connections}`, '-d2s', '-s', script, url]); // warm-up
+    const ticks = cpuTicks(pid);
+    const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', script, url], { encoding: 'utf8' });
+    const used = cpuTicks(pid) - ticks;
+    const out = run.stdout;
+    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+    const ms = (label: string) => {
+      const m = new RegExp(`^\\s+${label}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+      if (!m) return Number.NaN;
+      const v = Number(m[1]);
+      return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+    };
+    const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    return {
+      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN),
+      p50: ms('50'),
+      p99: ms('99'),
+      errors: Number(non2xx?.[1] ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+      cpuUs: (used * TICK_US) / requests,
+    };
+  }
+  const { default: autocannon } = await import('autocannon');
+  const opts = { url: `http://127.0.0.1:${port}/graphql`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body, connections };
+  await autocannon({ ...opts, duration: 2 });
+  const ticks = cpuTicks(pid);
+  const r = await autocannon({ ...opts, duration: SECONDS });
+  const used = cpuTicks(pid) - ticks;
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors, cpuUs: (used * TICK_US) / r.requests.total };
+}
+
+// ---- run ----------------------------------------------------------------------------------------
+
+const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+
+async function main(): Promise<void> {
+  if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
+  log(`benchmark: ${os.cpus().length} CPUs, node ${process.version}, load tool ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections`);
+  await prepare();
+
+  const apiPort = await freePort();
+  const api = await startProcess(
+    'api',
+    [path.join(dist, 'main.js')],
+    // LOG_LEVEL info: the startup line, then nothing per request (the API logs no access lines).
+    { DATABASE_URL, PORT: String(apiPort), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX), DEFAULT_SYNC_MODE: 'QUEUED' },
+    /API ready at/,
+  );
+
+  const rows: string[][] = [];
+  const summary: string[] = [];
+  try {
+    for (const [name, query] of Object.entries(OPERATIONS)) {
+      const body = JSON.stringify({ query });
+      const statement = readStatement({ query });
+      if (!statement) throw new Error(`${name} is not compiled by the fast path`);
+      const barePort = await freePort();
+      const bare = await startProcess(
+        'bare',
+        [path.join(here, 'bare-server.mts')],
+        { DATABASE_URL, BARE_PORT: String(barePort), BARE_SQL: statement.text, BARE_VALUES: JSON.stringify(statement.values), DB_POOL_MAX: String(POOL_MAX) },
+        /listening/,
+      );
+      try {
+        const ours = await post(apiPort, body);
+        const theirs = await post(barePort, body);
+        if (ours.text !== theirs.text) throw new Error(`${name}: our answer and the bare server's differ:\n${ours.text}\n${theirs.text}`);
+        log(`${name}: ${Buffer.byteLength(ours.text)} bytes per answer, identical from both servers`);
+        for (const [server, port, pid] of [['bare', barePort, bare.pid], ['api', apiPort, api.pid]] as const) {
+          const one = await sequential(port, body, SAMPLES);
+          rows.push([name, server, '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+          const many = await load(port, body, CONNECTIONS, pid);
+          rows.push([name, server, String(CONNECTIONS), f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
+        }
+        const bareRps = Number(rows.at(-3)![3]);
+        const apiRps = Number(rows.at(-1)![3]);
+        const apiServerP50 = Number(rows.at(-2)![6]);
+        const bareCpu = Number(rows.at(-3)![8]);
+        const apiCpu = Number(rows.at(-1)![8]);
+        summary.push(
+          `${name}: throughput ${((100 * apiRps) / bareRps).toFixed(0)}% of the bare server's at ${CONNECTIONS} connections (target >= 70%); ` +
+            `server CPU per request ${apiCpu.toFixed(0)} µs vs ${bareCpu.toFixed(0)} µs bare (${((100 * bareCpu) / apiCpu).toFixed(0)}% efficiency); ` +
+            `median X-Process-Time ${apiServerP50.toFixed(3)} ms at 1 connection (target < 1 ms)`,
+        );
+      } finally {
+        await stopProcess(bare);
+      }
+    }
+    const body = JSON.stringify({ query: CREATE_POST_INLINE });
+    const check = await post(apiPort, body);
+    if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
+    const one = await sequential(apiPort, body, Math.min(SAMPLES, 500));
+    rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+    const four = await load(apiPort, body, 4, api.pid);
+    rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
+    summary.push(`CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections (target < 10 ms)`);
+  } finally {
+    await stopProcess(api);
+  }
+
+  const header = ['operation', 'server', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'X-Process-Time p50', 'X-Process-Time p99', 'server CPU µs/req', 'errors'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  log('');
+  log(line(header));
+  log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) log(line(r));
+  log('');
+  for (const s of summary) log(s);
+  log('(1-connection rows: sequential keep-alive requests from Node; many-connection rows: ' + (TOOL === 'wrk' ? 'wrk -t1' : 'autocannon') + '. Latencies are client-side.');
+  log(' Server CPU µs/req: user+system time of the server process during the many-connection phase, per request; it');
+  log(' does not depend on what else the machine runs, unlike req/s and latencies.)');
+  const load1 = os.loadavg()[0]!;
+  log(`load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`);
+}
+
+await main();
+agent.destroy();

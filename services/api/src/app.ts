@@ -1,0 +1,194 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import { createBoss, createPool, silentLogger, SyncEngine, SyncQueue, type Logger } from '@blog/shared';
+import express from 'express';
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { Commands } from './commands/commands';
+import { autoPrepare } from './db/auto-prepare';
+import type { ApiConfig } from './env';
+import { formatError } from './graphql/format-error';
+import type { ApiContext } from './graphql/resolvers';
+import { allRules, createSchema, extraRules } from './graphql/schema';
+import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
+import { ideAssets, idePage, wantsIde } from './http/ide';
+import { operationsRouter } from './http/operations';
+import { stampProcessTime } from './http/process-time';
+import { ReadEngine } from './reads/read-engine';
+
+export interface AppOptions {
+  logger?: Logger;
+  /**
+   * Called with the text of every statement any connection of the API's pool sends (tests count
+   * statements per request with it).
+   */
+  onQuery?: (text: string) => void;
+}
+
+export interface ApiApp {
+  server: http.Server;
+  /** http://host:port of the listening server. */
+  url: string;
+  pool: pg.Pool;
+  boss: PgBoss;
+  sync: SyncEngine;
+  reads: ReadEngine;
+  /** Stops accepting requests, lets in-flight ones finish, stops pg-boss and ends the pool. Idempotent. */
+  close(): Promise<void>;
+}
+
+const REQUEST_START = Symbol('requestStart');
+type TimedRequest = http.IncomingMessage & { [REQUEST_START]?: bigint; body?: unknown };
+
+/** Builds the API and starts listening on config.host:config.port (port 0: any free port). */
+export async function createApp(config: ApiConfig, options: AppOptions = {}): Promise<ApiApp> {
+  const logger = options.logger ?? silentLogger;
+  const pool = createPool(config.databaseUrl, {
+    applicationName: 'blog-api',
+    max: config.poolMax,
+    statementTimeoutMs: config.statementTimeoutMs,
+  });
+  if (config.autoPrepare) autoPrepare(pool);
+  if (options.onQuery) observeQueries(pool, options.onQuery);
+  const boss = createBoss({ url: config.databaseUrl, applicationName: 'blog-api-queue', maintenance: false, max: 2 });
+  boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));
+  let apollo: ApolloServer<ApiContext> | undefined;
+  try {
+    try {
+      await boss.start();
+    } catch (err) {
+      throw new Error(
+        `pg-boss could not start (${err instanceof Error ? err.message : String(err)}). ` +
+          'Is the database migrated? Run `npm run migrate` with the same DATABASE_URL (npm start does it for you).',
+        { cause: err },
+      );
+    }
+    const sync = new SyncEngine(pool, { logger });
+    const queue = new SyncQueue(boss, pool, { deferSeconds: config.deferSeconds });
+    const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });
+    const schema = createSchema();
+    const reads = new ReadEngine(
+      schema,
+      pool,
+      { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
+      allRules(config.maxQueryDepth),
+      config.queryCacheSize,
+    );
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    const server = http.createServer({ keepAliveTimeout: 65_000 });
+
+    apollo = new ApolloServer<ApiContext>({
+      schema,
+      validationRules: extraRules(config.maxQueryDepth),
+      introspection: true,
+      includeStacktraceInErrorResponses: false,
+      formatError: formatError(logger),
+      logger,
+      plugins: [ApolloServerPluginDrainHttpServer({ httpServer: server }), ApolloServerPluginLandingPageDisabled()],
+    });
+    await apollo.start();
+
+    app.use(operationsRouter({ pool, databaseUrl: config.databaseUrl, logger }));
+    app.use(ideAssets());
+    app.get('/favicon.ico', (_req, res) => {
+      res.status(204).end();
+    });
+    app.get(GRAPHQL_PATH, (req, res, next) => {
+      if (!wantsIde(req)) return next();
+      res.type('html').send(idePage(GRAPHQL_PATH));
+    });
+    app.use(
+      GRAPHQL_PATH,
+      (req, _res, next) => {
+        // Apollo's Express integration wants req.body; POST bodies were read before Express.
+        if (!('body' in req)) (req as TimedRequest).body = undefined;
+        next();
+      },
+      expressMiddleware(apollo, {
+        context: async () => ({ reads, commands, readMemo: new Map() }),
+      }),
+    );
+    app.use((_req, res) => {
+      res.status(404).json({ errors: [{ message: 'Not found', extensions: { code: 'NOT_FOUND' } }] });
+    });
+    // Last resort: no stack traces, and a 4xx for what the client got wrong (e.g. a bad URL encoding).
+    app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
+      if (status && status >= 400 && status < 500) {
+        res.status(status).json({ errors: [{ message: (err as Error).message, extensions: { code: 'BAD_REQUEST' } }] });
+        return;
+      }
+      logger.error({ err }, 'request failed');
+      res.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+    });
+
+    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger };
+    server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
+      const start = process.hrtime.bigint();
+      req[REQUEST_START] = start;
+      if (isGraphqlPost(req)) {
+        handleGraphqlPost(req, res, start, endpoint, (body) => {
+          req.body = body;
+          stampProcessTime(res, start);
+          app(req, res);
+        });
+        return;
+      }
+      stampProcessTime(res, start);
+      app(req, res);
+    });
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host === '0.0.0.0' || host === '[::]' ? 'localhost' : host}:${address.port}`;
+
+    let closing: Promise<void> | undefined;
+    const started = apollo;
+    const close = () => {
+      closing ??= (async () => {
+        // Apollo's drain plugin closes the server, waits for in-flight requests, then idles sockets.
+        await started.stop();
+        await boss.stop({ graceful: true, close: true, timeout: config.shutdownTimeoutMs });
+        await pool.end();
+      })();
+      return closing;
+    };
+    return { server, url, pool, boss, sync, reads, close };
+  } catch (err) {
+    await apollo?.stop().catch(() => undefined);
+    await boss.stop({ graceful: false, close: true }).catch(() => undefined);
+    await pool.end();
+    throw err;
+  }
+}
+
+/** Wraps the query method of every connection the pool opens. */
+function observeQueries(pool: pg.Pool, onQuery: (text: string) => void): void {
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      onQuery(typeof first === 'string' ? first : String((first as { text?: string }).text ?? ''));
+      return query(...args);
+    };
+  });
+}
+

@@ -1,0 +1,261 @@
+import { withTransaction, type ChangeSet, type EntityType, type SyncEngine, type SyncMode, type SyncQueue } from '@blog/shared';
+import type pg from 'pg';
+import { BadInputError, ClientError, clientErrorFromPg, NotFoundError } from '../errors';
+import * as v from '../validate';
+
+/**
+ * The write side. Each command is ONE transaction:
+ *   1. validate the input (before any database work: a bad command costs nothing and writes nothing)
+ *   2. creates lock the rows they reference FOR SHARE (also the NOT_FOUND check). Required by the
+ *      dependency map's race argument (shared/src/sync/dependencies.ts): a concurrent change of the
+ *      referenced row waits for us, so its sync sees our row.
+ *   3. write tb_* (timestamps set here: no triggers)
+ *   4. plan = the dependency map over the changed ids
+ *   5. INLINE: refresh the projections in this transaction and answer from tv_*;
+ *      QUEUED / DEFERRED: enqueue the plan with pg-boss ON THIS TRANSACTION'S CLIENT and answer with
+ *      the entity computed from tb_* (preview)
+ *   6. COMMIT. A command that fails anywhere rolls back whole: no row, no job.
+ */
+export type Doc = Record<string, unknown>;
+
+export interface DeleteResult {
+  id: string;
+  deletedCommentIds: string[];
+}
+
+export interface CommandsOptions {
+  defaultSyncMode: SyncMode;
+  deferSeconds: number;
+}
+
+const TV: Record<EntityType, 'tv_user' | 'tv_post' | 'tv_comment'> = { user: 'tv_user', post: 'tv_post', comment: 'tv_comment' };
+
+interface Written {
+  changes: ChangeSet;
+  /** The entity to answer with, if any. */
+  entity?: { type: EntityType; id: string };
+}
+
+export class Commands {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly sync: SyncEngine,
+    private readonly queue: SyncQueue,
+    private readonly options: CommandsOptions,
+  ) {}
+
+  syncMode(requested: unknown): SyncMode {
+    if (requested === null || requested === undefined) return this.options.defaultSyncMode;
+    return requested as SyncMode;
+  }
+
+  // ---- users -------------------------------------------------------------------------------
+
+  createUser(input: { email?: unknown; username?: unknown; fullName?: unknown; bio?: unknown }, mode: SyncMode): Promise<Doc> {
+    const row = {
+      email: v.email(input.email),
+      username: v.username(input.username),
+      fullName: v.text(input.fullName, 'fullName', v.LIMITS.fullName, true),
+      bio: v.optionalText(input.bio, 'bio', v.LIMITS.bio),
+    };
+    return this.entityCommand(mode, async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        `INSERT INTO tb_user (email, username, full_name, bio, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, now(), now()) RETURNING id`,
+        [row.email, row.username, row.fullName, row.bio],
+      );
+      const id = rows[0]!.id;
+      return { changes: { user: [id] }, entity: { type: 'user', id } };
+    });
+  }
+
+  updateUser(
+    input: { id?: unknown; email?: unknown; username?: unknown; fullName?: unknown; bio?: unknown },
+    mode: SyncMode,
+  ): Promise<Doc> {
+    const id = v.uuid(input.id, 'id');
+    const sets = new Sets();
+    if (input.email !== undefined) sets.add('email', v.email(notNull(input.email, 'email')));
+    if (input.username !== undefined) sets.add('username', v.username(notNull(input.username, 'username')));
+    if (input.fullName !== undefined) sets.add('full_name', v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true));
+    if (input.bio !== undefined) sets.add('bio', v.optionalText(input.bio, 'bio', v.LIMITS.bio));
+    if (!sets.size) throw new BadInputError('Give at least one of email, username, fullName, bio to change.');
+    return this.entityCommand(mode, async (client) => {
+      const { rowCount } = await client.query(
+        `UPDATE tb_user SET ${sets.sql()}, updated_at = now() WHERE id = $1`,
+        [id, ...sets.values],
+      );
+      if (!rowCount) throw new NotFoundError('No user with that id.', 'id');
+      return { changes: { user: [id] }, entity: { type: 'user', id } };
+    });
+  }
+
+  // ---- posts -------------------------------------------------------------------------------
+
+  createPost(input: { title?: unknown; content?: unknown; authorId?: unknown; published?: unknown }, mode: SyncMode): Promise<Doc> {
+    const row = {
+      title: v.text(input.title, 'title', v.LIMITS.title, true),
+      content: v.text(input.content, 'content', v.LIMITS.postContent),
+      authorId: v.uuid(input.authorId, 'authorId'),
+      published: bool(input.published ?? false, 'published'),
+    };
+    return this.entityCommand(mode, async (client) => {
+      // Lock the author FOR SHARE and insert, in one statement: no row back means no such author.
+      const { rows } = await client.query<{ id: string }>(
+        `WITH author AS (SELECT id FROM tb_user WHERE id = $1 FOR SHARE)
+         INSERT INTO tb_post (author_id, title, content, published, created_at, updated_at)
+         SELECT author.id, $2, $3, $4, now(), now() FROM author
+         RETURNING id`,
+        [row.authorId, row.title, row.content, row.published],
+      );
+      if (!rows[0]) throw new NotFoundError('No user with that authorId.', 'authorId');
+      const id = rows[0].id;
+      return { changes: { post: [id] }, entity: { type: 'post', id } };
+    });
+  }
+
+  updatePost(input: { id?: unknown; title?: unknown; content?: unknown; published?: unknown }, mode: SyncMode): Promise<Doc> {
+    const id = v.uuid(input.id, 'id');
+    const sets = new Sets();
+    if (input.title !== undefined) sets.add('title', v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true));
+    if (input.content !== undefined) sets.add('content', v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent));
+    if (input.published !== undefined) sets.add('published', bool(input.published, 'published'));
+    if (!sets.size) throw new BadInputError('Give at least one of title, content, published to change.');
+    return this.entityCommand(mode, async (client) => {
+      const { rowCount } = await client.query(`UPDATE tb_post SET ${sets.sql()}, updated_at = now() WHERE id = $1`, [id, ...sets.values]);
+      if (!rowCount) throw new NotFoundError('No post with that id.', 'id');
+      return { changes: { post: [id] }, entity: { type: 'post', id } };
+    });
+  }
+
+  publishPost(input: { id?: unknown }, mode: SyncMode): Promise<Doc> {
+    const id = v.uuid(input.id, 'id');
+    return this.entityCommand(mode, async (client) => {
+      const { rowCount } = await client.query('UPDATE tb_post SET published = true, updated_at = now() WHERE id = $1', [id]);
+      if (!rowCount) throw new NotFoundError('No post with that id.', 'id');
+      return { changes: { post: [id] }, entity: { type: 'post', id } };
+    });
+  }
+
+  /** Deletes the post's comments explicitly (no ON DELETE CASCADE), so their ids reach the plan. */
+  deletePost(input: { id?: unknown }, mode: SyncMode): Promise<DeleteResult> {
+    const id = v.uuid(input.id, 'id');
+    return this.command(mode, async (client) => {
+      // FOR UPDATE: createComment's FOR SHARE on the post waits, so no comment appears meanwhile.
+      const found = await client.query('SELECT 1 FROM tb_post WHERE id = $1 FOR UPDATE', [id]);
+      if (!found.rowCount) throw new NotFoundError('No post with that id.', 'id');
+      const { rows } = await client.query<{ id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id', [id]);
+      await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
+      const deletedCommentIds = rows.map((r) => r.id);
+      return { changes: { post: [id], comment: deletedCommentIds }, result: { id, deletedCommentIds } };
+    });
+  }
+
+  // ---- comments ----------------------------------------------------------------------------
+
+  createComment(input: { postId?: unknown; authorId?: unknown; content?: unknown }, mode: SyncMode): Promise<Doc> {
+    const row = {
+      postId: v.uuid(input.postId, 'postId'),
+      authorId: v.uuid(input.authorId, 'authorId'),
+      content: v.text(input.content, 'content', v.LIMITS.commentContent),
+    };
+    return this.entityCommand(mode, async (client) => {
+      // Lock the post, then the author, FOR SHARE and insert, in one statement.
+      const { rows } = await client.query<{ id: string }>(
+        `WITH post AS (SELECT id FROM tb_post WHERE id = $1 FOR SHARE),
+              author AS (SELECT id FROM tb_user WHERE id = $2 FOR SHARE)
+         INSERT INTO tb_comment (post_id, author_id, content, created_at, updated_at)
+         SELECT post.id, author.id, $3, now(), now() FROM post, author
+         RETURNING id`,
+        [row.postId, row.authorId, row.content],
+      );
+      if (!rows[0]) await reportMissing(client, row);
+      const id = rows[0]!.id;
+      return { changes: { comment: [id] }, entity: { type: 'comment', id } };
+    });
+  }
+
+  deleteComment(input: { id?: unknown }, mode: SyncMode): Promise<DeleteResult> {
+    const id = v.uuid(input.id, 'id');
+    return this.command(mode, async (client) => {
+      const { rowCount } = await client.query('DELETE FROM tb_comment WHERE id = $1', [id]);
+      if (!rowCount) throw new NotFoundError('No comment with that id.', 'id');
+      return { changes: { comment: [id] }, result: { id, deletedCommentIds: [] } };
+    });
+  }
+
+  // ---- the transaction ---------------------------------------------------------------------
+
+  /** A command answering with an entity: from tv_* after an INLINE sync, else its preview. */
+  private entityCommand(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written>): Promise<Doc> {
+    return this.command<Doc>(mode, async (client) => ({ ...(await write(client)), result: undefined }));
+  }
+
+  private async command<R>(
+    mode: SyncMode,
+    write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
+  ): Promise<R> {
+    try {
+      return await withTransaction(this.pool, async (client) => {
+        const written = await write(client);
+        const plan = await this.sync.plan(client, written.changes);
+        let answer: R | Doc | undefined = written.result;
+        if (mode === 'INLINE') {
+          await this.sync.refreshIn(client, plan);
+          if (written.entity) {
+            const { type, id } = written.entity;
+            const { rows } = await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id]);
+            answer = rows[0]?.data;
+          }
+        } else {
+          await this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
+          if (written.entity) {
+            const { type, id } = written.entity;
+            answer = (await this.sync.preview<Doc>(type, [id], client)).get(id);
+          }
+        }
+        if (answer === undefined) throw new Error('the written entity has no document');
+        return answer as R;
+      });
+    } catch (err) {
+      if (err instanceof ClientError) throw err;
+      const mapped = clientErrorFromPg(err);
+      if (mapped) throw mapped;
+      throw err;
+    }
+  }
+}
+
+/** SET clauses of an UPDATE; column names are constants of this module. */
+class Sets {
+  readonly values: unknown[] = [];
+  private readonly columns: string[] = [];
+  add(column: string, value: unknown): void {
+    this.columns.push(column);
+    this.values.push(value);
+  }
+  get size(): number {
+    return this.columns.length;
+  }
+  /** Placeholders start at $2 ($1 is the id). */
+  sql(): string {
+    return this.columns.map((c, i) => `${c} = $${i + 2}`).join(', ');
+  }
+}
+
+function notNull(value: unknown, field: string): unknown {
+  if (value === null) throw new BadInputError(`${field} cannot be null.`, field);
+  return value;
+}
+
+function bool(value: unknown, field: string): boolean {
+  if (typeof value !== 'boolean') throw new BadInputError(`${field} must be true or false.`, field);
+  return value;
+}
+
+/** After an insert that found no referenced row: which one is missing, as NOT_FOUND. */
+async function reportMissing(client: pg.ClientBase, refs: { postId: string; authorId: string }): Promise<never> {
+  const { rows } = await client.query<{ post: boolean }>('SELECT EXISTS (SELECT 1 FROM tb_post WHERE id = $1) AS post', [refs.postId]);
+  if (!rows[0]?.post) throw new NotFoundError('No post with that postId.', 'postId');
+  throw new NotFoundError('No user with that authorId.', 'authorId');
+}

@@ -1,0 +1,76 @@
+import { boolVar, enumVar, intVar, parseEnv } from '@blog/shared';
+import { SYNC_MODES, type SyncMode } from '@blog/shared';
+import { z } from 'zod';
+
+/**
+ * The API's configuration: every variable, its default and its bounds. Read and validated once,
+ * at start-up (main.ts); the rest of the service receives an ApiConfig and never reads process.env.
+ * Documented in services/api/README.md.
+ */
+export const apiEnvSchema = z.object({
+  PORT: intVar(8000, 0, 65535),
+  HOST: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).default('0.0.0.0')),
+  DATABASE_URL: z
+    .string({ error: 'is required (a postgres:// URL; `npm start` passes the one it prepared)' })
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), { error: 'must be a postgres:// or postgresql:// URL' }),
+  DB_POOL_MAX: intVar(10, 1, 1000),
+  // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
+  DB_AUTO_PREPARE: boolVar(true),
+  // A read is one indexed statement; anything slower than this is a bug or an overload, and is cut.
+  STATEMENT_TIMEOUT_MS: intVar(10_000, 0, 3_600_000),
+  DEFAULT_SYNC_MODE: enumVar(SYNC_MODES as unknown as readonly [SyncMode, ...SyncMode[]], 'QUEUED'),
+  DEFER_SECONDS: intVar(30, 0, 86_400),
+  DEFAULT_PAGE_SIZE: intVar(20, 1, 10_000),
+  MAX_PAGE_SIZE: intVar(100, 1, 10_000),
+  MAX_QUERY_DEPTH: intVar(15, 2, 100),
+  MAX_BODY_BYTES: intVar(1_048_576, 1024, 104_857_600),
+  // Distinct read documents kept compiled to SQL (least recently used ones are dropped first).
+  QUERY_CACHE_SIZE: intVar(1000, 0, 1_000_000),
+  SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),
+}).refine((env) => env.DEFAULT_PAGE_SIZE <= env.MAX_PAGE_SIZE, {
+  path: ['DEFAULT_PAGE_SIZE'],
+  error: 'must not exceed MAX_PAGE_SIZE',
+});
+
+export interface ApiConfig {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  poolMax: number;
+  autoPrepare: boolean;
+  statementTimeoutMs: number;
+  defaultSyncMode: SyncMode;
+  deferSeconds: number;
+  defaultPageSize: number;
+  maxPageSize: number;
+  maxQueryDepth: number;
+  maxBodyBytes: number;
+  queryCacheSize: number;
+  shutdownTimeoutMs: number;
+}
+
+/** Parses the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  const e = parseEnv(apiEnvSchema, env);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    poolMax: e.DB_POOL_MAX,
+    autoPrepare: e.DB_AUTO_PREPARE,
+    statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
+    defaultSyncMode: e.DEFAULT_SYNC_MODE as SyncMode,
+    deferSeconds: e.DEFER_SECONDS,
+    defaultPageSize: e.DEFAULT_PAGE_SIZE,
+    maxPageSize: e.MAX_PAGE_SIZE,
+    maxQueryDepth: e.MAX_QUERY_DEPTH,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    queryCacheSize: e.QUERY_CACHE_SIZE,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+/** A configuration for tests and benchmarks: defaults, with overrides. */
+export function configFor(databaseUrl: string, overrides: Partial<ApiConfig> = {}): ApiConfig {
+  return { ...loadConfig({ DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1' }), ...overrides };
+}

@@ -1,0 +1,89 @@
+import { CONSTRAINT_CODES, pgErrorCode } from '@blog/shared';
+import { GraphQLError } from 'graphql';
+
+/**
+ * Errors a client causes. Commands and argument checks throw these; they become GraphQL errors
+ * with `extensions.code` only at the edge (toGraphQLError), and nothing else reaches clients.
+ */
+export abstract class ClientError extends Error {
+  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT';
+  constructor(
+    message: string,
+    /** The argument at fault, when there is one. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class BadInputError extends ClientError {
+  override readonly name = 'BadInputError';
+  readonly code = 'BAD_USER_INPUT' as const;
+}
+
+export class NotFoundError extends ClientError {
+  override readonly name = 'NotFoundError';
+  readonly code = 'NOT_FOUND' as const;
+}
+
+export class ConflictError extends ClientError {
+  override readonly name = 'ConflictError';
+  readonly code = 'CONFLICT' as const;
+}
+
+export function toGraphQLError(err: ClientError): GraphQLError {
+  return new GraphQLError(err.message, {
+    extensions: { code: err.code, ...(err.field ? { field: err.field } : {}) },
+  });
+}
+
+/**
+ * The unique indexes and constraints of migration 001, by name, and the argument each protects.
+ * Commands validate first; this is the backstop for races (two users taking one username at once)
+ * and for rules only the database can check.
+ */
+const UNIQUE_FIELDS: Record<string, string> = {
+  tb_user_username_key: 'username',
+  tb_user_email_key: 'email',
+};
+const CHECK_FIELDS: Record<string, string> = {
+  tb_user_email_format: 'email',
+  tb_user_username_format: 'username',
+  tb_user_full_name_length: 'fullName',
+  tb_user_bio_length: 'bio',
+  tb_post_title_length: 'title',
+  tb_post_content_length: 'content',
+  tb_comment_content_length: 'content',
+};
+const FOREIGN_KEY_FIELDS: Record<string, string> = {
+  tb_post_author_id_fkey: 'authorId',
+  tb_comment_post_id_fkey: 'postId',
+  tb_comment_author_id_fkey: 'authorId',
+};
+
+/** A PostgreSQL error caused by the input, as a ClientError; undefined for anything else. */
+export function clientErrorFromPg(err: unknown): ClientError | undefined {
+  const code = pgErrorCode(err);
+  const constraint = (err as { constraint?: string }).constraint ?? '';
+  switch (code) {
+    case CONSTRAINT_CODES.uniqueViolation: {
+      const field = UNIQUE_FIELDS[constraint];
+      return new ConflictError(field ? `That ${field} is already taken.` : 'That value is already taken.', field);
+    }
+    case CONSTRAINT_CODES.checkViolation: {
+      const field = CHECK_FIELDS[constraint];
+      return new BadInputError(field ? `Invalid ${field}.` : 'Invalid input.', field);
+    }
+    case CONSTRAINT_CODES.foreignKeyViolation: {
+      const field = FOREIGN_KEY_FIELDS[constraint];
+      return new NotFoundError(field ? `No entity with that ${field}.` : 'A referenced entity does not exist.', field);
+    }
+    case CONSTRAINT_CODES.notNullViolation:
+    case CONSTRAINT_CODES.stringTooLong:
+    case CONSTRAINT_CODES.invalidTextRepresentation:
+    case '22021': // character_not_in_repertoire (a NUL byte in text)
+      return new BadInputError('Invalid input.');
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,136 @@
+import type http from 'node:http';
+import { isRetryablePgError, type Logger } from '@blog/shared';
+import type { ReadEngine } from '../reads/read-engine';
+import { formatProcessTime, PROCESS_TIME_HEADER } from './process-time';
+
+/**
+ * POST /graphql before Express: reads the body (bounded), answers the read operations the
+ * ReadEngine compiles straight from PostgreSQL's JSON text, and hands everything else (mutations,
+ * introspection, errors) to Express and Apollo Server with the body already parsed.
+ */
+export const GRAPHQL_PATH = '/graphql';
+
+export interface GraphqlEndpointOptions {
+  reads: ReadEngine;
+  maxBodyBytes: number;
+  logger: Logger;
+}
+
+type Next = (body: unknown) => void;
+
+export function isGraphqlPost(req: http.IncomingMessage): boolean {
+  if (req.method !== 'POST' || !req.url) return false;
+  return req.url === GRAPHQL_PATH || req.url.startsWith(`${GRAPHQL_PATH}?`);
+}
+
+export function handleGraphqlPost(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  startNs: bigint,
+  options: GraphqlEndpointOptions,
+  next: Next,
+): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    req.resume();
+    return sendError(res, startNs, 415, 'BAD_REQUEST', 'POST /graphql needs Content-Type: application/json.');
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > options.maxBodyBytes) {
+    return tooLarge(req, res, startNs, options.maxBodyBytes);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  req.on('data', (chunk: Buffer) => {
+    if (done) return;
+    size += chunk.length;
+    if (size > options.maxBodyBytes) {
+      done = true;
+      tooLarge(req, res, startNs, options.maxBodyBytes);
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on('error', () => {
+    done = true;
+  });
+  req.on('end', () => {
+    if (done) return;
+    done = true;
+    let body: unknown;
+    try {
+      body = JSON.parse(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return sendError(res, startNs, 400, 'BAD_REQUEST', 'The request body is not valid JSON.');
+    }
+    void answer(body, req, res, startNs, options, next);
+  });
+}
+
+async function answer(
+  body: unknown,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  startNs: bigint,
+  options: GraphqlEndpointOptions,
+  next: Next,
+): Promise<void> {
+  const b = body as { query?: unknown; operationName?: unknown; variables?: unknown; extensions?: unknown } | null;
+  const fast =
+    b !== null &&
+    typeof b === 'object' &&
+    !Array.isArray(b) &&
+    typeof b.query === 'string' &&
+    (b.operationName === undefined || b.operationName === null || typeof b.operationName === 'string') &&
+    (b.variables === undefined || b.variables === null || (typeof b.variables === 'object' && !Array.isArray(b.variables))) &&
+    b.extensions === undefined;
+  if (!fast) return next(body);
+  let text: string;
+  try {
+    const result = await options.reads.execute({
+      query: b.query as string,
+      operationName: b.operationName as string | null | undefined,
+      variables: b.variables as Record<string, unknown> | null | undefined,
+    });
+    if (result.kind === 'fallback') return next(body);
+    text = result.body;
+  } catch (err) {
+    options.logger.error({ err }, 'read failed');
+    return sendError(
+      res,
+      startNs,
+      isRetryablePgError(err) ? 503 : 500,
+      'INTERNAL_SERVER_ERROR',
+      'Internal server error',
+    );
+  }
+  const accept = req.headers.accept ?? '';
+  res.writeHead(200, {
+    'Content-Type': accept.includes('application/graphql-response+json')
+      ? 'application/graphql-response+json; charset=utf-8'
+      : 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    [PROCESS_TIME_HEADER]: formatProcessTime(startNs),
+  });
+  res.end(text);
+}
+
+function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, startNs: bigint, max: number): void {
+  // Answer now and close the connection once the answer is out: the rest of the body is not read.
+  res.setHeader('Connection', 'close');
+  res.once('finish', () => req.socket.destroySoon());
+  sendError(res, startNs, 413, 'PAYLOAD_TOO_LARGE', `The request body exceeds ${max} bytes.`);
+  req.resume();
+}
+
+export function sendError(res: http.ServerResponse, startNs: bigint, status: number, code: string, message: string): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify({ errors: [{ message, extensions: { code } }] });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    [PROCESS_TIME_HEADER]: formatProcessTime(startNs),
+  });
+  res.end(text);
+}

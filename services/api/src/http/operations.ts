@@ -1,0 +1,108 @@
+import { defaultMigrationsDir, Migrator, QUEUE_SCHEMA, queueSchemaInstalled, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE, type Logger } from '@blog/shared';
+import express from 'express';
+import type pg from 'pg';
+
+/**
+ * Operator endpoints: /health (the process is alive), /ready (the database answers, our migrations
+ * are all applied and pg-boss's schema is installed; 503 otherwise), /metrics (JSON below).
+ */
+const READY_TIMEOUT_MS = 3000;
+
+/**
+ * /metrics in one statement. sync_metrics_24h is the seed's shape (success_rate in percent; null
+ * averages and rates when there was no sync); entity_counts are the rows of the command side and
+ * projection_counts those of the query side (a difference is sync lag); queue is the pg-boss sync
+ * queue by state, counted live from pg-boss's job table.
+ */
+const METRICS_SQL = `
+  WITH s AS (
+    SELECT entity_type, duration_ms, success FROM sync_log WHERE created_at >= now() - interval '24 hours'
+  ),
+  jobs AS (
+    SELECT state, start_after, created_on FROM ${QUEUE_SCHEMA}.job WHERE name = $1
+  )
+  SELECT json_build_object(
+    'sync_metrics_24h', json_build_object(
+      'overall', (SELECT json_build_object(
+          'total_syncs', count(*),
+          'avg_duration_ms', round(avg(duration_ms)::numeric, 3),
+          'success_rate', round(100.0 * count(*) FILTER (WHERE success) / nullif(count(*), 0), 2))
+        FROM s),
+      'by_entity', (SELECT coalesce(json_agg(json_build_object(
+          'entity_type', entity_type,
+          'total_syncs', total,
+          'avg_duration_ms', round(avg_ms::numeric, 3),
+          'max_duration_ms', round(max_ms::numeric, 3),
+          'success_rate', round(100.0 * ok / total, 2),
+          'failures', total - ok) ORDER BY entity_type), '[]'::json)
+        FROM (SELECT entity_type, count(*) AS total, avg(duration_ms) AS avg_ms, max(duration_ms) AS max_ms,
+                     count(*) FILTER (WHERE success) AS ok
+                FROM s GROUP BY entity_type) g)),
+    'entity_counts', json_build_object(
+      'users', (SELECT count(*) FROM tb_user),
+      'posts', (SELECT count(*) FROM tb_post),
+      'comments', (SELECT count(*) FROM tb_comment)),
+    'projection_counts', json_build_object(
+      'users', (SELECT count(*) FROM tv_user),
+      'posts', (SELECT count(*) FROM tv_post),
+      'comments', (SELECT count(*) FROM tv_comment)),
+    'queue', (SELECT json_build_object(
+        'name', $1::text,
+        'ready', count(*) FILTER (WHERE state IN ('created', 'retry') AND start_after <= now()),
+        'deferred', count(*) FILTER (WHERE state IN ('created', 'retry') AND start_after > now()),
+        'by_state', json_build_object(
+          'created', count(*) FILTER (WHERE state = 'created'),
+          'retry', count(*) FILTER (WHERE state = 'retry'),
+          'active', count(*) FILTER (WHERE state = 'active'),
+          'completed', count(*) FILTER (WHERE state = 'completed'),
+          'cancelled', count(*) FILTER (WHERE state = 'cancelled'),
+          'failed', count(*) FILTER (WHERE state = 'failed')),
+        'oldest_ready_age_seconds', round(extract(epoch FROM now() - min(start_after)
+            FILTER (WHERE state IN ('created', 'retry') AND start_after <= now()))::numeric, 3),
+        'dead_letter', (SELECT count(*) FROM ${QUEUE_SCHEMA}.job WHERE name = $2 AND state IN ('created', 'retry')))
+      FROM jobs)
+  )::text AS metrics`;
+
+export function operationsRouter(deps: { pool: pg.Pool; databaseUrl: string; logger: Logger }): express.Router {
+  const router = express.Router();
+  const migrator = new Migrator(deps.databaseUrl, { dir: defaultMigrationsDir });
+
+  router.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/ready', async (_req, res) => {
+    try {
+      await withTimeout(
+        (async () => {
+          await deps.pool.query('SELECT 1');
+          await migrator.check();
+          if (!(await queueSchemaInstalled(deps.pool))) throw new Error('the pg-boss schema is not installed (run `npm run migrate`)');
+        })(),
+        READY_TIMEOUT_MS,
+      );
+      res.json({ status: 'ready' });
+    } catch (err) {
+      res.status(503).json({ status: 'unavailable', reason: err instanceof Error ? err.message : String(err) });
+    }
+  });
+
+  router.get('/metrics', async (_req, res, next) => {
+    try {
+      const { rows } = await deps.pool.query<{ metrics: string }>(METRICS_SQL, [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE]);
+      res.type('application/json').send(rows[0]!.metrics);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  return router;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the database did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,99 @@
+import { BadInputError } from './errors';
+
+/**
+ * Input rules, checked in code before anything is written or read. They are the rules of the CHECK
+ * constraints of migration 001 (the database enforces them too, as a backstop), a little stricter
+ * where the database is lax: "blank" means empty after trimming any whitespace, and text may not
+ * contain NUL characters (PostgreSQL cannot store them).
+ */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const USERNAME = /^[A-Za-z0-9_]{3,30}$/;
+// tb_user_email_format: '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$', at most 254 characters.
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+export const LIMITS = {
+  email: 254,
+  fullName: 100,
+  bio: 2000,
+  title: 300,
+  postContent: 100_000,
+  commentContent: 10_000,
+} as const;
+
+/** Characters as PostgreSQL counts them (code points, not UTF-16 units). */
+const length = (s: string): number => {
+  let n = 0;
+  for (const _ of s) n += 1;
+  return n;
+};
+
+export function uuid(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
+  return value.toLowerCase();
+}
+
+/** Required text: not blank, at most `max` characters, no NUL. Trimmed when `trim`. */
+export function text(value: unknown, field: string, max: number, trim = false): string {
+  if (typeof value !== 'string') throw new BadInputError(`${field} is required.`, field);
+  const v = trim ? value.trim() : value;
+  if (v.trim() === '') throw new BadInputError(`${field} must not be blank.`, field);
+  if (length(v) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
+  if (v.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  return v;
+}
+
+export function optionalText(value: unknown, field: string, max: number): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value !== 'string') throw new BadInputError(`${field} must be a string.`, field);
+  if (length(value) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
+  if (value.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  return value;
+}
+
+export function username(value: unknown): string {
+  const v = typeof value === 'string' ? value.trim() : value;
+  if (typeof v !== 'string' || !USERNAME.test(v)) {
+    throw new BadInputError('username must be 3 to 30 letters, digits or underscores.', 'username');
+  }
+  return v;
+}
+
+export function email(value: unknown): string {
+  const v = typeof value === 'string' ? value.trim() : value;
+  if (typeof v !== 'string' || !EMAIL.test(v)) throw new BadInputError('email must be an email address.', 'email');
+  if (length(v) > LIMITS.email) throw new BadInputError(`email must be at most ${LIMITS.email} characters.`, 'email');
+  return v;
+}
+
+export function limit(value: unknown, defaultSize: number, max: number): number {
+  if (value === null || value === undefined) return defaultSize;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new BadInputError(`limit must be between 1 and ${max}.`, 'limit');
+  }
+  return value;
+}
+
+/**
+ * A list cursor: base64url of "<createdAt>|<id>" (the keyset of every list). The SQL in
+ * reads/compiler.ts computes the same string.
+ */
+export interface Cursor {
+  createdAt: string;
+  id: string;
+}
+
+export function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(`${createdAt}|${id}`, 'utf8').toString('base64url');
+}
+
+export function cursor(value: unknown, field = 'after'): Cursor | null {
+  if (value === null || value === undefined) return null;
+  const bad = () => new BadInputError(`${field} is not a cursor returned by this API.`, field);
+  if (typeof value !== 'string' || value.length > 200) throw bad();
+  const [createdAt, id, ...rest] = Buffer.from(value, 'base64url').toString('utf8').split('|');
+  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || Number.isNaN(Date.parse(createdAt))) {
+    throw bad();
+  }
+  return { createdAt, id: id.toLowerCase() };
+}

@@ -1,0 +1,68 @@
+import { createBoss, seed, SyncEngine, SyncQueue, type EnqueueOptions, type EntityType, type SyncPlan } from '@blog/shared';
+import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import type pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { Commands } from '../src/commands/commands';
+import { ALICE, writeCounts } from './support';
+
+/**
+ * The enqueue is part of the command's transaction: when the transaction fails AFTER the job was
+ * inserted, the job goes with the rows. The failure is injected after the enqueue (the step that
+ * computes the answer), against the real database and the real pg-boss.
+ */
+let pool: pg.Pool;
+let boss: PgBoss;
+
+class FailingAnswer extends SyncEngine {
+  override preview<T>(_type: EntityType, _ids: readonly string[], _client?: pg.ClientBase): Promise<Map<string, T>> {
+    return Promise.reject(new Error('injected failure after the enqueue'));
+  }
+}
+
+/** The real queue, remembering the ids of the jobs it inserted. */
+class RecordingQueue extends SyncQueue {
+  readonly ids: string[] = [];
+  override async enqueue(client: pg.ClientBase, plan: SyncPlan, options: EnqueueOptions): Promise<string[]> {
+    const ids = await super.enqueue(client, plan, options);
+    this.ids.push(...ids);
+    return ids;
+  }
+}
+
+beforeAll(async () => {
+  pool = testPool();
+  await seed(pool);
+  boss = createBoss({ url: testDatabaseUrl(), applicationName: 'blog-test-boss', maintenance: false, max: 2 });
+  await boss.start();
+});
+
+afterAll(async () => {
+  await boss?.stop({ graceful: false, close: true });
+  await pool?.end();
+});
+
+test('a command that fails after enqueueing leaves neither its rows nor its job', async () => {
+  const queue = new RecordingQueue(boss, pool);
+  const commands = new Commands(pool, new FailingAnswer(pool), queue, { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
+  const before = await writeCounts(pool);
+  await expect(commands.createPost({ title: 'Lost', content: 'x', authorId: ALICE, published: true }, 'QUEUED')).rejects.toThrow(
+    'injected failure after the enqueue',
+  );
+  await expect(commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: ALICE, content: 'Lost' }, 'DEFERRED')).rejects.toThrow(
+    'injected failure after the enqueue',
+  );
+  expect(await writeCounts(pool)).toEqual(before);
+  // Both jobs were inserted in their transactions, and rolled back with them.
+  expect(queue.ids).toHaveLength(2);
+  const { rows } = await pool.query('SELECT count(*)::int AS n FROM pgboss.job WHERE id = ANY($1::uuid[])', [queue.ids]);
+  expect(rows[0].n).toBe(0);
+});
+
+test('the same command without the failure commits its rows and exactly one job', async () => {
+  const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
+  const before = await writeCounts(pool);
+  const post = await commands.createPost({ title: 'Kept', content: 'x', authorId: ALICE, published: true }, 'QUEUED');
+  expect(post.title).toBe('Kept');
+  const after = await writeCounts(pool);
+  expect({ posts: after.posts, jobs: after.jobs }).toEqual({ posts: before.posts! + 1, jobs: before.jobs! + 1 });
+});

@@ -1,0 +1,108 @@
+import { seed } from '@blog/shared';
+import { testPool } from '@blog/shared/test/helpers';
+import type pg from 'pg';
+import { startApi, type TestApi } from './support';
+
+/** The HTTP surface around GraphQL: operator endpoints, the IDE page, X-Process-Time everywhere. */
+let pool: pg.Pool;
+let api: TestApi;
+
+beforeAll(async () => {
+  pool = testPool();
+  await seed(pool);
+  api = await startApi();
+});
+
+afterAll(async () => {
+  await api?.close();
+  await pool?.end();
+});
+
+const PROCESS_TIME = /^\d+\.\d{3}ms$/;
+
+test('GET /health: alive', async () => {
+  const res = await fetch(`${api.url}/health`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual({ status: 'ok' });
+});
+
+test('GET /ready: 200 when migrations are current, 503 (with the reason) when they are not', async () => {
+  const ok = await fetch(`${api.url}/ready`);
+  expect(ok.status).toBe(200);
+  expect(await ok.json()).toEqual({ status: 'ready' });
+  // A migration recorded in the database but absent from disk: this build does not match the schema.
+  await pool.query(`INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES (999, 'from_the_future', 'x', 0)`);
+  try {
+    const bad = await fetch(`${api.url}/ready`);
+    expect(bad.status).toBe(503);
+    expect(await bad.json()).toEqual({ status: 'unavailable', reason: expect.stringContaining('999') });
+  } finally {
+    await pool.query('DELETE FROM schema_migrations WHERE version = 999');
+  }
+  expect((await fetch(`${api.url}/ready`)).status).toBe(200);
+});
+
+test('GET /metrics: 24-hour sync metrics, entity counts and queue depth', async () => {
+  await api.data(`mutation { createUser(email: "m@example.com", username: "metrics", fullName: "M", sync: QUEUED) { id } }`);
+  const res = await fetch(`${api.url}/metrics`);
+  expect(res.status).toBe(200);
+  const m = (await res.json()) as {
+    sync_metrics_24h: { overall: unknown; by_entity: { entity_type: string }[] };
+    entity_counts: unknown;
+    projection_counts: unknown;
+    queue: unknown;
+  };
+  expect(m.sync_metrics_24h.overall).toEqual({ total_syncs: expect.any(Number), avg_duration_ms: expect.any(Number), success_rate: 100 });
+  expect(m.sync_metrics_24h.by_entity.map((e: { entity_type: string }) => e.entity_type)).toEqual(['comment', 'post', 'user']);
+  expect(m.sync_metrics_24h.by_entity[0]).toEqual({
+    entity_type: 'comment',
+    total_syncs: expect.any(Number),
+    avg_duration_ms: expect.any(Number),
+    max_duration_ms: expect.any(Number),
+    success_rate: 100,
+    failures: 0,
+  });
+  expect(m.entity_counts).toEqual({ users: 4, posts: 3, comments: 4 });
+  expect(m.projection_counts).toEqual({ users: 3, posts: 3, comments: 4 }); // the new user's sync is queued
+  expect(m.queue).toMatchObject({ name: 'projection-sync', ready: 1, deferred: 0, by_state: { created: 1, active: 0, failed: 0 }, dead_letter: 0 });
+});
+
+test('X-Process-Time is on every response: fast path, Apollo, operators, IDE, errors, 404', async () => {
+  const responses = await Promise.all([
+    api.gql('{ posts { id } }'),
+    api.gql('{ __schema { queryType { name } } }'),
+    api.raw('not json'),
+    fetch(`${api.url}/health`),
+    fetch(`${api.url}/metrics`),
+    fetch(`${api.url}/graphql`, { headers: { accept: 'text/html' } }),
+    fetch(`${api.url}/ide/graphiql.css`),
+    fetch(`${api.url}/nowhere`),
+    fetch(`${api.url}/graphql?query=${encodeURIComponent('{ posts { id } }')}`, { headers: { 'apollo-require-preflight': 'true' } }),
+  ]);
+  for (const res of responses) expect(res.headers.get('x-process-time')).toMatch(PROCESS_TIME);
+  expect(responses.map((r) => r.status)).toEqual([200, 200, 400, 200, 200, 200, 200, 404, 200]);
+});
+
+test('GET /graphql in a browser is the IDE page, with every asset served by us', async () => {
+  const res = await fetch(`${api.url}/graphql`, { headers: { accept: 'text/html,application/xhtml+xml' } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/text\/html/);
+  const html = await res.text();
+  expect(html).toContain('GraphiQL');
+  const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+  expect(assets.length).toBe(4);
+  for (const asset of assets) {
+    expect(asset.startsWith('/')).toBe(true); // same origin: nothing from the internet
+    const a = await fetch(`${api.url}${asset}`);
+    expect(a.status).toBe(200);
+    expect((await a.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+  }
+});
+
+test('GET /graphql with a query still answers GraphQL (Apollo, with its CSRF rule)', async () => {
+  const q = encodeURIComponent('{ user(id: "00000000-0000-0000-0000-000000000002") { username } }');
+  const blocked = await fetch(`${api.url}/graphql?query=${q}`);
+  expect(blocked.status).toBe(400);
+  const ok = await fetch(`${api.url}/graphql?query=${q}`, { headers: { 'apollo-require-preflight': 'true' } });
+  expect(await ok.json()).toEqual({ data: { user: { username: 'bob' } } });
+});

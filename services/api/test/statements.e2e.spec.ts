@@ -1,0 +1,113 @@
+import { seed } from '@blog/shared';
+import { testPool } from '@blog/shared/test/helpers';
+import type pg from 'pg';
+import { ALICE, POST1, SEED_OPERATIONS, startApi, type TestApi } from './support';
+
+/**
+ * Every read is ONE SQL statement per GraphQL request, whatever the nesting, and never touches
+ * tb_*. The API's pool reports every statement any of its connections sends (createApp's onQuery),
+ * so Apollo's path is counted as much as the fast path.
+ */
+let pool: pg.Pool;
+let api: TestApi;
+let statements: string[] = [];
+
+beforeAll(async () => {
+  pool = testPool();
+  await seed(pool);
+  api = await startApi({}, (text) => statements.push(text));
+});
+
+afterAll(async () => {
+  await api?.close();
+  await pool?.end();
+});
+
+interface ReadCase {
+  name: string;
+  query: string;
+  variables?: Record<string, unknown>;
+  /** Statements expected: 1, or 0 for introspection alone. */
+  count?: number;
+  /** Which path answers: the compiled fast path (default) or Apollo Server. */
+  path?: 'fast' | 'apollo';
+}
+
+const reads: ReadCase[] = [
+  { name: 'GetRecentPosts (seed)', query: SEED_OPERATIONS.GetRecentPosts },
+  { name: 'GetUser (seed)', query: SEED_OPERATIONS.GetUser },
+  { name: 'SyncMetrics (seed)', query: SEED_OPERATIONS.SyncMetrics },
+  {
+    name: 'every root field at once, nested as deep as the schema goes',
+    query: `query All($p: ID!, $u: ID!) {
+      posts(limit: 3, published: true) { id title author { id username } comments { id author { username fullName } } }
+      post(id: $p) { title comments { content author { username } } }
+      users(limit: 2) { username postCount }
+      user(id: $u) { username commentCount }
+      comments(postId: $p) { content post { id title } author { username } }
+      syncMetrics(entityType: "user") { totalSyncs24h successRate }
+    }`,
+    variables: { p: POST1, u: ALICE },
+  },
+  {
+    name: 'aliases, fragments, inline fragments and __typename',
+    query: `query { __typename
+      recent: posts(limit: 2) { ...P  t: title ... on Post { commentCount __typename } }
+      first: post(id: "${POST1}") { ...P author { ... on Author { __typename username } } }
+    }
+    fragment P on Post { id comments { c: content author { u: username } } }`,
+  },
+  { name: 'pages after a cursor, filtered by author', query: `query($a: ID) { posts(limit: 1, authorId: $a) { id cursor } }`, variables: { a: ALICE } },
+  { name: '@include on a variable (Apollo path)', query: `query($x: Boolean!) { posts { id title @include(if: $x) comments { id } } users { id } }`, variables: { x: false }, path: 'apollo' },
+  { name: 'introspection next to data (Apollo path)', query: `{ __type(name: "Post") { name fields { name } } posts(limit: 1) { id } }`, path: 'apollo' },
+  { name: 'a bad argument next to a good field (Apollo path)', query: `{ a: post(id: "bad") { id } b: posts(limit: 1) { id } }`, path: 'apollo' },
+  {
+    name: '51 keys in one object (json_build_object takes 50; Apollo path)',
+    query: `{ posts(limit: 2) { ${Array.from({ length: 51 }, (_, i) => `k${i}: title`).join(' ')} } }`,
+    path: 'apollo',
+  },
+  { name: 'introspection alone needs no statement', query: `{ __schema { queryType { name } } }`, count: 0, path: 'apollo' },
+];
+
+test.each(reads)('$name: one statement, on tv_* only', async ({ query, variables, count = 1, path = 'fast' }) => {
+  statements = [];
+  const res = await api.gql(query, variables);
+  expect(res.status).toBe(200);
+  expect(res.json.data).toBeTruthy();
+  expect(statements).toHaveLength(count);
+  for (const text of statements) {
+    expect(text).not.toMatch(/\btb_/);
+    expect(text).toMatch(/\b(tv_(user|post|comment)|sync_log)\b/);
+    // The fast path's statement builds the whole `data` object; Apollo's returns a column per root field.
+    expect(text.startsWith('SELECT json_build_object(')).toBe(path === 'fast');
+  }
+});
+
+test('a cursor from one page gives the next page', async () => {
+  const q = `query($after: String) { posts(limit: 2, after: $after) { id cursor } }`;
+  const page1 = (await api.data(q)).posts as { id: string; cursor: string }[];
+  const page2 = (await api.data(q, { after: page1[1]!.cursor })).posts as { id: string }[];
+  const all = (await api.data(`{ posts(limit: 4) { id } }`)).posts as { id: string }[];
+  expect([...page1, ...page2].map((p) => p.id)).toEqual(all.map((p) => p.id));
+});
+
+/**
+ * The fast path and Apollo's path answer the same document identically. A request carrying
+ * `extensions` always goes to Apollo (the fast path leaves them alone), so it serves as the
+ * reference.
+ */
+test.each(reads.filter((r) => (r.count ?? 1) === 1))('$name: same answer from the fast path and from Apollo', async ({ query, variables }) => {
+  const fast = await api.gql(query, variables);
+  const apollo = await api.gql(query, variables, { extensions: {} });
+  expect(apollo.status).toBe(fast.status);
+  expect(fast.json).toEqual(apollo.json);
+  // Same key order too (GraphQL's order is the selection order).
+  expect(JSON.stringify(fast.json)).toBe(JSON.stringify(apollo.json));
+});
+
+test('a mutation is not a read: it runs its own transaction statements', async () => {
+  statements = [];
+  await api.data(`mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "counted", sync: INLINE) { id } }`);
+  expect(statements[0]).toBe('BEGIN');
+  expect(statements.at(-1)).toBe('COMMIT');
+});

@@ -1,0 +1,164 @@
+import { testDatabaseUrl } from '@blog/shared/test/helpers';
+import { SYNC_QUEUE, mergePlans, type SyncJobData } from '@blog/shared';
+import type pg from 'pg';
+import { createApp, type ApiApp } from '../src/app';
+import { configFor, type ApiConfig } from '../src/env';
+
+/** The seed README's operations, verbatim (PRODUCT.md: they must run as written). */
+export const SEED_OPERATIONS = {
+  GetRecentPosts: `query GetRecentPosts {
+  posts(limit: 5) {
+    id
+    title
+    author {
+      username
+      fullName
+    }
+    commentCount
+    comments {
+      content
+      author {
+        username
+      }
+    }
+  }
+}`,
+  GetUser: `query GetUser {
+  user(id: "00000000-0000-0000-0000-000000000001") {
+    username
+    fullName
+    publishedPostCount
+    commentCount
+  }
+}`,
+  CreatePost: `mutation CreatePost {
+  createPost(
+    title: "My New Post"
+    content: "This is the content..."
+    authorId: "00000000-0000-0000-0000-000000000001"
+    published: true
+  ) {
+    id
+    title
+    author {
+      username
+    }
+  }
+}`,
+  AddComment: `mutation AddComment {
+  createComment(
+    postId: "00000000-0000-0000-0001-000000000001"
+    authorId: "00000000-0000-0000-0000-000000000002"
+    content: "Great post!"
+  ) {
+    id
+    content
+    author {
+      username
+    }
+  }
+}`,
+  SyncMetrics: `query SyncMetrics {
+  syncMetrics(entityType: "post") {
+    totalSyncs24h
+    avgDurationMs
+    successRate
+    failures24h
+  }
+}`,
+} as const;
+
+export interface GqlResponse<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: { data?: T | null; errors?: { message: string; path?: unknown[]; extensions?: { code?: string; field?: string } }[] };
+}
+
+/** The API started in-process on a free port against this test file's database. */
+export async function startApi(overrides: Partial<ApiConfig> = {}, onQuery?: (text: string) => void): Promise<TestApi> {
+  const app = await createApp(configFor(testDatabaseUrl(), overrides), onQuery ? { onQuery } : {});
+  return new TestApi(app);
+}
+
+export class TestApi {
+  constructor(readonly app: ApiApp) {}
+
+  get url(): string {
+    return this.app.url;
+  }
+
+  /** POSTs a GraphQL request as JSON. */
+  async gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ): Promise<GqlResponse<T>> {
+    return this.post({ query, ...(variables ? { variables } : {}), ...extra });
+  }
+
+  async post<T = Record<string, unknown>>(body: unknown, headers: Record<string, string> = {}): Promise<GqlResponse<T>> {
+    return this.raw(typeof body === 'string' ? body : JSON.stringify(body), headers);
+  }
+
+  async raw<T = Record<string, unknown>>(body: string, headers: Record<string, string> = {}): Promise<GqlResponse<T>> {
+    const res = await fetch(`${this.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
+    const text = await res.text();
+    let json: GqlResponse<T>['json'] = {};
+    try {
+      json = JSON.parse(text) as GqlResponse<T>['json'];
+    } catch {
+      // not JSON: the test looks at text
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  }
+
+  /** Data of a request that must succeed (loosely typed: the tests' assertions check the shapes). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async data<T = Record<string, any>>(query: string, variables?: Record<string, unknown>): Promise<T> {
+    const res = await this.gql<T>(query, variables);
+    if (res.status !== 200 || res.json.errors) throw new Error(`request failed (${res.status}): ${res.text}`);
+    return res.json.data as T;
+  }
+
+  /**
+   * What the worker does, done here: fetches the sync jobs that are available now, refreshes the
+   * union of their plans in one transaction, completes them. Returns how many jobs ran.
+   */
+  async drainQueue(): Promise<number> {
+    const jobs = await this.app.boss.fetch<SyncJobData>(SYNC_QUEUE, { batchSize: 1000 });
+    if (!jobs?.length) return 0;
+    await this.app.sync.refresh(mergePlans(jobs.map((j) => j.data.plan)));
+    await this.app.boss.complete(
+      SYNC_QUEUE,
+      jobs.map((j) => j.id),
+    );
+    return jobs.length;
+  }
+
+  close(): Promise<void> {
+    return this.app.close();
+  }
+}
+
+/** Rows on the command side and jobs in pg-boss: what a rejected command must leave unchanged. */
+export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>> {
+  const { rows } = await pool.query<Record<string, number>>(
+    `SELECT (SELECT count(*) FROM tb_user)::int AS users, (SELECT count(*) FROM tb_post)::int AS posts,
+            (SELECT count(*) FROM tb_comment)::int AS comments, (SELECT count(*) FROM pgboss.job)::int AS jobs,
+            (SELECT max(updated_at) FROM tb_user)::text AS users_updated, (SELECT max(updated_at) FROM tb_post)::text AS posts_updated`,
+  );
+  return rows[0]!;
+}
+
+export const ALICE = '00000000-0000-0000-0000-000000000001';
+export const BOB = '00000000-0000-0000-0000-000000000002';
+export const CHARLIE = '00000000-0000-0000-0000-000000000003';
+export const POST1 = '00000000-0000-0000-0001-000000000001';
+export const POST2 = '00000000-0000-0000-0001-000000000002';
+export const POST3 = '00000000-0000-0000-0001-000000000003';
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
