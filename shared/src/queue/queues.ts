@@ -16,6 +16,11 @@ export const syncQueueOptions = {
   retryDelayMax: 60,
   // A batch of syncs takes milliseconds; a job active for 5 minutes belongs to a dead worker.
   expireInSeconds: 300,
+  // A worker that dies mid-batch (SIGKILL, OOM, lost host) never completes or fails its jobs. With a
+  // heartbeat the supervisor of any live worker sees the claim go quiet after 10 s (pg-boss's
+  // minimum) and retries the jobs, instead of waiting out expireInSeconds. Workers refresh the
+  // heartbeat every 5 s while a batch runs; batches shorter than that never need to.
+  heartbeatSeconds: 10,
   deadLetter: SYNC_DEAD_LETTER_QUEUE,
   // Wake workers with NOTIFY the moment a job is created, instead of waiting out a poll.
   notify: true,
