@@ -117,6 +117,13 @@ export class BatchProcessor {
     const client = await pool.connect();
     this.active.add(client);
     let broken: Error | undefined;
+    // pg-pool takes its idle 'error' listener off a client while it is checked out: a connection cut
+    // mid-transaction would emit 'error' with no listener and crash the process. The statement in
+    // flight rejects with the same error, which is handled below.
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       await sync.refreshIn(client, plan);
@@ -149,6 +156,7 @@ export class BatchProcessor {
     } finally {
       // A connection that failed is destroyed rather than returned to the pool. One that abortAll()
       // already destroyed is no longer ours to release.
+      client.removeListener('error', onError);
       if (this.active.delete(client)) client.release(broken);
     }
   }

@@ -91,7 +91,6 @@ describe('worker process', () => {
     const written: string[] = [];
     let inHand: string[] = [];
     const late: string[] = [];
-    let exit: { code: number | null; signal: NodeJS.Signals | null };
     try {
       for (let i = 0; i < 5; i++) written.push(...(await writer.retitle(f.posts[i]!, `in hand ${i}`)));
       await waitFor('batch in hand', async () => (await backendsWaitingOnLock(pool, 'blog-worker-term')) > 0);
@@ -109,7 +108,7 @@ describe('worker process', () => {
       await lock.release();
     }
     const t0 = Date.now();
-    exit = await w.exited;
+    const exit = await w.exited;
     expect(exit.code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(await countCompleted(pool, inHand)).toBe(inHand.length);
