@@ -13,8 +13,8 @@ export const workerEnvSchema = z.object({
   WORKER_BATCH_SIZE: intVar(100, 1, 10_000),
   // Batches this process runs at once, each on its own connection.
   WORKER_CONCURRENCY: intVar(1, 1, 64),
-  // The backstop poll when no NOTIFY arrives, and how late a DEFERRED job may start after its delay.
-  WORKER_POLL_INTERVAL_MS: intVar(2000, 500, 60_000),
+  // How often an idle worker looks for due jobs (QUEUED ones, DEFERRED ones coming due, retries).
+  WORKER_POLL_INTERVAL_MS: intVar(50, 10, 60_000),
   // SIGTERM/SIGINT: how long the batch in hand gets to finish before the process gives up on it.
   WORKER_SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),
   // Seconds between pg-boss maintenance passes: how soon the jobs of a worker that died are retried.

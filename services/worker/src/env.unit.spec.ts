@@ -11,7 +11,7 @@ describe('worker configuration', () => {
       databaseUrl: 'postgres://u@h:5432/db',
       batchSize: 100,
       concurrency: 1,
-      pollIntervalMs: 2000,
+      pollIntervalMs: 50,
       shutdownTimeoutMs: 10_000,
       superviseIntervalSeconds: 10,
       lagRetentionHours: 48,
@@ -40,7 +40,7 @@ describe('worker configuration', () => {
   });
 
   it('reports every bad variable by name, at once', () => {
-    const read = () => readWorkerEnv({ WORKER_BATCH_SIZE: '0', WORKER_POLL_INTERVAL_MS: '100', WORKER_HEALTH_PORT: 'x' });
+    const read = () => readWorkerEnv({ WORKER_BATCH_SIZE: '0', WORKER_POLL_INTERVAL_MS: '5', WORKER_HEALTH_PORT: 'x' });
     expect(read).toThrow(ConfigError);
     try {
       read();
@@ -48,7 +48,7 @@ describe('worker configuration', () => {
       const message = (err as Error).message;
       expect(message).toMatch(/DATABASE_URL: is required/);
       expect(message).toMatch(/WORKER_BATCH_SIZE: must be at least 1/);
-      expect(message).toMatch(/WORKER_POLL_INTERVAL_MS: must be at least 500/);
+      expect(message).toMatch(/WORKER_POLL_INTERVAL_MS: must be at least 10/);
       expect(message).toMatch(/WORKER_HEALTH_PORT: must be a number/);
     }
   });

@@ -130,7 +130,8 @@ export class ProjectionWorker {
     });
     this.stats.startedAt = new Date();
     this.markDb(null);
-    const pollSeconds = config.pollIntervalMs / 1000;
+    // pg-boss polls at most every 0.5 s; below that we wake its fetch loops ourselves (see below).
+    const pollSeconds = Math.max(0.5, config.pollIntervalMs / 1000);
     await boss.work<SyncJobData>(
       SYNC_QUEUE,
       {
@@ -142,6 +143,15 @@ export class ProjectionWorker {
       },
       (jobs) => this.handle(jobs),
     );
+    if (config.pollIntervalMs < 500) {
+      // The fast poll: wake every fetch loop of ours so it fetches now instead of sleeping out
+      // pg-boss's 0.5 s minimum. A loop busy with a batch fetches again as soon as it is done.
+      this.timers.push(
+        setInterval(() => {
+          for (const w of boss.getWipData()) if (w.name === SYNC_QUEUE) boss.notifyWorker(w.id);
+        }, config.pollIntervalMs),
+      );
+    }
     this.timers.push(setInterval(() => void this.checkDatabase(), DB_CHECK_INTERVAL_MS));
     this.timers.push(setInterval(() => void this.deleteOldLag(), LAG_RETENTION_INTERVAL_MS));
     void this.deleteOldLag();
