@@ -13,6 +13,7 @@
  * postgres://postgres@127.0.0.1:5432/postgres), dropped at the end unless BENCH_KEEP_DB=1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import {
   createBoss,
@@ -37,6 +38,7 @@ const JOBS = Number(env.BENCH_JOBS ?? 100_000);
 const RATE = Number(env.BENCH_RATE ?? 500);
 const SECONDS = Number(env.BENCH_SECONDS ?? 60);
 const BATCH = env.BENCH_BATCH_SIZE ?? '100';
+const WORKER_LOG_LEVEL = env.BENCH_WORKER_LOG_LEVEL ?? 'warn';
 const DATA = { users: 1000, posts: 10_000, comments: 50_000 };
 const MAIN = path.join(__dirname, '..', '..', 'dist', 'main.js');
 
@@ -48,6 +50,8 @@ async function main(): Promise<void> {
   const url = withDatabase(ADMIN_URL, dbName);
   await ensureDatabaseExists(url);
   const pool = createPool(url, { applicationName: 'blog-bench', max: 24 });
+  const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  out(`machine: ${os.cpus().length} CPUs, load average ${load()} at start`);
   try {
     await prepareDatabase(url, { seedWhenEmpty: false });
     let t = Date.now();
@@ -55,7 +59,7 @@ async function main(): Promise<void> {
     out(`dataset: ${DATA.users} users, ${DATA.posts} posts, ${DATA.comments} comments, projected in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
     const drains: DrainResult[] = [];
-    for (const workers of [1, 2]) {
+    for (const workers of env.BENCH_SKIP_DRAIN === '1' ? [] : [1, 2]) {
       t = Date.now();
       await enqueueBacklog(pool, url);
       out(`backlog: ${JOBS} jobs enqueued in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -85,6 +89,7 @@ async function main(): Promise<void> {
     out('');
     out(`queue depth (ready + active jobs) every 5 s: ${lag.depth.filter((_, i) => i % 5 === 4).join(', ')}`);
     out(`queue depth max over ${lag.depth.length} one-second samples: ${Math.max(...lag.depth)}; at the end of the load: ${lag.depth.at(-1)}`);
+    out(`load average at the end: ${load()} (other processes on the machine compete for the same CPUs)`);
   } finally {
     await pool.end();
     if (env.BENCH_KEEP_DB !== '1') {
@@ -174,8 +179,8 @@ interface DrainResult {
 
 function spawnWorker(url: string, i: number): ChildProcess {
   return spawn(process.execPath, [MAIN], {
-    env: { PATH: env.PATH ?? '', DATABASE_URL: url, WORKER_HEALTH_PORT: '0', WORKER_BATCH_SIZE: BATCH, WORKER_NAME: `blog-bench-worker-${i}`, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { PATH: env.PATH ?? '', DATABASE_URL: url, WORKER_HEALTH_PORT: '0', WORKER_BATCH_SIZE: BATCH, WORKER_NAME: `blog-bench-worker-${i}`, LOG_LEVEL: WORKER_LOG_LEVEL },
+    stdio: ['ignore', WORKER_LOG_LEVEL === 'warn' ? 'ignore' : 'inherit', 'inherit'],
   });
 }
 

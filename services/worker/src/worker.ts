@@ -184,7 +184,11 @@ export class ProjectionWorker {
     this.log.info({ inFlight: this.inFlight }, 'stopping: finishing the batch in hand, taking no more');
     // pg-boss stops fetching, waits for running handlers up to the timeout, then fails (for retry)
     // the jobs of any handler still running, and closes its pool.
-    await this.boss?.stop({ graceful: true, timeout: this.config.shutdownTimeoutMs, close: true });
+    try {
+      await this.boss?.stop({ graceful: true, timeout: this.config.shutdownTimeoutMs, close: true });
+    } catch (err) {
+      this.log.error({ err }, 'pg-boss did not stop cleanly');
+    }
     const clean = this.inFlight === 0;
     if (!clean) {
       this.log.error({ inFlight: this.inFlight }, 'shutdown timeout: abandoning the batch in hand (its jobs will be retried)');
@@ -223,6 +227,7 @@ export class ProjectionWorker {
     const slotIndex = this.freeSlots.pop() ?? this.config.concurrency;
     const slot = `${this.instance}/${slotIndex}`;
     this.inFlight += 1;
+    const started = performance.now();
     try {
       const outcome = await this.processor!.process(jobs, slot);
       const s = this.stats;
@@ -233,7 +238,13 @@ export class ProjectionWorker {
       if (outcome.completed.length) s.lastBatchAt = new Date();
       this.markDb(null);
       this.log.debug(
-        { jobs: jobs.length, completed: outcome.completed.length, failed: outcome.failed.length, entities: outcome.entities },
+        {
+          jobs: jobs.length,
+          completed: outcome.completed.length,
+          failed: outcome.failed.length,
+          entities: outcome.entities,
+          ms: Math.round(performance.now() - started),
+        },
         'batch settled',
       );
       this.options.onBatch?.(outcome);
