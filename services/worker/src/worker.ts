@@ -49,9 +49,11 @@ const LAG_RETENTION_INTERVAL_MS = 3600_000;
  *
  * pg-boss's `work()` does the fetching: up to `batchSize` jobs at a time, highest priority first,
  * with `FOR UPDATE SKIP LOCKED` so any number of workers share one queue and never hold the same
- * job. It fetches again at once while batches come back full (burst mode), wakes on NOTIFY when a
- * job is created, and polls every `pollIntervalMs` as a backstop (and for DEFERRED jobs coming due,
- * which NOTIFY does not announce). Each batch is settled by BatchProcessor.
+ * job. It fetches again at once while batches come back full (burst mode); after a short fetch it
+ * looks again after `pollIntervalMs` (50 ms by default: we wake pg-boss's fetch loops with
+ * notifyWorker(), whose own poll cannot go below 0.5 s). The queue does not NOTIFY on new jobs (see
+ * shared/src/queue/queues.ts for why); if it is turned on, the LISTEN connection wakes the loops too.
+ * Each batch is settled by BatchProcessor.
  */
 export class ProjectionWorker {
   readonly instance: string;
