@@ -246,6 +246,12 @@ export class ProjectionWorker {
           failed: outcome.failed.length,
           entities: outcome.entities,
           ms: Math.round(performance.now() - started),
+          refreshMs: {
+            user: Math.round(outcome.timings.user),
+            post: Math.round(outcome.timings.post),
+            comment: Math.round(outcome.timings.comment),
+          },
+          settleMs: outcome.timings.settle,
         },
         'batch settled',
       );
