@@ -13,6 +13,7 @@
  * postgres://postgres@127.0.0.1:5432/postgres), dropped at the end unless BENCH_KEEP_DB=1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -70,13 +71,15 @@ async function main(): Promise<void> {
 
     out('');
     out(`## Drain: ${JOBS.toLocaleString('en')} jobs, batch size ${BATCH}`);
-    out('| workers | seconds | jobs/s | entity syncs/s | batches | avg entities/batch |');
-    out('|---|---|---|---|---|---|');
+    out('| workers | seconds | jobs/s | entity syncs/s | batches | avg entities/batch | worker CPU |');
+    out('|---|---|---|---|---|---|---|');
     for (const d of drains) {
       out(
         `| ${d.workers} | ${d.seconds.toFixed(1)} | ${Math.round(d.jobs / d.seconds).toLocaleString('en')} | ${Math.round(
           d.entities / d.seconds,
-        ).toLocaleString('en')} | ${d.batches.toLocaleString('en')} | ${Math.round(d.entities / d.batches)} |`,
+        ).toLocaleString('en')} | ${d.batches.toLocaleString('en')} | ${Math.round(d.entities / d.batches)} | ${Math.round(
+          (100 * d.workerCpu) / d.seconds,
+        )}% of one core |`,
       );
     }
     out('');
@@ -175,6 +178,8 @@ interface DrainResult {
   seconds: number;
   entities: number;
   batches: number;
+  /** CPU seconds the worker processes used (start-up included). */
+  workerCpu: number;
 }
 
 function spawnWorker(url: string, i: number): ChildProcess {
@@ -197,8 +202,19 @@ async function stopWorkers(children: ChildProcess[]): Promise<void> {
   );
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return NaN;
+  }
+}
+
 async function drain(pool: pg.Pool, url: string, workers: number): Promise<DrainResult> {
   const children = Array.from({ length: workers }, (_, i) => spawnWorker(url, i));
+  let workerCpu = 0;
   try {
     const deadline = Date.now() + 15 * 60_000;
     for (;;) {
@@ -207,6 +223,7 @@ async function drain(pool: pg.Pool, url: string, workers: number): Promise<Drain
       if (Date.now() > deadline) throw new Error('drain did not finish in 15 minutes');
       await sleep(200);
     }
+    workerCpu = children.reduce((sum, c) => sum + cpuSeconds(c.pid), 0);
   } finally {
     await stopWorkers(children);
   }
@@ -229,6 +246,7 @@ async function drain(pool: pg.Pool, url: string, workers: number): Promise<Drain
     seconds: (w.finished.getTime() - w.started.getTime()) / 1000,
     entities: log[0]!.entities,
     batches: log[0]!.batches,
+    workerCpu,
   };
 }
 
