@@ -128,20 +128,25 @@ async function createDataset(pool: pg.Pool): Promise<void> {
     );
   });
   await new SyncEngine(pool).all();
-  // A live database has planner statistics; a bulk load has none until autovacuum gets to it.
-  await pool.query('ANALYZE tb_user, tb_post, tb_comment, tv_user, tv_post, tv_comment');
+  // A live database has planner statistics and a current visibility map (autovacuum's work); a
+  // bulk load has neither until autovacuum gets to it. Without them the projections' counts read
+  // the heap instead of index-only scans (measured: 55 ms instead of 17 ms for 100 users).
+  await pool.query('VACUUM ANALYZE tb_user, tb_post, tb_comment, tv_user, tv_post, tv_comment');
 }
 
 /**
  * JOBS jobs, each the plan of one write as the dependency map makes it: 75% comment edits
  * ({comment, its post, its author}), 25% post edits ({post, its author, its comments}), on random
- * entities. Every tb_* row's updated_at is bumped first, so each entity's first sync in the run
+ * entities. Every tb_* row's updated_at is bumped first (then VACUUM ANALYZE, as autovacuum would
+ * have run while such a backlog built up), so each entity's first sync in the run
  * rewrites its projection (the jobs stand for real writes).
  */
 async function enqueueBacklog(pool: pg.Pool, url: string): Promise<void> {
   await pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [SYNC_QUEUE]);
   await pool.query(`UPDATE tb_comment SET updated_at = now()`);
   await pool.query(`UPDATE tb_post SET updated_at = now()`);
+  // The backlog stands for writes made over time, which autovacuum would have followed.
+  await pool.query('VACUUM ANALYZE tb_post, tb_comment');
   const nComment = Math.round(JOBS * 0.75);
   const { rows } = await pool.query<{ plan: SyncJobData['plan'] }>(
     `WITH c AS (SELECT array_agg(id) AS ids, array_agg(post_id) AS posts, array_agg(author_id) AS authors FROM tb_comment),
@@ -254,6 +259,7 @@ async function drain(pool: pg.Pool, url: string, workers: number): Promise<Drain
 async function steadyLoad(pool: pg.Pool, url: string): Promise<{ writes: number; seconds: number; report: Awaited<ReturnType<typeof lagPercentilesSince>>['QUEUED']; depth: number[] }> {
   await pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [SYNC_QUEUE]);
   await pool.query(`DELETE FROM sync_lag`);
+  await pool.query('VACUUM ANALYZE tb_user, tb_post, tb_comment, tv_user, tv_post, tv_comment, pgboss.job');
   const { rows: comments } = await pool.query<{ id: string }>(`SELECT id FROM tb_comment ORDER BY random() LIMIT 20000`);
   const { rows: posts } = await pool.query<{ id: string }>(`SELECT id FROM tb_post ORDER BY random() LIMIT 5000`);
   const boss = createBoss({ url, applicationName: 'blog-bench-writer', max: 4, maintenance: false });
