@@ -20,3 +20,7 @@ export * from './sync/projections';
 export * from './sync/types';
 export * from './queue/boss';
 export * from './queue/sync-queue';
+export * from './cli/run';
+export * from './queue/dead-letter';
+export * from './queue/depth';
+export * from './sync/lag';

@@ -1,18 +1,67 @@
-import http from 'node:http';
-import { createLogger, createPool, intVar, parseEnv } from '@blog/shared';
-import { z } from 'zod';
+import { ConfigError, createLogger } from '@blog/shared';
+import { readWorkerEnv, workerConfigFromEnv } from './env';
+import { startHealthServer } from './health';
+import { createWorker } from './worker';
 
-// Placeholder until the projection worker lands: connects and answers /health.
-const env = parseEnv(z.object({ WORKER_HEALTH_PORT: intVar(8001, 0, 65535), DATABASE_URL: z.string({ error: 'is required' }) }));
-const logger = createLogger('blog-worker');
-const pool = createPool(env.DATABASE_URL, { applicationName: 'blog-worker', max: 2 });
-const server = http.createServer((req, res) => {
-  res.writeHead(req.url === '/health' ? 200 : 404, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(req.url === '/health' ? { status: 'ok' } : { error: 'not found' }));
+/**
+ * The worker process: `node services/worker/dist/main.js` (or `npm start -w @blog/worker`).
+ * Exits 0 after a graceful stop (SIGTERM/SIGINT), 1 when the shutdown timeout forced it to abandon
+ * a batch or on a fatal error, 2 on invalid configuration.
+ */
+async function main(): Promise<void> {
+  let env;
+  try {
+    env = readWorkerEnv();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const config = workerConfigFromEnv(env);
+  const logger = createLogger(config.name, env.LOG_LEVEL.toLowerCase());
+  const worker = createWorker(config, { logger });
+  const health = await startHealthServer(worker, config.healthPort, logger);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutdown requested');
+    // A last resort if something hangs past the timeout (the worker's own stop honours it).
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 5000).unref();
+    void worker
+      .stop()
+      .then(async ({ clean }) => {
+        await health.close();
+        process.exit(clean ? 0 : 1);
+      })
+      .catch((err: unknown) => {
+        logger.error({ err }, 'error during shutdown');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  // The database may not be up yet (compose starts everything at once): keep trying.
+  for (let attempt = 1; !stopping; attempt++) {
+    try {
+      await worker.start();
+      return;
+    } catch (err) {
+      const waitMs = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+      logger.error({ err, attempt, retryInMs: waitMs }, 'could not start the worker; retrying');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
 });
-server.listen(env.WORKER_HEALTH_PORT, () => logger.info({ port: env.WORKER_HEALTH_PORT }, 'worker health listening'));
-const shutdown = () => {
-  server.close(() => void pool.end().then(() => process.exit(0)));
-};
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);

@@ -105,7 +105,8 @@ describe('migration runner', () => {
     expect(await query(db.url, "SELECT to_regclass('half_done') AS t")).toEqual([{ t: null }]);
     expect(await query(db.url, 'SELECT version FROM schema_migrations WHERE version = 900')).toEqual([]);
     // The files before it were applied in their own transactions and stay applied.
-    expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0]).toEqual({ n: 1 });
+    const real = (await readMigrationFiles(defaultMigrationsDir)).length;
+    expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0]).toEqual({ n: real });
   });
 
   it('applies each file once when two migrators start at the same moment', async () => {

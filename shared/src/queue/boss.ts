@@ -13,6 +13,13 @@ export interface BossOptions {
   maintenance: boolean;
   /** Hold a LISTEN connection so notify-enabled queues wake workers at once (workers only). */
   listen?: boolean;
+  /**
+   * Seconds between maintenance passes (maintenance instances only): how soon the jobs of a worker
+   * that died are noticed (heartbeat lost) and retried. pg-boss's default is 60.
+   */
+  superviseIntervalSeconds?: number;
+  /** Name in pg-boss's instance registry. */
+  instanceName?: string;
 }
 
 /** A pg-boss instance configured for this project. Call start() before use and stop() after. */
@@ -28,5 +35,9 @@ export function createBoss(options: BossOptions): PgBoss {
     supervise: options.maintenance,
     schedule: false,
     useListenNotify: options.listen ?? false,
+    ...(options.superviseIntervalSeconds
+      ? { superviseIntervalSeconds: options.superviseIntervalSeconds, monitorIntervalSeconds: options.superviseIntervalSeconds }
+      : {}),
+    ...(options.instanceName ? { instanceName: options.instanceName } : {}),
   });
 }

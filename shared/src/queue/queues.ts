@@ -16,7 +16,16 @@ export const syncQueueOptions = {
   retryDelayMax: 60,
   // A batch of syncs takes milliseconds; a job active for 5 minutes belongs to a dead worker.
   expireInSeconds: 300,
+  // A worker that dies mid-batch (SIGKILL, OOM, lost host) never completes or fails its jobs. With a
+  // heartbeat the supervisor of any live worker sees the claim go quiet after 10 s (pg-boss's
+  // minimum) and retries the jobs, instead of waiting out expireInSeconds. Workers refresh the
+  // heartbeat every 5 s while a batch runs; batches shorter than that never need to.
+  heartbeatSeconds: 10,
   deadLetter: SYNC_DEAD_LETTER_QUEUE,
-  // Wake workers with NOTIFY the moment a job is created, instead of waiting out a poll.
-  notify: true,
+  // No NOTIFY per job. pg-boss would put a pg_notify in every writer's transaction, and PostgreSQL
+  // serializes the commits of notifying transactions on one database-wide lock held through the
+  // WAL flush: measured here, writes stalled at ~120/s with COMMITs waiting on that lock
+  // (wait_event "object"). Workers poll instead, cheaply and often (WORKER_POLL_INTERVAL_MS, 50 ms
+  // by default), so a job waits a few tens of ms at most.
+  notify: false,
 } as const;

@@ -48,11 +48,14 @@ const DEPENDENCIES_SQL = `
 export async function planSync(client: Queryable, changes: ChangeSet): Promise<SyncPlan> {
   const plan: SyncPlan = { user: [], post: [], comment: [] };
   if (!ENTITY_TYPES.some((t) => changes[t]?.length)) return plan;
-  const { rows } = await client.query<{ type: EntityType; id: string }>(DEPENDENCIES_SQL, [
-    changes.user ?? [],
-    changes.post ?? [],
-    changes.comment ?? [],
-  ]);
+  // A named (prepared) statement: planning this 17-branch UNION costs 7-17 ms of CPU, far more
+  // than running it (~1 ms); prepared, each connection plans it once (and PostgreSQL switches to a
+  // generic plan after five runs when that is no worse).
+  const { rows } = await client.query<{ type: EntityType; id: string }>({
+    name: 'blog_plan_sync',
+    text: DEPENDENCIES_SQL,
+    values: [changes.user ?? [], changes.post ?? [], changes.comment ?? []],
+  });
   for (const row of rows) plan[row.type].push(row.id);
   return plan;
 }

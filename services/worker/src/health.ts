@@ -1,0 +1,46 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@blog/shared';
+import type { ProjectionWorker } from './worker';
+
+export interface HealthServer {
+  /** The port it listens on (the real one when 0 was asked for). */
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * GET /health: 200 while the worker runs and its database answers, 503 when it is starting,
+ * stopping, or the database has been unreachable for longer than WORKER_UNHEALTHY_AFTER_MS. The
+ * body is the worker's status either way ({ status, lastBatchAt, jobsCompleted, ... }).
+ */
+export function startHealthServer(worker: ProjectionWorker, port: number, logger: Logger): Promise<HealthServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || path !== '/health') {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'not found; try GET /health' }));
+      return;
+    }
+    const healthy = worker.healthy();
+    res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify({ healthy, ...worker.status() }));
+  });
+  // Health checks are short; do not let a keep-alive connection hold shutdown up.
+  server.keepAliveTimeout = 1000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => {
+      const actual = (server.address() as AddressInfo).port;
+      logger.info({ port: actual }, 'health endpoint listening (GET /health)');
+      resolve({
+        port: actual,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
