@@ -11,7 +11,7 @@
  * PostGraphile has its own schema, generated from the tables: it gets the equivalent documents in
  * its names, aliased to the same response keys.
  */
-export type SystemId = 'ours' | 'bare' | 'postgraphile' | 'apollo-dataloader' | 'apollo';
+export type SystemId = 'ours' | 'bare' | 'bare-json' | 'postgraphile' | 'apollo-dataloader' | 'apollo';
 export type ReadDocId = 'recent5' | 'recent50' | 'user';
 export type WriteDocId = 'writes-inline' | 'writes-queued' | 'writes';
 export type DocId = ReadDocId | WriteDocId;

@@ -11,6 +11,7 @@ and a bare node:http + pg server, on one generated dataset, and prints a table.
   --scale N             dataset size: N x (1,000 users, 10,000 posts, 100,000 comments); default 1
   --duration S          seconds measured per cell (default 10; smoke 2)
   --warmup S            seconds of load before each measured cell (default 2; smoke 0)
+  --repeat N            rounds of every cell, systems taking turns; the best round counts (default 1)
   --connections LIST    connection counts, e.g. 1,16,64 (default; smoke 1)
   --systems LIST        among ${SYSTEM_ORDER.join(',')} (default all)
   --documents LIST      read documents among ${READ_DOCS.join(',')} (default all)
@@ -28,6 +29,7 @@ export interface Options {
   scale: number;
   durationS: number;
   warmupS: number;
+  repeat: number;
   connections: number[];
   systems: SystemId[];
   readDocs: ReadDocId[];
@@ -72,6 +74,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
         scale: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
+        repeat: { type: 'string' },
         connections: { type: 'string' },
         systems: { type: 'string' },
         documents: { type: 'string' },
@@ -102,6 +105,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     scale: positive(v.scale, 'scale', 0.001) ?? (smoke ? 0.05 : 1),
     durationS: positive(v.duration, 'duration', 1) ?? (smoke ? 2 : 10),
     warmupS: positive(v.warmup, 'warmup', 0) ?? (smoke ? 0 : 2),
+    repeat: Math.round(positive(v.repeat, 'repeat', 1) ?? 1),
     connections,
     systems: list(v.systems, SYSTEM_ORDER, 'systems') ?? [...SYSTEM_ORDER],
     readDocs,

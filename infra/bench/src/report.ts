@@ -46,7 +46,7 @@ export interface RunReport {
   smoke: boolean;
   machine: Machine;
   dataset: { users: number; posts: number; comments: number; postBytes: number };
-  settings: { durationS: number; warmupS: number; connections: number[]; countRequests: number; poolMax: number };
+  settings: { durationS: number; warmupS: number; repeat: number; connections: number[]; countRequests: number; poolMax: number };
   api: string;
   notes: string[];
   results: SystemDocResult[];
