@@ -38,6 +38,7 @@ import {
   type WriteDocId,
   type WriteRequests,
 } from './documents';
+import { otherShare, sampleCpu } from './cpu';
 import { Fleet } from './fleet';
 import { answerProblem, postGraphql } from './http';
 import { describeMachine, machineLine } from './machine';
@@ -45,7 +46,7 @@ import { parseOptions, USAGE, UsageError, type Options } from './options';
 import { PgCountingProxy } from './pg-proxy';
 import { expectedRecentPosts, expectedUser, usernames } from './reference';
 import { evaluateTargets, markdownReport, resultsTable, targetsTable, type Cell, type RunReport, type SystemDocResult } from './report';
-import { running, SYSTEMS, type Paths, type RunningSystem } from './systems';
+import { interruption, running, SYSTEMS, type Paths, type RunningSystem } from './systems';
 import { runWrk, wrkVersion, type Load } from './wrk';
 
 const POOL_MAX = 10;
@@ -73,6 +74,10 @@ interface Context {
   results: SystemDocResult[];
   notes: string[];
   smokeFleet?: Fleet;
+  /** The harness's own connections to the scratch database. */
+  pool: pg.Pool;
+  /** The SQL each system ran per request, by "system document [operation]" (written to the logs). */
+  statementLog: Record<string, { perRequest: number; text: string }[]>;
 }
 
 async function main(): Promise<number> {
@@ -122,11 +127,15 @@ async function main(): Promise<number> {
   const db = await scratchDatabase('blog_bench_graphql');
   const proxy = new PgCountingProxy(new URL(db.url).hostname, Number(new URL(db.url).port || 5432));
   const interrupted = new Promise<number>((resolve) => {
-    const stop = () => resolve(130);
+    const stop = () => {
+      interruption.requested = true;
+      resolve(130);
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
   const pool = createPool(db.url, { applicationName: 'bench-harness', max: 4 });
+  let ctxStatements: Context['statementLog'] = {};
   try {
     const run = (async () => {
       let t = performance.now();
@@ -160,7 +169,10 @@ async function main(): Promise<number> {
         oursStatements: new Map(),
         results: [],
         notes: [],
+        statementLog: {},
+        pool,
       };
+      ctxStatements = ctx.statementLog;
       // A smoke run keeps one set of systems, connected through the counting proxy, for every
       // phase: it checks that everything works, in seconds; its figures are not for comparing.
       if (options.smoke) ctx.smokeFleet = new Fleet(paths, ctx.proxiedUrl, POOL_MAX, logDir, 'smoke');
@@ -193,6 +205,14 @@ async function main(): Promise<number> {
           ...(options.smoke
             ? ['SMOKE RUN: a tiny dataset, 2-second cells, and every system stays connected through the counting proxy for the whole run: it checks that the benchmark works, its figures are not for comparing.']
             : []),
+          ...(options.smoke
+            ? []
+            : [
+                options.oneAtATime
+                  ? 'Under load each system ran alone (--one-at-a-time), started and stopped in turn.'
+                  : 'Under load all systems were running, idle except the one measured, and took turns cell by cell (document and connection count), ' +
+                    'so that a burst of other work on the shared machine lands on all systems of a cell alike rather than on one system\'s whole series; --one-at-a-time runs each alone.',
+              ]),
           ...(options.repeat > 1 ? [`Each cell is the best of ${options.repeat} rounds in which the systems took turns.`] : []),
           ...standardNotes(ctx),
           ...ctx.notes,
@@ -208,6 +228,7 @@ async function main(): Promise<number> {
       return report;
     }
     const md = markdownReport(report);
+    writeFileSync(path.join(logDir, 'statements.json'), `${JSON.stringify(ctxStatements, null, 2)}\n`);
     const base = `graphql-${options.smoke ? 'smoke-' : ''}`;
     writeFileSync(path.join(resultsDir, `${base}${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(path.join(resultsDir, `${base}${stamp}.md`), md);
@@ -349,30 +370,45 @@ async function readPhase(ctx: Context): Promise<void> {
   const docs = options.loadReadDocs.filter((d) => options.readDocs.includes(d));
   const loadIds = ids.filter((id) => docs.some((doc) => !result(ctx, id, doc).error));
   if (!loadIds.length) return;
-  out(`\n== reads: load, ${ctx.smokeFleet ? 'through the counting proxy (smoke)' : 'connected directly'}, systems taking turns`);
-  const load = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'reads-load');
-  await startTimed(load, loadIds, { bareStatements: bareFiles });
-  for (const doc of docs) {
-    for (const c of options.connections) {
-      await measureInTurns(
-        ctx,
-        load,
-        loadIds.map((id) => ({ r: result(ctx, id, doc), load: { kind: 'read', request: readRequest(id, doc, ctx.userId) } as Load })),
-        c,
-      );
-    }
-  }
-  // Still the right answer after the load?
-  for (const id of loadIds) {
-    const system = await load.get(id);
+  out(`\n== reads: load, ${loadMode(ctx)}`);
+  for (const group of groups(ctx, loadIds)) {
+    const load = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'reads-load');
+    await startTimed(load, group, { bareStatements: bareFiles });
     for (const doc of docs) {
-      const r = result(ctx, id, doc);
-      if (r.error || typeof system === 'string') continue;
-      const after = await checkRead(system, doc, ctx);
-      if (after) r.error = `answer wrong after the load: ${after.error}`;
+      for (const c of options.connections) {
+        await measureInTurns(
+          ctx,
+          load,
+          group.map((id) => ({ r: result(ctx, id, doc), load: { kind: 'read', request: readRequest(id, doc, ctx.userId) } as Load })),
+          c,
+        );
+      }
     }
+    // Still the right answer after the load?
+    for (const id of group) {
+      const system = await load.get(id);
+      for (const doc of docs) {
+        const r = result(ctx, id, doc);
+        if (r.error || typeof system === 'string') continue;
+        const after = await checkRead(system, doc, ctx);
+        if (after) r.error = `answer wrong after the load: ${after.error}`;
+      }
+    }
+    if (!ctx.smokeFleet) await load.stop();
   }
-  if (!ctx.smokeFleet) await load.stop();
+}
+
+/**
+ * Who runs at the same time under load: by default every system (started together, idle while
+ * another is measured, taking turns cell by cell); with --one-at-a-time, each system alone.
+ */
+function groups(ctx: Context, ids: SystemId[]): SystemId[][] {
+  return ctx.options.oneAtATime && !ctx.smokeFleet ? ids.map((id) => [id]) : [ids];
+}
+
+function loadMode(ctx: Context): string {
+  if (ctx.smokeFleet) return 'through the counting proxy (smoke), systems taking turns';
+  return ctx.options.oneAtATime ? 'connected directly, one system at a time' : 'connected directly, systems taking turns';
 }
 
 async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemDocResult & { doc: ReadDocId }): Promise<void> {
@@ -386,10 +422,11 @@ async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemD
   }
   // Warm the connections (prepared statements, per-connection set-up) before counting.
   for (let i = 0; i < 3; i++) await postGraphql(system.url, request);
-  ctx.proxy.reset({ capture: r.system === 'ours' });
+  ctx.proxy.reset({ capture: true });
   for (let i = 0; i < options.countRequests; i++) await postGraphql(system.url, request);
   await new Promise((resolve) => setTimeout(resolve, 50));
   const counts = ctx.proxy.snapshot();
+  logStatements(ctx, `${r.system} ${r.doc}`, options.countRequests);
   r.statementsPerRequest = counts.statements / options.countRequests;
   r.roundTripsPerRequest = counts.roundTrips / options.countRequests;
   r.countDetail = counts;
@@ -414,6 +451,13 @@ async function checkRead(system: RunningSystem, doc: ReadDocId, ctx: Context): P
   }
   const diff = firstDifference(canonical, ctx.expected[doc]);
   return diff ? { error: `wrong data: ${diff}` } : undefined;
+}
+
+/** Records the distinct statements just captured, with how many times each ran per request. */
+function logStatements(ctx: Context, key: string, requests: number): void {
+  const byText = new Map<string, number>();
+  for (const s of ctx.proxy.capturedStatements()) byText.set(s.text, (byText.get(s.text) ?? 0) + 1);
+  ctx.statementLog[key] = [...byText].map(([text, n]) => ({ perRequest: n / requests, text }));
 }
 
 /** Keeps the one statement our API ran per request for `doc`, when it was one and replayable. */
@@ -511,21 +555,25 @@ async function writePhase(ctx: Context): Promise<void> {
 
   const valid = variants.filter((v) => !result(ctx, v.system, v.doc).error);
   if (!valid.length) return;
-  out(`\n== writes: load, ${ctx.smokeFleet ? 'through the counting proxy (smoke)' : 'connected directly'}, systems taking turns`);
-  const load = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'writes-load');
-  await startTimed(load, [...new Set(valid.map((v) => v.system))]);
-  for (const c of options.connections) {
-    await measureInTurns(
-      ctx,
-      load,
-      valid.map((v) => ({
-        r: result(ctx, v.system, v.doc),
-        load: { kind: 'write', requests: v.requests, userIds: ctx.writeUserIds, postIds: ctx.writePostIds } as Load,
-      })),
-      c,
-    );
+  out(`\n== writes: load, ${loadMode(ctx)}`);
+  for (const group of groups(ctx, [...new Set(valid.map((v) => v.system))])) {
+    const load = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'writes-load');
+    await startTimed(load, group);
+    for (const c of options.connections) {
+      await measureInTurns(
+        ctx,
+        load,
+        valid
+          .filter((v) => group.includes(v.system))
+          .map((v) => ({
+            r: result(ctx, v.system, v.doc),
+            load: { kind: 'write', requests: v.requests, userIds: ctx.writeUserIds, postIds: ctx.writePostIds } as Load,
+          })),
+        c,
+      );
+    }
+    if (!ctx.smokeFleet) await load.stop();
   }
-  if (!ctx.smokeFleet) await load.stop();
 }
 
 async function checkAndCountWrite(ctx: Context, system: RunningSystem, v: WriteVariant, r: SystemDocResult): Promise<void> {
@@ -550,10 +598,11 @@ async function checkAndCountWrite(ctx: Context, system: RunningSystem, v: WriteV
   let roundTrips = 0;
   const n = Math.max(2, Math.round(ctx.options.countRequests / 2));
   for (const op of ops) {
-    ctx.proxy.reset();
+    ctx.proxy.reset({ capture: true });
     for (let i = 0; i < n; i++) await postGraphql(system.url, op.request);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const counts = ctx.proxy.snapshot();
+    logStatements(ctx, `${v.system} ${v.doc} ${op.name}`, n);
     perOp[op.name] = counts.statements / n;
     total += counts.statements;
     roundTrips += counts.roundTrips;
@@ -585,14 +634,14 @@ async function measureInTurns(ctx: Context, f: Fleet, entries: { r: SystemDocRes
   const best = new Map<SystemDocResult, Cell>();
   for (let round = 0; round < ctx.options.repeat; round++) {
     for (const { r, load } of entries) {
-      if (r.error) continue;
+      if (r.error || interruption.requested) continue;
       const system = await f.get(r.system);
       if (typeof system === 'string') {
         r.error = system;
         continue;
       }
       try {
-        const cell = await measure(system, load, connections, ctx.options);
+        const cell = await measure(ctx, system, load, connections);
         const prev = best.get(r);
         if (!prev || cell.rps > prev.rps) best.set(r, cell);
       } catch (err) {
@@ -604,17 +653,26 @@ async function measureInTurns(ctx: Context, f: Fleet, entries: { r: SystemDocRes
     const cell = best.get(r);
     if (!cell) continue;
     r.cells.push(cell);
+    const other = cell.otherCpu === undefined ? '' : `; other work on the machine: ${Math.round(cell.otherCpu * 100)}% of the CPU`;
     out(
-      `   ${r.system} ${r.doc} x${connections}: ${Math.round(cell.rps)} req/s, p50 ${cell.p50Ms.toFixed(2)} ms, p99 ${cell.p99Ms.toFixed(2)} ms${failedText(cell)}`,
+      cell.requests === 0
+        ? `   ${r.system} ${r.doc} x${connections}: no request completed in ${cell.durationS.toFixed(1)} s${other}`
+        : `   ${r.system} ${r.doc} x${connections}: ${Math.round(cell.rps)} req/s, p50 ${cell.p50Ms.toFixed(2)} ms, p99 ${cell.p99Ms.toFixed(2)} ms${failedText(cell)}${other}`,
     );
   }
 }
 
-async function measure(system: RunningSystem, load: Load, connections: number, options: Options) {
+async function measure(ctx: Context, system: RunningSystem, load: Load, connections: number): Promise<Cell> {
+  const { options } = ctx;
   const url = `${system.url}/graphql`;
   if (options.warmupS > 0) await runWrk({ url, connections, durationS: options.warmupS, timeoutS: WRK_TIMEOUT_S, load });
+  // The system's PostgreSQL backends (its pool has grown during the warm-up): their CPU is the benchmark's own.
+  const { rows } = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  const pids = [...(system.pid ? [system.pid] : []), ...rows.map((r) => r.pid)];
+  const before = sampleCpu(pids);
   const result = await runWrk({ url, connections, durationS: options.durationS, timeoutS: WRK_TIMEOUT_S, load });
-  return { connections, ...result };
+  const otherCpu = otherShare(before, sampleCpu(pids));
+  return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }) };
 }
 
 function failedText(cell: { errors: Record<string, number> }): string {
@@ -630,6 +688,8 @@ function standardNotes(ctx: Context): string[] {
   return [
     'req/s, p50 and p99 come from wrk (1 thread, keep-alive connections, the same POST body each time for reads); ' +
       '"ours ÷ this" divides our req/s by that system\'s on the same document and connection count (for the write mix: ours INLINE and ours QUEUED).',
+    '"other work": the share of the machine\'s CPU (all cores) used during the measured run by anything but the system under test, its PostgreSQL backends, ' +
+      'the harness and wrk (from /proc): other tenants of a shared machine. A high figure means that cell was disturbed.',
     'SQL statements / request: every statement PostgreSQL completed (CommandComplete messages, BEGIN and COMMIT included) while ' +
       `${ctx.options.countRequests} requests ran one after another, counted by a proxy reading the PostgreSQL protocol between the system and the server; ` +
       'load is measured with each system connected directly.',

@@ -12,6 +12,8 @@ and a bare node:http + pg server, on one generated dataset, and prints a table.
   --duration S          seconds measured per cell (default 10; smoke 2)
   --warmup S            seconds of load before each measured cell (default 2; smoke 0)
   --repeat N            rounds of every cell, systems taking turns; the best round counts (default 1)
+  --one-at-a-time       under load, run each system alone (default: all started, idle but the one
+                        measured, taking turns cell by cell, so noise from elsewhere hits all alike)
   --connections LIST    connection counts, e.g. 1,16,64 (default; smoke 1)
   --systems LIST        among ${SYSTEM_ORDER.join(',')} (default all)
   --documents LIST      read documents among ${READ_DOCS.join(',')} (default all)
@@ -30,6 +32,7 @@ export interface Options {
   durationS: number;
   warmupS: number;
   repeat: number;
+  oneAtATime: boolean;
   connections: number[];
   systems: SystemId[];
   readDocs: ReadDocId[];
@@ -75,6 +78,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
         duration: { type: 'string' },
         warmup: { type: 'string' },
         repeat: { type: 'string' },
+        'one-at-a-time': { type: 'boolean', default: false },
         connections: { type: 'string' },
         systems: { type: 'string' },
         documents: { type: 'string' },
@@ -106,6 +110,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     durationS: positive(v.duration, 'duration', 1) ?? (smoke ? 2 : 10),
     warmupS: positive(v.warmup, 'warmup', 0) ?? (smoke ? 0 : 2),
     repeat: Math.round(positive(v.repeat, 'repeat', 1) ?? 1),
+    oneAtATime: v['one-at-a-time'] ?? false,
     connections,
     systems: list(v.systems, SYSTEM_ORDER, 'systems') ?? [...SYSTEM_ORDER],
     readDocs,

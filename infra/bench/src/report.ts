@@ -7,6 +7,8 @@ import type { WrkResult } from './wrk';
 /** One measured cell: a system, a document, a number of connections. */
 export interface Cell extends WrkResult {
   connections: number;
+  /** Share of the machine's CPU (0..1) used by work outside the benchmark during the measured run. */
+  otherCpu?: number;
 }
 
 /** Everything measured for one system and one document. */
@@ -81,12 +83,14 @@ function ratioText(results: SystemDocResult[], r: SystemDocResult, c: Cell): str
   return ours ? ratio(ours.rps / c.rps) : '—';
 }
 
+const other = (c: Cell): string => (c.otherCpu === undefined ? '—' : `${Math.round(c.otherCpu * 100)}%`);
+
 const DOC_ORDER: DocId[] = ['recent5', 'recent50', 'user', 'writes-inline', 'writes-queued', 'writes'];
 
 export function resultsTable(results: SystemDocResult[], connections: number[]): string {
   const lines = [
-    '| document | conns | system | req/s | p50 ms | p99 ms | SQL statements / request | ours ÷ this (req/s) |',
-    '|---|---:|---|---:|---:|---:|---:|---|',
+    '| document | conns | system | req/s | p50 ms | p99 ms | SQL statements / request | ours ÷ this (req/s) | other work |',
+    '|---|---:|---|---:|---:|---:|---:|---|---:|',
   ];
   const groups: DocId[][] = [['recent5'], ['recent50'], ['user'], ['writes-inline', 'writes-queued', 'writes']];
   for (const group of groups) {
@@ -98,7 +102,7 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
     const label = (r: SystemDocResult) =>
       `${SYSTEMS[r.system].label}${r.doc === 'writes-inline' ? ', INLINE' : r.doc === 'writes-queued' ? ', QUEUED' : ''}`;
     for (const r of rows.filter((x) => x.error)) {
-      lines.push(`| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} |`);
+      lines.push(`| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | |`);
     }
     for (const c of connections) {
       for (const r of rows) {
@@ -109,8 +113,14 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
           r.statementsByOperation && Object.keys(r.statementsByOperation).length
             ? `${statements(r.statementsPerRequest)} (${Object.entries(r.statementsByOperation).map(([k, v]) => `${k} ${statements(v)}`).join(', ')})`
             : statements(r.statementsPerRequest);
+        if (cell.requests === 0) {
+          // Every request took longer than the measured run: no latency sample at all.
+          const over = `> ${fmt(cell.durationS * 1000)}`;
+          lines.push(`| ${docLabel} | ${c} | ${label(r)} | 0 | ${over} | ${over} | ${stmt} | no request completed in the ${fmt(cell.durationS)} s run | ${other(cell)} |`);
+          continue;
+        }
         lines.push(
-          `| ${docLabel} | ${c} | ${label(r)} | ${fmt(cell.rps)} | ${ms(cell.p50Ms)} | ${ms(cell.p99Ms)} | ${stmt} | ${ratioText(results, r, cell)}${errs ? ` (${errs} failed requests)` : ''} |`,
+          `| ${docLabel} | ${c} | ${label(r)} | ${fmt(cell.rps)} | ${ms(cell.p50Ms)} | ${ms(cell.p99Ms)} | ${stmt} | ${ratioText(results, r, cell)}${errs ? ` (${errs} failed requests)` : ''} | ${other(cell)} |`,
         );
       }
     }
@@ -140,6 +150,13 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
         }
         const value = ours.rps / theirs.rps;
         const met = value >= v.required;
+        if (theirs.requests === 0) {
+          targets.push({
+            name: v.name, doc, connections: c, value, required: v.required, kind: 'ratio', status: 'met',
+            detail: `no request of ${SYSTEMS[v.system].label} completed in ${fmt(theirs.durationS)} s; ours ${fmt(ours.rps)} req/s`,
+          });
+          continue;
+        }
         targets.push({
           name: v.name, doc, connections: c, value, required: v.required, kind: 'ratio', status: met ? 'met' : 'missed',
           detail: met

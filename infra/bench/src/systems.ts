@@ -78,6 +78,10 @@ export class RunningSystem {
     readonly logFile: string,
   ) {}
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get exited(): boolean {
     return this.child.exitCode !== null || this.child.signalCode !== null;
   }
@@ -99,12 +103,16 @@ export class RunningSystem {
 /** Children still running, so that an interrupted run can stop them. */
 export const running = new Set<RunningSystem>();
 
+/** Set when the run is interrupted: no system starts after that. */
+export const interruption = { requested: false };
+
 export class StartError extends Error {
   override readonly name = 'StartError';
 }
 
 /** Starts a system and waits until GET /health answers 200 (or it exits, or the timeout passes). */
 export async function startSystem(spec: SystemSpec, paths: Paths, o: StartOptions, timeoutMs = 90_000): Promise<RunningSystem> {
+  if (interruption.requested) throw new StartError('the run was interrupted');
   const { args, env, cwd } = command(spec, paths, o);
   if (!existsSync(args[0]!)) throw new StartError(`${args[0]} does not exist (not built?)`);
   const log = createWriteStream(o.logFile, { flags: 'a' });

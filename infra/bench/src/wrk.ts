@@ -154,9 +154,10 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
 export async function wrkVersion(): Promise<string | undefined> {
   return new Promise((resolve) => {
     execFile('wrk', ['-v'], (err, stdout, stderr) => {
-      const text = `${stdout}${stderr}`.split('\n')[0]?.trim();
-      // wrk -v prints its version and usage, and exits 1.
-      resolve(text?.startsWith('wrk') ? text : err && (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : text);
+      // wrk -v prints "wrk <version> [epoll] Copyright ..." and its usage, and exits 1.
+      const version = /^wrk\s+(\S+)/.exec(`${stdout}${stderr}`.trim())?.[1];
+      if (version) resolve(`wrk ${version}`);
+      else resolve(err && (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'wrk (unknown version)');
     });
   });
 }
