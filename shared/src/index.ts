@@ -24,3 +24,4 @@ export * from './cli/run';
 export * from './queue/dead-letter';
 export * from './queue/depth';
 export * from './sync/lag';
+export * from './telemetry/metrics';

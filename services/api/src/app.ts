@@ -1,10 +1,19 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
-import { createBoss, createPool, silentLogger, SyncEngine, SyncQueue, type Logger } from '@blog/shared';
+import {
+  createBoss,
+  createMetrics,
+  createPool,
+  silentLogger,
+  SyncEngine,
+  SyncQueue,
+  type Logger,
+  type ServiceMetrics,
+} from '@blog/shared';
 import express from 'express';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
@@ -37,6 +46,7 @@ export interface ApiApp {
   boss: PgBoss;
   sync: SyncEngine;
   reads: ReadEngine;
+  metrics: ServiceMetrics;
   /** Stops accepting requests, lets in-flight ones finish, stops pg-boss and ends the pool. Idempotent. */
   close(): Promise<void>;
 }
@@ -67,7 +77,15 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         { cause: err },
       );
     }
-    const sync = new SyncEngine(pool, { logger });
+    const metrics = createMetrics({ service: 'api', db: () => pool });
+    const sync = new SyncEngine(pool, {
+      logger,
+      onRefresh: (r) => {
+        const labels = { entity_type: r.entityType, mode: r.operation === 'full' ? 'full' : 'inline' };
+        if (r.success) metrics.syncDuration.observe(labels, r.durationMs / 1000);
+        else metrics.syncFailures.inc(labels);
+      },
+    });
     const queue = new SyncQueue(boss, pool, { deferSeconds: config.deferSeconds });
     const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });
     const schema = createSchema();
@@ -91,11 +109,15 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       includeStacktraceInErrorResponses: false,
       formatError: formatError(logger),
       logger,
-      plugins: [ApolloServerPluginDrainHttpServer({ httpServer: server }), ApolloServerPluginLandingPageDisabled()],
+      plugins: [
+        ApolloServerPluginDrainHttpServer({ httpServer: server }),
+        ApolloServerPluginLandingPageDisabled(),
+        operationMetricsPlugin(metrics),
+      ],
     });
     await apollo.start();
 
-    app.use(operationsRouter({ pool, databaseUrl: config.databaseUrl, logger }));
+    app.use(operationsRouter({ pool, databaseUrl: config.databaseUrl, logger, metrics }));
     app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
       res.status(204).end();
@@ -129,10 +151,11 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       res.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
     });
 
-    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger };
+    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics };
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();
       req[REQUEST_START] = start;
+      observeHttp(metrics, req, res, start);
       if (isGraphqlPost(req)) {
         handleGraphqlPost(req, res, start, endpoint, (body) => {
           req.body = body;
@@ -171,13 +194,43 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       })();
       return closing;
     };
-    return { server, url, pool, boss, sync, reads, close };
+    return { server, url, pool, boss, sync, reads, metrics, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
     await boss.stop({ graceful: false, close: true }).catch(() => undefined);
     await pool.end();
     throw err;
   }
+}
+
+/** Routes named in the HTTP metrics; anything else counts as `other` (bounded label values). */
+const METRIC_ROUTES = new Set([GRAPHQL_PATH, '/health', '/ready', '/metrics', '/metrics/prometheus']);
+
+function observeHttp(metrics: ServiceMetrics, req: http.IncomingMessage, res: http.ServerResponse, start: bigint): void {
+  res.once('finish', () => {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    metrics.httpDuration.observe(
+      { method: req.method ?? 'OTHER', route: METRIC_ROUTES.has(path) ? path : 'other', status_code: String(res.statusCode) },
+      Number(process.hrtime.bigint() - start) / 1e9,
+    );
+  });
+}
+
+/** GraphQL operations that Apollo executes (the compiled read path observes its own). */
+function operationMetricsPlugin(metrics: ServiceMetrics): ApolloServerPlugin<ApiContext> {
+  return {
+    async requestDidStart() {
+      const started = process.hrtime.bigint();
+      return {
+        async willSendResponse(ctx) {
+          metrics.graphqlDuration.observe(
+            { operation_type: ctx.operation?.operation ?? 'unknown', path: 'apollo' },
+            Number(process.hrtime.bigint() - started) / 1e9,
+          );
+        },
+      };
+    },
+  };
 }
 
 /** Wraps the query method of every connection the pool opens. */

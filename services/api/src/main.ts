@@ -1,3 +1,5 @@
+// First: tracing must be set up before the modules it instruments are loaded.
+import { tracing } from './instrument';
 import { ConfigError, createLogger } from '@blog/shared';
 import { createApp, type ApiApp } from './app';
 import { loadConfig, type ApiConfig } from './env';
@@ -7,10 +9,14 @@ import { loadConfig, type ApiConfig } from './env';
  * gracefully on SIGINT/SIGTERM (a second signal changes nothing; the shutdown timeout force-exits).
  */
 const logger = createLogger('blog-api');
+const TRACE_FLUSH_MS = 2000;
 
 /** Exits once the log lines are out (stdout may be a pipe, written asynchronously). */
 function exit(code: number): void {
-  logger.flush(() => process.exit(code));
+  // Spans still buffered are flushed, for at most TRACE_FLUSH_MS (a collector may be unreachable).
+  void Promise.race([tracing.shutdown().catch(() => undefined), new Promise((r) => setTimeout(r, TRACE_FLUSH_MS).unref())]).finally(() =>
+    logger.flush(() => process.exit(code)),
+  );
 }
 
 async function main(): Promise<void> {

@@ -27,6 +27,8 @@ export interface BatchOutcome {
   transactions: number;
   /** Milliseconds spent in the committed transactions: refresh per entity type, then lag + completion + COMMIT. */
   timings: { user: number; post: number; comment: number; settle: number };
+  /** Lag of each completed job: its write's commit to its projections' commit, in ms. */
+  lagsMs: number[];
 }
 
 /**
@@ -83,6 +85,7 @@ export class BatchProcessor {
       entities: 0,
       transactions: 0,
       timings: { user: 0, post: 0, comment: 0, settle: 0 },
+      lagsMs: [],
     };
     const valid: SyncJob[] = [];
     const malformed: SyncJob[] = [];
@@ -98,7 +101,7 @@ export class BatchProcessor {
   /** Commits `jobs` together, or isolates the ones that cannot commit by bisection. */
   private async settle(jobs: SyncJob[], slot: string, outcome: BatchOutcome): Promise<void> {
     try {
-      outcome.entities += await this.withTransientRetries(() => this.commit(jobs, slot, outcome.timings));
+      outcome.entities += await this.withTransientRetries(() => this.commit(jobs, slot, outcome));
       outcome.transactions += 1;
       outcome.completed.push(...jobs.map((j) => j.id));
       return;
@@ -119,7 +122,8 @@ export class BatchProcessor {
   }
 
   /** One transaction: refresh the merged plan, record lag, complete the jobs. Returns entities refreshed. */
-  private async commit(jobs: SyncJob[], slot: string, timings: BatchOutcome['timings']): Promise<number> {
+  private async commit(jobs: SyncJob[], slot: string, outcome: BatchOutcome): Promise<number> {
+    const { timings } = outcome;
     const { pool, boss, sync, logger } = this.deps;
     const plan = mergePlans(jobs.map((j) => j.data.plan));
     const client = await pool.connect();
@@ -134,7 +138,13 @@ export class BatchProcessor {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
-      const report = await sync.refreshIn(client, plan);
+      // The sync spans carry how long this batch's jobs waited since their writes committed.
+      const waited = jobs.map((j) => Date.now() - j.data.enqueuedAt).sort((a, b) => a - b);
+      const report = await sync.refreshIn(client, plan, {
+        'blog.sync.jobs': jobs.length,
+        'blog.sync.lag_ms.p50': waited[Math.floor((waited.length - 1) / 2)] ?? 0,
+        'blog.sync.lag_ms.max': waited.at(-1) ?? 0,
+      });
       // Taken as late as possible: the next statements are the lag insert, the completion and COMMIT.
       const now = Date.now();
       const lags: Record<LagMode, number[]> = { QUEUED: [], DEFERRED: [] };
@@ -154,6 +164,7 @@ export class BatchProcessor {
         logger.warn({ requested: jobs.length, completed: done.affected }, 'some jobs were no longer held by this worker');
       }
       await client.query('COMMIT');
+      for (const mode of ['QUEUED', 'DEFERRED'] as const) outcome.lagsMs.push(...lags[mode]);
       for (const r of report.results) timings[r.entityType] += r.durationMs;
       timings.settle += Date.now() - now;
       return planSize(plan);

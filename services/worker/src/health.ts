@@ -13,13 +13,29 @@ export interface HealthServer {
  * GET /health: 200 while the worker runs and its database answers, 503 when it is starting,
  * stopping, or the database has been unreachable for longer than WORKER_UNHEALTHY_AFTER_MS. The
  * body is the worker's status either way ({ status, lastBatchAt, jobsCompleted, ... }).
+ * GET /metrics: the worker's Prometheus metrics.
  */
 export function startHealthServer(worker: ProjectionWorker, port: number, logger: Logger): Promise<HealthServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/metrics') {
+      // Prometheus exposition format.
+      worker.metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': worker.metrics.registry.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'metrics failed');
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'metrics unavailable' }));
+        },
+      );
+      return;
+    }
     if (req.method !== 'GET' || path !== '/health') {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'not found; try GET /health' }));
+      res.end(JSON.stringify({ error: 'not found; try GET /health or GET /metrics' }));
       return;
     }
     const healthy = worker.healthy();

@@ -1,3 +1,5 @@
+// First: tracing must be set up before the modules it instruments are loaded.
+import { tracing } from './instrument';
 import { ConfigError, createLogger } from '@blog/shared';
 import { readWorkerEnv, workerConfigFromEnv } from './env';
 import { startHealthServer } from './health';
@@ -8,6 +10,8 @@ import { createWorker } from './worker';
  * Exits 0 after a graceful stop (SIGTERM/SIGINT), 1 when the shutdown timeout forced it to abandon
  * a batch or on a fatal error, 2 on invalid configuration.
  */
+const TRACE_FLUSH_MS = 2000;
+
 async function main(): Promise<void> {
   let env;
   try {
@@ -38,6 +42,8 @@ async function main(): Promise<void> {
       .stop()
       .then(async ({ clean }) => {
         await health.close();
+        // Buffered spans are flushed, for at most TRACE_FLUSH_MS (a collector may be unreachable).
+        await Promise.race([tracing.shutdown().catch(() => undefined), new Promise((r) => setTimeout(r, TRACE_FLUSH_MS).unref())]);
         process.exit(clean ? 0 : 1);
       })
       .catch((err: unknown) => {

@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import {
   createBoss,
+  createMetrics,
   createPool,
   deleteOldLag,
   silentLogger,
   SYNC_QUEUE,
   SyncEngine,
   type Logger,
+  type ServiceMetrics,
   type SyncJobData,
 } from '@blog/shared';
 import type pg from 'pg';
@@ -57,6 +59,8 @@ const LAG_RETENTION_INTERVAL_MS = 3600_000;
  */
 export class ProjectionWorker {
   readonly instance: string;
+  /** Prometheus metrics of this worker (served on the health port at /metrics). */
+  readonly metrics: ServiceMetrics;
   private readonly log: Logger;
   private state: WorkerState = 'created';
   private pool?: pg.Pool;
@@ -85,6 +89,7 @@ export class ProjectionWorker {
     this.log = options.logger ?? silentLogger;
     this.instance = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.freeSlots = Array.from({ length: config.concurrency }, (_, i) => i);
+    this.metrics = createMetrics({ service: 'worker', db: () => this.pool });
   }
 
   /** Connects, then starts draining. Rejects (leaving nothing open) when the database is unreachable. */
@@ -126,7 +131,14 @@ export class ProjectionWorker {
     this.processor = new BatchProcessor({
       pool,
       boss,
-      sync: new SyncEngine(pool, { logger: this.log }),
+      sync: new SyncEngine(pool, {
+        logger: this.log,
+        onRefresh: (r) => {
+          const labels = { entity_type: r.entityType, mode: 'batch' };
+          if (r.success) this.metrics.syncDuration.observe(labels, r.durationMs / 1000);
+          else this.metrics.syncFailures.inc(labels);
+        },
+      }),
       logger: this.log,
       stopping: () => this.state === 'stopping' || this.state === 'stopped',
     });
@@ -238,6 +250,9 @@ export class ProjectionWorker {
       s.jobsFailed += outcome.failed.length;
       s.entitiesSynced += outcome.entities;
       if (outcome.completed.length) s.lastBatchAt = new Date();
+      this.metrics.batchJobs.observe(jobs.length);
+      this.metrics.batchEntities.observe(outcome.entities);
+      for (const ms of outcome.lagsMs) this.metrics.projectionLag.observe(ms / 1000);
       this.markDb(null);
       this.log.debug(
         {

@@ -39,5 +39,9 @@ export function createBoss(options: BossOptions): PgBoss {
       ? { superviseIntervalSeconds: options.superviseIntervalSeconds, monitorIntervalSeconds: options.superviseIntervalSeconds }
       : {}),
     ...(options.instanceName ? { instanceName: options.instanceName } : {}),
+    // Tracing across the queue: pg-boss stores the trace context of the span that enqueues a job
+    // (the mutation's), and the span of the batch that processes it links back to it. Free until an
+    // OpenTelemetry SDK is registered (see shared/src/telemetry/tracing.ts).
+    openTelemetry: { propagateContext: true },
   });
 }

@@ -22,9 +22,6 @@ export interface SyncJobData {
    * of the projection lag the worker measures.
    */
   enqueuedAt: number;
-  /** W3C trace context of the enqueuing span, so the worker's batch can link to it. */
-  traceparent?: string;
-  tracestate?: string;
 }
 
 /** pg-boss fetches higher priorities first: QUEUED work always goes before DEFERRED work. */
@@ -40,8 +37,6 @@ export interface EnqueueOptions {
   mode: 'QUEUED' | 'DEFERRED';
   /** DEFERRED only: seconds before the job becomes available. */
   deferSeconds?: number;
-  traceparent?: string;
-  tracestate?: string;
 }
 
 /** pg-boss's database adapter over our client, so the enqueue is part of the caller's transaction. */
@@ -73,8 +68,6 @@ export class SyncQueue {
         plan: part,
         mode: options.mode,
         enqueuedAt: Date.now(),
-        ...(options.traceparent ? { traceparent: options.traceparent } : {}),
-        ...(options.tracestate ? { tracestate: options.tracestate } : {}),
       };
       // Ids chosen here so the caller knows them (pg-boss returns none for a batch insert).
       return { id: randomUUID(), data, priority: SYNC_PRIORITY[options.mode], ...(startAfter ? { startAfter } : {}) };

@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import type pg from 'pg';
 import { withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
@@ -33,6 +34,33 @@ export interface VerifyReport {
   total: number;
 }
 
+/** What the engine reports after each refresh of one entity type (metrics hook). */
+export interface RefreshObservation {
+  entityType: EntityType;
+  operation: SyncOperation;
+  count: number;
+  durationMs: number;
+  success: boolean;
+}
+
+export interface SyncEngineOptions {
+  logger?: Logger;
+  /** Called after every refresh of one entity type, successful or not (e.g. Prometheus metrics). */
+  onRefresh?: (observation: RefreshObservation) => void;
+}
+
+/** Attribute names of the sync spans (OpenTelemetry). */
+export const SYNC_SPAN_ATTRIBUTES = {
+  entityType: 'blog.sync.entity_type',
+  entityCount: 'blog.sync.entity_count',
+  operation: 'blog.sync.operation',
+  durationMs: 'blog.sync.duration_ms',
+  updated: 'blog.sync.updated',
+  deleted: 'blog.sync.deleted',
+} as const;
+
+const tracer = trace.getTracer('blog-sync');
+
 interface LogRow {
   entityType: EntityType;
   operation: SyncOperation;
@@ -57,12 +85,14 @@ const INSERT_LOG = `
  */
 export class SyncEngine {
   private readonly log: Logger;
+  private readonly onRefresh: SyncEngineOptions['onRefresh'];
 
   constructor(
     private readonly pool: pg.Pool,
-    options: { logger?: Logger } = {},
+    options: SyncEngineOptions = {},
   ) {
     this.log = options.logger ?? silentLogger;
+    this.onRefresh = options.onRefresh;
   }
 
   /** The dependency map: the projections to refresh for a set of command-side changes. */
@@ -75,28 +105,55 @@ export class SyncEngine {
    * worker's batch). Types run in a fixed order (user, post, comment) so locks are always taken in
    * the same order. On failure the caller must roll back.
    */
-  async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>): Promise<SyncReport> {
+  async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, spanAttributes: Attributes = {}): Promise<SyncReport> {
     const results: EntitySyncResult[] = [];
     for (const entityType of ENTITY_TYPES) {
       const ids = dedupe(plan[entityType] ?? []);
       if (!ids.length) continue;
-      const started = performance.now();
-      try {
-        const s = STATEMENTS[entityType];
-        await client.query(s.placeholders, [ids]);
-        await client.query(s.lock, [ids]);
-        const { rows } = await client.query<{ updated: number; deleted: number }>(s.write, [ids]);
-        results.push({
-          entityType,
-          count: ids.length,
-          updated: rows[0]?.updated ?? 0,
-          deleted: rows[0]?.deleted ?? 0,
-          durationMs: performance.now() - started,
-        });
-      } catch (err) {
-        await this.recordFailure(entityType, 'incremental', ids.length, performance.now() - started, err);
-        throw new SyncError(entityType, ids.length, err);
-      }
+      // One span per entity type and batch, under whatever span is active (the mutation inline, the
+      // worker's batch): its attributes are what an operator needs to find a slow sync.
+      results.push(
+        await tracer.startActiveSpan(`sync ${entityType}`, { attributes: spanAttributes }, async (span) => {
+          const started = performance.now();
+          try {
+            const s = STATEMENTS[entityType];
+            await client.query(s.placeholders, [ids]);
+            await client.query(s.lock, [ids]);
+            const { rows } = await client.query<{ updated: number; deleted: number }>(s.write, [ids]);
+            const result: EntitySyncResult = {
+              entityType,
+              count: ids.length,
+              updated: rows[0]?.updated ?? 0,
+              deleted: rows[0]?.deleted ?? 0,
+              durationMs: performance.now() - started,
+            };
+            span.setAttributes({
+              [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
+              [SYNC_SPAN_ATTRIBUTES.entityCount]: result.count,
+              [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+              [SYNC_SPAN_ATTRIBUTES.durationMs]: result.durationMs,
+              [SYNC_SPAN_ATTRIBUTES.updated]: result.updated,
+              [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted,
+            });
+            this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs: result.durationMs, success: true });
+            return result;
+          } catch (err) {
+            const durationMs = performance.now() - started;
+            span.setAttributes({
+              [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
+              [SYNC_SPAN_ATTRIBUTES.entityCount]: ids.length,
+              [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+            });
+            span.recordException(err as Error);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+            this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: false });
+            await this.recordFailure(entityType, 'incremental', ids.length, durationMs, err);
+            throw new SyncError(entityType, ids.length, err);
+          } finally {
+            span.end();
+          }
+        }),
+      );
     }
     await this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
     return { operation: 'incremental', results };
@@ -149,12 +206,14 @@ export class SyncEngine {
             deleted: row.deleted,
             durationMs: performance.now() - started,
           });
+          this.onRefresh?.({ entityType, operation: 'full', count: row.total, durationMs: performance.now() - started, success: true });
         }
         await this.writeLog(client, results.map((r) => ({ ...r, operation: 'full', success: true, error: null })));
         return { operation: 'full' as const, results };
       });
     } catch (err) {
       if (err instanceof SyncError) throw err;
+      this.onRefresh?.({ entityType: current, operation: 'full', count: 0, durationMs: performance.now() - started, success: false });
       await this.recordFailure(current, 'full', 0, performance.now() - started, err);
       throw new SyncError(current, 0, err);
     }

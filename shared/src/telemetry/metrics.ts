@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Queryable } from '../db/pool';
+import { syncQueueDepth } from '../queue/depth';
 
 /**
  * Every Prometheus metric this project exports, in one place: the services register them from
@@ -25,10 +27,11 @@ export type SyncMetricMode = 'inline' | 'batch' | 'full';
 
 export interface MetricsOptions {
   service: 'api' | 'worker';
-  /** Jobs of the sync queue by pg-boss state, read at scrape time. */
-  queueDepth?: () => Promise<Record<string, number>>;
-  /** Jobs waiting in the dead letter queue, read at scrape time. */
-  deadLetters?: () => Promise<number>;
+  /**
+   * The database to read the queue depth and dead letters from at scrape time (a function: the
+   * pool may not exist yet when the metrics are created). Without it those gauges stay empty.
+   */
+  db?: () => Queryable | undefined;
 }
 
 export interface ServiceMetrics {
@@ -100,16 +103,27 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
     }),
   };
 
-  const { queueDepth, deadLetters } = options;
+  // Both gauges read one live count (shared/src/queue/depth.ts) per scrape, taken once for both.
+  let depth: ReturnType<typeof syncQueueDepth> | undefined;
+  const readDepth = () => {
+    const db = options.db?.();
+    if (!db) return undefined;
+    depth ??= syncQueueDepth(db).finally(() => setImmediate(() => (depth = undefined)));
+    return depth;
+  };
   new Gauge({
     name: METRICS.queueJobs,
-    help: 'Jobs of the sync queue by state',
+    help: 'Jobs of the sync queue by state: ready, scheduled (deferred or in retry backoff), retrying, active',
     labelNames: ['state'],
     registers,
     async collect() {
-      if (!queueDepth) return;
+      const d = await readDepth();
+      if (!d) return;
       this.reset();
-      for (const [state, n] of Object.entries(await queueDepth())) this.set({ state }, n);
+      this.set({ state: 'ready' }, d.ready);
+      this.set({ state: 'scheduled' }, d.scheduled);
+      this.set({ state: 'retrying' }, d.retrying);
+      this.set({ state: 'active' }, d.active);
     },
   });
   new Gauge({
@@ -117,7 +131,8 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
     help: 'Jobs in the dead letter queue, waiting for an operator',
     registers,
     async collect() {
-      if (deadLetters) this.set(await deadLetters());
+      const d = await readDepth();
+      if (d) this.set(d.deadLetters);
     },
   });
   return metrics;

@@ -1,5 +1,6 @@
 import type http from 'node:http';
-import { isRetryablePgError, type Logger } from '@blog/shared';
+import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadEngine } from '../reads/read-engine';
 import { formatProcessTime, PROCESS_TIME_HEADER } from './process-time';
 
@@ -14,7 +15,10 @@ export interface GraphqlEndpointOptions {
   reads: ReadEngine;
   maxBodyBytes: number;
   logger: Logger;
+  metrics?: ServiceMetrics;
 }
+
+const tracer = trace.getTracer('blog-api');
 
 type Next = (body: unknown) => void;
 
@@ -86,25 +90,53 @@ async function answer(
     (b.variables === undefined || b.variables === null || (typeof b.variables === 'object' && !Array.isArray(b.variables))) &&
     b.extensions === undefined;
   if (!fast) return next(body);
-  let text: string;
-  try {
-    const result = await options.reads.execute({
-      query: b.query as string,
-      operationName: b.operationName as string | null | undefined,
-      variables: b.variables as Record<string, unknown> | null | undefined,
-    });
-    if (result.kind === 'fallback') return next(body);
-    text = result.body;
-  } catch (err) {
-    options.logger.error({ err }, 'read failed');
+  const operationName = typeof b.operationName === 'string' ? b.operationName : undefined;
+  // The compiled read path runs no graphql-js execution, so it makes its own GraphQL span (named
+  // like the GraphQL instrumentation's); its one SQL statement appears under it.
+  const outcome = await tracer.startActiveSpan(`graphql.read${operationName ? ` ${operationName}` : ''}`, async (span) => {
+    const started = process.hrtime.bigint();
+    try {
+      const result = await options.reads.execute({
+        query: b.query as string,
+        operationName: b.operationName as string | null | undefined,
+        variables: b.variables as Record<string, unknown> | null | undefined,
+      });
+      if (result.kind === 'fallback') {
+        // Not a read this path compiles (a mutation, introspection...): Apollo answers it, with
+        // the GraphQL instrumentation's spans.
+        span.updateName('graphql.compiled-read.skipped');
+      } else {
+        span.setAttributes({
+          'graphql.operation.type': 'query',
+          'blog.graphql.path': 'compiled',
+          ...(operationName ? { 'graphql.operation.name': operationName } : {}),
+        });
+        options.metrics?.graphqlDuration.observe(
+          { operation_type: 'query', path: 'compiled' },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+      }
+      return result;
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      return { kind: 'error' as const, err };
+    } finally {
+      span.end();
+    }
+  });
+  if (outcome.kind === 'fallback') return next(body);
+  if (outcome.kind === 'error') {
+    options.logger.error({ err: outcome.err }, 'read failed');
     return sendError(
       res,
       startNs,
-      isRetryablePgError(err) ? 503 : 500,
+      isRetryablePgError(outcome.err) ? 503 : 500,
       'INTERNAL_SERVER_ERROR',
       'Internal server error',
     );
   }
+  const text = outcome.body;
   const accept = req.headers.accept ?? '';
   res.writeHead(200, {
     'Content-Type': accept.includes('application/graphql-response+json')

@@ -1,4 +1,13 @@
-import { defaultMigrationsDir, Migrator, QUEUE_SCHEMA, queueSchemaInstalled, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE, type Logger } from '@blog/shared';
+import {
+  defaultMigrationsDir,
+  lagPercentiles24h,
+  Migrator,
+  queueSchemaInstalled,
+  SYNC_QUEUE,
+  syncQueueDepth,
+  type Logger,
+  type ServiceMetrics,
+} from '@blog/shared';
 import express from 'express';
 import type pg from 'pg';
 
@@ -9,17 +18,15 @@ import type pg from 'pg';
 const READY_TIMEOUT_MS = 3000;
 
 /**
- * /metrics in one statement. sync_metrics_24h is the seed's shape (success_rate in percent; null
- * averages and rates when there was no sync); entity_counts are the rows of the command side and
- * projection_counts those of the query side (a difference is sync lag); queue is the pg-boss sync
- * queue by state, counted live from pg-boss's job table.
+ * /metrics JSON. sync_metrics_24h is the seed's shape (success_rate in percent; null averages and
+ * rates when there was no sync); entity_counts are the rows of the command side and
+ * projection_counts those of the query side (a difference is sync lag). The queue depth and the
+ * projection lag percentiles come from the same functions the worker uses (shared/src/queue/depth.ts,
+ * shared/src/sync/lag.ts).
  */
 const METRICS_SQL = `
   WITH s AS (
     SELECT entity_type, duration_ms, success FROM sync_log WHERE created_at >= now() - interval '24 hours'
-  ),
-  jobs AS (
-    SELECT state, start_after, created_on FROM ${QUEUE_SCHEMA}.job WHERE name = $1
   )
   SELECT json_build_object(
     'sync_metrics_24h', json_build_object(
@@ -45,25 +52,15 @@ const METRICS_SQL = `
     'projection_counts', json_build_object(
       'users', (SELECT count(*) FROM tv_user),
       'posts', (SELECT count(*) FROM tv_post),
-      'comments', (SELECT count(*) FROM tv_comment)),
-    'queue', (SELECT json_build_object(
-        'name', $1::text,
-        'ready', count(*) FILTER (WHERE state IN ('created', 'retry') AND start_after <= now()),
-        'deferred', count(*) FILTER (WHERE state IN ('created', 'retry') AND start_after > now()),
-        'by_state', json_build_object(
-          'created', count(*) FILTER (WHERE state = 'created'),
-          'retry', count(*) FILTER (WHERE state = 'retry'),
-          'active', count(*) FILTER (WHERE state = 'active'),
-          'completed', count(*) FILTER (WHERE state = 'completed'),
-          'cancelled', count(*) FILTER (WHERE state = 'cancelled'),
-          'failed', count(*) FILTER (WHERE state = 'failed')),
-        'oldest_ready_age_seconds', round(extract(epoch FROM now() - min(start_after)
-            FILTER (WHERE state IN ('created', 'retry') AND start_after <= now()))::numeric, 3),
-        'dead_letter', (SELECT count(*) FROM ${QUEUE_SCHEMA}.job WHERE name = $2 AND state IN ('created', 'retry')))
-      FROM jobs)
-  )::text AS metrics`;
+      'comments', (SELECT count(*) FROM tv_comment))
+  ) AS metrics`;
 
-export function operationsRouter(deps: { pool: pg.Pool; databaseUrl: string; logger: Logger }): express.Router {
+export function operationsRouter(deps: {
+  pool: pg.Pool;
+  databaseUrl: string;
+  logger: Logger;
+  metrics: ServiceMetrics;
+}): express.Router {
   const router = express.Router();
   const migrator = new Migrator(deps.databaseUrl, { dir: defaultMigrationsDir });
 
@@ -89,8 +86,33 @@ export function operationsRouter(deps: { pool: pg.Pool; databaseUrl: string; log
 
   router.get('/metrics', async (_req, res, next) => {
     try {
-      const { rows } = await deps.pool.query<{ metrics: string }>(METRICS_SQL, [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE]);
-      res.type('application/json').send(rows[0]!.metrics);
+      const [{ rows }, depth, lag] = await Promise.all([
+        deps.pool.query<{ metrics: Record<string, unknown> }>(METRICS_SQL),
+        syncQueueDepth(deps.pool),
+        lagPercentiles24h(deps.pool),
+      ]);
+      res.json({
+        ...rows[0]!.metrics,
+        queue: {
+          name: SYNC_QUEUE,
+          ready: depth.ready,
+          scheduled: depth.scheduled,
+          retrying: depth.retrying,
+          active: depth.active,
+          dead_letters: depth.deadLetters,
+        },
+        projection_lag_24h: lag,
+      });
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  // Prometheus exposition format (the JSON /metrics above is the seed's and stays as it is).
+  router.get('/metrics/prometheus', async (_req, res, next) => {
+    try {
+      const text = await deps.metrics.registry.metrics();
+      res.type(deps.metrics.registry.contentType).send(text);
     } catch (err) {
       next(err);
     }

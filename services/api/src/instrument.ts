@@ -1,0 +1,8 @@
+/**
+ * Loaded first by main.ts, before express, graphql, pg or pino are required, so that
+ * OpenTelemetry's instrumentations can patch them. Tracing is off unless
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set (see shared/src/telemetry/tracing.ts).
+ */
+import { startTracing } from '@blog/shared/dist/telemetry/tracing';
+
+export const tracing = startTracing({ serviceName: process.env.OTEL_SERVICE_NAME || 'blog-api' });

@@ -1,0 +1,252 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SEED_USERS } from '@blog/shared';
+import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import type pg from 'pg';
+
+/**
+ * Tracing as operators get it: the built API and worker processes export over OTLP/HTTP to a
+ * collector (here a local receiver standing in for Jaeger's port 4318), and one QUEUED mutation
+ * can be followed from the HTTP request through GraphQL and SQL into the queue and the worker's
+ * batch that projected it.
+ */
+
+interface Span {
+  service: string;
+  scope: string;
+  name: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  links: { traceId: string; spanId: string }[];
+  attributes: Record<string, unknown>;
+  kind: number;
+}
+
+/** An OTLP/HTTP JSON receiver: collects every span exported to it. */
+async function startReceiver(): Promise<{ url: string; spans: Span[]; requests: () => number; close: () => Promise<void> }> {
+  const spans: Span[] = [];
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      requests += 1;
+      if (req.url === '/v1/traces' && (req.headers['content-type'] ?? '').includes('json')) {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          resourceSpans: {
+            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+            scopeSpans: { scope: { name: string }; spans: Record<string, unknown>[] }[];
+          }[];
+        };
+        for (const rs of body.resourceSpans) {
+          const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
+          for (const ss of rs.scopeSpans) {
+            for (const s of ss.spans) {
+              const attrs: Record<string, unknown> = {};
+              for (const a of (s.attributes as { key: string; value: Record<string, unknown> }[]) ?? []) {
+                attrs[a.key] = Object.values(a.value)[0];
+              }
+              spans.push({
+                service,
+                scope: ss.scope.name,
+                name: s.name as string,
+                traceId: s.traceId as string,
+                spanId: s.spanId as string,
+                parentSpanId: (s.parentSpanId as string) || undefined,
+                links: ((s.links as { traceId: string; spanId: string }[]) ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
+                attributes: attrs,
+                kind: s.kind as number,
+              });
+            }
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    spans,
+    requests: () => requests,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+function spawnService(file: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [file], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let api: ReturnType<typeof spawnService>;
+  let worker: ReturnType<typeof spawnService>;
+  let apiUrl: string;
+  let pool: pg.Pool;
+
+  beforeAll(async () => {
+    pool = testPool(2);
+    receiver = await startReceiver();
+    const otel = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      // Export quickly: the test waits for spans.
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      DATABASE_URL: testDatabaseUrl(),
+    };
+    api = spawnService(builtFile('services', 'api', 'dist', 'main.js'), { ...otel, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+    worker = spawnService(builtFile('services', 'worker', 'dist', 'main.js'), { ...otel, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'debug' });
+    const [, url] = await waitFor(() => api.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, 'the API');
+    apiUrl = url!;
+    await waitFor(() => /projection worker started/.test(worker.output()), 30_000, 'the worker');
+  });
+
+  afterAll(async () => {
+    for (const p of [api, worker]) {
+      if (p?.child.exitCode === null) {
+        p.child.kill('SIGTERM');
+        await p.exited;
+      }
+    }
+    await receiver?.close();
+    await pool.end();
+  });
+
+  it('exports nothing while idle: queue polling makes no spans', async () => {
+    // Startup may export a span or two (the GraphQL schema build); let those arrive first.
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = receiver.spans.length;
+    // The worker polls the queue every 50 ms: 3 s is about 60 polls, each several statements.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(receiver.spans.slice(before)).toEqual([]);
+  });
+
+  const gql = async (query: string, variables: Record<string, unknown> = {}, operationName?: string) => {
+    const res = await fetch(`${apiUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables, operationName }),
+    });
+    const body = (await res.json()) as { data?: Record<string, { id: string }>; errors?: unknown[] };
+    expect(body.errors).toBeUndefined();
+    return body.data!;
+  };
+
+  /** The span's ancestors within its trace, nearest first. */
+  const ancestors = (span: Span): Span[] => {
+    const out: Span[] = [];
+    let current: Span | undefined = span;
+    while (current?.parentSpanId) {
+      const parentId: string = current.parentSpanId;
+      current = receiver.spans.find((s) => s.spanId === parentId);
+      if (current) out.push(current);
+    }
+    return out;
+  };
+
+  it('follows one QUEUED mutation from HTTP through GraphQL and SQL into the worker batch that projected it', async () => {
+    const { createUser } = await gql(
+      'mutation { createUser(email: "traced@example.com", username: "traced", fullName: "Traced Author", sync: INLINE) { id } }',
+    );
+    const { createPost } = await gql(
+      'mutation Traced($a: ID!) { createPost(title: "Traced post", content: "Follow me", authorId: $a, published: true, sync: QUEUED) { id } }',
+      { a: createUser!.id },
+      'Traced',
+    );
+    // The worker projects it...
+    await waitFor(
+      async () => (await pool.query('SELECT 1 FROM tv_post WHERE id = $1', [createPost!.id])).rowCount,
+      20_000,
+      'the worker to project the post',
+    );
+    // ...and its spans reach the collector.
+    const mutation = await waitFor(
+      () => receiver.spans.find((s) => s.scope.includes('instrumentation-graphql') && s.name.startsWith('mutation') && s.attributes['graphql.operation.name'] === 'Traced'),
+      10_000,
+      'the mutation span',
+    );
+    const trace = receiver.spans.filter((s) => s.traceId === mutation.traceId);
+    const producer = trace.find((s) => s.scope === 'pg-boss' && s.name === 'insert projection-sync');
+    expect(producer).toBeDefined();
+    const batch = await waitFor(
+      () =>
+        receiver.spans.find(
+          (s) =>
+            s.service === 'blog-worker' &&
+            s.name === 'process projection-sync' &&
+            (s.parentSpanId === producer!.spanId || s.links.some((l) => l.spanId === producer!.spanId)),
+        ),
+      10_000,
+      "the worker's batch span, linked to the enqueue",
+    );
+    const syncPost = await waitFor(
+      () => receiver.spans.find((s) => s.name === 'sync post' && s.parentSpanId === batch.spanId),
+      10_000,
+      'the sync span of the batch',
+    );
+
+    // HTTP server span at the root of the mutation's trace, GraphQL under it, SQL under GraphQL.
+    const root = ancestors(mutation).at(-1);
+    expect(root).toMatchObject({ service: 'blog-api', scope: expect.stringContaining('instrumentation-http'), name: 'POST /graphql' });
+    expect(root!.parentSpanId).toBeUndefined();
+    const sqlUnderGraphql = trace.filter(
+      (s) => s.scope.includes('instrumentation-pg') && ancestors(s).some((a) => a.scope.includes('instrumentation-graphql')),
+    );
+    expect(sqlUnderGraphql.length).toBeGreaterThan(0);
+    // The enqueue happened inside the mutation.
+    expect(ancestors(producer!).map((a) => a.spanId)).toContain(mutation.spanId);
+
+    // The worker's per-entity sync span says what it did and how late.
+    expect(syncPost.service).toBe('blog-worker');
+    expect(syncPost.attributes).toMatchObject({
+      'blog.sync.entity_type': 'post',
+      'blog.sync.entity_count': expect.anything(),
+      'blog.sync.duration_ms': expect.any(Number),
+      'blog.sync.lag_ms.max': expect.anything(),
+      'blog.sync.jobs': expect.anything(),
+    });
+    expect(Number(syncPost.attributes['blog.sync.entity_count'])).toBeGreaterThanOrEqual(1);
+    // And the worker's log lines written inside that batch carry its trace id.
+    expect(worker.output()).toContain(`"trace_id":"${batch.traceId}"`);
+  });
+
+  it('a compiled read has its GraphQL span with its one SQL statement under it', async () => {
+    await gql('query GetRecentPosts { posts(limit: 5) { id title } }', {}, 'GetRecentPosts');
+    const read = await waitFor(
+      () => receiver.spans.find((s) => s.name === 'graphql.read GetRecentPosts'),
+      10_000,
+      'the read span',
+    );
+    expect(read.attributes).toMatchObject({ 'blog.graphql.path': 'compiled', 'graphql.operation.name': 'GetRecentPosts' });
+    const statements = await waitFor(
+      () => {
+        const found = receiver.spans.filter((s) => s.parentSpanId === read.spanId && s.scope.includes('instrumentation-pg'));
+        return found.length ? found : undefined;
+      },
+      10_000,
+      'the statement span',
+    );
+    expect(statements).toHaveLength(1);
+  });
+});
