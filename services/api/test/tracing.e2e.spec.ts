@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SEED_USERS } from '@blog/shared';
 import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 
