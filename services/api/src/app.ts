@@ -207,8 +207,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 const METRIC_ROUTES = new Set([GRAPHQL_PATH, '/health', '/ready', '/metrics', '/metrics/prometheus']);
 
 function observeHttp(metrics: ServiceMetrics, req: http.IncomingMessage, res: http.ServerResponse, start: bigint): void {
+  // Read now: Express rewrites req.url for mounted middleware (Apollo's sees "/").
+  const path = (req.url ?? '').split('?')[0] ?? '';
   res.once('finish', () => {
-    const path = (req.url ?? '').split('?')[0] ?? '';
     metrics.httpDuration.observe(
       { method: req.method ?? 'OTHER', route: METRIC_ROUTES.has(path) ? path : 'other', status_code: String(res.statusCode) },
       Number(process.hrtime.bigint() - start) / 1e9,
