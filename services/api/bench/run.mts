@@ -8,6 +8,12 @@
  * migrated and filled on first use, reused afterwards), BENCH_SECONDS (10 per load phase),
  * BENCH_CONNECTIONS (16), BENCH_SAMPLES (2000 sequential requests for the one-connection figures),
  * BENCH_RESEED=1 (rebuild the data set), BENCH_TOOL=wrk|autocannon (default: wrk when installed).
+ *
+ *   npm run bench:tracing -w @blog/api     (node bench/run.mts --tracing)
+ *
+ * The cost of tracing: GetRecentPosts on two API processes side by side, one with tracing off and
+ * one exporting every span over OTLP/HTTP to a local collector (this process, which accepts and
+ * counts them), measured in alternating rounds (BENCH_ROUNDS, default 3) in one run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -335,5 +341,109 @@ async function main(): Promise<void> {
   log(`load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`);
 }
 
-await main();
+// ---- the cost of tracing ----------------------------------------------------------------------
+
+/** A stand-in OTLP/HTTP collector: accepts every export and counts what it received. */
+async function startCollector(): Promise<{ url: string; exports: () => number; bytes: () => number; close: () => void }> {
+  let exports = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      exports += 1;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, exports: () => exports, bytes: () => bytes, close: () => server.close() };
+}
+
+async function tracingMain(): Promise<void> {
+  if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
+  const rounds = Number(env.BENCH_ROUNDS ?? 3);
+  log(`tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections, ${rounds} rounds`);
+  await prepare();
+  const collector = await startCollector();
+  const common = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX) };
+  // Neither process inherits an OTLP endpoint from the caller's environment: "off" means off.
+  const noOtel = { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' };
+  const offPort = await freePort();
+  const onPort = await freePort();
+  const off = await startProcess('api (tracing off)', [path.join(dist, 'main.js')], { ...common, ...noOtel, PORT: String(offPort) }, /API ready at/);
+  const on = await startProcess(
+    'api (tracing on)',
+    [path.join(dist, 'main.js')],
+    { ...common, ...noOtel, PORT: String(onPort), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url },
+    /API ready at/,
+  );
+  // The production setting we document: a tenth of the traces sampled (parent-based, so a sampled
+  // mutation's trace stays whole across the queue).
+  const sampledPort = await freePort();
+  const sampled = await startProcess(
+    'api (tracing on, 10% sampled)',
+    [path.join(dist, 'main.js')],
+    {
+      ...common,
+      ...noOtel,
+      PORT: String(sampledPort),
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.1',
+    },
+    /API ready at/,
+  );
+  const body = JSON.stringify({ query: OPERATIONS.GetRecentPosts, operationName: 'GetRecentPosts' });
+  type Variant = 'off' | 'on' | 'sampled';
+  const results: Record<Variant, { one: number[]; many: number[]; cpu: number[]; p50: number[] }> = {
+    off: { one: [], many: [], cpu: [], p50: [] },
+    on: { one: [], many: [], cpu: [], p50: [] },
+    sampled: { one: [], many: [], cpu: [], p50: [] },
+  };
+  const ports: Record<Variant, number> = { off: offPort, on: onPort, sampled: sampledPort };
+  const pids: Record<Variant, number | undefined> = { off: off.pid, on: on.pid, sampled: sampled.pid };
+  try {
+    const a = await post(offPort, body);
+    const b = await post(onPort, body);
+    if (a.text !== b.text || a.status !== 200) throw new Error(`the two processes answer differently:\n${a.text}\n${b.text}`);
+    for (let round = 1; round <= rounds; round += 1) {
+      // Alternate the order so neither side always runs second on a warmer (or busier) machine.
+      const order: Variant[] = round % 2 ? ['off', 'on', 'sampled'] : ['sampled', 'on', 'off'];
+      for (const which of order) {
+        const port = ports[which];
+        const pid = pids[which];
+        const one = await sequential(port, body, SAMPLES);
+        const many = await load(port, body, CONNECTIONS, pid);
+        results[which].one.push(one.rps);
+        results[which].p50.push(one.serverP50);
+        results[which].many.push(many.rps);
+        results[which].cpu.push(many.cpuUs ?? Number.NaN);
+        log(`round ${round} tracing ${which.padEnd(7)}: ${one.rps.toFixed(0)} req/s at 1 conn (X-Process-Time p50 ${one.serverP50.toFixed(3)} ms), ${many.rps.toFixed(0)} req/s at ${CONNECTIONS} conns, ${(many.cpuUs ?? Number.NaN).toFixed(0)} µs CPU/req`);
+      }
+    }
+  } finally {
+    await stopProcess(off);
+    await stopProcess(on);
+    await stopProcess(sampled);
+    collector.close();
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const change = (k: 'one' | 'many' | 'cpu' | 'p50', v: Variant) => `${((100 * median(results[v][k])) / median(results.off[k]) - 100).toFixed(1)}%`;
+  const row = (label: string, k: 'one' | 'many' | 'cpu' | 'p50', d = 0) =>
+    `| ${label} | ${median(results.off[k]).toFixed(d)} | ${median(results.on[k]).toFixed(d)} (${change(k, 'on')}) | ${median(results.sampled[k]).toFixed(d)} (${change(k, 'sampled')}) |`;
+  log('');
+  log('| GetRecentPosts (median of rounds) | tracing off | tracing on, every trace | tracing on, 10% sampled |');
+  log('|---|---:|---:|---:|');
+  log(row('req/s, 1 connection', 'one'));
+  log(row(`req/s, ${CONNECTIONS} connections`, 'many'));
+  log(row('X-Process-Time p50 ms, 1 connection', 'p50', 3));
+  log(row(`server CPU µs per request, ${CONNECTIONS} connections`, 'cpu'));
+  log('');
+  log(`collector received ${collector.exports()} exports, ${(collector.bytes() / 1e6).toFixed(1)} MB of spans (target: throughput less than 15% lower with tracing on)`);
+  const load1 = os.loadavg()[0]!;
+  log(`load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs`);
+}
+
+await (process.argv.includes('--tracing') ? tracingMain() : main());
 agent.destroy();
