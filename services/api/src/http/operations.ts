@@ -4,7 +4,10 @@ import type pg from 'pg';
 
 /**
  * Operator endpoints: /health (the process is alive), /ready (the database answers, our migrations
- * are all applied and pg-boss's schema is installed; 503 otherwise), /metrics (JSON below).
+ * are all applied and pg-boss's schema is installed, and the read replica answers when one is
+ * configured; 503 otherwise), /metrics (JSON below, always from the primary: the queue and the
+ * command side live there, and comparing tb_* with tv_* counts on a replica would mix sync lag
+ * with replication lag).
  */
 const READY_TIMEOUT_MS = 3000;
 
@@ -63,7 +66,7 @@ const METRICS_SQL = `
       FROM jobs)
   )::text AS metrics`;
 
-export function operationsRouter(deps: { pool: pg.Pool; databaseUrl: string; logger: Logger }): express.Router {
+export function operationsRouter(deps: { pool: pg.Pool; readPool?: pg.Pool; databaseUrl: string; logger: Logger }): express.Router {
   const router = express.Router();
   const migrator = new Migrator(deps.databaseUrl, { dir: defaultMigrationsDir });
 
@@ -76,6 +79,11 @@ export function operationsRouter(deps: { pool: pg.Pool; databaseUrl: string; log
       await withTimeout(
         (async () => {
           await deps.pool.query('SELECT 1');
+          if (deps.readPool && deps.readPool !== deps.pool) {
+            await deps.readPool.query('SELECT 1').catch((err: unknown) => {
+              throw new Error(`the read replica (DATABASE_READ_URL) does not answer: ${err instanceof Error ? err.message : String(err)}`);
+            });
+          }
           await migrator.check();
           if (!(await queueSchemaInstalled(deps.pool))) throw new Error('the pg-boss schema is not installed (run `npm run migrate`)');
         })(),
