@@ -37,5 +37,5 @@ EXPOSE 8001
 # Exec form: node is PID 1 and receives SIGTERM itself; the service handles SIGTERM and SIGINT
 # (graceful stop, then exit), and it starts no child processes, so no init process is needed.
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["node", "healthcheck.cjs", "worker"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["node", "/app/healthcheck.cjs", "worker"]
 CMD ["node", "services/worker/dist/main.js"]
