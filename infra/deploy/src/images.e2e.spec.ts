@@ -22,10 +22,26 @@ type Service = (typeof SERVICES)[number];
 
 const staged: Partial<Record<Service, string>> = {};
 const children = new Set<ChildProcess>();
+const groups = new Set<ChildProcess>();
 
-function sh(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+/**
+ * The environment of stage.sh: this process's, less what running under npm, turbo and Jest adds
+ * (npm_* describe the calling npm script; NODE_OPTIONS and NODE_ENV are Jest's). The install may
+ * use npm's cache without asking the registry first (prefer-offline): the root install just filled
+ * it with the same versions.
+ */
+function stageEnv(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(npm_|NODE_OPTIONS$|NODE_ENV$|JEST_|TS_JEST$|INIT_CWD$|TURBO_)/.test(k)),
+  );
+  return { ...env, npm_config_prefer_offline: 'true' };
+}
+
+function sh(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; track?: boolean } = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env });
+    // Tracked commands get their own process group, so that afterAll can stop all of it (sh and npm).
+    const child = spawn(command, args, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, detached: options.track });
+    if (options.track) groups.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -76,13 +92,22 @@ beforeAll(async () => {
     SERVICES.map(async (service) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `blog-image-${service}-`));
       staged[service] = dir;
-      const r = await sh('sh', ['infra/docker/stage.sh', service, dir]);
+      const r = await sh('sh', ['infra/docker/stage.sh', service, dir], { env: stageEnv(), track: true });
       if (r.code !== 0) throw new Error(`stage.sh ${service} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     }),
   );
 }, STAGE_TIMEOUT_MS);
 
 afterAll(async () => {
+  for (const group of groups) {
+    if (group.exitCode === null && group.pid) {
+      try {
+        process.kill(-group.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await Promise.all([...children].map(stopped));
   for (const dir of Object.values(staged)) fs.rmSync(dir, { recursive: true, force: true });
