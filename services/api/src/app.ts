@@ -42,7 +42,10 @@ export interface ApiApp {
   server: http.Server;
   /** http://host:port of the listening server. */
   url: string;
+  /** The primary (DATABASE_URL): writes, INLINE syncs, previews, /ready, /metrics. */
   pool: pg.Pool;
+  /** Reads of tv_* (DATABASE_READ_URL); the same object as `pool` when no replica is configured. */
+  readPool: pg.Pool;
   boss: PgBoss;
   sync: SyncEngine;
   reads: ReadEngine;
@@ -64,6 +67,20 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
   });
   if (config.autoPrepare) autoPrepare(pool);
   if (options.onQuery) observeQueries(pool, options.onQuery);
+  // A second pool only when reads go elsewhere (a replica). Read-your-writes is the primary's
+  // property: a mutation's own answer, INLINE included, never comes from this pool.
+  const readPool =
+    config.databaseReadUrl === config.databaseUrl
+      ? pool
+      : createPool(config.databaseReadUrl, {
+          applicationName: 'blog-api-read',
+          max: config.poolMax,
+          statementTimeoutMs: config.statementTimeoutMs,
+        });
+  if (readPool !== pool) {
+    if (config.autoPrepare) autoPrepare(readPool);
+    if (options.onQuery) observeQueries(readPool, options.onQuery);
+  }
   const boss = createBoss({ url: config.databaseUrl, applicationName: 'blog-api-queue', maintenance: false, max: 2 });
   boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));
   let apollo: ApolloServer<ApiContext> | undefined;
@@ -91,7 +108,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     const schema = createSchema();
     const reads = new ReadEngine(
       schema,
-      pool,
+      readPool,
       { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
       allRules(config.maxQueryDepth),
       config.queryCacheSize,
@@ -117,7 +134,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     });
     await apollo.start();
 
-    app.use(operationsRouter({ pool, databaseUrl: config.databaseUrl, logger, metrics }));
+    app.use(operationsRouter({ pool, readPool, databaseUrl: config.databaseUrl, logger, metrics }));
     app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
       res.status(204).end();
@@ -190,15 +207,15 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         // Apollo's drain plugin closes the server, waits for in-flight requests, then idles sockets.
         await started.stop();
         await boss.stop({ graceful: true, close: true, timeout: config.shutdownTimeoutMs });
-        await pool.end();
+        await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
       })();
       return closing;
     };
-    return { server, url, pool, boss, sync, reads, metrics, close };
+    return { server, url, pool, readPool, boss, sync, reads, metrics, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
     await boss.stop({ graceful: false, close: true }).catch(() => undefined);
-    await pool.end();
+    await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
     throw err;
   }
 }

@@ -1,4 +1,4 @@
-import { boolVar, enumVar, intVar, parseEnv } from '@blog/shared';
+import { boolVar, enumVar, intVar, optionalPgUrl, parseEnv } from '@blog/shared';
 import { SYNC_MODES, type SyncMode } from '@blog/shared';
 import { z } from 'zod';
 
@@ -13,6 +13,9 @@ export const apiEnvSchema = z.object({
   DATABASE_URL: z
     .string({ error: 'is required (a postgres:// URL; `npm start` passes the one it prepared)' })
     .refine((v) => /^postgres(ql)?:\/\//.test(v), { error: 'must be a postgres:// or postgresql:// URL' }),
+  // Where reads of tv_* go (a streaming replica of DATABASE_URL); default: DATABASE_URL itself.
+  // Writes, INLINE syncs, previews, pg-boss, /ready's migration check and /metrics use DATABASE_URL.
+  DATABASE_READ_URL: optionalPgUrl(),
   DB_POOL_MAX: intVar(10, 1, 1000),
   // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
   DB_AUTO_PREPARE: boolVar(true),
@@ -36,6 +39,8 @@ export interface ApiConfig {
   port: number;
   host: string;
   databaseUrl: string;
+  /** Reads of tv_* (both read paths); equal to databaseUrl when no replica is configured. */
+  databaseReadUrl: string;
   poolMax: number;
   autoPrepare: boolean;
   statementTimeoutMs: number;
@@ -56,6 +61,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    databaseReadUrl: e.DATABASE_READ_URL ?? e.DATABASE_URL,
     poolMax: e.DB_POOL_MAX,
     autoPrepare: e.DB_AUTO_PREPARE,
     statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,

@@ -13,7 +13,10 @@ import type pg from 'pg';
 
 /**
  * Operator endpoints: /health (the process is alive), /ready (the database answers, our migrations
- * are all applied and pg-boss's schema is installed; 503 otherwise), /metrics (JSON below).
+ * are all applied and pg-boss's schema is installed, and the read replica answers when one is
+ * configured; 503 otherwise), /metrics (JSON below, always from the primary: the queue and the
+ * command side live there, and comparing tb_* with tv_* counts on a replica would mix sync lag
+ * with replication lag).
  */
 const READY_TIMEOUT_MS = 3000;
 
@@ -57,6 +60,7 @@ const METRICS_SQL = `
 
 export function operationsRouter(deps: {
   pool: pg.Pool;
+  readPool?: pg.Pool;
   databaseUrl: string;
   logger: Logger;
   metrics: ServiceMetrics;
@@ -73,6 +77,11 @@ export function operationsRouter(deps: {
       await withTimeout(
         (async () => {
           await deps.pool.query('SELECT 1');
+          if (deps.readPool && deps.readPool !== deps.pool) {
+            await deps.readPool.query('SELECT 1').catch((err: unknown) => {
+              throw new Error(`the read replica (DATABASE_READ_URL) does not answer: ${err instanceof Error ? err.message : String(err)}`);
+            });
+          }
           await migrator.check();
           if (!(await queueSchemaInstalled(deps.pool))) throw new Error('the pg-boss schema is not installed (run `npm run migrate`)');
         })(),

@@ -1,0 +1,1 @@
+module.exports = require('@blog/shared/test/jest-preset.cjs')(__dirname);

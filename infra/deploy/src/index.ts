@@ -1,0 +1,3 @@
+export * from './env-vars';
+export * from './k8s';
+export * from './repo';
