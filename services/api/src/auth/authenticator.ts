@@ -20,7 +20,7 @@ export const ANYONE: Actor = Object.freeze({ userId: null, admin: true });
 export type Authenticate = (authorization: string | undefined) => Promise<Actor>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *$/i;
+const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*) *$/i;
 
 /**
  * Builds the authenticator of the configuration. Keys are imported here, so a bad JWT_PUBLIC_KEY
