@@ -26,3 +26,4 @@ export * from './queue/depth';
 export * from './sync/lag';
 export * from './telemetry/metrics';
 export * from './auth/operator-token';
+export * from './db/roles';
