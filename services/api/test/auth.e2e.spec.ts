@@ -110,7 +110,8 @@ describe('authentication: UNAUTHENTICATED, nothing written', () => {
   });
 
   test('reads stay public: no token, and a bad token is not even looked at', async () => {
-    for (const headers of [{}, { authorization: 'Bearer not.a.jwt' }, { authorization: 'Basic x' }]) {
+    const variants: Record<string, string>[] = [{}, { authorization: 'Bearer not.a.jwt' }, { authorization: 'Basic x' }];
+    for (const headers of variants) {
       const res = await gqlAs(api, headers, SEED_OPERATIONS.GetRecentPosts);
       expect(res.status).toBe(200);
       expect(res.json.errors).toBeUndefined();
@@ -187,8 +188,8 @@ describe('allowed', () => {
     expect((await ok(`mutation { updateUser(id: "${BOB}", bio: "Bob's bio") { bio } }`)).updateUser).toEqual({ bio: "Bob's bio" });
     expect((await ok(`mutation { deletePost(id: "${post.id}") { id deletedCommentIds } }`)).deletePost).toEqual({ id: post.id, deletedCommentIds: [] });
     const after = await writeCounts(pool);
-    expect(after.posts).toBe(before.posts + 1); // the explicit one stays
-    expect(after.jobs).toBeGreaterThan(before.jobs); // QUEUED: each write enqueued its sync
+    expect(after.posts).toBe(before.posts! + 1); // the explicit one stays
+    expect(after.jobs).toBeGreaterThan(before.jobs!); // QUEUED: each write enqueued its sync
   });
 
   test('admin may do all: write as others, change and delete what others wrote, create users', async () => {
@@ -230,10 +231,8 @@ describe('allowed', () => {
 });
 
 describe('RS256', () => {
-  let privateKey: CryptoKey;
   let otherKey: CryptoKey;
   beforeAll(async () => {
-    ({ privateKey } = await generateKeyPair('RS256'));
     ({ privateKey: otherKey } = await generateKeyPair('RS256'));
   });
   const rs = (key: CryptoKey, sub: string, kid?: string) =>
@@ -312,7 +311,8 @@ describe('operator token (OPERATOR_TOKEN) on /metrics', () => {
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${api.url}${path}`, { headers });
 
   test.each(['/metrics', '/metrics/prometheus'])('%s: 401 without or with a wrong token, 200 with it', async (path) => {
-    for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: `Bearer ${OPERATOR_TOKEN}x` }, { authorization: OPERATOR_TOKEN }, { authorization: `Basic ${OPERATOR_TOKEN}` }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token' }, { authorization: `Bearer ${OPERATOR_TOKEN}x` }, { authorization: OPERATOR_TOKEN }, { authorization: `Basic ${OPERATOR_TOKEN}` }];
+    for (const headers of attempts) {
       const res = await get(path, headers);
       expect(res.status).toBe(401);
       expect(res.headers.get('content-type')).toMatch(/application\/json/);

@@ -27,7 +27,8 @@ describe('operator token on the worker health port', () => {
     fetch(`http://127.0.0.1:${server.port}${path}`, { headers });
 
   it('answers /metrics 401 (JSON) without the token or with a wrong one', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN.slice(0, -1)}` }, { authorization: TOKEN }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN.slice(0, -1)}` }, { authorization: TOKEN }];
+    for (const headers of attempts) {
       const res = await get(guarded, '/metrics', headers);
       expect(res.status).toBe(401);
       expect(res.headers.get('content-type')).toBe('application/json');
