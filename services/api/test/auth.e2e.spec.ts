@@ -78,6 +78,10 @@ describe('authentication: UNAUTHENTICATED, nothing written', () => {
     }, message: /signature/ },
     { name: 'a wrong issuer', headers: async () => bearer(await sign({}, { issuer: 'https://evil.test' })), message: /issuer/ },
     { name: 'a wrong audience', headers: async () => bearer(await sign({}, { audience: 'another-api' })), message: /audience/ },
+    { name: 'no expiry (exp is required)', headers: async () => {
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).sign(new TextEncoder().encode(SECRET));
+      return bearer(token);
+    }, message: /exp/ },
     { name: 'no subject', headers: async () => bearer(await sign({}, { sub: null })), message: /subject/ },
     { name: 'a subject that is not a UUID', headers: async () => bearer(await sign({}, { sub: 'alice' })), message: /subject/ },
     { name: 'an unsigned token (alg none)', headers: async () => {

@@ -46,6 +46,8 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
   }
   const options = {
     algorithms,
+    // A token without an expiry would be valid forever.
+    requiredClaims: ['exp'],
     ...(config.issuer ? { issuer: config.issuer } : {}),
     ...(config.audience ? { audience: config.audience } : {}),
   };
