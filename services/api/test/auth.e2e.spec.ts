@@ -162,6 +162,38 @@ describe('authorization: FORBIDDEN, nothing written', () => {
     await refused(api, bearer(await tokenFor(BOB, 'editor')), `mutation { publishPost(id: "${POST1}") { id } }`, 'FORBIDDEN');
   });
 
+  test('the ownership check holds the row: a concurrent delete is seen (NOT_FOUND), no check-then-act', async () => {
+    const bob = bearer(await tokenFor(BOB));
+    const made = await gqlAs(api, bob, `mutation { createPost(title: "contested", content: "c", sync: INLINE) { id } }`);
+    const id = (made.json.data as { createPost: { id: string } }).createPost.id;
+    const before = await writeCounts(pool);
+    const other = await pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('SELECT 1 FROM tb_post WHERE id = $1 FOR UPDATE', [id]);
+      const update = gqlAs(api, bob, `mutation { updatePost(id: "${id}", title: "too late") { id } }`);
+      // The mutation's ownership check waits on the row lock...
+      for (let i = 0; ; i++) {
+        const { rows } = await pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT author_id FROM tb_post%'`,
+        );
+        if (rows[0]!.n > 0) break;
+        if (i > 100) throw new Error('the ownership check did not wait for the row lock');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // ...while the row is deleted and committed: the check then sees no row.
+      await other.query('DELETE FROM tb_post WHERE id = $1', [id]);
+      await other.query('COMMIT');
+      const res = await update;
+      expect(res.json.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+    } finally {
+      await other.query('ROLLBACK').catch(() => undefined);
+      other.release();
+    }
+    const after = await writeCounts(pool);
+    expect({ ...after, posts: after.posts! + 1 }).toEqual({ ...before, posts_updated: after.posts_updated }); // only our delete
+  });
+
   test('unknown ids stay NOT_FOUND for an authenticated user (nothing written)', async () => {
     await refused(api, bearer(await tokenFor(BOB)), `mutation { deletePost(id: "${NEWCOMER}") { id } }`, 'NOT_FOUND');
   });
