@@ -316,6 +316,22 @@ describe('RS256', () => {
   });
 });
 
+test('a JWKS endpoint that cannot be reached is our failure (INTERNAL_SERVER_ERROR, logged), not the client\'s; nothing written', async () => {
+  // A port that was free a moment ago: connections are refused.
+  const probe = http.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  const down = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role' }, defaultSyncMode: 'QUEUED' });
+  try {
+    const { privateKey } = await generateKeyPair('RS256');
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(ALICE).setExpirationTime('5m').sign(privateKey);
+    await refused(down, bearer(token), CREATE_POST, 'INTERNAL_SERVER_ERROR');
+  } finally {
+    await down.close();
+  }
+});
+
 describe('AUTH_MODE=none (the demo default)', () => {
   let open: TestApi;
   beforeAll(async () => {

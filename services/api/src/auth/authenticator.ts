@@ -92,13 +92,11 @@ function tokenError(err: unknown, logger: Logger): Error {
     logger.error({ err }, 'JWKS unavailable');
     return err as Error;
   }
+  // Malformed tokens (JWSInvalid, JWTInvalid...) and every other verification failure.
   if (err instanceof errors.JOSEError) return new UnauthenticatedError('The token is not valid.');
-  if (err instanceof TypeError && /fetch/i.test(err.message)) {
-    logger.error({ err }, 'JWKS unavailable');
-    return err;
-  }
-  // Malformed compact serialization etc. surface as JOSE errors above; anything left is a bad token too.
-  return new UnauthenticatedError('The token is not valid.');
+  // Not about the token: the JWKS could not be fetched ("fetch failed"), or a bug. Ours, logged.
+  logger.error({ err }, 'token verification failed');
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /**
