@@ -26,3 +26,5 @@ export * from './queue/depth';
 export * from './sync/lag';
 export * from './telemetry/metrics';
 export * from './telemetry/http-span';
+export * from './auth/operator-token';
+export * from './db/roles';

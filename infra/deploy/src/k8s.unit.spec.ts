@@ -122,5 +122,5 @@ test('every pod takes its configuration from the ConfigMap and the Secret, whose
   const documented = readmeConfigVariables();
   const secret = find('Secret', 'blog-secrets').body.stringData as Record<string, string>;
   expect([...Object.keys(config), ...Object.keys(secret)].filter((k) => !documented.includes(k))).toEqual([]);
-  expect(Object.keys(secret).sort()).toEqual(['DATABASE_READ_URL', 'DATABASE_URL']);
+  expect(Object.keys(secret).sort()).toEqual(['DATABASE_READ_URL', 'DATABASE_URL', 'JWT_SECRET', 'OPERATOR_TOKEN']);
 });

@@ -18,6 +18,8 @@ import {
 import express from 'express';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
+import { createAuthenticator, lazyActor } from './auth/authenticator';
+import { OPERATOR_PATHS, requireOperatorToken } from './auth/operator';
 import { Commands } from './commands/commands';
 import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
@@ -106,6 +108,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     });
     const queue = new SyncQueue(boss, pool, { deferSeconds: config.deferSeconds });
     const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });
+    const authenticate = await createAuthenticator(config.auth, logger);
     const schema = createSchema();
     const reads = new ReadEngine(
       schema,
@@ -135,6 +138,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     });
     await apollo.start();
 
+    if (config.operatorToken) app.all(OPERATOR_PATHS, requireOperatorToken(config.operatorToken));
     app.use(operationsRouter({ pool, readPool, databaseUrl: config.databaseUrl, logger, metrics }));
     app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
@@ -152,7 +156,8 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         next();
       },
       expressMiddleware(apollo, {
-        context: async () => ({ reads, commands, readMemo: new Map() }),
+        // The token is verified only if a mutation asks for the actor (never for reads).
+        context: async ({ req }) => ({ reads, commands, readMemo: new Map(), actor: lazyActor(authenticate, req.headers.authorization) }),
       }),
     );
     app.use((_req, res) => {

@@ -1,6 +1,7 @@
 import { boolVar, enumVar, intVar, optionalPgUrl, parseEnv } from '@blog/shared';
 import { SYNC_MODES, type SyncMode } from '@blog/shared';
 import { z } from 'zod';
+import { authConfigFrom, authEnvSchema, checkAuthEnv, type AuthConfig } from './auth/config';
 
 /**
  * The API's configuration: every variable, its default and its bounds. Read and validated once,
@@ -30,10 +31,12 @@ export const apiEnvSchema = z.object({
   // Distinct read documents kept compiled to SQL (least recently used ones are dropped first).
   QUERY_CACHE_SIZE: intVar(1000, 0, 1_000_000),
   SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),
+  // AUTH_MODE, JWT_*, OPERATOR_TOKEN (auth/config.ts).
+  ...authEnvSchema.shape,
 }).refine((env) => env.DEFAULT_PAGE_SIZE <= env.MAX_PAGE_SIZE, {
   path: ['DEFAULT_PAGE_SIZE'],
   error: 'must not exceed MAX_PAGE_SIZE',
-});
+}).superRefine(checkAuthEnv);
 
 export interface ApiConfig {
   port: number;
@@ -52,6 +55,10 @@ export interface ApiConfig {
   maxBodyBytes: number;
   queryCacheSize: number;
   shutdownTimeoutMs: number;
+  /** Who may write (AUTH_MODE, JWT_*). */
+  auth: AuthConfig;
+  /** Bearer token required by /metrics and /metrics/prometheus, when set. */
+  operatorToken?: string;
 }
 
 /** Parses the environment; throws ConfigError naming every bad variable. */
@@ -73,6 +80,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.MAX_BODY_BYTES,
     queryCacheSize: e.QUERY_CACHE_SIZE,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    auth: authConfigFrom(e),
+    ...(e.OPERATOR_TOKEN ? { operatorToken: e.OPERATOR_TOKEN } : {}),
   };
 }
 

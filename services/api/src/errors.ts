@@ -6,7 +6,7 @@ import { GraphQLError } from 'graphql';
  * with `extensions.code` only at the edge (toGraphQLError), and nothing else reaches clients.
  */
 export abstract class ClientError extends Error {
-  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT';
+  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN';
   constructor(
     message: string,
     /** The argument at fault, when there is one. */
@@ -29,6 +29,18 @@ export class NotFoundError extends ClientError {
 export class ConflictError extends ClientError {
   override readonly name = 'ConflictError';
   readonly code = 'CONFLICT' as const;
+}
+
+/** No token, or one that does not verify (AUTH_MODE=jwt). */
+export class UnauthenticatedError extends ClientError {
+  override readonly name = 'UnauthenticatedError';
+  readonly code = 'UNAUTHENTICATED' as const;
+}
+
+/** A valid token whose subject may not do this (not the owner, not an admin). */
+export class ForbiddenError extends ClientError {
+  override readonly name = 'ForbiddenError';
+  readonly code = 'FORBIDDEN' as const;
 }
 
 export function toGraphQLError(err: ClientError): GraphQLError {

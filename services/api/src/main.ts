@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     return;
   }
   logger.info(
-    { url: `${app.url}/graphql`, defaultSyncMode: config.defaultSyncMode },
+    { url: `${app.url}/graphql`, defaultSyncMode: config.defaultSyncMode, authMode: config.auth.mode },
     `API ready at ${app.url}/graphql (GraphiQL in a browser; /health, /ready, /metrics)`,
   );
 }

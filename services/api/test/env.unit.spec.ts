@@ -49,3 +49,57 @@ test('a default page size above the maximum is refused', () => {
 test('DATABASE_URL must be a postgres URL', () => {
   expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL: must be a postgres/);
 });
+
+describe('authentication and operator token variables', () => {
+  const SECRET = 'x'.repeat(32);
+  const PEM = '-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----';
+
+  test('AUTH_MODE defaults to none; no operator token', () => {
+    const c = loadConfig({ DATABASE_URL: URL });
+    expect(c.auth).toEqual({ mode: 'none' });
+    expect(c.operatorToken).toBeUndefined();
+  });
+
+  test('AUTH_MODE=jwt without a key source is refused, naming the variables', () => {
+    expect(() => loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt' })).toThrow(
+      /AUTH_MODE: jwt needs a key: set one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL/,
+    );
+  });
+
+  test('AUTH_MODE=jwt with two key sources is refused', () => {
+    expect(() => loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_SECRET: SECRET, JWT_JWKS_URL: 'https://idp.test/jwks' })).toThrow(
+      /AUTH_MODE: jwt takes one key source, but JWT_SECRET and JWT_JWKS_URL are all set/,
+    );
+  });
+
+  test('HS256: the secret, issuer, audience and role claim are read (AUTH_MODE is case-insensitive)', () => {
+    const c = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'JWT', JWT_SECRET: SECRET, JWT_ISSUER: 'https://idp.test', JWT_AUDIENCE: 'blog', JWT_ROLE_CLAIM: 'roles' });
+    expect(c.auth).toEqual({ mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: 'https://idp.test', audience: 'blog', roleClaim: 'roles' });
+  });
+
+  test('RS256: a PEM public key (escaped newlines are unescaped) or a JWKS URL', () => {
+    const pem = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: PEM.replace(/\n/g, '\\n') });
+    expect(pem.auth).toEqual({ mode: 'jwt', key: { kind: 'publicKey', pem: PEM }, roleClaim: 'role' });
+    const jwks = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_JWKS_URL: 'https://idp.test/.well-known/jwks.json' });
+    expect(jwks.auth).toEqual({ mode: 'jwt', key: { kind: 'jwks', url: 'https://idp.test/.well-known/jwks.json' }, roleClaim: 'role' });
+  });
+
+  test('bad values are named', () => {
+    let message = '';
+    try {
+      loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'oauth', JWT_SECRET: 'short', JWT_JWKS_URL: 'ftp://x', OPERATOR_TOKEN: 'tiny' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('AUTH_MODE: must be one of none, jwt (got "oauth")');
+    expect(message).toContain('JWT_SECRET: must be at least 32 characters');
+    expect(message).toContain('JWT_JWKS_URL: must be an http:// or https:// URL (got "ftp://x")');
+    expect(message).toContain('OPERATOR_TOKEN: must be at least 16 characters');
+    expect(() => loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: 'not a pem' })).toThrow(/JWT_PUBLIC_KEY: must be a PEM public key/);
+  });
+
+  test('OPERATOR_TOKEN is read; empty means unset', () => {
+    expect(loadConfig({ DATABASE_URL: URL, OPERATOR_TOKEN: 'o'.repeat(20) }).operatorToken).toBe('o'.repeat(20));
+    expect(loadConfig({ DATABASE_URL: URL, OPERATOR_TOKEN: '' }).operatorToken).toBeUndefined();
+  });
+});

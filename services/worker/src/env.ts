@@ -26,6 +26,11 @@ export const workerEnvSchema = z.object({
   WORKER_UNHEALTHY_AFTER_MS: intVar(30_000, 1000, 3_600_000),
   // Name in pg_stat_activity and in pg-boss's instance registry (default: blog-worker).
   WORKER_NAME: optionalString(),
+  // When set, GET /metrics on the health port needs `Authorization: Bearer <OPERATOR_TOKEN>`.
+  OPERATOR_TOKEN: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
+  ),
   LOG_LEVEL: enumVar(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'),
 });
 
@@ -42,6 +47,8 @@ export interface WorkerConfig {
   healthPort: number;
   unhealthyAfterMs: number;
   name: string;
+  /** Bearer token required by GET /metrics, when set. */
+  operatorToken?: string;
 }
 
 export function readWorkerEnv(env: Record<string, string | undefined> = process.env): WorkerEnv {
@@ -60,5 +67,6 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     healthPort: env.WORKER_HEALTH_PORT,
     unhealthyAfterMs: env.WORKER_UNHEALTHY_AFTER_MS,
     name: env.WORKER_NAME ?? 'blog-worker',
+    ...(env.OPERATOR_TOKEN ? { operatorToken: env.OPERATOR_TOKEN } : {}),
   };
 }

@@ -52,4 +52,11 @@ describe('worker configuration', () => {
       expect(message).toMatch(/WORKER_HEALTH_PORT: must be a number/);
     }
   });
+
+  it('reads OPERATOR_TOKEN (at least 16 characters; empty means unset)', () => {
+    const base = { DATABASE_URL: 'postgres://u@h/db' };
+    expect(workerConfigFromEnv(readWorkerEnv({ ...base, OPERATOR_TOKEN: 't'.repeat(16) })).operatorToken).toBe('t'.repeat(16));
+    expect(workerConfigFromEnv(readWorkerEnv({ ...base, OPERATOR_TOKEN: '' })).operatorToken).toBeUndefined();
+    expect(() => readWorkerEnv({ ...base, OPERATOR_TOKEN: 'short' })).toThrow(/OPERATOR_TOKEN: must be at least 16 characters/);
+  });
 });

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '@blog/shared';
+import { OPERATOR_UNAUTHORIZED, operatorTokenMatches, type Logger } from '@blog/shared';
 import type { ProjectionWorker } from './worker';
 
 export interface HealthServer {
@@ -13,12 +13,23 @@ export interface HealthServer {
  * GET /health: 200 while the worker runs and its database answers, 503 when it is starting,
  * stopping, or the database has been unreachable for longer than WORKER_UNHEALTHY_AFTER_MS. The
  * body is the worker's status either way ({ status, lastBatchAt, jobsCompleted, ... }).
- * GET /metrics: the worker's Prometheus metrics.
+ * GET /metrics: the worker's Prometheus metrics; with an operator token (OPERATOR_TOKEN), only
+ * for `Authorization: Bearer <token>` (401 otherwise). /health stays open.
  */
-export function startHealthServer(worker: ProjectionWorker, port: number, logger: Logger): Promise<HealthServer> {
+export function startHealthServer(
+  worker: ProjectionWorker,
+  port: number,
+  logger: Logger,
+  options: { operatorToken?: string } = {},
+): Promise<HealthServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
+      if (options.operatorToken && !operatorTokenMatches(req.headers.authorization, options.operatorToken)) {
+        res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
+        res.end(OPERATOR_UNAUTHORIZED);
+        return;
+      }
       // Prometheus exposition format.
       worker.metrics.registry.metrics().then(
         (text) => {

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const config = workerConfigFromEnv(env);
   const logger = createLogger(config.name, env.LOG_LEVEL.toLowerCase());
   const worker = createWorker(config, { logger });
-  const health = await startHealthServer(worker, config.healthPort, logger);
+  const health = await startHealthServer(worker, config.healthPort, logger, config.operatorToken ? { operatorToken: config.operatorToken } : {});
 
   let stopping = false;
   const shutdown = (signal: string) => {

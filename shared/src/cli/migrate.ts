@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { openDatabase, readDatabaseConfig } from '../db/database';
 import { defaultMigrationsDir } from '../db/paths';
+import { createDbRoles, DEFAULT_API_ROLE, DEFAULT_WORKER_ROLE } from '../db/roles';
 import { createLogger } from '../log/logger';
 import { createMigrationFile, Migrator } from '../migrations/runner';
 import { installQueueSchema } from '../queue/install';
@@ -14,6 +15,10 @@ Commands:
   status          list every migration: applied (when), pending, edited or missing
   check           exit 0 when the database is up to date, 1 otherwise (for deploy scripts)
   create <name>   add the next numbered, empty migration file to migrations/
+  roles           create or update the least-privilege roles of the API and the worker and their
+                  grants (after \`up\`; idempotent). Names: BLOG_API_DB_ROLE (default blog_api),
+                  BLOG_WORKER_DB_ROLE (default blog_worker). Passwords: BLOG_API_DB_PASSWORD,
+                  BLOG_WORKER_DB_PASSWORD (LOGIN roles); a role without one is NOLOGIN (a group role)
 
 Connects to DATABASE_URL; without it, to the embedded PostgreSQL (started and stopped for the command).
 MIGRATIONS_DIR overrides the folder (default: migrations/ at the repository root).`;
@@ -31,7 +36,7 @@ runCli(async (argv) => {
     process.stdout.write(`created ${await createMigrationFile(dir, name)}\n`);
     return EXIT.ok;
   }
-  if (!['up', 'status', 'check'].includes(command)) throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
+  if (!['up', 'status', 'check', 'roles'].includes(command)) throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
 
   const logger = createLogger('blog-migrate', process.env.LOG_LEVEL ?? 'warn');
   const db = await openDatabase(readDatabaseConfig(), logger);
@@ -42,6 +47,22 @@ runCli(async (argv) => {
       await installQueueSchema(db.url);
       process.stdout.write(
         applied.length ? `applied ${applied.map((m) => m.file).join(', ')}\n` : 'database is up to date\n',
+      );
+      return EXIT.ok;
+    }
+    if (command === 'roles') {
+      const api = process.env.BLOG_API_DB_ROLE || DEFAULT_API_ROLE;
+      const worker = process.env.BLOG_WORKER_DB_ROLE || DEFAULT_WORKER_ROLE;
+      await migrator.check().catch((err: unknown) => {
+        throw new UsageError(`Migrate first (npm run migrate -- up): ${(err as Error).message}`);
+      });
+      await createDbRoles(db.url, {
+        api: { name: api, ...(process.env.BLOG_API_DB_PASSWORD ? { password: process.env.BLOG_API_DB_PASSWORD } : {}) },
+        worker: { name: worker, ...(process.env.BLOG_WORKER_DB_PASSWORD ? { password: process.env.BLOG_WORKER_DB_PASSWORD } : {}) },
+      });
+      const kind = (password: string | undefined) => (password ? 'LOGIN' : 'NOLOGIN');
+      process.stdout.write(
+        `roles ready: ${api} (${kind(process.env.BLOG_API_DB_PASSWORD)}), ${worker} (${kind(process.env.BLOG_WORKER_DB_PASSWORD)})\n`,
       );
       return EXIT.ok;
     }

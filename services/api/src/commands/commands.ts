@@ -1,6 +1,7 @@
 import { withTransaction, type ChangeSet, type EntityType, type SyncEngine, type SyncMode, type SyncQueue } from '@blog/shared';
 import type pg from 'pg';
-import { BadInputError, ClientError, clientErrorFromPg, NotFoundError } from '../errors';
+import { ANYONE, type Actor } from '../auth/authenticator';
+import { BadInputError, ClientError, clientErrorFromPg, ForbiddenError, NotFoundError } from '../errors';
 import * as v from '../validate';
 
 /**
@@ -15,6 +16,10 @@ import * as v from '../validate';
  *      QUEUED / DEFERRED: enqueue the plan with pg-boss ON THIS TRANSACTION'S CLIENT and answer with
  *      the entity computed from tb_* (preview)
  *   6. COMMIT. A command that fails anywhere rolls back whole: no row, no job.
+ *
+ * Authorization (AUTH_MODE=jwt; `actor` is ANYONE, an admin, with AUTH_MODE=none) happens inside
+ * the transaction, on the rows it locks: an update or delete locks the row FOR UPDATE and compares
+ * its author with the actor, so ownership cannot change between the check and the write.
  */
 export type Doc = Record<string, unknown>;
 
@@ -51,7 +56,15 @@ export class Commands {
 
   // ---- users -------------------------------------------------------------------------------
 
-  createUser(input: { email?: unknown; username?: unknown; fullName?: unknown; bio?: unknown }, mode: SyncMode): Promise<Doc> {
+  /**
+   * An admin (or anyone, AUTH_MODE=none) creates users with new ids. Any other token may create
+   * one user: its own, whose id is the token's subject (sign-up); a second one is FORBIDDEN.
+   */
+  createUser(
+    input: { email?: unknown; username?: unknown; fullName?: unknown; bio?: unknown },
+    mode: SyncMode,
+    actor: Actor = ANYONE,
+  ): Promise<Doc> {
     const row = {
       email: v.email(input.email),
       username: v.username(input.username),
@@ -59,6 +72,15 @@ export class Commands {
       bio: v.optionalText(input.bio, 'bio', v.LIMITS.bio),
     };
     return this.entityCommand(mode, async (client) => {
+      if (!actor.admin) {
+        const { rows } = await client.query<{ id: string }>(
+          `INSERT INTO tb_user (id, email, username, full_name, bio, created_at, updated_at)
+           VALUES ($5, $1, $2, $3, $4, now(), now()) ON CONFLICT (id) DO NOTHING RETURNING id`,
+          [row.email, row.username, row.fullName, row.bio, actor.userId],
+        );
+        if (!rows[0]) throw new ForbiddenError('Your token already has its user; only an admin may create other users.');
+        return { changes: { user: [rows[0].id] }, entity: { type: 'user', id: rows[0].id } };
+      }
       const { rows } = await client.query<{ id: string }>(
         `INSERT INTO tb_user (email, username, full_name, bio, created_at, updated_at)
          VALUES ($1, $2, $3, $4, now(), now()) RETURNING id`,
@@ -72,6 +94,7 @@ export class Commands {
   updateUser(
     input: { id?: unknown; email?: unknown; username?: unknown; fullName?: unknown; bio?: unknown },
     mode: SyncMode,
+    actor: Actor = ANYONE,
   ): Promise<Doc> {
     const id = v.uuid(input.id, 'id');
     const sets = new Sets();
@@ -81,6 +104,7 @@ export class Commands {
     if (input.bio !== undefined) sets.add('bio', v.optionalText(input.bio, 'bio', v.LIMITS.bio));
     if (!sets.size) throw new BadInputError('Give at least one of email, username, fullName, bio to change.');
     return this.entityCommand(mode, async (client) => {
+      if (!actor.admin && id !== actor.userId) throw new ForbiddenError('You may only change your own user.', 'id');
       const { rowCount } = await client.query(
         `UPDATE tb_user SET ${sets.sql()}, updated_at = now() WHERE id = $1`,
         [id, ...sets.values],
@@ -92,14 +116,19 @@ export class Commands {
 
   // ---- posts -------------------------------------------------------------------------------
 
-  createPost(input: { title?: unknown; content?: unknown; authorId?: unknown; published?: unknown }, mode: SyncMode): Promise<Doc> {
+  createPost(
+    input: { title?: unknown; content?: unknown; authorId?: unknown; published?: unknown },
+    mode: SyncMode,
+    actor: Actor = ANYONE,
+  ): Promise<Doc> {
     const row = {
       title: v.text(input.title, 'title', v.LIMITS.title, true),
       content: v.text(input.content, 'content', v.LIMITS.postContent),
-      authorId: v.uuid(input.authorId, 'authorId'),
+      authorId: authorOf(input.authorId, actor),
       published: bool(input.published ?? false, 'published'),
     };
     return this.entityCommand(mode, async (client) => {
+      mayWriteAs(actor, row.authorId);
       // Lock the author FOR SHARE and insert, in one statement: no row back means no such author.
       const { rows } = await client.query<{ id: string }>(
         `WITH author AS (SELECT id FROM tb_user WHERE id = $1 FOR SHARE)
@@ -114,7 +143,11 @@ export class Commands {
     });
   }
 
-  updatePost(input: { id?: unknown; title?: unknown; content?: unknown; published?: unknown }, mode: SyncMode): Promise<Doc> {
+  updatePost(
+    input: { id?: unknown; title?: unknown; content?: unknown; published?: unknown },
+    mode: SyncMode,
+    actor: Actor = ANYONE,
+  ): Promise<Doc> {
     const id = v.uuid(input.id, 'id');
     const sets = new Sets();
     if (input.title !== undefined) sets.add('title', v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true));
@@ -122,15 +155,17 @@ export class Commands {
     if (input.published !== undefined) sets.add('published', bool(input.published, 'published'));
     if (!sets.size) throw new BadInputError('Give at least one of title, content, published to change.');
     return this.entityCommand(mode, async (client) => {
+      await lockOwned(client, 'post', id, actor);
       const { rowCount } = await client.query(`UPDATE tb_post SET ${sets.sql()}, updated_at = now() WHERE id = $1`, [id, ...sets.values]);
       if (!rowCount) throw new NotFoundError('No post with that id.', 'id');
       return { changes: { post: [id] }, entity: { type: 'post', id } };
     });
   }
 
-  publishPost(input: { id?: unknown }, mode: SyncMode): Promise<Doc> {
+  publishPost(input: { id?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<Doc> {
     const id = v.uuid(input.id, 'id');
     return this.entityCommand(mode, async (client) => {
+      await lockOwned(client, 'post', id, actor);
       const { rowCount } = await client.query('UPDATE tb_post SET published = true, updated_at = now() WHERE id = $1', [id]);
       if (!rowCount) throw new NotFoundError('No post with that id.', 'id');
       return { changes: { post: [id] }, entity: { type: 'post', id } };
@@ -138,12 +173,13 @@ export class Commands {
   }
 
   /** Deletes the post's comments explicitly (no ON DELETE CASCADE), so their ids reach the plan. */
-  deletePost(input: { id?: unknown }, mode: SyncMode): Promise<DeleteResult> {
+  deletePost(input: { id?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<DeleteResult> {
     const id = v.uuid(input.id, 'id');
     return this.command(mode, async (client) => {
       // FOR UPDATE: createComment's FOR SHARE on the post waits, so no comment appears meanwhile.
-      const found = await client.query('SELECT 1 FROM tb_post WHERE id = $1 FOR UPDATE', [id]);
-      if (!found.rowCount) throw new NotFoundError('No post with that id.', 'id');
+      const found = await client.query<{ author_id: string }>('SELECT author_id FROM tb_post WHERE id = $1 FOR UPDATE', [id]);
+      if (!found.rows[0]) throw new NotFoundError('No post with that id.', 'id');
+      if (!owns(actor, found.rows[0].author_id)) throw new ForbiddenError('Only the author (or an admin) may delete this post.', 'id');
       const { rows } = await client.query<{ id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id', [id]);
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
@@ -153,13 +189,18 @@ export class Commands {
 
   // ---- comments ----------------------------------------------------------------------------
 
-  createComment(input: { postId?: unknown; authorId?: unknown; content?: unknown }, mode: SyncMode): Promise<Doc> {
+  createComment(
+    input: { postId?: unknown; authorId?: unknown; content?: unknown },
+    mode: SyncMode,
+    actor: Actor = ANYONE,
+  ): Promise<Doc> {
     const row = {
       postId: v.uuid(input.postId, 'postId'),
-      authorId: v.uuid(input.authorId, 'authorId'),
+      authorId: authorOf(input.authorId, actor),
       content: v.text(input.content, 'content', v.LIMITS.commentContent),
     };
     return this.entityCommand(mode, async (client) => {
+      mayWriteAs(actor, row.authorId);
       // Lock the post, then the author, FOR SHARE and insert, in one statement.
       const { rows } = await client.query<{ id: string }>(
         `WITH post AS (SELECT id FROM tb_post WHERE id = $1 FOR SHARE),
@@ -175,9 +216,10 @@ export class Commands {
     });
   }
 
-  deleteComment(input: { id?: unknown }, mode: SyncMode): Promise<DeleteResult> {
+  deleteComment(input: { id?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<DeleteResult> {
     const id = v.uuid(input.id, 'id');
     return this.command(mode, async (client) => {
+      await lockOwned(client, 'comment', id, actor);
       const { rowCount } = await client.query('DELETE FROM tb_comment WHERE id = $1', [id]);
       if (!rowCount) throw new NotFoundError('No comment with that id.', 'id');
       return { changes: { comment: [id] }, result: { id, deletedCommentIds: [] } };
@@ -251,6 +293,44 @@ function notNull(value: unknown, field: string): unknown {
 function bool(value: unknown, field: string): boolean {
   if (typeof value !== 'boolean') throw new BadInputError(`${field} must be true or false.`, field);
   return value;
+}
+
+// ---- authorization ---------------------------------------------------------------------------
+
+function owns(actor: Actor, authorId: string): boolean {
+  return actor.admin || authorId === actor.userId;
+}
+
+/** authorId as given, or the token's subject when omitted; BAD_USER_INPUT when neither. */
+function authorOf(value: unknown, actor: Actor): string {
+  if (value === undefined || value === null) {
+    if (actor.userId) return actor.userId;
+    throw new BadInputError('authorId is required.', 'authorId');
+  }
+  return v.uuid(value, 'authorId');
+}
+
+/** Writing as `authorId`: yourself, or anyone for an admin. */
+function mayWriteAs(actor: Actor, authorId: string): void {
+  if (!owns(actor, authorId)) throw new ForbiddenError("You may only write as yourself: authorId must be your token's subject.", 'authorId');
+}
+
+const OWNED = {
+  post: { sql: 'SELECT author_id FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change this post.' },
+  comment: { sql: 'SELECT author_id FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
+} as const;
+
+/**
+ * A non-admin's update or delete: lock the row FOR UPDATE (held to COMMIT) and check its author,
+ * so the write that follows acts on a row the actor owns. Admins skip it: nothing to check, and
+ * the statement count of AUTH_MODE=none stays what it was.
+ */
+async function lockOwned(client: pg.ClientBase, type: keyof typeof OWNED, id: string, actor: Actor): Promise<void> {
+  if (actor.admin) return;
+  const { sql, missing, forbidden } = OWNED[type];
+  const { rows } = await client.query<{ author_id: string }>(sql, [id]);
+  if (!rows[0]) throw new NotFoundError(missing, 'id');
+  if (!owns(actor, rows[0].author_id)) throw new ForbiddenError(forbidden, 'id');
 }
 
 /** After an insert that found no referenced row: which one is missing, as NOT_FOUND. */

@@ -1,4 +1,6 @@
+import type { SyncMode } from '@blog/shared';
 import type { GraphQLResolveInfo, OperationDefinitionNode } from 'graphql';
+import type { Actor } from '../auth/authenticator';
 import type { Commands } from '../commands/commands';
 import type { ReadEngine } from '../reads/read-engine';
 import { encodeCursor } from '../validate';
@@ -9,6 +11,8 @@ export interface ApiContext {
   commands: Commands;
   /** The one read statement of each operation in this request (see ReadEngine.rootValue). */
   readMemo: Map<OperationDefinitionNode, Promise<Map<string, unknown>>>;
+  /** Who is writing: verifies the request's token on first call (mutations only). */
+  actor: () => Promise<Actor>;
 }
 
 type Args = Record<string, unknown>;
@@ -17,6 +21,12 @@ const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResol
 
 /** Documents from tv_* / preview carry createdAt and id; read answers carry a cursor computed in SQL. */
 const cursor = (doc: { cursor?: string; createdAt: string; id: string }) => doc.cursor ?? encodeCursor(doc.createdAt, doc.id);
+
+/** A mutation: authenticate first (UNAUTHENTICATED before anything else), then the command. */
+const write =
+  <R>(run: (commands: Commands, args: Args, mode: SyncMode, actor: Actor) => Promise<R>) =>
+  async (_: unknown, a: Args, ctx: ApiContext): Promise<R> =>
+    run(ctx.commands, a, ctx.commands.syncMode(a.sync), await ctx.actor());
 
 /**
  * Resolvers for the Apollo path. Reads: every Query field takes its part of the operation's one
@@ -33,14 +43,14 @@ export const resolvers = {
     syncMetrics: read,
   },
   Mutation: {
-    createUser: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.createUser(a, ctx.commands.syncMode(a.sync)),
-    updateUser: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.updateUser(a, ctx.commands.syncMode(a.sync)),
-    createPost: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.createPost(a, ctx.commands.syncMode(a.sync)),
-    updatePost: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.updatePost(a, ctx.commands.syncMode(a.sync)),
-    publishPost: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.publishPost(a, ctx.commands.syncMode(a.sync)),
-    deletePost: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.deletePost(a, ctx.commands.syncMode(a.sync)),
-    createComment: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.createComment(a, ctx.commands.syncMode(a.sync)),
-    deleteComment: (_: unknown, a: Args, ctx: ApiContext) => ctx.commands.deleteComment(a, ctx.commands.syncMode(a.sync)),
+    createUser: write((c, a, mode, actor) => c.createUser(a, mode, actor)),
+    updateUser: write((c, a, mode, actor) => c.updateUser(a, mode, actor)),
+    createPost: write((c, a, mode, actor) => c.createPost(a, mode, actor)),
+    updatePost: write((c, a, mode, actor) => c.updatePost(a, mode, actor)),
+    publishPost: write((c, a, mode, actor) => c.publishPost(a, mode, actor)),
+    deletePost: write((c, a, mode, actor) => c.deletePost(a, mode, actor)),
+    createComment: write((c, a, mode, actor) => c.createComment(a, mode, actor)),
+    deleteComment: write((c, a, mode, actor) => c.deleteComment(a, mode, actor)),
   },
   User: { cursor },
   Post: { cursor },

@@ -112,12 +112,14 @@ export const typeDefs = /* GraphQL */ `
     createUser(email: String!, username: String!, fullName: String!, bio: String, sync: SyncMode): User!
     "Changes the given fields only; bio: null clears the bio."
     updateUser(id: ID!, email: String, username: String, fullName: String, bio: String, sync: SyncMode): User!
-    createPost(title: String!, content: String!, authorId: ID!, published: Boolean = false, sync: SyncMode): Post!
+    "authorId: with AUTH_MODE=jwt, the token's subject when omitted (only an admin may give another)."
+    createPost(title: String!, content: String!, authorId: ID, published: Boolean = false, sync: SyncMode): Post!
     updatePost(id: ID!, title: String, content: String, published: Boolean, sync: SyncMode): Post!
     publishPost(id: ID!, sync: SyncMode): Post!
     "Deletes the post and its comments."
     deletePost(id: ID!, sync: SyncMode): DeleteResult!
-    createComment(postId: ID!, authorId: ID!, content: String!, sync: SyncMode): Comment!
+    "authorId: with AUTH_MODE=jwt, the token's subject when omitted (only an admin may give another)."
+    createComment(postId: ID!, authorId: ID, content: String!, sync: SyncMode): Comment!
     deleteComment(id: ID!, sync: SyncMode): DeleteResult!
   }
 `;
