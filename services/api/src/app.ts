@@ -25,6 +25,8 @@ import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
+import { loadPersistedList, PersistedOperations } from './limits/persisted';
+import { clientKey, MutationRateLimiter, rateLimitPlugin } from './limits/rate-limit';
 import { operationsRouter } from './http/operations';
 import { stampProcessTime } from './http/process-time';
 import { ReadEngine } from './reads/read-engine';
@@ -60,6 +62,11 @@ type TimedRequest = http.IncomingMessage & { [REQUEST_START]?: bigint; body?: un
 /** Builds the API and starts listening on config.host:config.port (port 0: any free port). */
 export async function createApp(config: ApiConfig, options: AppOptions = {}): Promise<ApiApp> {
   const logger = options.logger ?? silentLogger;
+  // The allow-list first: a bad file stops the start before any connection is opened.
+  const persisted =
+    config.persistedOperations === 'off' || !config.persistedOperationsFile
+      ? undefined
+      : new PersistedOperations(config.persistedOperations, loadPersistedList(config.persistedOperationsFile));
   const pool = createPool(config.databaseUrl, {
     applicationName: 'blog-api',
     max: config.poolMax,
@@ -110,7 +117,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       schema,
       readPool,
       { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
-      allRules(config.maxQueryDepth),
+      allRules(config),
       config.queryCacheSize,
     );
 
@@ -121,8 +128,12 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 
     apollo = new ApolloServer<ApiContext>({
       schema,
-      validationRules: extraRules(config.maxQueryDepth),
+      validationRules: extraRules(config),
+      // Introspection is refused by our own rule when GRAPHQL_INTROSPECTION is off (extraRules), on
+      // both paths alike and with code INTROSPECTION_DISABLED; Apollo's switch would only add a second error.
       introspection: true,
+      // PERSISTED_OPERATIONS allow/only: APQ lookups answer from the list and never register anything.
+      ...(persisted ? { persistedQueries: { cache: persisted.apolloCache() } } : {}),
       includeStacktraceInErrorResponses: false,
       formatError: formatError(logger),
       logger,
@@ -130,17 +141,25 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         ApolloServerPluginDrainHttpServer({ httpServer: server }),
         ApolloServerPluginLandingPageDisabled(),
         operationMetricsPlugin(metrics),
+        ...(config.rateLimitMutationsPerMinute > 0
+          ? [rateLimitPlugin<ApiContext>(new MutationRateLimiter(config.rateLimitMutationsPerMinute))]
+          : []),
+        ...(persisted ? [persisted.plugin<ApiContext>()] : []),
       ],
     });
     await apollo.start();
 
     app.use(operationsRouter({ pool, readPool, databaseUrl: config.databaseUrl, logger, metrics }));
-    app.use(ideAssets());
+    if (config.ide) app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
       res.status(204).end();
     });
     app.get(GRAPHQL_PATH, (req, res, next) => {
       if (!wantsIde(req)) return next();
+      if (!config.ide) {
+        res.status(404).json({ errors: [{ message: 'The GraphQL IDE is not served here (GRAPHQL_IDE=false).', extensions: { code: 'NOT_FOUND' } }] });
+        return;
+      }
       res.type('html').send(idePage(GRAPHQL_PATH));
     });
     app.use(
@@ -151,7 +170,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         next();
       },
       expressMiddleware(apollo, {
-        context: async () => ({ reads, commands, readMemo: new Map() }),
+        context: async ({ req }) => ({ reads, commands, readMemo: new Map(), clientKey: clientKey(req, config.trustProxy) }),
       }),
     );
     app.use((_req, res) => {
@@ -168,7 +187,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       res.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
     });
 
-    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics };
+    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();
       req[REQUEST_START] = start;

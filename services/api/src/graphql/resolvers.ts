@@ -9,6 +9,8 @@ export interface ApiContext {
   commands: Commands;
   /** The one read statement of each operation in this request (see ReadEngine.rootValue). */
   readMemo: Map<OperationDefinitionNode, Promise<Map<string, unknown>>>;
+  /** Who sent the request, for the mutation rate limit (limits/rate-limit.ts, clientKey). */
+  clientKey?: string;
 }
 
 type Args = Record<string, unknown>;

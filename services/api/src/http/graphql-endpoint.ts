@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
+import type { PersistedOperations } from '../limits/persisted';
 import type { ReadEngine } from '../reads/read-engine';
 import { formatProcessTime, PROCESS_TIME_HEADER } from './process-time';
 
@@ -16,6 +17,8 @@ export interface GraphqlEndpointOptions {
   maxBodyBytes: number;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /** PERSISTED_OPERATIONS allow/only: hashes resolved and the list enforced before either path. */
+  persisted?: PersistedOperations;
 }
 
 const tracer = trace.getTracer('blog-api');
@@ -73,13 +76,19 @@ export function handleGraphqlPost(
 }
 
 async function answer(
-  body: unknown,
+  received: unknown,
   req: http.IncomingMessage,
   res: http.ServerResponse,
   startNs: bigint,
   options: GraphqlEndpointOptions,
   next: Next,
 ): Promise<void> {
+  let body = received;
+  if (options.persisted) {
+    const resolved = options.persisted.resolve(body);
+    if (!('body' in resolved)) return sendError(res, startNs, resolved.status, resolved.code, resolved.message);
+    body = resolved.body;
+  }
   const b = body as { query?: unknown; operationName?: unknown; variables?: unknown; extensions?: unknown } | null;
   const fast =
     b !== null &&
