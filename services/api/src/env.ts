@@ -43,7 +43,8 @@ export const apiEnvSchema = z.object({
   QUERY_CACHE_SIZE: intVar(1000, 0, 1_000_000),
   SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),
   // Abuse limits (services/api/README.md, "Abuse limits").
-  MAX_QUERY_COST: intVar(5000, 1, 10_000_000),
+  // The seed's GetRecentPosts costs 336 at limit 5 and 6,701 at limit 100 (limits/cost.ts).
+  MAX_QUERY_COST: intVar(10_000, 1, 10_000_000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: intVar(600, 0, 1_000_000),
   // Reverse proxies in front of the API whose X-Forwarded-For entries are trusted: false/0 (none), true (1), or a count.
   TRUST_PROXY: z.preprocess(
