@@ -28,6 +28,15 @@ const length = (s: string): number => {
   return n;
 };
 
+/**
+ * Text PostgreSQL can store exactly: no NUL (text cannot hold it) and no lone UTF-16 surrogate (JSON
+ * allows "\ud800"; it has no UTF-8 form, and the driver would silently store U+FFFD instead).
+ */
+function storable(v: string, field: string): void {
+  if (v.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  if (!v.isWellFormed()) throw new BadInputError(`${field} must be valid Unicode (it contains a lone surrogate).`, field);
+}
+
 export function uuid(value: unknown, field: string): string {
   if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
   return value.toLowerCase();
@@ -39,7 +48,7 @@ export function text(value: unknown, field: string, max: number, trim = false): 
   const v = trim ? value.trim() : value;
   if (v.trim() === '') throw new BadInputError(`${field} must not be blank.`, field);
   if (length(v) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
-  if (v.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  storable(v, field);
   return v;
 }
 
@@ -47,7 +56,7 @@ export function optionalText(value: unknown, field: string, max: number): string
   if (value === null || value === undefined) return null;
   if (typeof value !== 'string') throw new BadInputError(`${field} must be a string.`, field);
   if (length(value) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
-  if (value.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  storable(value, field);
   return value;
 }
 
@@ -63,6 +72,7 @@ export function email(value: unknown): string {
   const v = typeof value === 'string' ? value.trim() : value;
   if (typeof v !== 'string' || !EMAIL.test(v)) throw new BadInputError('email must be an email address.', 'email');
   if (length(v) > LIMITS.email) throw new BadInputError(`email must be at most ${LIMITS.email} characters.`, 'email');
+  storable(v, 'email');
   return v;
 }
 

@@ -22,6 +22,8 @@ export interface GraphqlEndpointOptions {
 }
 
 const tracer = trace.getTracer('blog-api');
+/** Strict: a malformed byte sequence throws instead of becoming U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 type Next = (body: unknown) => void;
 
@@ -65,9 +67,16 @@ export function handleGraphqlPost(
   req.on('end', () => {
     if (done) return;
     done = true;
+    let text: string;
+    try {
+      text = UTF8.decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    } catch {
+      // Invalid or overlong UTF-8 would otherwise become U+FFFD and be stored as such.
+      return sendError(res, startNs, 400, 'BAD_REQUEST', 'The request body is not valid UTF-8.');
+    }
     let body: unknown;
     try {
-      body = JSON.parse(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       return sendError(res, startNs, 400, 'BAD_REQUEST', 'The request body is not valid JSON.');
     }
