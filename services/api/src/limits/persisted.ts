@@ -92,7 +92,10 @@ export class PersistedOperations {
     const pq = ext?.persistedQuery;
     if (pq && typeof pq === 'object' && pq.version === 1 && typeof pq.sha256Hash === 'string') {
       const { persistedQuery: _pq, ...otherExtensions } = ext;
-      const rest = { ...b, extensions: Object.keys(otherExtensions).length ? otherExtensions : undefined };
+      // Without the persistedQuery extension (no `extensions` key at all when nothing else is left),
+      // the compiled read path can take the request.
+      const { extensions: _ext, ...withoutExtensions } = b;
+      const rest = Object.keys(otherExtensions).length ? { ...withoutExtensions, extensions: otherExtensions } : withoutExtensions;
       if (b.query === undefined || b.query === null) {
         const doc = this.list.get(pq.sha256Hash);
         if (!doc) return { status: 200, code: 'PERSISTED_QUERY_NOT_FOUND', message: 'PersistedQueryNotFound: no operation with that sha256Hash is in the list.' };
