@@ -129,7 +129,15 @@ describe('mutation rate limit', () => {
       as('203.0.113.3'),
     );
     expect(res.status).toBe(429);
+    expect(res.json.errors?.[0]?.message).toBe('Too many mutations: this operation makes 4 writes and the limit is 3 a minute; split it.');
     expect(await writeCounts(pool)).toEqual(before);
+    // Three fit.
+    const three = await a.post(
+      { query: `mutation { ${[0, 1, 2].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
+      as('203.0.113.3'),
+    );
+    expect(three.json.errors).toBeUndefined();
+    expect((await writeCounts(pool)).users).toBe(before.users! + 3);
   });
 
   test('X-Forwarded-For entries left of the trusted proxy do not change the client', async () => {

@@ -30,6 +30,10 @@ export class MutationRateLimiter {
     this.perMs = perMinute / 60_000;
   }
 
+  get limit(): number {
+    return this.perMinute;
+  }
+
   /** Takes `cost` tokens; returns 0 when taken, else the seconds to wait (nothing is taken). */
   take(client: string, cost: number): number {
     const now = this.now();
@@ -46,9 +50,9 @@ export class MutationRateLimiter {
       bucket.tokens -= cost;
       return 0;
     }
-    // More than a minute's worth at once can never pass: wait for a full bucket and still fail.
-    const missing = Math.min(cost, this.perMinute) - bucket.tokens;
-    return Math.max(1, Math.ceil(missing / this.perMs / 1000));
+    // More than a minute's worth at once can never pass (the client must split it): say a minute.
+    if (cost > this.perMinute) return 60;
+    return Math.max(1, Math.ceil((cost - bucket.tokens) / this.perMs / 1000));
   }
 
   /** Drops the buckets that have refilled completely (they hold no information). */
@@ -112,7 +116,11 @@ export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: Mutat
           if (cost === 0) return;
           const wait = limiter.take(ctx.contextValue.clientKey ?? 'unknown', cost);
           if (wait === 0) return;
-          throw new GraphQLError(`Too many mutations from this client; retry in ${wait} s.`, {
+          const message =
+            cost > limiter.limit
+              ? `Too many mutations: this operation makes ${cost} writes and the limit is ${limiter.limit} a minute; split it.`
+              : `Too many mutations from this client; retry in ${wait} s.`;
+          throw new GraphQLError(message, {
             extensions: {
               code: 'RATE_LIMITED',
               retryAfterSeconds: wait,
