@@ -141,6 +141,8 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         ApolloServerPluginDrainHttpServer({ httpServer: server }),
         ApolloServerPluginLandingPageDisabled(),
         operationMetricsPlugin(metrics),
+        // Clients are told apart by address here; with authentication, pass
+        // `{ subjectOf: async (ctx) => (verified subject of ctx) }` so a signed-in user is one client.
         ...(config.rateLimitMutationsPerMinute > 0
           ? [rateLimitPlugin<ApiContext>(new MutationRateLimiter(config.rateLimitMutationsPerMinute))]
           : []),

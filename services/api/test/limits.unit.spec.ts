@@ -8,7 +8,7 @@ import { SEED_OPERATIONS } from '@blog/shared';
 import { parse, type OperationDefinitionNode } from 'graphql';
 import { buildList, graphqlFiles, main } from '../src/cli/persisted-operations';
 import { persistedList, PersistedOperations, sha256 } from '../src/limits/persisted';
-import { clientKey, mutationCost, MutationRateLimiter } from '../src/limits/rate-limit';
+import { clientKey, mutationCost, MutationRateLimiter, rateLimitPlugin } from '../src/limits/rate-limit';
 
 describe('MutationRateLimiter', () => {
   test('a full bucket of perMinute tokens, refilled continuously; the wait is until enough are back', () => {
@@ -103,4 +103,31 @@ describe('the persisted-operations command', () => {
     expect(() => buildList([{ name: 'bad.graphql', document: '{ posts { secret } }' }])).toThrow(/bad.graphql: Cannot query field "secret"/);
     await expect(main([])).rejects.toThrow(/Usage/);
   });
+});
+
+test('rateLimitPlugin: an authenticated subject is its own client whatever its address; a failed verification counts as its address', async () => {
+  const limiter = new MutationRateLimiter(1);
+  const subjects: Record<string, string | Error | undefined> = { alice: 'u-alice', bad: new Error('invalid token') };
+  const plugin = rateLimitPlugin<{ clientKey?: string; token?: string }>(limiter, {
+    subjectOf: async (c) => {
+      const s = c.token ? subjects[c.token] : undefined;
+      if (s instanceof Error) throw s;
+      return s;
+    },
+  });
+  const document = parse('mutation { publishPost(id: "x") { id } }');
+  const run = async (contextValue: { clientKey?: string; token?: string }) => {
+    const hooks = await plugin.requestDidStart!({} as never);
+    try {
+      await hooks!.didResolveOperation!({ operation: document.definitions[0], document, contextValue } as never);
+      return 'ok';
+    } catch (err) {
+      return (err as { extensions: { code: string } }).extensions.code;
+    }
+  };
+  expect(await run({ clientKey: 'ip:1.1.1.1', token: 'alice' })).toBe('ok');
+  expect(await run({ clientKey: 'ip:2.2.2.2', token: 'alice' })).toBe('RATE_LIMITED'); // same subject, other address
+  expect(await run({ clientKey: 'ip:1.1.1.1' })).toBe('ok'); // the address itself is another client
+  expect(await run({ clientKey: 'ip:1.1.1.1', token: 'bad' })).toBe('RATE_LIMITED'); // falls back to the address
+  expect(await run({ clientKey: 'ip:3.3.3.3', token: 'bad' })).toBe('ok');
 });

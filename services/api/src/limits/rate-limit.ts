@@ -104,8 +104,21 @@ export function mutationCost(op: OperationDefinitionNode, fragments: Record<stri
   return count(op.selectionSet, new Set());
 }
 
-/** The Apollo Server plugin: refuses mutations of a client over its limit, before they run. */
-export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: MutationRateLimiter): ApolloServerPlugin<C> {
+export interface RateLimitOptions<C> {
+  /**
+   * The verified subject of the request, when it is authenticated (a JWT's `sub`); undefined for an
+   * anonymous request, and a rejection is treated as anonymous (the resolver reports the bad
+   * token). Never an unverified claim: anyone could then pick a fresh key per request.
+   */
+  subjectOf?: (context: C) => Promise<string | null | undefined>;
+}
+
+/**
+ * The Apollo Server plugin: refuses mutations of a client over its limit, before they run. The
+ * client is `sub:<subject>` when `subjectOf` gives one, else the context's `clientKey`
+ * (`ip:<address>`, see clientKey()).
+ */
+export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: MutationRateLimiter, options: RateLimitOptions<C> = {}): ApolloServerPlugin<C> {
   return {
     async requestDidStart() {
       return {
@@ -114,7 +127,8 @@ export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: Mutat
           if (!op || op.operation !== 'mutation') return;
           const cost = mutationCost(op, ctx.document ? fragmentsOf(ctx.document.definitions) : {});
           if (cost === 0) return;
-          const wait = limiter.take(ctx.contextValue.clientKey ?? 'unknown', cost);
+          const subject = options.subjectOf ? await options.subjectOf(ctx.contextValue).catch(() => undefined) : undefined;
+          const wait = limiter.take(subject ? `sub:${subject}` : (ctx.contextValue.clientKey ?? 'ip:unknown'), cost);
           if (wait === 0) return;
           const message =
             cost > limiter.limit
