@@ -25,6 +25,7 @@ import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
+import { MAX_QUERY_TOKENS } from './limits/cost';
 import { loadPersistedList, PersistedOperations } from './limits/persisted';
 import { clientKey, MutationRateLimiter, rateLimitPlugin } from './limits/rate-limit';
 import { operationsRouter } from './http/operations';
@@ -129,6 +130,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     apollo = new ApolloServer<ApiContext>({
       schema,
       validationRules: extraRules(config),
+      parseOptions: { maxTokens: MAX_QUERY_TOKENS },
       // Introspection is refused by our own rule when GRAPHQL_INTROSPECTION is off (extraRules), on
       // both paths alike and with code INTROSPECTION_DISABLED; Apollo's switch would only add a second error.
       introspection: true,

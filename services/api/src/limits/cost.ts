@@ -43,6 +43,14 @@ import { ruleExtensions } from './rule-code';
  *    standard introspection query that GraphiQL sends costs 1,980 here).
  * Wide queries (thousands of aliases) are caught by the same count: every alias is a field.
  */
+/**
+ * The most tokens a document may have; parsing stops past it (400 GRAPHQL_PARSE_FAILED). Both
+ * paths parse with it. Without it, a 1 MB body of 60,000 aliases costs over a second of CPU to
+ * parse and validate before the cost rule can refuse it; with it, a few milliseconds. The largest
+ * real document here, GraphiQL's introspection query, has a few hundred tokens.
+ */
+export const MAX_QUERY_TOKENS = 20_000;
+
 export interface CostLimits {
   maxQueryCost: number;
   defaultPageSize: number;
