@@ -93,6 +93,16 @@ export interface Cursor {
   id: string;
 }
 
+/**
+ * A timestamp PostgreSQL accepts: a real calendar date (JavaScript reads 2024-02-30 as March 1st,
+ * PostgreSQL refuses it) from year 1 on (year 0 exists for JavaScript, not for PostgreSQL). A
+ * forged cursor with either used to reach the database and come back as a 500.
+ */
+function realTimestamp(iso: string): boolean {
+  const t = Date.parse(iso);
+  return !Number.isNaN(t) && !iso.startsWith('0000') && new Date(t).toISOString() === iso;
+}
+
 export function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(`${createdAt}|${id}`, 'utf8').toString('base64url');
 }
@@ -102,7 +112,7 @@ export function cursor(value: unknown, field = 'after'): Cursor | null {
   const bad = () => new BadInputError(`${field} is not a cursor returned by this API.`, field);
   if (typeof value !== 'string' || value.length > 200) throw bad();
   const [createdAt, id, ...rest] = Buffer.from(value, 'base64url').toString('utf8').split('|');
-  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || Number.isNaN(Date.parse(createdAt))) {
+  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || !realTimestamp(createdAt)) {
     throw bad();
   }
   return { createdAt, id: id.toLowerCase() };

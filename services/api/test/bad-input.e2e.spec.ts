@@ -134,6 +134,8 @@ const cases: Case[] = [
   { name: 'user(id): SQL injected', query: `{ user(id: "${SQL}") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'id' },
   { name: 'users: limit of zero', query: `{ users(limit: 0) { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'limit' },
   { name: 'users: cursor with a bad date', query: `{ users(after: "${forgedCursor(`2024-13-45T99:00:00.000Z|${ALICE}`)}") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'after' },
+  { name: 'posts: a cursor of February 30th (JavaScript accepts it, PostgreSQL does not)', query: `{ posts(after: "${forgedCursor(`2024-02-30T00:00:00.000Z|${ALICE}`)}") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'after' },
+  { name: 'users: a cursor in year 0', query: `{ users(after: "${forgedCursor(`0000-01-01T00:00:00.000Z|${ALICE}`)}") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'after' },
   { name: 'comments(postId): not a UUID', query: `{ comments(postId: "post-1") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'postId' },
   { name: 'comments: limit of 1000', query: `{ comments(postId: "${POST1}", limit: 1000) { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'limit' },
   { name: 'comments: cursor with an extra part', query: `{ comments(postId: "${POST1}", after: "${forgedCursor(`2024-01-01T00:00:00.000Z|${ALICE}|x`)}") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'after' },
