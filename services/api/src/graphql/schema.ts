@@ -3,6 +3,7 @@ import { specifiedRules, type GraphQLSchema, type ValidationRule } from 'graphql
 import { costLimitRule } from '../limits/cost';
 import { noIntrospectionRule } from '../limits/introspection';
 import { depthLimitRule } from './depth-limit';
+import { knownOperationTypeRule } from './operation-type';
 import { resolvers } from './resolvers';
 import { typeDefs } from './type-defs';
 
@@ -28,6 +29,7 @@ export interface RuleLimits {
  */
 export function extraRules(limits: RuleLimits): ValidationRule[] {
   return [
+    knownOperationTypeRule,
     depthLimitRule(limits.maxQueryDepth),
     costLimitRule(limits),
     ...(limits.introspection ? [] : [noIntrospectionRule]),
