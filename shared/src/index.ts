@@ -26,3 +26,4 @@ export * from './queue/dead-letter';
 export * from './queue/depth';
 export * from './sync/lag';
 export * from './telemetry/metrics';
+export * from './telemetry/http-span';

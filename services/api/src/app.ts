@@ -8,6 +8,7 @@ import {
   createBoss,
   createMetrics,
   createPool,
+  httpServerTracing,
   silentLogger,
   SyncEngine,
   SyncQueue,
@@ -192,20 +193,23 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     });
 
     const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
+    const tracing = httpServerTracing({ untraced: UNTRACED_PATHS, routes: METRIC_ROUTES });
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();
       req[REQUEST_START] = start;
       observeHttp(metrics, req, res, start);
-      if (isGraphqlPost(req)) {
-        handleGraphqlPost(req, res, start, endpoint, (body) => {
-          req.body = body;
-          stampProcessTime(res, start);
-          app(req, res);
-        });
-        return;
-      }
-      stampProcessTime(res, start);
-      app(req, res);
+      tracing.run(req, res, () => {
+        if (isGraphqlPost(req)) {
+          handleGraphqlPost(req, res, start, endpoint, (body) => {
+            req.body = body;
+            stampProcessTime(res, start);
+            app(req, res);
+          });
+          return;
+        }
+        stampProcessTime(res, start);
+        app(req, res);
+      });
     });
     server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -245,6 +249,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 
 /** Routes named in the HTTP metrics; anything else counts as `other` (bounded label values). */
 const METRIC_ROUTES = new Set([GRAPHQL_PATH, '/health', '/ready', '/metrics', '/metrics/prometheus']);
+
+/** Probes and scrapes, not work: no span for them. */
+const UNTRACED_PATHS = new Set(['/health', '/ready', '/metrics', '/metrics/prometheus', '/favicon.ico']);
 
 function observeHttp(metrics: ServiceMetrics, req: http.IncomingMessage, res: http.ServerResponse, start: bigint): void {
   // Read now: Express rewrites req.url for mounted middleware (Apollo's sees "/").

@@ -207,7 +207,9 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
 
     // HTTP server span at the root of the mutation's trace, GraphQL under it, SQL under GraphQL.
     const root = ancestors(mutation).at(-1);
-    expect(root).toMatchObject({ service: 'blog-api', scope: expect.stringContaining('instrumentation-http'), name: 'POST /graphql' });
+    expect(root).toMatchObject({ service: 'blog-api', scope: '@blog/http-server', name: 'POST /graphql', kind: 2 }); // SpanKind.SERVER (OTLP numbering)
+    expect(root!.attributes).toMatchObject({ 'http.request.method': 'POST', 'http.route': '/graphql', 'url.path': '/graphql' });
+    expect(Number(root!.attributes['http.response.status_code'])).toBe(200);
     expect(root!.parentSpanId).toBeUndefined();
     const sqlUnderGraphql = trace.filter(
       (s) => s.scope.includes('instrumentation-pg') && ancestors(s).some((a) => a.scope.includes('instrumentation-graphql')),
@@ -247,5 +249,28 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       'the statement span',
     );
     expect(statements).toHaveLength(1);
+  });
+
+  it("continues the caller's trace (W3C traceparent) in its server span", async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpanId = '00f067aa0ba902b7';
+    const res = await fetch(`${apiUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${callerSpanId}-01` },
+      body: JSON.stringify({ query: 'query Continued { posts(limit: 1) { id } }', operationName: 'Continued' }),
+    });
+    expect(res.status).toBe(200);
+    const server = await waitFor(
+      () => receiver.spans.find((s) => s.traceId === traceId && s.scope === '@blog/http-server'),
+      10_000,
+      'the server span of the continued trace',
+    );
+    expect(server).toMatchObject({ name: 'POST /graphql', parentSpanId: callerSpanId });
+    const read = await waitFor(
+      () => receiver.spans.find((s) => s.traceId === traceId && s.name === 'graphql.read Continued'),
+      10_000,
+      'the read span of the continued trace',
+    );
+    expect(read.parentSpanId).toBe(server.spanId);
   });
 });

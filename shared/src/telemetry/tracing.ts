@@ -1,26 +1,22 @@
 /**
  * OpenTelemetry tracing for a service process. Import this module (through the service's
- * `instrument.ts`) before anything else: the instrumentations patch `http`, `express`, `graphql`,
- * `pg` and `pino` when those are first required. It deliberately imports nothing of ours that
+ * `instrument.ts`) before anything else: the instrumentations patch `express`, `graphql`, `pg` and
+ * `pino` when those are first required. Incoming HTTP requests get their server span from
+ * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why). It deliberately imports nothing of ours that
  * would load them.
  *
  * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set,
  * and exports over OTLP/HTTP (Jaeger accepts it on port 4318). Without an endpoint it is off and
  * silent: no SDK, no exporter, no retries against nothing.
  */
-import type { IncomingMessage } from 'node:http';
 import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
-
-/** Requests that are probes and scrapes, not work: no span for them. */
-const UNTRACED_PATHS = new Set(['/health', '/ready', '/metrics', '/metrics/prometheus', '/favicon.ico']);
 
 export interface TracingOptions {
   serviceName: string;
@@ -49,11 +45,6 @@ export function startTracing(options: TracingOptions): Tracing {
     metricReaders: [], // metrics are Prometheus (prom-client), scraped from the services
     logRecordProcessors: [], // logs go to stdout as JSON, with trace ids (see pino below)
     instrumentations: [
-      new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0] ?? ''),
-        // Outgoing HTTP of our own (none in the hot path) only inside a trace.
-        requireParentforOutgoingSpans: true,
-      }),
       new ExpressInstrumentation(),
       new GraphQLInstrumentation({ mergeItems: true, ignoreTrivialResolveSpans: true }),
       // No span for a statement outside a trace: pg-boss polls the queue several times a second,
