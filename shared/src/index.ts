@@ -11,6 +11,7 @@ export * from './migrations/runner';
 export * from './queue/install';
 export * from './queue/queues';
 export * from './seed/data';
+export * from './seed/operations';
 export * from './seed/run';
 export * from './seed/seed';
 export * from './sync/dependencies';

@@ -11,6 +11,8 @@
  * PostGraphile has its own schema, generated from the tables: it gets the equivalent documents in
  * its names, aliased to the same response keys.
  */
+import { SEED_OPERATIONS } from '@blog/shared';
+
 export type SystemId = 'ours' | 'bare' | 'bare-json' | 'postgraphile' | 'apollo-dataloader' | 'apollo';
 export type ReadDocId = 'recent5' | 'recent50' | 'user';
 export type WriteDocId = 'writes-inline' | 'writes-queued' | 'writes';
@@ -48,37 +50,19 @@ export const DOC_LABELS: Record<DocId, string> = {
   writes: 'write mix (tb_* only)',
 };
 
-/** The seed's GetRecentPosts, verbatim except for the limit. */
+/** The seed's GetRecentPosts (one copy, in @blog/shared), verbatim except for the limit. */
 export function recentPostsDocument(limit: number): string {
-  return `query GetRecentPosts {
-  posts(limit: ${limit}) {
-    id
-    title
-    author {
-      username
-      fullName
-    }
-    commentCount
-    comments {
-      content
-      author {
-        username
-      }
-    }
-  }
-}`;
+  return replaceOnce(SEED_OPERATIONS.GetRecentPosts, 'posts(limit: 5)', `posts(limit: ${limit})`);
 }
 
 /** The seed's GetUser, verbatim except for the id (a user of the generated dataset). */
 export function userDocument(userId: string): string {
-  return `query GetUser {
-  user(id: "${userId}") {
-    username
-    fullName
-    publishedPostCount
-    commentCount
-  }
-}`;
+  return replaceOnce(SEED_OPERATIONS.GetUser, 'user(id: "00000000-0000-0000-0000-000000000001")', `user(id: "${userId}")`);
+}
+
+function replaceOnce(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`the seed document no longer contains ${from}`);
+  return text.replace(from, to);
 }
 
 function postgraphileRecentPosts(limit: number): string {

@@ -53,7 +53,8 @@ function command(spec: SystemSpec, paths: Paths, o: StartOptions): { args: strin
       return {
         args: [paths.apiMain],
         cwd: paths.repoRoot,
-        env: { ...common, HOST: '127.0.0.1', DB_POOL_MAX: String(o.poolMax), DEFAULT_SYNC_MODE: 'QUEUED', LOG_LEVEL: 'warn' },
+        // RATE_LIMIT_MUTATIONS_PER_MINUTE=0: the write mix is one client writing as fast as it can.
+        env: { ...common, HOST: '127.0.0.1', DB_POOL_MAX: String(o.poolMax), DEFAULT_SYNC_MODE: 'QUEUED', LOG_LEVEL: 'warn', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' },
       };
     case 'bare':
     case 'bare-json':

@@ -28,6 +28,9 @@ import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
+import { MAX_QUERY_TOKENS } from './limits/cost';
+import { loadPersistedList, PersistedOperations } from './limits/persisted';
+import { clientKey, MutationRateLimiter, rateLimitPlugin } from './limits/rate-limit';
 import { operationsRouter } from './http/operations';
 import { stampProcessTime } from './http/process-time';
 import { ReadEngine } from './reads/read-engine';
@@ -63,6 +66,11 @@ type TimedRequest = http.IncomingMessage & { [REQUEST_START]?: bigint; body?: un
 /** Builds the API and starts listening on config.host:config.port (port 0: any free port). */
 export async function createApp(config: ApiConfig, options: AppOptions = {}): Promise<ApiApp> {
   const logger = options.logger ?? silentLogger;
+  // The allow-list first: a bad file stops the start before any connection is opened.
+  const persisted =
+    config.persistedOperations === 'off' || !config.persistedOperationsFile
+      ? undefined
+      : new PersistedOperations(config.persistedOperations, loadPersistedList(config.persistedOperationsFile));
   const pool = createPool(config.databaseUrl, {
     applicationName: 'blog-api',
     max: config.poolMax,
@@ -114,7 +122,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       schema,
       readPool,
       { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
-      allRules(config.maxQueryDepth),
+      allRules(config),
       config.queryCacheSize,
     );
 
@@ -125,8 +133,13 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 
     apollo = new ApolloServer<ApiContext>({
       schema,
-      validationRules: extraRules(config.maxQueryDepth),
+      validationRules: extraRules(config),
+      parseOptions: { maxTokens: MAX_QUERY_TOKENS },
+      // Introspection is refused by our own rule when GRAPHQL_INTROSPECTION is off (extraRules), on
+      // both paths alike and with code INTROSPECTION_DISABLED; Apollo's switch would only add a second error.
       introspection: true,
+      // PERSISTED_OPERATIONS allow/only: APQ lookups answer from the list and never register anything.
+      ...(persisted ? { persistedQueries: { cache: persisted.apolloCache() } } : {}),
       includeStacktraceInErrorResponses: false,
       formatError: formatError(logger),
       logger,
@@ -134,18 +147,32 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         ApolloServerPluginDrainHttpServer({ httpServer: server }),
         ApolloServerPluginLandingPageDisabled(),
         operationMetricsPlugin(metrics),
+        // A signed-in user (AUTH_MODE=jwt, a valid token) is one client wherever they connect from;
+        // anyone else is told apart by address (TRUST_PROXY). AUTH_MODE=none has no subject.
+        ...(config.rateLimitMutationsPerMinute > 0
+          ? [
+              rateLimitPlugin<ApiContext>(new MutationRateLimiter(config.rateLimitMutationsPerMinute), {
+                subjectOf: async (ctx) => (await ctx.actor()).userId,
+              }),
+            ]
+          : []),
+        ...(persisted ? [persisted.plugin<ApiContext>()] : []),
       ],
     });
     await apollo.start();
 
     if (config.operatorToken) app.all(OPERATOR_PATHS, requireOperatorToken(config.operatorToken));
     app.use(operationsRouter({ pool, readPool, databaseUrl: config.databaseUrl, logger, metrics }));
-    app.use(ideAssets());
+    if (config.ide) app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
       res.status(204).end();
     });
     app.get(GRAPHQL_PATH, (req, res, next) => {
       if (!wantsIde(req)) return next();
+      if (!config.ide) {
+        res.status(404).json({ errors: [{ message: 'The GraphQL IDE is not served here (GRAPHQL_IDE=false).', extensions: { code: 'NOT_FOUND' } }] });
+        return;
+      }
       res.type('html').send(idePage(GRAPHQL_PATH));
     });
     app.use(
@@ -156,8 +183,14 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         next();
       },
       expressMiddleware(apollo, {
-        // The token is verified only if a mutation asks for the actor (never for reads).
-        context: async ({ req }) => ({ reads, commands, readMemo: new Map(), actor: lazyActor(authenticate, req.headers.authorization) }),
+        // The token is verified only if a mutation (or the rate limiter) asks for the actor; never for reads.
+        context: async ({ req }) => ({
+          reads,
+          commands,
+          readMemo: new Map(),
+          actor: lazyActor(authenticate, req.headers.authorization),
+          clientKey: clientKey(req, config.trustProxy),
+        }),
       }),
     );
     app.use((_req, res) => {
@@ -174,7 +207,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       res.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
     });
 
-    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics };
+    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
     const tracing = httpServerTracing({ untraced: UNTRACED_PATHS, routes: METRIC_ROUTES });
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();

@@ -1,7 +1,19 @@
-import { boolVar, enumVar, intVar, optionalPgUrl, parseEnv } from '@blog/shared';
+import { boolVar, enumVar, intVar, optionalPgUrl, optionalString, parseEnv } from '@blog/shared';
 import { SYNC_MODES, type SyncMode } from '@blog/shared';
 import { z } from 'zod';
 import { authConfigFrom, authEnvSchema, checkAuthEnv, type AuthConfig } from './auth/config';
+import { PERSISTED_MODES, type PersistedMode } from './limits/persisted';
+
+const unsetIfEmpty = (v: unknown) => (v === '' ? undefined : v);
+/** A boolean that may be left unset (its default then depends on another variable). */
+const optionalBool = () =>
+  z.preprocess(
+    unsetIfEmpty,
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+      .optional()
+      .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1' || v === 'yes')),
+  );
 
 /**
  * The API's configuration: every variable, its default and its bounds. Read and validated once,
@@ -31,11 +43,32 @@ export const apiEnvSchema = z.object({
   // Distinct read documents kept compiled to SQL (least recently used ones are dropped first).
   QUERY_CACHE_SIZE: intVar(1000, 0, 1_000_000),
   SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),
+  // Abuse limits (services/api/README.md, "Abuse limits").
+  // The seed's GetRecentPosts costs 336 at limit 5 and 6,701 at limit 100 (limits/cost.ts).
+  MAX_QUERY_COST: intVar(10_000, 1, 10_000_000),
+  RATE_LIMIT_MUTATIONS_PER_MINUTE: intVar(600, 0, 1_000_000),
+  // Reverse proxies in front of the API whose X-Forwarded-For entries are trusted: false/0 (none), true (1), or a count.
+  TRUST_PROXY: z.preprocess(
+    (v) => (v === '' || v === undefined ? undefined : v === 'true' ? '1' : v === 'false' ? '0' : v),
+    z.coerce.number({ error: 'must be true, false or a number of proxies' }).int({ error: 'must be true, false or a number of proxies' }).min(0, { error: 'must be at least 0' }).max(10, { error: 'must be at most 10' }).default(0),
+  ),
+  PERSISTED_OPERATIONS: z.preprocess(
+    (v) => (typeof v === 'string' && v !== '' ? v.toLowerCase() : undefined),
+    z.enum(PERSISTED_MODES, { error: `must be one of ${PERSISTED_MODES.join(', ')}` }).default('off'),
+  ),
+  PERSISTED_OPERATIONS_FILE: optionalString(),
+  // production: introspection and the IDE off unless GRAPHQL_INTROSPECTION / GRAPHQL_IDE say otherwise.
+  NODE_ENV: z.preprocess(unsetIfEmpty, z.string().default('development')),
+  GRAPHQL_INTROSPECTION: optionalBool(),
+  GRAPHQL_IDE: optionalBool(),
   // AUTH_MODE, JWT_*, OPERATOR_TOKEN (auth/config.ts).
   ...authEnvSchema.shape,
 }).refine((env) => env.DEFAULT_PAGE_SIZE <= env.MAX_PAGE_SIZE, {
   path: ['DEFAULT_PAGE_SIZE'],
   error: 'must not exceed MAX_PAGE_SIZE',
+}).refine((env) => env.PERSISTED_OPERATIONS === 'off' || env.PERSISTED_OPERATIONS_FILE !== undefined, {
+  path: ['PERSISTED_OPERATIONS_FILE'],
+  error: 'is required when PERSISTED_OPERATIONS is allow or only (a JSON file: npm run persisted-operations -w @blog/api)',
 }).superRefine(checkAuthEnv);
 
 export interface ApiConfig {
@@ -59,6 +92,15 @@ export interface ApiConfig {
   auth: AuthConfig;
   /** Bearer token required by /metrics and /metrics/prometheus, when set. */
   operatorToken?: string;
+  maxQueryCost: number;
+  /** 0: no limit. */
+  rateLimitMutationsPerMinute: number;
+  /** Reverse proxies whose X-Forwarded-For entries are trusted (0: the header is ignored). */
+  trustProxy: number;
+  persistedOperations: PersistedMode;
+  persistedOperationsFile?: string;
+  introspection: boolean;
+  ide: boolean;
 }
 
 /** Parses the environment; throws ConfigError naming every bad variable. */
@@ -82,10 +124,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     auth: authConfigFrom(e),
     ...(e.OPERATOR_TOKEN ? { operatorToken: e.OPERATOR_TOKEN } : {}),
+    maxQueryCost: e.MAX_QUERY_COST,
+    rateLimitMutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
+    trustProxy: e.TRUST_PROXY,
+    persistedOperations: e.PERSISTED_OPERATIONS,
+    ...(e.PERSISTED_OPERATIONS_FILE ? { persistedOperationsFile: e.PERSISTED_OPERATIONS_FILE } : {}),
+    introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
+    ide: e.GRAPHQL_IDE ?? e.NODE_ENV !== 'production',
   };
 }
 
 /** A configuration for tests and benchmarks: defaults, with overrides. */
 export function configFor(databaseUrl: string, overrides: Partial<ApiConfig> = {}): ApiConfig {
-  return { ...loadConfig({ DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1' }), ...overrides };
+  return { ...loadConfig({ DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1', NODE_ENV: 'development' }), ...overrides };
 }

@@ -28,6 +28,15 @@ const length = (s: string): number => {
   return n;
 };
 
+/**
+ * Text PostgreSQL can store exactly: no NUL (text cannot hold it) and no lone UTF-16 surrogate (JSON
+ * allows "\ud800"; it has no UTF-8 form, and the driver would silently store U+FFFD instead).
+ */
+function storable(v: string, field: string): void {
+  if (v.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  if (!v.isWellFormed()) throw new BadInputError(`${field} must be valid Unicode (it contains a lone surrogate).`, field);
+}
+
 export function uuid(value: unknown, field: string): string {
   if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
   return value.toLowerCase();
@@ -39,7 +48,7 @@ export function text(value: unknown, field: string, max: number, trim = false): 
   const v = trim ? value.trim() : value;
   if (v.trim() === '') throw new BadInputError(`${field} must not be blank.`, field);
   if (length(v) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
-  if (v.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  storable(v, field);
   return v;
 }
 
@@ -47,7 +56,7 @@ export function optionalText(value: unknown, field: string, max: number): string
   if (value === null || value === undefined) return null;
   if (typeof value !== 'string') throw new BadInputError(`${field} must be a string.`, field);
   if (length(value) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
-  if (value.includes('\u0000')) throw new BadInputError(`${field} must not contain NUL characters.`, field);
+  storable(value, field);
   return value;
 }
 
@@ -63,6 +72,7 @@ export function email(value: unknown): string {
   const v = typeof value === 'string' ? value.trim() : value;
   if (typeof v !== 'string' || !EMAIL.test(v)) throw new BadInputError('email must be an email address.', 'email');
   if (length(v) > LIMITS.email) throw new BadInputError(`email must be at most ${LIMITS.email} characters.`, 'email');
+  storable(v, 'email');
   return v;
 }
 
@@ -83,6 +93,16 @@ export interface Cursor {
   id: string;
 }
 
+/**
+ * A timestamp PostgreSQL accepts: a real calendar date (JavaScript reads 2024-02-30 as March 1st,
+ * PostgreSQL refuses it) from year 1 on (year 0 exists for JavaScript, not for PostgreSQL). A
+ * forged cursor with either used to reach the database and come back as a 500.
+ */
+function realTimestamp(iso: string): boolean {
+  const t = Date.parse(iso);
+  return !Number.isNaN(t) && !iso.startsWith('0000') && new Date(t).toISOString() === iso;
+}
+
 export function encodeCursor(createdAt: string, id: string): string {
   return Buffer.from(`${createdAt}|${id}`, 'utf8').toString('base64url');
 }
@@ -92,7 +112,7 @@ export function cursor(value: unknown, field = 'after'): Cursor | null {
   const bad = () => new BadInputError(`${field} is not a cursor returned by this API.`, field);
   if (typeof value !== 'string' || value.length > 200) throw bad();
   const [createdAt, id, ...rest] = Buffer.from(value, 'base64url').toString('utf8').split('|');
-  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || Number.isNaN(Date.parse(createdAt))) {
+  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || !realTimestamp(createdAt)) {
     throw bad();
   }
   return { createdAt, id: id.toLowerCase() };

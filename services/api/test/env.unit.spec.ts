@@ -103,3 +103,65 @@ describe('authentication and operator token variables', () => {
     expect(loadConfig({ DATABASE_URL: URL, OPERATOR_TOKEN: '' }).operatorToken).toBeUndefined();
   });
 });
+
+describe('abuse limits', () => {
+  test('defaults: cost 10000, 600 mutations a minute, no trusted proxy, persisted operations off, development: introspection and IDE on', () => {
+    expect(loadConfig({ DATABASE_URL: URL })).toMatchObject({
+      maxQueryCost: 10_000,
+      rateLimitMutationsPerMinute: 600,
+      trustProxy: 0,
+      persistedOperations: 'off',
+      introspection: true,
+      ide: true,
+    });
+    expect(loadConfig({ DATABASE_URL: URL }).persistedOperationsFile).toBeUndefined();
+  });
+
+  test('NODE_ENV=production turns introspection and the IDE off; GRAPHQL_INTROSPECTION / GRAPHQL_IDE override either way', () => {
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production' })).toMatchObject({ introspection: false, ide: false });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' })).toMatchObject({ introspection: true, ide: false });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production', GRAPHQL_IDE: 'yes', GRAPHQL_INTROSPECTION: '' })).toMatchObject({ introspection: false, ide: true });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'development', GRAPHQL_INTROSPECTION: 'false', GRAPHQL_IDE: '0' })).toMatchObject({ introspection: false, ide: false });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'test' })).toMatchObject({ introspection: true, ide: true });
+  });
+
+  test('TRUST_PROXY: true is one proxy, false none, or a count', () => {
+    expect(loadConfig({ DATABASE_URL: URL, TRUST_PROXY: 'true' }).trustProxy).toBe(1);
+    expect(loadConfig({ DATABASE_URL: URL, TRUST_PROXY: 'false' }).trustProxy).toBe(0);
+    expect(loadConfig({ DATABASE_URL: URL, TRUST_PROXY: '2' }).trustProxy).toBe(2);
+  });
+
+  test('values are read; PERSISTED_OPERATIONS is case-insensitive', () => {
+    expect(
+      loadConfig({ DATABASE_URL: URL, MAX_QUERY_COST: '2000', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', PERSISTED_OPERATIONS: 'ONLY', PERSISTED_OPERATIONS_FILE: '/etc/blog/ops.json' }),
+    ).toMatchObject({ maxQueryCost: 2000, rateLimitMutationsPerMinute: 0, persistedOperations: 'only', persistedOperationsFile: '/etc/blog/ops.json' });
+  });
+
+  test('bad values are refused by name', () => {
+    let message = '';
+    try {
+      loadConfig({
+        DATABASE_URL: URL,
+        MAX_QUERY_COST: '0',
+        RATE_LIMIT_MUTATIONS_PER_MINUTE: '-1',
+        TRUST_PROXY: 'maybe',
+        PERSISTED_OPERATIONS: 'sometimes',
+        GRAPHQL_INTROSPECTION: 'perhaps',
+        GRAPHQL_IDE: 'on',
+      });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('MAX_QUERY_COST: must be at least 1 (got "0")');
+    expect(message).toContain('RATE_LIMIT_MUTATIONS_PER_MINUTE: must be at least 0 (got "-1")');
+    expect(message).toContain('TRUST_PROXY: must be true, false or a number of proxies (got "maybe")');
+    expect(message).toContain('PERSISTED_OPERATIONS: must be one of off, allow, only (got "sometimes")');
+    expect(message).toContain('GRAPHQL_INTROSPECTION: must be true or false (got "perhaps")');
+    expect(message).toContain('GRAPHQL_IDE: must be true or false (got "on")');
+  });
+
+  test('PERSISTED_OPERATIONS allow or only needs PERSISTED_OPERATIONS_FILE', () => {
+    expect(() => loadConfig({ DATABASE_URL: URL, PERSISTED_OPERATIONS: 'allow' })).toThrow(/PERSISTED_OPERATIONS_FILE: is required when PERSISTED_OPERATIONS is allow or only/);
+    expect(loadConfig({ DATABASE_URL: URL, PERSISTED_OPERATIONS: 'off' }).persistedOperations).toBe('off');
+  });
+});

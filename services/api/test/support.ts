@@ -4,69 +4,8 @@ import type pg from 'pg';
 import { createApp, type ApiApp } from '../src/app';
 import { configFor, type ApiConfig } from '../src/env';
 
-/** The seed README's operations, verbatim (PRODUCT.md: they must run as written). */
-export const SEED_OPERATIONS = {
-  GetRecentPosts: `query GetRecentPosts {
-  posts(limit: 5) {
-    id
-    title
-    author {
-      username
-      fullName
-    }
-    commentCount
-    comments {
-      content
-      author {
-        username
-      }
-    }
-  }
-}`,
-  GetUser: `query GetUser {
-  user(id: "00000000-0000-0000-0000-000000000001") {
-    username
-    fullName
-    publishedPostCount
-    commentCount
-  }
-}`,
-  CreatePost: `mutation CreatePost {
-  createPost(
-    title: "My New Post"
-    content: "This is the content..."
-    authorId: "00000000-0000-0000-0000-000000000001"
-    published: true
-  ) {
-    id
-    title
-    author {
-      username
-    }
-  }
-}`,
-  AddComment: `mutation AddComment {
-  createComment(
-    postId: "00000000-0000-0000-0001-000000000001"
-    authorId: "00000000-0000-0000-0000-000000000002"
-    content: "Great post!"
-  ) {
-    id
-    content
-    author {
-      username
-    }
-  }
-}`,
-  SyncMetrics: `query SyncMetrics {
-  syncMetrics(entityType: "post") {
-    totalSyncs24h
-    avgDurationMs
-    successRate
-    failures24h
-  }
-}`,
-} as const;
+/** The seed README's operations, verbatim (one copy, in @blog/shared). */
+export { SEED_OPERATIONS } from '@blog/shared';
 
 export interface GqlResponse<T = Record<string, unknown>> {
   status: number;

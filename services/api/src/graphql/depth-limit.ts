@@ -14,7 +14,7 @@ export function depthLimitRule(max: number) {
     }
     return {
       OperationDefinition(node) {
-        const depth = measure(node.selectionSet, fragments, new Set(), max);
+        const depth = measure(node.selectionSet, { fragments, memo: new Map(), visiting: new Set(), cap: max + 1 });
         if (depth > max) {
           context.reportError(
             new GraphQLError(`The operation is nested ${depth > max + 1 ? 'more than ' : ''}${max + 1} levels deep; the limit is ${max}.`, {
@@ -28,27 +28,45 @@ export function depthLimitRule(max: number) {
   };
 }
 
-/** Depth of a selection set; stops counting once past `max` (so huge documents stay cheap). */
-function measure(set: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, visiting: Set<string>, max: number): number {
-  if (max < 0) return 0;
+interface Measure {
+  fragments: Map<string, FragmentDefinitionNode>;
+  /** Depth of each fragment's selection (a fragment's depth does not depend on where it is spread). */
+  memo: Map<string, number>;
+  visiting: Set<string>;
+  /** Depths are counted up to this (the limit + 1) and no further. */
+  cap: number;
+}
+
+/**
+ * Depth of a selection set, at most `cap`. Fragments are measured once each (memoized): without
+ * that, a chain of fragments each spreading the next one twice takes 2^n steps to measure (a
+ * 40-fragment document of a few hundred bytes kept the process busy for minutes).
+ */
+function measure(set: SelectionSetNode, m: Measure): number {
   let deepest = 0;
   for (const sel of set.selections) {
     let d = 0;
     if (sel.kind === Kind.FIELD) {
-      d = 1 + (sel.selectionSet ? measure(sel.selectionSet, fragments, visiting, max - 1) : 0);
+      d = 1 + (sel.selectionSet ? measure(sel.selectionSet, m) : 0);
     } else if (sel.kind === Kind.INLINE_FRAGMENT) {
-      d = measure(sel.selectionSet, fragments, visiting, max);
+      d = measure(sel.selectionSet, m);
     } else {
       const name = sel.name.value;
-      const fragment = fragments.get(name);
-      // A fragment cycle is reported by NoFragmentCyclesRule; do not follow it here.
-      if (!fragment || visiting.has(name)) continue;
-      visiting.add(name);
-      d = measure(fragment.selectionSet, fragments, visiting, max);
-      visiting.delete(name);
+      const known = m.memo.get(name);
+      if (known !== undefined) {
+        d = known;
+      } else {
+        const fragment = m.fragments.get(name);
+        // A fragment cycle is reported by NoFragmentCyclesRule; do not follow it here.
+        if (!fragment || m.visiting.has(name)) continue;
+        m.visiting.add(name);
+        d = measure(fragment.selectionSet, m);
+        m.visiting.delete(name);
+        m.memo.set(name, d);
+      }
     }
-    deepest = Math.max(deepest, d);
-    if (deepest > max) break;
+    deepest = Math.max(deepest, Math.min(d, m.cap));
+    if (deepest >= m.cap) break;
   }
   return deepest;
 }

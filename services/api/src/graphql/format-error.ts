@@ -2,6 +2,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
 import type { GraphQLFormattedError } from 'graphql';
 import { ClientError } from '../errors';
+import { restoreRuleCode } from '../limits/rule-code';
 
 /**
  * The edge where errors become GraphQL errors. ClientErrors carry their code (BAD_USER_INPUT,
@@ -20,6 +21,9 @@ export function formatError(logger: Logger) {
         extensions: { code: original.code, ...(original.field ? { field: original.field } : {}) },
       };
     }
+    // Our validation rules' codes (QUERY_TOO_COMPLEX, INTROSPECTION_DISABLED), which Apollo rewrote.
+    const ours = restoreRuleCode(formatted);
+    if (ours) return ours;
     const code = formatted.extensions?.code;
     if (code && code !== 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { ...formatted.extensions } };
     logger.error({ err: original }, 'request failed');

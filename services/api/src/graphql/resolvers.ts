@@ -13,6 +13,8 @@ export interface ApiContext {
   readMemo: Map<OperationDefinitionNode, Promise<Map<string, unknown>>>;
   /** Who is writing: verifies the request's token on first call (mutations only). */
   actor: () => Promise<Actor>;
+  /** Who sent the request, for the mutation rate limit (limits/rate-limit.ts, clientKey). */
+  clientKey?: string;
 }
 
 type Args = Record<string, unknown>;

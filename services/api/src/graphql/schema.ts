@@ -1,6 +1,9 @@
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { specifiedRules, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { costLimitRule } from '../limits/cost';
+import { noIntrospectionRule } from '../limits/introspection';
 import { depthLimitRule } from './depth-limit';
+import { knownOperationTypeRule } from './operation-type';
 import { resolvers } from './resolvers';
 import { typeDefs } from './type-defs';
 
@@ -9,11 +12,30 @@ export function createSchema(): GraphQLSchema {
   return makeExecutableSchema({ typeDefs, resolvers });
 }
 
-/** Our validation rules on top of GraphQL's own. */
-export function extraRules(maxQueryDepth: number): ValidationRule[] {
-  return [depthLimitRule(maxQueryDepth)];
+/** What our validation rules enforce (from ApiConfig). */
+export interface RuleLimits {
+  maxQueryDepth: number;
+  maxQueryCost: number;
+  defaultPageSize: number;
+  maxPageSize: number;
+  /** false: __schema and __type are refused (INTROSPECTION_DISABLED). */
+  introspection: boolean;
 }
 
-export function allRules(maxQueryDepth: number): ValidationRule[] {
-  return [...specifiedRules, ...extraRules(maxQueryDepth)];
+/**
+ * Our validation rules on top of GraphQL's own. Both read paths validate with them: Apollo Server
+ * (validationRules) and the compiled fast path (allRules, once per document), so a document one
+ * path refuses, the other refuses too.
+ */
+export function extraRules(limits: RuleLimits): ValidationRule[] {
+  return [
+    knownOperationTypeRule,
+    depthLimitRule(limits.maxQueryDepth),
+    costLimitRule(limits),
+    ...(limits.introspection ? [] : [noIntrospectionRule]),
+  ];
+}
+
+export function allRules(limits: RuleLimits): ValidationRule[] {
+  return [...specifiedRules, ...extraRules(limits)];
 }

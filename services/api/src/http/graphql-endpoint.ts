@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
+import type { PersistedOperations } from '../limits/persisted';
 import type { ReadEngine } from '../reads/read-engine';
 import { formatProcessTime, PROCESS_TIME_HEADER } from './process-time';
 
@@ -16,9 +17,13 @@ export interface GraphqlEndpointOptions {
   maxBodyBytes: number;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /** PERSISTED_OPERATIONS allow/only: hashes resolved and the list enforced before either path. */
+  persisted?: PersistedOperations;
 }
 
 const tracer = trace.getTracer('blog-api');
+/** Strict: a malformed byte sequence throws instead of becoming U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 type Next = (body: unknown) => void;
 
@@ -62,9 +67,16 @@ export function handleGraphqlPost(
   req.on('end', () => {
     if (done) return;
     done = true;
+    let text: string;
+    try {
+      text = UTF8.decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    } catch {
+      // Invalid or overlong UTF-8 would otherwise become U+FFFD and be stored as such.
+      return sendError(res, startNs, 400, 'BAD_REQUEST', 'The request body is not valid UTF-8.');
+    }
     let body: unknown;
     try {
-      body = JSON.parse(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       return sendError(res, startNs, 400, 'BAD_REQUEST', 'The request body is not valid JSON.');
     }
@@ -73,13 +85,19 @@ export function handleGraphqlPost(
 }
 
 async function answer(
-  body: unknown,
+  received: unknown,
   req: http.IncomingMessage,
   res: http.ServerResponse,
   startNs: bigint,
   options: GraphqlEndpointOptions,
   next: Next,
 ): Promise<void> {
+  let body = received;
+  if (options.persisted) {
+    const resolved = options.persisted.resolve(body);
+    if (!('body' in resolved)) return sendError(res, startNs, resolved.status, resolved.code, resolved.message);
+    body = resolved.body;
+  }
   const b = body as { query?: unknown; operationName?: unknown; variables?: unknown; extensions?: unknown } | null;
   const fast =
     b !== null &&

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { SEED_OPERATIONS } from '@blog/shared';
 import express from 'express';
 
 /**
@@ -14,25 +15,7 @@ const ASSETS: Record<string, string> = {
   'graphiql.css': path.join(dir('graphiql'), 'graphiql.min.css'),
 };
 
-const DEFAULT_QUERY = `# Welcome to the CQRS blog API. Every read below is answered by one SQL statement.
-query GetRecentPosts {
-  posts(limit: 5) {
-    id
-    title
-    author {
-      username
-      fullName
-    }
-    commentCount
-    comments {
-      content
-      author {
-        username
-      }
-    }
-  }
-}
-`;
+const DEFAULT_QUERY = `# Welcome to the CQRS blog API. Every read below is answered by one SQL statement.\n${SEED_OPERATIONS.GetRecentPosts}\n`;
 
 export const IDE_ASSET_PREFIX = '/ide/';
 

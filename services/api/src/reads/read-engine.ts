@@ -19,6 +19,7 @@ import {
 } from 'graphql';
 import type pg from 'pg';
 import { ClientError } from '../errors';
+import { MAX_QUERY_TOKENS } from '../limits/cost';
 import { Params, ROOT_FIELDS, ROW_DOC, type AnyRootField, type ReadLimits } from './root-fields';
 import { AliasCounter, collectFields, NotCompilable, objectSql, sqlString, type CollectOptions, type Fragments } from './sql-builder';
 
@@ -229,7 +230,7 @@ export class ReadEngine {
   private compile(query: string, operationName: string | undefined): Entry {
     let doc: DocumentNode;
     try {
-      doc = parse(query, { noLocation: true, maxTokens: 20_000 });
+      doc = parse(query, { noLocation: true, maxTokens: MAX_QUERY_TOKENS });
     } catch {
       return { fast: false, reason: 'syntax' };
     }

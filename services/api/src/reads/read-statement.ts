@@ -8,9 +8,9 @@ import { ReadEngine, type ReadRequest } from './read-engine';
  */
 export function readStatement(
   request: ReadRequest,
-  limits = { defaultPageSize: 20, maxPageSize: 100, maxQueryDepth: 15 },
+  limits = { defaultPageSize: 20, maxPageSize: 100, maxQueryDepth: 15, maxQueryCost: 5000, introspection: true },
 ): { text: string; values: unknown[] } | undefined {
   const unused = { query: () => Promise.reject(new Error('readStatement does not run queries')) };
-  const engine = new ReadEngine(createSchema(), unused as never, limits, allRules(limits.maxQueryDepth), 1);
+  const engine = new ReadEngine(createSchema(), unused as never, limits, allRules(limits), 1);
   return engine.statementFor(request);
 }

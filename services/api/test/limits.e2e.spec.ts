@@ -1,0 +1,295 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { seed, SEED_OPERATIONS } from '@blog/shared';
+import { testPool } from '@blog/shared/test/helpers';
+import { getIntrospectionQuery } from 'graphql';
+import type pg from 'pg';
+import { buildList } from '../src/cli/persisted-operations';
+import { loadConfig } from '../src/env';
+import { sha256 } from '../src/limits/persisted';
+import { ALICE, POST1, startApi, writeCounts, type TestApi } from './support';
+
+/**
+ * Abuse limits over HTTP: the cost limit, the mutation rate limit, persisted operations and the
+ * production defaults (introspection and the IDE off), each on the compiled read path and on
+ * Apollo Server's.
+ */
+let pool: pg.Pool;
+const apis: TestApi[] = [];
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blog-limits-'));
+
+beforeAll(async () => {
+  pool = testPool();
+  await seed(pool);
+});
+
+afterAll(async () => {
+  await Promise.all(apis.map((a) => a.close()));
+  await pool?.end();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function api(overrides: Parameters<typeof startApi>[0]): Promise<TestApi> {
+  const a = await startApi(overrides);
+  apis.push(a);
+  return a;
+}
+
+/** A GET request (GraphQL over GET is Apollo's alone; the IDE page and its assets). */
+const GET = (a: TestApi, pathname: string, headers: Record<string, string> = {}) => fetch(`${a.url}${pathname}`, { headers });
+
+describe('cost limit', () => {
+  let a: TestApi;
+  beforeAll(async () => {
+    a = await api({ maxQueryCost: 500, defaultPageSize: 20, maxPageSize: 100 });
+  });
+
+  test('the seed GetRecentPosts (cost 336) passes; at limit 10 (671) it is refused with the cost and the limit', async () => {
+    expect((await a.gql(SEED_OPERATIONS.GetRecentPosts)).json.errors).toBeUndefined();
+    const res = await a.gql(SEED_OPERATIONS.GetRecentPosts.replace('limit: 5', 'limit: 10'));
+    expect(res.status).toBe(400);
+    expect(res.json.errors).toEqual([
+      expect.objectContaining({
+        message: expect.stringContaining('costs 671; the cost limit is 500'),
+        extensions: expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 671, limit: 500 }),
+      }),
+    ]);
+  });
+
+  test('a variable limit counts as MAX_PAGE_SIZE, an omitted one as DEFAULT_PAGE_SIZE', async () => {
+    // posts { id }: 1 + items × 1.
+    const withVariable = await a.gql(`query($n: Int) { posts(limit: $n) { id title author { username } comments { id } } }`, { n: 1 });
+    expect(withVariable.json.errors?.[0]?.extensions).toEqual(expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * (1 + 1 + 2 + 21) }));
+    const omitted = await a.gql(`{ posts { id title author { username } } }`);
+    expect(omitted.json.errors).toBeUndefined();
+  });
+
+  test('refused identically whichever path would have run it: a read (compiled path) and a mutation (Apollo)', async () => {
+    const read = await a.gql(`{ ${Array.from({ length: 501 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
+    const write = await a.gql(`mutation { ${Array.from({ length: 20 }, (_, i) => `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id comments { id content } }`).join(' ')} }`);
+    for (const res of [read, write]) {
+      expect(res.status).toBe(400);
+      expect(res.json.errors?.[0]?.extensions?.code).toBe('QUERY_TOO_COMPLEX');
+    }
+    expect(read.json.errors?.[0]?.extensions).toEqual(expect.objectContaining({ cost: 501, limit: 500 }));
+  });
+
+  test("GraphiQL's introspection query is counted exactly (1,980) and passes the default limit", async () => {
+    const small = await a.gql(getIntrospectionQuery());
+    expect(small.json.errors?.[0]?.message).toMatch(/costs more than 500/);
+    const def = await api({});
+    const res = await def.gql(getIntrospectionQuery());
+    expect(res.json.errors).toBeUndefined();
+    expect((res.json.data as { __schema: { types: unknown[] } }).__schema.types.length).toBeGreaterThan(10);
+  });
+});
+
+describe('mutation rate limit', () => {
+  let a: TestApi;
+  beforeAll(async () => {
+    a = await api({ rateLimitMutationsPerMinute: 3, trustProxy: 1 });
+  });
+  const createUser = (n: string) => `mutation { createUser(email: "${n}@example.com", username: "${n}", fullName: "${n}") { id } }`;
+  const as = (ip: string) => ({ 'x-forwarded-for': ip });
+
+  test('a client gets its limit, then 429 RATE_LIMITED with Retry-After, nothing written; another client and reads are unaffected', async () => {
+    for (let i = 0; i < 3; i++) {
+      const ok = await a.post({ query: createUser(`rl_a${i}`) }, as('203.0.113.1'));
+      expect(ok.json.errors).toBeUndefined();
+    }
+    const before = await writeCounts(pool);
+    const limited = await a.post({ query: createUser('rl_a3') }, as('203.0.113.1'));
+    expect(limited.status).toBe(429);
+    // A token every 20 s: the next one is at most 20 s away.
+    const wait = Number(limited.headers.get('retry-after'));
+    expect(wait).toBeGreaterThanOrEqual(15);
+    expect(wait).toBeLessThanOrEqual(20);
+    expect(limited.json.errors?.[0]?.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: wait });
+    expect(limited.json.errors?.[0]?.message).toMatch(/Too many mutations/);
+    expect(limited.json.data ?? null).toBeNull();
+    expect(await writeCounts(pool)).toEqual(before);
+
+    // Another client (another address behind the same proxy) still writes.
+    const other = await a.post({ query: createUser('rl_b0') }, as('203.0.113.2'));
+    expect(other.status).toBe(200);
+    expect(other.json.errors).toBeUndefined();
+    // Reads of the limited client: the compiled path and Apollo's.
+    const read = await a.post({ query: `{ post(id: "${POST1}") { id } }` }, as('203.0.113.1'));
+    expect(read.json).toEqual({ data: { post: { id: POST1 } } });
+    const apolloRead = await a.post({ query: `query($s: Boolean!) { post(id: "${POST1}") { id title @include(if: $s) } }`, variables: { s: false } }, as('203.0.113.1'));
+    expect(apolloRead.json).toEqual({ data: { post: { id: POST1 } } });
+  });
+
+  test('each root field of a mutation takes a token: a document of more writes than the bucket holds is refused whole', async () => {
+    const before = await writeCounts(pool);
+    const res = await a.post(
+      { query: `mutation { ${[0, 1, 2, 3].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
+      as('203.0.113.3'),
+    );
+    expect(res.status).toBe(429);
+    expect(res.json.errors?.[0]?.message).toBe('Too many mutations: this operation makes 4 writes and the limit is 3 a minute; split it.');
+    expect(await writeCounts(pool)).toEqual(before);
+    // Three fit.
+    const three = await a.post(
+      { query: `mutation { ${[0, 1, 2].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
+      as('203.0.113.3'),
+    );
+    expect(three.json.errors).toBeUndefined();
+    expect((await writeCounts(pool)).users).toBe(before.users! + 3);
+  });
+
+  test('X-Forwarded-For entries left of the trusted proxy do not change the client', async () => {
+    // The proxy (our peer) appends what it saw; the client may prepend anything: the key stays the last hop.
+    const spoof = await a.post({ query: createUser('rl_d0') }, { 'x-forwarded-for': '198.51.100.9, 203.0.113.1' });
+    expect(spoof.status).toBe(429);
+  });
+
+  test('without TRUST_PROXY the header is ignored: clients are told apart by their address', async () => {
+    const b = await api({ rateLimitMutationsPerMinute: 1 });
+    expect((await b.post({ query: createUser('rl_e0') }, as('203.0.113.50'))).status).toBe(200);
+    // A different X-Forwarded-For from the same socket address: the same client.
+    const again = await b.post({ query: createUser('rl_e1') }, as('203.0.113.51'));
+    expect(again.status).toBe(429);
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(55);
+  });
+
+  test('0 turns the limit off', async () => {
+    const c = await api({ rateLimitMutationsPerMinute: 0 });
+    for (let i = 0; i < 5; i++) expect((await c.gql(createUser(`rl_f${i}`))).json.errors).toBeUndefined();
+  });
+});
+
+describe('persisted operations', () => {
+  const list = buildList(Object.entries(SEED_OPERATIONS).map(([name, document]) => ({ name, document })));
+  const file = path.join(dir, 'persisted.json');
+  const recent = sha256(SEED_OPERATIONS.GetRecentPosts);
+  const addComment = sha256(SEED_OPERATIONS.AddComment);
+  const unknown = sha256('{ posts { id } }');
+  const byHash = (hash: string, variables?: Record<string, unknown>) => ({ extensions: { persistedQuery: { version: 1, sha256Hash: hash } }, ...(variables ? { variables } : {}) });
+  let statements: string[] = [];
+  let allow: TestApi;
+  let only: TestApi;
+
+  beforeAll(async () => {
+    fs.writeFileSync(file, JSON.stringify(list));
+    allow = await api({ persistedOperations: 'allow', persistedOperationsFile: file });
+    only = await startApi({ persistedOperations: 'only', persistedOperationsFile: file }, (text) => statements.push(text));
+    apis.push(only);
+  });
+
+  test('the list maps the sha256 of each seed document to it', () => {
+    expect(list[recent]).toBe(SEED_OPERATIONS.GetRecentPosts);
+    expect(Object.keys(list)).toHaveLength(Object.keys(SEED_OPERATIONS).length);
+  });
+
+  test('allow: a read by hash is answered by the compiled path (one statement), a mutation by hash by Apollo', async () => {
+    const full = await allow.gql(SEED_OPERATIONS.GetRecentPosts);
+    const hashed = await allow.post(byHash(recent));
+    expect(hashed.status).toBe(200);
+    expect(hashed.text).toBe(full.text);
+    const write = await allow.post(byHash(addComment));
+    expect(write.json.errors).toBeUndefined();
+    expect((write.json.data as { createComment: { content: string } }).createComment.content).toBe('Great post!');
+  });
+
+  test('allow: full documents not in the list are accepted; an unknown hash is PERSISTED_QUERY_NOT_FOUND; nothing is registered', async () => {
+    expect((await allow.gql('{ posts(limit: 1) { id } }')).json.errors).toBeUndefined();
+    const miss = await allow.post(byHash(unknown));
+    expect(miss.json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    // APQ registration (hash + document) does not add to the list.
+    await allow.post({ query: '{ posts { id } }', ...byHash(unknown) });
+    expect((await allow.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+  });
+
+  test('only: listed documents run, by hash or in full; anything else is OPERATION_NOT_ALLOWED (403) before it is compiled, nothing written', async () => {
+    statements = [];
+    const hashed = await only.post(byHash(recent));
+    expect(hashed.status).toBe(200);
+    expect(statements.filter((s) => /^SELECT json_build_object/.test(s))).toHaveLength(1);
+    expect((await only.gql(SEED_OPERATIONS.GetUser)).json.errors).toBeUndefined();
+    const before = await writeCounts(pool);
+    statements = [];
+    for (const query of ['{ posts(limit: 1) { id } }', `mutation { deletePost(id: "${POST1}") { id } }`, SEED_OPERATIONS.GetUser + ' ']) {
+      const res = await only.gql(query);
+      expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code }).toEqual({ status: 403, code: 'OPERATION_NOT_ALLOWED' });
+    }
+    expect(statements).toEqual([]);
+    expect((await only.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    expect(await writeCounts(pool)).toEqual(before);
+  });
+
+  test('only: GraphQL over GET (Apollo only) is held to the list as well', async () => {
+    const listed = await GET(only, `/graphql?query=${encodeURIComponent(SEED_OPERATIONS.GetUser)}`, { 'apollo-require-preflight': 'true' });
+    expect(listed.status).toBe(200);
+    const other = await GET(only, `/graphql?query=${encodeURIComponent('{ users { id } }')}`, { 'apollo-require-preflight': 'true' });
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('OPERATION_NOT_ALLOWED');
+    const byGet = await GET(only, `/graphql?extensions=${encodeURIComponent(JSON.stringify(byHash(recent).extensions))}`, { 'apollo-require-preflight': 'true' });
+    expect(byGet.status).toBe(200);
+  });
+
+  test('a list file whose hash does not match its document stops the start, naming it', async () => {
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ [unknown]: '{ users { id } }' }));
+    await expect(startApi({ persistedOperations: 'only', persistedOperationsFile: bad })).rejects.toThrow(/is not the sha256 of its document/);
+  });
+});
+
+describe('production mode: introspection and the IDE', () => {
+  const browser = { accept: 'text/html' };
+
+  test('introspection refused on both paths with INTROSPECTION_DISABLED; __typename still answers; the IDE is not served', async () => {
+    const a = await api({ introspection: false, ide: false });
+    for (const query of [getIntrospectionQuery(), '{ __type(name: "Post") { name } }', `{ posts(limit: 1) { id } __schema { queryType { name } } }`]) {
+      const res = await a.gql(query);
+      expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code }).toEqual({ status: 400, code: 'INTROSPECTION_DISABLED' });
+    }
+    // Over GET (Apollo only) as well.
+    const overGet = await GET(a, `/graphql?query=${encodeURIComponent('{ __schema { types { name } } }')}`, { 'apollo-require-preflight': 'true' });
+    expect(overGet.status).toBe(400);
+    expect(await a.gql('{ __typename }')).toEqual(expect.objectContaining({ json: { data: { __typename: 'Query' } } }));
+    expect((await a.gql(`{ posts(limit: 1) { __typename id } }`)).json.errors).toBeUndefined();
+    const page = await GET(a, '/graphql', browser);
+    expect(page.status).toBe(404);
+    expect((await GET(a, '/ide/graphiql.js')).status).toBe(404);
+  });
+
+  test('development defaults: both on', async () => {
+    const a = await api({});
+    expect((await a.gql('{ __schema { queryType { name } } }')).json).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });
+    const page = await GET(a, '/graphql', browser);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('GraphiQL');
+  });
+
+  test('in-process config matches what NODE_ENV=production and the overrides give', async () => {
+    const url = 'postgres://u@h/db';
+    expect(loadConfig({ DATABASE_URL: url, NODE_ENV: 'production' })).toMatchObject({ introspection: false, ide: false });
+    expect(loadConfig({ DATABASE_URL: url, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true', GRAPHQL_IDE: '1' })).toMatchObject({ introspection: true, ide: true });
+    // Enabled by override, production or not: the page and introspection are back.
+    const enabled = loadConfig({ DATABASE_URL: url, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true', GRAPHQL_IDE: 'true' });
+    const a = await api({ introspection: enabled.introspection, ide: enabled.ide });
+    expect((await GET(a, '/graphql', browser)).status).toBe(200);
+    expect((await a.gql('{ __type(name: "Post") { name } }')).json).toEqual({ data: { __type: { name: 'Post' } } });
+  });
+});
+
+test('a mutation over a keep-alive connection is limited like any other (no per-connection state)', async () => {
+  const a = await api({ rateLimitMutationsPerMinute: 1 });
+  const agent = new http.Agent({ keepAlive: true });
+  const send = (body: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(`${a.url}/graphql`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const q = (n: string) => JSON.stringify({ query: `mutation { createUser(email: "${n}@example.com", username: "${n}", fullName: "K") { id } }` });
+  expect(await send(q('ka_0'))).toBe(200);
+  expect(await send(q('ka_1'))).toBe(429);
+  agent.destroy();
+});
