@@ -390,3 +390,29 @@ describe('operator token (OPERATOR_TOKEN) on /metrics', () => {
     }
   });
 });
+
+describe('the mutation rate limit counts a signed-in user as one client', () => {
+  test('the same subject from two addresses shares one bucket; another subject from the same address has its own', async () => {
+    const limited = await startApi({ auth: hs256, defaultSyncMode: 'QUEUED', rateLimitMutationsPerMinute: 1, trustProxy: 1 });
+    try {
+      const bio = (who: string, text: string) => `mutation { updateUser(id: "${who}", bio: "${text}") { id } }`;
+      const from = (ip: string, token: string) => ({ ...bearer(token), 'x-forwarded-for': ip });
+      const alice = await tokenFor(ALICE);
+      const bob = await tokenFor(BOB);
+      const first = await gqlAs(limited, from('203.0.113.10', alice), bio(ALICE, 'one'));
+      expect(first.json.errors).toBeUndefined();
+      const before = await writeCounts(pool);
+      // Alice from another address: still Alice, and her minute's one mutation is spent.
+      const moved = await gqlAs(limited, from('203.0.113.11', alice), bio(ALICE, 'two'));
+      expect(moved.status).toBe(429);
+      expect(moved.json.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+      expect(await writeCounts(pool)).toEqual(before);
+      // Bob from Alice's first address: a client of his own.
+      const other = await gqlAs(limited, from('203.0.113.10', bob), bio(BOB, 'mine'));
+      expect(other.status).toBe(200);
+      expect(other.json.errors).toBeUndefined();
+    } finally {
+      await limited.close();
+    }
+  });
+});
