@@ -1,13 +1,16 @@
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
 import type { GraphQLFormattedError } from 'graphql';
-import { ClientError } from '../errors';
+import { ClientError, isDatabaseUnavailable, SERVICE_UNAVAILABLE } from '../errors';
 
 /**
  * The edge where errors become GraphQL errors. ClientErrors carry their code (BAD_USER_INPUT,
  * NOT_FOUND, CONFLICT) and the field at fault; Apollo's own errors (parse, validation, variables)
  * keep theirs; anything else is our failure: logged with its stack, and the client gets a generic
- * message and INTERNAL_SERVER_ERROR, never a stack trace or a database message.
+ * message and INTERNAL_SERVER_ERROR, never a stack trace or a database message. A database that is
+ * away (restarting, unreachable) is SERVICE_UNAVAILABLE, answered with HTTP 503 (see
+ * unavailableStatusPlugin).
  */
 export function formatError(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
@@ -20,6 +23,15 @@ export function formatError(logger: Logger) {
         extensions: { code: original.code, ...(original.field ? { field: original.field } : {}) },
       };
     }
+    if (isDatabaseUnavailable(original)) {
+      logger.warn({ err: original }, 'database unavailable');
+      return {
+        message: SERVICE_UNAVAILABLE.message,
+        ...(formatted.locations ? { locations: formatted.locations } : {}),
+        ...(formatted.path ? { path: formatted.path } : {}),
+        extensions: { code: SERVICE_UNAVAILABLE.code },
+      };
+    }
     const code = formatted.extensions?.code;
     if (code && code !== 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { ...formatted.extensions } };
     logger.error({ err: original }, 'request failed');
@@ -29,5 +41,21 @@ export function formatError(logger: Logger) {
       ...(formatted.path ? { path: formatted.path } : {}),
       extensions: { code: 'INTERNAL_SERVER_ERROR' },
     };
+  };
+}
+
+/**
+ * HTTP 503 for a response whose errors include an unavailable database (Apollo would answer 200
+ * with the error in the body): load balancers and clients' retry logic look at the status.
+ */
+export function unavailableStatusPlugin<T extends BaseContext>(): ApolloServerPlugin<T> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse(ctx) {
+          if (ctx.errors?.some((e) => isDatabaseUnavailable(e))) ctx.response.http.status = SERVICE_UNAVAILABLE.status;
+        },
+      };
+    },
   };
 }
