@@ -403,9 +403,13 @@ export class ReadyProbe {
             await res.arrayBuffer();
             this.statuses.push({ at: Date.now(), status: res.status });
           },
-          () => this.statuses.push({ at: Date.now(), status: 0 }),
+          () => {
+            this.statuses.push({ at: Date.now(), status: 0 });
+          },
         )
-        .finally(() => (this.running = undefined));
+        .finally(() => {
+          this.running = undefined;
+        });
     }, this.intervalMs);
   }
 

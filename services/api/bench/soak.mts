@@ -56,6 +56,7 @@ const READS = num(args.reads, env.SOAK_READS_PER_SECOND, 200, '--reads');
 const WRITES = num(args.writes, env.SOAK_WRITES_PER_SECOND, 20, '--writes');
 const RESTART_EVERY_S = num(args['restart-every'], env.SOAK_RESTART_EVERY_SECONDS, 60, '--restart-every');
 const DRAIN_TIMEOUT_MS = 180_000;
+const WORKER_START_TIMEOUT_MS = 120_000;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const stamp = () => new Date().toISOString().slice(11, 19);
@@ -139,7 +140,8 @@ async function main(): Promise<number> {
         const old = worker;
         worker = undefined;
         const exit = await stopService(old!, signal);
-        worker = await startWorkerProcess(common);
+        // A shared, noisy machine can take long to start a process: give it time, and a second try.
+        worker = await startWorkerProcess(common, WORKER_START_TIMEOUT_MS).catch(() => startWorkerProcess(common, WORKER_START_TIMEOUT_MS));
         log(`${stamp()} worker restart ${restarts}: ${signal} (exit ${exit.code ?? exit.signal}), new worker pid ${worker.pid}`);
       }
     }
