@@ -91,7 +91,7 @@ export async function waitFor<T>(
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Starts the API (PORT 0) and waits for its "API ready at" line; returns it with its URL. */
-export async function startApiProcess(env: Record<string, string>, timeoutMs = 30_000): Promise<Service & { url: string }> {
+export async function startApiProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<Service & { url: string }> {
   // LOG_LEVEL info at least: the "API ready at" line is logged at info.
   const api = spawnService('api', API_MAIN(), { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
   const match = await waitFor(
@@ -110,7 +110,7 @@ export async function startApiProcess(env: Record<string, string>, timeoutMs = 3
 }
 
 /** Starts a worker (health port 0) and waits until it drains ("projection worker started"). */
-export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 30_000): Promise<Service> {
+export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<Service> {
   const worker = spawnService('worker', WORKER_MAIN(), { WORKER_HEALTH_PORT: '0', ...env });
   await waitFor(
     'the worker to start',

@@ -118,6 +118,10 @@ test('PostgreSQL restarted under load: 503 meanwhile, recovery by itself, no ack
       () => load.answers.some((a) => a.at > stoppedAt && a.kind !== 'read' && a.code === 'SERVICE_UNAVAILABLE'),
       10_000,
     );
+    // The operator endpoints too: /metrics (JSON) answers 503 SERVICE_UNAVAILABLE, not a 500.
+    const metrics = await fetch(`${api.url}/metrics`);
+    expect(metrics.status).toBe(503);
+    expect(((await metrics.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('SERVICE_UNAVAILABLE');
     await sleep(2000);
     const ackedBeforeStart = load.acknowledged;
     const startedAt = Date.now();
