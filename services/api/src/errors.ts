@@ -91,13 +91,15 @@ export function clientErrorFromPg(err: unknown): ClientError | undefined {
 /**
  * The database is unreachable or restarting (a lost connection, a refused one, a server shutting
  * down or starting up): not the client's fault and not a bug of ours. Clients get
- * SERVICE_UNAVAILABLE with HTTP 503 and may retry; nothing was written (a command's transaction
- * rolled back with its connection). Looks through GraphQL's wrapping (originalError) and `cause`.
+ * SERVICE_UNAVAILABLE with HTTP 503 and may retry. A command's transaction rolled back with its
+ * connection, so it wrote nothing; the one exception, as with any database, is a connection lost
+ * during the COMMIT itself, which the server may have completed. Looks through GraphQL's wrapping
+ * (originalError) and `cause`.
  */
 export const SERVICE_UNAVAILABLE = {
   code: 'SERVICE_UNAVAILABLE',
   status: 503,
-  message: 'The database is unavailable; nothing was written. Try again shortly.',
+  message: 'The database is unavailable. Try again shortly.',
 } as const;
 
 export function isDatabaseUnavailable(err: unknown): boolean {
