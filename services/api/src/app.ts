@@ -23,7 +23,8 @@ import { OPERATOR_PATHS, requireOperatorToken } from './auth/operator';
 import { Commands } from './commands/commands';
 import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
-import { formatError } from './graphql/format-error';
+import { isDatabaseUnavailable } from './errors';
+import { formatError, unavailableStatusPlugin } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
@@ -157,6 +158,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
             ]
           : []),
         ...(persisted ? [persisted.plugin<ApiContext>()] : []),
+        unavailableStatusPlugin<ApiContext>(),
       ],
     });
     await apollo.start();
@@ -201,6 +203,11 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
       if (status && status >= 400 && status < 500) {
         res.status(status).json({ errors: [{ message: (err as Error).message, extensions: { code: 'BAD_REQUEST' } }] });
+        return;
+      }
+      if (isDatabaseUnavailable(err)) {
+        logger.warn({ err }, 'request failed: database unavailable');
+        res.status(503).json({ errors: [{ message: 'The database is unavailable. Try again shortly.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
         return;
       }
       logger.error({ err }, 'request failed');

@@ -1,4 +1,4 @@
-import { CONSTRAINT_CODES, pgErrorCode } from '@blog/shared';
+import { CONSTRAINT_CODES, isRetryablePgError, pgErrorCode } from '@blog/shared';
 import { GraphQLError } from 'graphql';
 
 /**
@@ -98,4 +98,27 @@ export function clientErrorFromPg(err: unknown): ClientError | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The database is unreachable or restarting (a lost connection, a refused one, a server shutting
+ * down or starting up): not the client's fault and not a bug of ours. Clients get
+ * SERVICE_UNAVAILABLE with HTTP 503 and may retry. A command's transaction rolled back with its
+ * connection, so it wrote nothing; the one exception, as with any database, is a connection lost
+ * during the COMMIT itself, which the server may have completed. Looks through GraphQL's wrapping
+ * (originalError) and `cause`.
+ */
+export const SERVICE_UNAVAILABLE = {
+  code: 'SERVICE_UNAVAILABLE',
+  status: 503,
+  message: 'The database is unavailable. Try again shortly.',
+} as const;
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    if (isRetryablePgError(e)) return true;
+    const next = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
+    e = next;
+  }
+  return false;
 }

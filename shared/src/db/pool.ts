@@ -51,6 +51,14 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   // An idle client that loses its connection (server restart) emits 'error' on the pool. Without a
   // listener that would crash the process; the next checkout simply opens a new connection.
   pool.on('error', () => undefined);
+  // A client checked out of the pool (a transaction between two statements, a LISTEN connection)
+  // has no such listener: pg-pool removes its own while the client is lent out. A server restart at
+  // that moment would emit 'error' on the client with nobody listening, and crash the process. The
+  // error is not lost: the client is marked not queryable, so the statement in flight or the next
+  // one fails (a retryable error, see isRetryablePgError) and release() discards the connection.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const record: PoolRecord = {
     pool,
     name: options.applicationName,

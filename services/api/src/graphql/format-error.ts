@@ -1,25 +1,27 @@
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
 import type { GraphQLFormattedError } from 'graphql';
-import { ClientError } from '../errors';
+import { ClientError, isDatabaseUnavailable, SERVICE_UNAVAILABLE } from '../errors';
 import { restoreRuleCode } from '../limits/rule-code';
 
 /**
  * The edge where errors become GraphQL errors. ClientErrors carry their code (BAD_USER_INPUT,
  * NOT_FOUND, CONFLICT) and the field at fault; Apollo's own errors (parse, validation, variables)
  * keep theirs; anything else is our failure: logged with its stack, and the client gets a generic
- * message and INTERNAL_SERVER_ERROR, never a stack trace or a database message.
+ * message and INTERNAL_SERVER_ERROR, never a stack trace or a database message. A database that is
+ * away (restarting, unreachable) is SERVICE_UNAVAILABLE, answered with HTTP 503 (see
+ * unavailableStatusPlugin).
  */
 export function formatError(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof ClientError) {
-      return {
-        message: original.message,
-        ...(formatted.locations ? { locations: formatted.locations } : {}),
-        ...(formatted.path ? { path: formatted.path } : {}),
-        extensions: { code: original.code, ...(original.field ? { field: original.field } : {}) },
-      };
+      return reshaped(formatted, original.message, { code: original.code, ...(original.field ? { field: original.field } : {}) });
+    }
+    if (isDatabaseUnavailable(original)) {
+      logger.warn({ err: original }, 'database unavailable');
+      return reshaped(formatted, SERVICE_UNAVAILABLE.message, { code: SERVICE_UNAVAILABLE.code });
     }
     // Our validation rules' codes (QUERY_TOO_COMPLEX, INTROSPECTION_DISABLED), which Apollo rewrote.
     const ours = restoreRuleCode(formatted);
@@ -27,11 +29,32 @@ export function formatError(logger: Logger) {
     const code = formatted.extensions?.code;
     if (code && code !== 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { ...formatted.extensions } };
     logger.error({ err: original }, 'request failed');
-    return {
-      message: 'Internal server error',
-      ...(formatted.locations ? { locations: formatted.locations } : {}),
-      ...(formatted.path ? { path: formatted.path } : {}),
-      extensions: { code: 'INTERNAL_SERVER_ERROR' },
-    };
+    return reshaped(formatted, 'Internal server error', { code: 'INTERNAL_SERVER_ERROR' });
+  };
+}
+
+/** Our message and extensions, with the error's locations and path kept. */
+function reshaped(formatted: GraphQLFormattedError, message: string, extensions: Record<string, unknown>): GraphQLFormattedError {
+  return {
+    message,
+    ...(formatted.locations ? { locations: formatted.locations } : {}),
+    ...(formatted.path ? { path: formatted.path } : {}),
+    extensions,
+  };
+}
+
+/**
+ * HTTP 503 for a response whose errors include an unavailable database (Apollo would answer 200
+ * with the error in the body): load balancers and clients' retry logic look at the status.
+ */
+export function unavailableStatusPlugin<T extends BaseContext>(): ApolloServerPlugin<T> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse(ctx) {
+          if (ctx.errors?.some((e) => isDatabaseUnavailable(e))) ctx.response.http.status = SERVICE_UNAVAILABLE.status;
+        },
+      };
+    },
   };
 }

@@ -145,14 +145,13 @@ async function answer(
   });
   if (outcome.kind === 'fallback') return next(body);
   if (outcome.kind === 'error') {
+    if (isRetryablePgError(outcome.err)) {
+      // The database is away (restarting, unreachable): 503 and a code clients can retry on.
+      options.logger.warn({ err: outcome.err }, 'read failed: database unavailable');
+      return sendError(res, startNs, 503, 'SERVICE_UNAVAILABLE', 'The database is unavailable. Try again shortly.');
+    }
     options.logger.error({ err: outcome.err }, 'read failed');
-    return sendError(
-      res,
-      startNs,
-      isRetryablePgError(outcome.err) ? 503 : 500,
-      'INTERNAL_SERVER_ERROR',
-      'Internal server error',
-    );
+    return sendError(res, startNs, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
   }
   const text = outcome.body;
   const accept = req.headers.accept ?? '';
