@@ -251,6 +251,38 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     expect(statements).toHaveLength(1);
   });
 
+  it('an unsampled request exports no span at all, read or mutation', async () => {
+    const quiet = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_SERVICE_NAME: 'blog-api-unsampled',
+      OTEL_TRACES_SAMPLER: 'always_off',
+      DATABASE_URL: testDatabaseUrl(),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      const [, url] = await waitFor(() => quiet.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, 'the unsampled API');
+      const post = (query: string) =>
+        fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) }).then(
+          async (r) => [r.status, (await r.json()) as { data?: unknown; errors?: unknown }] as const,
+        );
+      const [readStatus, read] = await post('query Unsampled { posts(limit: 2) { id title author { username } } }');
+      expect([readStatus, read.errors]).toEqual([200, undefined]);
+      const [writeStatus, write] = await post(
+        'mutation { createUser(email: "unsampled@example.com", username: "unsampled", fullName: "Not Traced", sync: QUEUED) { id } }',
+      );
+      expect([writeStatus, write.errors]).toEqual([200, undefined]);
+      // The traced API of this file exports within 100 ms; give this one ten times that.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(receiver.spans.filter((s) => s.service === 'blog-api-unsampled')).toEqual([]);
+    } finally {
+      quiet.child.kill('SIGTERM');
+      await quiet.exited;
+    }
+  });
+
   it("continues the caller's trace (W3C traceparent) in its server span", async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpanId = '00f067aa0ba902b7';

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 
 /**
  * The server span of an incoming HTTP request, made by us rather than by
@@ -9,9 +10,9 @@ import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, ty
  * attributes from the headers and the URL, wraps the response's methods and listeners, and does
  * most of it whether or not the trace is sampled. On the compiled read path (a fraction of a
  * millisecond of CPU per request) that was the largest single cost of tracing (`npm run
- * bench:tracing`). Here a request costs one sampler decision when it is not sampled, and one span
- * with the attributes operators use when it is. Our services make no outgoing HTTP calls of their
- * own, so nothing else of that instrumentation is missed.
+ * bench:tracing`). Here a request costs one sampler decision when it is not sampled (and runs with
+ * tracing suppressed), and one span with the attributes operators use when it is. Our services make
+ * no outgoing HTTP calls of their own, so nothing else of that instrumentation is missed.
  *
  * The span follows the HTTP semantic conventions (name `METHOD route`, kind SERVER, the
  * `http.request.method`, `url.path`, `http.route`, `http.response.status_code` attributes, ERROR
@@ -45,15 +46,21 @@ export function httpServerTracing(options: HttpServerTracingOptions = {}): HttpS
       const route = routes.has(path) ? path : undefined;
       const parent: Context = req.headers.traceparent ? propagation.extract(ROOT_CONTEXT, req.headers) : ROOT_CONTEXT;
       const span = tracer.startSpan(route ? `${method} ${route}` : method, { kind: SpanKind.SERVER }, parent);
+      if (!span.isRecording()) {
+        // Not sampled, so nothing under it would be recorded either: run the request with tracing
+        // suppressed, which sends every instrumentation below down its cheapest path (no span
+        // objects, ids or attributes; pg's instrumentation does not even wrap the query). One
+        // consequence: a QUEUED mutation of an unsampled request stores no trace context in its
+        // job, so the worker samples that batch on its own (at the same ratio).
+        const quiet = suppressTracing(parent);
+        context.bind(quiet, req);
+        context.with(quiet, handle);
+        return;
+      }
       const active = trace.setSpan(parent, span);
       // The handler reads the body in the request's 'data'/'end' listeners, which Node calls from
       // the socket's context: bind them to the span's (as the HTTP instrumentation does).
       context.bind(active, req);
-      if (!span.isRecording()) {
-        // Not sampled: children still see the (non-recording) span, so they are not sampled either.
-        context.with(active, handle);
-        return;
-      }
       span.setAttributes({
         'http.request.method': method,
         'url.path': path,
