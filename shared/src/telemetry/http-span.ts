@@ -23,7 +23,9 @@ const tracer = trace.getTracer('@blog/http-server');
 export interface HttpServerTracing {
   /**
    * Runs `handle` inside the request's server span (ended when the response finishes or the
-   * connection closes). Without tracing (no SDK registered) `handle` runs as it is.
+   * connection closes). Without tracing (no SDK registered) `handle` runs as it is. The request's
+   * own listeners ('data', 'end') run in the socket's context, not this one: a handler that reads
+   * the body carries `context.active()` into them itself (see the API's graphql-endpoint.ts).
    */
   run(req: http.IncomingMessage, res: http.ServerResponse, handle: () => void): void;
 }
@@ -52,15 +54,10 @@ export function httpServerTracing(options: HttpServerTracingOptions = {}): HttpS
         // objects, ids or attributes; pg's instrumentation does not even wrap the query). One
         // consequence: a QUEUED mutation of an unsampled request stores no trace context in its
         // job, so the worker samples that batch on its own (at the same ratio).
-        const quiet = suppressTracing(parent);
-        context.bind(quiet, req);
-        context.with(quiet, handle);
+        context.with(suppressTracing(parent), handle);
         return;
       }
       const active = trace.setSpan(parent, span);
-      // The handler reads the body in the request's 'data'/'end' listeners, which Node calls from
-      // the socket's context: bind them to the span's (as the HTTP instrumentation does).
-      context.bind(active, req);
       span.setAttributes({
         'http.request.method': method,
         'url.path': path,
