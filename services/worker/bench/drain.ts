@@ -40,6 +40,8 @@ const RATE = Number(env.BENCH_RATE ?? 500);
 const SECONDS = Number(env.BENCH_SECONDS ?? 60);
 const BATCH = env.BENCH_BATCH_SIZE ?? '100';
 const WORKER_LOG_LEVEL = env.BENCH_WORKER_LOG_LEVEL ?? 'warn';
+// Batches each worker process runs at once (WORKER_CONCURRENCY of the workers it starts).
+const WORKER_CONCURRENCY = env.BENCH_WORKER_CONCURRENCY ?? '1';
 const DATA = { users: 1000, posts: 10_000, comments: 50_000 };
 const MAIN = path.join(__dirname, '..', '..', 'dist', 'main.js');
 
@@ -189,7 +191,7 @@ interface DrainResult {
 
 function spawnWorker(url: string, i: number): ChildProcess {
   return spawn(process.execPath, [MAIN], {
-    env: { PATH: env.PATH ?? '', DATABASE_URL: url, WORKER_HEALTH_PORT: '0', WORKER_BATCH_SIZE: BATCH, WORKER_NAME: `blog-bench-worker-${i}`, LOG_LEVEL: WORKER_LOG_LEVEL },
+    env: { PATH: env.PATH ?? '', DATABASE_URL: url, WORKER_HEALTH_PORT: '0', WORKER_BATCH_SIZE: BATCH, WORKER_CONCURRENCY, WORKER_NAME: `blog-bench-worker-${i}`, LOG_LEVEL: WORKER_LOG_LEVEL },
     stdio: ['ignore', WORKER_LOG_LEVEL === 'warn' ? 'ignore' : 'inherit', 'inherit'],
   });
 }
