@@ -106,13 +106,22 @@ test('PostgreSQL restarted under load: 503 meanwhile, recovery by itself, no ack
   const ready = new ReadyProbe(() => api.url, 100);
   load.start();
   ready.start();
+  let down = false;
   try {
     await waitFor('writes before the restart', () => load.acknowledged >= 20, 30_000);
     await waitFor('/ready 200 before the restart', () => ready.last() === 200, 10_000);
     const stoppedAt = Date.now();
+    down = true;
     await server.stop(); // pg_ctl stop -m fast: sessions are terminated, the server goes down
     // The load keeps going while the database is down.
-    await waitFor('/ready 503 while the database is down', () => ready.statuses.some((s) => s.at > stoppedAt && s.status === 503), 10_000);
+    await waitFor('/ready 503 while the database is down', () => ready.statuses.some((s) => s.at > stoppedAt && s.status === 503), 10_000).catch(
+      (err: Error) => {
+        const since = ready.statuses.filter((s) => s.at > stoppedAt - 1000).map((s) => `${s.at - stoppedAt}ms:${s.status}`);
+        throw new Error(
+          `${err.message}\n/ready around the stop: ${since.join(' ')}\nAPI alive: ${alive(api)}\nAPI output (tail):\n${api.output().slice(-3000)}`,
+        );
+      },
+    );
     await waitFor(
       'mutations answered SERVICE_UNAVAILABLE while the database is down',
       () => load.answers.some((a) => a.at > stoppedAt && a.kind !== 'read' && a.code === 'SERVICE_UNAVAILABLE'),
@@ -126,12 +135,15 @@ test('PostgreSQL restarted under load: 503 meanwhile, recovery by itself, no ack
     const ackedBeforeStart = load.acknowledged;
     const startedAt = Date.now();
     await server.start();
+    down = false;
     // Nobody restarts the API or the workers: they recover on their own.
     await waitFor('/ready 200 after the restart', () => ready.statuses.some((s) => s.at > startedAt && s.status === 200), 30_000);
     await waitFor('acknowledged writes after the restart', () => load.acknowledged >= ackedBeforeStart + 30, 30_000);
   } finally {
     await load.stop();
     await ready.stop();
+    // A failure while the server was down must not leave it down for the next test.
+    if (down) await server.start();
   }
 
   // Nothing crashed.

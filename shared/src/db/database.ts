@@ -1,10 +1,10 @@
-import pg from 'pg';
 import { z } from 'zod';
 import { intVar, optionalPgUrl, optionalString, parseEnv } from '../config/env';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { EmbeddedPostgres } from './embedded';
 import { defaultEmbeddedDataDir } from './paths';
+import { connectClient } from './pool';
 
 export const databaseEnvSchema = z.object({
   DATABASE_URL: optionalPgUrl(),
@@ -69,8 +69,7 @@ export function databaseName(url: string): string {
 /** Creates the URL's database when missing (connecting to the server's `postgres` database). */
 export async function ensureDatabaseExists(url: string, logger: Logger = silentLogger): Promise<void> {
   const name = databaseName(url);
-  const admin = new pg.Client({ connectionString: withDatabase(url, 'postgres') });
-  await admin.connect();
+  const admin = await connectClient({ connectionString: withDatabase(url, 'postgres') });
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (rowCount) return;

@@ -75,6 +75,20 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   return pool;
 }
 
+/**
+ * A single connection (migrations, roles, database creation, the readiness check) that cannot crash
+ * the process: node-postgres emits 'error' on a client whose connection the server ends (a restart,
+ * pg_terminate_backend), even while a query is running, and an 'error' event without a listener is
+ * an uncaught exception. The query in flight still fails with the error; the listener only keeps
+ * the event from killing the process. The caller ends the client.
+ */
+export async function connectClient(config: pg.ClientConfig): Promise<pg.Client> {
+  const client = new pg.Client(config);
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
 /** Pools opened through createPool and not yet ended (for leak checks in tests). */
 export function listOpenPools(): { name: string; stack: string }[] {
   return [...openPools()].map(({ name, stack }) => ({ name, stack }));

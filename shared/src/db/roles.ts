@@ -1,5 +1,6 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { QUEUE_SCHEMA } from '../queue/install';
+import { connectClient } from './pool';
 
 /**
  * Least-privilege database roles for the API and the worker (`npm run migrate -- roles`).
@@ -86,8 +87,7 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
     if (!ROLE_NAME.test(role.name)) throw new Error(`Invalid role name "${role.name}": use lower-case letters, digits and _ (at most 63).`);
   }
   if (options.api.name === options.worker.name) throw new Error('The API and the worker need two different roles.');
-  const client = new pg.Client({ connectionString: url, application_name: 'blog-migrate-roles' });
-  await client.connect();
+  const client = await connectClient({ connectionString: url, application_name: 'blog-migrate-roles' });
   try {
     await client.query('BEGIN');
     const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
@@ -117,8 +117,7 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
  * other databases must be cleaned there too (DROP OWNED in each).
  */
 export async function dropDbRoles(url: string, names: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: url, application_name: 'blog-migrate-roles' });
-  await client.connect();
+  const client = await connectClient({ connectionString: url, application_name: 'blog-migrate-roles' });
   try {
     for (const name of names) {
       const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
+import { connectClient } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MigrationError, readMigrationFiles, type MigrationFile } from './files';
@@ -109,8 +110,7 @@ export class Migrator {
   }
 
   private async withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ connectionString: this.url, application_name: 'blog-migrate' });
-    await client.connect();
+    const client = await connectClient({ connectionString: this.url, application_name: 'blog-migrate' });
     try {
       return await fn(client);
     } finally {
