@@ -29,3 +29,4 @@ export * from './telemetry/metrics';
 export * from './telemetry/http-span';
 export * from './auth/operator-token';
 export * from './db/roles';
+export * from './net/free-port';

@@ -1,27 +1,12 @@
 /**
  * @jest-environment-options {"database": false}
  */
+import { SEED_OPERATIONS } from '@blog/shared';
 import { canonicalRead, checkWrite, fillWrite, firstDifference, readRequest, recentPostsDocument, writeRequests, AUTHOR_SLOT, POST_SLOT } from './documents';
 
 describe('documents', () => {
   test('our documents are the seed documents (GetRecentPosts at limit 5 verbatim)', () => {
-    const seed = `query GetRecentPosts {
-  posts(limit: 5) {
-    id
-    title
-    author {
-      username
-      fullName
-    }
-    commentCount
-    comments {
-      content
-      author {
-        username
-      }
-    }
-  }
-}`;
+    const seed = SEED_OPERATIONS.GetRecentPosts;
     expect(recentPostsDocument(5)).toBe(seed);
     expect(readRequest('ours', 'recent5', 'x').query).toBe(seed);
     expect(readRequest('apollo', 'recent5', 'x').query).toBe(seed);

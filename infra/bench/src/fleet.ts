@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { SystemId } from './documents';
-import { freePort, startSystem, SYSTEMS, type Paths, type RunningSystem } from './systems';
+import { freePort } from '@blog/shared';
+import { startSystem, SYSTEMS, type Paths, type RunningSystem } from './systems';
 
 /**
  * A set of systems running at the same time, all connected to PostgreSQL the same way (through

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { SystemId } from './documents';
 
@@ -144,16 +143,4 @@ function tail(file: string): string {
   } catch {
     return '(no log)';
   }
-}
-
-/** A TCP port free right now on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

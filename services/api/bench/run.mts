@@ -26,6 +26,8 @@ import shared from '@blog/shared';
 import type * as ReadStatementModule from '../src/reads/read-statement.ts';
 import { DEFAULT_SIZE, datasetMatches, insertDataset } from './dataset.mts';
 
+const { freePort } = shared;
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist');
 const { readStatement } = (await import(path.join(dist, 'reads', 'read-statement.js'))) as typeof ReadStatementModule;
@@ -39,33 +41,8 @@ const POOL_MAX = 10;
 const TOOL = env.BENCH_TOOL ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
 
 const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
-const OPERATIONS = {
-  GetRecentPosts: `query GetRecentPosts {
-  posts(limit: 5) {
-    id
-    title
-    author {
-      username
-      fullName
-    }
-    commentCount
-    comments {
-      content
-      author {
-        username
-      }
-    }
-  }
-}`,
-  GetUser: `query GetUser {
-  user(id: "${SEED_ALICE}") {
-    username
-    fullName
-    publishedPostCount
-    commentCount
-  }
-}`,
-};
+// The seed's read documents, verbatim (one copy, in @blog/shared).
+const OPERATIONS = { GetRecentPosts: shared.SEED_OPERATIONS.GetRecentPosts, GetUser: shared.SEED_OPERATIONS.GetUser };
 const CREATE_POST_INLINE = `mutation CreatePost {
   createPost(title: "Benchmark post", content: "Written under load.", authorId: "${SEED_ALICE}", published: true, sync: INLINE) {
     id
@@ -109,17 +86,6 @@ async function prepare(): Promise<void> {
 }
 
 // ---- processes ----------------------------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 async function startProcess(name: string, args: string[], extraEnv: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });

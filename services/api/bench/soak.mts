@@ -16,7 +16,6 @@
  * Exit code 1 when an error, a lost write or drift was seen.
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +35,8 @@ import {
   waitFor,
   type Service,
 } from './fault-harness.ts';
+
+const { freePort } = shared;
 
 const { values: args } = parseArgs({
   options: {
@@ -60,17 +61,6 @@ const WORKER_START_TIMEOUT_MS = 120_000;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const stamp = () => new Date().toISOString().slice(11, 19);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 interface RssSample {
   label: string;

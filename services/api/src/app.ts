@@ -43,6 +43,8 @@ export interface AppOptions {
    * statements per request with it).
    */
   onQuery?: (text: string) => void;
+  /** Whether the process started OpenTelemetry tracing (main.ts passes instrument.ts's answer). */
+  tracing?: boolean;
 }
 
 export interface ApiApp {
@@ -215,7 +217,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     });
 
     const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
-    const tracing = httpServerTracing({ untraced: UNTRACED_PATHS, routes: METRIC_ROUTES });
+    const tracing = httpServerTracing({ enabled: options.tracing ?? false, untraced: UNTRACED_PATHS, routes: METRIC_ROUTES });
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();
       req[REQUEST_START] = start;

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
-  const app = await createApp(config, { logger });
+  const app = await createApp(config, { logger, tracing: tracing.enabled });
   state.app = app;
   if (stopping) {
     await app.close();

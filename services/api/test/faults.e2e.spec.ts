@@ -2,10 +2,9 @@
  * @jest-environment-options {"database": false}
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createPool, EmbeddedPostgres, ensureDatabaseExists, prepareDatabase } from '@blog/shared';
+import { createPool, EmbeddedPostgres, ensureDatabaseExists, freePort, prepareDatabase } from '@blog/shared';
 import type pg from 'pg';
 import {
   checkWrites,
@@ -32,17 +31,6 @@ import {
  *    shared/src/queue/queues.ts), nothing acknowledged is lost, no drift.
  */
 jest.setTimeout(120_000);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 // Workers look for retries and dead workers' jobs every second here (10 s by default).
 const WORKER_ENV = { WORKER_SUPERVISE_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info' };
@@ -88,6 +76,23 @@ function track<T extends Service>(service: T): T {
 
 function alive(service: Service): boolean {
   return service.child.exitCode === null && service.child.signalCode === null;
+}
+
+/**
+ * After the load: the queue drains with nothing failed or dead-lettered, every acknowledged write is
+ * in tb_* and projected, and `sync verify` finds no drift. Returns the write check.
+ */
+async function expectDrainedAndIntact(db: { url: string; pool: pg.Pool }, load: Load) {
+  await waitFor('the queue to drain', async () => (await queueState(db.pool)).pending === 0, 60_000, 250);
+  const q = await queueState(db.pool);
+  expect({ failed: q.failed, deadLetters: q.deadLetters }).toEqual({ failed: 0, deadLetters: 0 });
+  const writes = await checkWrites(db.pool, load);
+  expect(writes.lost).toEqual([]);
+  expect(writes.unprojected).toEqual([]);
+  expect(writes.found).toBe(writes.acknowledged);
+  const verify = await runVerify(db.url);
+  expect(verify).toMatchObject({ drift: 0, exitCode: 0 });
+  return writes;
 }
 
 test('PostgreSQL restarted under load: 503 meanwhile, recovery by itself, no acknowledged write lost, no drift', async () => {
@@ -165,16 +170,8 @@ test('PostgreSQL restarted under load: 503 meanwhile, recovery by itself, no ack
   expect(statuses).not.toContain(0); // the API answered /ready throughout
 
   // The workers drain the queue; every acknowledged write is in tb_* and projected; no drift.
-  await waitFor('the queue to drain', async () => (await queueState(db.pool)).pending === 0, 60_000, 250);
-  const q = await queueState(db.pool);
-  expect({ failed: q.failed, deadLetters: q.deadLetters }).toEqual({ failed: 0, deadLetters: 0 });
-  const writes = await checkWrites(db.pool, load);
-  expect(writes.lost).toEqual([]);
-  expect(writes.unprojected).toEqual([]);
-  expect(writes.found).toBe(writes.acknowledged);
+  const writes = await expectDrainedAndIntact(db, load);
   expect(writes.acknowledged).toBeGreaterThanOrEqual(50);
-  const verify = await runVerify(db.url);
-  expect(verify).toMatchObject({ drift: 0, exitCode: 0 });
 });
 
 test('the worker SIGKILLed repeatedly under load: nothing acknowledged is lost, no drift', async () => {
@@ -213,13 +210,5 @@ test('the worker SIGKILLed repeatedly under load: nothing acknowledged is lost, 
 
   // One worker drains everything, the jobs the killed ones held included (their heartbeat lapses
   // after 10 s; the supervisor, every second here, hands them out again).
-  await waitFor('the queue to drain', async () => (await queueState(db.pool)).pending === 0, 60_000, 250);
-  const q = await queueState(db.pool);
-  expect({ failed: q.failed, deadLetters: q.deadLetters }).toEqual({ failed: 0, deadLetters: 0 });
-  const writes = await checkWrites(db.pool, load);
-  expect(writes.lost).toEqual([]);
-  expect(writes.unprojected).toEqual([]);
-  expect(writes.found).toBe(writes.acknowledged);
-  const verify = await runVerify(db.url);
-  expect(verify).toMatchObject({ drift: 0, exitCode: 0 });
+  await expectDrainedAndIntact(db, load);
 });

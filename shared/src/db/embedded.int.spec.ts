@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
+import { freePort } from '../net/free-port';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -19,17 +20,6 @@ function embeddedUnavailableReason(): string | undefined {
   } catch (err) {
     return `embedded PostgreSQL binaries cannot run here (${pkg}): ${(err as Error).message.split('\n')[0]}`;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 async function accepts(port: number): Promise<boolean> {

@@ -23,7 +23,7 @@ const tracer = trace.getTracer('@blog/http-server');
 export interface HttpServerTracing {
   /**
    * Runs `handle` inside the request's server span (ended when the response finishes or the
-   * connection closes). Without tracing (no SDK registered) `handle` runs as it is. The request's
+   * connection closes). With tracing off, `handle` runs as it is. The request's
    * own listeners ('data', 'end') run in the socket's context, not this one: a handler that reads
    * the body carries `context.active()` into them itself (see the API's graphql-endpoint.ts).
    */
@@ -31,13 +31,16 @@ export interface HttpServerTracing {
 }
 
 export interface HttpServerTracingOptions {
+  /** Whether tracing is on in this process (startTracing's `enabled`); off: requests run untouched. */
+  enabled: boolean;
   /** Paths that get no span (probes and scrapes). */
   untraced?: ReadonlySet<string>;
   /** Routes named in span names; any other path is named by its method alone (bounded names). */
   routes?: ReadonlySet<string>;
 }
 
-export function httpServerTracing(options: HttpServerTracingOptions = {}): HttpServerTracing {
+export function httpServerTracing(options: HttpServerTracingOptions): HttpServerTracing {
+  if (!options.enabled) return { run: (_req, _res, handle) => handle() };
   const untraced = options.untraced ?? new Set<string>();
   const routes = options.routes ?? new Set<string>();
   return {
