@@ -7,7 +7,8 @@
  * Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/blog_bench; created,
  * migrated and filled on first use, reused afterwards), BENCH_SECONDS (10 per load phase),
  * BENCH_CONNECTIONS (16), BENCH_SAMPLES (2000 sequential requests for the one-connection figures),
- * BENCH_RESEED=1 (rebuild the data set), BENCH_TOOL=wrk|autocannon (default: wrk when installed).
+ * BENCH_RESEED=1 (rebuild the data set), BENCH_TOOL=wrk|autocannon (default: wrk when installed),
+ * BENCH_ONLY=GetRecentPosts,GetUser,CreatePost (run only these phases).
  *
  *   npm run bench:tracing -w @blog/api     (node bench/run.mts --tracing)
  *
@@ -39,6 +40,9 @@ const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 16);
 const SAMPLES = Number(env.BENCH_SAMPLES ?? 2000);
 const POOL_MAX = 10;
 const TOOL = env.BENCH_TOOL ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
+// BENCH_ONLY=GetRecentPosts,GetUser,CreatePost (any of them): run only these phases.
+const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
+const runs = (phase: string) => !ONLY || ONLY.has(phase);
 
 const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
 // The seed's read documents, verbatim (one copy, in @blog/shared).
@@ -245,6 +249,7 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   try {
     for (const [name, query] of Object.entries(OPERATIONS)) {
+      if (!runs(name)) continue;
       const body = JSON.stringify({ query });
       const statement = readStatement({ query });
       if (!statement) throw new Error(`${name} is not compiled by the fast path`);
@@ -280,14 +285,16 @@ async function main(): Promise<void> {
         await stopProcess(bare);
       }
     }
-    const body = JSON.stringify({ query: CREATE_POST_INLINE });
-    const check = await post(apiPort, body);
-    if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
-    const one = await sequential(apiPort, body, Math.min(SAMPLES, 500));
-    rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
-    const four = await load(apiPort, body, 4, api.pid);
-    rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
-    summary.push(`CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections (target < 10 ms)`);
+    if (runs('CreatePost')) {
+      const body = JSON.stringify({ query: CREATE_POST_INLINE });
+      const check = await post(apiPort, body);
+      if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
+      const one = await sequential(apiPort, body, Math.min(SAMPLES, 500));
+      rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+      const four = await load(apiPort, body, 4, api.pid);
+      rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
+      summary.push(`CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections (target < 10 ms)`);
+    }
   } finally {
     await stopProcess(api);
   }

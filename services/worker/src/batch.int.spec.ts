@@ -62,9 +62,9 @@ describe('batch drain', () => {
     // One sync_log row per entity type, each covering every distinct id of the 30 plans.
     const log = await syncLogSince(since);
     expect(log.map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
-      ['user', distinct('user'), true],
-      ['post', distinct('post'), true],
       ['comment', distinct('comment'), true],
+      ['post', distinct('post'), true],
+      ['user', distinct('user'), true],
     ]);
     expect(distinct('user') + distinct('post') + distinct('comment')).toBeLessThan(requested);
     expect((await new SyncEngine(pool).verify()).total).toBe(0);

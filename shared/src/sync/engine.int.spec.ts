@@ -60,15 +60,16 @@ describe('sync engine', () => {
     const comments = await insertComments(pool, posts, users.map((u) => u.id), 6000);
     const since = await lastLogId();
     const report = await sync.refresh({ user: users.map((u) => u.id), post: posts, comment: comments });
+    // In SYNC_ORDER: the most contended rows (users) are locked last.
     expect(report.results.map((r) => [r.entityType, r.count, r.updated])).toEqual([
-      ['user', 50, 50],
-      ['post', 3000, 3000],
       ['comment', 6000, 6000],
+      ['post', 3000, 3000],
+      ['user', 50, 50],
     ]);
     expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
-      ['user', 50, true],
-      ['post', 3000, true],
       ['comment', 6000, true],
+      ['post', 3000, true],
+      ['user', 50, true],
     ]);
     const { rows } = await pool.query(
       "SELECT count(*)::int AS n, sum((data->>'commentCount')::int)::int AS comments FROM tv_post WHERE id = ANY($1::uuid[])",
@@ -154,9 +155,9 @@ describe('sync engine', () => {
     expect(report.results.find((r) => r.entityType === 'user')).toMatchObject({ deleted: 1 });
     expect(await projection(pool, 'tv_post', p!)).toMatchObject({ commentCount: 2 });
     expect((await logSince(since)).map((r) => [r.entity_type, r.operation, r.success])).toEqual([
-      ['user', 'full', true],
-      ['post', 'full', true],
       ['comment', 'full', true],
+      ['post', 'full', true],
+      ['user', 'full', true],
     ]);
     expect((await sync.verify()).total).toBe(0);
   });

@@ -6,7 +6,7 @@ import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
 import { SyncError } from './errors';
 import { STATEMENTS } from './statements';
-import { ENTITY_TYPES, type ChangeSet, type EntityType, type SyncPlan } from './types';
+import { ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 export type SyncOperation = 'incremental' | 'full';
 
@@ -102,12 +102,12 @@ export class SyncEngine {
 
   /**
    * Refreshes the plan's projections inside the caller's open transaction (INLINE mutations, the
-   * worker's batch). Types run in a fixed order (user, post, comment) so locks are always taken in
+   * worker's batch). Types run in SYNC_ORDER (comment, post, user) so locks are always taken in
    * the same order. On failure the caller must roll back.
    */
   async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, spanAttributes: Attributes = {}): Promise<SyncReport> {
     const results: EntitySyncResult[] = [];
-    for (const entityType of ENTITY_TYPES) {
+    for (const entityType of SYNC_ORDER) {
       const ids = dedupe(plan[entityType] ?? []);
       if (!ids.length) continue;
       // One span per entity type and batch, under whatever span is active (the mutation inline, the
@@ -192,7 +192,7 @@ export class SyncEngine {
     try {
       return await withTransaction(this.pool, async (client) => {
         const results: EntitySyncResult[] = [];
-        for (const entityType of ENTITY_TYPES) {
+        for (const entityType of SYNC_ORDER) {
           current = entityType;
           started = performance.now();
           const s = STATEMENTS[entityType];

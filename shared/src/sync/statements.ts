@@ -12,7 +12,10 @@ import type { EntityType } from './types';
  * (READ COMMITTED, where every statement takes a new snapshot):
  *
  *   1. placeholders: insert a row for each id whose source exists and has no projection yet
- *      (ON CONFLICT DO NOTHING, ids in order). Now every row we may write exists.
+ *      (ON CONFLICT DO NOTHING, ids in order). Now every row we may write exists. Ids whose row
+ *      this statement's snapshot already shows are not even tried: a conflicting insert would wait
+ *      for whichever transaction last locked or wrote that row (to learn whether the conflict is
+ *      real), which would add a wait here for nothing: statement 2 waits for that lock anyway.
  *   2. lock:         SELECT ... FOR UPDATE those rows, in id order (no deadlocks between syncs).
  *   3. write:        compute the documents from tb_* and update / delete the locked rows.
  *
@@ -49,7 +52,10 @@ function build(p: Projection): ProjectionStatements {
   return {
     placeholders: `
       INSERT INTO ${p.target} (id, data, ${cols})
-      SELECT id, '{}'::jsonb, ${cols} FROM ${p.source} WHERE id = ANY($1::uuid[]) ORDER BY id
+      SELECT s.id, '{}'::jsonb, ${p.columns.map((c) => `s.${c}`).join(', ')}
+        FROM ${p.source} s
+       WHERE s.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM ${p.target} t WHERE t.id = s.id)
+       ORDER BY s.id
       ON CONFLICT (id) DO NOTHING`,
     lock: `
       SELECT count(*)::int AS locked

@@ -1,7 +1,17 @@
 export const ENTITY_TYPES = ['user', 'post', 'comment'] as const;
 
-/** The three projected entities, in the order every sync processes (and locks) them. */
+/** The three projected entities. */
 export type EntityType = (typeof ENTITY_TYPES)[number];
+
+/**
+ * The order in which every sync (incremental or full) refreshes, and so locks, the projections:
+ * one fixed order for all, so two syncs never wait for each other in a cycle. The most contended
+ * rows come last, to be held for the shortest time: every post and comment a user writes changes
+ * that user's counts (one hot tv_user row per active author), every comment changes its post, and
+ * a comment's own row is rarely written twice at once. A row lock is held until COMMIT, so what
+ * runs after it lengthens the queue of every writer behind it.
+ */
+export const SYNC_ORDER: readonly EntityType[] = ['comment', 'post', 'user'];
 
 /** Ids to refresh, per entity type. */
 export interface SyncPlan {
