@@ -170,6 +170,9 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 
 /** One connection, requests one after another: latency and server time (X-Process-Time). */
 async function sequential(port: number, body: string, n: number): Promise<LoadResult & { serverP50: number; serverP99: number }> {
+  // A kept-alive socket idle since an earlier phase may be near the server's keep-alive timeout
+  // (65 s): one request sent as the server closes it gets ECONNRESET. Start on a fresh connection.
+  agent.destroy();
   for (let i = 0; i < Math.min(1000, n); i += 1) await post(port, body); // warm-up (JIT, pool, prepared statements)
   const client: number[] = [];
   const server: number[] = [];

@@ -127,6 +127,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
       allRules(config),
       config.queryCacheSize,
+      databaseName(config.databaseReadUrl),
     );
 
     const app = express();
@@ -317,3 +318,11 @@ function observeQueries(pool: pg.Pool, onQuery: (text: string) => void): void {
   });
 }
 
+/** The database a postgres:// URL names (undefined when it names none). */
+function databaseName(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -242,13 +242,23 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     expect(read.attributes).toMatchObject({ 'blog.graphql.path': 'compiled', 'graphql.operation.name': 'GetRecentPosts' });
     const statements = await waitFor(
       () => {
-        const found = receiver.spans.filter((s) => s.parentSpanId === read.spanId && s.scope.includes('instrumentation-pg'));
+        // SQL spans under the read span (the first compile of a document also traces its parse).
+        const found = receiver.spans.filter((s) => s.parentSpanId === read.spanId && (s.attributes['db.system.name'] || s.scope.includes('pg')));
         return found.length ? found : undefined;
       },
       10_000,
       'the statement span',
     );
+    // Our own statement span (see shared/src/telemetry/statement-span.ts), not pg instrumentation's.
     expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatchObject({ name: 'SELECT tv_post', scope: '@blog/sql' });
+    expect(statements[0]!.attributes).toMatchObject({
+      'db.system.name': 'postgresql',
+      'db.operation.name': 'SELECT',
+      'db.query.summary': 'SELECT tv_post',
+    });
+    expect(String(statements[0]!.attributes['db.query.text'])).toMatch(/^SELECT json_build_object\('posts'/);
+    expect(String(statements[0]!.attributes['db.namespace'])).toMatch(/^blog_test_/);
   });
 
   it('an unsampled request exports no span at all, read or mutation', async () => {
