@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
 import { SyncError } from './errors';
+import { FEW_IDS } from './projections/iso';
 import { STATEMENTS } from './statements';
 import { ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
@@ -119,7 +120,8 @@ export class SyncEngine {
             const s = STATEMENTS[entityType];
             await client.query(s.placeholders, [ids]);
             await client.query(s.lock, [ids]);
-            const { rows } = await client.query<{ updated: number; deleted: number }>(s.write, [ids]);
+            const write = ids.length <= FEW_IDS ? s.writeFew : s.write;
+            const { rows } = await client.query<{ updated: number; deleted: number }>(write, [ids]);
             const result: EntitySyncResult = {
               entityType,
               count: ids.length,

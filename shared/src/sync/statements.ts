@@ -37,6 +37,8 @@ export interface ProjectionStatements {
   placeholders: string;
   lock: string;
   write: string;
+  /** `write` for at most FEW_IDS ids (the same text where the builder plans both alike). */
+  writeFew: string;
   lockTable: string;
   rebuild: string;
   verify: string;
@@ -49,6 +51,18 @@ function build(p: Projection): ProjectionStatements {
   const changed = `(t.data, ${p.columns.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (doc.data, ${p.columns
     .map((c) => `doc.${c}`)
     .join(', ')})`;
+  const write = (scope: 'ids' | 'few') => `
+      WITH doc AS (${p.documents(scope)}),
+      updated AS (
+        UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
+          FROM doc
+         WHERE t.id = doc.id AND ${changed}
+        RETURNING 1),
+      deleted AS (
+        DELETE FROM ${p.target} t
+         WHERE t.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM doc WHERE doc.id = t.id)
+        RETURNING 1)
+      SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted`;
   return {
     placeholders: `
       INSERT INTO ${p.target} (id, data, ${cols})
@@ -60,18 +74,8 @@ function build(p: Projection): ProjectionStatements {
     lock: `
       SELECT count(*)::int AS locked
         FROM (SELECT 1 FROM ${p.target} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE) l`,
-    write: `
-      WITH doc AS (${p.documents('ids')}),
-      updated AS (
-        UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
-          FROM doc
-         WHERE t.id = doc.id AND ${changed}
-        RETURNING 1),
-      deleted AS (
-        DELETE FROM ${p.target} t
-         WHERE t.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM doc WHERE doc.id = t.id)
-        RETURNING 1)
-      SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted`,
+    write: write('ids'),
+    writeFew: write('few'),
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,
     rebuild: `
       WITH doc AS (${p.documents('all')}),
@@ -96,7 +100,7 @@ function build(p: Projection): ProjectionStatements {
              CASE WHEN t.id IS NULL THEN 'missing' WHEN doc.id IS NULL THEN 'orphaned' ELSE 'stale' END AS problem
         FROM doc FULL JOIN ${p.target} t ON t.id = doc.id
        WHERE t.id IS NULL OR doc.id IS NULL OR ${changed}`,
-    preview: `SELECT id, data FROM (${p.documents('ids')}) doc`,
+    preview: `SELECT id, data FROM (${p.documents('few')}) doc`,
   };
 }
 

@@ -5,9 +5,15 @@
 export const isoUtc = (column: string): string =>
   `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-/** Which rows a builder computes: those of the ids in $1, or every row (full rebuild, verify). */
-export type Scope = 'ids' | 'all';
+/**
+ * Which rows a builder computes: those of the ids in $1, or every row (full rebuild, verify).
+ * 'few' is 'ids' for a handful of ids (an INLINE mutation's refresh, a small batch): a builder may
+ * plan it differently (see user.ts); the rows are the same.
+ */
+export type Scope = 'few' | 'ids' | 'all';
 
-/** `column = ANY($1::uuid[])` for the 'ids' scope, `true` for 'all'. */
-export const inScope = (scope: Scope, column: string): string =>
-  scope === 'ids' ? `${column} = ANY($1::uuid[])` : 'true';
+/** At most this many ids are refreshed with the 'few' statements. */
+export const FEW_IDS = 32;
+
+/** `column = ANY($1::uuid[])` for the 'few' and 'ids' scopes, `true` for 'all'. */
+export const inScope = (scope: Scope, column: string): string => (scope === 'all' ? 'true' : `${column} = ANY($1::uuid[])`);

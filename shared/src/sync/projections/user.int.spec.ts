@@ -2,6 +2,8 @@ import type pg from 'pg';
 import { insertComments, insertPosts, insertUsers } from '../../../test/factory';
 import { testPool } from '../../../test/helpers';
 import { SyncEngine } from '../engine';
+import { FEW_IDS } from './iso';
+import { userDocumentsSql } from './user';
 
 describe('user projection', () => {
   let pool: pg.Pool;
@@ -43,5 +45,29 @@ describe('user projection', () => {
     expect(Object.keys(preview.get(u!.id)!).sort()).toEqual(
       ['bio', 'commentCount', 'createdAt', 'email', 'fullName', 'id', 'postCount', 'publishedPostCount', 'updatedAt', 'username'].sort(),
     );
+  });
+
+  it('counts the same per user (a few ids) as grouped (many ids), and a batch past FEW_IDS gets the same documents', async () => {
+    const users = await insertUsers(pool, FEW_IDS + 8);
+    const ids = users.map((u) => u.id);
+    const posts = await insertPosts(pool, ids, 120, { published: true });
+    await insertPosts(pool, ids.slice(0, 5), 15, { published: false });
+    await insertComments(pool, posts, ids, 300);
+    const documents = async (scope: 'few' | 'ids' | 'all') => {
+      const { rows } = await pool.query<{ id: string; data: Record<string, unknown> }>(
+        `SELECT id, data FROM (${userDocumentsSql(scope)}) d${scope === 'all' ? ' WHERE id = ANY($1::uuid[])' : ''} ORDER BY id`,
+        [ids],
+      );
+      return rows;
+    };
+    const few = await documents('few');
+    expect(few).toHaveLength(ids.length);
+    expect(few.some((r) => Number(r.data.postCount) > 0 && Number(r.data.commentCount) > 0)).toBe(true);
+    expect(await documents('ids')).toEqual(few);
+    expect(await documents('all')).toEqual(few);
+    // Through the engine: a batch larger than FEW_IDS is written with the grouped form.
+    await sync.users(ids);
+    const { rows } = await pool.query<{ id: string; data: Record<string, unknown> }>('SELECT id, data FROM tv_user WHERE id = ANY($1::uuid[]) ORDER BY id', [ids]);
+    expect(rows).toEqual(few);
   });
 });
