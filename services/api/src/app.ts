@@ -127,7 +127,6 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
       allRules(config),
       config.queryCacheSize,
-      databaseName(config.databaseReadUrl),
     );
 
     const app = express();
@@ -316,13 +315,4 @@ function observeQueries(pool: pg.Pool, onQuery: (text: string) => void): void {
       return query(...args);
     };
   });
-}
-
-/** The database a postgres:// URL names (undefined when it names none). */
-function databaseName(url: string): string | undefined {
-  try {
-    return decodeURIComponent(new URL(url).pathname.slice(1)) || undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { traceQueries } from '../telemetry/statement-span';
+import { databaseName } from './database';
 
 /**
  * Every pool the process opens goes through here. Pools are registered until `end()` so that the
@@ -59,6 +61,8 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
   });
+  // Spans for our statements inside traced work (nothing is done when tracing is off).
+  traceQueries(pool, namespaceOf(connectionString));
   const record: PoolRecord = {
     pool,
     name: options.applicationName,
@@ -73,6 +77,15 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
     return ended;
   }) as typeof pool.end;
   return pool;
+}
+
+/** The database of a connection string, for spans (undefined when the string is not a URL). */
+function namespaceOf(connectionString: string): string | undefined {
+  try {
+    return databaseName(connectionString);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,19 +1,23 @@
-import { context, SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { isTracingSuppressed, suppressTracing } from '@opentelemetry/core';
+import type pg from 'pg';
 
 /**
- * The span of one SQL statement on a hot path, made by us instead of
- * @opentelemetry/instrumentation-pg.
+ * Spans for our SQL statements, made by us instead of @opentelemetry/instrumentation-pg.
  *
- * Why: for every statement in a sampled trace, that instrumentation wraps the query and its
- * callbacks, parses the connection string and sets a dozen attributes; on the compiled read path
- * (one statement per request, a fraction of a millisecond of CPU in all) it was a large part of
- * what tracing costs (`npm run bench:tracing`). Here a statement costs one span with the
- * attributes of the OpenTelemetry database conventions, and the statement runs with tracing
- * suppressed so the pg instrumentation does not add its own span. Everywhere else (mutations, the
- * worker, Apollo's path) the pg instrumentation's spans remain.
+ * Why: that instrumentation patches node-postgres as a whole. For every statement, traced or not,
+ * it runs its checks and keeps pool-connection metrics up to date on every checkout and release;
+ * for every traced statement it wraps the query and its callbacks, reads the connection parameters
+ * and sets a dozen attributes. On the compiled read path (one statement and a fraction of a
+ * millisecond of CPU per request) that was a large part of what tracing costs (`npm run
+ * bench:tracing`). Here:
  *
- * Outside a recording span (tracing off, or the request not sampled) the statement just runs.
+ *   - only pools made by createPool() are traced (ours: the API's, the worker's), never pg-boss's
+ *     own pool, so polling the queue makes no spans at all;
+ *   - a statement gets a span only inside a recording span (as `requireParentSpan`): one CLIENT span
+ *     with the attributes of the OpenTelemetry database conventions;
+ *   - outside a recording span (tracing off, the request not sampled) the statement runs as it is,
+ *     after one context lookup.
  */
 const tracer = trace.getTracer('@blog/sql');
 
@@ -26,10 +30,19 @@ export interface StatementInfo {
   text: string;
 }
 
-/** Runs `run` (which sends the statement) inside the statement's span; `describe` is called only when recorded. */
-export async function traceStatement<T>(describe: () => StatementInfo, run: () => Promise<T>): Promise<T> {
+function recordingParent(): Context | undefined {
   const parent = context.active();
-  if (!trace.getSpan(parent)?.isRecording()) return run();
+  if (isTracingSuppressed(parent) || !trace.getSpan(parent)?.isRecording()) return undefined;
+  return parent;
+}
+
+/**
+ * Runs `run` (which sends one statement) inside the statement's span, with tracing suppressed below
+ * it. `describe` is called only when the span is recorded.
+ */
+export async function traceStatement<T>(describe: () => StatementInfo, run: () => Promise<T>): Promise<T> {
+  const parent = recordingParent();
+  if (!parent) return run();
   const info = describe();
   const attributes: Attributes = {
     'db.system.name': 'postgresql',
@@ -50,4 +63,59 @@ export async function traceStatement<T>(describe: () => StatementInfo, run: () =
   } finally {
     span.end();
   }
+}
+
+const summaries = new Map<string, string>();
+const MAX_SUMMARIES = 1000;
+
+/**
+ * `OPERATION table`: the statement's first keyword (the one after a leading WITH ... AS (...) is
+ * not looked for: `WITH` it is) and the first table it names after FROM, INTO or UPDATE.
+ */
+export function statementSummary(text: string): string {
+  let summary = summaries.get(text);
+  if (summary === undefined) {
+    const operation = (/^\s*([A-Za-z]+)/.exec(text)?.[1] ?? 'SQL').toUpperCase();
+    const table = /\b(?:FROM|INTO|UPDATE)\s+([A-Za-z_][\w.]*)/i.exec(text)?.[1];
+    summary = table ? `${operation} ${table}` : operation;
+    if (summaries.size < MAX_SUMMARIES) summaries.set(text, summary);
+  }
+  return summary;
+}
+
+type QueryFn = (...args: unknown[]) => unknown;
+
+/** The text of a `query(text, values)` or `query({ text, ... })` call, or undefined for anything else. */
+function textOf(args: unknown[]): string | undefined {
+  const [first] = args;
+  if (typeof args.at(-1) === 'function') return undefined; // callback style: not ours, left alone
+  if (typeof first === 'string') return first;
+  if (first && typeof first === 'object' && typeof (first as { text?: unknown }).text === 'string' && !(first as { submit?: unknown }).submit) {
+    return (first as { text: string }).text;
+  }
+  return undefined;
+}
+
+function traced(query: QueryFn, self: unknown, namespace: string | undefined): QueryFn {
+  return function (...args: unknown[]) {
+    if (!recordingParent()) return query.apply(self, args);
+    const text = textOf(args);
+    if (text === undefined) return query.apply(self, args);
+    return traceStatement(
+      () => ({ summary: statementSummary(text), text, ...(namespace ? { namespace } : {}) }),
+      () => query.apply(self, args) as Promise<unknown>,
+    );
+  };
+}
+
+/**
+ * Traces the statements of this pool: `pool.query(...)` (the span is made in the caller's context,
+ * before the pool lends a connection) and `client.query(...)` on the connections it lends
+ * (transactions).
+ */
+export function traceQueries(pool: pg.Pool, namespace?: string): void {
+  (pool as { query: unknown }).query = traced(pool.query as QueryFn, pool, namespace);
+  pool.on('connect', (client) => {
+    (client as { query: unknown }).query = traced(client.query as QueryFn, client, namespace);
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * OpenTelemetry tracing for a service process. Import this module (through the service's
- * `instrument.ts`) before anything else: the instrumentations patch `express`, `graphql`, `pg` and
- * `pino` when those are first required. Incoming HTTP requests get their server span from
+ * `instrument.ts`) before anything else: the instrumentations patch `express`, `graphql` and
+ * `pino` when those are first required. Our SQL statements get their spans from
+ * ./statement-span.ts (every pool made by createPool; not pg-boss's polling). Incoming HTTP requests get their server span from
  * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why). It deliberately imports nothing of ours that
  * would load them.
  *
@@ -13,7 +14,6 @@ import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
-import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
@@ -47,9 +47,6 @@ export function startTracing(options: TracingOptions): Tracing {
     instrumentations: [
       new ExpressInstrumentation(),
       new GraphQLInstrumentation({ mergeItems: true, ignoreTrivialResolveSpans: true }),
-      // No span for a statement outside a trace: pg-boss polls the queue several times a second,
-      // and a root span per poll would bury the traces that matter.
-      new PgInstrumentation({ requireParentSpan: true, ignoreConnectSpans: true }),
       // Adds trace_id and span_id to every log line written inside a span.
       new PinoInstrumentation({ disableLogSending: true }),
     ],

@@ -17,7 +17,6 @@ import {
   type SelectionSetNode,
   type ValidationRule,
 } from 'graphql';
-import { traceStatement } from '@blog/shared';
 import type pg from 'pg';
 import { ClientError } from '../errors';
 import { MAX_QUERY_TOKENS } from '../limits/cost';
@@ -88,8 +87,6 @@ export class ReadEngine {
   private readonly cache = new Map<string, Entry>();
   /** Prepared statement name of each distinct SQL text (PostgreSQL plans it once per connection). */
   private readonly statementNames = new Map<string, string>();
-  /** Span name of each prepared statement (see summary()). */
-  private readonly summaries = new Map<string, string>();
   private statementCounter = 0;
 
   constructor(
@@ -98,20 +95,7 @@ export class ReadEngine {
     private readonly limits: ReadLimits,
     private readonly rules: readonly ValidationRule[],
     private readonly cacheSize: number,
-    /** The database the statements run in (the db.namespace of their spans). */
-    private readonly databaseName?: string,
   ) {}
-
-  /** Span name of a statement: `SELECT` and the projections it reads, e.g. `SELECT tv_post tv_user`. */
-  private summary(statement: Statement): string {
-    let summary = this.summaries.get(statement.name);
-    if (!summary) {
-      const tables = new Set([...statement.text.matchAll(/\bFROM (tv_\w+)/g)].map((m) => m[1]!));
-      summary = ['SELECT', ...[...tables].sort()].join(' ');
-      if (this.summaries.size < this.cacheSize) this.summaries.set(statement.name, summary);
-    }
-    return summary;
-  }
 
   /** Fast path. Throws only for database failures. */
   async execute(req: ReadRequest): Promise<FastResult> {
@@ -130,11 +114,7 @@ export class ReadEngine {
     if (!statement.name) {
       return { kind: 'ok', body: JSON.stringify({ data: Object.fromEntries(entry.roots.map((r) => [r.key, 'Query'])) }) };
     }
-    const run = statement;
-    const result = await traceStatement(
-      () => ({ summary: this.summary(run), text: run.text, ...(this.databaseName ? { namespace: this.databaseName } : {}) }),
-      () => this.db.query<unknown[]>(run),
-    );
+    const result = await this.db.query<unknown[]>(statement);
     return { kind: 'ok', body: `{"data":${String(result.rows[0]![0])}}` };
   }
 
