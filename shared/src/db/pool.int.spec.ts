@@ -1,6 +1,6 @@
 import { testDatabaseUrl, testPool } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
-import { connectClient } from './pool';
+import { connectClient, withTransaction } from './pool';
 
 /**
  * A connection the server drops while the client is lent out of the pool (a transaction between
@@ -48,5 +48,45 @@ test('a single connection (connectClient) ended by the server: no crash, the nex
   } finally {
     await client.end().catch(() => undefined);
     await admin.end();
+  }
+});
+
+/**
+ * withTransaction({ genericPlans: true }): prepared statements in the transaction use a generic
+ * plan (planned once per connection), and the setting ends with the transaction, committed or not.
+ */
+test('generic plans for one transaction only, committed or rolled back', async () => {
+  const pool = testPool(1);
+  try {
+    const mode = async (client: { query: (text: string) => Promise<{ rows: { plan_cache_mode: string }[] }> }) =>
+      (await client.query('SHOW plan_cache_mode')).rows[0]!.plan_cache_mode;
+    const statement = { name: 'pool_spec_by_id', text: 'SELECT count(*)::int AS n FROM pg_class WHERE oid = ANY($1::oid[])' };
+    const inside = await withTransaction(
+      pool,
+      async (client) => {
+        for (let i = 0; i < 3; i += 1) await client.query({ ...statement, values: [[1259, 1247]] });
+        const { rows } = await client.query<{ generic_plans: number; custom_plans: number }>(
+          'SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1',
+          [statement.name],
+        );
+        return { mode: await mode(client), plans: rows[0] };
+      },
+      { genericPlans: true },
+    );
+    expect(inside).toEqual({ mode: 'force_generic_plan', plans: { generic_plans: 3, custom_plans: 0 } });
+    expect(await mode(pool)).toBe('auto');
+    await expect(
+      withTransaction(
+        pool,
+        async () => {
+          throw new Error('rolled back');
+        },
+        { genericPlans: true },
+      ),
+    ).rejects.toThrow('rolled back');
+    expect(await mode(pool)).toBe('auto');
+    expect(await withTransaction(pool, (client) => mode(client))).toBe('auto');
+  } finally {
+    await pool.end();
   }
 });

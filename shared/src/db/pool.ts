@@ -108,10 +108,28 @@ export function listOpenPools(): { name: string; stack: string }[] {
 }
 
 /** Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export interface TransactionOptions {
+  /**
+   * Plan the transaction's prepared statements once per connection (plan_cache_mode =
+   * force_generic_plan, for this transaction only). PostgreSQL otherwise re-plans a statement on
+   * every execution whenever its generic plan looks costlier than a custom one, which is always the
+   * case for `id = ANY($1::uuid[])`: the sync statements of an INLINE mutation then spent about as
+   * long being planned as being run (their plans are the same index lookups either way). Set with
+   * BEGIN in the same round trip.
+   */
+  genericPlans?: boolean;
+}
+
+const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
+
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

@@ -4,6 +4,7 @@ import { testPool } from '../../test/helpers';
 import { withTransaction } from '../db/pool';
 import { SyncEngine } from './engine';
 import { SyncError } from './errors';
+import { FEW_IDS } from './projections/iso';
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -114,6 +115,22 @@ describe('sync engine', () => {
       expect(doc).toMatchObject({ id, title: 'Draft', commentCount: 0 });
       expect(await projection(client, 'tv_post', id)).toBeUndefined();
     });
+  });
+
+  it('refreshIn returns the document it wrote for the entity asked for (a handful of ids), else nothing', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const posts = await insertPosts(pool, [u!.id], FEW_IDS + 1);
+    const first = posts[0]!;
+    const small = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first], user: [u!.id] }, {}, { type: 'post', id: first }));
+    expect(small.answer).toEqual(await projection(pool, 'tv_post', first));
+    expect(small.answer).toMatchObject({ id: first, author: { id: u!.id } });
+    // Unchanged since: the same document comes back although nothing is rewritten.
+    const again = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first] }, {}, { type: 'post', id: first }));
+    expect(again.results[0]).toMatchObject({ updated: 0 });
+    expect(again.answer).toEqual(small.answer);
+    // Past FEW_IDS ids of its type the caller reads it from tv_* itself.
+    const big = await withTransaction(pool, (client) => sync.refreshIn(client, { post: posts }, {}, { type: 'post', id: first }));
+    expect(big.answer).toBeUndefined();
   });
 
   it('a failed sync writes a failure row, raises SyncError and leaves projections as they were', async () => {

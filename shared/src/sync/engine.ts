@@ -25,6 +25,8 @@ export interface EntitySyncResult {
 export interface SyncReport {
   operation: SyncOperation;
   results: EntitySyncResult[];
+  /** The document refreshIn() was asked to return (`answer`), when it could return it. */
+  answer?: Record<string, unknown>;
 }
 
 export type VerifyProblem = 'missing' | 'stale' | 'orphaned';
@@ -105,9 +107,19 @@ export class SyncEngine {
    * Refreshes the plan's projections inside the caller's open transaction (INLINE mutations, the
    * worker's batch). Types run in SYNC_ORDER (comment, post, user) so locks are always taken in
    * the same order. On failure the caller must roll back.
+   *
+   * `answer` names one refreshed entity whose new document the caller wants (an INLINE mutation's
+   * answer): it comes back in the report's `answer`, from the refresh itself, when its type had at
+   * most FEW_IDS ids to refresh (else the caller reads it from tv_*).
    */
-  async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, spanAttributes: Attributes = {}): Promise<SyncReport> {
+  async refreshIn(
+    client: pg.ClientBase,
+    plan: Partial<SyncPlan>,
+    spanAttributes: Attributes = {},
+    answer?: { type: EntityType; id: string },
+  ): Promise<SyncReport> {
     const results: EntitySyncResult[] = [];
+    let answered: Record<string, unknown> | undefined;
     for (const entityType of SYNC_ORDER) {
       const ids = dedupe(plan[entityType] ?? []);
       if (!ids.length) continue;
@@ -120,8 +132,12 @@ export class SyncEngine {
             const s = STATEMENTS[entityType];
             await client.query(s.placeholders, [ids]);
             await client.query(s.lock, [ids]);
-            const write = ids.length <= FEW_IDS ? s.writeFew : s.write;
-            const { rows } = await client.query<{ updated: number; deleted: number }>(write, [ids]);
+            const few = ids.length <= FEW_IDS;
+            const { rows } = await client.query<{ updated: number; deleted: number; answer?: Record<string, unknown> | null }>(
+              few ? s.writeFew : s.write,
+              few ? [ids, answer?.type === entityType ? answer.id : null] : [ids],
+            );
+            if (few && answer?.type === entityType) answered = rows[0]?.answer ?? undefined;
             const result: EntitySyncResult = {
               entityType,
               count: ids.length,
@@ -158,7 +174,7 @@ export class SyncEngine {
       );
     }
     await this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
-    return { operation: 'incremental', results };
+    return { operation: 'incremental', results, ...(answered ? { answer: answered } : {}) };
   }
 
   /** Refreshes the plan's projections in a transaction of its own. */

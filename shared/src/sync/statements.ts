@@ -37,7 +37,10 @@ export interface ProjectionStatements {
   placeholders: string;
   lock: string;
   write: string;
-  /** `write` for at most FEW_IDS ids (the same text where the builder plans both alike). */
+  /**
+   * `write` for at most FEW_IDS ids; it also returns, as `answer`, the document of the id in $2 (or
+   * null): an INLINE mutation answers with what it wrote without reading it back.
+   */
   writeFew: string;
   lockTable: string;
   rebuild: string;
@@ -51,7 +54,7 @@ function build(p: Projection): ProjectionStatements {
   const changed = `(t.data, ${p.columns.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (doc.data, ${p.columns
     .map((c) => `doc.${c}`)
     .join(', ')})`;
-  const write = (scope: 'ids' | 'few') => `
+  const write = (scope: 'ids' | 'few', answer = '') => `
       WITH doc AS (${p.documents(scope)}),
       updated AS (
         UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
@@ -62,7 +65,7 @@ function build(p: Projection): ProjectionStatements {
         DELETE FROM ${p.target} t
          WHERE t.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM doc WHERE doc.id = t.id)
         RETURNING 1)
-      SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted`;
+      SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted${answer}`;
   return {
     placeholders: `
       INSERT INTO ${p.target} (id, data, ${cols})
@@ -75,7 +78,7 @@ function build(p: Projection): ProjectionStatements {
       SELECT count(*)::int AS locked
         FROM (SELECT 1 FROM ${p.target} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE) l`,
     write: write('ids'),
-    writeFew: write('few'),
+    writeFew: write('few', ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer'),
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,
     rebuild: `
       WITH doc AS (${p.documents('all')}),

@@ -238,33 +238,40 @@ export class Commands {
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
   ): Promise<R> {
     try {
-      return await withTransaction(this.pool, async (client) => {
-        const written = await write(client);
-        const plan = await this.sync.plan(client, written.changes);
-        let answer: R | Doc | undefined = written.result;
-        if (mode === 'INLINE') {
-          await this.sync.refreshIn(client, plan);
-          if (written.entity) {
-            const { type, id } = written.entity;
-            const { rows } = await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id]);
-            answer = rows[0]?.data;
-          }
-        } else {
-          await this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
-          if (written.entity) {
-            const { type, id } = written.entity;
-            answer = (await this.sync.preview<Doc>(type, [id], client)).get(id);
-          }
-        }
-        if (answer === undefined) throw new Error('the written entity has no document');
-        return answer as R;
-      });
+      // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
+      return await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write), { genericPlans: true });
     } catch (err) {
       if (err instanceof ClientError) throw err;
       const mapped = clientErrorFromPg(err);
       if (mapped) throw mapped;
       throw err;
     }
+  }
+
+  private async inTransaction<R>(
+    client: pg.PoolClient,
+    mode: SyncMode,
+    write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
+  ): Promise<R> {
+    const written = await write(client);
+    const plan = await this.sync.plan(client, written.changes);
+    let answer: R | Doc | undefined = written.result;
+    if (mode === 'INLINE') {
+      // The answer is the document the refresh wrote (read back from tv_* if it could not say).
+      const report = await this.sync.refreshIn(client, plan, {}, written.entity);
+      if (written.entity) {
+        const { type, id } = written.entity;
+        answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id])).rows[0]?.data;
+      }
+    } else {
+      await this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
+      if (written.entity) {
+        const { type, id } = written.entity;
+        answer = (await this.sync.preview<Doc>(type, [id], client)).get(id);
+      }
+    }
+    if (answer === undefined) throw new Error('the written entity has no document');
+    return answer as R;
   }
 }
 
