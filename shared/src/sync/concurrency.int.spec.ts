@@ -1,11 +1,12 @@
 import { randomInt } from 'node:crypto';
 import type pg from 'pg';
-import { insertComments, insertPosts, insertUsers } from '../../test/factory';
+import { insertComments, insertPosts, insertUsers, projection } from '../../test/factory';
 import { testPool } from '../../test/helpers';
 import { withTransaction } from '../db/pool';
 import { isRetryablePgError } from '../db/errors';
 import { planSync } from './dependencies';
 import { SyncEngine } from './engine';
+import { STATEMENTS } from './statements';
 import { mergePlans, type ChangeSet, type SyncPlan } from './types';
 
 const WRITERS = 8;
@@ -153,5 +154,54 @@ describe('concurrent writers and syncers', () => {
     });
     const { rows } = await pool.query('SELECT count(*)::int AS n FROM sync_log WHERE NOT success');
     expect(rows[0].n).toBe(0);
+  });
+});
+
+/**
+ * The claim's narrow race, made to happen: sync A has inserted the placeholder of a new post and
+ * not committed; sync B's claim meets it. B must wait for A and then hold the row's lock when its
+ * claim returns, although its snapshot predates A's commit: otherwise B's write could overwrite a
+ * newer document.
+ */
+describe('a placeholder committed during the claim', () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = testPool(4);
+  });
+  afterAll(() => pool.end());
+
+  it('is locked by the claim that waited for it', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const [post] = await insertPosts(pool, [u!.id], 1);
+    const a = await pool.connect();
+    const b = await pool.connect();
+    try {
+      await a.query('BEGIN');
+      await a.query(STATEMENTS.post.claim, [[post]]);
+      const bPid = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await b.query('BEGIN');
+      const claimedByB = b.query(STATEMENTS.post.claim, [[post]]);
+      // Wait until B's claim waits for A's uncommitted placeholder...
+      for (let i = 0; ; i += 1) {
+        const { rows } = await pool.query('SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1', [bPid]);
+        if (rows[0]?.wait_event_type === 'Lock') break;
+        if (i > 200) throw new Error('sync B never waited for A');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // ...then commit A: B's claim finds A's row and locks it.
+      await a.query('COMMIT');
+      await claimedByB;
+      const third = await pool
+        .query('SELECT 1 FROM tv_post WHERE id = $1 FOR UPDATE NOWAIT', [post])
+        .then(() => 'not locked', (err: { code?: string }) => err.code);
+      expect(third).toBe('55P03'); // lock_not_available: B holds it
+      await b.query('ROLLBACK');
+      // Released with B's transaction; A's placeholder stays (committed), unchanged by B's claim.
+      expect((await pool.query('SELECT 1 FROM tv_post WHERE id = $1 FOR UPDATE NOWAIT', [post])).rowCount).toBe(1);
+      expect(await projection(pool, 'tv_post', post!)).toEqual({});
+    } finally {
+      a.release();
+      b.release();
+    }
   });
 });

@@ -81,7 +81,7 @@ const INSERT_LOG = `
  * The explicit sync from tb_* to tv_*: the same code refreshes projections inline in the API's
  * write transaction and in batches in the worker.
  *
- * Every refresh is set-based: per entity type, three statements whatever the batch size (see
+ * Every refresh is set-based: per entity type, two statements whatever the batch size (see
  * statements.ts for how they make stale overwrites impossible). Each batch writes one sync_log row
  * per entity type, in the same transaction, so only syncs that committed are counted; a failed
  * sync writes a failure row on its own connection and raises SyncError.
@@ -130,8 +130,7 @@ export class SyncEngine {
           const started = performance.now();
           try {
             const s = STATEMENTS[entityType];
-            await client.query(s.placeholders, [ids]);
-            await client.query(s.lock, [ids]);
+            await client.query(s.claim, [ids]);
             const few = ids.length <= FEW_IDS;
             const { rows } = await client.query<{ updated: number; deleted: number; answer?: Record<string, unknown> | null }>(
               few ? s.writeFew : s.write,

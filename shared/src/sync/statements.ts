@@ -8,18 +8,23 @@ import type { EntityType } from './types';
  * -----------------------------------------------------------------------
  * Several processes may refresh the same entity at once (the API inline, any number of workers, a
  * rebuild). The danger: sync A reads old state, sync B reads new state and writes, then A writes its
- * old document over B's. An incremental refresh therefore runs three statements in one transaction
+ * old document over B's. An incremental refresh therefore runs two statements in one transaction
  * (READ COMMITTED, where every statement takes a new snapshot):
  *
- *   1. placeholders: insert a row for each id whose source exists and has no projection yet
- *      (ON CONFLICT DO NOTHING, ids in order). Now every row we may write exists. Ids whose row
- *      this statement's snapshot already shows are not even tried: a conflicting insert would wait
- *      for whichever transaction last locked or wrote that row (to learn whether the conflict is
- *      real), which would add a wait here for nothing: statement 2 waits for that lock anyway.
- *   2. lock:         SELECT ... FOR UPDATE those rows, in id order (no deadlocks between syncs).
- *   3. write:        compute the documents from tb_* and update / delete the locked rows.
+ *   1. claim: one INSERT of a placeholder row for each id whose source exists, in id order, with
+ *      ON CONFLICT (id) DO UPDATE ... WHERE false: an id without a projection row gets its
+ *      placeholder, and an id with one gets that row locked (PostgreSQL locks the conflicting row,
+ *      as FOR UPDATE would, even when the WHERE clause keeps it from being updated). The conflict
+ *      is found in the index whatever the statement's snapshot, so a row another sync committed a
+ *      moment ago is locked like any other, and one still being inserted is waited for. Rows it
+ *      inserted need no lock: no other transaction can see them, and any other insert of the same
+ *      id waits for us. A projection row whose source is gone is claimed the same way (the insert
+ *      meets the row and locks it; should the row vanish meanwhile, the placeholder inserted in its
+ *      place is deleted by statement 2 like the row would have been). Every row we may write or
+ *      delete now exists and is ours, taken in one order, the ids' (no deadlocks between syncs).
+ *   2. write: compute the documents from tb_* and update / delete the claimed rows.
  *
- * Statement 3 starts after statement 2 obtained the locks, so its snapshot contains every commit
+ * Statement 2 starts after statement 1 obtained the locks, so its snapshot contains every commit
  * made before the lock was granted, including that of any earlier sync of the same rows. Two syncs
  * of one row are serialized and the later one computes from state at least as new as the earlier
  * one: the last writer is always the freshest reader. Every committed write has a sync that starts
@@ -34,8 +39,8 @@ import type { EntityType } from './types';
  * to commit, blocks new ones until it commits, and never blocks readers.
  */
 export interface ProjectionStatements {
-  placeholders: string;
-  lock: string;
+  /** Statement 1: placeholders for new rows, locks on the others. */
+  claim: string;
   write: string;
   /**
    * `write` for at most FEW_IDS ids; it also returns, as `answer`, the document of the id in $2 (or
@@ -67,16 +72,15 @@ function build(p: Projection): ProjectionStatements {
         RETURNING 1)
       SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted${answer}`;
   return {
-    placeholders: `
-      INSERT INTO ${p.target} (id, data, ${cols})
-      SELECT s.id, '{}'::jsonb, ${p.columns.map((c) => `s.${c}`).join(', ')}
-        FROM ${p.source} s
-       WHERE s.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM ${p.target} t WHERE t.id = s.id)
-       ORDER BY s.id
-      ON CONFLICT (id) DO NOTHING`,
-    lock: `
-      SELECT count(*)::int AS locked
-        FROM (SELECT 1 FROM ${p.target} WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE) l`,
+    claim: `
+      INSERT INTO ${p.target} AS t (id, data, ${cols})
+      SELECT id, '{}'::jsonb, ${cols} FROM ${p.source} WHERE id = ANY($1::uuid[])
+      UNION ALL
+      SELECT o.id, '{}'::jsonb, ${p.columns.map((c) => `o.${c}`).join(', ')}
+        FROM ${p.target} o
+       WHERE o.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM ${p.source} s WHERE s.id = o.id)
+      ORDER BY id
+      ON CONFLICT (id) DO UPDATE SET data = t.data WHERE false`,
     write: write('ids'),
     writeFew: write('few', ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer'),
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,
