@@ -47,8 +47,8 @@ const runs = (phase: string) => !ONLY || ONLY.has(phase);
 const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
 // The seed's read documents, verbatim (one copy, in @blog/shared).
 const OPERATIONS = { GetRecentPosts: shared.SEED_OPERATIONS.GetRecentPosts, GetUser: shared.SEED_OPERATIONS.GetUser };
-const CREATE_POST_INLINE = `mutation CreatePost {
-  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${SEED_ALICE}", published: true, sync: INLINE) {
+const createPostInline = (authorId: string) => `mutation CreatePost {
+  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${authorId}", published: true, sync: INLINE) {
     id
     title
     author {
@@ -56,12 +56,16 @@ const CREATE_POST_INLINE = `mutation CreatePost {
     }
   }
 }`;
+// The seed's CreatePost writes as alice. The benchmark also writes as AUTHORS different users in
+// turn: four connections writing as one author all queue for that author's tv_user row.
+const CREATE_POST_INLINE = createPostInline(SEED_ALICE);
+const AUTHORS = 8;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 // ---- database --------------------------------------------------------------------------------
 
-async function prepare(): Promise<void> {
+async function prepare(): Promise<string[]> {
   await shared.ensureDatabaseExists(DATABASE_URL);
   await shared.prepareDatabase(DATABASE_URL, { seedWhenEmpty: true });
   const pool = shared.createPool(DATABASE_URL, { applicationName: 'blog-bench-setup', max: 2 });
@@ -80,10 +84,12 @@ async function prepare(): Promise<void> {
     // Posts the previous run's CreatePost phase added are removed, so every run reads the same data.
     await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
     await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
-    await new shared.SyncEngine(pool).users([SEED_ALICE]);
+    const authors = (await pool.query<{ id: string }>('SELECT id FROM tb_user ORDER BY id LIMIT $1', [AUTHORS])).rows.map((r) => r.id);
+    await new shared.SyncEngine(pool).users(authors);
     await pool.query('VACUUM ANALYZE');
     const { rows } = await pool.query<{ size: string }>(`SELECT pg_size_pretty(pg_total_relation_size('tv_post')) AS size`);
     log(`  tv_post: ${rows[0]!.size}`);
+    return authors;
   } finally {
     await pool.end();
   }
@@ -192,11 +198,22 @@ async function sequential(port: number, body: string, n: number): Promise<LoadRe
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-'));
 
-/** Many connections for SECONDS: wrk (C, one thread) when installed, else autocannon. */
-async function load(port: number, body: string, connections: number, pid: number | undefined): Promise<LoadResult> {
+/**
+ * Many connections for SECONDS: wrk (C, one thread) when installed, else autocannon. Several
+ * bodies are sent in turn.
+ */
+async function load(port: number, body: string | string[], connections: number, pid: number | undefined): Promise<LoadResult> {
+  const bodies = typeof body === 'string' ? [body] : body;
   if (TOOL === 'wrk') {
     const script = path.join(tmp, `post-${port}.lua`);
-    writeFileSync(script, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`);
+    const head = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n';
+    writeFileSync(
+      script,
+      bodies.length === 1
+        ? `${head}wrk.body = ${JSON.stringify(bodies[0])}\n`
+        : `${head}local bodies = { ${bodies.map((b) => JSON.stringify(b)).join(', ')} }\nlocal n = 0\n` +
+            'request = function()\n  n = n + 1\n  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])\nend\n',
+    );
     const url = `http://127.0.0.1:${port}/graphql`;
     spawnSync('wrk', ['-t1', `-c${connections}`, '-d2s', '-s', script, url]); // warm-up
     const ticks = cpuTicks(pid);
@@ -221,7 +238,13 @@ async function load(port: number, body: string, connections: number, pid: number
     };
   }
   const { default: autocannon } = await import('autocannon');
-  const opts = { url: `http://127.0.0.1:${port}/graphql`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body, connections };
+  const opts = {
+    url: `http://127.0.0.1:${port}/graphql`,
+    method: 'POST' as const,
+    headers: { 'content-type': 'application/json' },
+    requests: bodies.map((b) => ({ body: b })),
+    connections,
+  };
   await autocannon({ ...opts, duration: 2 });
   const ticks = cpuTicks(pid);
   const r = await autocannon({ ...opts, duration: SECONDS });
@@ -236,7 +259,7 @@ const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 async function main(): Promise<void> {
   if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
   log(`benchmark: ${os.cpus().length} CPUs, node ${process.version}, load tool ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections`);
-  await prepare();
+  const authors = await prepare();
 
   const apiPort = await freePort();
   const api = await startProcess(
@@ -296,7 +319,12 @@ async function main(): Promise<void> {
       rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
       const four = await load(apiPort, body, 4, api.pid);
       rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
-      summary.push(`CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections (target < 10 ms)`);
+      const many = await load(apiPort, authors.map((a) => JSON.stringify({ query: createPostInline(a) })), 4, api.pid);
+      rows.push([`CreatePost INLINE, ${authors.length} authors`, 'api', '4', f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
+      summary.push(
+        `CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ` +
+          `${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
+      );
     }
   } finally {
     await stopProcess(api);
