@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { createEmptyDatabase } from '../../test/helpers';
 import { defaultMigrationsDir } from '../db/paths';
+import { createPool } from '../db/pool';
 import { checksum, MigrationError, readMigrationFiles } from './files';
 import { Migrator } from './runner';
 
@@ -88,6 +89,27 @@ describe('migration runner', () => {
     await expect(migrator.check()).rejects.toThrow(first.file);
     expect(await query(db.url, "SELECT to_regclass('later_table') AS t")).toEqual([{ t: null }]);
     expect((await migrator.status()).find((s) => s.version === first.version)?.state).toBe('edited');
+  });
+
+  it('checkOn (the readiness probe): on the caller\'s pool, files read once, the history read every time', async () => {
+    const dir = await tempDir();
+    const migrator = new Migrator(db.url, { dir });
+    await migrator.up();
+    const pool = createPool(db.url, { applicationName: 'runner-spec', max: 1 });
+    try {
+      await expect(migrator.checkOn(pool)).resolves.toBeUndefined();
+      // A file added to the folder while the process runs is not this process's: not looked at again...
+      await fs.writeFile(path.join(dir, '900_added_later.sql'), 'CREATE TABLE added_later (id int);');
+      await expect(migrator.checkOn(pool)).resolves.toBeUndefined();
+      // ...(check(), which the CLI runs, reads the folder every time)...
+      await expect(migrator.check()).rejects.toThrow('900_added_later.sql');
+      // ...but the database's history is read on every probe.
+      const last = (await readMigrationFiles(dir)).filter((f) => f.version < 900).at(-1)!;
+      await pool.query('DELETE FROM schema_migrations WHERE version = $1', [last.version]);
+      await expect(migrator.checkOn(pool)).rejects.toThrow(`1 pending migration(s): ${last.file}`);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('refuses when an applied migration no longer exists on disk', async () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { connectClient } from '../db/pool';
+import { connectClient, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MigrationError, readMigrationFiles, type MigrationFile } from './files';
@@ -81,15 +81,26 @@ export class Migrator {
     });
   }
 
-  /** Throws a MigrationError unless every file is applied and unedited (for readiness checks). */
+  /** Throws a MigrationError unless every file is applied and unedited. */
   async check(): Promise<void> {
-    const states = await this.status();
-    assertHistoryIntact(states);
-    const pending = states.filter((s) => s.state === 'pending');
-    if (pending.length) {
-      throw new MigrationError(`${pending.length} pending migration(s): ${pending.map((p) => p.file).join(', ')}`);
-    }
+    assertCurrent(await this.status());
   }
+
+  /**
+   * check() for a readiness probe: on a connection of the caller's pool (no connection of its own
+   * per probe), against the migration files as they were when this process first looked. They
+   * ship with the process and do not change while it runs; the history table is read every time.
+   */
+  async checkOn(db: Queryable): Promise<void> {
+    this.files ??= readMigrationFiles(this.options.dir).catch((err: unknown) => {
+      this.files = undefined;
+      throw err;
+    });
+    assertCurrent(compare(await this.files, await readApplied(db)));
+  }
+
+  /** The files checkOn() compares with, read once. */
+  private files: Promise<MigrationFile[]> | undefined;
 
   private async apply(client: pg.Client, file: MigrationFile): Promise<void> {
     const started = performance.now();
@@ -119,7 +130,7 @@ export class Migrator {
   }
 }
 
-async function readApplied(client: pg.Client): Promise<AppliedRow[]> {
+async function readApplied(client: Queryable): Promise<AppliedRow[]> {
   const { rows: exists } = await client.query<{ t: string | null }>(
     "SELECT to_regclass('schema_migrations')::text AS t",
   );
@@ -150,6 +161,14 @@ function compare(files: MigrationFile[], applied: AppliedRow[]): MigrationStatus
     }
   }
   return result.sort((x, y) => x.version - y.version);
+}
+
+function assertCurrent(states: MigrationStatus[]): void {
+  assertHistoryIntact(states);
+  const pending = states.filter((s) => s.state === 'pending');
+  if (pending.length) {
+    throw new MigrationError(`${pending.length} pending migration(s): ${pending.map((p) => p.file).join(', ')}`);
+  }
 }
 
 function assertHistoryIntact(states: MigrationStatus[]): void {

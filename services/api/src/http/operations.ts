@@ -82,7 +82,7 @@ export function operationsRouter(deps: {
               throw new Error(`the read replica (DATABASE_READ_URL) does not answer: ${err instanceof Error ? err.message : String(err)}`);
             });
           }
-          await migrator.check();
+          await migrator.checkOn(deps.pool);
           if (!(await queueSchemaInstalled(deps.pool))) throw new Error('the pg-boss schema is not installed (run `npm run migrate`)');
         })(),
         READY_TIMEOUT_MS,
