@@ -89,7 +89,7 @@ function namespaceOf(connectionString: string): string | undefined {
 }
 
 /**
- * A single connection (migrations, roles, database creation, the readiness check) that cannot crash
+ * A single connection (migrations, roles, database creation) that cannot crash
  * the process: node-postgres emits 'error' on a client whose connection the server ends (a restart,
  * pg_terminate_backend), even while a query is running, and an 'error' event without a listener is
  * an uncaught exception. The query in flight still fails with the error; the listener only keeps
@@ -107,7 +107,6 @@ export function listOpenPools(): { name: string; stack: string }[] {
   return [...openPools()].map(({ name, stack }) => ({ name, stack }));
 }
 
-/** Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. */
 export interface TransactionOptions {
   /**
    * Plan the transaction's prepared statements once per connection (plan_cache_mode =
@@ -122,6 +121,7 @@ export interface TransactionOptions {
 
 const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
 
+/** Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. */
 export async function withTransaction<T>(
   pool: pg.Pool,
   fn: (client: pg.PoolClient) => Promise<T>,

@@ -21,7 +21,7 @@ import type pg from 'pg';
  */
 const tracer = trace.getTracer('@blog/sql');
 
-export interface StatementInfo {
+interface StatementInfo {
   /** The span name: the low-cardinality summary of the statement, such as `SELECT tv_post`. */
   summary: string;
   /** The database (db.namespace). */
@@ -40,7 +40,7 @@ function recordingParent(): Context | undefined {
  * Runs `run` (which sends one statement) inside the statement's span, with tracing suppressed below
  * it. `describe` is called only when the span is recorded.
  */
-export async function traceStatement<T>(describe: () => StatementInfo, run: () => Promise<T>): Promise<T> {
+async function traceStatement<T>(describe: () => StatementInfo, run: () => Promise<T>): Promise<T> {
   const parent = recordingParent();
   if (!parent) return run();
   const info = describe();
@@ -72,7 +72,7 @@ const MAX_SUMMARIES = 1000;
  * `OPERATION table`: the statement's first keyword (the one after a leading WITH ... AS (...) is
  * not looked for: `WITH` it is) and the first table it names after FROM, INTO or UPDATE.
  */
-export function statementSummary(text: string): string {
+function statementSummary(text: string): string {
   let summary = summaries.get(text);
   if (summary === undefined) {
     const operation = (/^\s*([A-Za-z]+)/.exec(text)?.[1] ?? 'SQL').toUpperCase();

@@ -176,10 +176,9 @@ export class Commands {
   deletePost(input: { id?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<DeleteResult> {
     const id = v.uuid(input.id, 'id');
     return this.command(mode, async (client) => {
-      // FOR UPDATE: createComment's FOR SHARE on the post waits, so no comment appears meanwhile.
-      const found = await client.query<{ author_id: string }>('SELECT author_id FROM tb_post WHERE id = $1 FOR UPDATE', [id]);
-      if (!found.rows[0]) throw new NotFoundError('No post with that id.', 'id');
-      if (!owns(actor, found.rows[0].author_id)) throw new ForbiddenError('Only the author (or an admin) may delete this post.', 'id');
+      // Locked FOR UPDATE for admins too: createComment's FOR SHARE on the post waits, so no
+      // comment appears meanwhile.
+      await lockOwned(client, 'post', id, actor, { evenForAdmins: true });
       const { rows } = await client.query<{ id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id', [id]);
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
@@ -323,17 +322,23 @@ function mayWriteAs(actor: Actor, authorId: string): void {
 }
 
 const OWNED = {
-  post: { sql: 'SELECT author_id FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change this post.' },
+  post: { sql: 'SELECT author_id FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change or delete this post.' },
   comment: { sql: 'SELECT author_id FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
 } as const;
 
 /**
  * A non-admin's update or delete: lock the row FOR UPDATE (held to COMMIT) and check its author,
- * so the write that follows acts on a row the actor owns. Admins skip it: nothing to check, and
- * the statement count of AUTH_MODE=none stays what it was.
+ * so the write that follows acts on a row the actor owns. Admins skip it (nothing to check, and
+ * the statement count of AUTH_MODE=none stays what it was) unless the caller needs the lock itself.
  */
-async function lockOwned(client: pg.ClientBase, type: keyof typeof OWNED, id: string, actor: Actor): Promise<void> {
-  if (actor.admin) return;
+async function lockOwned(
+  client: pg.ClientBase,
+  type: keyof typeof OWNED,
+  id: string,
+  actor: Actor,
+  options: { evenForAdmins?: boolean } = {},
+): Promise<void> {
+  if (actor.admin && !options.evenForAdmins) return;
   const { sql, missing, forbidden } = OWNED[type];
   const { rows } = await client.query<{ author_id: string }>(sql, [id]);
   if (!rows[0]) throw new NotFoundError(missing, 'id');
