@@ -31,3 +31,4 @@ export * from './telemetry/statement-span';
 export * from './auth/operator-token';
 export * from './db/roles';
 export * from './net/free-port';
+export * from './util/wait';

@@ -4,12 +4,13 @@
  * and the checks afterwards (every acknowledged write is in tb_* and projected, the queue drained,
  * `sync verify` finds no drift).
  *
- * Only Node's own modules and pg here: jest loads this file through ts-jest, the soak through
- * Node's type stripping (so: no enums, no parameter properties, nothing from @blog/shared).
+ * jest loads this file through ts-jest, the soak through Node's type stripping (so: no enums, no
+ * parameter properties; @blog/shared as below, loaded either way).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import * as sharedModule from '@blog/shared';
 import type pg from 'pg';
 
 /** The repository's root: the nearest directory up from the working directory with turbo.json. */
@@ -65,30 +66,10 @@ export function spawnService(name: string, file: string, env: Record<string, str
   return { name, child, pid: child.pid!, output: () => out, exited };
 }
 
-/** Waits until `probe` returns something truthy; throws naming `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs: number,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// One waitFor and one sleep for the whole project (@blog/shared). Node's ESM loader hands this
+// CommonJS package over as `default`; ts-jest's CommonJS require as the module itself.
+const shared = (sharedModule as { default?: typeof sharedModule }).default ?? sharedModule;
+export const { waitFor, sleep } = shared;
 
 /** Starts the API (PORT 0) and waits for its "API ready at" line; returns it with its URL. */
 export async function startApiProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<Service & { url: string }> {

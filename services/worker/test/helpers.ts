@@ -4,6 +4,7 @@ import {
   planSync,
   SyncEngine,
   SyncQueue,
+  waitFor,
   withTransaction,
   type ChangeSet,
   type SyncMode,
@@ -150,22 +151,8 @@ export async function countCompleted(pool: pg.Pool, ids: readonly string[]): Pro
   return (await jobRows(pool, ids)).filter((r) => r.state === 'completed').length;
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | false | undefined | null>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// One waitFor and one sleep for the whole project.
+export { sleep, waitFor } from '@blog/shared';
 
 /** A worker running as a real process (node services/worker/dist/main.js). */
 export class WorkerProcess {
