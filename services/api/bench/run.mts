@@ -133,6 +133,8 @@ interface LoadResult {
   errors: number;
   /** CPU time the server process spent per request (user + system), in µs: robust to a busy machine. */
   cpuUs?: number;
+  /** Every request this phase sent, warm-up included (the tracing benchmark counts spans per request). */
+  sent: number;
 }
 
 /** utime + stime of a process, in clock ticks (Linux /proc; 100 per second). */
@@ -179,7 +181,8 @@ async function sequential(port: number, body: string, n: number): Promise<LoadRe
   // A kept-alive socket idle since an earlier phase may be near the server's keep-alive timeout
   // (65 s): one request sent as the server closes it gets ECONNRESET. Start on a fresh connection.
   agent.destroy();
-  for (let i = 0; i < Math.min(1000, n); i += 1) await post(port, body); // warm-up (JIT, pool, prepared statements)
+  const warmUp = Math.min(1000, n);
+  for (let i = 0; i < warmUp; i += 1) await post(port, body); // warm-up (JIT, pool, prepared statements)
   const client: number[] = [];
   const server: number[] = [];
   let errors = 0;
@@ -193,7 +196,22 @@ async function sequential(port: number, body: string, n: number): Promise<LoadRe
   const seconds = (performance.now() - started) / 1000;
   client.sort((a, b) => a - b);
   server.sort((a, b) => a - b);
-  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99) };
+  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99), sent: warmUp + n };
+}
+
+/**
+ * Runs wrk and resolves with its output. Asynchronously: this process must keep serving while wrk
+ * runs (the tracing benchmark's OTLP collector lives here; blocked, it would stall the exporter,
+ * which then drops spans instead of sending them, and tracing would look cheaper than it is).
+ */
+function wrk(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited with ${code}:\n${out}`))));
+  });
 }
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-'));
@@ -215,12 +233,12 @@ async function load(port: number, body: string | string[], connections: number, 
             'request = function()\n  n = n + 1\n  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])\nend\n',
     );
     const url = `http://127.0.0.1:${port}/graphql`;
-    spawnSync('wrk', ['-t1', `-c${connections}`, '-d2s', '-s', script, url]); // warm-up
+    const warmUp = await wrk(['-t1', `-c${connections}`, '-d2s', '-s', script, url]);
     const ticks = cpuTicks(pid);
-    const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', script, url], { encoding: 'utf8' });
+    const out = await wrk(['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', script, url]);
     const used = cpuTicks(pid) - ticks;
-    const out = run.stdout;
-    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? Number.NaN);
+    const requestsIn = (output: string) => Number(/(\d+) requests in/.exec(output)?.[1] ?? Number.NaN);
+    const requests = requestsIn(out);
     const ms = (label: string) => {
       const m = new RegExp(`^\\s+${label}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
       if (!m) return Number.NaN;
@@ -235,6 +253,7 @@ async function load(port: number, body: string | string[], connections: number, 
       p99: ms('99'),
       errors: Number(non2xx?.[1] ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
       cpuUs: (used * TICK_US) / requests,
+      sent: requestsIn(warmUp) + requests,
     };
   }
   const { default: autocannon } = await import('autocannon');
@@ -245,11 +264,18 @@ async function load(port: number, body: string | string[], connections: number, 
     requests: bodies.map((b) => ({ body: b })),
     connections,
   };
-  await autocannon({ ...opts, duration: 2 });
+  const warmUp = await autocannon({ ...opts, duration: 2 });
   const ticks = cpuTicks(pid);
   const r = await autocannon({ ...opts, duration: SECONDS });
   const used = cpuTicks(pid) - ticks;
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors, cpuUs: (used * TICK_US) / r.requests.total };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.non2xx + r.errors,
+    cpuUs: (used * TICK_US) / r.requests.total,
+    sent: warmUp.requests.total + r.requests.total,
+  };
 }
 
 // ---- run ----------------------------------------------------------------------------------------
@@ -348,13 +374,31 @@ async function main(): Promise<void> {
 
 // ---- the cost of tracing ----------------------------------------------------------------------
 
-/** A stand-in OTLP/HTTP collector: accepts every export and counts what it received. */
-async function startCollector(): Promise<{ url: string; exports: () => number; bytes: () => number; close: () => void }> {
+interface Collector {
+  url: string;
+  exports: () => number;
+  bytes: () => number;
+  spans: () => number;
+  close: () => void;
+}
+
+/**
+ * A stand-in OTLP/HTTP collector: accepts every export and counts what it received, spans included
+ * (the `"spanId"` keys of an OTLP/JSON body; parentSpanId does not match), so that the benchmark
+ * can tell that every span made was delivered, none dropped.
+ */
+async function startCollector(): Promise<Collector> {
   let exports = 0;
   let bytes = 0;
+  let spans = 0;
+  const key = Buffer.from('"spanId"');
   const server = http.createServer((req, res) => {
-    req.on('data', (c: Buffer) => (bytes += c.length));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      bytes += body.length;
+      for (let at = body.indexOf(key); at !== -1; at = body.indexOf(key, at + key.length)) spans += 1;
       exports += 1;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
@@ -362,7 +406,7 @@ async function startCollector(): Promise<{ url: string; exports: () => number; b
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as net.AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, exports: () => exports, bytes: () => bytes, close: () => server.close() };
+  return { url: `http://127.0.0.1:${port}`, exports: () => exports, bytes: () => bytes, spans: () => spans, close: () => server.close() };
 }
 
 async function tracingMain(): Promise<void> {
@@ -370,7 +414,8 @@ async function tracingMain(): Promise<void> {
   const rounds = Number(env.BENCH_ROUNDS ?? 3);
   log(`tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections, ${rounds} rounds`);
   await prepare();
-  const collector = await startCollector();
+  // One collector per traced process, so that each one's spans can be counted against its requests.
+  const collectors = { on: await startCollector(), sampled: await startCollector() };
   const common = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX) };
   // Neither process inherits an OTLP endpoint from the caller's environment: "off" means off.
   const noOtel = { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' };
@@ -380,7 +425,7 @@ async function tracingMain(): Promise<void> {
   const on = await startProcess(
     'api (tracing on)',
     [path.join(dist, 'main.js')],
-    { ...common, ...noOtel, PORT: String(onPort), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url },
+    { ...common, ...noOtel, PORT: String(onPort), OTEL_EXPORTER_OTLP_ENDPOINT: collectors.on.url },
     /API ready at/,
   );
   // The production setting we document: a tenth of the traces sampled (parent-based, so a sampled
@@ -393,7 +438,7 @@ async function tracingMain(): Promise<void> {
       ...common,
       ...noOtel,
       PORT: String(sampledPort),
-      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_EXPORTER_OTLP_ENDPOINT: collectors.sampled.url,
       OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
       OTEL_TRACES_SAMPLER_ARG: '0.1',
     },
@@ -408,9 +453,12 @@ async function tracingMain(): Promise<void> {
   };
   const ports: Record<Variant, number> = { off: offPort, on: onPort, sampled: sampledPort };
   const pids: Record<Variant, number | undefined> = { off: off.pid, on: on.pid, sampled: sampled.pid };
+  const sent: Record<Variant, number> = { off: 0, on: 0, sampled: 0 };
   try {
     const a = await post(offPort, body);
     const b = await post(onPort, body);
+    sent.off += 1;
+    sent.on += 1;
     if (a.text !== b.text || a.status !== 200) throw new Error(`the two processes answer differently:\n${a.text}\n${b.text}`);
     for (let round = 1; round <= rounds; round += 1) {
       // Alternate the order so neither side always runs second on a warmer (or busier) machine.
@@ -424,28 +472,44 @@ async function tracingMain(): Promise<void> {
         results[which].p50.push(one.serverP50);
         results[which].many.push(many.rps);
         results[which].cpu.push(many.cpuUs ?? Number.NaN);
+        sent[which] += one.sent + many.sent;
         log(`round ${round} tracing ${which.padEnd(7)}: ${one.rps.toFixed(0)} req/s at 1 conn (X-Process-Time p50 ${one.serverP50.toFixed(3)} ms), ${many.rps.toFixed(0)} req/s at ${CONNECTIONS} conns, ${(many.cpuUs ?? Number.NaN).toFixed(0)} µs CPU/req`);
       }
     }
   } finally {
+    // Stopped before the collectors close: a traced process flushes its last spans on SIGTERM.
     await stopProcess(off);
     await stopProcess(on);
     await stopProcess(sampled);
-    collector.close();
+    collectors.on.close();
+    collectors.sampled.close();
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  const change = (k: 'one' | 'many' | 'cpu' | 'p50', v: Variant) => `${((100 * median(results[v][k])) / median(results.off[k]) - 100).toFixed(1)}%`;
-  const row = (label: string, k: 'one' | 'many' | 'cpu' | 'p50', d = 0) =>
+  type Figure = 'one' | 'many' | 'cpu' | 'p50';
+  // The change against tracing off, paired by round (each round measures the three processes within
+  // a minute of each other, so the machine's drift between rounds cancels out): the median of the
+  // rounds' changes.
+  const change = (k: Figure, v: Variant) => {
+    const perRound = results[v][k].map((x, i) => (100 * x) / results.off[k][i]! - 100);
+    return `${median(perRound).toFixed(1)}%`;
+  };
+  const row = (label: string, k: Figure, d = 0) =>
     `| ${label} | ${median(results.off[k]).toFixed(d)} | ${median(results.on[k]).toFixed(d)} (${change(k, 'on')}) | ${median(results.sampled[k]).toFixed(d)} (${change(k, 'sampled')}) |`;
   log('');
-  log('| GetRecentPosts (median of rounds) | tracing off | tracing on, every trace | tracing on, 10% sampled |');
+  log('| GetRecentPosts (median of rounds; change: median of the rounds\' changes) | tracing off | tracing on, every trace | tracing on, 10% sampled |');
   log('|---|---:|---:|---:|');
   log(row('req/s, 1 connection', 'one'));
   log(row(`req/s, ${CONNECTIONS} connections`, 'many'));
   log(row('X-Process-Time p50 ms, 1 connection', 'p50', 3));
   log(row(`server CPU µs per request, ${CONNECTIONS} connections`, 'cpu'));
   log('');
-  log(`collector received ${collector.exports()} exports, ${(collector.bytes() / 1e6).toFixed(1)} MB of spans (target: throughput less than 15% lower with tracing on)`);
+  for (const v of ['on', 'sampled'] as const) {
+    const c = collectors[v];
+    log(
+      `tracing ${v}: ${sent[v]} requests, the collector received ${c.spans()} spans (${(c.spans() / sent[v]).toFixed(2)} per request) in ${c.exports()} exports, ${(c.bytes() / 1e6).toFixed(1)} MB`,
+    );
+  }
+  log('(target: throughput less than 15% lower with tracing on)');
   const load1 = os.loadavg()[0]!;
   log(`load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs`);
 }
