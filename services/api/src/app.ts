@@ -78,6 +78,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     applicationName: 'blog-api',
     max: config.poolMax,
     statementTimeoutMs: config.statementTimeoutMs,
+    pipeline: config.pipeline,
   });
   if (config.autoPrepare) autoPrepare(pool);
   if (options.onQuery) observeQueries(pool, options.onQuery);
@@ -90,6 +91,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
           applicationName: 'blog-api-read',
           max: config.poolMax,
           statementTimeoutMs: config.statementTimeoutMs,
+          pipeline: config.pipeline,
         });
   if (readPool !== pool) {
     if (config.autoPrepare) autoPrepare(readPool);

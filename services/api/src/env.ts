@@ -32,6 +32,9 @@ export const apiEnvSchema = z.object({
   DB_POOL_MAX: intVar(10, 1, 1000),
   // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
   DB_AUTO_PREPARE: boolVar(true),
+  // Send a transaction's statements without waiting for each answer where the code allows it
+  // (node-postgres pipeline mode; see shared/src/db/pool.ts).
+  DB_PIPELINE: boolVar(true),
   // A read is one indexed statement; anything slower than this is a bug or an overload, and is cut.
   STATEMENT_TIMEOUT_MS: intVar(10_000, 0, 3_600_000),
   DEFAULT_SYNC_MODE: enumVar(SYNC_MODES as unknown as readonly [SyncMode, ...SyncMode[]], 'QUEUED'),
@@ -79,6 +82,7 @@ export interface ApiConfig {
   databaseReadUrl: string;
   poolMax: number;
   autoPrepare: boolean;
+  pipeline: boolean;
   statementTimeoutMs: number;
   defaultSyncMode: SyncMode;
   deferSeconds: number;
@@ -113,6 +117,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseReadUrl: e.DATABASE_READ_URL ?? e.DATABASE_URL,
     poolMax: e.DB_POOL_MAX,
     autoPrepare: e.DB_AUTO_PREPARE,
+    pipeline: e.DB_PIPELINE,
     statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
     defaultSyncMode: e.DEFAULT_SYNC_MODE as SyncMode,
     deferSeconds: e.DEFER_SECONDS,

@@ -1,6 +1,6 @@
 import { testDatabaseUrl, testPool } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
-import { connectClient, withTransaction } from './pool';
+import { connectClient, createPool, isPipelined, settleWithCommit, withTransaction } from './pool';
 
 /**
  * A connection the server drops while the client is lent out of the pool (a transaction between
@@ -89,4 +89,78 @@ test('generic plans for one transaction only, committed or rolled back', async (
   } finally {
     await pool.end();
   }
+});
+
+/**
+ * Pipeline mode (createPool's default): a statement handed to settleWithCommit() travels with the
+ * COMMIT, unanswered. It commits with the transaction when it succeeds; when it fails, the
+ * transaction is rolled back whole (PostgreSQL answers that COMMIT with ROLLBACK, not an error) and
+ * withTransaction raises the statement's own error.
+ */
+describe('settleWithCommit', () => {
+  const table = 'pool_spec_settle';
+  let pool: ReturnType<typeof testPool>;
+  beforeAll(async () => {
+    pool = testPool(2);
+    await pool.query(`CREATE TABLE ${table} (n int PRIMARY KEY)`);
+  });
+  afterAll(() => pool.end());
+  const stored = async () => (await pool.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n);
+
+  test('a statement sent with the COMMIT commits with the transaction', async () => {
+    const handedOver = await withTransaction(pool, async (client) => {
+      expect(isPipelined(client)).toBe(true);
+      await client.query(`INSERT INTO ${table} VALUES (1)`);
+      return settleWithCommit(client, client.query(`INSERT INTO ${table} VALUES ($1)`, [2]));
+    });
+    expect(handedOver).toBe(true);
+    expect(await stored()).toEqual([1, 2]);
+  });
+
+  test('a failing one rolls the whole transaction back and its error is raised', async () => {
+    await expect(
+      withTransaction(pool, async (client) => {
+        await client.query(`INSERT INTO ${table} VALUES (10)`);
+        // Duplicate key: fails only once PostgreSQL runs it, after the caller has moved on.
+        settleWithCommit(client, client.query(`INSERT INTO ${table} VALUES ($1)`, [1]));
+      }),
+    ).rejects.toThrow(/duplicate key/);
+    expect(await stored()).toEqual([1, 2]);
+    // The connection is clean for the next transaction.
+    await withTransaction(pool, (client) => client.query(`INSERT INTO ${table} VALUES (3)`));
+    expect(await stored()).toEqual([1, 2, 3]);
+  });
+
+  test('a failure after the hand-over also rolls it back, and nothing is left unobserved', async () => {
+    await expect(
+      withTransaction(pool, async (client) => {
+        settleWithCommit(client, client.query(`INSERT INTO ${table} VALUES ($1)`, [20]));
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    expect(await stored()).toEqual([1, 2, 3]);
+  });
+
+  test('outside withTransaction, or without pipelining, the caller awaits the statement itself', async () => {
+    const client = await pool.connect();
+    try {
+      expect(settleWithCommit(client, Promise.resolve())).toBe(false);
+    } finally {
+      client.release();
+    }
+    const plain = createPool(testDatabaseUrl(), { applicationName: 'blog-test', max: 1, pipeline: false });
+    try {
+      const handedOver = await withTransaction(plain, async (client) => {
+        expect(isPipelined(client)).toBe(false);
+        const insert = client.query(`INSERT INTO ${table} VALUES (4)`);
+        const result = settleWithCommit(client, insert);
+        await insert;
+        return result;
+      });
+      expect(handedOver).toBe(false);
+    } finally {
+      await plain.end();
+    }
+    expect(await stored()).toEqual([1, 2, 3, 4]);
+  });
 });

@@ -35,6 +35,13 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
   idleTimeoutMillis?: number;
   connectionTimeoutMillis?: number;
+  /**
+   * Pipeline mode (default on): a statement is sent as soon as it is issued, without waiting for
+   * the answer to the one before, which PostgreSQL still runs first. Code that awaits each
+   * statement behaves exactly as without it; code that issues several at once (the sync engine's
+   * refresh, a transaction's last statement with its COMMIT) saves the round trips between them.
+   */
+  pipeline?: boolean;
 }
 
 // node-postgres parses timestamptz into Date and bigint (int8) into string by default. Counts in
@@ -48,6 +55,7 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
     max: options.max ?? 10,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    pipeline: options.pipeline ?? true,
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
   });
   // An idle client that loses its connection (server restart) emits 'error' on the pool. Without a
@@ -121,19 +129,54 @@ export interface TransactionOptions {
 
 const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
 
-/** Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. */
+/** Whether statements issued on this client are sent at once (pipeline mode; see PoolOptions). */
+export function isPipelined(client: pg.ClientBase): boolean {
+  return (client as { pipeline?: boolean }).pipeline === true;
+}
+
+/** Statements already sent in a withTransaction() whose outcome is checked with its COMMIT. */
+const sentBeforeCommit = new WeakMap<pg.ClientBase, Promise<unknown>[]>();
+
+/**
+ * Lets a transaction's last statements travel with its COMMIT: when `client` pipelines and is inside
+ * withTransaction(), `statement` (already sent) is handed over and true is returned. The commit is
+ * then sent right behind it, without waiting for its answer, and the transaction fails, rolled back,
+ * if the statement failed. Otherwise returns false, and the caller awaits the statement itself.
+ */
+export function settleWithCommit(client: pg.ClientBase, statement: Promise<unknown>): boolean {
+  const pending = sentBeforeCommit.get(client);
+  if (!pending) return false;
+  pending.push(statement);
+  return true;
+}
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. Statements
+ * handed over with settleWithCommit() are checked with the COMMIT.
+ */
 export async function withTransaction<T>(
   pool: pg.Pool,
   fn: (client: pg.PoolClient) => Promise<T>,
   options: TransactionOptions = {},
 ): Promise<T> {
   const client = await pool.connect();
+  const pending: Promise<unknown>[] = [];
+  if (isPipelined(client)) sentBeforeCommit.set(client, pending);
   try {
     await client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
     const result = await fn(client);
-    await client.query('COMMIT');
+    sentBeforeCommit.delete(client);
+    const commit = client.query('COMMIT');
+    // A failed statement aborts the transaction, and PostgreSQL answers the COMMIT that follows it
+    // with ROLLBACK (not an error): the statement's own error is the one to raise.
+    const settled = await Promise.allSettled([...pending, commit]);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    if ((await commit).command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
     return result;
   } catch (err) {
+    sentBeforeCommit.delete(client);
+    await Promise.allSettled(pending); // answered or not, none is left unobserved
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {

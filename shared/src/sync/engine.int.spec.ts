@@ -133,6 +133,50 @@ describe('sync engine', () => {
     expect(big.answer).toBeUndefined();
   });
 
+  it('on a pipelined connection, sends every statement of the refresh before the first answer, and its log row with the COMMIT', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const [p] = await insertPosts(pool, [u!.id], 1);
+    const [c] = await insertComments(pool, [p!], [u!.id], 1);
+    const since = await lastLogId();
+    const events: string[] = [];
+    let atReturn: string[] = [];
+    const report = await withTransaction(pool, async (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      const spy = (...args: unknown[]) => {
+        const text = String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim();
+        const label = text.split(/\s+/).slice(0, 3).join(' ');
+        events.push(`sent ${label}`);
+        return query(...args).finally(() => events.push(`answered ${label}`));
+      };
+      (client as { query: unknown }).query = spy;
+      try {
+        const result = await sync.refreshIn(client, { user: [u!.id], post: [p!], comment: [c!] });
+        atReturn = [...events];
+        return result;
+      } finally {
+        (client as { query: unknown }).query = query;
+      }
+    });
+    expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
+      ['comment', 1],
+      ['post', 1],
+      ['user', 1],
+    ]);
+    // Two statements per type (claim, write), all sent before any answer; then the log row, whose
+    // answer the engine does not wait for (withTransaction sends COMMIT behind it).
+    const firstAnswer = events.findIndex((e) => e.startsWith('answered'));
+    expect(firstAnswer).toBe(6);
+    expect(events.slice(0, 6).every((e) => e.startsWith('sent'))).toBe(true);
+    expect(atReturn.at(-1)).toMatch(/^sent INSERT INTO sync_log/);
+    expect(events.at(-1)).toMatch(/^answered INSERT INTO sync_log/);
+    expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
+      ['comment', 1, true],
+      ['post', 1, true],
+      ['user', 1, true],
+    ]);
+    expect(await projection(pool, 'tv_comment', c!)).toMatchObject({ id: c, post: { id: p } });
+  });
+
   it('a failed sync writes a failure row, raises SyncError and leaves projections as they were', async () => {
     const [u] = await insertUsers(pool, 1);
     const [p] = await insertPosts(pool, [u!.id], 1);

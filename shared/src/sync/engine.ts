@@ -1,6 +1,6 @@
-import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type pg from 'pg';
-import { withTransaction, type Queryable } from '../db/pool';
+import { isPipelined, settleWithCommit, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
@@ -73,6 +73,22 @@ interface LogRow {
   error: string | null;
 }
 
+/** What a refresh's write statement answers. */
+interface WriteRow {
+  updated: number;
+  deleted: number;
+  answer?: Record<string, unknown> | null;
+}
+
+/** One entity type's refresh, sent and not yet answered. */
+interface SentRefresh {
+  entityType: EntityType;
+  ids: string[];
+  span: Span;
+  sentAt: number;
+  outcome: Promise<[PromiseSettledResult<pg.QueryResult>, PromiseSettledResult<pg.QueryResult<WriteRow>>]>;
+}
+
 const INSERT_LOG = `
   INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
   SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[], $5::bool[], $6::text[])`;
@@ -106,7 +122,9 @@ export class SyncEngine {
   /**
    * Refreshes the plan's projections inside the caller's open transaction (INLINE mutations, the
    * worker's batch). Types run in SYNC_ORDER (comment, post, user) so locks are always taken in
-   * the same order. On failure the caller must roll back.
+   * the same order. On failure the caller must roll back. On a pipelined connection (createPool's
+   * default) all the statements go out at once; the sync_log row is then sent with the COMMIT when
+   * the caller is withTransaction() (see settleWithCommit), else awaited here.
    *
    * `answer` names one refreshed entity whose new document the caller wants (an INLINE mutation's
    * answer): it comes back in the report's `answer`, from the refresh itself, when its type had at
@@ -118,62 +136,92 @@ export class SyncEngine {
     spanAttributes: Attributes = {},
     answer?: { type: EntityType; id: string },
   ): Promise<SyncReport> {
+    const batches = SYNC_ORDER.map((entityType) => ({ entityType, ids: dedupe(plan[entityType] ?? []) })).filter((b) => b.ids.length);
     const results: EntitySyncResult[] = [];
     let answered: Record<string, unknown> | undefined;
-    for (const entityType of SYNC_ORDER) {
-      const ids = dedupe(plan[entityType] ?? []);
-      if (!ids.length) continue;
-      // One span per entity type and batch, under whatever span is active (the mutation inline, the
-      // worker's batch): its attributes are what an operator needs to find a slow sync.
-      results.push(
-        await tracer.startActiveSpan(`sync ${entityType}`, { attributes: spanAttributes }, async (span) => {
-          const started = performance.now();
-          try {
-            const s = STATEMENTS[entityType];
-            await client.query(s.claim, [ids]);
-            const few = ids.length <= FEW_IDS;
-            const { rows } = await client.query<{ updated: number; deleted: number; answer?: Record<string, unknown> | null }>(
-              few ? s.writeFew : s.write,
-              few ? [ids, answer?.type === entityType ? answer.id : null] : [ids],
-            );
-            if (few && answer?.type === entityType) answered = rows[0]?.answer ?? undefined;
-            const result: EntitySyncResult = {
-              entityType,
-              count: ids.length,
-              updated: rows[0]?.updated ?? 0,
-              deleted: rows[0]?.deleted ?? 0,
-              durationMs: performance.now() - started,
-            };
-            span.setAttributes({
-              [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
-              [SYNC_SPAN_ATTRIBUTES.entityCount]: result.count,
-              [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
-              [SYNC_SPAN_ATTRIBUTES.durationMs]: result.durationMs,
-              [SYNC_SPAN_ATTRIBUTES.updated]: result.updated,
-              [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted,
-            });
-            this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs: result.durationMs, success: true });
-            return result;
-          } catch (err) {
-            const durationMs = performance.now() - started;
-            span.setAttributes({
-              [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
-              [SYNC_SPAN_ATTRIBUTES.entityCount]: ids.length,
-              [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
-            });
-            span.recordException(err as Error);
-            span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-            this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: false });
-            await this.recordFailure(entityType, 'incremental', ids.length, durationMs, err);
-            throw new SyncError(entityType, ids.length, err);
-          } finally {
-            span.end();
-          }
-        }),
-      );
+    let previousDone = 0;
+    // Answers arrive in the order the statements were sent, so a type's duration runs from when its
+    // statements were sent, or the type before it finished, whichever is later, to its answer.
+    const finish = async (sent: SentRefresh): Promise<void> => {
+      const [claim, write] = await sent.outcome;
+      const doneAt = performance.now();
+      const durationMs = doneAt - Math.max(sent.sentAt, previousDone);
+      previousDone = doneAt;
+      const { entityType, ids, span } = sent;
+      span.setAttributes({
+        [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
+        [SYNC_SPAN_ATTRIBUTES.entityCount]: ids.length,
+        [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+        [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
+      });
+      const failed = claim.status === 'rejected' ? claim : write.status === 'rejected' ? write : undefined;
+      if (failed) {
+        const err = failed.reason as Error;
+        span.recordException(err);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+        span.end();
+        this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: false });
+        await this.recordFailure(entityType, 'incremental', ids.length, durationMs, err);
+        throw new SyncError(entityType, ids.length, err);
+      }
+      const row = write.status === 'fulfilled' ? write.value.rows[0] : undefined;
+      if (answer?.type === entityType && row?.answer) answered = row.answer;
+      const result: EntitySyncResult = { entityType, count: ids.length, updated: row?.updated ?? 0, deleted: row?.deleted ?? 0, durationMs };
+      span.setAttributes({ [SYNC_SPAN_ATTRIBUTES.updated]: result.updated, [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted });
+      span.end();
+      this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: true });
+      results.push(result);
+    };
+    if (isPipelined(client)) {
+      // Every statement of every type is sent at once: PostgreSQL still runs them one after another,
+      // in this order (so locks are taken in SYNC_ORDER and each write's snapshot follows its claim),
+      // and the whole refresh costs one round trip instead of two per type.
+      const sent = batches.map((b) => this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer));
+      try {
+        for (const one of sent) await finish(one);
+      } finally {
+        // After a failure the statements behind it only report the aborted transaction.
+        for (const rest of sent.slice(results.length + 1)) {
+          await rest.outcome;
+          rest.span.setStatus({ code: SpanStatusCode.ERROR, message: 'not run: an earlier refresh in the transaction failed' });
+          rest.span.end();
+        }
+      }
+    } else {
+      for (const b of batches) await finish(this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer));
     }
-    await this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
+    const logged = this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
+    // Inside withTransaction() on a pipelined connection the log row goes out with the COMMIT.
+    if (!settleWithCommit(client, logged)) await logged;
     return { operation: 'incremental', results, ...(answered ? { answer: answered } : {}) };
+  }
+
+  /**
+   * Sends the two statements that refresh one entity type (see statements.ts), under a span of
+   * their own, and returns without waiting for their answers (both settled: a failure is never left
+   * unobserved).
+   */
+  private sendRefresh(
+    client: pg.ClientBase,
+    entityType: EntityType,
+    ids: string[],
+    spanAttributes: Attributes,
+    answer: { type: EntityType; id: string } | undefined,
+  ): SentRefresh {
+    // One span per entity type and batch, under whatever span is active (the mutation inline, the
+    // worker's batch), with the statements' spans under it: its attributes are what an operator
+    // needs to find a slow sync.
+    const span = tracer.startSpan(`sync ${entityType}`, { attributes: spanAttributes });
+    const s = STATEMENTS[entityType];
+    const few = ids.length <= FEW_IDS;
+    const sentAt = performance.now();
+    const outcome = context.with(trace.setSpan(context.active(), span), () =>
+      Promise.allSettled([
+        client.query(s.claim, [ids]),
+        client.query<WriteRow>(few ? s.writeFew : s.write, few ? [ids, answer?.type === entityType ? answer.id : null] : [ids]),
+      ] as const),
+    );
+    return { entityType, ids, span, sentAt, outcome };
   }
 
   /** Refreshes the plan's projections in a transaction of its own. */
