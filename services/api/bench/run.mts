@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import shared from '@blog/shared';
+import type pg from 'pg';
 import type * as ReadStatementModule from '../src/reads/read-statement.ts';
 import { DEFAULT_SIZE, datasetMatches, insertDataset } from './dataset.mts';
 
@@ -82,16 +83,26 @@ async function prepare(): Promise<string[]> {
       log(`  filled and projected in ${((performance.now() - started) / 1000).toFixed(1)} s: ${report.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')}`);
     }
     // Posts the previous run's CreatePost phase added are removed, so every run reads the same data.
-    await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
-    await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
     const authors = (await pool.query<{ id: string }>('SELECT id FROM tb_user ORDER BY id LIMIT $1', [AUTHORS])).rows.map((r) => r.id);
-    await new shared.SyncEngine(pool).users(authors);
-    await pool.query('VACUUM ANALYZE');
+    await removeBenchmarkPosts(authors, pool);
     const { rows } = await pool.query<{ size: string }>(`SELECT pg_size_pretty(pg_total_relation_size('tv_post')) AS size`);
     log(`  tv_post: ${rows[0]!.size}`);
     return authors;
   } finally {
     await pool.end();
+  }
+}
+
+/** Removes the posts the CreatePost phases add, re-syncs their authors' counts and vacuums. */
+async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise<void> {
+  const pool = given ?? shared.createPool(DATABASE_URL, { applicationName: 'blog-bench-setup', max: 2 });
+  try {
+    await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
+    await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
+    await new shared.SyncEngine(pool).users(authors);
+    await pool.query('VACUUM ANALYZE');
+  } finally {
+    if (!given) await pool.end();
   }
 }
 
@@ -288,14 +299,10 @@ async function main(): Promise<void> {
   const authors = await prepare();
 
   const apiPort = await freePort();
-  const api = await startProcess(
-    'api',
-    [path.join(dist, 'main.js')],
-    // LOG_LEVEL info: the startup line, then nothing per request (the API logs no access lines).
-    // The mutation rate limit is off: the benchmark is one client writing as fast as it can.
-    { DATABASE_URL, PORT: String(apiPort), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX), DEFAULT_SYNC_MODE: 'QUEUED', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' },
-    /API ready at/,
-  );
+  // LOG_LEVEL info: the startup line, then nothing per request (the API logs no access lines).
+  // The mutation rate limit is off: the benchmark is one client writing as fast as it can.
+  const apiEnv = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX), DEFAULT_SYNC_MODE: 'QUEUED', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' };
+  const api = await startProcess('api', [path.join(dist, 'main.js')], { ...apiEnv, PORT: String(apiPort) }, /API ready at/);
 
   const rows: string[][] = [];
   const summary: string[] = [];
@@ -338,19 +345,31 @@ async function main(): Promise<void> {
       }
     }
     if (runs('CreatePost')) {
-      const body = JSON.stringify({ query: CREATE_POST_INLINE });
-      const check = await post(apiPort, body);
-      if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
-      const one = await sequential(apiPort, body, Math.min(SAMPLES, 500));
-      rows.push(['CreatePost INLINE', 'api', '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
-      const four = await load(apiPort, body, 4, api.pid);
-      rows.push(['CreatePost INLINE', 'api', '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
-      const many = await load(apiPort, authors.map((a) => JSON.stringify({ query: createPostInline(a) })), 4, api.pid);
-      rows.push([`CreatePost INLINE, ${authors.length} authors`, 'api', '4', f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
-      summary.push(
-        `CreatePost INLINE (two projections synced in the transaction): p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ` +
-          `${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
-      );
+      // The same phases on a second API process that sends one statement per round trip
+      // (DB_PIPELINE=false), for the effect of pipelining. Each starts from the same data: the
+      // posts a phase adds (thousands, which alice's counts then cover) are removed before the next.
+      const plainPort = await freePort();
+      const plain = await startProcess('api (DB_PIPELINE=false)', [path.join(dist, 'main.js')], { ...apiEnv, PORT: String(plainPort), DB_PIPELINE: 'false' }, /API ready at/);
+      try {
+        for (const [label, port, pid] of [['api', apiPort, api.pid], ['api, DB_PIPELINE=false', plainPort, plain.pid]] as const) {
+          await removeBenchmarkPosts(authors);
+          const body = JSON.stringify({ query: CREATE_POST_INLINE });
+          const check = await post(port, body);
+          if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
+          const one = await sequential(port, body, Math.min(SAMPLES, 500));
+          rows.push(['CreatePost INLINE', label, '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+          const four = await load(port, body, 4, pid);
+          rows.push(['CreatePost INLINE', label, '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
+          const many = await load(port, authors.map((a) => JSON.stringify({ query: createPostInline(a) })), 4, pid);
+          rows.push([`CreatePost INLINE, ${authors.length} authors`, label, '4', f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
+          summary.push(
+            `CreatePost INLINE (two projections synced in the transaction), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
+              `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
+          );
+        }
+      } finally {
+        await stopProcess(plain);
+      }
     }
   } finally {
     await stopProcess(api);
