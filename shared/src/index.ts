@@ -19,6 +19,7 @@ export * from './sync/engine';
 export * from './sync/errors';
 export * from './sync/projections';
 export * from './sync/types';
+export * from './sync/user-stats';
 export * from './queue/boss';
 export * from './queue/sync-queue';
 export * from './cli/run';

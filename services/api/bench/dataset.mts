@@ -1,3 +1,4 @@
+import shared from '@blog/shared';
 import type pg from 'pg';
 
 /**
@@ -58,4 +59,6 @@ export async function insertDataset(client: pg.ClientBase, size: DatasetSize): P
             generate_series(1, $1::int) AS k, authors`,
     [size.commentsPerPost],
   );
+  // Counts rows for every user, as users created through the API have (migration 003).
+  await shared.createUserStats(client, 'all');
 }

@@ -175,7 +175,7 @@ describe('authorization: FORBIDDEN, nothing written', () => {
       // The mutation's ownership check waits on the row lock...
       for (let i = 0; ; i++) {
         const { rows } = await pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT author_id FROM tb_post%'`,
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT author_id, published FROM tb_post%'`,
         );
         if (rows[0]!.n > 0) break;
         if (i > 100) throw new Error('the ownership check did not wait for the row lock');

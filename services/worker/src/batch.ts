@@ -141,9 +141,11 @@ export class BatchProcessor {
       // The sync spans carry how long this batch's jobs waited since their writes committed.
       const waited = jobs.map((j) => Date.now() - j.data.enqueuedAt).sort((a, b) => a - b);
       const report = await sync.refreshIn(client, plan, {
-        'blog.sync.jobs': jobs.length,
-        'blog.sync.lag_ms.p50': waited[Math.floor((waited.length - 1) / 2)] ?? 0,
-        'blog.sync.lag_ms.max': waited.at(-1) ?? 0,
+        spanAttributes: {
+          'blog.sync.jobs': jobs.length,
+          'blog.sync.lag_ms.p50': waited[Math.floor((waited.length - 1) / 2)] ?? 0,
+          'blog.sync.lag_ms.max': waited.at(-1) ?? 0,
+        },
       });
       // Taken as late as possible: the next statements are the lag insert, the completion and COMMIT.
       const now = Date.now();

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { createUserStats } from '../sync/user-stats';
 
 export interface DatasetSize {
   users: number;
@@ -39,5 +40,7 @@ export async function generateDataset(db: pg.ClientBase | pg.Pool, size: Dataset
        FROM generate_series(1, $1::int) i`,
     [size.comments, size.posts, size.users],
   );
-  await db.query('ANALYZE tb_user, tb_post, tb_comment');
+  // Counts rows for every user, as users created through the API have (migration 003).
+  await createUserStats(db, 'all');
+  await db.query('ANALYZE tb_user, tb_user_stats, tb_post, tb_comment');
 }

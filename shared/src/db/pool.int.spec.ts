@@ -1,6 +1,6 @@
 import { testDatabaseUrl, testPool } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
-import { connectClient, createPool, isPipelined, settleWithCommit, withTransaction } from './pool';
+import { connectClient, createPool, isPipelined, sendWithCommit, withTransaction } from './pool';
 
 /**
  * A connection the server drops while the client is lent out of the pool (a transaction between
@@ -92,12 +92,12 @@ test('generic plans for one transaction only, committed or rolled back', async (
 });
 
 /**
- * Pipeline mode (createPool's default): a statement handed to settleWithCommit() travels with the
- * COMMIT, unanswered. It commits with the transaction when it succeeds; when it fails, the
+ * Pipeline mode (createPool's default): a statement handed to sendWithCommit() is sent with the
+ * COMMIT, in the same write. It commits with the transaction when it succeeds; when it fails, the
  * transaction is rolled back whole (PostgreSQL answers that COMMIT with ROLLBACK, not an error) and
  * withTransaction raises the statement's own error.
  */
-describe('settleWithCommit', () => {
+describe('sendWithCommit', () => {
   const table = 'pool_spec_settle';
   let pool: ReturnType<typeof testPool>;
   beforeAll(async () => {
@@ -107,13 +107,20 @@ describe('settleWithCommit', () => {
   afterAll(() => pool.end());
   const stored = async () => (await pool.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n);
 
-  test('a statement sent with the COMMIT commits with the transaction', async () => {
+  test('a statement sent with the COMMIT commits with the transaction, and is sent only then', async () => {
+    let sentAt = '';
     const handedOver = await withTransaction(pool, async (client) => {
       expect(isPipelined(client)).toBe(true);
       await client.query(`INSERT INTO ${table} VALUES (1)`);
-      return settleWithCommit(client, client.query(`INSERT INTO ${table} VALUES ($1)`, [2]));
+      const kept = sendWithCommit(client, () => {
+        sentAt = 'with the commit';
+        return client.query(`INSERT INTO ${table} VALUES ($1)`, [2]);
+      });
+      expect(sentAt).toBe('');
+      return kept;
     });
     expect(handedOver).toBe(true);
+    expect(sentAt).toBe('with the commit');
     expect(await stored()).toEqual([1, 2]);
   });
 
@@ -121,8 +128,8 @@ describe('settleWithCommit', () => {
     await expect(
       withTransaction(pool, async (client) => {
         await client.query(`INSERT INTO ${table} VALUES (10)`);
-        // Duplicate key: fails only once PostgreSQL runs it, after the caller has moved on.
-        settleWithCommit(client, client.query(`INSERT INTO ${table} VALUES ($1)`, [1]));
+        // Duplicate key: fails only once PostgreSQL runs it, right before the COMMIT.
+        sendWithCommit(client, () => client.query(`INSERT INTO ${table} VALUES ($1)`, [1]));
       }),
     ).rejects.toThrow(/duplicate key/);
     expect(await stored()).toEqual([1, 2]);
@@ -131,20 +138,25 @@ describe('settleWithCommit', () => {
     expect(await stored()).toEqual([1, 2, 3]);
   });
 
-  test('a failure after the hand-over also rolls it back, and nothing is left unobserved', async () => {
+  test('a failure after the hand-over rolls back, and the statement is never sent', async () => {
+    let sent = false;
     await expect(
       withTransaction(pool, async (client) => {
-        settleWithCommit(client, client.query(`INSERT INTO ${table} VALUES ($1)`, [20]));
+        sendWithCommit(client, () => {
+          sent = true;
+          return client.query(`INSERT INTO ${table} VALUES ($1)`, [20]);
+        });
         throw new Error('changed my mind');
       }),
     ).rejects.toThrow('changed my mind');
+    expect(sent).toBe(false);
     expect(await stored()).toEqual([1, 2, 3]);
   });
 
-  test('outside withTransaction, or without pipelining, the caller awaits the statement itself', async () => {
+  test('outside withTransaction, or without pipelining, the caller sends and awaits the statement itself', async () => {
     const client = await pool.connect();
     try {
-      expect(settleWithCommit(client, Promise.resolve())).toBe(false);
+      expect(sendWithCommit(client, () => Promise.resolve())).toBe(false);
     } finally {
       client.release();
     }
@@ -152,15 +164,12 @@ describe('settleWithCommit', () => {
     try {
       const handedOver = await withTransaction(plain, async (client) => {
         expect(isPipelined(client)).toBe(false);
-        const insert = client.query(`INSERT INTO ${table} VALUES (4)`);
-        const result = settleWithCommit(client, insert);
-        await insert;
-        return result;
+        return sendWithCommit(client, () => client.query(`INSERT INTO ${table} VALUES (4)`));
       });
       expect(handedOver).toBe(false);
     } finally {
       await plain.end();
     }
-    expect(await stored()).toEqual([1, 2, 3, 4]);
+    expect(await stored()).toEqual([1, 2, 3]);
   });
 });

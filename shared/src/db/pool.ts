@@ -134,25 +134,41 @@ export function isPipelined(client: pg.ClientBase): boolean {
   return (client as { pipeline?: boolean }).pipeline === true;
 }
 
-/** Statements already sent in a withTransaction() whose outcome is checked with its COMMIT. */
-const sentBeforeCommit = new WeakMap<pg.ClientBase, Promise<unknown>[]>();
+/**
+ * Runs `send`, which issues several statements at once on a pipelined client, with the connection's
+ * socket corked, so that they leave in one write (one system call and one packet) instead of one
+ * each. `send` must only issue statements, never wait for one: nothing is sent before it returns.
+ */
+export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
+  const stream = (client as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+  if (!stream?.cork || !stream.uncork) return send();
+  stream.cork();
+  try {
+    return send();
+  } finally {
+    stream.uncork();
+  }
+}
+
+/** Statements a withTransaction() is to send with its COMMIT, and check with it. */
+const sentWithCommit = new WeakMap<pg.ClientBase, (() => Promise<unknown>)[]>();
 
 /**
  * Lets a transaction's last statements travel with its COMMIT: when `client` pipelines and is inside
- * withTransaction(), `statement` (already sent) is handed over and true is returned. The commit is
- * then sent right behind it, without waiting for its answer, and the transaction fails, rolled back,
- * if the statement failed. Otherwise returns false, and the caller awaits the statement itself.
+ * withTransaction(), `send` (which issues the statement) is kept and true is returned; the
+ * transaction then sends it together with the COMMIT, in one write, and fails, rolled back, if it
+ * failed. Otherwise returns false without calling it: the caller sends and awaits it itself.
  */
-export function settleWithCommit(client: pg.ClientBase, statement: Promise<unknown>): boolean {
-  const pending = sentBeforeCommit.get(client);
+export function sendWithCommit(client: pg.ClientBase, send: () => Promise<unknown>): boolean {
+  const pending = sentWithCommit.get(client);
   if (!pending) return false;
-  pending.push(statement);
+  pending.push(send);
   return true;
 }
 
 /**
  * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. Statements
- * handed over with settleWithCommit() are checked with the COMMIT.
+ * handed over with sendWithCommit() are sent with the COMMIT and checked with it.
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
@@ -160,23 +176,22 @@ export async function withTransaction<T>(
   options: TransactionOptions = {},
 ): Promise<T> {
   const client = await pool.connect();
-  const pending: Promise<unknown>[] = [];
-  if (isPipelined(client)) sentBeforeCommit.set(client, pending);
+  const pending: (() => Promise<unknown>)[] = [];
+  if (isPipelined(client)) sentWithCommit.set(client, pending);
   try {
     await client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
     const result = await fn(client);
-    sentBeforeCommit.delete(client);
-    const commit = client.query('COMMIT');
+    sentWithCommit.delete(client);
+    const [last, commit] = sendTogether(client, () => [pending.map((send) => send()), client.query('COMMIT')] as const);
     // A failed statement aborts the transaction, and PostgreSQL answers the COMMIT that follows it
     // with ROLLBACK (not an error): the statement's own error is the one to raise.
-    const settled = await Promise.allSettled([...pending, commit]);
+    const settled = await Promise.allSettled([...last, commit]);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     if ((await commit).command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
     return result;
   } catch (err) {
-    sentBeforeCommit.delete(client);
-    await Promise.allSettled(pending); // answered or not, none is left unobserved
+    sentWithCommit.delete(client);
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {

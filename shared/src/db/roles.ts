@@ -29,7 +29,7 @@ export interface DbRolesOptions {
 export const DEFAULT_API_ROLE = 'blog_api';
 export const DEFAULT_WORKER_ROLE = 'blog_worker';
 
-const TB = 'tb_user, tb_post, tb_comment';
+const TB = 'tb_user, tb_post, tb_comment, tb_user_stats';
 const TV = 'tv_user, tv_post, tv_comment';
 const DML = 'SELECT, INSERT, UPDATE, DELETE';
 

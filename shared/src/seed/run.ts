@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool';
 import { SyncEngine } from '../sync/engine';
 import { planSync } from '../sync/dependencies';
+import { createUserStats } from '../sync/user-stats';
 import { insertSeedRows, type SeedResult } from './seed';
 
 /**
@@ -11,6 +12,7 @@ import { insertSeedRows, type SeedResult } from './seed';
 export async function seed(pool: pg.Pool, sync = new SyncEngine(pool)): Promise<SeedResult> {
   return withTransaction(pool, async (client) => {
     const inserted = await insertSeedRows(client);
+    await createUserStats(client, inserted.users);
     await sync.refreshIn(client, await planSync(client, { user: inserted.users, post: inserted.posts, comment: inserted.comments }));
     return inserted;
   });

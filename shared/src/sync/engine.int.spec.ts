@@ -121,15 +121,15 @@ describe('sync engine', () => {
     const [u] = await insertUsers(pool, 1);
     const posts = await insertPosts(pool, [u!.id], FEW_IDS + 1);
     const first = posts[0]!;
-    const small = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first], user: [u!.id] }, {}, { type: 'post', id: first }));
+    const small = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first], user: [u!.id] }, { answer: { type: 'post', id: first } }));
     expect(small.answer).toEqual(await projection(pool, 'tv_post', first));
     expect(small.answer).toMatchObject({ id: first, author: { id: u!.id } });
     // Unchanged since: the same document comes back although nothing is rewritten.
-    const again = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first] }, {}, { type: 'post', id: first }));
+    const again = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first] }, { answer: { type: 'post', id: first } }));
     expect(again.results[0]).toMatchObject({ updated: 0 });
     expect(again.answer).toEqual(small.answer);
     // Past FEW_IDS ids of its type the caller reads it from tv_* itself.
-    const big = await withTransaction(pool, (client) => sync.refreshIn(client, { post: posts }, {}, { type: 'post', id: first }));
+    const big = await withTransaction(pool, (client) => sync.refreshIn(client, { post: posts }, { answer: { type: 'post', id: first } }));
     expect(big.answer).toBeUndefined();
   });
 
@@ -140,35 +140,32 @@ describe('sync engine', () => {
     const since = await lastLogId();
     const events: string[] = [];
     let atReturn: string[] = [];
+    let restore = () => undefined as void;
     const report = await withTransaction(pool, async (client) => {
       const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      const spy = (...args: unknown[]) => {
+      restore = () => void ((client as { query: unknown }).query = query);
+      (client as { query: unknown }).query = (...args: unknown[]) => {
         const text = String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim();
         const label = text.split(/\s+/).slice(0, 3).join(' ');
         events.push(`sent ${label}`);
         return query(...args).finally(() => events.push(`answered ${label}`));
       };
-      (client as { query: unknown }).query = spy;
-      try {
-        const result = await sync.refreshIn(client, { user: [u!.id], post: [p!], comment: [c!] });
-        atReturn = [...events];
-        return result;
-      } finally {
-        (client as { query: unknown }).query = query;
-      }
+      const result = await sync.refreshIn(client, { user: [u!.id], post: [p!], comment: [c!] });
+      atReturn = [...events];
+      return result;
     });
+    restore();
     expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
       ['comment', 1],
       ['post', 1],
       ['user', 1],
     ]);
-    // Two statements per type (claim, write), all sent before any answer; then the log row, whose
-    // answer the engine does not wait for (withTransaction sends COMMIT behind it).
-    const firstAnswer = events.findIndex((e) => e.startsWith('answered'));
-    expect(firstAnswer).toBe(6);
-    expect(events.slice(0, 6).every((e) => e.startsWith('sent'))).toBe(true);
-    expect(atReturn.at(-1)).toMatch(/^sent INSERT INTO sync_log/);
-    expect(events.at(-1)).toMatch(/^answered INSERT INTO sync_log/);
+    // Two statements per type (claim, write), all sent before any answer.
+    expect(atReturn.slice(0, 6).every((e) => e.startsWith('sent'))).toBe(true);
+    expect(atReturn.slice(6).every((e) => e.startsWith('answered'))).toBe(true);
+    expect(atReturn).toHaveLength(12);
+    // The log row was not sent by refreshIn: withTransaction sent it, then COMMIT, before either answer.
+    expect(events.slice(12)).toEqual(['sent INSERT INTO sync_log', 'sent COMMIT', 'answered INSERT INTO sync_log', 'answered COMMIT']);
     expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
       ['comment', 1, true],
       ['post', 1, true],

@@ -1,12 +1,13 @@
 import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type pg from 'pg';
-import { isPipelined, settleWithCommit, withTransaction, type Queryable } from '../db/pool';
+import { isPipelined, sendTogether, sendWithCommit, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
 import { SyncError } from './errors';
 import { FEW_IDS } from './projections/iso';
 import { STATEMENTS } from './statements';
+import { applyCountChanges, recountUserStats, type CountChange } from './user-stats';
 import { ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 export type SyncOperation = 'incremental' | 'full';
@@ -73,6 +74,23 @@ interface LogRow {
   error: string | null;
 }
 
+export interface RefreshOptions {
+  /** Attributes for the sync spans (the worker's batch size and lag). */
+  spanAttributes?: Attributes;
+  /**
+   * One refreshed entity whose new document the caller wants (an INLINE mutation's answer): it comes
+   * back in the report's `answer`, from the refresh itself, when its type had at most FEW_IDS ids to
+   * refresh (else the caller reads it from tv_*).
+   */
+  answer?: { type: EntityType; id: string };
+  /**
+   * A command's changes to users' kept counts (user-stats.ts), which the user documents read: sent
+   * right before the user statements, so those users' counts rows are locked from there to COMMIT
+   * only. Their failure is raised as it is, not as a sync failure.
+   */
+  counts?: readonly CountChange[];
+}
+
 /** What a refresh's write statement answers. */
 interface WriteRow {
   updated: number;
@@ -124,18 +142,12 @@ export class SyncEngine {
    * worker's batch). Types run in SYNC_ORDER (comment, post, user) so locks are always taken in
    * the same order. On failure the caller must roll back. On a pipelined connection (createPool's
    * default) all the statements go out at once; the sync_log row is then sent with the COMMIT when
-   * the caller is withTransaction() (see settleWithCommit), else awaited here.
+   * the caller is withTransaction() (see sendWithCommit), else awaited here.
    *
-   * `answer` names one refreshed entity whose new document the caller wants (an INLINE mutation's
-   * answer): it comes back in the report's `answer`, from the refresh itself, when its type had at
-   * most FEW_IDS ids to refresh (else the caller reads it from tv_*).
+   * See RefreshOptions for `answer` (the document the caller wants back) and `after`.
    */
-  async refreshIn(
-    client: pg.ClientBase,
-    plan: Partial<SyncPlan>,
-    spanAttributes: Attributes = {},
-    answer?: { type: EntityType; id: string },
-  ): Promise<SyncReport> {
+  async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, options: RefreshOptions = {}): Promise<SyncReport> {
+    const { spanAttributes = {}, answer, counts = [] } = options;
     const batches = SYNC_ORDER.map((entityType) => ({ entityType, ids: dedupe(plan[entityType] ?? []) })).filter((b) => b.ids.length);
     const results: EntitySyncResult[] = [];
     let answered: Record<string, unknown> | undefined;
@@ -172,27 +184,45 @@ export class SyncEngine {
       this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: true });
       results.push(result);
     };
-    if (isPipelined(client)) {
-      // Every statement of every type is sent at once: PostgreSQL still runs them one after another,
-      // in this order (so locks are taken in SYNC_ORDER and each write's snapshot follows its claim),
-      // and the whole refresh costs one round trip instead of two per type.
-      const sent = batches.map((b) => this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer));
-      try {
-        for (const one of sent) await finish(one);
-      } finally {
-        // After a failure the statements behind it only report the aborted transaction.
-        for (const rest of sent.slice(results.length + 1)) {
-          await rest.outcome;
-          rest.span.setStatus({ code: SpanStatusCode.ERROR, message: 'not run: an earlier refresh in the transaction failed' });
-          rest.span.end();
-        }
+    // On a pipelined connection every statement of every type is sent at once: PostgreSQL still runs
+    // them one after another, in this order (so locks are taken in SYNC_ORDER and each write's
+    // snapshot follows its claim), and the whole refresh costs one round trip instead of two per type.
+    const pipelined = isPipelined(client);
+    let counted: Promise<unknown> | undefined;
+    const send = (b: (typeof batches)[number]): SentRefresh => {
+      if (b.entityType === 'user') {
+        counted = applyCountChanges(client, counts);
+        counted?.catch(() => undefined); // observed now; awaited (and raised) before the user statements' outcome
       }
-    } else {
-      for (const b of batches) await finish(this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer));
+      return this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer);
+    };
+    const waiting = pipelined ? sendTogether(client, () => batches.map(send)) : [];
+    try {
+      for (const b of batches) {
+        let one: SentRefresh;
+        if (pipelined) one = waiting.shift()!;
+        else {
+          if (b.entityType === 'user') await (counted = applyCountChanges(client, counts));
+          one = this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer);
+        }
+        // The count changes ran before the user statements: if they failed, those only report the
+        // aborted transaction, and the count changes' own error is the one to raise.
+        if (b.entityType === 'user' && counted) await counted;
+        await finish(one);
+      }
+      // Counts travel with their users' refresh; a plan without users still gets them applied.
+      if (counts.length && !batches.some((b) => b.entityType === 'user')) await applyCountChanges(client, counts);
+    } catch (err) {
+      for (const rest of waiting) {
+        await rest.outcome;
+        rest.span.setStatus({ code: SpanStatusCode.ERROR, message: 'not run: an earlier statement of the transaction failed' });
+        rest.span.end();
+      }
+      throw err;
     }
-    const logged = this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
+    const log = () => this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
     // Inside withTransaction() on a pipelined connection the log row goes out with the COMMIT.
-    if (!settleWithCommit(client, logged)) await logged;
+    if (!sendWithCommit(client, log)) await log();
     return { operation: 'incremental', results, ...(answered ? { answer: answered } : {}) };
   }
 
@@ -248,14 +278,18 @@ export class SyncEngine {
   }
 
   /**
-   * Full mode: recomputes every projection and removes orphans, in one transaction. Readers keep
-   * seeing the old rows until it commits; incremental syncs wait for it.
+   * Full mode: recomputes every projection and removes orphans, in one transaction, after setting
+   * the users' kept counts from the rows. Readers keep seeing the old rows until it commits;
+   * incremental syncs, and commands that change counts, wait for it.
    */
   async all(): Promise<SyncReport> {
     let current: EntityType = 'user';
     let started = performance.now();
     try {
       return await withTransaction(this.pool, async (client) => {
+        // The users' kept counts first (the rebuild's documents count the rows; later refreshes read these).
+        const recounted = await recountUserStats(client, 'all');
+        if (recounted.length) this.log.warn({ users: recounted.length }, 'kept user counts differed from the rows; recounted');
         const results: EntitySyncResult[] = [];
         for (const entityType of SYNC_ORDER) {
           current = entityType;
@@ -315,14 +349,20 @@ export class SyncEngine {
     return { problems, total };
   }
 
-  /** Re-syncs exactly the rows a verify report names (the repair of `sync verify --repair`). */
+  /**
+   * Re-syncs exactly the rows a verify report names (the repair of `sync verify --repair`), after
+   * recounting those users' kept counts from the rows (a wrong count shows as a stale user).
+   */
   repair(report: VerifyReport): Promise<SyncReport> {
     const plan: SyncPlan = { user: [], post: [], comment: [] };
     for (const t of ENTITY_TYPES) {
       const p = report.problems[t];
       plan[t] = [...p.missing, ...p.stale, ...p.orphaned];
     }
-    return this.refresh(plan);
+    return withTransaction(this.pool, async (client) => {
+      await recountUserStats(client, plan.user);
+      return this.refreshIn(client, plan);
+    });
   }
 
   private async writeLog(client: Queryable, rows: LogRow[]): Promise<void> {

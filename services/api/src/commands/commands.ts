@@ -1,4 +1,14 @@
-import { withTransaction, type ChangeSet, type EntityType, type SyncEngine, type SyncMode, type SyncQueue } from '@blog/shared';
+import {
+  applyCountChanges,
+  isPipelined,
+  withTransaction,
+  type ChangeSet,
+  type CountChange,
+  type EntityType,
+  type SyncEngine,
+  type SyncMode,
+  type SyncQueue,
+} from '@blog/shared';
 import type pg from 'pg';
 import { ANYONE, type Actor } from '../auth/authenticator';
 import { BadInputError, ClientError, clientErrorFromPg, ForbiddenError, NotFoundError } from '../errors';
@@ -39,6 +49,8 @@ interface Written {
   changes: ChangeSet;
   /** The entity to answer with, if any. */
   entity?: { type: EntityType; id: string };
+  /** What the write changed in users' counts (tb_user_stats, kept by the commands). */
+  counts?: CountChange[];
 }
 
 export class Commands {
@@ -74,16 +86,21 @@ export class Commands {
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin) {
         const { rows } = await client.query<{ id: string }>(
-          `INSERT INTO tb_user (id, email, username, full_name, bio, created_at, updated_at)
-           VALUES ($5, $1, $2, $3, $4, now(), now()) ON CONFLICT (id) DO NOTHING RETURNING id`,
+          `WITH u AS (INSERT INTO tb_user (id, email, username, full_name, bio, created_at, updated_at)
+                      VALUES ($5, $1, $2, $3, $4, now(), now()) ON CONFLICT (id) DO NOTHING RETURNING id),
+                s AS (INSERT INTO tb_user_stats (user_id) SELECT id FROM u)
+           SELECT id FROM u`,
           [row.email, row.username, row.fullName, row.bio, actor.userId],
         );
         if (!rows[0]) throw new ForbiddenError('Your token already has its user; only an admin may create other users.');
         return { changes: { user: [rows[0].id] }, entity: { type: 'user', id: rows[0].id } };
       }
+      // With its counts row (zeros), which the commands keep from now on.
       const { rows } = await client.query<{ id: string }>(
-        `INSERT INTO tb_user (email, username, full_name, bio, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, now(), now()) RETURNING id`,
+        `WITH u AS (INSERT INTO tb_user (email, username, full_name, bio, created_at, updated_at)
+                    VALUES ($1, $2, $3, $4, now(), now()) RETURNING id),
+              s AS (INSERT INTO tb_user_stats (user_id) SELECT id FROM u)
+         SELECT id FROM u`,
         [row.email, row.username, row.fullName, row.bio],
       );
       const id = rows[0]!.id;
@@ -139,7 +156,11 @@ export class Commands {
       );
       if (!rows[0]) throw new NotFoundError('No user with that authorId.', 'authorId');
       const id = rows[0].id;
-      return { changes: { post: [id] }, entity: { type: 'post', id } };
+      return {
+        changes: { post: [id] },
+        entity: { type: 'post', id },
+        counts: [{ userId: row.authorId, posts: 1, publishedPosts: row.published ? 1 : 0 }],
+      };
     });
   }
 
@@ -156,9 +177,8 @@ export class Commands {
     if (!sets.size) throw new BadInputError('Give at least one of title, content, published to change.');
     return this.entityCommand(mode, async (client) => {
       await lockOwned(client, 'post', id, actor);
-      const { rowCount } = await client.query(`UPDATE tb_post SET ${sets.sql()}, updated_at = now() WHERE id = $1`, [id, ...sets.values]);
-      if (!rowCount) throw new NotFoundError('No post with that id.', 'id');
-      return { changes: { post: [id] }, entity: { type: 'post', id } };
+      const changed = await updatePostReturningPublished(client, id, sets);
+      return { changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
     });
   }
 
@@ -166,9 +186,10 @@ export class Commands {
     const id = v.uuid(input.id, 'id');
     return this.entityCommand(mode, async (client) => {
       await lockOwned(client, 'post', id, actor);
-      const { rowCount } = await client.query('UPDATE tb_post SET published = true, updated_at = now() WHERE id = $1', [id]);
-      if (!rowCount) throw new NotFoundError('No post with that id.', 'id');
-      return { changes: { post: [id] }, entity: { type: 'post', id } };
+      const sets = new Sets();
+      sets.add('published', true);
+      const changed = await updatePostReturningPublished(client, id, sets);
+      return { changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
     });
   }
 
@@ -178,11 +199,15 @@ export class Commands {
     return this.command(mode, async (client) => {
       // Locked FOR UPDATE for admins too: createComment's FOR SHARE on the post waits, so no
       // comment appears meanwhile.
-      await lockOwned(client, 'post', id, actor, { evenForAdmins: true });
-      const { rows } = await client.query<{ id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id', [id]);
+      const post = await lockOwned(client, 'post', id, actor, { evenForAdmins: true });
+      const { rows } = await client.query<{ id: string; author_id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id, author_id', [id]);
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
-      return { changes: { post: [id], comment: deletedCommentIds }, result: { id, deletedCommentIds } };
+      const counts: CountChange[] = [
+        { userId: post!.author_id, posts: -1, publishedPosts: post!.published ? -1 : 0 },
+        ...rows.map((r) => ({ userId: r.author_id, comments: -1 })),
+      ];
+      return { changes: { post: [id], comment: deletedCommentIds }, result: { id, deletedCommentIds }, counts };
     });
   }
 
@@ -211,7 +236,7 @@ export class Commands {
       );
       if (!rows[0]) await reportMissing(client, row);
       const id = rows[0]!.id;
-      return { changes: { comment: [id] }, entity: { type: 'comment', id } };
+      return { changes: { comment: [id] }, entity: { type: 'comment', id }, counts: [{ userId: row.authorId, comments: 1 }] };
     });
   }
 
@@ -219,9 +244,9 @@ export class Commands {
     const id = v.uuid(input.id, 'id');
     return this.command(mode, async (client) => {
       await lockOwned(client, 'comment', id, actor);
-      const { rowCount } = await client.query('DELETE FROM tb_comment WHERE id = $1', [id]);
-      if (!rowCount) throw new NotFoundError('No comment with that id.', 'id');
-      return { changes: { comment: [id] }, result: { id, deletedCommentIds: [] } };
+      const { rows } = await client.query<{ author_id: string }>('DELETE FROM tb_comment WHERE id = $1 RETURNING author_id', [id]);
+      if (!rows[0]) throw new NotFoundError('No comment with that id.', 'id');
+      return { changes: { comment: [id] }, result: { id, deletedCommentIds: [] }, counts: [{ userId: rows[0].author_id, comments: -1 }] };
     });
   }
 
@@ -254,16 +279,27 @@ export class Commands {
   ): Promise<R> {
     const written = await write(client);
     const plan = await this.sync.plan(client, written.changes);
+    const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     if (mode === 'INLINE') {
-      // The answer is the document the refresh wrote (read back from tv_* if it could not say).
-      const report = await this.sync.refreshIn(client, plan, {}, written.entity);
+      // The refresh applies the count changes right before the user documents that read them, and
+      // answers with the document it wrote (read back from tv_* if it could not say).
+      const report = await this.sync.refreshIn(client, plan, { counts, ...(written.entity ? { answer: written.entity } : {}) });
       if (written.entity) {
         const { type, id } = written.entity;
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
-      await this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
+      // The count changes go out with the enqueue: the users' counts rows stay locked from there to
+      // COMMIT only. Their failure, if any, is the cause (the enqueue then found the transaction aborted).
+      const counted = applyCountChanges(client, counts);
+      counted?.catch(() => undefined); // observed now; raised in `finally` below
+      if (counted && !isPipelined(client)) await counted;
+      try {
+        await this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
+      } finally {
+        if (counted) await counted;
+      }
       if (written.entity) {
         const { type, id } = written.entity;
         answer = (await this.sync.preview<Doc>(type, [id], client)).get(id);
@@ -322,8 +358,8 @@ function mayWriteAs(actor: Actor, authorId: string): void {
 }
 
 const OWNED = {
-  post: { sql: 'SELECT author_id FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change or delete this post.' },
-  comment: { sql: 'SELECT author_id FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
+  post: { sql: 'SELECT author_id, published FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change or delete this post.' },
+  comment: { sql: 'SELECT author_id, NULL::boolean AS published FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
 } as const;
 
 /**
@@ -337,12 +373,31 @@ async function lockOwned(
   id: string,
   actor: Actor,
   options: { evenForAdmins?: boolean } = {},
-): Promise<void> {
-  if (actor.admin && !options.evenForAdmins) return;
+): Promise<{ author_id: string; published: boolean | null } | undefined> {
+  if (actor.admin && !options.evenForAdmins) return undefined;
   const { sql, missing, forbidden } = OWNED[type];
-  const { rows } = await client.query<{ author_id: string }>(sql, [id]);
+  const { rows } = await client.query<{ author_id: string; published: boolean | null }>(sql, [id]);
   if (!rows[0]) throw new NotFoundError(missing, 'id');
   if (!owns(actor, rows[0].author_id)) throw new ForbiddenError(forbidden, 'id');
+  return rows[0];
+}
+
+/**
+ * Updates a post and returns what it changed in its author's counts: the published flag before the
+ * update is read from the row locked FOR UPDATE in the same statement (the newest version, whatever
+ * the statement's snapshot), so two concurrent publishes count once.
+ */
+async function updatePostReturningPublished(client: pg.ClientBase, id: string, sets: Sets): Promise<CountChange> {
+  const { rows } = await client.query<{ author_id: string; published: boolean; was: boolean }>(
+    `UPDATE tb_post p SET ${sets.sql()}, updated_at = now()
+       FROM (SELECT id, published AS was FROM tb_post WHERE id = $1 FOR UPDATE) o
+      WHERE p.id = o.id
+     RETURNING p.author_id, p.published, o.was`,
+    [id, ...sets.values],
+  );
+  const row = rows[0];
+  if (!row) throw new NotFoundError('No post with that id.', 'id');
+  return { userId: row.author_id, publishedPosts: Number(row.published) - Number(row.was) };
 }
 
 /** After an insert that found no referenced row: which one is missing, as NOT_FOUND. */

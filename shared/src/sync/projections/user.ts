@@ -1,43 +1,51 @@
 import { inScope, isoUtc, type Scope } from './iso';
 
 /**
- * A user's counts. For a few ids, counted per user through the author_id indexes (LATERAL): the
- * cost is that user's rows, with no sort or grouping, which matters for a prolific author whose
- * row every one of their writes refreshes (half the time of the grouped form at 5,000 posts). For
- * many ids, one pass over each table's matching rows grouped by author, which is twice as fast at
- * 1,000 users (`npm run bench:sync`).
+ * A user's counts.
+ *
+ * For the incremental scopes ('few', 'ids') they come from the user's tb_user_stats row, which the
+ * commands keep up to date (../user-stats.ts): one row read, whatever the user wrote. A user without
+ * such a row (inserted by other means than the API) is counted from the rows, as is every user of
+ * 'all' (the full rebuild and verify), so that `sync verify` checks the kept counts against the rows.
+ *
+ * Counting: for a few ids, per user through the author_id indexes (LATERAL: that user's rows, no
+ * sort or grouping); for many ids or all, one pass over each table grouped by author.
  */
 const COUNTS_PER_USER = `
+      LEFT JOIN tb_user_stats s ON s.user_id = u.id
       LEFT JOIN LATERAL (
              SELECT count(*)::int AS post_count, (count(*) FILTER (WHERE published))::int AS published_count
                FROM tb_post
-              WHERE author_id = u.id
+              WHERE s.user_id IS NULL AND author_id = u.id
            ) p ON true
-      LEFT JOIN LATERAL (SELECT count(*)::int AS comment_count FROM tb_comment WHERE author_id = u.id) c ON true`;
-const countsGrouped = (scope: Scope) => `
+      LEFT JOIN LATERAL (SELECT count(*)::int AS comment_count FROM tb_comment WHERE s.user_id IS NULL AND author_id = u.id) c ON true`;
+/** Grouped counts of the authors in scope; for 'ids', only of those without a tb_user_stats row. */
+const countsGrouped = (scope: Scope) => {
+  const authors =
+    scope === 'all'
+      ? 'true'
+      : `${inScope(scope, 'author_id')} AND NOT EXISTS (SELECT 1 FROM tb_user_stats ks WHERE ks.user_id = author_id)`;
+  return `${scope === 'all' ? '' : `
+      LEFT JOIN tb_user_stats s ON s.user_id = u.id`}
       LEFT JOIN (
              SELECT author_id,
                     count(*)::int AS post_count,
                     (count(*) FILTER (WHERE published))::int AS published_count
                FROM tb_post
-              WHERE ${inScope(scope, 'author_id')}
+              WHERE ${authors}
               GROUP BY author_id
            ) p ON p.author_id = u.id
       LEFT JOIN (
              SELECT author_id, count(*)::int AS comment_count
                FROM tb_comment
-              WHERE ${inScope(scope, 'author_id')}
+              WHERE ${authors}
               GROUP BY author_id
            ) c ON c.author_id = u.id`;
+};
 
-/**
- * tv_user document:
- * { id, email, username, fullName, bio, createdAt, updatedAt, postCount, publishedPostCount, commentCount }
- *
- * One statement; computed from tb_* alone. Returns (id, data, created_at) for each id whose
- * tb_user row exists (a missing id means the user is gone).
- */
 export function userDocumentsSql(scope: Scope): string {
+  // The kept count when there is one (not for 'all', which counts every user's rows), else the count.
+  const kept = (column: string, count: string) => (scope === 'all' ? `coalesce(${count}, 0)` : `coalesce(s.${column}, ${count}, 0)`);
   return `
     SELECT u.id,
            u.created_at,
@@ -49,9 +57,9 @@ export function userDocumentsSql(scope: Scope): string {
              'bio', u.bio,
              'createdAt', ${isoUtc('u.created_at')},
              'updatedAt', ${isoUtc('u.updated_at')},
-             'postCount', coalesce(p.post_count, 0),
-             'publishedPostCount', coalesce(p.published_count, 0),
-             'commentCount', coalesce(c.comment_count, 0)
+             'postCount', ${kept('post_count', 'p.post_count')},
+             'publishedPostCount', ${kept('published_post_count', 'p.published_count')},
+             'commentCount', ${kept('comment_count', 'c.comment_count')}
            ) AS data
       FROM tb_user u
       ${scope === 'few' ? COUNTS_PER_USER : countsGrouped(scope)}

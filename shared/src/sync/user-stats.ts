@@ -1,0 +1,120 @@
+import type pg from 'pg';
+import type { Queryable } from '../db/pool';
+
+/**
+ * Each user's counts (posts, published posts, comments) in tb_user_stats (migration 003), kept by
+ * the commands so that refreshing a user reads one row instead of counting everything they wrote.
+ *
+ * The commands apply the difference they make (applyCountChanges), in their own transaction. The
+ * counts are checked against the rows by `sync verify` (whose documents are computed from the rows)
+ * and set from the rows again by `sync verify --repair` and `sync all` (recountUserStats).
+ *
+ * Races. A command changes its user's row with UPDATE, which waits for (and then adds to) any
+ * other transaction's change of that row: additions never get lost. A recount locks the rows first,
+ * then counts in a second statement, whose snapshot contains every change committed before the locks
+ * were granted; a command that wrote its post but had not yet changed the count is not counted, and
+ * adds its change after the recount. So neither can undo the other.
+ */
+export interface CountChange {
+  userId: string;
+  posts?: number;
+  publishedPosts?: number;
+  comments?: number;
+}
+
+/**
+ * Locks the users' rows in id order (so two commands never deadlock on them), then adds the
+ * changes. A user without a row is left without one: the projection counts their rows instead.
+ * Counts that were already wrong (rows written behind the API's back) are kept within their bounds
+ * rather than failing the command: verify finds them, repair recounts them.
+ * The ids are matched with `= ANY($1)` on both sides so that the primary key is used (a join with
+ * the unnested changes was planned as a scan of the whole table).
+ */
+const APPLY = `
+  WITH change AS (
+         SELECT user_id, sum(posts)::int AS posts, sum(published)::int AS published, sum(comments)::int AS comments
+           FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[]) AS c(user_id, posts, published, comments)
+          GROUP BY user_id),
+       locked AS MATERIALIZED (
+         SELECT user_id FROM tb_user_stats WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR NO KEY UPDATE)
+  UPDATE tb_user_stats s
+     SET post_count = greatest(0, s.post_count + change.posts),
+         published_post_count = greatest(0, least(s.published_post_count + change.published, s.post_count + change.posts)),
+         comment_count = greatest(0, s.comment_count + change.comments)
+    FROM locked JOIN change USING (user_id)
+   WHERE s.user_id = locked.user_id AND s.user_id = ANY($1::uuid[])`;
+
+/** Sends the changes on the caller's connection (and transaction); nothing is sent when there are none. */
+export function applyCountChanges(client: Queryable, changes: readonly CountChange[]): Promise<unknown> | undefined {
+  const real = changes.filter((c) => c.posts || c.publishedPosts || c.comments);
+  if (!real.length) return undefined;
+  return client.query(APPLY, [
+    real.map((c) => c.userId),
+    real.map((c) => c.posts ?? 0),
+    real.map((c) => c.publishedPosts ?? 0),
+    real.map((c) => c.comments ?? 0),
+  ]);
+}
+
+/** The counts of the users in $1 ('ids') or of every user with a row ('all'), from tb_post and tb_comment. */
+const counted = (scope: 'ids' | 'all') => `
+  SELECT s.user_id,
+         coalesce(p.posts, 0)::int AS posts,
+         coalesce(p.published, 0)::int AS published,
+         coalesce(c.comments, 0)::int AS comments
+    FROM tb_user_stats s
+    LEFT JOIN (SELECT author_id, count(*) AS posts, count(*) FILTER (WHERE published) AS published
+                 FROM tb_post ${scope === 'ids' ? 'WHERE author_id = ANY($1::uuid[])' : ''} GROUP BY author_id) p
+           ON p.author_id = s.user_id
+    LEFT JOIN (SELECT author_id, count(*) AS comments
+                 FROM tb_comment ${scope === 'ids' ? 'WHERE author_id = ANY($1::uuid[])' : ''} GROUP BY author_id) c
+           ON c.author_id = s.user_id
+   ${scope === 'ids' ? 'WHERE s.user_id = ANY($1::uuid[])' : ''}`;
+
+const fix = (scope: 'ids' | 'all') => `
+  WITH counted AS (${counted(scope)})
+  UPDATE tb_user_stats s
+     SET post_count = counted.posts, published_post_count = counted.published, comment_count = counted.comments
+    FROM counted
+   WHERE s.user_id = counted.user_id
+     AND (s.post_count, s.published_post_count, s.comment_count) IS DISTINCT FROM (counted.posts, counted.published, counted.comments)
+  RETURNING s.user_id`;
+
+const LOCK_IDS = 'SELECT user_id FROM tb_user_stats WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR NO KEY UPDATE';
+const LOCK_ALL = 'LOCK TABLE tb_user_stats IN SHARE ROW EXCLUSIVE MODE';
+
+/**
+ * Sets the counts of these users (or of all) from the rows, in the caller's transaction; returns the
+ * users whose counts were wrong. 'all' locks the table until the caller commits: commands that
+ * change counts wait for it.
+ */
+export async function recountUserStats(client: pg.ClientBase, users: readonly string[] | 'all'): Promise<string[]> {
+  if (users === 'all') {
+    await client.query(LOCK_ALL);
+    const { rows } = await client.query<{ user_id: string }>(fix('all'));
+    return rows.map((r) => r.user_id);
+  }
+  if (!users.length) return [];
+  await client.query(LOCK_IDS, [users]);
+  const { rows } = await client.query<{ user_id: string }>(fix('ids'), [users]);
+  return rows.map((r) => r.user_id);
+}
+
+/**
+ * Gives these users rows counted from theirs (the seed, bulk loads). Not for users that commands may
+ * be writing for at the same time: a command that changed no row (there was none) would not be counted.
+ */
+export async function createUserStats(client: Queryable, users: readonly string[] | 'all'): Promise<void> {
+  if (users !== 'all' && !users.length) return;
+  await client.query(
+    `INSERT INTO tb_user_stats (user_id, post_count, published_post_count, comment_count)
+     SELECT u.id, coalesce(p.posts, 0), coalesce(p.published, 0), coalesce(c.comments, 0)
+       FROM tb_user u
+       LEFT JOIN (SELECT author_id, count(*) AS posts, count(*) FILTER (WHERE published) AS published FROM tb_post GROUP BY author_id) p
+              ON p.author_id = u.id
+       LEFT JOIN (SELECT author_id, count(*) AS comments FROM tb_comment GROUP BY author_id) c ON c.author_id = u.id
+      WHERE $1::uuid[] IS NULL OR u.id = ANY($1::uuid[])
+     ON CONFLICT (user_id) DO NOTHING`,
+    [users === 'all' ? null : users],
+  );
+}
