@@ -174,3 +174,28 @@ test('a user without a kept row is counted from the rows, as before', async () =
   });
   expect(await kept(eve)).toBeUndefined();
 });
+
+test('a count change that fails is the error raised: the refresh behind it records no sync failure, nothing is written', async () => {
+  const fay = await newUser('fay');
+  const impatient = await startApi({ statementTimeoutMs: 300 });
+  const holder = await pool.connect();
+  try {
+    const { rows } = await pool.query<{ id: number }>('SELECT coalesce(max(id), 0)::int AS id FROM sync_log');
+    const before = { posts: await counted(fay), kept: await kept(fay) };
+    // Fay's counts row is held elsewhere: the count change waits for it and times out.
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM tb_user_stats WHERE user_id = $1 FOR UPDATE', [fay]);
+    const res = await impatient.gql(`mutation { createPost(title: "Held", content: "x", authorId: "${fay}", sync: INLINE) { id } }`);
+    await holder.query('ROLLBACK');
+    expect(res.json.errors).toHaveLength(1);
+    expect(res.json.data).toBeNull();
+    expect(await counted(fay)).toEqual(before.posts);
+    expect(await kept(fay)).toEqual(before.kept);
+    const failures = await pool.query('SELECT entity_type FROM sync_log WHERE id > $1 AND NOT success', [rows[0]!.id]);
+    expect(failures.rows).toEqual([]);
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    holder.release();
+    await impatient.close();
+  }
+});
