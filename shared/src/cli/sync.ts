@@ -10,9 +10,10 @@ const USAGE = `Usage: npm run sync -- <command>
 
 Commands:
   verify [--repair]   compare every tv_* row with a fresh computation from tb_*; report missing,
-                      stale and orphaned rows (exit 1 when any). --repair re-syncs exactly those.
-  rebuild             full mode: recompute every projection in one transaction (readers keep
-                      seeing the old rows until it commits)
+                      stale and orphaned rows (exit 1 when any). --repair re-syncs exactly those
+                      (recounting the stale users' kept counts from their rows first).
+  rebuild             full mode: recount the users' kept counts, then recompute every projection,
+                      in one transaction (readers keep seeing the old rows until it commits)
 
 Connects to DATABASE_URL; without it, to the embedded PostgreSQL.`;
 
