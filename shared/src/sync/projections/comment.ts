@@ -1,4 +1,4 @@
-import { inScope, isoUtc, type Scope } from './iso';
+import { inScope, isoUtc, joinById, type Scope } from './iso';
 
 /**
  * tv_comment document:
@@ -23,7 +23,7 @@ export function commentDocumentsSql(scope: Scope): string {
              'post', jsonb_build_object('id', p.id, 'title', p.title)
            ) AS data
       FROM tb_comment cm
-      JOIN tb_user a ON a.id = cm.author_id
-      JOIN tb_post p ON p.id = cm.post_id
+      ${joinById(scope, 'tb_user', 'a', 'id, username, full_name', 'cm.author_id')}
+      ${joinById(scope, 'tb_post', 'p', 'id, title', 'cm.post_id')}
      WHERE ${inScope(scope, 'cm.id')}`;
 }

@@ -1,4 +1,4 @@
-import { inScope, isoUtc, type Scope } from './iso';
+import { inScope, isoUtc, joinById, type Scope } from './iso';
 
 /**
  * tv_post document:
@@ -27,7 +27,7 @@ export function postDocumentsSql(scope: Scope): string {
              'comments', coalesce(c.comments, '[]'::jsonb)
            ) AS data
       FROM tb_post p
-      JOIN tb_user a ON a.id = p.author_id
+      ${joinById(scope, 'tb_user', 'a', 'id, username, full_name', 'p.author_id')}
       LEFT JOIN (
              SELECT cm.post_id,
                     count(*)::int AS comment_count,
@@ -40,7 +40,7 @@ export function postDocumentsSql(scope: Scope): string {
                       ) ORDER BY cm.created_at, cm.id
                     ) AS comments
                FROM tb_comment cm
-               JOIN tb_user ca ON ca.id = cm.author_id
+               ${joinById(scope, 'tb_user', 'ca', 'id, username, full_name', 'cm.author_id')}
               WHERE ${inScope(scope, 'cm.post_id')}
               GROUP BY cm.post_id
            ) c ON c.post_id = p.id

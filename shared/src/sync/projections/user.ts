@@ -9,10 +9,13 @@ import { inScope, isoUtc, type Scope } from './iso';
  * 'all' (the full rebuild and verify), so that `sync verify` checks the kept counts against the rows.
  *
  * Counting: for a few ids, per user through the author_id indexes (LATERAL: that user's rows, no
- * sort or grouping); for many ids or all, one pass over each table grouped by author.
+ * sort or grouping); for many ids or all, one pass over each table grouped by author. For a few ids
+ * the kept row is a lookup by key too (see joinById in iso.ts for why).
  */
 const COUNTS_PER_USER = `
-      LEFT JOIN tb_user_stats s ON s.user_id = u.id
+      LEFT JOIN LATERAL (
+             SELECT user_id, post_count, published_post_count, comment_count FROM tb_user_stats WHERE user_id = u.id LIMIT 1
+           ) s ON true
       LEFT JOIN LATERAL (
              SELECT count(*)::int AS post_count, (count(*) FILTER (WHERE published))::int AS published_count
                FROM tb_post
