@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { insertComments, insertPosts, insertUsers, projection } from '../../test/factory';
 import { testPool } from '../../test/helpers';
-import { planSync } from './dependencies';
+import { planForInserted, planSync } from './dependencies';
+import { withTransaction } from '../db/pool';
 import { SyncEngine } from './engine';
 import type { SyncPlan } from './types';
 
@@ -35,6 +36,23 @@ describe('dependency map', () => {
 
   it('a comment change reaches the comment, its post and its author', async () => {
     expect(sorted(await planSync(pool, { comment: [cCarol] }))).toEqual(sorted({ user: [carol], post: [postB], comment: [cCarol] }));
+  });
+
+  it('an entity just inserted is planned without a query exactly as planSync plans it, in the inserting transaction', async () => {
+    await withTransaction(pool, async (client) => {
+      const [user] = await insertUsers(client, 1);
+      expect(sorted(await planSync(client, { user: [user!.id] }))).toEqual(sorted(planForInserted({ type: 'user', id: user!.id })));
+      // A post by bob, who already wrote posts and comments: only the new post and bob are planned.
+      const [post] = await insertPosts(client, [bob], 1);
+      expect(sorted(await planSync(client, { post: [post!] }))).toEqual(sorted(planForInserted({ type: 'post', id: post!, authorId: bob })));
+      const [comment] = await insertComments(client, [postA], [carol, bob], 1);
+      expect(sorted(await planSync(client, { comment: [comment!] }))).toEqual(
+        sorted(planForInserted({ type: 'comment', id: comment!, postId: postA, authorId: bob })),
+      );
+      throw new Error('roll back');
+    }).catch((err: Error) => {
+      if (err.message !== 'roll back') throw err;
+    });
   });
 
   it('an empty change set plans nothing (and runs no query)', async () => {

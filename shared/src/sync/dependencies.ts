@@ -77,3 +77,27 @@ export async function planSync(client: Queryable, changes: ChangeSet): Promise<S
   for (const row of rows) sets[row.type].add(row.id);
   return { user: [...sets.user], post: [...sets.post], comment: [...sets.comment] };
 }
+
+/** An entity the current transaction has just inserted, with the references its row was written with. */
+export type Inserted =
+  | { type: 'user'; id: string }
+  | { type: 'post'; id: string; authorId: string }
+  | { type: 'comment'; id: string; postId: string; authorId: string };
+
+/**
+ * The plan of the branches above for an entity the current transaction has just inserted, computed
+ * without a query (one round trip less for every create). A new row is in no projection yet and
+ * nothing else refers to it (no other transaction can see it to refer to it), so every branch that
+ * reads tv_*, or looks for rows referring to it, finds nothing: what is left is the entity itself
+ * and the rows its own references name. A test holds this equal to planSync() for each kind.
+ */
+export function planForInserted(entity: Inserted): SyncPlan {
+  switch (entity.type) {
+    case 'user':
+      return { user: [entity.id], post: [], comment: [] };
+    case 'post':
+      return { user: [entity.authorId], post: [entity.id], comment: [] };
+    case 'comment':
+      return { user: [entity.authorId], post: [entity.postId], comment: [entity.id] };
+  }
+}

@@ -1,10 +1,12 @@
 import {
   applyCountChanges,
   isPipelined,
+  planForInserted,
   withTransaction,
   type ChangeSet,
   type CountChange,
   type EntityType,
+  type Inserted,
   type SyncEngine,
   type SyncMode,
   type SyncQueue,
@@ -21,7 +23,7 @@ import * as v from '../validate';
  *      dependency map's race argument (shared/src/sync/dependencies.ts): a concurrent change of the
  *      referenced row waits for us, so its sync sees our row.
  *   3. write tb_* (timestamps set here: no triggers)
- *   4. plan = the dependency map over the changed ids
+ *   4. plan = the dependency map over the changed ids (for a create, planForInserted: no query)
  *   5. INLINE: refresh the projections in this transaction and answer from tv_*;
  *      QUEUED / DEFERRED: enqueue the plan with pg-boss ON THIS TRANSACTION'S CLIENT and answer with
  *      the entity computed from tb_* (preview)
@@ -51,6 +53,8 @@ interface Written {
   entity?: { type: EntityType; id: string };
   /** What the write changed in users' counts (tb_user_stats, kept by the commands). */
   counts?: CountChange[];
+  /** A create: the entity inserted, whose plan needs no query (planForInserted). */
+  inserted?: Inserted;
 }
 
 export class Commands {
@@ -93,7 +97,8 @@ export class Commands {
           [row.email, row.username, row.fullName, row.bio, actor.userId],
         );
         if (!rows[0]) throw new ForbiddenError('Your token already has its user; only an admin may create other users.');
-        return { changes: { user: [rows[0].id] }, entity: { type: 'user', id: rows[0].id } };
+        const id = rows[0].id;
+        return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id } };
       }
       // With its counts row (zeros), which the commands keep from now on.
       const { rows } = await client.query<{ id: string }>(
@@ -104,7 +109,7 @@ export class Commands {
         [row.email, row.username, row.fullName, row.bio],
       );
       const id = rows[0]!.id;
-      return { changes: { user: [id] }, entity: { type: 'user', id } };
+      return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id } };
     });
   }
 
@@ -160,6 +165,7 @@ export class Commands {
         changes: { post: [id] },
         entity: { type: 'post', id },
         counts: [{ userId: row.authorId, posts: 1, publishedPosts: row.published ? 1 : 0 }],
+        inserted: { type: 'post', id, authorId: row.authorId },
       };
     });
   }
@@ -236,7 +242,12 @@ export class Commands {
       );
       if (!rows[0]) await reportMissing(client, row);
       const id = rows[0]!.id;
-      return { changes: { comment: [id] }, entity: { type: 'comment', id }, counts: [{ userId: row.authorId, comments: 1 }] };
+      return {
+        changes: { comment: [id] },
+        entity: { type: 'comment', id },
+        counts: [{ userId: row.authorId, comments: 1 }],
+        inserted: { type: 'comment', id, postId: row.postId, authorId: row.authorId },
+      };
     });
   }
 
@@ -278,7 +289,8 @@ export class Commands {
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
   ): Promise<R> {
     const written = await write(client);
-    const plan = await this.sync.plan(client, written.changes);
+    // A create's plan follows from its row (no query); any other change asks the dependency map.
+    const plan = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     if (mode === 'INLINE') {
