@@ -1,50 +1,35 @@
-import { seed } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
-import type pg from 'pg';
-import { startApi, type TestApi } from './support';
+import { seededApi } from './support';
 
 /** The HTTP surface around GraphQL: operator endpoints, the IDE page, X-Process-Time everywhere. */
-let pool: pg.Pool;
-let api: TestApi;
-
-beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api?.close();
-  await pool?.end();
-});
+const seeded = seededApi();
 
 const PROCESS_TIME = /^\d+\.\d{3}ms$/;
 
 test('GET /health: alive', async () => {
-  const res = await fetch(`${api.url}/health`);
+  const res = await fetch(`${seeded.api.url}/health`);
   expect(res.status).toBe(200);
   expect(await res.json()).toEqual({ status: 'ok' });
 });
 
 test('GET /ready: 200 when migrations are current, 503 (with the reason) when they are not', async () => {
-  const ok = await fetch(`${api.url}/ready`);
+  const ok = await fetch(`${seeded.api.url}/ready`);
   expect(ok.status).toBe(200);
   expect(await ok.json()).toEqual({ status: 'ready' });
   // A migration recorded in the database but absent from disk: this build does not match the schema.
-  await pool.query(`INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES (999, 'from_the_future', 'x', 0)`);
+  await seeded.pool.query(`INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES (999, 'from_the_future', 'x', 0)`);
   try {
-    const bad = await fetch(`${api.url}/ready`);
+    const bad = await fetch(`${seeded.api.url}/ready`);
     expect(bad.status).toBe(503);
     expect(await bad.json()).toEqual({ status: 'unavailable', reason: expect.stringContaining('999') });
   } finally {
-    await pool.query('DELETE FROM schema_migrations WHERE version = 999');
+    await seeded.pool.query('DELETE FROM schema_migrations WHERE version = 999');
   }
-  expect((await fetch(`${api.url}/ready`)).status).toBe(200);
+  expect((await fetch(`${seeded.api.url}/ready`)).status).toBe(200);
 });
 
 test('GET /metrics: 24-hour sync metrics, entity counts and queue depth', async () => {
-  await api.data(`mutation { createUser(email: "m@example.com", username: "metrics", fullName: "M", sync: QUEUED) { id } }`);
-  const res = await fetch(`${api.url}/metrics`);
+  await seeded.api.data(`mutation { createUser(email: "m@example.com", username: "metrics", fullName: "M", sync: QUEUED) { id } }`);
+  const res = await fetch(`${seeded.api.url}/metrics`);
   expect(res.status).toBe(200);
   const m = (await res.json()) as {
     sync_metrics_24h: { overall: unknown; by_entity: { entity_type: string }[] };
@@ -72,22 +57,22 @@ test('GET /metrics: 24-hour sync metrics, entity counts and queue depth', async 
 
 test('X-Process-Time is on every response: fast path, Apollo, operators, IDE, errors, 404', async () => {
   const responses = await Promise.all([
-    api.gql('{ posts { id } }'),
-    api.gql('{ __schema { queryType { name } } }'),
-    api.raw('not json'),
-    fetch(`${api.url}/health`),
-    fetch(`${api.url}/metrics`),
-    fetch(`${api.url}/graphql`, { headers: { accept: 'text/html' } }),
-    fetch(`${api.url}/ide/graphiql.css`),
-    fetch(`${api.url}/nowhere`),
-    fetch(`${api.url}/graphql?query=${encodeURIComponent('{ posts { id } }')}`, { headers: { 'apollo-require-preflight': 'true' } }),
+    seeded.api.gql('{ posts { id } }'),
+    seeded.api.gql('{ __schema { queryType { name } } }'),
+    seeded.api.raw('not json'),
+    fetch(`${seeded.api.url}/health`),
+    fetch(`${seeded.api.url}/metrics`),
+    fetch(`${seeded.api.url}/graphql`, { headers: { accept: 'text/html' } }),
+    fetch(`${seeded.api.url}/ide/graphiql.css`),
+    fetch(`${seeded.api.url}/nowhere`),
+    fetch(`${seeded.api.url}/graphql?query=${encodeURIComponent('{ posts { id } }')}`, { headers: { 'apollo-require-preflight': 'true' } }),
   ]);
   for (const res of responses) expect(res.headers.get('x-process-time')).toMatch(PROCESS_TIME);
   expect(responses.map((r) => r.status)).toEqual([200, 200, 400, 200, 200, 200, 200, 404, 200]);
 });
 
 test('GET /graphql in a browser is the IDE page, with every asset served by us', async () => {
-  const res = await fetch(`${api.url}/graphql`, { headers: { accept: 'text/html,application/xhtml+xml' } });
+  const res = await fetch(`${seeded.api.url}/graphql`, { headers: { accept: 'text/html,application/xhtml+xml' } });
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/text\/html/);
   const html = await res.text();
@@ -96,7 +81,7 @@ test('GET /graphql in a browser is the IDE page, with every asset served by us',
   expect(assets.length).toBe(4);
   for (const asset of assets) {
     expect(asset.startsWith('/')).toBe(true); // same origin: nothing from the internet
-    const a = await fetch(`${api.url}${asset}`);
+    const a = await fetch(`${seeded.api.url}${asset}`);
     expect(a.status).toBe(200);
     expect((await a.arrayBuffer()).byteLength).toBeGreaterThan(1000);
   }
@@ -104,8 +89,8 @@ test('GET /graphql in a browser is the IDE page, with every asset served by us',
 
 test('GET /graphql with a query still answers GraphQL (Apollo, with its CSRF rule)', async () => {
   const q = encodeURIComponent('{ user(id: "00000000-0000-0000-0000-000000000002") { username } }');
-  const blocked = await fetch(`${api.url}/graphql?query=${q}`);
+  const blocked = await fetch(`${seeded.api.url}/graphql?query=${q}`);
   expect(blocked.status).toBe(400);
-  const ok = await fetch(`${api.url}/graphql?query=${q}`, { headers: { 'apollo-require-preflight': 'true' } });
+  const ok = await fetch(`${seeded.api.url}/graphql?query=${q}`, { headers: { 'apollo-require-preflight': 'true' } });
   expect(await ok.json()).toEqual({ data: { user: { username: 'bob' } } });
 });

@@ -1,35 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { METRICS, seed } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
-import type pg from 'pg';
-import { ALICE, SEED_OPERATIONS, startApi, type TestApi } from './support';
+import { METRICS } from '@blog/shared';
+import { ALICE, SEED_OPERATIONS, seededApi } from './support';
 
 /**
  * GET /metrics/prometheus: valid Prometheus exposition text with the API's metrics, carrying the
  * figures of the work just done. (The worker's metrics are tested in services/worker.)
  */
-let pool: pg.Pool;
-let api: TestApi;
-
-beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-  api = await startApi();
-});
-afterAll(async () => {
-  await api?.close();
-  await pool?.end();
-});
+const seeded = seededApi();
 
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 
 test('serves valid exposition text with every API metric, counting the requests and syncs made', async () => {
-  await api.data(SEED_OPERATIONS.GetRecentPosts); // compiled read
-  await api.data('{ __schema { queryType { name } } }'); // Apollo
-  await api.data(`mutation { createPost(title: "Metered", content: "x", authorId: "${ALICE}", published: true, sync: INLINE) { id } }`);
-  await api.data(`mutation { createPost(title: "Queued", content: "x", authorId: "${ALICE}", sync: QUEUED) { id } }`);
+  await seeded.api.data(SEED_OPERATIONS.GetRecentPosts); // compiled read
+  await seeded.api.data('{ __schema { queryType { name } } }'); // Apollo
+  await seeded.api.data(`mutation { createPost(title: "Metered", content: "x", authorId: "${ALICE}", published: true, sync: INLINE) { id } }`);
+  await seeded.api.data(`mutation { createPost(title: "Queued", content: "x", authorId: "${ALICE}", sync: QUEUED) { id } }`);
 
-  const res = await fetch(`${api.url}/metrics/prometheus`);
+  const res = await fetch(`${seeded.api.url}/metrics/prometheus`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();

@@ -1,25 +1,11 @@
-import { seed, SYNC_QUEUE } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
-import type pg from 'pg';
-import { ALICE, BOB, POST1, SEED_OPERATIONS, startApi, UUID_RE, type TestApi } from './support';
+import { SYNC_QUEUE } from '@blog/shared';
+import { ALICE, BOB, POST1, SEED_OPERATIONS, seededApi, UUID_RE } from './support';
 
 /** The seed README's four operations (plus SyncMetrics), verbatim, over HTTP, on the seed data. */
-let pool: pg.Pool;
-let api: TestApi;
-
-beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api?.close();
-  await pool?.end();
-});
+const seeded = seededApi();
 
 test('GetRecentPosts answers the seed posts, newest first, with authors and comments', async () => {
-  const res = await api.gql(SEED_OPERATIONS.GetRecentPosts);
+  const res = await seeded.api.gql(SEED_OPERATIONS.GetRecentPosts);
   expect(res.status).toBe(200);
   expect(res.json).toEqual({
     data: {
@@ -56,7 +42,7 @@ test('GetRecentPosts answers the seed posts, newest first, with authors and comm
 });
 
 test('GetUser answers alice with her counts', async () => {
-  const res = await api.gql(SEED_OPERATIONS.GetUser);
+  const res = await seeded.api.gql(SEED_OPERATIONS.GetUser);
   expect(res.status).toBe(200);
   expect(res.json).toEqual({
     data: { user: { username: 'alice', fullName: 'Alice Johnson', publishedPostCount: 2, commentCount: 1 } },
@@ -64,7 +50,7 @@ test('GetUser answers alice with her counts', async () => {
 });
 
 test('SyncMetrics answers the 24-hour figures of post syncs (the seed synced once)', async () => {
-  const res = await api.gql(SEED_OPERATIONS.SyncMetrics);
+  const res = await seeded.api.gql(SEED_OPERATIONS.SyncMetrics);
   expect(res.status).toBe(200);
   const m = (res.json.data as { syncMetrics: Record<string, number> }).syncMetrics;
   expect(m.totalSyncs24h).toBeGreaterThanOrEqual(1);
@@ -74,26 +60,26 @@ test('SyncMetrics answers the 24-hour figures of post syncs (the seed synced onc
 });
 
 test('CreatePost writes the post, answers it, and enqueues its sync (server default QUEUED)', async () => {
-  const res = await api.gql(SEED_OPERATIONS.CreatePost);
+  const res = await seeded.api.gql(SEED_OPERATIONS.CreatePost);
   expect(res.status).toBe(200);
   const post = (res.json.data as { createPost: { id: string; title: string; author: { username: string } } }).createPost;
   expect(post).toEqual({ id: expect.stringMatching(UUID_RE), title: 'My New Post', author: { username: 'alice' } });
-  const { rows } = await pool.query('SELECT author_id, title, content, published FROM tb_post WHERE id = $1', [post.id]);
+  const { rows } = await seeded.pool.query('SELECT author_id, title, content, published FROM tb_post WHERE id = $1', [post.id]);
   expect(rows).toEqual([{ author_id: ALICE, title: 'My New Post', content: 'This is the content...', published: true }]);
   // The sync plan is the dependency map's: the post and its author (post counts).
-  const jobs = await pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'post' ? $2`, [SYNC_QUEUE, post.id]);
+  const jobs = await seeded.pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'post' ? $2`, [SYNC_QUEUE, post.id]);
   expect(jobs.rows).toHaveLength(1);
   expect(jobs.rows[0].plan.user).toEqual([ALICE]);
 });
 
 test('AddComment writes the comment, answers it, and enqueues the post and author syncs', async () => {
-  const res = await api.gql(SEED_OPERATIONS.AddComment);
+  const res = await seeded.api.gql(SEED_OPERATIONS.AddComment);
   expect(res.status).toBe(200);
   const comment = (res.json.data as { createComment: { id: string; content: string; author: { username: string } } }).createComment;
   expect(comment).toEqual({ id: expect.stringMatching(UUID_RE), content: 'Great post!', author: { username: 'bob' } });
-  const { rows } = await pool.query('SELECT post_id, author_id, content FROM tb_comment WHERE id = $1', [comment.id]);
+  const { rows } = await seeded.pool.query('SELECT post_id, author_id, content FROM tb_comment WHERE id = $1', [comment.id]);
   expect(rows).toEqual([{ post_id: POST1, author_id: BOB, content: 'Great post!' }]);
-  const jobs = await pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'comment' ? $2`, [SYNC_QUEUE, comment.id]);
+  const jobs = await seeded.pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'comment' ? $2`, [SYNC_QUEUE, comment.id]);
   expect(jobs.rows).toHaveLength(1);
   expect(jobs.rows[0].plan.post).toEqual([POST1]);
   expect(jobs.rows[0].plan.user).toEqual([BOB]);

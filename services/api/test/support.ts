@@ -1,5 +1,5 @@
-import { testDatabaseUrl } from '@blog/shared/test/helpers';
-import { SYNC_QUEUE, mergePlans, type SyncJobData } from '@blog/shared';
+import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { SYNC_QUEUE, mergePlans, seed, type SyncJobData } from '@blog/shared';
 import type pg from 'pg';
 import { createApp, type ApiApp } from '../src/app';
 import { configFor, type ApiConfig } from '../src/env';
@@ -12,6 +12,24 @@ export interface GqlResponse<T = Record<string, unknown>> {
   headers: Headers;
   text: string;
   json: { data?: T | null; errors?: { message: string; path?: unknown[]; extensions?: { code?: string; field?: string } }[] };
+}
+
+/**
+ * This file's pool and an API on its database with the seed's rows: made before the file's tests,
+ * closed after them. Use the fields inside tests (they are set by then).
+ */
+export function seededApi(overrides: Partial<ApiConfig> = {}): { pool: pg.Pool; api: TestApi } {
+  const seeded = {} as { pool: pg.Pool; api: TestApi };
+  beforeAll(async () => {
+    seeded.pool = testPool();
+    await seed(seeded.pool);
+    seeded.api = await startApi(overrides);
+  });
+  afterAll(async () => {
+    await seeded.api?.close();
+    await seeded.pool?.end();
+  });
+  return seeded;
 }
 
 /** The API started in-process on a free port against this test file's database. */

@@ -1,7 +1,5 @@
-import { recountUserStats, seed, withTransaction } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
-import type pg from 'pg';
-import { BOB, CHARLIE, startApi, type TestApi } from './support';
+import { recountUserStats, withTransaction } from '@blog/shared';
+import { BOB, CHARLIE, seededApi, startApi } from './support';
 
 /**
  * Users' counts are kept in tb_user_stats by the commands (migration 003), so that refreshing a
@@ -9,19 +7,7 @@ import { BOB, CHARLIE, startApi, type TestApi } from './support';
  * the rows after every kind of command, concurrent ones included, and check that verify, repair and
  * the full rebuild find and mend counts that differ from the rows (written behind the API's back).
  */
-let pool: pg.Pool;
-let api: TestApi;
-
-beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-  api = await startApi();
-});
-
-afterAll(async () => {
-  await api?.close();
-  await pool?.end();
-});
+const seeded = seededApi();
 
 interface Counts {
   postCount: number;
@@ -31,7 +17,7 @@ interface Counts {
 
 /** What tb_user_stats keeps for a user, or undefined without a row. */
 async function kept(userId: string): Promise<Counts | undefined> {
-  const { rows } = await pool.query<Counts>(
+  const { rows } = await seeded.pool.query<Counts>(
     `SELECT post_count AS "postCount", published_post_count AS "publishedPostCount", comment_count AS "commentCount"
        FROM tb_user_stats WHERE user_id = $1`,
     [userId],
@@ -41,7 +27,7 @@ async function kept(userId: string): Promise<Counts | undefined> {
 
 /** The user's counts from the rows themselves. */
 async function counted(userId: string): Promise<Counts> {
-  const { rows } = await pool.query<Counts>(
+  const { rows } = await seeded.pool.query<Counts>(
     `SELECT (SELECT count(*) FROM tb_post WHERE author_id = $1)::int AS "postCount",
             (SELECT count(*) FROM tb_post WHERE author_id = $1 AND published)::int AS "publishedPostCount",
             (SELECT count(*) FROM tb_comment WHERE author_id = $1)::int AS "commentCount"`,
@@ -52,23 +38,23 @@ async function counted(userId: string): Promise<Counts> {
 
 /** The counts the API answers (from tv_user). */
 async function answered(userId: string): Promise<Counts> {
-  return (await api.data(`query($id: ID!) { user(id: $id) { postCount publishedPostCount commentCount } }`, { id: userId })).user;
+  return (await seeded.api.data(`query($id: ID!) { user(id: $id) { postCount publishedPostCount commentCount } }`, { id: userId })).user;
 }
 
 async function newUser(name: string): Promise<string> {
-  const made = await api.data(`mutation { createUser(email: "${name}@example.com", username: "${name}", fullName: "${name}", sync: INLINE) { id } }`);
+  const made = await seeded.api.data(`mutation { createUser(email: "${name}@example.com", username: "${name}", fullName: "${name}", sync: INLINE) { id } }`);
   return made.createUser.id as string;
 }
 
 async function createPost(authorId: string, published: boolean, sync: 'INLINE' | 'QUEUED' = 'INLINE'): Promise<string> {
-  const made = await api.data(
+  const made = await seeded.api.data(
     `mutation { createPost(title: "Counted", content: "Body", authorId: "${authorId}", published: ${published}, sync: ${sync}) { id } }`,
   );
   return made.createPost.id as string;
 }
 
 async function createComment(postId: string, authorId: string): Promise<string> {
-  const made = await api.data(`mutation { createComment(postId: "${postId}", authorId: "${authorId}", content: "Counted", sync: INLINE) { id } }`);
+  const made = await seeded.api.data(`mutation { createComment(postId: "${postId}", authorId: "${authorId}", content: "Counted", sync: INLINE) { id } }`);
   return made.createComment.id as string;
 }
 
@@ -86,11 +72,11 @@ test('every command that changes a count keeps it equal to the rows, and the pro
   const other = await createPost(ann, true, 'QUEUED');
   expect(await kept(ann)).toEqual({ postCount: 3, publishedPostCount: 2, commentCount: 0 });
 
-  await api.data(`mutation { publishPost(id: "${draft}", sync: INLINE) { id } }`);
-  await api.data(`mutation { publishPost(id: "${draft}", sync: INLINE) { id } }`); // already published: no change
+  await seeded.api.data(`mutation { publishPost(id: "${draft}", sync: INLINE) { id } }`);
+  await seeded.api.data(`mutation { publishPost(id: "${draft}", sync: INLINE) { id } }`); // already published: no change
   expect(await kept(ann)).toEqual({ postCount: 3, publishedPostCount: 3, commentCount: 0 });
-  await api.data(`mutation { updatePost(id: "${live}", published: false, sync: INLINE) { id } }`);
-  await api.data(`mutation { updatePost(id: "${live}", title: "Retitled", sync: INLINE) { id } }`); // not the flag: no change
+  await seeded.api.data(`mutation { updatePost(id: "${live}", published: false, sync: INLINE) { id } }`);
+  await seeded.api.data(`mutation { updatePost(id: "${live}", title: "Retitled", sync: INLINE) { id } }`); // not the flag: no change
   expect(await kept(ann)).toEqual({ postCount: 3, publishedPostCount: 2, commentCount: 0 });
 
   const annsComment = await createComment(live, ann);
@@ -100,9 +86,9 @@ test('every command that changes a count keeps it equal to the rows, and the pro
   expect(await kept(ann)).toEqual({ postCount: 3, publishedPostCount: 2, commentCount: 1 });
   expect(await kept(ben)).toEqual({ postCount: 0, publishedPostCount: 0, commentCount: 2 });
 
-  await api.data(`mutation { deleteComment(id: "${annsComment}", sync: INLINE) { id } }`);
+  await seeded.api.data(`mutation { deleteComment(id: "${annsComment}", sync: INLINE) { id } }`);
   // Deleting a post deletes its comments: their authors' counts go down too.
-  await api.data(`mutation { deletePost(id: "${other}", sync: INLINE) { id } }`);
+  await seeded.api.data(`mutation { deletePost(id: "${other}", sync: INLINE) { id } }`);
   expect(await kept(ann)).toEqual({ postCount: 2, publishedPostCount: 1, commentCount: 0 });
   expect(await kept(ben)).toEqual({ postCount: 0, publishedPostCount: 0, commentCount: 0 });
 
@@ -110,14 +96,14 @@ test('every command that changes a count keeps it equal to the rows, and the pro
     expect(await kept(user)).toEqual(await counted(user));
     expect(await answered(user)).toEqual(await counted(user));
   }
-  expect((await api.app.sync.verify()).total).toBe(0);
+  expect((await seeded.api.app.sync.verify()).total).toBe(0);
 });
 
 test('a rejected command changes no count', async () => {
   const before = await kept(CHARLIE);
-  const res = await api.gql(`mutation { createPost(title: "", content: "x", authorId: "${CHARLIE}", sync: INLINE) { id } }`);
+  const res = await seeded.api.gql(`mutation { createPost(title: "", content: "x", authorId: "${CHARLIE}", sync: INLINE) { id } }`);
   expect(res.json.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-  const missing = await api.gql(`mutation { createComment(postId: "00000000-0000-4000-8000-000000000999", authorId: "${CHARLIE}", content: "x") { id } }`);
+  const missing = await seeded.api.gql(`mutation { createComment(postId: "00000000-0000-4000-8000-000000000999", authorId: "${CHARLIE}", content: "x") { id } }`);
   expect(missing.json.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   expect(await kept(CHARLIE)).toEqual(before);
 });
@@ -128,13 +114,13 @@ test('concurrent commands for one user add up: no change is lost', async () => {
   await Promise.all([
     ...Array.from({ length: 8 }, (_, i) => createPost(cat, i % 2 === 0, i % 3 === 0 ? 'QUEUED' : 'INLINE')),
     // Two publishes of the same post at once: counted once.
-    api.data(`mutation { publishPost(id: "${first}", sync: INLINE) { id } }`),
-    api.data(`mutation { publishPost(id: "${first}", sync: QUEUED) { id } }`),
+    seeded.api.data(`mutation { publishPost(id: "${first}", sync: INLINE) { id } }`),
+    seeded.api.data(`mutation { publishPost(id: "${first}", sync: QUEUED) { id } }`),
     ...Array.from({ length: 6 }, () => createComment(first, cat)),
   ]);
   expect(await kept(cat)).toEqual({ postCount: 9, publishedPostCount: 5, commentCount: 6 });
   expect(await kept(cat)).toEqual(await counted(cat));
-  await api.drainQueue();
+  await seeded.api.drainQueue();
   expect(await answered(cat)).toEqual(await counted(cat));
 });
 
@@ -142,18 +128,18 @@ test('counts changed behind the API are found by verify, and mended by repair an
   const dan = await newUser('dan');
   await createPost(dan, true);
   // A post inserted with SQL, not through the API: the kept count does not know it.
-  await pool.query(`INSERT INTO tb_post (author_id, title, content, published) VALUES ($1, 'By hand', 'x', true)`, [dan]);
-  await api.app.sync.users([dan]);
+  await seeded.pool.query(`INSERT INTO tb_post (author_id, title, content, published) VALUES ($1, 'By hand', 'x', true)`, [dan]);
+  await seeded.api.app.sync.users([dan]);
   expect(await answered(dan)).toMatchObject({ postCount: 1 });
-  const report = await api.app.sync.verify();
+  const report = await seeded.api.app.sync.verify();
   expect(report.problems.user.stale).toEqual([dan]);
-  await api.app.sync.repair(report);
+  await seeded.api.app.sync.repair(report);
   expect(await kept(dan)).toEqual({ postCount: 2, publishedPostCount: 2, commentCount: 0 });
   expect(await answered(dan)).toEqual(await counted(dan));
-  expect((await api.app.sync.verify()).total).toBe(0);
+  expect((await seeded.api.app.sync.verify()).total).toBe(0);
 
-  await pool.query('UPDATE tb_user_stats SET post_count = 40, published_post_count = 30 WHERE user_id = $1', [dan]);
-  await api.app.sync.all();
+  await seeded.pool.query('UPDATE tb_user_stats SET post_count = 40, published_post_count = 30 WHERE user_id = $1', [dan]);
+  await seeded.api.app.sync.all();
   expect(await kept(dan)).toEqual(await counted(dan));
   expect(await answered(dan)).toEqual(await counted(dan));
   // And the next command adds to the right count.
@@ -163,13 +149,13 @@ test('counts changed behind the API are found by verify, and mended by repair an
 
 test('a user without a kept row is counted from the rows, as before', async () => {
   const eve = await newUser('eve');
-  await pool.query('DELETE FROM tb_user_stats WHERE user_id = $1', [eve]);
+  await seeded.pool.query('DELETE FROM tb_user_stats WHERE user_id = $1', [eve]);
   await createPost(eve, true);
   await createPost(eve, false);
   expect(await kept(eve)).toBeUndefined();
   expect(await answered(eve)).toEqual({ postCount: 2, publishedPostCount: 1, commentCount: 0 });
   // A recount does not create rows (a command running meanwhile could not have counted in it).
-  await withTransaction(pool, async (client) => {
+  await withTransaction(seeded.pool, async (client) => {
     expect(await recountUserStats(client, [eve])).toEqual([]);
   });
   expect(await kept(eve)).toBeUndefined();
@@ -178,9 +164,9 @@ test('a user without a kept row is counted from the rows, as before', async () =
 test('a count change that fails is the error raised: the refresh behind it records no sync failure, nothing is written', async () => {
   const fay = await newUser('fay');
   const impatient = await startApi({ statementTimeoutMs: 300 });
-  const holder = await pool.connect();
+  const holder = await seeded.pool.connect();
   try {
-    const { rows } = await pool.query<{ id: number }>('SELECT coalesce(max(id), 0)::int AS id FROM sync_log');
+    const { rows } = await seeded.pool.query<{ id: number }>('SELECT coalesce(max(id), 0)::int AS id FROM sync_log');
     const before = { posts: await counted(fay), kept: await kept(fay) };
     // Fay's counts row is held elsewhere: the count change waits for it and times out.
     await holder.query('BEGIN');
@@ -191,7 +177,7 @@ test('a count change that fails is the error raised: the refresh behind it recor
     expect(res.json.data).toBeNull();
     expect(await counted(fay)).toEqual(before.posts);
     expect(await kept(fay)).toEqual(before.kept);
-    const failures = await pool.query('SELECT entity_type FROM sync_log WHERE id > $1 AND NOT success', [rows[0]!.id]);
+    const failures = await seeded.pool.query('SELECT entity_type FROM sync_log WHERE id > $1 AND NOT success', [rows[0]!.id]);
     expect(failures.rows).toEqual([]);
   } finally {
     await holder.query('ROLLBACK').catch(() => undefined);
