@@ -1,6 +1,6 @@
 import { testDatabaseUrl, testPool } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
-import { connectClient, createPool, isPipelined, sendWithCommit, withTransaction } from './pool';
+import { commitNow, connectClient, createPool, isPipelined, withTransaction } from './pool';
 
 /**
  * A connection the server drops while the client is lent out of the pool (a transaction between
@@ -92,13 +92,13 @@ test('generic plans for one transaction only, committed or rolled back', async (
 });
 
 /**
- * Pipeline mode (createPool's default): a statement handed to sendWithCommit() is sent with the
- * COMMIT, in the same write. It commits with the transaction when it succeeds; when it fails, the
- * transaction is rolled back whole (PostgreSQL answers that COMMIT with ROLLBACK, not an error) and
+ * Pipeline mode (createPool's default): a withTransaction() callback may send COMMIT itself, right
+ * behind the statements it sent, without waiting for their answers (commitNow). When one of them
+ * fails, PostgreSQL answers that COMMIT with ROLLBACK (not an error): nothing is written and
  * withTransaction raises the statement's own error.
  */
-describe('sendWithCommit', () => {
-  const table = 'pool_spec_settle';
+describe('commitNow', () => {
+  const table = 'pool_spec_commit_now';
   let pool: ReturnType<typeof testPool>;
   beforeAll(async () => {
     pool = testPool(2);
@@ -107,29 +107,31 @@ describe('sendWithCommit', () => {
   afterAll(() => pool.end());
   const stored = async () => (await pool.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n);
 
-  test('a statement sent with the COMMIT commits with the transaction, and is sent only then', async () => {
-    let sentAt = '';
-    const handedOver = await withTransaction(pool, async (client) => {
+  test('COMMIT goes out behind statements not yet answered, and commits them', async () => {
+    const order: string[] = [];
+    const committedEarly = await withTransaction(pool, async (client) => {
       expect(isPipelined(client)).toBe(true);
-      await client.query(`INSERT INTO ${table} VALUES (1)`);
-      const kept = sendWithCommit(client, () => {
-        sentAt = 'with the commit';
-        return client.query(`INSERT INTO ${table} VALUES ($1)`, [2]);
+      const insert = client.query(`INSERT INTO ${table} VALUES ($1), ($2) RETURNING n`, [1, 2]).then((r) => {
+        order.push('insert answered');
+        return r;
       });
-      expect(sentAt).toBe('');
-      return kept;
+      const sent = commitNow(client);
+      order.push('commit sent');
+      expect((await insert).rows).toEqual([{ n: 1 }, { n: 2 }]);
+      return sent;
     });
-    expect(handedOver).toBe(true);
-    expect(sentAt).toBe('with the commit');
+    expect(committedEarly).toBe(true);
+    expect(order).toEqual(['commit sent', 'insert answered']);
     expect(await stored()).toEqual([1, 2]);
   });
 
-  test('a failing one rolls the whole transaction back and its error is raised', async () => {
+  test('a statement that fails before the early COMMIT rolls the whole transaction back, with its own error', async () => {
     await expect(
       withTransaction(pool, async (client) => {
         await client.query(`INSERT INTO ${table} VALUES (10)`);
-        // Duplicate key: fails only once PostgreSQL runs it, right before the COMMIT.
-        sendWithCommit(client, () => client.query(`INSERT INTO ${table} VALUES ($1)`, [1]));
+        const duplicate = client.query(`INSERT INTO ${table} VALUES ($1)`, [1]); // fails once PostgreSQL runs it
+        commitNow(client);
+        await duplicate;
       }),
     ).rejects.toThrow(/duplicate key/);
     expect(await stored()).toEqual([1, 2]);
@@ -138,38 +140,34 @@ describe('sendWithCommit', () => {
     expect(await stored()).toEqual([1, 2, 3]);
   });
 
-  test('a failure after the hand-over rolls back, and the statement is never sent', async () => {
-    let sent = false;
+  test('a failure the callback did not wait for still fails the transaction: its COMMIT was a ROLLBACK', async () => {
     await expect(
       withTransaction(pool, async (client) => {
-        sendWithCommit(client, () => {
-          sent = true;
-          return client.query(`INSERT INTO ${table} VALUES ($1)`, [20]);
-        });
-        throw new Error('changed my mind');
+        client.query(`INSERT INTO ${table} VALUES ($1)`, [1]).catch(() => undefined);
+        commitNow(client);
       }),
-    ).rejects.toThrow('changed my mind');
-    expect(sent).toBe(false);
+    ).rejects.toThrow(/rolled back at COMMIT/);
     expect(await stored()).toEqual([1, 2, 3]);
   });
 
-  test('outside withTransaction, or without pipelining, the caller sends and awaits the statement itself', async () => {
+  test('outside withTransaction, or without pipelining, nothing is sent and the transaction commits as usual', async () => {
     const client = await pool.connect();
     try {
-      expect(sendWithCommit(client, () => Promise.resolve())).toBe(false);
+      expect(commitNow(client)).toBe(false);
     } finally {
       client.release();
     }
     const plain = createPool(testDatabaseUrl(), { applicationName: 'blog-test', max: 1, pipeline: false });
     try {
-      const handedOver = await withTransaction(plain, async (client) => {
+      const committedEarly = await withTransaction(plain, async (client) => {
         expect(isPipelined(client)).toBe(false);
-        return sendWithCommit(client, () => client.query(`INSERT INTO ${table} VALUES (4)`));
+        await client.query(`INSERT INTO ${table} VALUES (4)`);
+        return commitNow(client);
       });
-      expect(handedOver).toBe(false);
+      expect(committedEarly).toBe(false);
     } finally {
       await plain.end();
     }
-    expect(await stored()).toEqual([1, 2, 3]);
+    expect(await stored()).toEqual([1, 2, 3, 4]);
   });
 });

@@ -150,25 +150,29 @@ export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
   }
 }
 
-/** Statements a withTransaction() is to send with its COMMIT, and check with it. */
-const sentWithCommit = new WeakMap<pg.ClientBase, (() => Promise<unknown>)[]>();
+/** The COMMIT a withTransaction() callback sent early (commitNow), per client inside withTransaction(). */
+const transactions = new WeakMap<pg.ClientBase, { commit?: Promise<pg.QueryResult> }>();
 
 /**
- * Lets a transaction's last statements travel with its COMMIT: when `client` pipelines and is inside
- * withTransaction(), `send` (which issues the statement) is kept and true is returned; the
- * transaction then sends it together with the COMMIT, in one write, and fails, rolled back, if it
- * failed. Otherwise returns false without calling it: the caller sends and awaits it itself.
+ * Sends COMMIT now, right behind the statements already sent on this pipelined connection, without
+ * waiting for their answers; withTransaction() then awaits it instead of sending its own. PostgreSQL
+ * runs the COMMIT after them, and answers it with ROLLBACK (not an error) if one of them failed, in
+ * which case withTransaction() raises that statement's error and nothing is written. Row locks are
+ * released without a round trip back to us first. The caller must send nothing more in this
+ * transaction. Returns false, and sends nothing, when the client does not pipeline or is not inside
+ * withTransaction(): the transaction then commits as usual when the callback returns.
  */
-export function sendWithCommit(client: pg.ClientBase, send: () => Promise<unknown>): boolean {
-  const pending = sentWithCommit.get(client);
-  if (!pending) return false;
-  pending.push(send);
+export function commitNow(client: pg.ClientBase): boolean {
+  const transaction = transactions.get(client);
+  if (!transaction || transaction.commit) return false;
+  transaction.commit = client.query('COMMIT');
+  transaction.commit.catch(() => undefined); // observed now; awaited by withTransaction()
   return true;
 }
 
 /**
- * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. Statements
- * handed over with sendWithCommit() are sent with the COMMIT and checked with it.
+ * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. `fn` may send
+ * the COMMIT itself, early, with commitNow().
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
@@ -176,22 +180,19 @@ export async function withTransaction<T>(
   options: TransactionOptions = {},
 ): Promise<T> {
   const client = await pool.connect();
-  const pending: (() => Promise<unknown>)[] = [];
-  if (isPipelined(client)) sentWithCommit.set(client, pending);
+  const transaction: { commit?: Promise<pg.QueryResult> } = {};
+  if (isPipelined(client)) transactions.set(client, transaction);
   try {
     await client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
     const result = await fn(client);
-    sentWithCommit.delete(client);
-    const [last, commit] = sendTogether(client, () => [pending.map((send) => send()), client.query('COMMIT')] as const);
-    // A failed statement aborts the transaction, and PostgreSQL answers the COMMIT that follows it
-    // with ROLLBACK (not an error): the statement's own error is the one to raise.
-    const settled = await Promise.allSettled([...last, commit]);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
-    if ((await commit).command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
+    transactions.delete(client);
+    // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
+    const committed = await (transaction.commit ?? client.query('COMMIT'));
+    if (committed.command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
     return result;
   } catch (err) {
-    sentWithCommit.delete(client);
+    transactions.delete(client);
+    if (transaction.commit) await transaction.commit.catch(() => undefined);
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {

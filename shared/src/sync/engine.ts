@@ -1,6 +1,6 @@
 import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type pg from 'pg';
-import { isPipelined, sendTogether, sendWithCommit, withTransaction, type Queryable } from '../db/pool';
+import { isPipelined, sendTogether, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
@@ -141,8 +141,9 @@ export class SyncEngine {
    * Refreshes the plan's projections inside the caller's open transaction (INLINE mutations, the
    * worker's batch). Types run in SYNC_ORDER (comment, post, user) so locks are always taken in
    * the same order. On failure the caller must roll back. On a pipelined connection (createPool's
-   * default) all the statements go out at once; the sync_log row is then sent with the COMMIT when
-   * the caller is withTransaction() (see sendWithCommit), else awaited here.
+   * default) all the statements go out at once, before this returns its promise: a caller that has
+   * nothing else to send may send COMMIT right behind them (commitNow in db/pool.ts). Each type's
+   * sync_log row is written by its own write statement.
    *
    * See RefreshOptions for `answer` (the document the caller wants back) and `after`.
    */
@@ -220,9 +221,7 @@ export class SyncEngine {
       }
       throw err;
     }
-    const log = () => this.writeLog(client, results.map((r) => ({ ...r, operation: 'incremental', success: true, error: null })));
-    // Inside withTransaction() on a pipelined connection the log row goes out with the COMMIT.
-    if (!sendWithCommit(client, log)) await log();
+    // Each type's sync_log row was written by its write statement (statements.ts).
     return { operation: 'incremental', results, ...(answered ? { answer: answered } : {}) };
   }
 

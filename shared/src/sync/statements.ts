@@ -59,6 +59,9 @@ function build(p: Projection): ProjectionStatements {
   const changed = `(t.data, ${p.columns.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (doc.data, ${p.columns
     .map((c) => `doc.${c}`)
     .join(', ')})`;
+  // The batch's sync_log row is written by the write statement itself, after its writes (it reads
+  // their counts), with the statement's own duration on the server: no statement of its own, so an
+  // INLINE command can send COMMIT right behind its refresh (see commitNow in db/pool.ts).
   const write = (scope: 'ids' | 'few', answer = '') => `
       WITH doc AS (${p.documents(scope)}),
       updated AS (
@@ -69,8 +72,15 @@ function build(p: Projection): ProjectionStatements {
       deleted AS (
         DELETE FROM ${p.target} t
          WHERE t.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM doc WHERE doc.id = t.id)
+        RETURNING 1),
+      counted AS (SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted),
+      logged AS (
+        INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
+        SELECT '${p.entity}', 'incremental', cardinality($1::uuid[]),
+               1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()), true, NULL
+          FROM counted
         RETURNING 1)
-      SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted${answer}`;
+      SELECT counted.updated, counted.deleted, (SELECT count(*) FROM logged)::int AS logged${answer} FROM counted`;
   return {
     claim: `
       INSERT INTO ${p.target} AS t (id, data, ${cols})

@@ -1,5 +1,7 @@
 import {
   applyCountChanges,
+  commitNow,
+  FEW_IDS,
   isPipelined,
   planForInserted,
   withTransaction,
@@ -296,7 +298,13 @@ export class Commands {
     if (mode === 'INLINE') {
       // The refresh applies the count changes right before the user documents that read them, and
       // answers with the document it wrote (read back from tv_* if it could not say).
-      const report = await this.sync.refreshIn(client, plan, { counts, ...(written.entity ? { answer: written.entity } : {}) });
+      const refreshing = this.sync.refreshIn(client, plan, { counts, ...(written.entity ? { answer: written.entity } : {}) });
+      // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
+      // behind them, so the rows it locks (a busy author's counts and tv_user row) are released
+      // without waiting for a round trip back to us.
+      const answered = !written.entity || plan[written.entity.type].length <= FEW_IDS;
+      if (answered) commitNow(client);
+      const report = await refreshing;
       if (written.entity) {
         const { type, id } = written.entity;
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id])).rows[0]?.data;
