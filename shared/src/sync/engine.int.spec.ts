@@ -166,6 +166,9 @@ describe('sync engine', () => {
     expect(atReturn.slice(6).every((e) => e.startsWith('answered'))).toBe(true);
     expect(atReturn).toHaveLength(12);
     expect(events.slice(12)).toEqual(['sent COMMIT', 'answered COMMIT']);
+    // The rows carry the write statements' time on the server.
+    const { rows: durations } = await pool.query<{ d: number }>('SELECT duration_ms AS d FROM sync_log WHERE id > $1', [since]);
+    for (const { d } of durations) expect(d).toBeGreaterThan(0);
     expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
       ['comment', 1, true],
       ['post', 1, true],
