@@ -177,6 +177,17 @@ describe('sync engine', () => {
     expect(await projection(pool, 'tv_comment', c!)).toMatchObject({ id: c, post: { id: p } });
   });
 
+  it('a failing onRefresh hook (metrics) fails neither the sync nor its caller', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const hooked = new SyncEngine(pool, {
+      onRefresh: () => {
+        throw new Error('metrics are broken');
+      },
+    });
+    await expect(hooked.users([u!.id])).resolves.toMatchObject({ results: [expect.objectContaining({ entityType: 'user', updated: 1 })] });
+    expect(await projection(pool, 'tv_user', u!.id)).toMatchObject({ id: u!.id });
+  });
+
   it('a failed sync writes a failure row, raises SyncError and leaves projections as they were', async () => {
     const [u] = await insertUsers(pool, 1);
     const [p] = await insertPosts(pool, [u!.id], 1);

@@ -173,7 +173,7 @@ export class SyncEngine {
         span.recordException(err);
         span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
         span.end();
-        this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: false });
+        this.observe({ entityType, operation: 'incremental', count: ids.length, durationMs, success: false });
         await this.recordFailure(entityType, 'incremental', ids.length, durationMs, err);
         throw new SyncError(entityType, ids.length, err);
       }
@@ -182,7 +182,7 @@ export class SyncEngine {
       const result: EntitySyncResult = { entityType, count: ids.length, updated: row?.updated ?? 0, deleted: row?.deleted ?? 0, durationMs };
       span.setAttributes({ [SYNC_SPAN_ATTRIBUTES.updated]: result.updated, [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted });
       span.end();
-      this.onRefresh?.({ entityType, operation: 'incremental', count: ids.length, durationMs, success: true });
+      this.observe({ entityType, operation: 'incremental', count: ids.length, durationMs, success: true });
       results.push(result);
     };
     // On a pipelined connection every statement of every type is sent at once: PostgreSQL still runs
@@ -304,14 +304,14 @@ export class SyncEngine {
             deleted: row.deleted,
             durationMs: performance.now() - started,
           });
-          this.onRefresh?.({ entityType, operation: 'full', count: row.total, durationMs: performance.now() - started, success: true });
+          this.observe({ entityType, operation: 'full', count: row.total, durationMs: performance.now() - started, success: true });
         }
         await this.writeLog(client, results.map((r) => ({ ...r, operation: 'full', success: true, error: null })));
         return { operation: 'full' as const, results };
       });
     } catch (err) {
       if (err instanceof SyncError) throw err;
-      this.onRefresh?.({ entityType: current, operation: 'full', count: 0, durationMs: performance.now() - started, success: false });
+      this.observe({ entityType: current, operation: 'full', count: 0, durationMs: performance.now() - started, success: false });
       await this.recordFailure(current, 'full', 0, performance.now() - started, err);
       throw new SyncError(current, 0, err);
     }
@@ -362,6 +362,15 @@ export class SyncEngine {
       await recountUserStats(client, plan.user);
       return this.refreshIn(client, plan);
     });
+  }
+
+  /** The onRefresh hook (metrics): its failure is logged, never the sync's (nor the command's). */
+  private observe(observation: RefreshObservation): void {
+    try {
+      this.onRefresh?.(observation);
+    } catch (err) {
+      this.log.error({ err, entityType: observation.entityType }, 'the onRefresh hook failed');
+    }
   }
 
   private async writeLog(client: Queryable, rows: LogRow[]): Promise<void> {

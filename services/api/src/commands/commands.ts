@@ -301,7 +301,11 @@ export class Commands {
       const refreshing = this.sync.refreshIn(client, plan, { counts, ...(written.entity ? { answer: written.entity } : {}) });
       // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
       // behind them, so the rows it locks (a busy author's counts and tv_user row) are released
-      // without waiting for a round trip back to us.
+      // without waiting for a round trip back to us. From then on the command's outcome is
+      // PostgreSQL's: a failed statement turns that COMMIT into ROLLBACK and its error is raised,
+      // and the code left to run only reads the refresh's answers (the engine's metrics hook is
+      // isolated from it). Not for QUEUED: its answer (the preview) is computed in JavaScript after
+      // its last statement, and a failure there must still roll back (test/commands.int.spec.ts).
       const answered = !written.entity || plan[written.entity.type].length <= FEW_IDS;
       if (answered) commitNow(client);
       const report = await refreshing;
