@@ -145,7 +145,7 @@ export class SyncEngine {
    * nothing else to send may send COMMIT right behind them (commitNow in db/pool.ts). Each type's
    * sync_log row is written by its own write statement.
    *
-   * See RefreshOptions for `answer` (the document the caller wants back) and `after`.
+   * See RefreshOptions for `answer` (the document the caller wants back) and `counts`.
    */
   async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, options: RefreshOptions = {}): Promise<SyncReport> {
     const { spanAttributes = {}, answer, counts = [] } = options;
@@ -242,7 +242,7 @@ export class SyncEngine {
     // needs to find a slow sync.
     const span = tracer.startSpan(`sync ${entityType}`, { attributes: spanAttributes });
     const s = STATEMENTS[entityType];
-    const few = ids.length <= FEW_IDS;
+    const few = isFew(ids);
     const sentAt = performance.now();
     const outcome = context.with(trace.setSpan(context.active(), span), () =>
       Promise.allSettled([
@@ -251,6 +251,11 @@ export class SyncEngine {
       ] as const),
     );
     return { entityType, ids, span, sentAt, outcome };
+  }
+
+  /** Whether refreshIn(client, plan, { answer: entity }) returns the entity's document (else the caller reads it). */
+  answers(plan: Partial<SyncPlan>, entity: { type: EntityType }): boolean {
+    return isFew(dedupe(plan[entity.type] ?? []));
   }
 
   /** Refreshes the plan's projections in a transaction of its own. */
@@ -404,6 +409,11 @@ export class SyncEngine {
       this.log.error({ err: logErr }, 'could not record the sync failure in sync_log');
     }
   }
+}
+
+/** A batch small enough for the 'few' statements, whose write also answers a document. */
+function isFew(ids: readonly string[]): boolean {
+  return ids.length <= FEW_IDS;
 }
 
 function dedupe(ids: readonly string[]): string[] {

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Queryable } from '../db/pool';
+import { joinAuthorCounts } from './projections/user';
 
 /**
  * Each user's counts (posts, published posts, comments) in tb_user_stats (migration 003), kept by
@@ -59,16 +60,11 @@ export function applyCountChanges(client: Queryable, changes: readonly CountChan
 /** The counts of the users in $1 ('ids') or of every user with a row ('all'), from tb_post and tb_comment. */
 const counted = (scope: 'ids' | 'all') => `
   SELECT s.user_id,
-         coalesce(p.posts, 0)::int AS posts,
-         coalesce(p.published, 0)::int AS published,
-         coalesce(c.comments, 0)::int AS comments
+         coalesce(p.post_count, 0) AS posts,
+         coalesce(p.published_count, 0) AS published,
+         coalesce(c.comment_count, 0) AS comments
     FROM tb_user_stats s
-    LEFT JOIN (SELECT author_id, count(*) AS posts, count(*) FILTER (WHERE published) AS published
-                 FROM tb_post ${scope === 'ids' ? 'WHERE author_id = ANY($1::uuid[])' : ''} GROUP BY author_id) p
-           ON p.author_id = s.user_id
-    LEFT JOIN (SELECT author_id, count(*) AS comments
-                 FROM tb_comment ${scope === 'ids' ? 'WHERE author_id = ANY($1::uuid[])' : ''} GROUP BY author_id) c
-           ON c.author_id = s.user_id
+    ${joinAuthorCounts('s.user_id', scope === 'ids' ? 'author_id = ANY($1::uuid[])' : 'true')}
    ${scope === 'ids' ? 'WHERE s.user_id = ANY($1::uuid[])' : ''}`;
 
 const fix = (scope: 'ids' | 'all') => `
@@ -108,11 +104,9 @@ export async function createUserStats(client: Queryable, users: readonly string[
   if (users !== 'all' && !users.length) return;
   await client.query(
     `INSERT INTO tb_user_stats (user_id, post_count, published_post_count, comment_count)
-     SELECT u.id, coalesce(p.posts, 0), coalesce(p.published, 0), coalesce(c.comments, 0)
+     SELECT u.id, coalesce(p.post_count, 0), coalesce(p.published_count, 0), coalesce(c.comment_count, 0)
        FROM tb_user u
-       LEFT JOIN (SELECT author_id, count(*) AS posts, count(*) FILTER (WHERE published) AS published FROM tb_post GROUP BY author_id) p
-              ON p.author_id = u.id
-       LEFT JOIN (SELECT author_id, count(*) AS comments FROM tb_comment GROUP BY author_id) c ON c.author_id = u.id
+       ${joinAuthorCounts('u.id', '($1::uuid[] IS NULL OR author_id = ANY($1::uuid[]))')}
       WHERE $1::uuid[] IS NULL OR u.id = ANY($1::uuid[])
      ON CONFLICT (user_id) DO NOTHING`,
     [users === 'all' ? null : users],

@@ -1,7 +1,6 @@
 import {
   applyCountChanges,
   commitNow,
-  FEW_IDS,
   isPipelined,
   planForInserted,
   withTransaction,
@@ -306,7 +305,7 @@ export class Commands {
       // and the code left to run only reads the refresh's answers (the engine's metrics hook is
       // isolated from it). Not for QUEUED: its answer (the preview) is computed in JavaScript after
       // its last statement, and a failure there must still roll back (test/commands.int.spec.ts).
-      const answered = !written.entity || plan[written.entity.type].length <= FEW_IDS;
+      const answered = !written.entity || this.sync.answers(plan, written.entity);
       if (answered) commitNow(client);
       const report = await refreshing;
       if (written.entity) {

@@ -5,7 +5,6 @@ import { postDocumentsSql } from './post';
 import { userDocumentsSql } from './user';
 
 export type { Scope } from './iso';
-export { FEW_IDS } from './iso';
 
 /**
  * What the sync engine needs to know of a projection: its source and target tables, the plain

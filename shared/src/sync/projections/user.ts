@@ -22,14 +22,12 @@ const COUNTS_PER_USER = `
               WHERE s.user_id IS NULL AND author_id = u.id
            ) p ON true
       LEFT JOIN LATERAL (SELECT count(*)::int AS comment_count FROM tb_comment WHERE s.user_id IS NULL AND author_id = u.id) c ON true`;
-/** Grouped counts of the authors in scope; for 'ids', only of those without a tb_user_stats row. */
-const countsGrouped = (scope: Scope) => {
-  const authors =
-    scope === 'all'
-      ? 'true'
-      : `${inScope(scope, 'author_id')} AND NOT EXISTS (SELECT 1 FROM tb_user_stats ks WHERE ks.user_id = author_id)`;
-  return `${scope === 'all' ? '' : `
-      LEFT JOIN tb_user_stats s ON s.user_id = u.id`}
+/**
+ * Each author's counts from the rows, one pass over each table grouped by author: joined as `p`
+ * (post_count, published_count) and `c` (comment_count) on `userId`, for the authors that `authors`
+ * (a condition on author_id) lets through. Also what tb_user_stats is counted from (../user-stats.ts).
+ */
+export const joinAuthorCounts = (userId: string, authors: string): string => `
       LEFT JOIN (
              SELECT author_id,
                     count(*)::int AS post_count,
@@ -37,14 +35,23 @@ const countsGrouped = (scope: Scope) => {
                FROM tb_post
               WHERE ${authors}
               GROUP BY author_id
-           ) p ON p.author_id = u.id
+           ) p ON p.author_id = ${userId}
       LEFT JOIN (
              SELECT author_id, count(*)::int AS comment_count
                FROM tb_comment
               WHERE ${authors}
               GROUP BY author_id
-           ) c ON c.author_id = u.id`;
-};
+           ) c ON c.author_id = ${userId}`;
+
+/** Grouped counts of the authors in scope; for 'ids', only of those without a tb_user_stats row. */
+const countsGrouped = (scope: Scope) =>
+  scope === 'all'
+    ? joinAuthorCounts('u.id', 'true')
+    : `
+      LEFT JOIN tb_user_stats s ON s.user_id = u.id${joinAuthorCounts(
+        'u.id',
+        `${inScope(scope, 'author_id')} AND NOT EXISTS (SELECT 1 FROM tb_user_stats ks WHERE ks.user_id = author_id)`,
+      )}`;
 
 export function userDocumentsSql(scope: Scope): string {
   // The kept count when there is one (not for 'all', which counts every user's rows), else the count.
