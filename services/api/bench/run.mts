@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import shared from '@blog/shared';
 import type pg from 'pg';
 import type * as ReadStatementModule from '../src/reads/read-statement.ts';
+import { readFields } from '@blog/shared/dist/telemetry/otlp-protobuf.js';
 import { DEFAULT_SIZE, datasetMatches, insertDataset } from './dataset.mts';
 
 const { freePort } = shared;
@@ -74,7 +75,7 @@ async function prepare(): Promise<string[]> {
     if (env.BENCH_RESEED === '1' || !(await datasetMatches(pool, DEFAULT_SIZE))) {
       log(`filling ${DATABASE_URL} (${DEFAULT_SIZE.posts} posts x ${DEFAULT_SIZE.commentsPerPost} comments) ...`);
       const started = performance.now();
-      await pool.query('TRUNCATE tb_comment, tb_post, tb_user, tv_comment, tv_post, tv_user, sync_log');
+      await pool.query('TRUNCATE tb_comment, tb_post, tb_user_stats, tb_user, tv_comment, tv_post, tv_user, sync_log');
       await shared.withTransaction(pool, async (client) => {
         await shared.insertSeedRows(client);
         await insertDataset(client, DEFAULT_SIZE);
@@ -403,10 +404,23 @@ interface Collector {
   close: () => void;
 }
 
+/** Spans in an OTLP protobuf ExportTraceServiceRequest: resource_spans (1) > scope_spans (2) > spans (2), not decoded further. */
+function protobufSpans(body: Uint8Array): number {
+  let spans = 0;
+  for (const rs of readFields(body)) {
+    if (rs.field !== 1) continue;
+    for (const ss of readFields(rs.value as Uint8Array)) {
+      if (ss.field !== 2) continue;
+      for (const f of readFields(ss.value as Uint8Array)) if (f.field === 2) spans += 1;
+    }
+  }
+  return spans;
+}
+
 /**
  * A stand-in OTLP/HTTP collector: accepts every export and counts what it received, spans included
- * (the `"spanId"` keys of an OTLP/JSON body; parentSpanId does not match), so that the benchmark
- * can tell that every span made was delivered, none dropped.
+ * (in protobuf, the services' default; in JSON, the `"spanId"` keys, which parentSpanId does not
+ * match), so that the benchmark can tell that every span made was delivered, none dropped.
  */
 async function startCollector(): Promise<Collector> {
   let exports = 0;
@@ -419,10 +433,13 @@ async function startCollector(): Promise<Collector> {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       bytes += body.length;
-      for (let at = body.indexOf(key); at !== -1; at = body.indexOf(key, at + key.length)) spans += 1;
+      if (req.headers['content-type'] === 'application/x-protobuf') spans += protobufSpans(body);
+      else for (let at = body.indexOf(key); at !== -1; at = body.indexOf(key, at + key.length)) spans += 1;
       exports += 1;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      // A protobuf export is answered in protobuf: an empty ExportTraceServiceResponse.
+      const protobuf = req.headers['content-type'] === 'application/x-protobuf';
+      res.writeHead(200, { 'content-type': protobuf ? 'application/x-protobuf' : 'application/json' });
+      res.end(protobuf ? '' : '{}');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -3,6 +3,6 @@
  * OpenTelemetry's instrumentations can patch them. Tracing is off unless
  * OTEL_EXPORTER_OTLP_ENDPOINT is set (see shared/src/telemetry/tracing.ts).
  */
-import { startTracing } from '@blog/shared/dist/telemetry/tracing';
+import { startServiceTracing } from '@blog/shared/dist/telemetry/tracing';
 
-export const tracing = startTracing({ serviceName: process.env.OTEL_SERVICE_NAME || 'blog-api' });
+export const tracing = startServiceTracing('blog-api');

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { attributeValue, decodeTraceRequest } from '@blog/shared/test/otlp';
 import type pg from 'pg';
 
 /**
@@ -21,9 +22,21 @@ interface Span {
   links: { traceId: string; spanId: string }[];
   attributes: Record<string, unknown>;
   kind: number;
+  /** The Content-Type of the export that carried it. */
+  contentType: string;
 }
 
-/** An OTLP/HTTP JSON receiver: collects every span exported to it. */
+interface OtlpRequest {
+  resourceSpans: {
+    resource: { attributes: { key: string; value: Record<string, unknown> }[] };
+    scopeSpans: { scope: { name: string }; spans: Record<string, unknown>[] }[];
+  }[];
+}
+
+/**
+ * An OTLP/HTTP receiver in both encodings (protobuf, the services' default, and JSON): collects
+ * every span exported to it.
+ */
 async function startReceiver(): Promise<{ url: string; spans: Span[]; requests: () => number; close: () => Promise<void> }> {
   const spans: Span[] = [];
   let requests = 0;
@@ -32,20 +45,21 @@ async function startReceiver(): Promise<{ url: string; spans: Span[]; requests: 
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       requests += 1;
-      if (req.url === '/v1/traces' && (req.headers['content-type'] ?? '').includes('json')) {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-          resourceSpans: {
-            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans: { scope: { name: string }; spans: Record<string, unknown>[] }[];
-          }[];
-        };
-        for (const rs of body.resourceSpans) {
-          const service = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-          for (const ss of rs.scopeSpans) {
-            for (const s of ss.spans) {
+      const type = req.headers['content-type'] ?? '';
+      const bytes = Buffer.concat(chunks);
+      let body: OtlpRequest | undefined;
+      if (req.url === '/v1/traces' && type === 'application/x-protobuf') body = decodeTraceRequest(bytes) as unknown as OtlpRequest;
+      else if (req.url === '/v1/traces' && type === 'application/json') body = JSON.parse(bytes.toString('utf8')) as OtlpRequest;
+      if (body) {
+        for (const rs of body.resourceSpans ?? []) {
+          const service = String(attributeValue(rs.resource.attributes.find((a) => a.key === 'service.name')?.value) ?? '');
+          for (const ss of rs.scopeSpans ?? []) {
+            for (const s of ss.spans ?? []) {
               const attrs: Record<string, unknown> = {};
               for (const a of (s.attributes as { key: string; value: Record<string, unknown> }[]) ?? []) {
-                attrs[a.key] = Object.values(a.value)[0];
+                // Both encodings as one: 64-bit integers arrive as strings in protobuf's decoding.
+                const value = attributeValue(a.value);
+                attrs[a.key] = a.value && 'intValue' in a.value ? Number(value) : value;
               }
               spans.push({
                 service,
@@ -57,13 +71,14 @@ async function startReceiver(): Promise<{ url: string; spans: Span[]; requests: 
                 links: ((s.links as { traceId: string; spanId: string }[]) ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId })),
                 attributes: attrs,
                 kind: s.kind as number,
+                contentType: type,
               });
             }
           }
         }
       }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      res.writeHead(200, { 'content-type': type || 'application/json' });
+      res.end(type === 'application/x-protobuf' ? Buffer.alloc(0) : '{}');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -321,5 +336,46 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       'the read span of the continued trace',
     );
     expect(read.parentSpanId).toBe(server.spanId);
+  });
+  it('exports OTLP protobuf by default, JSON when OTEL_EXPORTER_OTLP_PROTOCOL says so, and refuses gRPC', async () => {
+    // This file's API and worker use the default.
+    const ours = receiver.spans.filter((s) => s.service === 'blog-api' || s.service === 'blog-worker');
+    expect(ours.length).toBeGreaterThan(0);
+    expect([...new Set(ours.map((s) => s.contentType))]).toEqual(['application/x-protobuf']);
+
+    const json = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_SERVICE_NAME: 'blog-api-json',
+      DATABASE_URL: testDatabaseUrl(),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      const [, url] = await waitFor(() => json.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, 'the API exporting JSON');
+      const res = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'query InJson { posts(limit: 1) { id } }', operationName: 'InJson' }),
+      });
+      expect(res.status).toBe(200);
+      const read = await waitFor(() => receiver.spans.find((s) => s.service === 'blog-api-json' && s.name === 'graphql.read InJson'), 10_000, 'the JSON export');
+      expect(read.contentType).toBe('application/json');
+    } finally {
+      json.child.kill('SIGTERM');
+      await json.exited;
+    }
+
+    const grpc = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+      DATABASE_URL: testDatabaseUrl(),
+      PORT: '0',
+    });
+    expect(await grpc.exited).toBe(2);
+    expect(grpc.output()).toContain('blog-api: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL must be one of http/protobuf, http/json (gRPC is not supported); got "grpc"');
+    expect(grpc.output()).not.toMatch(/\n\s+at /); // no stack trace
   });
 });

@@ -9,14 +9,23 @@
  * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set,
  * and exports over OTLP/HTTP (Jaeger accepts it on port 4318). Without an endpoint it is off and
  * silent: no SDK, no exporter, no retries against nothing.
+ *
+ * The protocol is OTLP's default, `http/protobuf`, encoded by ./otlp-protobuf.ts (see there why)
+ * and sent by the SDK's own HTTP transport (timeouts, retries, headers and compression from the
+ * standard OTEL_EXPORTER_OTLP_* variables). OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=http/json selects
+ * the SDK's JSON exporter instead; gRPC is not supported (no gRPC stack in the services).
  */
 import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
 import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { decodeTraceResponse, encodeTraceRequest } from './otlp-protobuf';
 
 export interface TracingOptions {
   serviceName: string;
@@ -40,8 +49,7 @@ export function startTracing(options: TracingOptions): Tracing {
 
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
-    // The exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and appends /v1/traces itself.
-    traceExporter: options.exporter ?? new OTLPTraceExporter(),
+    traceExporter: options.exporter ?? otlpExporter(env),
     metricReaders: [], // metrics are Prometheus (prom-client), scraped from the services
     logRecordProcessors: [], // logs go to stdout as JSON, with trace ids (see pino below)
     instrumentations: [
@@ -53,4 +61,48 @@ export function startTracing(options: TracingOptions): Tracing {
   });
   sdk.start();
   return { enabled: true, shutdown: () => sdk.shutdown() };
+}
+
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+
+/** Thrown by startTracing for a setting it cannot honour; the message names the variable. */
+export class TracingConfigError extends Error {
+  override readonly name = 'TracingConfigError';
+}
+
+/**
+ * The OTLP/HTTP span exporter for OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL. Both read
+ * OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and append /v1/traces to the former themselves.
+ */
+export function otlpExporter(env: Record<string, string | undefined>): SpanExporter {
+  const variable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = (env[variable] || 'http/protobuf').trim();
+  if (protocol === 'http/json') return new OTLPJsonTraceExporter();
+  if (protocol !== 'http/protobuf') {
+    throw new TracingConfigError(`${variable} must be one of ${OTLP_PROTOCOLS.join(', ')} (gRPC is not supported); got "${protocol}"`);
+  }
+  return new OTLPExporterBase<ReadableSpan[]>(
+    createOtlpHttpExportDelegate(
+      convertLegacyHttpOptions({}, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
+      { serializeRequest: encodeTraceRequest, deserializeResponse: decodeTraceResponse },
+      // The component type the SDK's own HTTP span exporters report in their self-metrics.
+      'otlp_http_span_exporter',
+      TraceExporterMetricsHelper,
+      undefined,
+    ),
+  );
+}
+
+/**
+ * startTracing for a service's instrument.ts: a setting it cannot honour stops the process with
+ * the message (exit code 2, as for the services' other configuration errors), not a stack trace.
+ */
+export function startServiceTracing(serviceName: string): Tracing {
+  try {
+    return startTracing({ serviceName: process.env.OTEL_SERVICE_NAME || serviceName });
+  } catch (err) {
+    if (!(err instanceof TracingConfigError)) throw err;
+    process.stderr.write(`${serviceName}: ${err.message}\n`);
+    process.exit(2);
+  }
 }
