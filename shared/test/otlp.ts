@@ -14,9 +14,23 @@ type Json = Record<string, unknown>;
 
 // Each message: field number -> [name, kind, repeated]. Kinds: a message name, or a scalar type.
 type Kind = 'string' | 'bytes' | 'uint' | 'int64' | 'bool' | 'double' | 'fixed64' | 'fixed32';
-type Schema = Record<number, [name: string, kind: Kind | keyof typeof SCHEMAS, repeated?: boolean]>;
+type MessageName =
+  | 'Request'
+  | 'ResourceSpans'
+  | 'Resource'
+  | 'ScopeSpans'
+  | 'Scope'
+  | 'Span'
+  | 'Event'
+  | 'Link'
+  | 'Status'
+  | 'KeyValue'
+  | 'AnyValue'
+  | 'ArrayValue'
+  | 'KeyValueList';
+type Schema = Record<number, [name: string, kind: Kind | MessageName, repeated?: boolean]>;
 
-const SCHEMAS = {
+const SCHEMAS: Record<MessageName, Schema> = {
   Request: { 1: ['resourceSpans', 'ResourceSpans', true] },
   ResourceSpans: { 1: ['resource', 'Resource'], 2: ['scopeSpans', 'ScopeSpans', true], 3: ['schemaUrl', 'string'] },
   Resource: { 1: ['attributes', 'KeyValue', true], 2: ['droppedAttributesCount', 'uint'] },
@@ -62,9 +76,7 @@ const SCHEMAS = {
   },
   ArrayValue: { 1: ['values', 'AnyValue', true] },
   KeyValueList: { 1: ['values', 'KeyValue', true] },
-} satisfies Record<string, Schema>;
-
-type MessageName = keyof typeof SCHEMAS;
+};
 
 function scalar(kind: Kind, f: WireField): unknown {
   const bytes = f.value as Uint8Array;

@@ -12,9 +12,11 @@
  *
  *   npm run bench:tracing -w @blog/api     (node bench/run.mts --tracing)
  *
- * The cost of tracing: GetRecentPosts on two API processes side by side, one with tracing off and
- * one exporting every span over OTLP/HTTP to a local collector (this process, which accepts and
- * counts them), measured in alternating rounds (BENCH_ROUNDS, default 3) in one run.
+ * The cost of tracing: GetRecentPosts on API processes side by side: tracing off; every trace
+ * exported over OTLP/HTTP in protobuf (the default, our encoder); every trace through the SDK's
+ * OTLP/JSON exporter instead (for comparison); a tenth of the traces sampled. Each traced process
+ * exports to its own local collector (in this process, which accepts and counts the spans).
+ * Measured in alternating rounds (BENCH_ROUNDS, default 3) in one run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -452,100 +454,92 @@ async function tracingMain(): Promise<void> {
   const rounds = Number(env.BENCH_ROUNDS ?? 3);
   log(`tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections, ${rounds} rounds`);
   await prepare();
-  // One collector per traced process, so that each one's spans can be counted against its requests.
-  const collectors = { on: await startCollector(), sampled: await startCollector() };
   const common = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX) };
-  // Neither process inherits an OTLP endpoint from the caller's environment: "off" means off.
-  const noOtel = { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' };
-  const offPort = await freePort();
-  const onPort = await freePort();
-  const off = await startProcess('api (tracing off)', [path.join(dist, 'main.js')], { ...common, ...noOtel, PORT: String(offPort) }, /API ready at/);
-  const on = await startProcess(
-    'api (tracing on)',
-    [path.join(dist, 'main.js')],
-    { ...common, ...noOtel, PORT: String(onPort), OTEL_EXPORTER_OTLP_ENDPOINT: collectors.on.url },
-    /API ready at/,
-  );
-  // The production setting we document: a tenth of the traces sampled (parent-based, so a sampled
-  // mutation's trace stays whole across the queue).
-  const sampledPort = await freePort();
-  const sampled = await startProcess(
-    'api (tracing on, 10% sampled)',
-    [path.join(dist, 'main.js')],
-    {
-      ...common,
-      ...noOtel,
-      PORT: String(sampledPort),
-      OTEL_EXPORTER_OTLP_ENDPOINT: collectors.sampled.url,
-      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
-      OTEL_TRACES_SAMPLER_ARG: '0.1',
-    },
-    /API ready at/,
-  );
+  // No process inherits an OTLP endpoint or protocol from the caller's environment: "off" means off.
+  const noOtel = { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', OTEL_EXPORTER_OTLP_PROTOCOL: '', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '' };
+  type Variant = 'off' | 'on' | 'json' | 'sampled';
+  const variants: { name: Variant; label: string; env: Record<string, string> }[] = [
+    { name: 'off', label: 'tracing off', env: {} },
+    // The default: OTLP protobuf, written by our encoder (shared/src/telemetry/otlp-protobuf.ts).
+    { name: 'on', label: 'tracing on, every trace', env: {} },
+    // The same spans through the SDK's own OTLP/JSON exporter, for comparison.
+    { name: 'json', label: 'every trace, SDK JSON exporter', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } },
+    // The production setting we document: a tenth of the traces sampled (parent-based, so a sampled
+    // mutation's trace stays whole across the queue).
+    { name: 'sampled', label: 'tracing on, 10% sampled', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' } },
+  ];
+  // One collector per traced process, so that each one's spans can be counted against its requests.
+  const collectors = new Map<Variant, Collector>();
+  const processes = new Map<Variant, { child: ChildProcess; port: number }>();
+  const results = new Map<Variant, { one: number[]; many: number[]; cpu: number[]; p50: number[] }>();
+  const sent = new Map<Variant, number>();
   const body = JSON.stringify({ query: OPERATIONS.GetRecentPosts, operationName: 'GetRecentPosts' });
-  type Variant = 'off' | 'on' | 'sampled';
-  const results: Record<Variant, { one: number[]; many: number[]; cpu: number[]; p50: number[] }> = {
-    off: { one: [], many: [], cpu: [], p50: [] },
-    on: { one: [], many: [], cpu: [], p50: [] },
-    sampled: { one: [], many: [], cpu: [], p50: [] },
-  };
-  const ports: Record<Variant, number> = { off: offPort, on: onPort, sampled: sampledPort };
-  const pids: Record<Variant, number | undefined> = { off: off.pid, on: on.pid, sampled: sampled.pid };
-  const sent: Record<Variant, number> = { off: 0, on: 0, sampled: 0 };
   try {
-    const a = await post(offPort, body);
-    const b = await post(onPort, body);
-    sent.off += 1;
-    sent.on += 1;
-    if (a.text !== b.text || a.status !== 200) throw new Error(`the two processes answer differently:\n${a.text}\n${b.text}`);
+    for (const v of variants) {
+      const port = await freePort();
+      const otel: Record<string, string> = { ...noOtel, ...v.env };
+      if (v.name !== 'off') {
+        const collector = await startCollector();
+        collectors.set(v.name, collector);
+        otel.OTEL_EXPORTER_OTLP_ENDPOINT = collector.url;
+      }
+      const child = await startProcess(`api (${v.label})`, [path.join(dist, 'main.js')], { ...common, ...otel, PORT: String(port) }, /API ready at/);
+      processes.set(v.name, { child, port });
+      results.set(v.name, { one: [], many: [], cpu: [], p50: [] });
+      sent.set(v.name, 0);
+    }
+    const first = await post(processes.get('off')!.port, body);
+    for (const v of variants) {
+      const answer = await post(processes.get(v.name)!.port, body);
+      sent.set(v.name, sent.get(v.name)! + 1);
+      if (answer.text !== first.text || answer.status !== 200) throw new Error(`the processes answer differently:\n${first.text}\n${answer.text}`);
+    }
     for (let round = 1; round <= rounds; round += 1) {
-      // Alternate the order so neither side always runs second on a warmer (or busier) machine.
-      const order: Variant[] = round % 2 ? ['off', 'on', 'sampled'] : ['sampled', 'on', 'off'];
-      for (const which of order) {
-        const port = ports[which];
-        const pid = pids[which];
+      // Alternate the order so that no process always runs first or last in a round.
+      const order = round % 2 ? variants : [...variants].reverse();
+      for (const v of order) {
+        const { child, port } = processes.get(v.name)!;
         const one = await sequential(port, body, SAMPLES);
-        const many = await load(port, body, CONNECTIONS, pid);
-        results[which].one.push(one.rps);
-        results[which].p50.push(one.serverP50);
-        results[which].many.push(many.rps);
-        results[which].cpu.push(many.cpuUs ?? Number.NaN);
-        sent[which] += one.sent + many.sent;
-        log(`round ${round} tracing ${which.padEnd(7)}: ${one.rps.toFixed(0)} req/s at 1 conn (X-Process-Time p50 ${one.serverP50.toFixed(3)} ms), ${many.rps.toFixed(0)} req/s at ${CONNECTIONS} conns, ${(many.cpuUs ?? Number.NaN).toFixed(0)} µs CPU/req`);
+        const many = await load(port, body, CONNECTIONS, child.pid);
+        const r = results.get(v.name)!;
+        r.one.push(one.rps);
+        r.p50.push(one.serverP50);
+        r.many.push(many.rps);
+        r.cpu.push(many.cpuUs ?? Number.NaN);
+        sent.set(v.name, sent.get(v.name)! + one.sent + many.sent);
+        log(`round ${round} ${v.name.padEnd(7)}: ${one.rps.toFixed(0)} req/s at 1 conn (X-Process-Time p50 ${one.serverP50.toFixed(3)} ms), ${many.rps.toFixed(0)} req/s at ${CONNECTIONS} conns, ${(many.cpuUs ?? Number.NaN).toFixed(0)} µs CPU/req`);
       }
     }
   } finally {
     // Stopped before the collectors close: a traced process flushes its last spans on SIGTERM.
-    await stopProcess(off);
-    await stopProcess(on);
-    await stopProcess(sampled);
-    collectors.on.close();
-    collectors.sampled.close();
+    for (const { child } of processes.values()) await stopProcess(child);
+    for (const c of collectors.values()) c.close();
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   type Figure = 'one' | 'many' | 'cpu' | 'p50';
-  // The change against tracing off, paired by round (each round measures the three processes within
-  // a minute of each other, so the machine's drift between rounds cancels out): the median of the
-  // rounds' changes.
+  // The change against tracing off, paired by round (each round measures the processes within a
+  // minute or two of each other, so the machine's drift between rounds cancels out): the median of
+  // the rounds' changes.
+  const off = results.get('off')!;
   const change = (k: Figure, v: Variant) => {
-    const perRound = results[v][k].map((x, i) => (100 * x) / results.off[k][i]! - 100);
+    const perRound = results.get(v)![k].map((x, i) => (100 * x) / off[k][i]! - 100);
     return `${median(perRound).toFixed(1)}%`;
   };
+  const traced = variants.filter((v) => v.name !== 'off');
   const row = (label: string, k: Figure, d = 0) =>
-    `| ${label} | ${median(results.off[k]).toFixed(d)} | ${median(results.on[k]).toFixed(d)} (${change(k, 'on')}) | ${median(results.sampled[k]).toFixed(d)} (${change(k, 'sampled')}) |`;
+    `| ${label} | ${median(off[k]).toFixed(d)} | ${traced.map((v) => `${median(results.get(v.name)![k]).toFixed(d)} (${change(k, v.name)})`).join(' | ')} |`;
   log('');
-  log('| GetRecentPosts (median of rounds; change: median of the rounds\' changes) | tracing off | tracing on, every trace | tracing on, 10% sampled |');
-  log('|---|---:|---:|---:|');
+  log(`| GetRecentPosts (median of rounds; change: median of the rounds' changes) | tracing off | ${traced.map((v) => v.label).join(' | ')} |`);
+  log(`|---|---:|${traced.map(() => '---:').join('|')}|`);
   log(row('req/s, 1 connection', 'one'));
   log(row(`req/s, ${CONNECTIONS} connections`, 'many'));
   log(row('X-Process-Time p50 ms, 1 connection', 'p50', 3));
   log(row(`server CPU µs per request, ${CONNECTIONS} connections`, 'cpu'));
   log('');
-  for (const v of ['on', 'sampled'] as const) {
-    const c = collectors[v];
-    log(
-      `tracing ${v}: ${sent[v]} requests, the collector received ${c.spans()} spans (${(c.spans() / sent[v]).toFixed(2)} per request) in ${c.exports()} exports, ${(c.bytes() / 1e6).toFixed(1)} MB`,
-    );
+  for (const v of traced) {
+    const c = collectors.get(v.name)!;
+    const n = sent.get(v.name)!;
+    log(`${v.label}: ${n} requests, the collector received ${c.spans()} spans (${(c.spans() / n).toFixed(2)} per request) in ${c.exports()} exports, ${(c.bytes() / 1e6).toFixed(1)} MB`);
   }
   log('(target: throughput less than 15% lower with tracing on)');
   const load1 = os.loadavg()[0]!;

@@ -138,6 +138,10 @@ class Writer {
     this.pos += value.length;
   }
 
+  /** The last trace id written, hex and bytes: a trace's spans come together, sharing the string. */
+  private traceHex = '';
+  private readonly traceBytes = new Uint8Array(16);
+
   /** A trace or span id (lowercase hex in the API) as its bytes. */
   hexId(field: number, hex: string): void {
     const n = hex.length >> 1;
@@ -145,11 +149,21 @@ class Writer {
     this.ensure(n + 1);
     const buf = this.buf;
     buf[this.pos++] = n;
+    if (hex === this.traceHex) {
+      buf.set(this.traceBytes, this.pos);
+      this.pos += n;
+      return;
+    }
+    const start = this.pos;
     for (let i = 0; i < n; i += 1) {
       const hi = HEX[hex.charCodeAt(2 * i)] ?? -1;
       const lo = HEX[hex.charCodeAt(2 * i + 1)] ?? -1;
       // An invalid id (never made by the SDK) is sent as zeros rather than as garbage.
       buf[this.pos++] = hi < 0 || lo < 0 ? 0 : (hi << 4) | lo;
+    }
+    if (n === 16) {
+      this.traceHex = hex;
+      this.traceBytes.set(buf.subarray(start, start + 16));
     }
   }
 
@@ -297,28 +311,31 @@ function span(w: Writer, s: ReadableSpan): void {
   w.end(at);
 }
 
-/** Spans grouped by resource, then by instrumentation scope (name, version, schema URL), in the order first seen. */
-function group(spans: ReadableSpan[]): Map<ReadableSpan['resource'], Map<string, ReadableSpan[]>> {
-  const byResource = new Map<ReadableSpan['resource'], Map<string, ReadableSpan[]>>();
+/**
+ * Spans grouped by resource, then by instrumentation scope, in the order first seen. A tracer's
+ * spans share its scope object (the SDK hands out one tracer per name, version and schema URL),
+ * so scopes are told apart by identity, without building a key per span.
+ */
+function group(spans: ReadableSpan[]): Map<ReadableSpan['resource'], Map<ReadableSpan['instrumentationScope'], ReadableSpan[]>> {
+  const byResource = new Map<ReadableSpan['resource'], Map<ReadableSpan['instrumentationScope'], ReadableSpan[]>>();
   for (const s of spans) {
     let byScope = byResource.get(s.resource);
     if (!byScope) byResource.set(s.resource, (byScope = new Map()));
-    const scope = s.instrumentationScope;
-    const key = `${scope.name}\n${scope.version ?? ''}\n${scope.schemaUrl ?? ''}`;
-    const list = byScope.get(key);
+    const list = byScope.get(s.instrumentationScope);
     if (list) list.push(s);
-    else byScope.set(key, [s]);
+    else byScope.set(s.instrumentationScope, [s]);
   }
   return byResource;
 }
 
-/** Grows to the largest request seen and is reused; each request is copied out of it. */
-const scratch = new Writer(64 * 1024);
+/** Bytes per span of the last request: the next one's buffer is sized from it, so that it seldom grows. */
+let bytesPerSpan = 512;
 
 /** An ExportTraceServiceRequest holding `spans`. */
 export function encodeTraceRequest(spans: ReadableSpan[]): Uint8Array {
-  const w = scratch;
-  w.pos = 0;
+  // A buffer of its own (not zeroed, not copied at the end): the exporter may still be sending the
+  // previous request.
+  const w = new Writer(Math.max(4096, Math.ceil(bytesPerSpan * spans.length * 1.25)));
   for (const [resource, byScope] of group(spans)) {
     const rs = w.begin(1); // ResourceSpans
     const r = w.begin(1); // Resource
@@ -339,7 +356,8 @@ export function encodeTraceRequest(spans: ReadableSpan[]): Uint8Array {
     if (resource.schemaUrl) w.string(3, resource.schemaUrl);
     w.end(rs);
   }
-  return Buffer.from(w.buf.subarray(0, w.pos));
+  if (spans.length) bytesPerSpan = w.pos / spans.length;
+  return w.buf.subarray(0, w.pos);
 }
 
 // ---- reading -------------------------------------------------------------------------------------
