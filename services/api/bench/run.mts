@@ -16,7 +16,9 @@
  * exported over OTLP/HTTP in protobuf (the default, our encoder); every trace through the SDK's
  * OTLP/JSON exporter instead (for comparison); a tenth of the traces sampled. Each traced process
  * exports to its own local collector (in this process, which accepts and counts the spans).
- * Measured in alternating rounds (BENCH_ROUNDS, default 3) in one run.
+ * Measured in one run, in short slices taken by the processes in turn (BENCH_SLICES, default 20;
+ * each slice is BENCH_SLICE_SAMPLES = 300 sequential requests, then BENCH_SLICE_SECONDS = 1 s at
+ * BENCH_CONNECTIONS), so that the machine's slow spells fall on every process alike.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,6 +45,9 @@ const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 16);
 const SAMPLES = Number(env.BENCH_SAMPLES ?? 2000);
 const POOL_MAX = 10;
+// The tracing benchmark's slices: sequential requests, then seconds under load, per process per slice.
+const SLICE_SAMPLES = Number(env.BENCH_SLICE_SAMPLES ?? 300);
+const SLICE_SECONDS = Number(env.BENCH_SLICE_SECONDS ?? 1);
 const TOOL = env.BENCH_TOOL ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
 // BENCH_ONLY=GetRecentPosts,GetUser,CreatePost (any of them): run only these phases.
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
@@ -193,11 +198,10 @@ function post(port: number, body: string): Promise<{ status: number; text: strin
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 /** One connection, requests one after another: latency and server time (X-Process-Time). */
-async function sequential(port: number, body: string, n: number): Promise<LoadResult & { serverP50: number; serverP99: number }> {
+async function sequential(port: number, body: string, n: number, warmUp = Math.min(1000, n)): Promise<LoadResult & { serverP50: number; serverP99: number; server: number[]; seconds: number }> {
   // A kept-alive socket idle since an earlier phase may be near the server's keep-alive timeout
   // (65 s): one request sent as the server closes it gets ECONNRESET. Start on a fresh connection.
   agent.destroy();
-  const warmUp = Math.min(1000, n);
   for (let i = 0; i < warmUp; i += 1) await post(port, body); // warm-up (JIT, pool, prepared statements)
   const client: number[] = [];
   const server: number[] = [];
@@ -212,7 +216,7 @@ async function sequential(port: number, body: string, n: number): Promise<LoadRe
   const seconds = (performance.now() - started) / 1000;
   client.sort((a, b) => a - b);
   server.sort((a, b) => a - b);
-  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99), sent: warmUp + n };
+  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99), server, seconds, sent: warmUp + n };
 }
 
 /**
@@ -236,7 +240,13 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'blog-bench-'));
  * Many connections for SECONDS: wrk (C, one thread) when installed, else autocannon. Several
  * bodies are sent in turn.
  */
-async function load(port: number, body: string | string[], connections: number, pid: number | undefined): Promise<LoadResult> {
+async function load(
+  port: number,
+  body: string | string[],
+  connections: number,
+  pid: number | undefined,
+  { seconds = SECONDS, warmUpSeconds = 2 }: { seconds?: number; warmUpSeconds?: number } = {},
+): Promise<LoadResult & { cpuTicks: number; requests: number }> {
   const bodies = typeof body === 'string' ? [body] : body;
   if (TOOL === 'wrk') {
     const script = path.join(tmp, `post-${port}.lua`);
@@ -249,9 +259,9 @@ async function load(port: number, body: string | string[], connections: number, 
             'request = function()\n  n = n + 1\n  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])\nend\n',
     );
     const url = `http://127.0.0.1:${port}/graphql`;
-    const warmUp = await wrk(['-t1', `-c${connections}`, '-d2s', '-s', script, url]);
+    const warmUp = warmUpSeconds > 0 ? await wrk(['-t1', `-c${connections}`, `-d${warmUpSeconds}s`, '-s', script, url]) : '0 requests in';
     const ticks = cpuTicks(pid);
-    const out = await wrk(['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', '-s', script, url]);
+    const out = await wrk(['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url]);
     const used = cpuTicks(pid) - ticks;
     const requestsIn = (output: string) => Number(/(\d+) requests in/.exec(output)?.[1] ?? Number.NaN);
     const requests = requestsIn(out);
@@ -269,6 +279,8 @@ async function load(port: number, body: string | string[], connections: number, 
       p99: ms('99'),
       errors: Number(non2xx?.[1] ?? 0) + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
       cpuUs: (used * TICK_US) / requests,
+      cpuTicks: used,
+      requests,
       sent: requestsIn(warmUp) + requests,
     };
   }
@@ -280,9 +292,9 @@ async function load(port: number, body: string | string[], connections: number, 
     requests: bodies.map((b) => ({ body: b })),
     connections,
   };
-  const warmUp = await autocannon({ ...opts, duration: 2 });
+  const warmUp = warmUpSeconds > 0 ? await autocannon({ ...opts, duration: warmUpSeconds }) : { requests: { total: 0 } };
   const ticks = cpuTicks(pid);
-  const r = await autocannon({ ...opts, duration: SECONDS });
+  const r = await autocannon({ ...opts, duration: seconds });
   const used = cpuTicks(pid) - ticks;
   return {
     rps: r.requests.average,
@@ -290,6 +302,8 @@ async function load(port: number, body: string | string[], connections: number, 
     p99: r.latency.p99,
     errors: r.non2xx + r.errors,
     cpuUs: (used * TICK_US) / r.requests.total,
+    cpuTicks: used,
+    requests: r.requests.total,
     sent: warmUp.requests.total + r.requests.total,
   };
 }
@@ -451,8 +465,10 @@ async function startCollector(): Promise<Collector> {
 
 async function tracingMain(): Promise<void> {
   if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
-  const rounds = Number(env.BENCH_ROUNDS ?? 3);
-  log(`tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections, ${rounds} rounds`);
+  const slices = Number(env.BENCH_SLICES ?? 20);
+  log(
+    `tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${slices} slices of ${SLICE_SAMPLES} sequential requests and ${SLICE_SECONDS} s at ${CONNECTIONS} connections per process`,
+  );
   await prepare();
   const common = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX) };
   // No process inherits an OTLP endpoint or protocol from the caller's environment: "off" means off.
@@ -471,7 +487,9 @@ async function tracingMain(): Promise<void> {
   // One collector per traced process, so that each one's spans can be counted against its requests.
   const collectors = new Map<Variant, Collector>();
   const processes = new Map<Variant, { child: ChildProcess; port: number }>();
-  const results = new Map<Variant, { one: number[]; many: number[]; cpu: number[]; p50: number[] }>();
+  // Per slice: throughput at 1 and at CONNECTIONS connections; over all slices: every server time
+  // measured at 1 connection, CPU ticks and requests at CONNECTIONS.
+  const results = new Map<Variant, { one: number[]; many: number[]; server: number[]; ticks: number; requests: number }>();
   const sent = new Map<Variant, number>();
   const body = JSON.stringify({ query: OPERATIONS.GetRecentPosts, operationName: 'GetRecentPosts' });
   try {
@@ -485,7 +503,7 @@ async function tracingMain(): Promise<void> {
       }
       const child = await startProcess(`api (${v.label})`, [path.join(dist, 'main.js')], { ...common, ...otel, PORT: String(port) }, /API ready at/);
       processes.set(v.name, { child, port });
-      results.set(v.name, { one: [], many: [], cpu: [], p50: [] });
+      results.set(v.name, { one: [], many: [], server: [], ticks: 0, requests: 0 });
       sent.set(v.name, 0);
     }
     const first = await post(processes.get('off')!.port, body);
@@ -494,21 +512,32 @@ async function tracingMain(): Promise<void> {
       sent.set(v.name, sent.get(v.name)! + 1);
       if (answer.text !== first.text || answer.status !== 200) throw new Error(`the processes answer differently:\n${first.text}\n${answer.text}`);
     }
-    for (let round = 1; round <= rounds; round += 1) {
-      // Alternate the order so that no process always runs first or last in a round.
-      const order = round % 2 ? variants : [...variants].reverse();
+    // Warm-up: JIT, pools, prepared statements, the exporters' first batches.
+    for (const v of variants) {
+      const { child, port } = processes.get(v.name)!;
+      const one = await sequential(port, body, 500, 500);
+      const many = await load(port, body, CONNECTIONS, child.pid, { seconds: 2, warmUpSeconds: 0 });
+      sent.set(v.name, sent.get(v.name)! + one.sent + many.sent);
+    }
+    // Short slices, the processes in turn: a slow spell of the machine (they last seconds here)
+    // falls on all of them alike, rather than on whichever ran a long phase at the time.
+    for (let slice = 1; slice <= slices; slice += 1) {
+      const order = slice % 2 ? variants : [...variants].reverse();
+      const line: string[] = [];
       for (const v of order) {
         const { child, port } = processes.get(v.name)!;
-        const one = await sequential(port, body, SAMPLES);
-        const many = await load(port, body, CONNECTIONS, child.pid);
+        const one = await sequential(port, body, SLICE_SAMPLES, 0);
+        const many = await load(port, body, CONNECTIONS, child.pid, { seconds: SLICE_SECONDS, warmUpSeconds: 0 });
         const r = results.get(v.name)!;
         r.one.push(one.rps);
-        r.p50.push(one.serverP50);
+        r.server.push(...one.server);
         r.many.push(many.rps);
-        r.cpu.push(many.cpuUs ?? Number.NaN);
+        r.ticks += many.cpuTicks;
+        r.requests += many.requests;
         sent.set(v.name, sent.get(v.name)! + one.sent + many.sent);
-        log(`round ${round} ${v.name.padEnd(7)}: ${one.rps.toFixed(0)} req/s at 1 conn (X-Process-Time p50 ${one.serverP50.toFixed(3)} ms), ${many.rps.toFixed(0)} req/s at ${CONNECTIONS} conns, ${(many.cpuUs ?? Number.NaN).toFixed(0)} µs CPU/req`);
+        line.push(`${v.name} ${one.rps.toFixed(0)}/${many.rps.toFixed(0)}`);
       }
+      log(`slice ${String(slice).padStart(2)} (req/s at 1 / ${CONNECTIONS} conns): ${line.join(', ')}`);
     }
   } finally {
     // Stopped before the collectors close: a traced process flushes its last spans on SIGTERM.
@@ -516,25 +545,24 @@ async function tracingMain(): Promise<void> {
     for (const c of collectors.values()) c.close();
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  type Figure = 'one' | 'many' | 'cpu' | 'p50';
-  // The change against tracing off, paired by round (each round measures the processes within a
-  // minute or two of each other, so the machine's drift between rounds cancels out): the median of
-  // the rounds' changes.
   const off = results.get('off')!;
-  const change = (k: Figure, v: Variant) => {
-    const perRound = results.get(v)![k].map((x, i) => (100 * x) / off[k][i]! - 100);
-    return `${median(perRound).toFixed(1)}%`;
-  };
+  // Throughput: the median over slices of each slice's change against tracing off in the same
+  // slice (seconds apart). Server time and CPU: over all of a process's requests.
+  const paired = (k: 'one' | 'many', v: Variant) => median(results.get(v)![k].map((x, i) => (100 * x) / off[k][i]! - 100));
+  const p50 = (v: Variant) => median(results.get(v)!.server);
+  const cpu = (v: Variant) => (results.get(v)!.ticks * TICK_US) / results.get(v)!.requests;
+  const pctChange = (x: number, base: number) => `${((100 * x) / base - 100).toFixed(1)}%`;
   const traced = variants.filter((v) => v.name !== 'off');
-  const row = (label: string, k: Figure, d = 0) =>
-    `| ${label} | ${median(off[k]).toFixed(d)} | ${traced.map((v) => `${median(results.get(v.name)![k]).toFixed(d)} (${change(k, v.name)})`).join(' | ')} |`;
+  const cells = (f: (v: Variant) => string) => traced.map((v) => f(v.name)).join(' | ');
   log('');
-  log(`| GetRecentPosts (median of rounds; change: median of the rounds' changes) | tracing off | ${traced.map((v) => v.label).join(' | ')} |`);
+  log(`| GetRecentPosts (${slices} slices) | tracing off | ${traced.map((v) => v.label).join(' | ')} |`);
   log(`|---|---:|${traced.map(() => '---:').join('|')}|`);
-  log(row('req/s, 1 connection', 'one'));
-  log(row(`req/s, ${CONNECTIONS} connections`, 'many'));
-  log(row('X-Process-Time p50 ms, 1 connection', 'p50', 3));
-  log(row(`server CPU µs per request, ${CONNECTIONS} connections`, 'cpu'));
+  for (const k of ['one', 'many'] as const) {
+    const label = k === 'one' ? 'req/s, 1 connection' : `req/s, ${CONNECTIONS} connections`;
+    log(`| ${label} (median of slices; change: median of paired slices) | ${median(off[k]).toFixed(0)} | ${cells((v) => `${median(results.get(v)![k]).toFixed(0)} (${paired(k, v).toFixed(1)}%)`)} |`);
+  }
+  log(`| X-Process-Time p50 ms, 1 connection | ${p50('off').toFixed(3)} | ${cells((v) => `${p50(v).toFixed(3)} (${pctChange(p50(v), p50('off'))})`)} |`);
+  log(`| server CPU µs per request, ${CONNECTIONS} connections | ${cpu('off').toFixed(0)} | ${cells((v) => `${cpu(v).toFixed(0)} (${pctChange(cpu(v), cpu('off'))})`)} |`);
   log('');
   for (const v of traced) {
     const c = collectors.get(v.name)!;
