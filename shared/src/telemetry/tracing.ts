@@ -75,8 +75,9 @@ export class TracingConfigError extends Error {
  * OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and append /v1/traces to the former themselves.
  */
 export function otlpExporter(env: Record<string, string | undefined>): SpanExporter {
-  const variable = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-  const protocol = (env[variable] || 'http/protobuf').trim();
+  const forTraces = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL;
+  const variable = forTraces ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocol = (forTraces || env.OTEL_EXPORTER_OTLP_PROTOCOL || 'http/protobuf').trim();
   if (protocol === 'http/json') return new OTLPJsonTraceExporter();
   if (protocol !== 'http/protobuf') {
     throw new TracingConfigError(`${variable} must be one of ${OTLP_PROTOCOLS.join(', ')} (gRPC is not supported); got "${protocol}"`);
