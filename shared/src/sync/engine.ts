@@ -246,7 +246,7 @@ export class SyncEngine {
     const sentAt = performance.now();
     const outcome = context.with(trace.setSpan(context.active(), span), () =>
       Promise.allSettled([
-        client.query(s.claim, [ids]),
+        client.query(few ? s.claimFew : s.claim, [ids]),
         client.query<WriteRow>(few ? s.writeFew : s.write, few ? [ids, answer?.type === entityType ? answer.id : null] : [ids]),
       ] as const),
     );

@@ -1,4 +1,5 @@
 import { PROJECTIONS, type Projection } from './projections';
+import { fromById, inScope } from './projections/iso';
 import type { EntityType } from './types';
 
 /**
@@ -41,6 +42,8 @@ import type { EntityType } from './types';
 export interface ProjectionStatements {
   /** Statement 1: placeholders for new rows, locks on the others. */
   claim: string;
+  /** `claim` for at most FEW_IDS ids, finding each row by its key. */
+  claimFew: string;
   write: string;
   /**
    * `write` for at most FEW_IDS ids; it also returns, as `answer`, the document of the id in $2 (or
@@ -67,7 +70,7 @@ function build(p: Projection): ProjectionStatements {
       updated AS (
         UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
           FROM doc
-         WHERE t.id = doc.id AND ${changed}
+         WHERE t.id = doc.id AND t.id = ANY($1::uuid[]) AND ${changed}
         RETURNING 1),
       deleted AS (
         DELETE FROM ${p.target} t
@@ -81,16 +84,27 @@ function build(p: Projection): ProjectionStatements {
           FROM counted
         RETURNING 1)
       SELECT counted.updated, counted.deleted, (SELECT count(*) FROM logged)::int AS logged${answer} FROM counted`;
-  return {
-    claim: `
+  // Statement 1 (see above). For a few ids, every row is found by a primary-key probe (fromById).
+  const claim = (scope: 'ids' | 'few') => `
       INSERT INTO ${p.target} AS t (id, data, ${cols})
-      SELECT id, '{}'::jsonb, ${cols} FROM ${p.source} WHERE id = ANY($1::uuid[])
+      SELECT s.id, '{}'::jsonb, ${p.columns.map((c) => `s.${c}`).join(', ')}
+        FROM ${fromById(scope, p.source, 's')}
+       WHERE ${inScope(scope, 's.id')}
       UNION ALL
       SELECT o.id, '{}'::jsonb, ${p.columns.map((c) => `o.${c}`).join(', ')}
-        FROM ${p.target} o
-       WHERE o.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM ${p.source} s WHERE s.id = o.id)
+        FROM ${fromById(scope, p.target, 'o')}
+       ${
+         scope === 'few'
+           ? // A probe per row: NOT EXISTS becomes an anti-join, which the generic plan hashed over all of the source.
+             `LEFT JOIN LATERAL (SELECT true AS found FROM ${p.source} WHERE id = o.id LIMIT 1) x ON true
+       WHERE ${inScope(scope, 'o.id')} AND x.found IS NULL`
+           : `WHERE ${inScope(scope, 'o.id')} AND NOT EXISTS (SELECT 1 FROM ${p.source} x WHERE x.id = o.id)`
+       }
       ORDER BY id
-      ON CONFLICT (id) DO UPDATE SET data = t.data WHERE false`,
+      ON CONFLICT (id) DO UPDATE SET data = t.data WHERE false`;
+  return {
+    claim: claim('ids'),
+    claimFew: claim('few'),
     write: write('ids'),
     writeFew: write('few', ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer'),
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,

@@ -1,4 +1,4 @@
-import { inScope, isoUtc, joinById, type Scope } from './iso';
+import { fromById, inScope, isoUtc, joinById, type Scope } from './iso';
 
 /**
  * tv_comment document:
@@ -22,7 +22,7 @@ export function commentDocumentsSql(scope: Scope): string {
              'author', jsonb_build_object('id', a.id, 'username', a.username, 'fullName', a.full_name),
              'post', jsonb_build_object('id', p.id, 'title', p.title)
            ) AS data
-      FROM tb_comment cm
+      FROM ${fromById(scope, 'tb_comment', 'cm')}
       ${joinById(scope, 'tb_user', 'a', 'id, username, full_name', 'cm.author_id')}
       ${joinById(scope, 'tb_post', 'p', 'id, title', 'cm.post_id')}
      WHERE ${inScope(scope, 'cm.id')}`;

@@ -1,4 +1,4 @@
-import { inScope, isoUtc, joinById, type Scope } from './iso';
+import { fromById, inScope, isoUtc, joinById, type Scope } from './iso';
 
 /**
  * tv_post document:
@@ -26,7 +26,7 @@ export function postDocumentsSql(scope: Scope): string {
              'commentCount', coalesce(c.comment_count, 0),
              'comments', coalesce(c.comments, '[]'::jsonb)
            ) AS data
-      FROM tb_post p
+      FROM ${fromById(scope, 'tb_post', 'p')}
       ${joinById(scope, 'tb_user', 'a', 'id, username, full_name', 'p.author_id')}
       LEFT JOIN (
              SELECT cm.post_id,

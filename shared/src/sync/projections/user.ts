@@ -1,4 +1,4 @@
-import { inScope, isoUtc, type Scope } from './iso';
+import { fromById, inScope, isoUtc, type Scope } from './iso';
 
 /**
  * A user's counts.
@@ -71,7 +71,7 @@ export function userDocumentsSql(scope: Scope): string {
              'publishedPostCount', ${kept('published_post_count', 'p.published_count')},
              'commentCount', ${kept('comment_count', 'c.comment_count')}
            ) AS data
-      FROM tb_user u
+      FROM ${fromById(scope, 'tb_user', 'u')}
       ${scope === 'few' ? COUNTS_PER_USER : countsGrouped(scope)}
      WHERE ${inScope(scope, 'u.id')}`;
 }
