@@ -244,10 +244,15 @@ export class SyncEngine {
     const s = STATEMENTS[entityType];
     const few = isFew(ids);
     const sentAt = performance.now();
+    // The few-ids statements are prepared under names of their own (planned once per connection,
+    // in every process, not only where the API prepares everything): their key probes cost more to
+    // plan than to run. The others carry thousands of ids and are planned for the ids they carry.
     const outcome = context.with(trace.setSpan(context.active(), span), () =>
       Promise.allSettled([
-        client.query(few ? s.claimFew : s.claim, [ids]),
-        client.query<WriteRow>(few ? s.writeFew : s.write, few ? [ids, answer?.type === entityType ? answer.id : null] : [ids]),
+        few ? client.query({ name: `blog_sync_${entityType}_claim_few`, text: s.claimFew, values: [ids] }) : client.query(s.claim, [ids]),
+        few
+          ? client.query<WriteRow>({ name: `blog_sync_${entityType}_write_few`, text: s.writeFew, values: [ids, answer?.type === entityType ? answer.id : null] })
+          : client.query<WriteRow>(s.write, [ids]),
       ] as const),
     );
     return { entityType, ids, span, sentAt, outcome };

@@ -70,7 +70,7 @@ function build(p: Projection): ProjectionStatements {
       updated AS (
         UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
           FROM doc
-         WHERE t.id = doc.id AND t.id = ANY($1::uuid[]) AND ${changed}
+         WHERE t.id = doc.id${scope === 'few' ? ' AND t.id = ANY($1::uuid[])' : ''} AND ${changed}
         RETURNING 1),
       deleted AS (
         DELETE FROM ${p.target} t
