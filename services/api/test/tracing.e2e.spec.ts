@@ -147,6 +147,27 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     await pool.end();
   });
 
+  /** Another API process exporting to this file's receiver as `serviceName`, `env` on top; resolves once it is ready. */
+  async function extraApi(serviceName: string, env: Record<string, string>): Promise<{ service: ReturnType<typeof spawnService>; url: string }> {
+    const service = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_SERVICE_NAME: serviceName,
+      DATABASE_URL: testDatabaseUrl(),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...env,
+    });
+    try {
+      const [, url] = await waitFor(() => service.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, serviceName);
+      return { service, url: url! };
+    } catch (err) {
+      service.child.kill('SIGTERM');
+      throw err;
+    }
+  }
+
   it('exports nothing while idle: queue polling makes no spans', async () => {
     // Startup may export a span or two (the GraphQL schema build); let those arrive first.
     await new Promise((r) => setTimeout(r, 1000));
@@ -284,18 +305,8 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
   });
 
   it('an unsampled request exports no span at all, read or mutation', async () => {
-    const quiet = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_BSP_SCHEDULE_DELAY: '100',
-      OTEL_SERVICE_NAME: 'blog-api-unsampled',
-      OTEL_TRACES_SAMPLER: 'always_off',
-      DATABASE_URL: testDatabaseUrl(),
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    });
+    const { service: quiet, url } = await extraApi('blog-api-unsampled', { OTEL_TRACES_SAMPLER: 'always_off' });
     try {
-      const [, url] = await waitFor(() => quiet.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, 'the unsampled API');
       const post = (query: string) =>
         fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) }).then(
           async (r) => [r.status, (await r.json()) as { data?: unknown; errors?: unknown }] as const,
@@ -343,18 +354,8 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     expect(ours.length).toBeGreaterThan(0);
     expect([...new Set(ours.map((s) => s.contentType))]).toEqual(['application/x-protobuf']);
 
-    const json = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '100',
-      OTEL_SERVICE_NAME: 'blog-api-json',
-      DATABASE_URL: testDatabaseUrl(),
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    });
+    const { service: json, url } = await extraApi('blog-api-json', { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
     try {
-      const [, url] = await waitFor(() => json.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, 'the API exporting JSON');
       const res = await fetch(`${url}/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
