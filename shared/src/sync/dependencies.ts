@@ -13,7 +13,10 @@ import { ENTITY_TYPES, type ChangeSet, type EntityType, type SyncPlan } from './
  *
  * Relations are read from tb_* (what is true now) and from tv_* (what projections embed now), so
  * deletes are covered: a deleted comment is gone from tb_comment but tv_comment still says which
- * post and author embed it.
+ * post and author embed it. Except for a row whose own projection is not written yet (its creation
+ * is being projected by a worker, uncommitted): a delete of it finds nothing here, so the deletes
+ * name the posts and authors their rows referenced themselves, from the rows they removed
+ * (`related` in services/api/src/commands/commands.ts; services/api/test/delete-race.e2e.spec.ts).
  *
  * Run it in the writing transaction, after the write. A relation created concurrently cannot be
  * missed: commands take FOR SHARE locks on the rows they reference (see services/api), which

@@ -2,6 +2,7 @@ import {
   applyCountChanges,
   commitNow,
   isPipelined,
+  mergePlans,
   planForInserted,
   withTransaction,
   type ChangeSet,
@@ -10,6 +11,7 @@ import {
   type Inserted,
   type SyncEngine,
   type SyncMode,
+  type SyncPlan,
   type SyncQueue,
 } from '@blog/shared';
 import type pg from 'pg';
@@ -56,6 +58,14 @@ interface Written {
   counts?: CountChange[];
   /** A create: the entity inserted, whose plan needs no query (planForInserted). */
   inserted?: Inserted;
+  /**
+   * A delete: what its rows referenced (their posts and authors), read from the rows it removed
+   * and refreshed with the rest of its plan. The dependency map finds such relations in tb_* (where
+   * the rows are gone) and in tv_*, where a row is not yet when the worker is still projecting its
+   * creation: then the post and author that sync writes with the row would keep it
+   * (test/delete-race.e2e.spec.ts).
+   */
+  related?: Partial<SyncPlan>;
 }
 
 export class Commands {
@@ -214,7 +224,12 @@ export class Commands {
         { userId: post!.author_id, posts: -1, publishedPosts: post!.published ? -1 : 0 },
         ...rows.map((r) => ({ userId: r.author_id, comments: -1 })),
       ];
-      return { changes: { post: [id], comment: deletedCommentIds }, result: { id, deletedCommentIds }, counts };
+      return {
+        changes: { post: [id], comment: deletedCommentIds },
+        related: { user: [post!.author_id, ...rows.map((r) => r.author_id)] },
+        result: { id, deletedCommentIds },
+        counts,
+      };
     });
   }
 
@@ -256,9 +271,17 @@ export class Commands {
     const id = v.uuid(input.id, 'id');
     return this.command(mode, async (client) => {
       await lockOwned(client, 'comment', id, actor);
-      const { rows } = await client.query<{ author_id: string }>('DELETE FROM tb_comment WHERE id = $1 RETURNING author_id', [id]);
+      const { rows } = await client.query<{ author_id: string; post_id: string }>(
+        'DELETE FROM tb_comment WHERE id = $1 RETURNING author_id, post_id',
+        [id],
+      );
       if (!rows[0]) throw new NotFoundError('No comment with that id.', 'id');
-      return { changes: { comment: [id] }, result: { id, deletedCommentIds: [] }, counts: [{ userId: rows[0].author_id, comments: -1 }] };
+      return {
+        changes: { comment: [id] },
+        related: { post: [rows[0].post_id], user: [rows[0].author_id] },
+        result: { id, deletedCommentIds: [] },
+        counts: [{ userId: rows[0].author_id, comments: -1 }],
+      };
     });
   }
 
@@ -291,7 +314,8 @@ export class Commands {
   ): Promise<R> {
     const written = await write(client);
     // A create's plan follows from its row (no query); any other change asks the dependency map.
-    const plan = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
+    const planned = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
+    const plan = written.related ? mergePlans([planned, written.related]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     if (mode === 'INLINE') {
