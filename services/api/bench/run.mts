@@ -198,7 +198,7 @@ function post(port: number, body: string): Promise<{ status: number; text: strin
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 /** One connection, requests one after another: latency and server time (X-Process-Time). */
-async function sequential(port: number, body: string, n: number, warmUp = Math.min(1000, n)): Promise<LoadResult & { serverP50: number; serverP99: number; server: number[]; seconds: number }> {
+async function sequential(port: number, body: string, n: number, warmUp = Math.min(1000, n)): Promise<LoadResult & { serverP50: number; serverP99: number; server: number[] }> {
   // A kept-alive socket idle since an earlier phase may be near the server's keep-alive timeout
   // (65 s): one request sent as the server closes it gets ECONNRESET. Start on a fresh connection.
   agent.destroy();
@@ -216,7 +216,7 @@ async function sequential(port: number, body: string, n: number, warmUp = Math.m
   const seconds = (performance.now() - started) / 1000;
   client.sort((a, b) => a - b);
   server.sort((a, b) => a - b);
-  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99), server, seconds, sent: warmUp + n };
+  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99), server, sent: warmUp + n };
 }
 
 /**

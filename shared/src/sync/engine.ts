@@ -249,9 +249,9 @@ export class SyncEngine {
     // plan than to run. The others carry thousands of ids and are planned for the ids they carry.
     const outcome = context.with(trace.setSpan(context.active(), span), () =>
       Promise.allSettled([
-        few ? client.query({ name: `blog_sync_${entityType}_claim_few`, text: s.claimFew, values: [ids] }) : client.query(s.claim, [ids]),
+        few ? client.query({ name: s.fewNames.claim, text: s.claimFew, values: [ids] }) : client.query(s.claim, [ids]),
         few
-          ? client.query<WriteRow>({ name: `blog_sync_${entityType}_write_few`, text: s.writeFew, values: [ids, answer?.type === entityType ? answer.id : null] })
+          ? client.query<WriteRow>({ name: s.fewNames.write, text: s.writeFew, values: [ids, answer?.type === entityType ? answer.id : null] })
           : client.query<WriteRow>(s.write, [ids]),
       ] as const),
     );

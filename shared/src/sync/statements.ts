@@ -44,6 +44,8 @@ export interface ProjectionStatements {
   claim: string;
   /** `claim` for at most FEW_IDS ids, finding each row by its key. */
   claimFew: string;
+  /** The names claimFew and writeFew are prepared under (the engine prepares them in every process). */
+  fewNames: { claim: string; write: string };
   write: string;
   /**
    * `write` for at most FEW_IDS ids; it also returns, as `answer`, the document of the id in $2 (or
@@ -105,6 +107,7 @@ function build(p: Projection): ProjectionStatements {
   return {
     claim: claim('ids'),
     claimFew: claim('few'),
+    fewNames: { claim: `blog_sync_${p.entity}_claim_few`, write: `blog_sync_${p.entity}_write_few` },
     write: write('ids'),
     writeFew: write('few', ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer'),
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,
