@@ -67,6 +67,15 @@ const CHECK_FIELDS: Record<string, string> = {
   tb_post_content_length: 'content',
   tb_comment_content_length: 'content',
 };
+/**
+ * A create's references, inserted as `(SELECT id ... FOR SHARE)`: NULL, refused by NOT NULL, when
+ * the referenced row does not exist (commands.ts, step 2). By table and column.
+ */
+const MISSING_REFERENCES: Record<string, { field: string; message: string }> = {
+  'tb_post.author_id': { field: 'authorId', message: 'No user with that authorId.' },
+  'tb_comment.post_id': { field: 'postId', message: 'No post with that postId.' },
+  'tb_comment.author_id': { field: 'authorId', message: 'No user with that authorId.' },
+};
 const FOREIGN_KEY_FIELDS: Record<string, string> = {
   tb_post_author_id_fkey: 'authorId',
   tb_comment_post_id_fkey: 'postId',
@@ -90,7 +99,11 @@ export function clientErrorFromPg(err: unknown): ClientError | undefined {
       const field = FOREIGN_KEY_FIELDS[constraint];
       return new NotFoundError(field ? `No entity with that ${field}.` : 'A referenced entity does not exist.', field);
     }
-    case CONSTRAINT_CODES.notNullViolation:
+    case CONSTRAINT_CODES.notNullViolation: {
+      const { table, column } = err as { table?: string; column?: string };
+      const missing = MISSING_REFERENCES[`${table}.${column}`];
+      return missing ? new NotFoundError(missing.message, missing.field) : new BadInputError('Invalid input.');
+    }
     case CONSTRAINT_CODES.stringTooLong:
     case CONSTRAINT_CODES.invalidTextRepresentation:
     case '22021': // character_not_in_repertoire (a NUL byte in text)

@@ -66,3 +66,55 @@ test('the same command without the failure commits its rows and exactly one job'
   const after = await writeCounts(pool);
   expect({ posts: after.posts, jobs: after.jobs }).toEqual({ posts: before.posts! + 1, jobs: before.jobs! + 1 });
 });
+
+describe('round trips', () => {
+  /** Counts the writes to the database socket of every connection the pool opens from now on. */
+  function countWrites(target: pg.Pool): { writes: number } {
+    const counter = { writes: 0 };
+    target.on('connect', (client) => {
+      const stream = (client as unknown as { connection: { stream: Record<string, (...args: unknown[]) => unknown> } }).connection.stream;
+      for (const method of ['_write', '_writev'] as const) {
+        const original = stream[method]!;
+        stream[method] = function (this: unknown, ...args: unknown[]) {
+          counter.writes += 1;
+          return original.apply(this, args);
+        };
+      }
+    });
+    return counter;
+  }
+
+  test('an INLINE create sends its whole transaction (BEGIN, insert, refresh, COMMIT) in one write', async () => {
+    const own = testPool(1);
+    const counter = countWrites(own);
+    try {
+      await own.query('SELECT 1'); // the connection, opened before counting
+      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
+      for (let i = 0; i < 2; i++) {
+        counter.writes = 0;
+        const post = await commands.createPost({ title: `One trip ${i}`, content: 'x', authorId: ALICE, published: true }, 'INLINE');
+        expect({ writes: counter.writes, commentCount: post.commentCount }).toEqual({ writes: 1, commentCount: 0 });
+        counter.writes = 0;
+        const comment = await commands.createComment({ postId: post.id, authorId: ALICE, content: 'and back' }, 'INLINE');
+        expect({ writes: counter.writes, post: comment.post }).toEqual({ writes: 1, post: { id: post.id, title: `One trip ${i}` } });
+      }
+      // What it wrote is committed: another connection reads both documents.
+      const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM tv_post WHERE data->>'title' LIKE 'One trip %' AND (data->>'commentCount')::int = 1");
+      expect(rows[0]!.n).toBe(2);
+    } finally {
+      await own.end();
+    }
+  });
+
+  test('an INLINE create of a missing reference: NOT_FOUND from the insert, no sync failure, nothing written', async () => {
+    const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
+    const unknown = '11111111-2222-4333-8444-555555555555';
+    const before = await writeCounts(pool);
+    await expect(commands.createPost({ title: 't', content: 'x', authorId: unknown }, 'INLINE')).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
+    await expect(commands.createComment({ postId: unknown, authorId: ALICE, content: 'c' }, 'INLINE')).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'postId' });
+    await expect(
+      commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: unknown, content: 'c' }, 'INLINE'),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
+    expect(await writeCounts(pool)).toEqual(before);
+  });
+});

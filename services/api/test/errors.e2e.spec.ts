@@ -50,6 +50,10 @@ const cases: Case[] = [
   { name: 'createPost by an unknown author', query: createPost(`title: "t", content: "c", authorId: "${UNKNOWN}"`), status: 200, code: 'NOT_FOUND', field: 'authorId' },
   { name: 'createComment on an unknown post', query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "hi") { id } }`, status: 200, code: 'NOT_FOUND', field: 'postId' },
   { name: 'createComment by an unknown author', query: `mutation { createComment(postId: "${POST1}", authorId: "${UNKNOWN}", content: "hi") { id } }`, status: 200, code: 'NOT_FOUND', field: 'authorId' },
+  // the same with INLINE: the refresh and the COMMIT were sent behind the failing insert
+  { name: 'createPost INLINE by an unknown author', query: createPost(`title: "t", content: "c", authorId: "${UNKNOWN}", sync: INLINE`), status: 200, code: 'NOT_FOUND', field: 'authorId' },
+  { name: 'createComment INLINE on an unknown post', query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "hi", sync: INLINE) { id } }`, status: 200, code: 'NOT_FOUND', field: 'postId' },
+  { name: 'createComment INLINE by an unknown author', query: `mutation { createComment(postId: "${POST1}", authorId: "${UNKNOWN}", content: "hi", sync: INLINE) { id } }`, status: 200, code: 'NOT_FOUND', field: 'authorId' },
   { name: 'updatePost of an unknown post', query: `mutation { updatePost(id: "${UNKNOWN}", title: "t") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
   { name: 'publishPost of an unknown post', query: `mutation { publishPost(id: "${UNKNOWN}") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
   { name: 'deletePost of an unknown post', query: `mutation { deletePost(id: "${UNKNOWN}") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },

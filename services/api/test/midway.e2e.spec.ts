@@ -62,11 +62,14 @@ const cases = [
   {
     name: 'QUEUED createPost, killed while enqueueing (its tb_post row inserted)',
     lock: 'pgboss.job',
+    syncFailures: 0,
     mutation: () => `mutation { createPost(title: "Killed midway", content: "x", authorId: "${alice}", published: true, sync: QUEUED) { id } }`,
   },
   {
     name: 'INLINE createComment, killed while refreshing the projections (its tb_comment row inserted)',
     lock: 'tv_comment',
+    // The refresh failed (its connection killed under it): recorded as a sync failure, on a connection of its own.
+    syncFailures: 1,
     mutation: () => `mutation { createComment(postId: "${post}", authorId: "${bob}", content: "Killed midway", sync: INLINE) { id } }`,
   },
 ];
@@ -98,7 +101,7 @@ test.each(cases)('$name: 503 SERVICE_UNAVAILABLE, no row, no job, and the API ca
   expect(answer.status).toBe(503);
   expect(answer.json.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
   expect(answer.text).not.toMatch(/terminat|at .*\.js|pg_|tb_/i); // no database message, no stack trace
-  expect(await writeCounts(pool)).toEqual(before);
+  expect(await writeCounts(pool)).toEqual({ ...before, sync_failures: before.sync_failures! + c.syncFailures });
 
   // The API is fine: the same mutation now succeeds, and writes its row (and its job, if QUEUED).
   const again = await api.gql(c.mutation());

@@ -102,12 +102,18 @@ export class TestApi {
   }
 }
 
-/** Rows on the command side and jobs in pg-boss: what a rejected command must leave unchanged. */
+/**
+ * Rows on the command side, jobs in pg-boss, and the sync's writes (tv_* rows written, sync_log rows
+ * of syncs and of sync failures): what a rejected command must leave unchanged.
+ */
 export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>> {
   const { rows } = await pool.query<Record<string, number>>(
     `SELECT (SELECT count(*) FROM tb_user)::int AS users, (SELECT count(*) FROM tb_post)::int AS posts,
             (SELECT count(*) FROM tb_comment)::int AS comments, (SELECT count(*) FROM pgboss.job)::int AS jobs,
-            (SELECT max(updated_at) FROM tb_user)::text AS users_updated, (SELECT max(updated_at) FROM tb_post)::text AS posts_updated`,
+            (SELECT max(updated_at) FROM tb_user)::text AS users_updated, (SELECT max(updated_at) FROM tb_post)::text AS posts_updated,
+            (SELECT count(*) FROM sync_log WHERE success)::int AS syncs,
+            (SELECT count(*) FROM sync_log WHERE NOT success)::int AS sync_failures, (SELECT max(synced_at) FROM tv_post)::text AS tv_post_synced,
+            (SELECT max(synced_at) FROM tv_user)::text AS tv_user_synced, (SELECT max(synced_at) FROM tv_comment)::text AS tv_comment_synced`,
   );
   return rows[0]!;
 }

@@ -252,10 +252,10 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     );
     // The mutation's statements (our spans, see shared/src/telemetry/statement-span.ts): its INSERT
     // and the pg-boss enqueue, made on the transaction's connection.
-    expect(sqlUnderGraphql.map((s) => s.name)).toEqual(expect.arrayContaining(['BEGIN', 'INSERT pgboss.job_common', 'COMMIT']));
-    expect(sqlUnderGraphql.find((s) => s.name === 'WITH tb_user')!.attributes).toMatchObject({
+    expect(sqlUnderGraphql.map((s) => s.name)).toEqual(expect.arrayContaining(['BEGIN', 'INSERT tb_post', 'INSERT pgboss.job_common', 'COMMIT']));
+    expect(sqlUnderGraphql.find((s) => s.name === 'INSERT tb_post')!.attributes).toMatchObject({
       'db.system.name': 'postgresql',
-      'db.operation.name': 'WITH',
+      'db.operation.name': 'INSERT',
       'db.query.text': expect.stringContaining('INSERT INTO tb_post'),
     });
     // The enqueue happened inside the mutation.

@@ -134,13 +134,19 @@ export function isPipelined(client: pg.ClientBase): boolean {
   return (client as { pipeline?: boolean }).pipeline === true;
 }
 
+type CorkableStream = { cork?: () => void; uncork?: () => void };
+
+function streamOf(client: pg.ClientBase): CorkableStream | undefined {
+  return (client as { connection?: { stream?: CorkableStream } }).connection?.stream;
+}
+
 /**
  * Runs `send`, which issues several statements at once on a pipelined client, with the connection's
  * socket corked, so that they leave in one write (one system call and one packet) instead of one
  * each. `send` must only issue statements, never wait for one: nothing is sent before it returns.
  */
 export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
-  const stream = (client as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+  const stream = streamOf(client);
   if (!stream?.cork || !stream.uncork) return send();
   stream.cork();
   try {
@@ -148,6 +154,21 @@ export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
   } finally {
     stream.uncork();
   }
+}
+
+/**
+ * Corks the connection's socket until the code running now, and every promise continuation it
+ * queues, has run (Node's own cork-then-uncork-on-next-tick idiom): the statements it issues in
+ * that time leave in one write. Code that awaits an answer meanwhile lets the queue drain, which
+ * uncorks, so nothing waits on itself. Used by withTransaction() on pipelined connections: a
+ * command that issues its BEGIN, its write, its refresh and its COMMIT without waiting in between
+ * sends the whole transaction at once, and PostgreSQL answers it at once (one round trip).
+ */
+function corkUntilIdle(client: pg.ClientBase): void {
+  const stream = streamOf(client);
+  if (!stream?.cork || !stream.uncork) return;
+  stream.cork();
+  process.nextTick(() => stream.uncork!());
 }
 
 /** The COMMIT a withTransaction() callback sent early (commitNow), per client inside withTransaction(). */
@@ -172,7 +193,8 @@ export function commitNow(client: pg.ClientBase): boolean {
 
 /**
  * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. `fn` may send
- * the COMMIT itself, early, with commitNow().
+ * the COMMIT itself, early, with commitNow(). On a pipelined connection BEGIN is sent without
+ * waiting for its answer, in one write with whatever `fn` sends before it first waits (corkUntilIdle).
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
@@ -183,8 +205,22 @@ export async function withTransaction<T>(
   const transaction: { commit?: Promise<pg.QueryResult> } = {};
   if (isPipelined(client)) transactions.set(client, transaction);
   try {
-    await client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
-    const result = await fn(client);
+    // On a pipelined connection BEGIN is not waited for: the callback's statements go out behind it,
+    // in the same write. PostgreSQL runs them after it; should it fail, they fail too, and its error
+    // is raised below.
+    const pipelined = isPipelined(client);
+    if (pipelined) corkUntilIdle(client);
+    const begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
+    if (pipelined) begun.catch(() => undefined);
+    else await begun;
+    let result: T;
+    try {
+      result = await fn(client);
+    } catch (err) {
+      await begun; // a failed BEGIN is the cause
+      throw err;
+    }
+    await begun;
     transactions.delete(client);
     // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
     const committed = await (transaction.commit ?? client.query('COMMIT'));

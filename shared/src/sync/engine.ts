@@ -89,6 +89,13 @@ export interface RefreshOptions {
    * only. Their failure is raised as it is, not as a sync failure.
    */
   counts?: readonly CountChange[];
+  /**
+   * A statement the caller sent before the refresh without waiting for it (a command's insert, whose
+   * failure is the command's answer: a missing author). Awaited before the refresh's own outcomes
+   * are read; if it failed, the refresh's statements only report the aborted transaction, so its
+   * error is raised as it is and no sync failure is recorded.
+   */
+  after?: Promise<unknown>;
 }
 
 /** What a refresh's write statement answers. */
@@ -148,7 +155,7 @@ export class SyncEngine {
    * See RefreshOptions for `answer` (the document the caller wants back) and `counts`.
    */
   async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, options: RefreshOptions = {}): Promise<SyncReport> {
-    const { spanAttributes = {}, answer, counts = [] } = options;
+    const { spanAttributes = {}, answer, counts = [], after } = options;
     const batches = SYNC_ORDER.map((entityType) => ({ entityType, ids: dedupe(plan[entityType] ?? []) })).filter((b) => b.ids.length);
     const results: EntitySyncResult[] = [];
     let answered: Record<string, unknown> | undefined;
@@ -199,6 +206,7 @@ export class SyncEngine {
     };
     const waiting = pipelined ? sendTogether(client, () => batches.map(send)) : [];
     try {
+      if (after) await after;
       for (const b of batches) {
         let one: SentRefresh;
         if (pipelined) one = waiting.shift()!;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   applyCountChanges,
   commitNow,
@@ -24,7 +25,11 @@ import * as v from '../validate';
  *   1. validate the input (before any database work: a bad command costs nothing and writes nothing)
  *   2. creates lock the rows they reference FOR SHARE (also the NOT_FOUND check). Required by the
  *      dependency map's race argument (shared/src/sync/dependencies.ts): a concurrent change of the
- *      referenced row waits for us, so its sync sees our row.
+ *      referenced row waits for us, so its sync sees our row. The insert does it itself: each
+ *      reference is `(SELECT id FROM tb_x WHERE id = $n FOR SHARE)`, and a missing row leaves the
+ *      column NULL, which its NOT NULL constraint refuses with an error (NOT_FOUND naming the
+ *      argument: errors.ts). An error, not an empty result, because the insert is not waited for
+ *      (`checked`): it aborts the transaction, and nothing sent behind it takes effect.
  *   3. write tb_* (timestamps set here: no triggers)
  *   4. plan = the dependency map over the changed ids (for a create, planForInserted: no query)
  *   5. INLINE: refresh the projections in this transaction and answer from tv_*;
@@ -66,6 +71,13 @@ interface Written {
    * (test/delete-race.e2e.spec.ts).
    */
   related?: Partial<SyncPlan>;
+  /**
+   * The write's statement, sent and not waited for: a create whose row needs nothing back from the
+   * database (its id is made here) lets the refresh and the COMMIT go out behind it, and the whole
+   * transaction costs one round trip. Its failure (a missing referenced row: see insertReferencing)
+   * is the command's error (step 2 above).
+   */
+  checked?: Promise<unknown>;
 }
 
 export class Commands {
@@ -162,21 +174,19 @@ export class Commands {
     };
     return this.entityCommand(mode, async (client) => {
       mayWriteAs(actor, row.authorId);
-      // Lock the author FOR SHARE and insert, in one statement: no row back means no such author.
-      const { rows } = await client.query<{ id: string }>(
-        `WITH author AS (SELECT id FROM tb_user WHERE id = $1 FOR SHARE)
-         INSERT INTO tb_post (author_id, title, content, published, created_at, updated_at)
-         SELECT author.id, $2, $3, $4, now(), now() FROM author
-         RETURNING id`,
-        [row.authorId, row.title, row.content, row.published],
+      const id = randomUUID();
+      // The author locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above); not waited for.
+      const checked = client.query(
+        `INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
+         VALUES ($1, (SELECT id FROM tb_user WHERE id = $2 FOR SHARE), $3, $4, $5, now(), now())`,
+        [id, row.authorId, row.title, row.content, row.published],
       );
-      if (!rows[0]) throw new NotFoundError('No user with that authorId.', 'authorId');
-      const id = rows[0].id;
       return {
         changes: { post: [id] },
         entity: { type: 'post', id },
         counts: [{ userId: row.authorId, posts: 1, publishedPosts: row.published ? 1 : 0 }],
         inserted: { type: 'post', id, authorId: row.authorId },
+        checked,
       };
     });
   }
@@ -247,22 +257,19 @@ export class Commands {
     };
     return this.entityCommand(mode, async (client) => {
       mayWriteAs(actor, row.authorId);
-      // Lock the post, then the author, FOR SHARE and insert, in one statement.
-      const { rows } = await client.query<{ id: string }>(
-        `WITH post AS (SELECT id FROM tb_post WHERE id = $1 FOR SHARE),
-              author AS (SELECT id FROM tb_user WHERE id = $2 FOR SHARE)
-         INSERT INTO tb_comment (post_id, author_id, content, created_at, updated_at)
-         SELECT post.id, author.id, $3, now(), now() FROM post, author
-         RETURNING id`,
-        [row.postId, row.authorId, row.content],
+      const id = randomUUID();
+      // The post, then the author, locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above).
+      const checked = client.query(
+        `INSERT INTO tb_comment (id, post_id, author_id, content, created_at, updated_at)
+         VALUES ($1, (SELECT id FROM tb_post WHERE id = $2 FOR SHARE), (SELECT id FROM tb_user WHERE id = $3 FOR SHARE), $4, now(), now())`,
+        [id, row.postId, row.authorId, row.content],
       );
-      if (!rows[0]) await reportMissing(client, row);
-      const id = rows[0]!.id;
       return {
         changes: { comment: [id] },
         entity: { type: 'comment', id },
         counts: [{ userId: row.authorId, comments: 1 }],
         inserted: { type: 'comment', id, postId: row.postId, authorId: row.authorId },
+        checked,
       };
     });
   }
@@ -313,6 +320,7 @@ export class Commands {
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
   ): Promise<R> {
     const written = await write(client);
+    written.checked?.catch(() => undefined); // observed now; awaited (and raised) below
     // A create's plan follows from its row (no query); any other change asks the dependency map.
     const planned = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
     const plan = written.related ? mergePlans([planned, written.related]) : planned;
@@ -321,7 +329,11 @@ export class Commands {
     if (mode === 'INLINE') {
       // The refresh applies the count changes right before the user documents that read them, and
       // answers with the document it wrote (read back from tv_* if it could not say).
-      const refreshing = this.sync.refreshIn(client, plan, { counts, ...(written.entity ? { answer: written.entity } : {}) });
+      const refreshing = this.sync.refreshIn(client, plan, {
+        counts,
+        ...(written.entity ? { answer: written.entity } : {}),
+        ...(written.checked ? { after: written.checked } : {}),
+      });
       // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
       // behind them, so the rows it locks (a busy author's counts and tv_user row) are released
       // without waiting for a round trip back to us. From then on the command's outcome is
@@ -337,6 +349,7 @@ export class Commands {
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
+      if (written.checked) await written.checked;
       // The count changes go out with the enqueue: the users' counts rows stay locked from there to
       // COMMIT only. Their failure, if any, is the cause (the enqueue then found the transaction aborted).
       const counted = applyCountChanges(client, counts);
@@ -445,11 +458,4 @@ async function updatePostReturningPublished(client: pg.ClientBase, id: string, s
   const row = rows[0];
   if (!row) throw new NotFoundError('No post with that id.', 'id');
   return { userId: row.author_id, publishedPosts: Number(row.published) - Number(row.was) };
-}
-
-/** After an insert that found no referenced row: which one is missing, as NOT_FOUND. */
-async function reportMissing(client: pg.ClientBase, refs: { postId: string; authorId: string }): Promise<never> {
-  const { rows } = await client.query<{ post: boolean }>('SELECT EXISTS (SELECT 1 FROM tb_post WHERE id = $1) AS post', [refs.postId]);
-  if (!rows[0]?.post) throw new NotFoundError('No post with that postId.', 'postId');
-  throw new NotFoundError('No user with that authorId.', 'authorId');
 }
