@@ -177,6 +177,40 @@ describe('sync engine', () => {
     expect(await projection(pool, 'tv_comment', c!)).toMatchObject({ id: c, post: { id: p } });
   });
 
+  it('created: the document of an entity inserted by the transaction is inserted by one statement (no claim), as a claimed refresh would write it', async () => {
+    const [u] = await insertUsers(pool, 1);
+    const since = await lastLogId();
+    const texts: string[] = [];
+    const { report, post } = await withTransaction(pool, async (client) => {
+      const [p] = await insertPosts(client, [u!.id], 1);
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+      (client as { query: unknown }).query = (...args: unknown[]) => {
+        texts.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim());
+        return query(...args);
+      };
+      try {
+        const created = { type: 'post' as const, id: p! };
+        return { report: await sync.refreshIn(client, { post: [p!], user: [u!.id] }, { created, answer: created }), post: p! };
+      } finally {
+        (client as { query: unknown }).query = query;
+      }
+    });
+    // The post: one INSERT (of its document); the user: its claim and its write.
+    expect(texts.map((t) => t.split(/\s+/).slice(0, 3).join(' '))).toEqual(['WITH doc AS', 'INSERT INTO tv_user', 'WITH doc AS']);
+    expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
+      ['post', 1],
+      ['user', 1],
+    ]);
+    expect(report.answer).toEqual(await projection(pool, 'tv_post', post));
+    expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
+      ['post', 1, true],
+      ['user', 1, true],
+    ]);
+    // What a claimed refresh computes from the same rows: nothing left to change.
+    const again = await sync.refresh({ post: [post] });
+    expect(again.results[0]).toMatchObject({ entityType: 'post', updated: 0, deleted: 0 });
+  });
+
   it('a failing onRefresh hook (metrics) fails neither the sync nor its caller', async () => {
     const [u] = await insertUsers(pool, 1);
     const hooked = new SyncEngine(pool, {

@@ -96,6 +96,12 @@ export interface RefreshOptions {
    * error is raised as it is and no sync failure is recorded.
    */
   after?: Promise<unknown>;
+  /**
+   * An entity the caller's transaction inserted (an INLINE create): its projection row cannot exist
+   * yet and no other sync can see its source row, so its document is inserted in one statement,
+   * without a claim (statements.ts, insertCreated).
+   */
+  created?: { type: EntityType; id: string };
 }
 
 /** What a refresh's write statement answers. */
@@ -155,7 +161,7 @@ export class SyncEngine {
    * See RefreshOptions for `answer` (the document the caller wants back) and `counts`.
    */
   async refreshIn(client: pg.ClientBase, plan: Partial<SyncPlan>, options: RefreshOptions = {}): Promise<SyncReport> {
-    const { spanAttributes = {}, answer, counts = [], after } = options;
+    const { spanAttributes = {}, answer, counts = [], after, created } = options;
     const batches = SYNC_ORDER.map((entityType) => ({ entityType, ids: dedupe(plan[entityType] ?? []) })).filter((b) => b.ids.length);
     const results: EntitySyncResult[] = [];
     let answered: Record<string, unknown> | undefined;
@@ -202,7 +208,7 @@ export class SyncEngine {
         counted = applyCountChanges(client, counts);
         counted?.catch(() => undefined); // observed now; awaited (and raised) before the user statements' outcome
       }
-      return this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer);
+      return this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
     };
     const waiting = pipelined ? sendTogether(client, () => batches.map(send)) : [];
     try {
@@ -212,7 +218,7 @@ export class SyncEngine {
         if (pipelined) one = waiting.shift()!;
         else {
           if (b.entityType === 'user') await (counted = applyCountChanges(client, counts));
-          one = this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer);
+          one = this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
         }
         // The count changes ran before the user statements: if they failed, those only report the
         // aborted transaction, and the count changes' own error is the one to raise.
@@ -244,6 +250,7 @@ export class SyncEngine {
     ids: string[],
     spanAttributes: Attributes,
     answer: { type: EntityType; id: string } | undefined,
+    created?: { type: EntityType; id: string },
   ): SentRefresh {
     // One span per entity type and batch, under whatever span is active (the mutation inline, the
     // worker's batch), with the statements' spans under it: its attributes are what an operator
@@ -255,14 +262,20 @@ export class SyncEngine {
     // The few-ids statements are prepared under names of their own (planned once per connection,
     // in every process, not only where the API prepares everything): their key probes cost more to
     // plan than to run. The others carry thousands of ids and are planned for the ids they carry.
-    const outcome = context.with(trace.setSpan(context.active(), span), () =>
-      Promise.allSettled([
-        few ? client.query({ name: s.fewNames.claim, text: s.claimFew, values: [ids] }) : client.query(s.claim, [ids]),
-        few
-          ? client.query<WriteRow>({ name: s.fewNames.write, text: s.writeFew, values: [ids, answer?.type === entityType ? answer.id : null] })
-          : client.query<WriteRow>(s.write, [ids]),
-      ] as const),
-    );
+    const answerId = answer?.type === entityType ? answer.id : null;
+    const send = (): [Promise<pg.QueryResult>, Promise<pg.QueryResult<WriteRow>>] => {
+      if (created?.type === entityType && ids.length === 1 && ids[0] === created.id) {
+        return [Promise.resolve(NOTHING_CLAIMED), client.query<WriteRow>({ name: s.insertCreatedName, text: s.insertCreated, values: [ids, answerId] })];
+      }
+      if (few) {
+        return [
+          client.query({ name: s.fewNames.claim, text: s.claimFew, values: [ids] }),
+          client.query<WriteRow>({ name: s.fewNames.write, text: s.writeFew, values: [ids, answerId] }),
+        ];
+      }
+      return [client.query(s.claim, [ids]), client.query<WriteRow>(s.write, [ids])];
+    };
+    const outcome = context.with(trace.setSpan(context.active(), span), () => Promise.allSettled(send()));
     return { entityType, ids, span, sentAt, outcome };
   }
 
@@ -423,6 +436,9 @@ export class SyncEngine {
     }
   }
 }
+
+/** The claim of a created entity, which has none (insertCreated). */
+const NOTHING_CLAIMED = { command: 'INSERT', rowCount: 0, oid: 0, rows: [], fields: [] } as pg.QueryResult;
 
 /** A batch small enough for the 'few' statements, whose write also answers a document. */
 function isFew(ids: readonly string[]): boolean {

@@ -52,11 +52,22 @@ export interface ProjectionStatements {
    * null): an INLINE mutation answers with what it wrote without reading it back.
    */
   writeFew: string;
+  /**
+   * The document of an entity inserted by the running transaction, inserted in one statement with
+   * no claim (RefreshOptions.created): no projection row exists yet, and no other transaction can
+   * see its source row, so no other sync can be writing it. Answers like writeFew.
+   */
+  insertCreated: string;
+  /** The name insertCreated is prepared under. */
+  insertCreatedName: string;
   lockTable: string;
   rebuild: string;
   verify: string;
   preview: string;
 }
+
+/** The document of the id in $2 (or null), returned by the few-ids writes. */
+const ANSWER = ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer';
 
 function build(p: Projection): ProjectionStatements {
   const cols = p.columns.join(', ');
@@ -67,9 +78,16 @@ function build(p: Projection): ProjectionStatements {
   // The batch's sync_log row is written by the write statement itself, after its writes (it reads
   // their counts), with the statement's own duration on the server: no statement of its own, so an
   // INLINE command can send COMMIT right behind its refresh (see commitNow in db/pool.ts).
-  const write = (scope: 'ids' | 'few', answer = '') => `
-      WITH doc AS (${p.documents(scope)}),
-      updated AS (
+  const write = (scope: 'ids' | 'few' | 'created', answer = '') => `
+      WITH doc AS (${p.documents(scope === 'created' ? 'few' : scope)}),
+      ${
+        scope === 'created'
+          ? `updated AS (
+        INSERT INTO ${p.target} (id, data, ${cols}, synced_at)
+        SELECT id, data, ${cols}, now() FROM doc
+        RETURNING 1),
+      deleted AS (SELECT WHERE false),`
+          : `updated AS (
         UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
           FROM doc
          WHERE t.id = doc.id${scope === 'few' ? ' AND t.id = ANY($1::uuid[])' : ''} AND ${changed}
@@ -77,7 +95,8 @@ function build(p: Projection): ProjectionStatements {
       deleted AS (
         DELETE FROM ${p.target} t
          WHERE t.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM doc WHERE doc.id = t.id)
-        RETURNING 1),
+        RETURNING 1),`
+      }
       counted AS (SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted),
       logged AS (
         INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
@@ -109,7 +128,9 @@ function build(p: Projection): ProjectionStatements {
     claimFew: claim('few'),
     fewNames: { claim: `blog_sync_${p.entity}_claim_few`, write: `blog_sync_${p.entity}_write_few` },
     write: write('ids'),
-    writeFew: write('few', ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer'),
+    writeFew: write('few', ANSWER),
+    insertCreated: write('created', ANSWER),
+    insertCreatedName: `blog_sync_${p.entity}_insert_created`,
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,
     rebuild: `
       WITH doc AS (${p.documents('all')}),

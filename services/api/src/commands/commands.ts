@@ -333,6 +333,7 @@ export class Commands {
         counts,
         ...(written.entity ? { answer: written.entity } : {}),
         ...(written.checked ? { after: written.checked } : {}),
+        ...(written.inserted ? { created: written.inserted } : {}),
       });
       // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
       // behind them, so the rows it locks (a busy author's counts and tv_user row) are released
