@@ -106,14 +106,30 @@ describe('round trips', () => {
     }
   });
 
-  test('an INLINE create of a missing reference: NOT_FOUND from the insert, no sync failure, nothing written', async () => {
+  test('a QUEUED create sends its write, count change, enqueue and preview in one write, then COMMIT', async () => {
+    const own = testPool(1);
+    const counter = countWrites(own);
+    try {
+      await own.query('SELECT 1');
+      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
+      for (let i = 0; i < 2; i++) {
+        counter.writes = 0;
+        const post = await commands.createPost({ title: `Queued trip ${i}`, content: 'x', authorId: ALICE, published: true }, 'QUEUED');
+        expect({ writes: counter.writes, title: post.title }).toEqual({ writes: 2, title: `Queued trip ${i}` });
+      }
+    } finally {
+      await own.end();
+    }
+  });
+
+  test.each(['INLINE', 'QUEUED', 'DEFERRED'] as const)('%s: a create of a missing reference is NOT_FOUND (from the insert), records no sync failure and writes nothing', async (mode) => {
     const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
     const unknown = '11111111-2222-4333-8444-555555555555';
     const before = await writeCounts(pool);
-    await expect(commands.createPost({ title: 't', content: 'x', authorId: unknown }, 'INLINE')).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
-    await expect(commands.createComment({ postId: unknown, authorId: ALICE, content: 'c' }, 'INLINE')).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'postId' });
+    await expect(commands.createPost({ title: 't', content: 'x', authorId: unknown }, mode)).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
+    await expect(commands.createComment({ postId: unknown, authorId: ALICE, content: 'c' }, mode)).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'postId' });
     await expect(
-      commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: unknown, content: 'c' }, 'INLINE'),
+      commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: unknown, content: 'c' }, mode),
     ).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
     expect(await writeCounts(pool)).toEqual(before);
   });

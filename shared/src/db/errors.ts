@@ -13,6 +13,12 @@ export const CONSTRAINT_CODES = {
   invalidTextRepresentation: '22P02', // e.g. a malformed uuid reaching SQL
 } as const;
 
+/**
+ * in_failed_sql_transaction: a statement sent (pipelined) behind one that failed in the same
+ * transaction. Never the cause: the earlier statement's error is.
+ */
+export const IN_FAILED_TRANSACTION = '25P02';
+
 /** Transient: the same statement may succeed when tried again. */
 export const RETRYABLE_CODES = new Set([
   '40001', // serialization_failure

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import {
   applyCountChanges,
   commitNow,
-  isPipelined,
   mergePlans,
+  pgErrorCode,
+  IN_FAILED_TRANSACTION,
   planForInserted,
   withTransaction,
   type ChangeSet,
@@ -350,25 +351,29 @@ export class Commands {
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
-      if (written.checked) await written.checked;
-      // The count changes go out with the enqueue: the users' counts rows stay locked from there to
-      // COMMIT only. Their failure, if any, is the cause (the enqueue then found the transaction aborted).
+      // The count changes, the enqueue and the preview are sent without waiting in between (with the
+      // write itself, for a create: one round trip, then COMMIT). The users' counts rows stay
+      // locked from the count changes to COMMIT only.
       const counted = applyCountChanges(client, counts);
-      counted?.catch(() => undefined); // observed now; raised in `finally` below
-      if (counted && !isPipelined(client)) await counted;
-      try {
-        await this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
-      } finally {
-        if (counted) await counted;
-      }
-      if (written.entity) {
-        const { type, id } = written.entity;
-        answer = (await this.sync.preview<Doc>(type, [id], client)).get(id);
-      }
+      const enqueued = this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
+      const previewed = written.entity ? this.sync.preview<Doc>(written.entity.type, [written.entity.id], client) : undefined;
+      await raiseCause([written.checked, counted, enqueued, previewed]);
+      if (previewed) answer = (await previewed).get(written.entity!.id);
     }
     if (answer === undefined) throw new Error('the written entity has no document');
     return answer as R;
   }
+}
+
+/**
+ * Waits for statements sent together and raises the cause of their failure, if any: the first error
+ * that is not "the transaction is aborted" (which only follows the cause), else the first error.
+ * (pg-boss sends its statement a few microtasks after it is called, so the order of sending is not
+ * the order of `sent`.)
+ */
+async function raiseCause(sent: (Promise<unknown> | undefined)[]): Promise<void> {
+  const failures = (await Promise.allSettled(sent)).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length) throw failures.find((err) => pgErrorCode(err) !== IN_FAILED_TRANSACTION) ?? failures[0];
 }
 
 /** SET clauses of an UPDATE; column names are constants of this module. */
