@@ -171,3 +171,76 @@ describe('commitNow', () => {
     expect(await stored()).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe('beginWithFirstStatement', () => {
+  const table = 'pool_spec_begin_early';
+  let pool: ReturnType<typeof testPool>;
+  beforeAll(async () => {
+    pool = testPool(1);
+    await pool.query(`CREATE TABLE ${table} (n int PRIMARY KEY)`);
+  });
+  afterAll(() => pool.end());
+  const stored = async () => (await pool.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n);
+
+  /** Counts the socket writes of the pool's one connection while `run` runs. */
+  async function writesDuring(run: () => Promise<unknown>): Promise<number> {
+    const client = await pool.connect();
+    const stream = (client as unknown as { connection: { stream: Record<string, (...args: unknown[]) => unknown> } }).connection.stream;
+    client.release();
+    let writes = 0;
+    const originals = { _write: stream._write!, _writev: stream._writev! };
+    for (const method of ['_write', '_writev'] as const) {
+      stream[method] = function (this: unknown, ...args: unknown[]) {
+        writes += 1;
+        return originals[method].apply(this, args);
+      };
+    }
+    try {
+      await run();
+    } finally {
+      Object.assign(stream, originals);
+    }
+    return writes;
+  }
+
+  test('BEGIN, the statements sent before the first wait and an early COMMIT leave in one write', async () => {
+    const writes = await writesDuring(() =>
+      withTransaction(
+        pool,
+        async (client) => {
+          const insert = client.query(`INSERT INTO ${table} VALUES ($1), ($2)`, [1, 2]);
+          commitNow(client);
+          await insert;
+        },
+        { beginWithFirstStatement: true },
+      ),
+    );
+    expect({ writes, stored: await stored() }).toEqual({ writes: 1, stored: [1, 2] });
+    // Waiting for an answer uncorks: two statements with a wait between them are two writes, then COMMIT.
+    const waited = await writesDuring(() =>
+      withTransaction(
+        pool,
+        async (client) => {
+          await client.query(`INSERT INTO ${table} VALUES ($1)`, [3]);
+          await client.query(`INSERT INTO ${table} VALUES ($1)`, [4]);
+        },
+        { beginWithFirstStatement: true },
+      ),
+    );
+    expect({ waited, stored: await stored() }).toEqual({ waited: 3, stored: [1, 2, 3, 4] });
+  });
+
+  test("a BEGIN that fails (a connection left in an aborted transaction): its error, and what was sent behind it is not written", async () => {
+    const client = await pool.connect();
+    await client.query('BEGIN');
+    await client.query('SELECT 1/0').catch(() => undefined);
+    client.release(); // aborted, as a buggy caller might leave it
+    await expect(
+      withTransaction(pool, async (c) => void (await c.query(`INSERT INTO ${table} VALUES ($1)`, [5])), { beginWithFirstStatement: true }),
+    ).rejects.toMatchObject({ code: '25P02' });
+    expect(await stored()).toEqual([1, 2, 3, 4]);
+    // The ROLLBACK after the failure left the connection usable.
+    await withTransaction(pool, async (c) => void (await c.query(`INSERT INTO ${table} VALUES ($1)`, [5])), { beginWithFirstStatement: true });
+    expect(await stored()).toEqual([1, 2, 3, 4, 5]);
+  });
+});

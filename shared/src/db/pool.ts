@@ -125,6 +125,18 @@ export interface TransactionOptions {
    * BEGIN in the same round trip.
    */
   genericPlans?: boolean;
+  /**
+   * On a pipelined connection, do not wait for BEGIN's answer: the callback's first statements go
+   * out in the same write (corkUntilIdle), and a command that sends everything up to its COMMIT
+   * without waiting costs one round trip. PostgreSQL runs them after BEGIN; if BEGIN failed on a
+   * connection that is still usable, they would run outside a transaction, each committing on its
+   * own (in order, so a command's write and then its refresh), while the caller gets BEGIN's error.
+   * BEGIN fails that way only if a query cancel or an out-of-memory error lands on it (a broken
+   * connection fails what follows too; an aborted transaction is refused by what follows too). The
+   * caller then sees an error for a write that is committed, the same ambiguity as a connection lost
+   * after COMMIT was sent. For the API's commands; the worker waits for BEGIN.
+   */
+  beginWithFirstStatement?: boolean;
 }
 
 const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
@@ -160,7 +172,7 @@ export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
  * Corks the connection's socket until the code running now, and every promise continuation it
  * queues, has run (Node's own cork-then-uncork-on-next-tick idiom): the statements it issues in
  * that time leave in one write. Code that awaits an answer meanwhile lets the queue drain, which
- * uncorks, so nothing waits on itself. Used by withTransaction() on pipelined connections: a
+ * uncorks, so nothing waits on itself. Used by withTransaction() with beginWithFirstStatement: a
  * command that issues its BEGIN, its write, its refresh and its COMMIT without waiting in between
  * sends the whole transaction at once, and PostgreSQL answers it at once (one round trip).
  */
@@ -193,8 +205,8 @@ export function commitNow(client: pg.ClientBase): boolean {
 
 /**
  * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. `fn` may send
- * the COMMIT itself, early, with commitNow(). On a pipelined connection BEGIN is sent without
- * waiting for its answer, in one write with whatever `fn` sends before it first waits (corkUntilIdle).
+ * the COMMIT itself, early, with commitNow(). See TransactionOptions.beginWithFirstStatement for
+ * sending BEGIN without waiting for its answer.
  */
 export async function withTransaction<T>(
   pool: pg.Pool,
@@ -205,13 +217,11 @@ export async function withTransaction<T>(
   const transaction: { commit?: Promise<pg.QueryResult> } = {};
   if (isPipelined(client)) transactions.set(client, transaction);
   try {
-    // On a pipelined connection BEGIN is not waited for: the callback's statements go out behind it,
-    // in the same write. PostgreSQL runs them after it; should it fail, they fail too, and its error
-    // is raised below.
-    const pipelined = isPipelined(client);
-    if (pipelined) corkUntilIdle(client);
+    // BEGIN not waited for (see beginWithFirstStatement): its error, if any, is raised below.
+    const early = options.beginWithFirstStatement === true && isPipelined(client);
+    if (early) corkUntilIdle(client);
     const begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
-    if (pipelined) begun.catch(() => undefined);
+    if (early) begun.catch(() => undefined);
     else await begun;
     let result: T;
     try {

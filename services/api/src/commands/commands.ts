@@ -306,7 +306,10 @@ export class Commands {
   ): Promise<R> {
     try {
       // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
-      return await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write), { genericPlans: true });
+      return await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write), {
+        genericPlans: true,
+        beginWithFirstStatement: true,
+      });
     } catch (err) {
       if (err instanceof ClientError) throw err;
       const mapped = clientErrorFromPg(err);
