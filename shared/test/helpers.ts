@@ -52,3 +52,20 @@ export function builtFile(...segments: string[]): string {
   }
   return file;
 }
+
+/**
+ * Counts the writes to a connection's socket (each one system call: statements corked together
+ * count once), to hold a transaction to its number of round trips. `stop` puts the socket back.
+ */
+export function watchSocketWrites(client: pg.ClientBase): { writes: number; stop(): void } {
+  const stream = (client as unknown as { connection: { stream: Record<'_write' | '_writev', (...args: unknown[]) => unknown> } }).connection.stream;
+  const originals = { _write: stream._write, _writev: stream._writev };
+  const watch = { writes: 0, stop: () => void Object.assign(stream, originals) };
+  for (const method of ['_write', '_writev'] as const) {
+    stream[method] = function (this: unknown, ...args: unknown[]) {
+      watch.writes += 1;
+      return originals[method].apply(this, args);
+    };
+  }
+  return watch;
+}

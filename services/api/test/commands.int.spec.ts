@@ -1,5 +1,5 @@
 import { createBoss, seed, SyncEngine, SyncQueue, type EnqueueOptions, type EntityType, type SyncPlan } from '@blog/shared';
-import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { testDatabaseUrl, testPool, watchSocketWrites } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { Commands } from '../src/commands/commands';
@@ -68,27 +68,17 @@ test('the same command without the failure commits its rows and exactly one job'
 });
 
 describe('round trips', () => {
-  /** Counts the writes to the database socket of every connection the pool opens from now on. */
-  function countWrites(target: pg.Pool): { writes: number } {
-    const counter = { writes: 0 };
-    target.on('connect', (client) => {
-      const stream = (client as unknown as { connection: { stream: Record<string, (...args: unknown[]) => unknown> } }).connection.stream;
-      for (const method of ['_write', '_writev'] as const) {
-        const original = stream[method]!;
-        stream[method] = function (this: unknown, ...args: unknown[]) {
-          counter.writes += 1;
-          return original.apply(this, args);
-        };
-      }
-    });
-    return counter;
+  /** The socket writes of a one-connection pool's connection (opened here, before counting). */
+  async function watchedPool(): Promise<{ own: pg.Pool; watch: { writes: number } }> {
+    const own = testPool(1);
+    const client = await own.connect();
+    client.release();
+    return { own, watch: watchSocketWrites(client) };
   }
 
   test('an INLINE create sends its whole transaction (BEGIN, insert, refresh, COMMIT) in one write', async () => {
-    const own = testPool(1);
-    const counter = countWrites(own);
+    const { own, watch: counter } = await watchedPool();
     try {
-      await own.query('SELECT 1'); // the connection, opened before counting
       const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
       for (let i = 0; i < 2; i++) {
         counter.writes = 0;
@@ -107,10 +97,8 @@ describe('round trips', () => {
   });
 
   test('a QUEUED create sends its write, count change, enqueue and preview in one write, then COMMIT', async () => {
-    const own = testPool(1);
-    const counter = countWrites(own);
+    const { own, watch: counter } = await watchedPool();
     try {
-      await own.query('SELECT 1');
       const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), { defaultSyncMode: 'QUEUED', deferSeconds: 30 });
       for (let i = 0; i < 2; i++) {
         counter.writes = 0;

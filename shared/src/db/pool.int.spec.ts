@@ -1,4 +1,4 @@
-import { testDatabaseUrl, testPool } from '../../test/helpers';
+import { testDatabaseUrl, testPool, watchSocketWrites } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
 import { commitNow, connectClient, createPool, isPipelined, withTransaction } from './pool';
 
@@ -182,25 +182,17 @@ describe('beginWithFirstStatement', () => {
   afterAll(() => pool.end());
   const stored = async () => (await pool.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n);
 
-  /** Counts the socket writes of the pool's one connection while `run` runs. */
+  /** The socket writes of the pool's one connection while `run` runs. */
   async function writesDuring(run: () => Promise<unknown>): Promise<number> {
     const client = await pool.connect();
-    const stream = (client as unknown as { connection: { stream: Record<string, (...args: unknown[]) => unknown> } }).connection.stream;
     client.release();
-    let writes = 0;
-    const originals = { _write: stream._write!, _writev: stream._writev! };
-    for (const method of ['_write', '_writev'] as const) {
-      stream[method] = function (this: unknown, ...args: unknown[]) {
-        writes += 1;
-        return originals[method].apply(this, args);
-      };
-    }
+    const watch = watchSocketWrites(client);
     try {
       await run();
     } finally {
-      Object.assign(stream, originals);
+      watch.stop();
     }
-    return writes;
+    return watch.writes;
   }
 
   test('BEGIN, the statements sent before the first wait and an early COMMIT leave in one write', async () => {

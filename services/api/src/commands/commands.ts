@@ -75,8 +75,8 @@ interface Written {
   /**
    * The write's statement, sent and not waited for: a create whose row needs nothing back from the
    * database (its id is made here) lets the refresh and the COMMIT go out behind it, and the whole
-   * transaction costs one round trip. Its failure (a missing referenced row: see insertReferencing)
-   * is the command's error (step 2 above).
+   * transaction costs one round trip. Its failure (a missing referenced row) is the command's error
+   * (step 2 above).
    */
   checked?: Promise<unknown>;
 }
