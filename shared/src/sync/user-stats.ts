@@ -45,10 +45,26 @@ const APPLY = `
     FROM locked JOIN change USING (user_id)
    WHERE s.user_id = locked.user_id AND s.user_id = ANY($1::uuid[])`;
 
+/**
+ * APPLY for one user (a create, an update, a delete without comments: most commands): the same
+ * change as one update by key. APPLY's grouping, locking CTE and generic plan cost about three times
+ * as much for a single row.
+ */
+const APPLY_ONE = `
+  UPDATE tb_user_stats
+     SET post_count = greatest(0, post_count + $2),
+         published_post_count = greatest(0, least(published_post_count + $3, post_count + $2)),
+         comment_count = greatest(0, comment_count + $4)
+   WHERE user_id = $1`;
+
 /** Sends the changes on the caller's connection (and transaction); nothing is sent when there are none. */
 export function applyCountChanges(client: Queryable, changes: readonly CountChange[]): Promise<unknown> | undefined {
   const real = changes.filter((c) => c.posts || c.publishedPosts || c.comments);
   if (!real.length) return undefined;
+  if (real.length === 1) {
+    const [one] = real as [CountChange];
+    return client.query(APPLY_ONE, [one.userId, one.posts ?? 0, one.publishedPosts ?? 0, one.comments ?? 0]);
+  }
   return client.query(APPLY, [
     real.map((c) => c.userId),
     real.map((c) => c.posts ?? 0),

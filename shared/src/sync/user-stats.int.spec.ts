@@ -1,0 +1,62 @@
+import type pg from 'pg';
+import { insertUsers } from '../../test/factory';
+import { testPool } from '../../test/helpers';
+import { applyCountChanges, type CountChange } from './user-stats';
+
+/**
+ * applyCountChanges has two statements: one update by key for a single user (most commands) and a
+ * grouped, locking one for several. Both must add the same way and keep the same bounds: no count
+ * below zero, no more published posts than posts.
+ */
+describe('applyCountChanges', () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = testPool(2);
+  });
+  afterAll(() => pool.end());
+
+  async function withCounts(counts: [number, number, number][]): Promise<string[]> {
+    const users = await insertUsers(pool, counts.length);
+    await pool.query(
+      `INSERT INTO tb_user_stats (user_id, post_count, published_post_count, comment_count)
+       SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[])`,
+      [users.map((u) => u.id), counts.map((c) => c[0]), counts.map((c) => c[1]), counts.map((c) => c[2])],
+    );
+    return users.map((u) => u.id);
+  }
+
+  async function kept(ids: string[]): Promise<[number, number, number][]> {
+    const { rows } = await pool.query<{ p: number; pp: number; c: number }>(
+      `SELECT post_count AS p, published_post_count AS pp, comment_count AS c
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS i(id, n) JOIN tb_user_stats ON user_id = i.id ORDER BY i.n`,
+      [ids],
+    );
+    return rows.map((r) => [r.p, r.pp, r.c]);
+  }
+
+  // [before, change, after] for one user: a plain addition, and changes past the bounds.
+  const cases: [[number, number, number], Omit<CountChange, 'userId'>, [number, number, number]][] = [
+    [[3, 2, 5], { posts: 1, publishedPosts: 1, comments: 2 }, [4, 3, 7]],
+    [[0, 0, 0], { posts: -1, publishedPosts: -1, comments: -1 }, [0, 0, 0]],
+    [[2, 2, 1], { posts: -1 }, [1, 1, 1]],
+    [[1, 0, 0], { publishedPosts: 3 }, [1, 1, 0]],
+  ];
+
+  test.each(cases)('one user: %j %j -> %j', async (before, change, after) => {
+    const [id] = await withCounts([before]);
+    await applyCountChanges(pool, [{ userId: id!, ...change }]);
+    expect(await kept([id!])).toEqual([after]);
+  });
+
+  test('several users (and one user twice) in one statement, with the same bounds', async () => {
+    const ids = await withCounts(cases.map((c) => c[0]));
+    const changes = cases.map((c, i) => ({ userId: ids[i]!, ...c[1] }));
+    // The first user's change split in two: the grouped statement adds them up.
+    await applyCountChanges(pool, [...changes.slice(1), { userId: ids[0]!, posts: 1, publishedPosts: 1 }, { userId: ids[0]!, comments: 2 }]);
+    expect(await kept(ids)).toEqual(cases.map((c) => c[2]));
+  });
+
+  test('nothing is sent for changes that change nothing', () => {
+    expect(applyCountChanges(pool, [{ userId: '00000000-0000-0000-0000-000000000000' }, { userId: 'x', posts: 0 }])).toBeUndefined();
+  });
+});
