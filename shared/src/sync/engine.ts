@@ -6,7 +6,7 @@ import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
 import { SyncError } from './errors';
 import { FEW_IDS } from './projections/iso';
-import { STATEMENTS } from './statements';
+import { STATEMENTS, type PreparedStatement } from './statements';
 import { applyCountChanges, recountUserStats, type CountChange } from './user-stats';
 import { ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
@@ -263,16 +263,13 @@ export class SyncEngine {
     // in every process, not only where the API prepares everything): their key probes cost more to
     // plan than to run. The others carry thousands of ids and are planned for the ids they carry.
     const answerId = answer?.type === entityType ? answer.id : null;
+    const prepared = <R extends pg.QueryResultRow>(statement: PreparedStatement, values: unknown[]) =>
+      client.query<R>({ name: s.preparedAs[statement], text: s[statement], values });
     const send = (): [Promise<pg.QueryResult>, Promise<pg.QueryResult<WriteRow>>] => {
       if (created?.type === entityType && ids.length === 1 && ids[0] === created.id) {
-        return [Promise.resolve(NOTHING_CLAIMED), client.query<WriteRow>({ name: s.insertCreatedName, text: s.insertCreated, values: [ids, answerId] })];
+        return [Promise.resolve(NOTHING_CLAIMED), prepared<WriteRow>('insertCreated', [ids, answerId])];
       }
-      if (few) {
-        return [
-          client.query({ name: s.fewNames.claim, text: s.claimFew, values: [ids] }),
-          client.query<WriteRow>({ name: s.fewNames.write, text: s.writeFew, values: [ids, answerId] }),
-        ];
-      }
+      if (few) return [prepared('claimFew', [ids]), prepared<WriteRow>('writeFew', [ids, answerId])];
       return [client.query(s.claim, [ids]), client.query<WriteRow>(s.write, [ids])];
     };
     const outcome = context.with(trace.setSpan(context.active(), span), () => Promise.allSettled(send()));

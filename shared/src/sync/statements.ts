@@ -44,8 +44,6 @@ export interface ProjectionStatements {
   claim: string;
   /** `claim` for at most FEW_IDS ids, finding each row by its key. */
   claimFew: string;
-  /** The names claimFew and writeFew are prepared under (the engine prepares them in every process). */
-  fewNames: { claim: string; write: string };
   write: string;
   /**
    * `write` for at most FEW_IDS ids; it also returns, as `answer`, the document of the id in $2 (or
@@ -58,13 +56,19 @@ export interface ProjectionStatements {
    * see its source row, so no other sync can be writing it. Answers like writeFew.
    */
   insertCreated: string;
-  /** The name insertCreated is prepared under. */
-  insertCreatedName: string;
+  /**
+   * The names the statements for a few ids are prepared under: the engine prepares them itself, in
+   * every process (their key probes cost more to plan than to run).
+   */
+  preparedAs: Record<PreparedStatement, string>;
   lockTable: string;
   rebuild: string;
   verify: string;
   preview: string;
 }
+
+/** The statements the engine prepares under names of their own (ProjectionStatements.preparedAs). */
+export type PreparedStatement = 'claimFew' | 'writeFew' | 'insertCreated';
 
 /** The document of the id in $2 (or null), returned by the few-ids writes. */
 const ANSWER = ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer';
@@ -126,11 +130,14 @@ function build(p: Projection): ProjectionStatements {
   return {
     claim: claim('ids'),
     claimFew: claim('few'),
-    fewNames: { claim: `blog_sync_${p.entity}_claim_few`, write: `blog_sync_${p.entity}_write_few` },
     write: write('ids'),
     writeFew: write('few', ANSWER),
     insertCreated: write('created', ANSWER),
-    insertCreatedName: `blog_sync_${p.entity}_insert_created`,
+    preparedAs: {
+      claimFew: `blog_sync_${p.entity}_claim_few`,
+      writeFew: `blog_sync_${p.entity}_write_few`,
+      insertCreated: `blog_sync_${p.entity}_insert_created`,
+    },
     lockTable: `LOCK TABLE ${p.target} IN SHARE ROW EXCLUSIVE MODE`,
     rebuild: `
       WITH doc AS (${p.documents('all')}),
