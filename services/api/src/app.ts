@@ -24,6 +24,7 @@ import { Commands } from './commands/commands';
 import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
 import { isDatabaseUnavailable } from './errors';
+import { DirectMutations } from './graphql/direct-mutations';
 import { formatError, unavailableStatusPlugin } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
@@ -131,6 +132,22 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       config.queryCacheSize,
     );
 
+    // One context per request, for Apollo's resolvers and the direct mutation path alike. The
+    // token is verified only if a mutation (or the rate limiter) asks for the actor; never for reads.
+    const contextFor = (req: http.IncomingMessage): ApiContext => ({
+      reads,
+      commands,
+      readMemo: new Map(),
+      actor: lazyActor(authenticate, req.headers.authorization),
+      clientKey: clientKey(req, config.trustProxy),
+    });
+    // A signed-in user (AUTH_MODE=jwt, a valid token) is one client wherever they connect from;
+    // anyone else is told apart by address (TRUST_PROXY). AUTH_MODE=none has no subject.
+    const limiter = config.rateLimitMutationsPerMinute > 0 ? new MutationRateLimiter(config.rateLimitMutationsPerMinute) : undefined;
+    const rateLimit = { subjectOf: async (ctx: ApiContext) => (await ctx.actor()).userId };
+    const errorFormat = formatError(logger);
+    const mutations = new DirectMutations(schema, { formatError: errorFormat, ...(limiter ? { limiter, rateLimit } : {}), metrics });
+
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
@@ -146,21 +163,13 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       // PERSISTED_OPERATIONS allow/only: APQ lookups answer from the list and never register anything.
       ...(persisted ? { persistedQueries: { cache: persisted.apolloCache() } } : {}),
       includeStacktraceInErrorResponses: false,
-      formatError: formatError(logger),
+      formatError: errorFormat,
       logger,
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer: server }),
         ApolloServerPluginLandingPageDisabled(),
         operationMetricsPlugin(metrics),
-        // A signed-in user (AUTH_MODE=jwt, a valid token) is one client wherever they connect from;
-        // anyone else is told apart by address (TRUST_PROXY). AUTH_MODE=none has no subject.
-        ...(config.rateLimitMutationsPerMinute > 0
-          ? [
-              rateLimitPlugin<ApiContext>(new MutationRateLimiter(config.rateLimitMutationsPerMinute), {
-                subjectOf: async (ctx) => (await ctx.actor()).userId,
-              }),
-            ]
-          : []),
+        ...(limiter ? [rateLimitPlugin<ApiContext>(limiter, rateLimit)] : []),
         ...(persisted ? [persisted.plugin<ApiContext>()] : []),
         unavailableStatusPlugin<ApiContext>(),
       ],
@@ -188,16 +197,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         if (!('body' in req)) (req as TimedRequest).body = undefined;
         next();
       },
-      expressMiddleware(apollo, {
-        // The token is verified only if a mutation (or the rate limiter) asks for the actor; never for reads.
-        context: async ({ req }) => ({
-          reads,
-          commands,
-          readMemo: new Map(),
-          actor: lazyActor(authenticate, req.headers.authorization),
-          clientKey: clientKey(req, config.trustProxy),
-        }),
-      }),
+      expressMiddleware(apollo, { context: async ({ req }) => contextFor(req) }),
     );
     app.use((_req, res) => {
       res.status(404).json({ errors: [{ message: 'Not found', extensions: { code: 'NOT_FOUND' } }] });
@@ -218,7 +218,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       res.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
     });
 
-    const endpoint = { reads, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
+    const endpoint = { reads, mutations: { engine: mutations, context: contextFor }, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
     const tracing = httpServerTracing({ enabled: options.tracing ?? false, untraced: UNTRACED_PATHS, routes: METRIC_ROUTES });
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();
@@ -290,7 +290,7 @@ function observeHttp(metrics: ServiceMetrics, req: http.IncomingMessage, res: ht
   });
 }
 
-/** GraphQL operations that Apollo executes (the compiled read path observes its own). */
+/** GraphQL operations that Apollo executes (the compiled read path and direct mutations observe their own). */
 function operationMetricsPlugin(metrics: ServiceMetrics): ApolloServerPlugin<ApiContext> {
   return {
     async requestDidStart() {

@@ -70,7 +70,7 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
     }),
     graphqlDuration: new Histogram({
       name: METRICS.graphqlDuration,
-      help: 'GraphQL operations by type and by execution path (compiled SQL or Apollo)',
+      help: 'GraphQL operations by type and by execution path (compiled SQL reads, direct mutations, or Apollo)',
       labelNames: ['operation_type', 'path'],
       buckets: FAST_BUCKETS,
       registers,

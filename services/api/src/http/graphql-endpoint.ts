@@ -1,14 +1,18 @@
 import type http from 'node:http';
 import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { DirectMutations } from '../graphql/direct-mutations';
+import type { ApiContext } from '../graphql/resolvers';
 import type { PersistedOperations } from '../limits/persisted';
 import type { ReadEngine } from '../reads/read-engine';
 import { formatProcessTime, PROCESS_TIME_HEADER } from './process-time';
 
 /**
  * POST /graphql before Express: reads the body (bounded), answers the read operations the
- * ReadEngine compiles straight from PostgreSQL's JSON text, and hands everything else (mutations,
- * introspection, errors) to Express and Apollo Server with the body already parsed.
+ * ReadEngine compiles straight from PostgreSQL's JSON text, runs valid mutations through
+ * DirectMutations (graphql-js, Apollo's resolvers and error formatting), and hands everything else
+ * (introspection, reads it cannot compile, errors) to Express and Apollo Server with the body
+ * already parsed.
  */
 export const GRAPHQL_PATH = '/graphql';
 
@@ -19,6 +23,8 @@ export interface GraphqlEndpointOptions {
   metrics?: ServiceMetrics;
   /** PERSISTED_OPERATIONS allow/only: hashes resolved and the list enforced before either path. */
   persisted?: PersistedOperations;
+  /** Valid single mutations: executed here by graphql-js, without Express and Apollo (see DirectMutations). */
+  mutations?: { engine: DirectMutations; context: (req: http.IncomingMessage) => ApiContext };
 }
 
 const tracer = trace.getTracer('blog-api');
@@ -113,6 +119,22 @@ async function answer(
     b.extensions === undefined;
   if (!fast) return next(body);
   const operationName = typeof b.operationName === 'string' ? b.operationName : undefined;
+  const mutation = options.mutations && options.reads.mutation({ query: b.query as string, operationName });
+  if (mutation) {
+    let response;
+    try {
+      response = await options.mutations!.engine.run(
+        mutation,
+        { operationName, variables: b.variables as Record<string, unknown> | null | undefined },
+        options.mutations!.context(req),
+      );
+    } catch (err) {
+      options.logger.error({ err }, 'mutation failed');
+      return sendError(res, startNs, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+    }
+    if (!response) return next(body);
+    return sendJson(req, res, startNs, response.status, response.body, response.headers);
+  }
   // The compiled read path runs no graphql-js execution, so it makes its own GraphQL span (named
   // like the GraphQL instrumentation's); its one SQL statement appears under it.
   const outcome = await tracer.startActiveSpan(`graphql.read${operationName ? ` ${operationName}` : ''}`, async (span) => {
@@ -157,9 +179,14 @@ async function answer(
     options.logger.error({ err: outcome.err }, 'read failed');
     return sendError(res, startNs, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
   }
-  const text = outcome.body;
+  sendJson(req, res, startNs, 200, outcome.body);
+}
+
+/** A GraphQL response: the media type the client accepts, its length and X-Process-Time. */
+function sendJson(req: http.IncomingMessage, res: http.ServerResponse, startNs: bigint, status: number, text: string, headers: Record<string, string> = {}): void {
   const accept = req.headers.accept ?? '';
-  res.writeHead(200, {
+  res.writeHead(status, {
+    ...headers,
     'Content-Type': accept.includes('application/graphql-response+json')
       ? 'application/graphql-response+json; charset=utf-8'
       : 'application/json; charset=utf-8',

@@ -114,10 +114,36 @@ export interface RateLimitOptions<C> {
 }
 
 /**
- * The Apollo Server plugin: refuses mutations of a client over its limit, before they run. The
- * client is `sub:<subject>` when `subjectOf` gives one, else the context's `clientKey`
- * (`ip:<address>`, see clientKey()).
+ * Takes a mutation operation's tokens (`cost`, see mutationCost) for the request's client: the
+ * error that refuses it (RATE_LIMITED, HTTP 429 and Retry-After in its `http` extension), or
+ * undefined when it may run. The client is `sub:<subject>` when `subjectOf` gives one, else the
+ * context's `clientKey` (`ip:<address>`, see clientKey()). Used by the Apollo plugin below and by
+ * the direct mutation path (graphql/direct-mutations.ts), so both refuse alike.
  */
+export async function takeMutationTokens<C extends { clientKey?: string }>(
+  limiter: MutationRateLimiter,
+  cost: number,
+  contextValue: C,
+  options: RateLimitOptions<C> = {},
+): Promise<GraphQLError | undefined> {
+  if (cost === 0) return undefined;
+  const subject = options.subjectOf ? await options.subjectOf(contextValue).catch(() => undefined) : undefined;
+  const wait = limiter.take(subject ? `sub:${subject}` : (contextValue.clientKey ?? 'ip:unknown'), cost);
+  if (wait === 0) return undefined;
+  const message =
+    cost > limiter.limit
+      ? `Too many mutations: this operation makes ${cost} writes and the limit is ${limiter.limit} a minute; split it.`
+      : `Too many mutations from this client; retry in ${wait} s.`;
+  return new GraphQLError(message, {
+    extensions: {
+      code: 'RATE_LIMITED',
+      retryAfterSeconds: wait,
+      http: { status: 429, headers: new HeaderMap([['retry-after', String(wait)]]) },
+    },
+  });
+}
+
+/** The Apollo Server plugin: refuses mutations of a client over its limit, before they run. */
 export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: MutationRateLimiter, options: RateLimitOptions<C> = {}): ApolloServerPlugin<C> {
   return {
     async requestDidStart() {
@@ -125,29 +151,15 @@ export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: Mutat
         async didResolveOperation(ctx) {
           const op = ctx.operation;
           if (!op || op.operation !== 'mutation') return;
-          const cost = mutationCost(op, ctx.document ? fragmentsOf(ctx.document.definitions) : {});
-          if (cost === 0) return;
-          const subject = options.subjectOf ? await options.subjectOf(ctx.contextValue).catch(() => undefined) : undefined;
-          const wait = limiter.take(subject ? `sub:${subject}` : (ctx.contextValue.clientKey ?? 'ip:unknown'), cost);
-          if (wait === 0) return;
-          const message =
-            cost > limiter.limit
-              ? `Too many mutations: this operation makes ${cost} writes and the limit is ${limiter.limit} a minute; split it.`
-              : `Too many mutations from this client; retry in ${wait} s.`;
-          throw new GraphQLError(message, {
-            extensions: {
-              code: 'RATE_LIMITED',
-              retryAfterSeconds: wait,
-              http: { status: 429, headers: new HeaderMap([['retry-after', String(wait)]]) },
-            },
-          });
+          const refused = await takeMutationTokens(limiter, mutationCost(op, ctx.document ? fragmentsOf(ctx.document.definitions) : {}), ctx.contextValue, options);
+          if (refused) throw refused;
         },
       };
     },
   };
 }
 
-function fragmentsOf(definitions: readonly { kind: string }[]): Record<string, { selectionSet: SelectionSetNode }> {
+export function fragmentsOf(definitions: readonly { kind: string }[]): Record<string, { selectionSet: SelectionSetNode }> {
   const out: Record<string, { selectionSet: SelectionSetNode }> = {};
   for (const d of definitions) {
     if (d.kind === Kind.FRAGMENT_DEFINITION) {

@@ -20,6 +20,7 @@ import {
 import type pg from 'pg';
 import { ClientError } from '../errors';
 import { MAX_QUERY_TOKENS } from '../limits/cost';
+import { mutationCost } from '../limits/rate-limit';
 import { Params, ROOT_FIELDS, ROW_DOC, type AnyRootField, type ReadLimits } from './root-fields';
 import { AliasCounter, collectFields, NotCompilable, objectSql, sqlString, type CollectOptions, type Fragments } from './sql-builder';
 
@@ -67,7 +68,15 @@ interface FastEntry {
   constant?: Statement;
 }
 
-type Entry = { fast: false; reason: string } | FastEntry;
+/** A mutation document, parsed and validated once, for the direct mutation path. */
+export interface CompiledMutation {
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  /** Its writes: root fields, fragments expanded (what the rate limiter counts). */
+  cost: number;
+}
+
+type Entry = { fast: false; reason: string; mutation?: CompiledMutation } | FastEntry;
 
 export interface ReadRequest {
   query: string;
@@ -96,6 +105,15 @@ export class ReadEngine {
     private readonly rules: readonly ValidationRule[],
     private readonly cacheSize: number,
   ) {}
+
+  /**
+   * The mutation a request runs, when its document parses and validates (with the same rules and
+   * the same cache as reads): what the direct mutation path executes. Otherwise undefined.
+   */
+  mutation(req: ReadRequest): CompiledMutation | undefined {
+    const entry = this.entry(req.query, req.operationName ?? undefined);
+    return entry.fast ? undefined : entry.mutation;
+  }
 
   /** Fast path. Throws only for database failures. */
   async execute(req: ReadRequest): Promise<FastResult> {
@@ -238,9 +256,15 @@ export class ReadEngine {
     const ops = doc.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
     const op = operationName ? ops.find((o) => o.name?.value === operationName) : ops.length === 1 ? ops[0] : undefined;
     if (!op) return { fast: false, reason: 'operation' };
-    if (op.operation !== 'query') return { fast: false, reason: op.operation };
     const fragments: Record<string, FragmentDefinitionNode> = {};
     for (const d of doc.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+    if (op.operation === 'mutation') {
+      // Parsed again with locations, once: a mutation's errors point into the document, as Apollo's do.
+      const document = parse(query, { maxTokens: MAX_QUERY_TOKENS });
+      const operation = document.definitions[doc.definitions.indexOf(op)] as OperationDefinitionNode;
+      return { fast: false, reason: 'mutation', mutation: { document, operation, cost: mutationCost(op, fragments) } };
+    }
+    if (op.operation !== 'query') return { fast: false, reason: op.operation };
     try {
       const options: CollectOptions = { shape: 'response', fragments, byResponseKey: true };
       const queryType = this.schema.getQueryType()!;
