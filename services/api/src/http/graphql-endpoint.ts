@@ -119,15 +119,12 @@ async function answer(
     b.extensions === undefined;
   if (!fast) return next(body);
   const operationName = typeof b.operationName === 'string' ? b.operationName : undefined;
-  const mutation = options.mutations && options.reads.mutation({ query: b.query as string, operationName });
-  if (mutation) {
+  const direct = options.mutations;
+  const mutation = direct && options.reads.mutation({ query: b.query as string, operationName });
+  if (direct && mutation) {
     let response;
     try {
-      response = await options.mutations!.engine.run(
-        mutation,
-        { operationName, variables: b.variables as Record<string, unknown> | null | undefined },
-        options.mutations!.context(req),
-      );
+      response = await direct.engine.run(mutation, { operationName, variables: b.variables as Record<string, unknown> | null | undefined }, direct.context(req));
     } catch (err) {
       options.logger.error({ err }, 'mutation failed');
       return sendError(res, startNs, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
