@@ -69,3 +69,17 @@ export function watchSocketWrites(client: pg.ClientBase): { writes: number; stop
   }
   return watch;
 }
+
+/**
+ * Counts the answers PostgreSQL completes on this client's connection: its ReadyForQuery messages,
+ * one per Sync (node-postgres sends a Sync per statement; a StatementBatch one per batch).
+ */
+export function watchAnswers(client: pg.ClientBase): { answers: number; stop(): void } {
+  const connection = (client as unknown as { connection: { on(e: string, f: () => void): void; off(e: string, f: () => void): void } }).connection;
+  const watch = { answers: 0, stop: () => connection.off('readyForQuery', count) };
+  const count = () => {
+    watch.answers += 1;
+  };
+  connection.on('readyForQuery', count);
+  return watch;
+}

@@ -1,4 +1,4 @@
-import { testDatabaseUrl, testPool, watchSocketWrites } from '../../test/helpers';
+import { testDatabaseUrl, testPool, watchAnswers, watchSocketWrites } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
 import { commitNow, connectClient, createPool, isPipelined, withTransaction } from './pool';
 
@@ -234,5 +234,82 @@ describe('beginWithFirstStatement', () => {
     // The ROLLBACK after the failure left the connection usable.
     await withTransaction(pool, async (c) => void (await c.query(`INSERT INTO ${table} VALUES ($1)`, [5])), { beginWithFirstStatement: true });
     expect(await stored()).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  test('one batch, answered once: each statement its own result; a failing one gets its error, the ones behind it 25P02, nothing is written', async () => {
+    const named = { name: 'pool_spec_batch_insert', text: `INSERT INTO ${table} VALUES ($1) RETURNING n` };
+    // The connection's first use of the name: BEGIN is waited for, and node-postgres records the name.
+    await withTransaction(pool, async (c) => void (await c.query({ ...named, values: [6] })), { beginWithFirstStatement: true });
+    const client = await pool.connect();
+    client.release();
+    const answered = watchAnswers(client);
+    const writes = watchSocketWrites(client);
+    try {
+      const rows = await withTransaction(
+        pool,
+        async (c) => {
+          const results = [
+            c.query<{ n: number }>({ ...named, values: [7] }),
+            c.query<{ n: number; m: string }>({ text: 'SELECT $1::int AS n, $2::text AS m', values: [8, 'eight'] }),
+            c.query<{ n: number }>({ text: `SELECT n FROM ${table} WHERE n = ANY($1::int[]) ORDER BY n`, values: [[6, 7]] }),
+          ];
+          commitNow(c);
+          return (await Promise.all(results)).map((r) => r.rows);
+        },
+        { beginWithFirstStatement: true },
+      );
+      expect({ rows, answers: answered.answers, writes: writes.writes }).toEqual({
+        rows: [[{ n: 7 }], [{ n: 8, m: 'eight' }], [{ n: 6 }, { n: 7 }]],
+        answers: 1,
+        writes: 1,
+      });
+
+      answered.answers = 0;
+      writes.writes = 0;
+      const outcomes: PromiseSettledResult<unknown>[] = [];
+      await expect(
+        withTransaction(
+          pool,
+          async (c) => {
+            const sent = [
+              c.query({ ...named, values: [9] }),
+              c.query('SELECT 1 / $1::int', [0]),
+              c.query({ ...named, values: [10] }),
+            ];
+            commitNow(c);
+            outcomes.push(...(await Promise.allSettled(sent)));
+            await Promise.all(sent);
+          },
+          { beginWithFirstStatement: true },
+        ),
+      ).rejects.toMatchObject({ code: '22012' });
+      expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code?: string }).code))).toEqual(['ok', '22012', '25P02']);
+      // The batch and its one answer, then the ROLLBACK.
+      expect({ answers: answered.answers, writes: writes.writes }).toEqual({ answers: 2, writes: 2 });
+      expect(await stored()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      answered.stop();
+      writes.stop();
+    }
+  });
+
+  test('a value node-postgres cannot serialize fails its statement before anything is sent', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    await withTransaction(pool, async (c) => void (await c.query({ name: 'pool_spec_batch_json', text: 'SELECT $1::jsonb AS j', values: [{}] })), {
+      beginWithFirstStatement: true,
+    });
+    await expect(
+      withTransaction(
+        pool,
+        async (c) => {
+          const first = c.query(`INSERT INTO ${table} VALUES ($1)`, [11]);
+          const bad = c.query({ name: 'pool_spec_batch_json', text: 'SELECT $1::jsonb AS j', values: [circular] });
+          await Promise.all([first, bad]);
+        },
+        { beginWithFirstStatement: true },
+      ),
+    ).rejects.toThrow(/circular/i);
+    expect(await stored()).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 });

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { traceQueries } from '../telemetry/statement-span';
+import { namesParsed, skippedStatement, StatementBatch, type BatchedStatement } from './batch';
 import { databaseName } from './database';
 
 /**
@@ -68,6 +69,8 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   // one fails (a retryable error, see isRetryablePgError) and release() discards the connection.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    // First, so that it is the innermost: the statement observers and spans still see every statement.
+    collectStatements(client);
   });
   // Spans for our statements inside traced work (nothing is done when tracing is off).
   traceQueries(pool, namespaceOf(connectionString));
@@ -122,24 +125,25 @@ export interface TransactionOptions {
    * every execution whenever its generic plan looks costlier than a custom one, which is always the
    * case for `id = ANY($1::uuid[])`: the sync statements of an INLINE mutation then spent about as
    * long being planned as being run (their plans are the same index lookups either way). Set with
-   * BEGIN in the same round trip.
+   * BEGIN in the same round trip (in the same batch, as a statement of its own, with
+   * beginWithFirstStatement).
    */
   genericPlans?: boolean;
   /**
-   * On a pipelined connection, do not wait for BEGIN's answer: the callback's first statements go
-   * out in the same write (corkUntilIdle), and a command that sends everything up to its COMMIT
-   * without waiting costs one round trip. PostgreSQL runs them after BEGIN; if BEGIN failed on a
-   * connection that is still usable, they would run outside a transaction, each committing on its
-   * own (in order, so a command's write and then its refresh), while the caller gets BEGIN's error.
-   * BEGIN fails that way only if a query cancel or an out-of-memory error lands on it (a broken
-   * connection fails what follows too; an aborted transaction is refused by what follows too). The
-   * caller then sees an error for a write that is committed, the same ambiguity as a connection lost
-   * after COMMIT was sent. For the API's commands; the worker waits for BEGIN.
+   * On a pipelined connection of a pool made by createPool, do not wait for BEGIN's answer: BEGIN
+   * and the statements the callback issues before it first waits are sent as one StatementBatch
+   * (batchUntilIdle: one write, one Sync, one answer), and a command that sends everything up to
+   * its COMMIT without waiting costs one round trip. PostgreSQL skips whatever follows a failed
+   * statement up to the Sync, so nothing behind a failed BEGIN runs. A connection's first
+   * transaction that names a statement not yet prepared on it waits for BEGIN instead (see
+   * batchUntilIdle), and so does every transaction on other connections. For the API's commands;
+   * the worker waits for BEGIN.
    */
   beginWithFirstStatement?: boolean;
 }
 
-const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
+const GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
+const BEGIN_GENERIC_PLANS = `BEGIN; ${GENERIC_PLANS}`;
 
 /** Whether statements issued on this client are sent at once (pipeline mode; see PoolOptions). */
 export function isPipelined(client: pg.ClientBase): boolean {
@@ -168,19 +172,84 @@ export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
   }
 }
 
+/** Statements issued while a batch is being collected (batchUntilIdle), per client. */
+const collecting = new WeakMap<pg.ClientBase, BatchedStatement[]>();
+/** node-postgres's own query method of each client, under the collector. */
+const plainQuery = new WeakMap<pg.ClientBase, (...args: unknown[]) => unknown>();
+
 /**
- * Corks the connection's socket until the code running now, and every promise continuation it
- * queues, has run (Node's own cork-then-uncork-on-next-tick idiom): the statements it issues in
- * that time leave in one write. Code that awaits an answer meanwhile lets the queue drain, which
- * uncorks, so nothing waits on itself. Used by withTransaction() with beginWithFirstStatement: a
- * command that issues its BEGIN, its write, its refresh and its COMMIT without waiting in between
- * sends the whole transaction at once, and PostgreSQL answers it at once (one round trip).
+ * Wraps the client's query method: while a batch is being collected on the client, a statement
+ * issued promise-style (text or config, with values, no callback, no cursor) joins the batch and
+ * gets a promise of its own result; anything else, and everything outside a batch, runs as usual.
  */
-function corkUntilIdle(client: pg.ClientBase): void {
-  const stream = streamOf(client);
-  if (!stream?.cork || !stream.uncork) return;
-  stream.cork();
-  process.nextTick(() => stream.uncork!());
+function collectStatements(client: pg.ClientBase): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  plainQuery.set(client, query);
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const batch = collecting.get(client);
+    const statement = batch ? batchable(args) : undefined;
+    if (!batch || !statement) return query(...args);
+    return new Promise<pg.QueryResult>((resolve, reject) => batch.push({ ...statement, resolve, reject }));
+  };
+}
+
+function batchable(args: unknown[]): Omit<BatchedStatement, 'resolve' | 'reject'> | undefined {
+  const [first, second, third] = args;
+  if (typeof second === 'function' || typeof third === 'function') return undefined;
+  const values = Array.isArray(second) ? (second as unknown[]) : undefined;
+  if (typeof first === 'string') return { text: first, ...(values ? { values } : {}) };
+  if (!first || typeof first !== 'object') return undefined;
+  const c = first as { text?: unknown; name?: string; values?: unknown[]; rowMode?: 'array'; types?: unknown; submit?: unknown; rows?: unknown; callback?: unknown; queryMode?: unknown };
+  if (typeof c.text !== 'string' || c.submit || c.rows || c.callback || c.queryMode === 'simple') return undefined;
+  const v = values ?? c.values;
+  return { text: c.text, ...(c.name ? { name: c.name } : {}), ...(v ? { values: v } : {}), ...(c.rowMode ? { rowMode: c.rowMode } : {}), ...(c.types ? { types: c.types } : {}) };
+}
+
+/**
+ * Collects the statements issued on this client by the code running now and every promise
+ * continuation it queues (Node's own cork-then-uncork-on-next-tick window: code that awaits an answer
+ * meanwhile lets the queue drain, which ends the window, so nothing waits on itself), then sends
+ * them as one StatementBatch: one write and one Sync, so PostgreSQL answers them at once and skips
+ * everything behind a statement that fails. The first statement is the transaction's BEGIN.
+ *
+ * A connection's first transaction of a kind names statements node-postgres has not parsed on it
+ * yet; a batch cannot record them (node-postgres keeps that record per query object). That
+ * transaction waits for its BEGIN, then sends the rest together as before (one round trip more),
+ * and node-postgres parses and records them; the connection's later transactions are batched.
+ */
+function batchUntilIdle(client: pg.ClientBase): void {
+  const batch: BatchedStatement[] = [];
+  collecting.set(client, batch);
+  process.nextTick(() => {
+    collecting.delete(client);
+    if (!batch.length) return;
+    const query = plainQuery.get(client)!;
+    if (namesParsed(client, batch)) {
+      query(new StatementBatch(batch, (client as { _types?: unknown })._types));
+      return;
+    }
+    const [begin, ...rest] = batch;
+    const send = (s: BatchedStatement) =>
+      (
+        query({
+          text: s.text,
+          ...(s.name ? { name: s.name } : {}),
+          ...(s.values ? { values: s.values } : {}),
+          ...(s.rowMode ? { rowMode: s.rowMode } : {}),
+          ...(s.types ? { types: s.types } : {}),
+        }) as Promise<pg.QueryResult>
+      ).then(s.resolve, s.reject);
+    (query(begin!.text) as Promise<pg.QueryResult>).then(
+      (result) => {
+        begin!.resolve(result);
+        sendTogether(client, () => rest.forEach(send));
+      },
+      (err: unknown) => {
+        begin!.reject(err);
+        for (const s of rest) s.reject(skippedStatement());
+      },
+    );
+  });
 }
 
 /** The COMMIT a withTransaction() callback sent early (commitNow), per client inside withTransaction(). */
@@ -218,9 +287,15 @@ export async function withTransaction<T>(
   if (isPipelined(client)) transactions.set(client, transaction);
   try {
     // BEGIN not waited for (see beginWithFirstStatement): its error, if any, is raised below.
-    const early = options.beginWithFirstStatement === true && isPipelined(client);
-    if (early) corkUntilIdle(client);
-    const begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
+    const early = options.beginWithFirstStatement === true && isPipelined(client) && plainQuery.has(client);
+    let begun: Promise<unknown>;
+    if (early) {
+      // One batch (one statement per protocol message: BEGIN and the plan setting apart).
+      batchUntilIdle(client);
+      begun = Promise.all([client.query('BEGIN'), ...(options.genericPlans ? [client.query(GENERIC_PLANS)] : [])]);
+    } else {
+      begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
+    }
     if (early) begun.catch(() => undefined);
     else await begun;
     let result: T;
