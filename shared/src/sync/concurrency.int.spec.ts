@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { insertComments, insertPosts, insertUsers, projection } from '../../test/factory';
 import { testPool } from '../../test/helpers';
@@ -6,6 +6,7 @@ import { withTransaction } from '../db/pool';
 import { isRetryablePgError } from '../db/errors';
 import { planSync } from './dependencies';
 import { SyncEngine } from './engine';
+import { FEW_IDS } from './projections/iso';
 import { STATEMENTS } from './statements';
 import { mergePlans, type ChangeSet, type SyncPlan } from './types';
 
@@ -212,3 +213,70 @@ describe('a placeholder committed during the claim', () => {
     }
   });
 });
+
+/**
+ * The delete's race, made to happen: sync A has written the document of a comment and not
+ * committed; the comment is then deleted and the delete's own sync runs. Its snapshot shows no
+ * projection row (A's is not committed), so had it claimed only the rows it could see, it would
+ * have removed nothing, and A would then commit a document of a comment that no longer exists: an
+ * orphan, for good. The claim inserts a placeholder for every id whose source is gone, and that
+ * insert waits for A's uncommitted row; once A commits, the delete's sync locks and removes it.
+ */
+describe('a source deleted while a sync of it is uncommitted', () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = testPool(4);
+  });
+  afterAll(() => pool.end());
+
+  it.each(['few', 'ids'] as const)('leaves no orphan: the delete\'s sync waits for the other one (%s statements)', async (scope) => {
+    const [u] = await insertUsers(pool, 1);
+    const [post] = await insertPosts(pool, [u!.id], 1);
+    const [comment] = await insertComments(pool, [post!], [u!.id], 1);
+    const sync = new SyncEngine(pool);
+    // Enough ids for the 'ids' statements (the others do not exist: nothing is written for them).
+    const ids = scope === 'few' ? [comment!] : [comment!, ...Array.from({ length: FEW_IDS }, () => randomUUID())];
+    const a = await pool.connect();
+    const b = await pool.connect();
+    try {
+      await a.query('BEGIN');
+      await sync.refreshIn(a, { comment: ids });
+      const bPid = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      let done = false;
+      const deleted = withTransactionOn(b, async () => {
+        await b.query('DELETE FROM tb_comment WHERE id = $1', [comment]);
+        await sync.refreshIn(b, { comment: [comment!] });
+      }).finally(() => {
+        done = true;
+      });
+      let waited = false;
+      for (let i = 0; i < 100 && !done; i += 1) {
+        const { rows } = await pool.query('SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1', [bPid]);
+        if (rows[0]?.wait_event_type === 'Lock') {
+          waited = true;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await a.query('COMMIT');
+      await deleted;
+      const report = await sync.verify();
+      expect({ waited, comment: report.problems.comment }).toEqual({ waited: true, comment: { missing: [], stale: [], orphaned: [] } });
+      expect(await pool.query('SELECT 1 FROM tv_comment WHERE id = $1', [comment])).toMatchObject({ rowCount: 0 });
+    } finally {
+      a.release();
+      b.release();
+    }
+  });
+});
+
+async function withTransactionOn(client: pg.PoolClient, fn: () => Promise<void>): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await fn();
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK');
+    throw err;
+  }
+}

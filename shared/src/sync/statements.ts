@@ -12,17 +12,18 @@ import type { EntityType } from './types';
  * old document over B's. An incremental refresh therefore runs two statements in one transaction
  * (READ COMMITTED, where every statement takes a new snapshot):
  *
- *   1. claim: one INSERT of a placeholder row for each id whose source exists, in id order, with
+ *   1. claim: one INSERT of a placeholder row for each id, in id order, with
  *      ON CONFLICT (id) DO UPDATE ... WHERE false: an id without a projection row gets its
  *      placeholder, and an id with one gets that row locked (PostgreSQL locks the conflicting row,
  *      as FOR UPDATE would, even when the WHERE clause keeps it from being updated). The conflict
  *      is found in the index whatever the statement's snapshot, so a row another sync committed a
  *      moment ago is locked like any other, and one still being inserted is waited for. Rows it
  *      inserted need no lock: no other transaction can see them, and any other insert of the same
- *      id waits for us. A projection row whose source is gone is claimed the same way (the insert
- *      meets the row and locks it; should the row vanish meanwhile, the placeholder inserted in its
- *      place is deleted by statement 2 like the row would have been). Every row we may write or
- *      delete now exists and is ours, taken in one order, the ids' (no deadlocks between syncs).
+ *      id waits for us. An id whose source is gone is claimed the same way, whether or not our
+ *      snapshot shows a projection row for it (the placeholder, with stand-in column values, is
+ *      deleted by statement 2; a row that is there is locked and deleted by statement 2). Every row
+ *      we may write or delete now exists and is ours, taken in one order, the ids' (no deadlocks
+ *      between syncs).
  *   2. write: compute the documents from tb_* and update / delete the claimed rows.
  *
  * Statement 2 starts after statement 1 obtained the locks, so its snapshot contains every commit
@@ -32,6 +33,15 @@ import type { EntityType } from './types';
  * after it commits (a job enqueued in the write's own transaction) or runs inside it (INLINE), so
  * the last sync of a row always includes the last write. An id whose source appears only after
  * statement 1 is skipped: that write's own sync creates it.
+ *
+ * A source row that is gone: the claim must insert for it even when no projection row is visible.
+ * Sync A may have written the document of a comment and not committed yet when the comment is
+ * deleted and the delete's sync B runs: B's snapshot shows no projection row, and had B only claimed
+ * the rows it could see, it would have removed nothing, and A would then commit a document of a
+ * comment that no longer exists, an orphan for good. B's insert meets A's uncommitted row in the
+ * index and waits for A; when A commits, B locks A's row and deletes it. (Found by the concurrency
+ * test; `a source deleted while a sync of it is uncommitted` in concurrency.int.spec.ts makes it
+ * happen.)
  *
  * Row locks live in the tuples, not in PostgreSQL's shared lock table, so batches of any size are
  * fine (advisory locks per id would exhaust max_locks_per_transaction on large batches).
@@ -70,6 +80,20 @@ export interface ProjectionStatements {
 /** The statements the engine prepares under names of their own (ProjectionStatements.preparedAs). */
 export type PreparedStatement = 'claimFew' | 'writeFew' | 'insertCreated';
 
+/**
+ * The kept columns of the placeholder claimed for an id whose source row is gone. Never read: the
+ * write statement of the same transaction deletes that row (its source is gone), and when another
+ * sync's row is there instead, the claim keeps that row as it is. Their types matter, and
+ * created_at: '-infinity' tells the write statement which deleted rows were only these
+ * placeholders (every projection keeps created_at).
+ */
+const GONE_PLACEHOLDER: Record<string, string> = {
+  author_id: 'k.id',
+  post_id: 'k.id',
+  published: 'false',
+  created_at: "'-infinity'::timestamptz",
+};
+
 /** The document of the id in $2 (or null), returned by the few-ids writes. */
 const ANSWER = ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer';
 
@@ -90,7 +114,7 @@ function build(p: Projection): ProjectionStatements {
         INSERT INTO ${p.target} (id, data, ${cols}, synced_at)
         SELECT id, data, ${cols}, now() FROM doc
         RETURNING 1),
-      deleted AS (SELECT WHERE false),`
+      deleted AS (SELECT NULL::timestamptz AS created_at WHERE false),`
           : `updated AS (
         UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
           FROM doc
@@ -99,9 +123,12 @@ function build(p: Projection): ProjectionStatements {
       deleted AS (
         DELETE FROM ${p.target} t
          WHERE t.id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM doc WHERE doc.id = t.id)
-        RETURNING 1),`
+        RETURNING t.created_at),`
       }
-      counted AS (SELECT (SELECT count(*) FROM updated)::int AS updated, (SELECT count(*) FROM deleted)::int AS deleted),
+      counted AS (
+        SELECT (SELECT count(*) FROM updated)::int AS updated,
+               -- The claim's own placeholders for ids whose source is gone are not projections removed.
+               (SELECT count(*) FROM deleted WHERE created_at <> ${GONE_PLACEHOLDER.created_at})::int AS deleted),
       logged AS (
         INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
         SELECT '${p.entity}', 'incremental', cardinality($1::uuid[]),
@@ -110,20 +137,27 @@ function build(p: Projection): ProjectionStatements {
         RETURNING 1)
       SELECT counted.updated, counted.deleted, (SELECT count(*) FROM logged)::int AS logged${answer} FROM counted`;
   // Statement 1 (see above). For a few ids, every row is found by a primary-key probe (fromById).
+  // The ids whose source is gone get a placeholder too, whatever the projection table shows: the
+  // insert is what waits for another sync's uncommitted row (see "A source row that is gone").
+  const gone = p.columns.map((c) => {
+    const value = GONE_PLACEHOLDER[c];
+    if (!value) throw new Error(`no placeholder value for ${p.target}.${c} (GONE_PLACEHOLDER in statements.ts)`);
+    return value;
+  });
   const claim = (scope: 'ids' | 'few') => `
       INSERT INTO ${p.target} AS t (id, data, ${cols})
       SELECT s.id, '{}'::jsonb, ${p.columns.map((c) => `s.${c}`).join(', ')}
         FROM ${fromById(scope, p.source, 's')}
        WHERE ${inScope(scope, 's.id')}
       UNION ALL
-      SELECT o.id, '{}'::jsonb, ${p.columns.map((c) => `o.${c}`).join(', ')}
-        FROM ${fromById(scope, p.target, 'o')}
+      SELECT k.id, '{}'::jsonb, ${gone.join(', ')}
+        FROM (SELECT DISTINCT unnest($1::uuid[]) AS id) k
        ${
          scope === 'few'
            ? // A probe per row: NOT EXISTS becomes an anti-join, which the generic plan hashed over all of the source.
-             `LEFT JOIN LATERAL (SELECT true AS found FROM ${p.source} WHERE id = o.id LIMIT 1) x ON true
-       WHERE ${inScope(scope, 'o.id')} AND x.found IS NULL`
-           : `WHERE ${inScope(scope, 'o.id')} AND NOT EXISTS (SELECT 1 FROM ${p.source} x WHERE x.id = o.id)`
+             `LEFT JOIN LATERAL (SELECT true AS found FROM ${p.source} WHERE id = k.id LIMIT 1) x ON true
+       WHERE x.found IS NULL`
+           : `WHERE NOT EXISTS (SELECT 1 FROM ${p.source} x WHERE x.id = k.id)`
        }
       ORDER BY id
       ON CONFLICT (id) DO UPDATE SET data = t.data WHERE false`;
