@@ -23,14 +23,29 @@ import { IN_FAILED_TRANSACTION } from './errors';
  * parsed on its connection (withTransaction sees to it: node-postgres keeps that record per query
  * object, and a batch is one object).
  */
-export interface BatchedStatement {
+/** A statement as issued to client.query (promise style). */
+export interface StatementConfig {
   text: string;
   name?: string;
   values?: unknown[];
   rowMode?: 'array';
   types?: unknown;
+}
+
+export interface BatchedStatement extends StatementConfig {
   resolve(result: pg.QueryResult): void;
   reject(err: unknown): void;
+}
+
+/** node-postgres's query config for a statement (without the promise's callbacks). */
+export function queryConfig(s: StatementConfig): pg.QueryConfig {
+  return {
+    text: s.text,
+    ...(s.name ? { name: s.name } : {}),
+    ...(s.values ? { values: s.values } : {}),
+    ...(s.rowMode ? { rowMode: s.rowMode } : {}),
+    ...(s.types ? { types: s.types as pg.CustomTypesConfig } : {}),
+  } as pg.QueryConfig;
 }
 
 /** The protocol writer of a node-postgres connection (not in its public types). */
@@ -81,11 +96,7 @@ export class StatementBatch extends pg.Query {
     super({ text: 'batch' });
     this.queries = statements.map((s) => {
       const query = new pg.Query({
-        text: s.text,
-        ...(s.name ? { name: s.name } : {}),
-        ...(s.values ? { values: s.values } : {}),
-        ...(s.rowMode ? { rowMode: s.rowMode } : {}),
-        ...(s.types ? { types: s.types as pg.CustomTypesConfig } : {}),
+        ...queryConfig(s),
         callback: (err: Error | null, result: pg.QueryResult) => (err ? s.reject(err) : s.resolve(result)),
       } as pg.QueryConfig) as unknown as QueryHandlers;
       // As client.query() does for the queries it makes: the client's type parsers.

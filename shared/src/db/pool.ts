@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { traceQueries } from '../telemetry/statement-span';
-import { namesParsed, skippedStatement, StatementBatch, type BatchedStatement } from './batch';
+import { namesParsed, queryConfig, skippedStatement, StatementBatch, type BatchedStatement, type StatementConfig } from './batch';
 import { databaseName } from './database';
 
 /**
@@ -193,7 +193,7 @@ function collectStatements(client: pg.ClientBase): void {
   };
 }
 
-function batchable(args: unknown[]): Omit<BatchedStatement, 'resolve' | 'reject'> | undefined {
+function batchable(args: unknown[]): StatementConfig | undefined {
   const [first, second, third] = args;
   if (typeof second === 'function' || typeof third === 'function') return undefined;
   const values = Array.isArray(second) ? (second as unknown[]) : undefined;
@@ -229,16 +229,7 @@ function batchUntilIdle(client: pg.ClientBase): void {
       return;
     }
     const [begin, ...rest] = batch;
-    const send = (s: BatchedStatement) =>
-      (
-        query({
-          text: s.text,
-          ...(s.name ? { name: s.name } : {}),
-          ...(s.values ? { values: s.values } : {}),
-          ...(s.rowMode ? { rowMode: s.rowMode } : {}),
-          ...(s.types ? { types: s.types } : {}),
-        }) as Promise<pg.QueryResult>
-      ).then(s.resolve, s.reject);
+    const send = (s: BatchedStatement) => (query(queryConfig(s)) as Promise<pg.QueryResult>).then(s.resolve, s.reject);
     (query(begin!.text) as Promise<pg.QueryResult>).then(
       (result) => {
         begin!.resolve(result);

@@ -119,12 +119,13 @@ async function answer(
     b.extensions === undefined;
   if (!fast) return next(body);
   const operationName = typeof b.operationName === 'string' ? b.operationName : undefined;
+  const variables = b.variables as Record<string, unknown> | null | undefined;
+  const plan = options.reads.plan({ query: b.query as string, operationName });
   const direct = options.mutations;
-  const mutation = direct && options.reads.mutation({ query: b.query as string, operationName });
-  if (direct && mutation) {
+  if (direct && !plan.fast && plan.mutation) {
     let response;
     try {
-      response = await direct.engine.run(mutation, { operationName, variables: b.variables as Record<string, unknown> | null | undefined }, direct.context(req));
+      response = await direct.engine.run(plan.mutation, { operationName, variables }, direct.context(req));
     } catch (err) {
       options.logger.error({ err }, 'mutation failed');
       return sendError(res, startNs, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
@@ -137,13 +138,9 @@ async function answer(
   const outcome = await tracer.startActiveSpan(`graphql.read${operationName ? ` ${operationName}` : ''}`, async (span) => {
     const started = process.hrtime.bigint();
     try {
-      const result = await options.reads.execute({
-        query: b.query as string,
-        operationName: b.operationName as string | null | undefined,
-        variables: b.variables as Record<string, unknown> | null | undefined,
-      });
+      const result = await options.reads.execute(plan, variables);
       if (result.kind === 'fallback') {
-        // Not a read this path compiles (a mutation, introspection...): Apollo answers it, with
+        // Not a read this path compiles (introspection, a mutation when direct mutations are off...): Apollo answers it, with
         // the GraphQL instrumentation's spans.
         span.updateName('graphql.compiled-read.skipped');
       } else {

@@ -159,7 +159,7 @@ export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: Mutat
   };
 }
 
-export function fragmentsOf(definitions: readonly { kind: string }[]): Record<string, { selectionSet: SelectionSetNode }> {
+function fragmentsOf(definitions: readonly { kind: string }[]): Record<string, { selectionSet: SelectionSetNode }> {
   const out: Record<string, { selectionSet: SelectionSetNode }> = {};
   for (const d of definitions) {
     if (d.kind === Kind.FRAGMENT_DEFINITION) {

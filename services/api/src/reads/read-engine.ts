@@ -78,6 +78,13 @@ export interface CompiledMutation {
 
 type Entry = { fast: false; reason: string; mutation?: CompiledMutation } | FastEntry;
 
+/**
+ * What a document is, looked up once per request (cache keyed by document text and operation
+ * name): a read the fast path compiles (`execute` it), a valid mutation (`mutation`, for the direct
+ * mutation path), or neither (Apollo Server answers).
+ */
+export type ReadPlan = Entry;
+
 export interface ReadRequest {
   query: string;
   operationName?: string | null;
@@ -106,24 +113,19 @@ export class ReadEngine {
     private readonly cacheSize: number,
   ) {}
 
-  /**
-   * The mutation a request runs, when its document parses and validates (with the same rules and
-   * the same cache as reads): what the direct mutation path executes. Otherwise undefined.
-   */
-  mutation(req: ReadRequest): CompiledMutation | undefined {
-    const entry = this.entry(req.query, req.operationName ?? undefined);
-    return entry.fast ? undefined : entry.mutation;
+  /** The plan of a request's document: parsed, validated and compiled on first sight, then cached. */
+  plan(req: Pick<ReadRequest, 'query' | 'operationName'>): ReadPlan {
+    return this.entry(req.query, req.operationName ?? undefined);
   }
 
-  /** Fast path. Throws only for database failures. */
-  async execute(req: ReadRequest): Promise<FastResult> {
-    const entry = this.entry(req.query, req.operationName ?? undefined);
+  /** Fast path, for a plan from plan(). Throws only for database failures. */
+  async execute(entry: ReadPlan, variables: ReadRequest['variables']): Promise<FastResult> {
     if (!entry.fast) return { kind: 'fallback', reason: entry.reason };
     let statement: Statement | undefined;
     if (entry.constant) {
       statement = entry.constant;
     } else {
-      const bound = this.bind(entry, req.variables ?? {});
+      const bound = this.bind(entry, variables ?? {});
       if (typeof bound === 'string') return { kind: 'fallback', reason: bound };
       statement = bound;
       // Without variables the statement never changes: bind once.
