@@ -15,22 +15,22 @@
  * The cost of tracing: GetRecentPosts on API processes side by side: tracing off; every trace
  * exported over OTLP/HTTP in protobuf (the default, our encoder); every trace through the SDK's
  * OTLP/JSON exporter instead (for comparison); a tenth of the traces sampled. Each traced process
- * exports to its own local collector (in this process, which accepts and counts the spans).
+ * exports to its own local collector (./collector.mts, a process of its own, which accepts and counts
+ * the spans).
  * Measured in one run, in short slices taken by the processes in turn (BENCH_SLICES, default 20;
  * each slice is BENCH_SLICE_SAMPLES = 300 sequential requests, then BENCH_SLICE_SECONDS = 1 s at
  * BENCH_CONNECTIONS), so that the machine's slow spells fall on every process alike.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import shared from '@blog/shared';
 import type pg from 'pg';
 import type * as ReadStatementModule from '../src/reads/read-statement.ts';
-import { readFields } from '@blog/shared/dist/telemetry/otlp-protobuf.js';
+import type { CollectorCounts } from './collector.mts';
 import { DEFAULT_SIZE, datasetMatches, insertDataset } from './dataset.mts';
 
 const { freePort } = shared;
@@ -220,9 +220,10 @@ async function sequential(port: number, body: string, n: number, warmUp = Math.m
 }
 
 /**
- * Runs wrk and resolves with its output. Asynchronously: this process must keep serving while wrk
- * runs (the tracing benchmark's OTLP collector lives here; blocked, it would stall the exporter,
- * which then drops spans instead of sending them, and tracing would look cheaper than it is).
+ * Runs wrk and resolves with its output. Asynchronously: this process keeps reading the servers'
+ * output pipes while wrk runs. (With spawnSync it once blocked the tracing benchmark's OTLP
+ * collector, then in this process: the exporters stalled and dropped spans, and tracing looked
+ * cheaper than it is.)
  */
 function wrk(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -388,6 +389,10 @@ async function main(): Promise<void> {
         }
       } finally {
         await stopProcess(plain);
+        // Not left behind either: with them, the newest posts (what GetRecentPosts reads) would be
+        // the benchmark's, which have no comments, and a later run or an ad-hoc measurement against
+        // this database would read a response a ninth the size of the dataset's.
+        await removeBenchmarkPosts(authors);
       }
     }
   } finally {
@@ -414,53 +419,28 @@ async function main(): Promise<void> {
 
 interface Collector {
   url: string;
-  exports: () => number;
-  bytes: () => number;
-  spans: () => number;
-  close: () => void;
+  /** What it has received so far. */
+  counts(): Promise<CollectorCounts>;
+  close(): void;
 }
 
-/** Spans in an OTLP protobuf ExportTraceServiceRequest: resource_spans (1) > scope_spans (2) > spans (2), not decoded further. */
-function protobufSpans(body: Uint8Array): number {
-  let spans = 0;
-  for (const rs of readFields(body)) {
-    if (rs.field !== 1) continue;
-    for (const ss of readFields(rs.value as Uint8Array)) {
-      if (ss.field !== 2) continue;
-      for (const f of readFields(ss.value as Uint8Array)) if (f.field === 2) spans += 1;
-    }
-  }
-  return spans;
-}
-
-/**
- * A stand-in OTLP/HTTP collector: accepts every export and counts what it received, spans included
- * (in protobuf, the services' default; in JSON, the `"spanId"` keys, which parentSpanId does not
- * match), so that the benchmark can tell that every span made was delivered, none dropped.
- */
+/** Starts a stand-in OTLP/HTTP collector in a process of its own (./collector.mts, which says why). */
 async function startCollector(): Promise<Collector> {
-  let exports = 0;
-  let bytes = 0;
-  let spans = 0;
-  const key = Buffer.from('"spanId"');
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      bytes += body.length;
-      if (req.headers['content-type'] === 'application/x-protobuf') spans += protobufSpans(body);
-      else for (let at = body.indexOf(key); at !== -1; at = body.indexOf(key, at + key.length)) spans += 1;
-      exports += 1;
-      // A protobuf export is answered in protobuf: an empty ExportTraceServiceResponse.
-      const protobuf = req.headers['content-type'] === 'application/x-protobuf';
-      res.writeHead(200, { 'content-type': protobuf ? 'application/x-protobuf' : 'application/json' });
-      res.end(protobuf ? '' : '{}');
-    });
+  const child = fork(path.join(here, 'collector.mts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the OTLP collector exited with ${code}`)));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, exports: () => exports, bytes: () => bytes, spans: () => spans, close: () => server.close() };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    counts: () =>
+      new Promise<CollectorCounts>((resolve) => {
+        child.once('message', (m) => resolve(m as CollectorCounts));
+        child.send('counts');
+      }),
+    close: () => child.disconnect(),
+  };
 }
 
 async function tracingMain(): Promise<void> {
@@ -486,6 +466,7 @@ async function tracingMain(): Promise<void> {
   ];
   // One collector per traced process, so that each one's spans can be counted against its requests.
   const collectors = new Map<Variant, Collector>();
+  const received = new Map<Variant, CollectorCounts>();
   const processes = new Map<Variant, { child: ChildProcess; port: number }>();
   // Per slice: throughput at 1 and at CONNECTIONS connections; over all slices: every server time
   // measured at 1 connection, CPU ticks and requests at CONNECTIONS.
@@ -540,8 +521,9 @@ async function tracingMain(): Promise<void> {
       log(`slice ${String(slice).padStart(2)} (req/s at 1 / ${CONNECTIONS} conns): ${line.join(', ')}`);
     }
   } finally {
-    // Stopped before the collectors close: a traced process flushes its last spans on SIGTERM.
+    // Stopped before the collectors are read and closed: a traced process flushes its last spans on SIGTERM.
     for (const { child } of processes.values()) await stopProcess(child);
+    for (const [name, c] of collectors) received.set(name, await c.counts());
     for (const c of collectors.values()) c.close();
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -565,9 +547,9 @@ async function tracingMain(): Promise<void> {
   log(`| server CPU µs per request, ${CONNECTIONS} connections | ${cpu('off').toFixed(0)} | ${cells((v) => `${cpu(v).toFixed(0)} (${pctChange(cpu(v), cpu('off'))})`)} |`);
   log('');
   for (const v of traced) {
-    const c = collectors.get(v.name)!;
+    const c = received.get(v.name)!;
     const n = sent.get(v.name)!;
-    log(`${v.label}: ${n} requests, the collector received ${c.spans()} spans (${(c.spans() / n).toFixed(2)} per request) in ${c.exports()} exports, ${(c.bytes() / 1e6).toFixed(1)} MB`);
+    log(`${v.label}: ${n} requests, the collector received ${c.spans} spans (${(c.spans / n).toFixed(2)} per request) in ${c.exports} exports, ${(c.bytes / 1e6).toFixed(1)} MB`);
   }
   log('(target: throughput less than 15% lower with tracing on)');
   const load1 = os.loadavg()[0]!;
