@@ -28,6 +28,7 @@ export * from './queue/depth';
 export * from './sync/lag';
 export * from './telemetry/metrics';
 export * from './telemetry/http-span';
+export * from './telemetry/fast-span';
 export * from './telemetry/statement-span';
 export * from './auth/operator-token';
 export * from './db/roles';

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
+import { fastTracer } from './fast-span';
 import { suppressTracing } from '@opentelemetry/core';
 
 /**
@@ -18,7 +19,7 @@ import { suppressTracing } from '@opentelemetry/core';
  * `http.request.method`, `url.path`, `http.route`, `http.response.status_code` attributes, ERROR
  * status for 5xx) and continues a W3C `traceparent` sent by the client.
  */
-const tracer = trace.getTracer('@blog/http-server');
+const tracer = fastTracer('@blog/http-server');
 
 export interface HttpServerTracing {
   /**

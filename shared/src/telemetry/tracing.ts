@@ -25,6 +25,7 @@ import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
 import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { resetFastTracers } from './fast-span';
 import { decodeTraceResponse, encodeTraceRequest } from './otlp-protobuf';
 
 export interface TracingOptions {
@@ -60,7 +61,15 @@ export function startTracing(options: TracingOptions): Tracing {
     ],
   });
   sdk.start();
-  return { enabled: true, shutdown: () => sdk.shutdown() };
+  // Our hot-path tracers take the SDK's sampler, processor and limits from now on (./fast-span.ts).
+  resetFastTracers();
+  return {
+    enabled: true,
+    shutdown: async () => {
+      await sdk.shutdown();
+      resetFastTracers();
+    },
+  };
 }
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;

@@ -1,6 +1,6 @@
 import type http from 'node:http';
-import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
-import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import { fastTracer, isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
+import { context, SpanStatusCode } from '@opentelemetry/api';
 import type { DirectMutations } from '../graphql/direct-mutations';
 import type { ApiContext } from '../graphql/resolvers';
 import type { PersistedOperations } from '../limits/persisted';
@@ -27,7 +27,7 @@ export interface GraphqlEndpointOptions {
   mutations?: { engine: DirectMutations; context: (req: http.IncomingMessage) => ApiContext };
 }
 
-const tracer = trace.getTracer('blog-api');
+const tracer = fastTracer('blog-api');
 /** Strict: a malformed byte sequence throws instead of becoming U+FFFD. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
