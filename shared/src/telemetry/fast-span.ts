@@ -256,6 +256,8 @@ class FastSpan implements Span, ReadableSpan {
       return;
     }
     const end = endTime === undefined ? this.now() : toMs(endTime);
+    // As the SDK's span: processors that watch a span's last moment see it still open.
+    (this.parts._spanProcessor as { onEnding?: (span: Span) => void }).onEnding?.(this);
     this.endMs = end < this.startMs ? this.startMs : end;
     this.parts._spanProcessor.onEnd(this);
   }

@@ -3,8 +3,9 @@
  * `instrument.ts`) before anything else: the instrumentations patch `express`, `graphql` and
  * `pino` when those are first required. Our SQL statements get their spans from
  * ./statement-span.ts (every pool made by createPool; not pg-boss's polling). Incoming HTTP requests get their server span from
- * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why). It deliberately imports nothing of ours that
- * would load them.
+ * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why). Those two and the
+ * compiled read's GraphQL span are made by ./fast-span.ts, on the SDK's sampler, processor and exporter set up here.
+ * It deliberately imports nothing of ours that would load them.
  *
  * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set,
  * and exports over OTLP/HTTP (Jaeger accepts it on port 4318). Without an endpoint it is off and
