@@ -179,47 +179,31 @@ class FastSpan implements Span, ReadableSpan {
 
   addEvent(name: string, attributesOrTime?: SpanAttributes | TimeInput, time?: TimeInput): this {
     if (this.endMs >= 0) return this;
-    const limit = this.parts._spanLimits.eventCountLimit;
-    if (limit === 0) {
-      this.droppedEventsCount += 1;
-      return this;
-    }
-    if (limit !== undefined && this.events.length >= limit) {
-      this.events.shift();
-      this.droppedEventsCount += 1;
-    }
     const attributes = isTime(attributesOrTime) ? undefined : attributesOrTime;
     const at = isTime(attributesOrTime) ? attributesOrTime : time;
-    const cleaned = cleanAttributes(attributes, {
-      attributeCountLimit: this.parts._spanLimits.attributePerEventCountLimit ?? Infinity,
-      attributeValueLengthLimit: this.parts._spanLimits.attributeValueLengthLimit,
-    });
-    this.events.push({
-      name,
-      time: at === undefined ? hrTime(this.now()) : toHrTime(at),
-      attributes: cleaned.attributes as Attributes,
-      droppedAttributesCount: cleaned.droppedAttributesCount ?? 0,
+    this.droppedEventsCount += keep(this.events, this.parts._spanLimits.eventCountLimit, () => {
+      const cleaned = this.clean(attributes, this.parts._spanLimits.attributePerEventCountLimit);
+      return { name, time: at === undefined ? hrTime(this.now()) : toHrTime(at), ...cleaned };
     });
     return this;
   }
 
   addLink(link: Link): this {
     if (this.endMs >= 0) return this;
-    const limit = this.parts._spanLimits.linkCountLimit;
-    if (limit === 0) {
-      this.droppedLinksCount += 1;
-      return this;
-    }
-    if (limit !== undefined && this.links.length >= limit) {
-      this.links.shift();
-      this.droppedLinksCount += 1;
-    }
-    const cleaned = cleanAttributes(link.attributes, {
-      attributeCountLimit: this.parts._spanLimits.attributePerLinkCountLimit ?? Infinity,
+    this.droppedLinksCount += keep(this.links, this.parts._spanLimits.linkCountLimit, () => ({
+      context: link.context,
+      ...this.clean(link.attributes, this.parts._spanLimits.attributePerLinkCountLimit),
+    }));
+    return this;
+  }
+
+  /** An event's or link's attributes, within the span limits for them. */
+  private clean(attributes: Attributes | undefined, countLimit: number | undefined): { attributes: Attributes; droppedAttributesCount: number } {
+    const cleaned = cleanAttributes(attributes, {
+      attributeCountLimit: countLimit ?? Infinity,
       attributeValueLengthLimit: this.parts._spanLimits.attributeValueLengthLimit,
     });
-    this.links.push({ context: link.context, attributes: cleaned.attributes as Attributes, droppedAttributesCount: cleaned.droppedAttributesCount ?? 0 });
-    return this;
+    return { attributes: (cleaned.attributes ?? {}) as Attributes, droppedAttributesCount: cleaned.droppedAttributesCount ?? 0 };
   }
 
   addLinks(links: Link[]): this {
@@ -265,6 +249,22 @@ class FastSpan implements Span, ReadableSpan {
   private now(): number {
     return this.startMs + (performance.now() - this.started);
   }
+}
+
+/**
+ * Appends what `make` makes to a list kept within `limit`, dropping the oldest entry when it is full
+ * (as the SDK's span does with events and links); nothing when the limit is 0. Returns how many were
+ * dropped (0 or 1).
+ */
+function keep<T>(list: T[], limit: number | undefined, make: () => T): number {
+  if (limit === 0) return 1;
+  let dropped = 0;
+  if (limit !== undefined && list.length >= limit) {
+    list.shift();
+    dropped = 1;
+  }
+  list.push(make());
+  return dropped;
 }
 
 function isTime(value: unknown): value is TimeInput {

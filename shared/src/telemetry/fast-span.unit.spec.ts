@@ -36,10 +36,14 @@ async function flush(): Promise<void> {
   await provider.getDelegate().forceFlush();
 }
 
-/** One scenario: a server span with attributes, a child that fails, an exception and a rename. */
+const LINKED = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED };
+
+/** One scenario: a server span with attributes, a link and an event, a child that fails, an exception and a rename. */
 function scenario(tracer: Tracer, label: string): void {
   const root = tracer.startSpan(`root ${label}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', skipped: undefined } }, ROOT_CONTEXT);
   root.setAttributes({ 'url.path': '/graphql', count: 3, ok: true, list: ['a', 'b'] });
+  root.addLink({ context: LINKED, attributes: { 'link.kind': 'job', skipped: undefined } });
+  root.addEvent('checkpoint', { step: 1 });
   context.with(trace.setSpan(ROOT_CONTEXT, root), () => {
     tracer.startActiveSpan(`child ${label}`, (child: Span) => {
       child.setAttribute('db.query.text', 'SELECT 1');
@@ -101,6 +105,8 @@ describe('fast spans', () => {
     expect(root.resource).toBe(sdk[0]!.resource);
     expect(root.resource.attributes['service.name']).toBe('fast-span-test');
     expect(child.events[0]!.attributes).toMatchObject({ 'exception.type': 'TypeError', 'exception.message': 'boom' });
+    expect(root.links).toEqual([{ context: LINKED, attributes: { 'link.kind': 'job' }, droppedAttributesCount: 0 }]);
+    expect(root.events.map((e) => e.name)).toEqual(['checkpoint']);
     for (const s of fast) {
       const start = s.startTime[0] * 1000 + s.startTime[1] / 1e6;
       const end = s.endTime[0] * 1000 + s.endTime[1] / 1e6;
