@@ -86,7 +86,8 @@ function sdkParts(tracer: unknown): SdkTracerParts | undefined {
 /** Milliseconds since the epoch (fractional) as OpenTelemetry's [seconds, nanoseconds]. */
 function hrTime(ms: number): HrTime {
   const seconds = Math.floor(ms / 1000);
-  return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
+  const nanos = Math.round((ms - seconds * 1000) * 1e6);
+  return nanos < 1e9 ? [seconds, nanos] : [seconds + 1, nanos - 1e9];
 }
 
 const timeOrigin = performance.timeOrigin;
@@ -140,10 +141,7 @@ class FastSpan implements Span, ReadableSpan {
   }
 
   get duration(): HrTime {
-    if (this.endMs < 0) return [-1, -1];
-    const ms = this.endMs - this.startMs;
-    const seconds = Math.floor(ms / 1000);
-    return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
+    return this.endMs < 0 ? [-1, -1] : hrTime(this.endMs - this.startMs);
   }
 
   get ended(): boolean {
