@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
-import { fastTracer } from './fast-span';
 import { suppressTracing } from '@opentelemetry/core';
+import { fastTracer } from './fast-span';
 
 /**
  * The server span of an incoming HTTP request, made by us rather than by
