@@ -21,7 +21,16 @@ import {
   type TimeInput,
   type Tracer,
 } from '@opentelemetry/api';
-import { AddAttributeDecision, cleanAttributes, isTracingSuppressed, maybeAddAttribute } from '@opentelemetry/core';
+import {
+  AddAttributeDecision,
+  cleanAttributes,
+  hrTimeToMilliseconds,
+  isTimeInput,
+  isTracingSuppressed,
+  maybeAddAttribute,
+  millisToHrTime,
+  timeInputToHrTime,
+} from '@opentelemetry/core';
 import type { ReadableSpan, Sampler, SpanProcessor } from '@opentelemetry/sdk-trace';
 
 /**
@@ -83,15 +92,6 @@ function sdkParts(tracer: unknown): SdkTracerParts | undefined {
   return undefined;
 }
 
-/** Milliseconds since the epoch (fractional) as OpenTelemetry's [seconds, nanoseconds]. */
-function hrTime(ms: number): HrTime {
-  const seconds = Math.floor(ms / 1000);
-  const nanos = Math.round((ms - seconds * 1000) * 1e6);
-  return nanos < 1e9 ? [seconds, nanos] : [seconds + 1, nanos - 1e9];
-}
-
-const timeOrigin = performance.timeOrigin;
-
 class FastSpan implements Span, ReadableSpan {
   readonly links: Link[] = [];
   readonly events: ReadableSpan['events'] = [];
@@ -133,15 +133,15 @@ class FastSpan implements Span, ReadableSpan {
   }
 
   get startTime(): HrTime {
-    return hrTime(this.startMs);
+    return millisToHrTime(this.startMs);
   }
 
   get endTime(): HrTime {
-    return this.endMs < 0 ? [0, 0] : hrTime(this.endMs);
+    return this.endMs < 0 ? [0, 0] : millisToHrTime(this.endMs);
   }
 
   get duration(): HrTime {
-    return this.endMs < 0 ? [-1, -1] : hrTime(this.endMs - this.startMs);
+    return this.endMs < 0 ? [-1, -1] : millisToHrTime(this.endMs - this.startMs);
   }
 
   get ended(): boolean {
@@ -177,11 +177,11 @@ class FastSpan implements Span, ReadableSpan {
 
   addEvent(name: string, attributesOrTime?: SpanAttributes | TimeInput, time?: TimeInput): this {
     if (this.endMs >= 0) return this;
-    const attributes = isTime(attributesOrTime) ? undefined : attributesOrTime;
-    const at = isTime(attributesOrTime) ? attributesOrTime : time;
+    const attributes = isTimeInput(attributesOrTime) ? undefined : attributesOrTime;
+    const at = isTimeInput(attributesOrTime) ? attributesOrTime : time;
     this.droppedEventsCount += keep(this.events, this.parts._spanLimits.eventCountLimit, () => {
       const cleaned = this.clean(attributes, this.parts._spanLimits.attributePerEventCountLimit);
-      return { name, time: at === undefined ? hrTime(this.now()) : toHrTime(at), ...cleaned };
+      return { name, time: at === undefined ? millisToHrTime(this.now()) : timeInputToHrTime(at), ...cleaned };
     });
     return this;
   }
@@ -237,7 +237,7 @@ class FastSpan implements Span, ReadableSpan {
       diag.error(`${this.name} ${this.context_.traceId}-${this.context_.spanId} - You can only call end() on a span once.`);
       return;
     }
-    const end = endTime === undefined ? this.now() : toMs(endTime);
+    const end = endTime === undefined ? this.now() : hrTimeToMilliseconds(timeInputToHrTime(endTime));
     // As the SDK's span: processors that watch a span's last moment see it still open.
     (this.parts._spanProcessor as { onEnding?: (span: Span) => void }).onEnding?.(this);
     this.endMs = end < this.startMs ? this.startMs : end;
@@ -263,21 +263,6 @@ function keep<T>(list: T[], limit: number | undefined, make: () => T): number {
   }
   list.push(make());
   return dropped;
-}
-
-function isTime(value: unknown): value is TimeInput {
-  return typeof value === 'number' || value instanceof Date || (Array.isArray(value) && value.length === 2 && typeof value[0] === 'number');
-}
-
-function toMs(time: TimeInput): number {
-  // A number is performance.now() time when it is not later than now (as the SDK reads it), else epoch milliseconds.
-  if (typeof time === 'number') return time <= performance.now() ? timeOrigin + time : time;
-  if (time instanceof Date) return time.getTime();
-  return time[0] * 1000 + time[1] / 1e6;
-}
-
-function toHrTime(time: TimeInput): HrTime {
-  return Array.isArray(time) ? time : hrTime(toMs(time));
 }
 
 class FastTracer implements Tracer {
