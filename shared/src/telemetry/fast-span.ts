@@ -41,9 +41,9 @@ import type { ReadableSpan, Sampler, SpanProcessor } from '@opentelemetry/sdk-tr
  * Why: on a cheap read, making the spans is most of what tracing costs (the README's "The cost of
  * tracing": on GetUser, spans made but never exported already cost two thirds of it). The SDK's span
  * does more per span than these need: it runs every attribute of `startSpan` through two cleaning
- * passes, reads three clocks and converts times to [seconds, nanoseconds] on the way in, keeps span
- * metrics and checks for inconsistent clocks at the end. This span takes one clock reading at each
- * end, keeps times as numbers (converted only when an exporter reads them), and adds attributes with
+ * passes, converts each time to [seconds, nanoseconds] as it goes, keeps span metrics and checks for
+ * inconsistent clocks at the end. This span reads the same clocks (the wall clock at the start, the
+ * monotonic one after it), keeps times as numbers (converted only when an exporter reads them), and adds attributes with
  * the SDK's own per-attribute rule (`maybeAddAttribute`: the same limits, truncation and validity).
  * It is what the processors and exporters get: the SDK's ReadableSpan, field for field.
  *
