@@ -36,6 +36,7 @@ import { clientKey, MutationRateLimiter, rateLimitPlugin } from './limits/rate-l
 import { operationsRouter } from './http/operations';
 import { stampProcessTime } from './http/process-time';
 import { ReadEngine } from './reads/read-engine';
+import { ReadGate } from './reads/read-gate';
 
 export interface AppOptions {
   logger?: Logger;
@@ -124,13 +125,22 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });
     const authenticate = await createAuthenticator(config.auth, logger);
     const schema = createSchema();
-    const reads = new ReadEngine(
-      schema,
-      readPool,
-      { defaultPageSize: config.defaultPageSize, maxPageSize: config.maxPageSize },
-      allRules(config),
-      config.queryCacheSize,
-    );
+    const reads = new ReadEngine(schema, readPool, {
+      limits: config,
+      rules: allRules(config),
+      cacheSize: config.queryCacheSize,
+      cacheBytes: config.queryCacheBytes,
+      maxResponseBytes: config.maxResponseBytes,
+      heavyReadCost: config.heavyReadCost,
+      preparedPerConnection: config.preparedReadsMax,
+      gate: new ReadGate({
+        // On the primary, reads leave DB_WRITE_CONNECTIONS to the mutations; a replica is theirs alone.
+        connections: readPool === pool ? config.poolMax - config.writeConnections : config.poolMax,
+        heavy: config.heavyReadsMax,
+        heavyPerClient: config.heavyReadsPerClient,
+        waitMs: READ_WAIT_MS,
+      }),
+    });
 
     // One context per request, for Apollo's resolvers and the direct mutation path alike. The
     // token is verified only if a mutation (or the rate limiter) asks for the actor; never for reads.
@@ -218,7 +228,15 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       res.status(500).json({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
     });
 
-    const endpoint = { reads, mutations: { engine: mutations, context: contextFor }, maxBodyBytes: config.maxBodyBytes, logger, metrics, ...(persisted ? { persisted } : {}) };
+    const endpoint = {
+      reads,
+      mutations: { engine: mutations, context: contextFor },
+      clientOf: (req: http.IncomingMessage) => clientKey(req, config.trustProxy),
+      maxBodyBytes: config.maxBodyBytes,
+      logger,
+      metrics,
+      ...(persisted ? { persisted } : {}),
+    };
     const tracing = httpServerTracing({ enabled: options.tracing ?? false, untraced: UNTRACED_PATHS, routes: METRIC_ROUTES });
     server.on('request', (req: TimedRequest, res: http.ServerResponse) => {
       const start = process.hrtime.bigint();
@@ -272,6 +290,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     throw err;
   }
 }
+
+/** The longest a read waits for its turn (ReadGate) before SERVICE_UNAVAILABLE: a pool checkout's own limit. */
+const READ_WAIT_MS = 10_000;
 
 /** Routes named in the HTTP metrics; anything else counts as `other` (bounded label values). */
 const METRIC_ROUTES = new Set([GRAPHQL_PATH, '/health', '/ready', '/metrics', '/metrics/prometheus']);

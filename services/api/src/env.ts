@@ -30,6 +30,11 @@ export const apiEnvSchema = z.object({
   // Writes, INLINE syncs, previews, pg-boss, /ready's migration check and /metrics use DATABASE_URL.
   DATABASE_READ_URL: optionalPgUrl(),
   DB_POOL_MAX: intVar(10, 1, 1000),
+  // Connections of the pool that reads may not take (at most DB_POOL_MAX - 1): mutations never wait
+  // behind reads. Not used when reads go to DATABASE_READ_URL (they have a pool of their own).
+  DB_WRITE_CONNECTIONS: intVar(2, 0, 999),
+  // Read statements one connection may hold prepared; a connection holding more is closed and replaced.
+  DB_PREPARED_READS_MAX: intVar(500, 0, 100_000),
   // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
   DB_AUTO_PREPARE: boolVar(true),
   // Send a transaction's statements without waiting for each answer where the code allows it
@@ -43,12 +48,22 @@ export const apiEnvSchema = z.object({
   MAX_PAGE_SIZE: intVar(100, 1, 10_000),
   MAX_QUERY_DEPTH: intVar(15, 2, 100),
   MAX_BODY_BYTES: intVar(1_048_576, 1024, 104_857_600),
-  // Distinct read documents kept compiled to SQL (least recently used ones are dropped first).
+  // Distinct read documents kept compiled (least recently used ones are dropped first), and the
+  // memory they may take.
   QUERY_CACHE_SIZE: intVar(1000, 0, 1_000_000),
+  QUERY_CACHE_MB: intVar(32, 1, 4096),
+  // The largest answer to a read, in bytes of JSON; a larger one is RESPONSE_TOO_LARGE.
+  MAX_RESPONSE_BYTES: intVar(16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+  // Reads that may be heavy (cost at least HEAVY_READ_COST) run at most HEAVY_READS_MAX at a time,
+  // one per client at a time, HEAVY_READS_PER_CLIENT running or waiting per client.
+  HEAVY_READ_COST: intVar(1000, 1, 10_000_000),
+  HEAVY_READS_MAX: intVar(2, 1, 1000),
+  HEAVY_READS_PER_CLIENT: intVar(4, 1, 1000),
   SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),
   // Abuse limits (services/api/README.md, "Abuse limits").
-  // The seed's GetRecentPosts costs 336 at limit 5 and 6,701 at limit 100 (limits/cost.ts).
-  MAX_QUERY_COST: intVar(10_000, 1, 10_000_000),
+  // The seed's GetRecentPosts costs 1,236 at limit 5 and 24,701 at limit 100 (limits/cost.ts: each
+  // comment's content, up to 10,000 characters, counts 10).
+  MAX_QUERY_COST: intVar(25_000, 1, 10_000_000),
   RATE_LIMIT_MUTATIONS_PER_MINUTE: intVar(600, 0, 1_000_000),
   // Reverse proxies in front of the API whose X-Forwarded-For entries are trusted: false/0 (none), true (1), or a count.
   TRUST_PROXY: z.preprocess(
@@ -81,6 +96,9 @@ export interface ApiConfig {
   /** Reads of tv_* (both read paths); equal to databaseUrl when no replica is configured. */
   databaseReadUrl: string;
   poolMax: number;
+  /** Connections of the primary's pool reads may not take. */
+  writeConnections: number;
+  preparedReadsMax: number;
   autoPrepare: boolean;
   pipeline: boolean;
   statementTimeoutMs: number;
@@ -91,6 +109,11 @@ export interface ApiConfig {
   maxQueryDepth: number;
   maxBodyBytes: number;
   queryCacheSize: number;
+  queryCacheBytes: number;
+  maxResponseBytes: number;
+  heavyReadCost: number;
+  heavyReadsMax: number;
+  heavyReadsPerClient: number;
   shutdownTimeoutMs: number;
   /** Who may write (AUTH_MODE, JWT_*). */
   auth: AuthConfig;
@@ -116,6 +139,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     databaseReadUrl: e.DATABASE_READ_URL ?? e.DATABASE_URL,
     poolMax: e.DB_POOL_MAX,
+    writeConnections: Math.min(e.DB_WRITE_CONNECTIONS, e.DB_POOL_MAX - 1),
+    preparedReadsMax: e.DB_PREPARED_READS_MAX,
     autoPrepare: e.DB_AUTO_PREPARE,
     pipeline: e.DB_PIPELINE,
     statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
@@ -126,6 +151,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxQueryDepth: e.MAX_QUERY_DEPTH,
     maxBodyBytes: e.MAX_BODY_BYTES,
     queryCacheSize: e.QUERY_CACHE_SIZE,
+    queryCacheBytes: e.QUERY_CACHE_MB * 1024 * 1024,
+    maxResponseBytes: e.MAX_RESPONSE_BYTES,
+    heavyReadCost: e.HEAVY_READ_COST,
+    heavyReadsMax: e.HEAVY_READS_MAX,
+    heavyReadsPerClient: e.HEAVY_READS_PER_CLIENT,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     auth: authConfigFrom(e),
     ...(e.OPERATOR_TOKEN ? { operatorToken: e.OPERATOR_TOKEN } : {}),

@@ -6,7 +6,7 @@ import { GraphQLError } from 'graphql';
  * with `extensions.code` only at the edge (toGraphQLError), and nothing else reaches clients.
  */
 export abstract class ClientError extends Error {
-  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN';
+  abstract readonly code: 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | ReadRefusedError['code'];
   constructor(
     message: string,
     /** The argument at fault, when there is one. */
@@ -42,6 +42,39 @@ export class ForbiddenError extends ClientError {
   override readonly name = 'ForbiddenError';
   readonly code = 'FORBIDDEN' as const;
 }
+
+/**
+ * A read the server will not run or answer (reads/read-gate.ts, reads/read-engine.ts): an answer
+ * over MAX_RESPONSE_BYTES (HTTP 400), too many heavy reads from one client (429), no turn in time
+ * (503). `retryAfterSeconds` becomes the Retry-After header.
+ */
+export class ReadRefusedError extends ClientError {
+  override readonly name = 'ReadRefusedError';
+  constructor(
+    readonly code: 'RESPONSE_TOO_LARGE' | 'RATE_LIMITED' | 'SERVICE_UNAVAILABLE',
+    message: string,
+    readonly retryAfterSeconds?: number,
+    /** More for `extensions` (the size and the limit of a response too large). */
+    readonly details: Record<string, number> = {},
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return READ_REFUSED_STATUS[this.code];
+  }
+
+  /** The error's `extensions`. */
+  get extensions(): Record<string, unknown> {
+    return { code: this.code, ...this.details, ...(this.retryAfterSeconds ? { retryAfterSeconds: this.retryAfterSeconds } : {}) };
+  }
+}
+
+const READ_REFUSED_STATUS: Record<ReadRefusedError['code'], number> = {
+  RESPONSE_TOO_LARGE: 400,
+  RATE_LIMITED: 429,
+  SERVICE_UNAVAILABLE: 503,
+};
 
 export function toGraphQLError(err: ClientError): GraphQLError {
   return new GraphQLError(err.message, {

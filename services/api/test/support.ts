@@ -118,6 +118,18 @@ export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>
   return rows[0]!;
 }
 
+/**
+ * Which read path sent a statement: the fast path's builds the whole `data` object
+ * (json_build_object), Apollo's a JSON array of the root fields' values; both measure the answer
+ * before sending it (reads/read-engine.ts, capped).
+ */
+export function readPathOf(text: string): 'fast' | 'apollo' | undefined {
+  if (!text.startsWith('SELECT CASE WHEN octet_length(r) <= ')) return undefined;
+  if (text.includes(' FROM (SELECT json_build_object(')) return 'fast';
+  if (text.includes(" FROM (SELECT '[' || ")) return 'apollo';
+  return undefined;
+}
+
 export const ALICE = '00000000-0000-0000-0000-000000000001';
 export const BOB = '00000000-0000-0000-0000-000000000002';
 export const CHARLIE = '00000000-0000-0000-0000-000000000003';

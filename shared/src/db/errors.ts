@@ -19,6 +19,9 @@ export const CONSTRAINT_CODES = {
  */
 export const IN_FAILED_TRANSACTION = '25P02';
 
+/** query_canceled: the statement timeout (or a cancel request) stopped the statement. */
+export const QUERY_CANCELED = '57014';
+
 /** Transient: the same statement may succeed when tried again. */
 export const RETRYABLE_CODES = new Set([
   '40001', // serialization_failure

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import pg from 'pg';
 import { traceQueries } from '../telemetry/statement-span';
 import { namesParsed, queryConfig, skippedStatement, StatementBatch, type BatchedStatement, type StatementConfig } from './batch';
@@ -49,9 +50,32 @@ export interface PoolOptions {
 // this project come back as int8 from count(*); parse them as numbers (they never exceed 2^53).
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+/**
+ * The socket of every connection the pools open: a net.Socket whose 'data' listeners cannot crash
+ * the process. node-postgres parses the server's messages inside the socket's 'data' event, and its
+ * parser throws when a message cannot be decoded (a value longer than Node's largest string, for
+ * one), which Node would report as an uncaught exception and exit. Here the connection is destroyed
+ * with that error instead: the statement in flight fails with it and the pool replaces the
+ * connection. (A TLS connection reads through the TLS socket node-postgres wraps around this one,
+ * which this guard does not cover; the read engine's answer cap keeps reads far below such sizes.)
+ */
+export class GuardedSocket extends net.Socket {
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'data') return super.emit(event, ...args);
+    try {
+      return super.emit(event, ...args);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.destroy(new Error(`Could not read the database's answer (${reason}); the connection was closed.`, { cause: err }));
+      return false;
+    }
+  }
+}
+
 export function createPool(connectionString: string, options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
+    stream: () => new GuardedSocket(),
     application_name: options.applicationName,
     max: options.max ?? 10,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,

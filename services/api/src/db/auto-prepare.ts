@@ -9,7 +9,11 @@ import type pg from 'pg';
  *
  * Names are derived from the text, so a text always has the same name on every connection
  * (node-postgres refuses one name for two texts). Statements without parameters (BEGIN, COMMIT)
- * are left alone. Bounded: past MAX_NAMES distinct texts, new ones run unnamed.
+ * are left alone, and so is a query config that has a `name` property, even an empty one: the read
+ * engine names its statements itself, and runs the documents clients send once as the unnamed
+ * statement (reads/statement-names.ts). So only the service's own statements (commands, sync) are
+ * named here, a set fixed by the code. Bounded all the same: past MAX_NAMES distinct texts, new
+ * ones run unnamed.
  */
 const MAX_NAMES = 2000;
 
@@ -30,7 +34,7 @@ export function autoPrepare(pool: pg.Pool): void {
       if (typeof first === 'string' && Array.isArray(second)) {
         const name = nameFor(first);
         if (name) return query({ name, text: first, values: second }, ...args.slice(2));
-      } else if (first && typeof first === 'object' && !(first as { name?: string }).name) {
+      } else if (first && typeof first === 'object' && !('name' in first)) {
         const config = first as { text?: unknown; values?: unknown; submit?: unknown };
         if (typeof config.text === 'string' && Array.isArray(config.values) && !config.submit) {
           const name = nameFor(config.text);

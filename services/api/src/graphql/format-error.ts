@@ -2,7 +2,7 @@ import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
 import type { GraphQLFormattedError } from 'graphql';
-import { ClientError, isDatabaseUnavailable, SERVICE_UNAVAILABLE } from '../errors';
+import { ClientError, isDatabaseUnavailable, ReadRefusedError, SERVICE_UNAVAILABLE } from '../errors';
 import { restoreRuleCode } from '../limits/rule-code';
 
 /**
@@ -16,6 +16,7 @@ import { restoreRuleCode } from '../limits/rule-code';
 export function formatError(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
+    if (original instanceof ReadRefusedError) return reshaped(formatted, original.message, original.extensions);
     if (original instanceof ClientError) {
       return reshaped(formatted, original.message, { code: original.code, ...(original.field ? { field: original.field } : {}) });
     }
@@ -44,8 +45,9 @@ function reshaped(formatted: GraphQLFormattedError, message: string, extensions:
 }
 
 /**
- * HTTP 503 for a response whose errors include an unavailable database (Apollo would answer 200
- * with the error in the body): load balancers and clients' retry logic look at the status.
+ * The HTTP status of a response whose errors say the request cannot be served now (Apollo would
+ * answer 200 with the error in the body): 503 for an unavailable database, and a refused read's own
+ * status and Retry-After (ReadRefusedError). Load balancers and clients' retry logic look at them.
  */
 export function unavailableStatusPlugin<T extends BaseContext>(): ApolloServerPlugin<T> {
   return {
@@ -53,6 +55,11 @@ export function unavailableStatusPlugin<T extends BaseContext>(): ApolloServerPl
       return {
         async willSendResponse(ctx) {
           if (ctx.errors?.some((e) => isDatabaseUnavailable(e))) ctx.response.http.status = SERVICE_UNAVAILABLE.status;
+          const refused = ctx.errors?.map((e) => unwrapResolverError(e)).find((e) => e instanceof ReadRefusedError);
+          if (refused) {
+            ctx.response.http.status = refused.status;
+            if (refused.retryAfterSeconds) ctx.response.http.headers.set('retry-after', String(refused.retryAfterSeconds));
+          }
         },
       };
     },

@@ -13,13 +13,13 @@ export interface ApiContext {
   readMemo: Map<OperationDefinitionNode, Promise<Map<string, unknown>>>;
   /** Who is writing: verifies the request's token on first call (mutations only). */
   actor: () => Promise<Actor>;
-  /** Who sent the request, for the mutation rate limit (limits/rate-limit.ts, clientKey). */
+  /** Who sent the request, for the mutation rate limit and the read gate (limits/rate-limit.ts, clientKey). */
   clientKey?: string;
 }
 
 type Args = Record<string, unknown>;
 
-const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) => ctx.reads.rootValue(info, ctx.readMemo);
+const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) => ctx.reads.rootValue(info, ctx.readMemo, ctx.clientKey);
 
 /** Documents from tv_* / preview carry createdAt and id; read answers carry a cursor computed in SQL. */
 const cursor = (doc: { cursor?: string; createdAt: string; id: string }) => doc.cursor ?? encodeCursor(doc.createdAt, doc.id);

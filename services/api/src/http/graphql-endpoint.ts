@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { fastTracer, isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
 import { context, SpanStatusCode } from '@opentelemetry/api';
+import { ReadRefusedError } from '../errors';
 import type { DirectMutations } from '../graphql/direct-mutations';
 import type { ApiContext } from '../graphql/resolvers';
 import type { PersistedOperations } from '../limits/persisted';
@@ -25,6 +26,8 @@ export interface GraphqlEndpointOptions {
   persisted?: PersistedOperations;
   /** Valid single mutations: executed here by graphql-js, without Express and Apollo (see DirectMutations). */
   mutations?: { engine: DirectMutations; context: (req: http.IncomingMessage) => ApiContext };
+  /** Who sent a request (the read gate's client; limits/rate-limit.ts clientKey). */
+  clientOf?: (req: http.IncomingMessage) => string;
 }
 
 const tracer = fastTracer('blog-api');
@@ -138,7 +141,7 @@ async function answer(
   const outcome = await tracer.startActiveSpan(`graphql.read${operationName ? ` ${operationName}` : ''}`, async (span) => {
     const started = process.hrtime.bigint();
     try {
-      const result = await options.reads.execute(plan, variables);
+      const result = await options.reads.execute(plan, variables, options.clientOf?.(req));
       if (result.kind === 'fallback') {
         // Not a read this path compiles (introspection, a mutation when direct mutations are off...): Apollo answers it, with
         // the GraphQL instrumentation's spans.
@@ -164,6 +167,11 @@ async function answer(
     }
   });
   if (outcome.kind === 'fallback') return next(body);
+  if (outcome.kind === 'error' && outcome.err instanceof ReadRefusedError) {
+    const refused = outcome.err;
+    const text = JSON.stringify({ errors: [{ message: refused.message, extensions: refused.extensions }] });
+    return sendJson(req, res, startNs, refused.status, text, refused.retryAfterSeconds ? { 'Retry-After': String(refused.retryAfterSeconds) } : {});
+  }
   if (outcome.kind === 'error') {
     if (isRetryablePgError(outcome.err)) {
       // The database is away (restarting, unreachable): 503 and a code clients can retry on.

@@ -17,10 +17,12 @@ import {
   type GraphQLObjectType,
   type GraphQLResolveInfo,
   type GraphQLSchema,
+  type OperationDefinitionNode,
   type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
+import { LIMITS } from '../validate';
 import { ruleExtensions } from './rule-code';
 
 /**
@@ -29,7 +31,10 @@ import { ruleExtensions } from './rule-code';
  * QUERY_TOO_COMPLEX (HTTP 400), the cost and the limit in the message and in `extensions`.
  *
  * The cost model (services/api/README.md, "Abuse limits"):
- *  - every field costs 1 (`__typename` included), once per value of its parent;
+ *  - every field costs 1 (`__typename` included), once per value of its parent, except text fields
+ *    that can hold more than TEXT_COST_CHARS characters: they cost 1 per started TEXT_COST_CHARS
+ *    characters of their maximum length (a post's content, up to 100,000 characters, costs 100), so
+ *    that the cost bounds the size of the answer and not only its number of values;
  *  - a list field multiplies the cost of its selection by how many items it can return: its
  *    `limit` argument when written in the document (capped at MAX_PAGE_SIZE, whose own check
  *    answers a larger one with BAD_USER_INPUT), MAX_PAGE_SIZE when `limit` is a variable (its value
@@ -57,17 +62,50 @@ export interface CostLimits {
   maxPageSize: number;
 }
 
+/** A text field costs 1 per started TEXT_COST_CHARS characters it can hold (at least 1). */
+export const TEXT_COST_CHARS = 1000;
+
+/**
+ * The most characters each long text field of the schema can hold (the CHECK constraints, mirrored
+ * by validate.ts LIMITS), by `Type.field`. Fields not listed hold at most TEXT_COST_CHARS characters.
+ */
+const TEXT_FIELD_CHARS: Readonly<Record<string, number>> = {
+  'Post.content': LIMITS.postContent,
+  'Comment.content': LIMITS.commentContent,
+  'PostComment.content': LIMITS.commentContent,
+  'User.bio': LIMITS.bio,
+};
+
+/** What a leaf field of `type` costs per value of its parent. */
+export function leafCost(type: string, field: string): number {
+  const chars = TEXT_FIELD_CHARS[`${type}.${field}`];
+  return chars === undefined ? 1 : Math.max(1, Math.ceil(chars / TEXT_COST_CHARS));
+}
+
+/**
+ * The cost of an operation. Without `variables` (validation, once per document) a `limit` given as
+ * a variable counts as MAX_PAGE_SIZE; with them (a request), as the variable's value.
+ */
+export function operationCost(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+  limits: CostLimits,
+  variables?: Readonly<Record<string, unknown>>,
+): number {
+  const root = schema.getRootType(operation.operation);
+  if (!root) return 0;
+  return new CostCounter(schema, fragments, limits, variables).selectionCost(operation.selectionSet, root);
+}
+
 export function costLimitRule(limits: CostLimits): ValidationRule {
   return (context: ValidationContext): ASTVisitor => ({
     OperationDefinition(node) {
-      const schema = context.getSchema();
-      const root = schema.getRootType(node.operation);
-      if (!root) return;
       const fragments = new Map<string, FragmentDefinitionNode>();
       for (const def of context.getDocument().definitions) {
         if (def.kind === Kind.FRAGMENT_DEFINITION) fragments.set(def.name.value, def);
       }
-      const cost = new CostCounter(schema, fragments, limits).selectionCost(node.selectionSet, root);
+      const cost = operationCost(context.getSchema(), node, fragments, limits);
       if (cost > limits.maxQueryCost) {
         const shown = Number.isFinite(cost) && cost < Number.MAX_SAFE_INTEGER ? String(cost) : `more than ${limits.maxQueryCost}`;
         context.reportError(
@@ -89,8 +127,9 @@ class CostCounter {
 
   constructor(
     private readonly schema: GraphQLSchema,
-    private readonly fragments: Map<string, FragmentDefinitionNode>,
+    private readonly fragments: ReadonlyMap<string, FragmentDefinitionNode>,
     private readonly limits: CostLimits,
+    private readonly variables?: Readonly<Record<string, unknown>>,
   ) {}
 
   selectionCost(set: SelectionSetNode, parent: GraphQLCompositeType): number {
@@ -133,7 +172,7 @@ class CostCounter {
     const def = parent.getFields()[name] as GraphQLField<unknown, unknown> | undefined;
     if (!def) return 1; // an unknown field: FieldsOnCorrectTypeRule reports it
     const named = getNamedType(def.type);
-    if (!node.selectionSet || !isCompositeType(named)) return 1;
+    if (!node.selectionSet || !isCompositeType(named)) return leafCost(parent.name, name);
     const inner = this.selectionCost(node.selectionSet, named);
     return 1 + this.items(def, node) * inner;
   }
@@ -146,6 +185,12 @@ class CostCounter {
     const arg = node.arguments?.find((a) => a.name.value === 'limit');
     if (!arg) return defaultPageSize;
     if (arg.value.kind === Kind.INT) return Math.min(Math.max(Number.parseInt(arg.value.value, 10), 1), maxPageSize);
+    if (arg.value.kind === Kind.VARIABLE && this.variables) {
+      const value = this.variables[arg.value.name.value];
+      // Absent or null: the field's default page; an invalid value is refused by the argument check.
+      if (value === undefined || value === null) return defaultPageSize;
+      if (typeof value === 'number' && Number.isInteger(value)) return Math.min(Math.max(value, 1), maxPageSize);
+    }
     return maxPageSize; // a variable (or an invalid literal, which validation reports)
   }
 }
@@ -156,7 +201,7 @@ class CostCounter {
  * as soon as `budget` is passed (the answer is then "more than the limit": an unbounded nesting of
  * `fields { type { fields ... } } }` is refused after at most `budget` steps).
  */
-function introspectionCost(schema: GraphQLSchema, node: FieldNode, fragments: Map<string, FragmentDefinitionNode>, budget: number): number {
+function introspectionCost(schema: GraphQLSchema, node: FieldNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>, budget: number): number {
   const counter = { n: 0, budget };
   const queryType = schema.getQueryType();
   if (!queryType || !node.selectionSet) return 0;
@@ -190,7 +235,7 @@ function countObject(
   set: SelectionSetNode,
   type: GraphQLObjectType,
   schema: GraphQLSchema,
-  fragments: Map<string, FragmentDefinitionNode>,
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
   counter: { n: number; budget: number },
   spreading: Set<string> = new Set(),
 ): void {

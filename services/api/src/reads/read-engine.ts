@@ -17,31 +17,63 @@ import {
   type SelectionSetNode,
   type ValidationRule,
 } from 'graphql';
+import { createHash } from 'node:crypto';
+import { pgErrorCode, QUERY_CANCELED } from '@blog/shared';
 import type pg from 'pg';
-import { ClientError } from '../errors';
-import { MAX_QUERY_TOKENS } from '../limits/cost';
+import { ClientError, ReadRefusedError } from '../errors';
+import { MAX_QUERY_TOKENS, operationCost, type CostLimits } from '../limits/cost';
 import { mutationCost } from '../limits/rate-limit';
+import type { ReadGate } from './read-gate';
 import { Params, ROOT_FIELDS, ROW_DOC, type AnyRootField, type ReadLimits } from './root-fields';
 import { AliasCounter, collectFields, NotCompilable, objectSql, sqlString, type CollectOptions, type Fragments } from './sql-builder';
+import { StatementNames } from './statement-names';
 
 /**
  * Reads: one SQL statement per GraphQL request, built in PostgreSQL from tv_* documents.
  *
- * Fast path (`execute`): a read document is parsed, validated and compiled ONCE (cache keyed by
- * document text and operation name) into the SQL that returns the complete `data` object as JSON
- * text with only the selected fields; per request only the variables are coerced and the arguments
- * checked, and the text PostgreSQL returns is written to the HTTP response without being parsed in
- * Node. graphql-js execution and JSON re-serialization are what make a naive GraphQL server slow;
- * here neither runs.
+ * Fast path (`execute`): a read document is parsed, validated and compiled ONCE (cache keyed by a
+ * hash of the document text and operation name) into the SQL that returns the complete `data`
+ * object as JSON text with only the selected fields; per request only the variables are coerced and
+ * the arguments checked, and the text PostgreSQL returns is written to the HTTP response without
+ * being parsed in Node. graphql-js execution and JSON re-serialization are what make a naive
+ * GraphQL server slow; here neither runs.
  *
  * Apollo path (`rootValue`): whatever the fast path leaves to Apollo Server (introspection,
  * @skip/@include on variables, invalid arguments, more than 50 keys in an object) still reads
  * with one statement: the first Query resolver of an operation runs one statement for every root
  * field of the operation ('source' shape) and each resolver takes its part.
+ *
+ * Bounds, whatever clients send (services/api/README.md, "Abuse limits"):
+ *  - the answer: PostgreSQL measures it and sends it only when it has at most MAX_RESPONSE_BYTES
+ *    bytes (else RESPONSE_TOO_LARGE, and only its size crosses the network);
+ *  - the database: every read waits for its turn at the ReadGate (connections kept for writes, heavy
+ *    reads a few at a time); a read is heavy when its cost (limits/cost.ts, with the request's
+ *    variables) reaches HEAVY_READ_COST and its document has not yet been seen to answer that cost
+ *    lightly, or when its document was seen to answer heavily (see Load);
+ *  - the compiled documents: QUERY_CACHE_SIZE documents and QUERY_CACHE_MB of memory; documents
+ *    that fail to parse or validate are not kept;
+ *  - the server's prepared statements: see StatementNames, and each connection is closed once it
+ *    holds more than DB_PREPARED_READS_MAX of them.
  */
-export interface Queryable {
-  query: pg.Pool['query'];
+export interface ReadEngineOptions {
+  limits: ReadLimits & CostLimits;
+  rules: readonly ValidationRule[];
+  /** Documents kept compiled (0: none). */
+  cacheSize: number;
+  /** Memory the compiled documents may take, in bytes (estimated; see entryBytes). */
+  cacheBytes: number;
+  /** The largest answer sent, in bytes of JSON. */
+  maxResponseBytes: number;
+  /** The cost from which a read may be heavy. */
+  heavyReadCost: number;
+  /** Read statements one connection may hold prepared before it is closed (and the names given). */
+  preparedPerConnection: number;
+  /** Admission of reads; without it reads run as soon as the pool gives a connection. */
+  gate?: ReadGate;
 }
+
+/** A read's connection source: the pool reads check connections out of. */
+export type ReadPool = Pick<pg.Pool, 'connect'>;
 
 interface CompiledRoot {
   key: string;
@@ -52,20 +84,38 @@ interface CompiledRoot {
   select?: string;
 }
 
-/** A prepared statement (node-postgres query config). */
+/** A read statement: its SQL and values (named when it runs, see StatementNames). */
 interface Statement {
-  name: string;
   text: string;
   values: unknown[];
-  rowMode: 'array';
 }
+
+/**
+ * What has been seen of a document's reads, by cost: reads costing at most `lightUpTo` answered
+ * lightly; one costing `heavyFrom` answered heavily (more than HEAVY_BYTES, too large, or cancelled
+ * by the statement timeout), and every read of that cost or more is heavy from then on. Sizes, not
+ * durations: a duration also measures how busy the server was, and a busy moment must not make a
+ * cheap document heavy for good.
+ */
+interface Load {
+  lightUpTo: number;
+  heavyFrom: number;
+}
+
+/** An answer larger than this makes its document's reads heavy. */
+const HEAVY_BYTES = 1 << 20;
 
 interface FastEntry {
   fast: true;
   op: OperationDefinitionNode;
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>;
   roots: CompiledRoot[];
+  /** The cost with every variable `limit` at MAX_PAGE_SIZE: no request costs more. */
+  maxCost: number;
+  load: Load;
   /** The statement of an operation without variables, bound on first use. */
-  constant?: Statement;
+  constant?: { statement: Statement; cost: number };
+  bytes: number;
 }
 
 /** A mutation document, parsed and validated once, for the direct mutation path. */
@@ -76,7 +126,7 @@ export interface CompiledMutation {
   cost: number;
 }
 
-type Entry = { fast: false; reason: string; mutation?: CompiledMutation } | FastEntry;
+type Entry = { fast: false; reason: string; mutation?: CompiledMutation; bytes: number } | FastEntry;
 
 /**
  * What a document is, looked up once per request (cache keyed by document text and operation
@@ -98,44 +148,60 @@ export type FastResult =
 
 /** The most root fields json_build_object can take (100 arguments). */
 const MAX_ROOT_KEYS = 50;
+/** The client of reads that name none (tests, tools). */
+const NO_CLIENT = 'unknown';
 
 export class ReadEngine {
+  /** Compiled documents by hash, least recently used first. */
   private readonly cache = new Map<string, Entry>();
-  /** Prepared statement name of each distinct SQL text (PostgreSQL plans it once per connection). */
-  private readonly statementNames = new Map<string, string>();
-  private statementCounter = 0;
+  private cachedBytes = 0;
+  private readonly names: StatementNames;
+  /** The read statement names each connection holds prepared. */
+  private readonly preparedOn = new WeakMap<object, Set<string>>();
 
   constructor(
     private readonly schema: GraphQLSchema,
-    private readonly db: Queryable,
-    private readonly limits: ReadLimits,
-    private readonly rules: readonly ValidationRule[],
-    private readonly cacheSize: number,
-  ) {}
+    private readonly pool: ReadPool,
+    private readonly options: ReadEngineOptions,
+  ) {
+    // The statement texts remembered take at most a quarter of the compiled documents' memory again.
+    this.names = new StatementNames(options.preparedPerConnection, Math.max(options.cacheBytes / 4, 1 << 20));
+  }
 
   /** The plan of a request's document: parsed, validated and compiled on first sight, then cached. */
   plan(req: Pick<ReadRequest, 'query' | 'operationName'>): ReadPlan {
     return this.entry(req.query, req.operationName ?? undefined);
   }
 
-  /** Fast path, for a plan from plan(). Throws only for database failures. */
-  async execute(entry: ReadPlan, variables: ReadRequest['variables']): Promise<FastResult> {
+  /**
+   * Fast path, for a plan from plan(). Throws ReadRefusedError for a read that may not run or whose
+   * answer is too large, and database errors.
+   */
+  async execute(entry: ReadPlan, variables: ReadRequest['variables'], client = NO_CLIENT): Promise<FastResult> {
     if (!entry.fast) return { kind: 'fallback', reason: entry.reason };
-    let statement: Statement | undefined;
-    if (entry.constant) {
-      statement = entry.constant;
-    } else {
-      const bound = this.bind(entry, variables ?? {});
-      if (typeof bound === 'string') return { kind: 'fallback', reason: bound };
-      statement = bound;
+    let bound = entry.constant;
+    if (!bound) {
+      const made = this.bind(entry, variables ?? {});
+      if (typeof made === 'string') return { kind: 'fallback', reason: made };
+      bound = made;
       // Without variables the statement never changes: bind once.
-      if (!entry.op.variableDefinitions?.length) entry.constant = statement;
+      if (!entry.op.variableDefinitions?.length) entry.constant = bound;
     }
-    if (!statement.name) {
+    if (!bound.statement.text) {
       return { kind: 'ok', body: JSON.stringify({ data: Object.fromEntries(entry.roots.map((r) => [r.key, 'Query'])) }) };
     }
-    const result = await this.db.query<unknown[]>(statement);
-    return { kind: 'ok', body: `{"data":${String(result.rows[0]![0])}}` };
+    const { load } = entry;
+    let body: string;
+    try {
+      body = await this.run(bound.statement, client, bound.cost >= load.heavyFrom || bound.cost > load.lightUpTo);
+    } catch (err) {
+      if (tooHeavy(err)) load.heavyFrom = Math.min(load.heavyFrom, bound.cost);
+      throw err;
+    }
+    // The answer's UTF-8 size: JSON text is mostly ASCII, so its length is close, and never larger.
+    if (body.length > HEAVY_BYTES) load.heavyFrom = Math.min(load.heavyFrom, bound.cost);
+    else if (bound.cost < load.heavyFrom) load.lightUpTo = Math.max(load.lightUpTo, bound.cost);
+    return { kind: 'ok', body: `{"data":${body}}` };
   }
 
   /**
@@ -146,11 +212,11 @@ export class ReadEngine {
     const entry = this.entry(req.query, req.operationName ?? undefined);
     if (!entry.fast) return undefined;
     const bound = this.bind(entry, req.variables ?? {});
-    return typeof bound === 'string' || !bound.name ? undefined : { text: bound.text, values: bound.values };
+    return typeof bound === 'string' || !bound.statement.text ? undefined : bound.statement;
   }
 
-  /** Coerces the variables, checks the arguments and builds the statement; or why it cannot. */
-  private bind(entry: FastEntry, variables: Record<string, unknown>): Statement | string {
+  /** Coerces the variables, checks the arguments and builds the statement and its cost; or why it cannot. */
+  private bind(entry: FastEntry, variables: Record<string, unknown>): { statement: Statement; cost: number } | string {
     const coerced = getVariableValues(this.schema, entry.op.variableDefinitions ?? [], variables, { maxErrors: 1 });
     if (coerced.errors) return 'variables';
     const p = new Params();
@@ -162,27 +228,86 @@ export class ReadEngine {
       }
       let args: unknown;
       try {
-        args = root.field.args(getArgumentValues(root.def!, root.node!, coerced.coerced), this.limits);
+        args = root.field.args(getArgumentValues(root.def!, root.node!, coerced.coerced), this.options.limits);
       } catch {
         // Invalid arguments: Apollo answers with the error (and the valid fields' data).
         return 'arguments';
       }
       parts.push(`${sqlString(root.key)}, ${root.field.sql(args, root.select!, p)}`);
     }
-    // __typename alone needs no statement (name '' tells execute()).
-    if (entry.roots.every((r) => !r.field)) return { name: '', text: '', values: [], rowMode: 'array' };
-    const text = `SELECT json_build_object(${parts.join(', ')})::text`;
-    return { name: this.statementName(text), text, values: p.values, rowMode: 'array' };
+    // __typename alone needs no statement (an empty text tells execute()).
+    if (entry.roots.every((r) => !r.field)) return { statement: { text: '', values: [] }, cost: 0 };
+    // Priced again with the variables only when they can make a difference.
+    const cost =
+      entry.maxCost >= this.options.heavyReadCost && entry.op.variableDefinitions?.length
+        ? operationCost(this.schema, entry.op, entry.fragments, this.options.limits, coerced.coerced)
+        : entry.maxCost;
+    return { statement: this.capped(`json_build_object(${parts.join(', ')})::text`, p), cost };
+  }
+
+  /**
+   * The statement answering `json` (SQL of a text value) when it has at most MAX_RESPONSE_BYTES bytes,
+   * and its size: PostgreSQL measures the answer before sending it, so a larger one never reaches
+   * this process (OFFSET 0 keeps the answer computed once).
+   */
+  private capped(json: string, p: Params): Statement {
+    const max = p.add(this.options.maxResponseBytes, 'int');
+    return {
+      text: `SELECT CASE WHEN octet_length(r) <= ${max} THEN r END, octet_length(r) FROM (SELECT ${json} AS r OFFSET 0) answer`,
+      values: p.values,
+    };
+  }
+
+  /**
+   * Runs a read statement when the gate gives it a turn, on a connection of its own (closed once it
+   * holds too many prepared statements), and returns the answer's text.
+   */
+  private async run(statement: Statement, client: string, heavy: boolean): Promise<string> {
+    const leave = await this.options.gate?.enter(client, heavy);
+    try {
+      const connection = await this.pool.connect();
+      let release: Error | boolean = false;
+      try {
+        const name = this.names.nameFor(statement.text);
+        const result = await connection.query<[string | null, number]>({ name, text: statement.text, values: statement.values, rowMode: 'array' });
+        if (name) release = this.holdsTooMany(connection, name);
+        const [body, bytes] = result.rows[0]!;
+        if (body === null) throw tooLarge(bytes, this.options.maxResponseBytes);
+        return body;
+      } catch (err) {
+        if (!(err instanceof ReadRefusedError)) release = err instanceof Error ? err : new Error(String(err));
+        throw err;
+      } finally {
+        connection.release(release);
+      }
+    } finally {
+      leave?.();
+    }
+  }
+
+  /** Notes `name` prepared on the connection; true when it now holds more than its share. */
+  private holdsTooMany(connection: object, name: string): boolean {
+    let held = this.preparedOn.get(connection);
+    if (!held) {
+      held = new Set();
+      this.preparedOn.set(connection, held);
+    }
+    held.add(name);
+    return held.size > this.options.preparedPerConnection;
   }
 
   /**
    * Apollo path: the value of one root Query field. The first call for an operation runs the one
    * statement for all of its root fields; the others share its result (memo per request).
    */
-  async rootValue(info: GraphQLResolveInfo, memo: Map<OperationDefinitionNode, Promise<Map<string, unknown>>>): Promise<unknown> {
+  async rootValue(
+    info: GraphQLResolveInfo,
+    memo: Map<OperationDefinitionNode, Promise<Map<string, unknown>>>,
+    client = NO_CLIENT,
+  ): Promise<unknown> {
     let pending = memo.get(info.operation);
     if (!pending) {
-      pending = this.sourceRead(info.operation, info.fragments, info.variableValues);
+      pending = this.sourceRead(info.operation, info.fragments, info.variableValues, client);
       memo.set(info.operation, pending);
     }
     const results = await pending;
@@ -195,6 +320,7 @@ export class ReadEngine {
     op: OperationDefinitionNode,
     fragments: Fragments,
     variables: Record<string, unknown>,
+    client: string,
   ): Promise<Map<string, unknown>> {
     const results = new Map<string, unknown>();
     const options: CollectOptions = { shape: 'source', fragments, byResponseKey: true };
@@ -211,7 +337,7 @@ export class ReadEngine {
       if (!field || !def) continue; // __typename, __schema, __type: graphql-js answers them
       let args: unknown;
       try {
-        args = field.args(getArgumentValues(def, nodes[0]!, variables), this.limits);
+        args = field.args(getArgumentValues(def, nodes[0]!, variables), this.options.limits);
       } catch (err) {
         if (err instanceof ClientError) {
           results.set(key, err);
@@ -220,18 +346,25 @@ export class ReadEngine {
         throw err;
       }
       const select = selectionSql(def, nodes, { ...options, byResponseKey: false }, aliases);
-      columns.push(`${field.sql(args, select, p)} AS c${columns.length}`);
+      columns.push(`coalesce((${field.sql(args, select, p)})::text, 'null')`);
       keys.push(key);
     }
     if (columns.length) {
-      const { rows } = await this.db.query<Record<string, unknown>>(`SELECT ${columns.join(', ')}`, p.values);
-      keys.forEach((key, i) => results.set(key, rows[0]![`c${i}`]));
+      // The root fields' values as one JSON array: measured and capped like the fast path's answer.
+      const statement = this.capped(`'[' || ${columns.join(" || ',' || ")} || ']'`, p);
+      const cost = operationCost(this.schema, op, fragmentMap(fragments), this.options.limits, variables);
+      const values = JSON.parse(await this.run(statement, client, cost >= this.options.heavyReadCost)) as unknown[];
+      keys.forEach((key, i) => results.set(key, values[i]));
     }
     return results;
   }
 
   private entry(query: string, operationName: string | undefined): Entry {
-    const cacheKey = `${operationName ?? ''}\u0000${query}`;
+    const cacheKey = createHash('sha256')
+      .update(operationName ?? '')
+      .update('\u0000')
+      .update(query)
+      .digest('base64');
     const hit = this.cache.get(cacheKey);
     if (hit) {
       // Least recently used goes first: move the hit to the end.
@@ -240,11 +373,24 @@ export class ReadEngine {
       return hit;
     }
     const entry = this.compile(query, operationName);
-    if (this.cacheSize > 0) {
-      if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    // Documents that do not parse or validate are not kept: Apollo answers them, and nothing a
+    // client sends wrong stays in memory.
+    const failed = !entry.fast && !entry.mutation && (entry.reason === 'syntax' || entry.reason === 'invalid');
+    if (this.options.cacheSize > 0 && !failed && entry.bytes <= this.options.cacheBytes) {
       this.cache.set(cacheKey, entry);
+      this.cachedBytes += entry.bytes;
+      for (const [key, old] of this.cache) {
+        if (this.cache.size <= this.options.cacheSize && this.cachedBytes <= this.options.cacheBytes) break;
+        this.cache.delete(key);
+        this.cachedBytes -= old.bytes;
+      }
     }
     return entry;
+  }
+
+  /** Compiled documents kept now, and the memory they are estimated to take. */
+  cacheUsage(): { documents: number; bytes: number } {
+    return { documents: this.cache.size, bytes: this.cachedBytes };
   }
 
   private compile(query: string, operationName: string | undefined): Entry {
@@ -252,23 +398,29 @@ export class ReadEngine {
     try {
       doc = parse(query, { noLocation: true, maxTokens: MAX_QUERY_TOKENS });
     } catch {
-      return { fast: false, reason: 'syntax' };
+      return { fast: false, reason: 'syntax', bytes: 0 };
     }
-    if (validate(this.schema, doc, this.rules, { maxErrors: 1 }).length) return { fast: false, reason: 'invalid' };
+    if (validate(this.schema, doc, this.options.rules, { maxErrors: 1 }).length) return { fast: false, reason: 'invalid', bytes: 0 };
     const ops = doc.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
     const op = operationName ? ops.find((o) => o.name?.value === operationName) : ops.length === 1 ? ops[0] : undefined;
-    if (!op) return { fast: false, reason: 'operation' };
-    const fragments: Record<string, FragmentDefinitionNode> = {};
-    for (const d of doc.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d;
+    if (!op) return { fast: false, reason: 'operation', bytes: entryBytes(doc) };
+    const fragments = new Map<string, FragmentDefinitionNode>();
+    for (const d of doc.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
     if (op.operation === 'mutation') {
-      // Parsed again with locations, once: a mutation's errors point into the document, as Apollo's do.
+      // Parsed again with locations, once: a mutation's errors point into the document, as Apollo's
+      // do. Locations refer to the whole text, which the entry therefore keeps.
       const document = parse(query, { maxTokens: MAX_QUERY_TOKENS });
       const operation = document.definitions[doc.definitions.indexOf(op)] as OperationDefinitionNode;
-      return { fast: false, reason: 'mutation', mutation: { document, operation, cost: mutationCost(op, fragments) } };
+      return {
+        fast: false,
+        reason: 'mutation',
+        mutation: { document, operation, cost: mutationCost(op, Object.fromEntries(fragments)) },
+        bytes: 2 * entryBytes(doc) + 2 * query.length,
+      };
     }
-    if (op.operation !== 'query') return { fast: false, reason: op.operation };
+    if (op.operation !== 'query') return { fast: false, reason: op.operation, bytes: entryBytes(doc) };
     try {
-      const options: CollectOptions = { shape: 'response', fragments, byResponseKey: true };
+      const options: CollectOptions = { shape: 'response', fragments: Object.fromEntries(fragments), byResponseKey: true };
       const queryType = this.schema.getQueryType()!;
       const aliases = new AliasCounter();
       const roots: CompiledRoot[] = [];
@@ -284,25 +436,50 @@ export class ReadEngine {
         roots.push({ key, field, def, node: nodes[0]!, select: selectionSql(def, nodes, options, aliases) });
       }
       if (roots.length > MAX_ROOT_KEYS) throw new NotCompilable('too many root fields');
-      return { fast: true, op, roots };
+      // Twice: the SQL of a request (bound once when there are no variables) is about as long again.
+      const sql = roots.reduce((n, r) => n + (r.select?.length ?? 0), 0);
+      return {
+        fast: true,
+        op,
+        fragments,
+        roots,
+        maxCost: operationCost(this.schema, op, fragments, this.options.limits),
+        load: { lightUpTo: this.options.heavyReadCost - 1, heavyFrom: Number.POSITIVE_INFINITY },
+        bytes: entryBytes(doc) + 4 * sql,
+      };
     } catch (err) {
-      if (err instanceof NotCompilable) return { fast: false, reason: err.message };
+      if (err instanceof NotCompilable) return { fast: false, reason: err.message, bytes: entryBytes(doc) };
       throw err;
     }
   }
+}
 
-  private statementName(text: string): string {
-    let name = this.statementNames.get(text);
-    if (!name) {
-      // Names are never reused: a connection may still hold an older statement under a name.
-      this.statementCounter += 1;
-      name = `blog_read_${this.statementCounter}`;
-      // Bounded like the document cache; a forgotten text is only prepared again under a new name.
-      if (this.statementNames.size >= Math.max(this.cacheSize * 4, 64)) this.statementNames.clear();
-      this.statementNames.set(text, name);
-    }
-    return name;
-  }
+/** A read that failed for its size: its answer was too large, or PostgreSQL cancelled it (statement timeout). */
+function tooHeavy(err: unknown): boolean {
+  return (err instanceof ReadRefusedError && err.code === 'RESPONSE_TOO_LARGE') || pgErrorCode(err) === QUERY_CANCELED;
+}
+
+function tooLarge(bytes: number, limit: number): ReadRefusedError {
+  return new ReadRefusedError(
+    'RESPONSE_TOO_LARGE',
+    `The answer would be ${bytes} bytes; the limit is ${limit} (MAX_RESPONSE_BYTES). Ask for fewer fields or smaller pages.`,
+    undefined,
+    { bytes, limit },
+  );
+}
+
+/**
+ * What a parsed document (without locations) takes in memory, estimated from its JSON size: V8
+ * objects take a few times their JSON text; 4x is a measured upper bound for GraphQL ASTs.
+ */
+function entryBytes(doc: DocumentNode): number {
+  return 4 * JSON.stringify(doc.definitions).length + 256;
+}
+
+function fragmentMap(fragments: Fragments): Map<string, FragmentDefinitionNode> {
+  const map = new Map<string, FragmentDefinitionNode>();
+  for (const [name, f] of Object.entries(fragments)) if (f) map.set(name, f);
+  return map;
 }
 
 /** SQL building the selected JSON of a root field's item from the row document. */

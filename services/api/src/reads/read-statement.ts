@@ -8,9 +8,17 @@ import { ReadEngine, type ReadRequest } from './read-engine';
  */
 export function readStatement(
   request: ReadRequest,
-  limits = { defaultPageSize: 20, maxPageSize: 100, maxQueryDepth: 15, maxQueryCost: 5000, introspection: true },
+  limits = { defaultPageSize: 20, maxPageSize: 100, maxQueryDepth: 15, maxQueryCost: 25_000, introspection: true, maxResponseBytes: 16 * 1024 * 1024 },
 ): { text: string; values: unknown[] } | undefined {
-  const unused = { query: () => Promise.reject(new Error('readStatement does not run queries')) };
-  const engine = new ReadEngine(createSchema(), unused as never, limits, allRules(limits), 1);
+  const unused = { connect: () => Promise.reject(new Error('readStatement does not run queries')) };
+  const engine = new ReadEngine(createSchema(), unused as never, {
+    limits,
+    rules: allRules(limits),
+    cacheSize: 1,
+    cacheBytes: 1 << 20,
+    maxResponseBytes: limits.maxResponseBytes,
+    heavyReadCost: limits.maxQueryCost,
+    preparedPerConnection: 0,
+  });
   return engine.statementFor(request);
 }
