@@ -39,10 +39,10 @@ export async function insertPosts(
   db: pg.ClientBase | pg.Pool,
   authors: readonly string[],
   n: number,
-  options: { published?: boolean; contentBytes?: number } = {},
+  options: { published?: boolean; contentBytes?: number; content?: string } = {},
 ): Promise<string[]> {
   const ids = Array.from({ length: n }, () => randomUUID());
-  const content = 'x'.repeat(options.contentBytes ?? 40);
+  const content = options.content ?? 'x'.repeat(options.contentBytes ?? 40);
   await db.query(
     `INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
      SELECT id, author_id, 'Post ' || ord, $3, $4, now() + ord * interval '1 millisecond', now() + ord * interval '1 millisecond'

@@ -135,7 +135,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       preparedPerConnection: config.preparedReadsMax,
       gate: new ReadGate({
         // On the primary, reads leave DB_WRITE_CONNECTIONS to the mutations; a replica is theirs alone.
-        connections: readPool === pool ? config.poolMax - config.writeConnections : config.poolMax,
+        connections: readPool === pool ? config.poolMax - Math.min(config.writeConnections, config.poolMax - 1) : config.poolMax,
         heavy: config.heavyReadsMax,
         heavyPerClient: config.heavyReadsPerClient,
         waitMs: READ_WAIT_MS,

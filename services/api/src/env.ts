@@ -33,8 +33,9 @@ export const apiEnvSchema = z.object({
   // Connections of the pool that reads may not take (at most DB_POOL_MAX - 1): mutations never wait
   // behind reads. Not used when reads go to DATABASE_READ_URL (they have a pool of their own).
   DB_WRITE_CONNECTIONS: intVar(2, 0, 999),
-  // Read statements one connection may hold prepared; a connection holding more is closed and replaced.
-  DB_PREPARED_READS_MAX: intVar(500, 0, 100_000),
+  // Read statements one connection may hold prepared (about 35 KB of the backend's memory each); a
+  // connection holding more is closed and replaced.
+  DB_PREPARED_READS_MAX: intVar(200, 0, 100_000),
   // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
   DB_AUTO_PREPARE: boolVar(true),
   // Send a transaction's statements without waiting for each answer where the code allows it
@@ -96,7 +97,7 @@ export interface ApiConfig {
   /** Reads of tv_* (both read paths); equal to databaseUrl when no replica is configured. */
   databaseReadUrl: string;
   poolMax: number;
-  /** Connections of the primary's pool reads may not take. */
+  /** Connections of the primary's pool reads may not take (at most poolMax - 1 are). */
   writeConnections: number;
   preparedReadsMax: number;
   autoPrepare: boolean;
@@ -139,7 +140,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     databaseReadUrl: e.DATABASE_READ_URL ?? e.DATABASE_URL,
     poolMax: e.DB_POOL_MAX,
-    writeConnections: Math.min(e.DB_WRITE_CONNECTIONS, e.DB_POOL_MAX - 1),
+    writeConnections: e.DB_WRITE_CONNECTIONS,
     preparedReadsMax: e.DB_PREPARED_READS_MAX,
     autoPrepare: e.DB_AUTO_PREPARE,
     pipeline: e.DB_PIPELINE,

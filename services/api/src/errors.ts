@@ -46,7 +46,8 @@ export class ForbiddenError extends ClientError {
 /**
  * A read the server will not run or answer (reads/read-gate.ts, reads/read-engine.ts): an answer
  * over MAX_RESPONSE_BYTES (HTTP 400), too many heavy reads from one client (429), no turn in time
- * (503). `retryAfterSeconds` becomes the Retry-After header.
+ * or a read cancelled by the statement timeout (503). `retryAfterSeconds` becomes the Retry-After
+ * header.
  */
 export class ReadRefusedError extends ClientError {
   override readonly name = 'ReadRefusedError';
@@ -56,8 +57,10 @@ export class ReadRefusedError extends ClientError {
     readonly retryAfterSeconds?: number,
     /** More for `extensions` (the size and the limit of a response too large). */
     readonly details: Record<string, number> = {},
+    options?: ErrorOptions,
   ) {
     super(message);
+    if (options?.cause !== undefined) this.cause = options.cause;
   }
 
   get status(): number {

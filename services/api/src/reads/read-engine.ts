@@ -275,7 +275,11 @@ export class ReadEngine {
         if (body === null) throw tooLarge(bytes, this.options.maxResponseBytes);
         return body;
       } catch (err) {
-        if (!(err instanceof ReadRefusedError)) release = err instanceof Error ? err : new Error(String(err));
+        if (err instanceof ReadRefusedError) throw err;
+        release = err instanceof Error ? err : new Error(String(err));
+        if (pgErrorCode(err) === QUERY_CANCELED) {
+          throw new ReadRefusedError('SERVICE_UNAVAILABLE', 'The read took longer than the statement timeout and was cancelled; ask for less, or retry later.', 1, {}, { cause: err });
+        }
         throw err;
       } finally {
         connection.release(release);
@@ -388,6 +392,11 @@ export class ReadEngine {
     return entry;
   }
 
+  /** The read gate (tests look at its counts). */
+  get gate(): ReadGate | undefined {
+    return this.options.gate;
+  }
+
   /** Compiled documents kept now, and the memory they are estimated to take. */
   cacheUsage(): { documents: number; bytes: number } {
     return { documents: this.cache.size, bytes: this.cachedBytes };
@@ -456,7 +465,7 @@ export class ReadEngine {
 
 /** A read that failed for its size: its answer was too large, or PostgreSQL cancelled it (statement timeout). */
 function tooHeavy(err: unknown): boolean {
-  return (err instanceof ReadRefusedError && err.code === 'RESPONSE_TOO_LARGE') || pgErrorCode(err) === QUERY_CANCELED;
+  return err instanceof ReadRefusedError && (err.code === 'RESPONSE_TOO_LARGE' || pgErrorCode(err.cause) === QUERY_CANCELED);
 }
 
 function tooLarge(bytes: number, limit: number): ReadRefusedError {

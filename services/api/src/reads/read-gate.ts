@@ -38,7 +38,10 @@ export class ReadGate {
 
   constructor(private readonly options: ReadGateOptions) {}
 
-  /** Heavy reads running now (for tests and metrics). */
+  /** Heavy reads started and reads refused since the start (tests). */
+  readonly counts = { heavy: 0, refused: 0 };
+
+  /** Heavy reads running now. */
   get heavyInFlight(): number {
     return this.heavyRunning;
   }
@@ -80,6 +83,7 @@ export class ReadGate {
   private async enterHeavy(client: string, deadline: number): Promise<() => void> {
     let mine = this.heavyByClient.get(client);
     if (mine && mine.running + mine.pending >= this.options.heavyPerClient) {
+      this.counts.refused += 1;
       throw new ReadRefusedError(
         'RATE_LIMITED',
         `Too many expensive reads from this client at once (at most ${this.options.heavyPerClient}); retry when one has answered.`,
@@ -93,12 +97,16 @@ export class ReadGate {
     const counts = mine;
     const start = () => {
       this.heavyRunning += 1;
+      this.counts.heavy += 1;
       counts.running += 1;
     };
     if (this.heavyRunning < this.options.heavy && counts.running === 0) {
       start();
     } else {
-      if (this.heavyWaiters.length >= MAX_HEAVY_WAITING) throw busy(this.options.waitMs);
+      if (this.heavyWaiters.length >= MAX_HEAVY_WAITING) {
+        this.counts.refused += 1;
+        throw busy(this.options.waitMs);
+      }
       counts.pending += 1;
       try {
         await this.wait(this.heavyWaiters, client, deadline, start);
@@ -141,6 +149,7 @@ export class ReadGate {
       const timer = setTimeout(() => {
         const i = queue.indexOf(waiter);
         if (i >= 0) queue.splice(i, 1);
+        this.counts.refused += 1;
         reject(busy(this.options.waitMs));
       }, Math.max(0, deadline - Date.now()));
       queue.push(waiter);
