@@ -32,6 +32,26 @@ test('a checked-out client whose connection is terminated: no crash, a retryable
 });
 
 /**
+ * node-postgres decodes the server's messages inside the socket's 'data' event; a message it cannot
+ * decode (here a value longer than Node's largest string, 0x1fffffe8 characters) used to throw
+ * there, an uncaught exception that ended the process. The pools' sockets (GuardedSocket) turn it
+ * into the failure of the statement; the connection is replaced.
+ */
+test("an answer node-postgres cannot decode fails its statement, not the process; the pool carries on", async () => {
+  const pool = testPool(2);
+  try {
+    const failure = await pool.query("SELECT repeat(repeat('x', 1000000), 600) AS x").then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    expect(failure?.message).toMatch(/^Could not read the database's answer \(Cannot create a string longer than 0x1fffffe8 characters\); the connection was closed\.$/);
+    expect((await pool.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  } finally {
+    await pool.end();
+  }
+}, 120_000);
+
+/**
  * The single connections of migrations, roles and database creation (the API's /ready runs a
  * migration check on every probe, so a database restart can end one at any moment): a connection
  * the server ends while the client waits between two statements must not crash the process.

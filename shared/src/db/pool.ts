@@ -65,7 +65,8 @@ export class GuardedSocket extends net.Socket {
     try {
       return super.emit(event, ...args);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      // Not `instanceof Error`: the error may come from another realm (Node's internals under a VM).
+      const reason = typeof (err as { message?: unknown })?.message === 'string' ? (err as { message: string }).message : String(err);
       this.destroy(new Error(`Could not read the database's answer (${reason}); the connection was closed.`, { cause: err }));
       return false;
     }
