@@ -105,9 +105,16 @@ describe('authentication and operator token variables', () => {
 });
 
 describe('abuse limits', () => {
-  test('defaults: cost 10000, 600 mutations a minute, no trusted proxy, persisted operations off, development: introspection and IDE on', () => {
+  test('defaults: cost 25000, answers of 16 MiB, heavy reads two at a time, 600 mutations a minute, no trusted proxy, persisted operations off, development: introspection and IDE on', () => {
     expect(loadConfig({ DATABASE_URL: URL })).toMatchObject({
-      maxQueryCost: 10_000,
+      maxQueryCost: 25_000,
+      maxResponseBytes: 16 * 1024 * 1024,
+      heavyReadCost: 1000,
+      heavyReadsMax: 2,
+      heavyReadsPerClient: 4,
+      writeConnections: 2,
+      preparedReadsMax: 200,
+      queryCacheBytes: 32 * 1024 * 1024,
       rateLimitMutationsPerMinute: 600,
       trustProxy: 0,
       persistedOperations: 'off',
