@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { seed, SEED_OPERATIONS } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
+import { LOG_LEVELS, recordingLogger, testPool } from '@blog/shared/test/helpers';
 import { getIntrospectionQuery } from 'graphql';
 import type pg from 'pg';
 import { buildList } from '../src/cli/persisted-operations';
@@ -171,12 +171,15 @@ describe('persisted operations', () => {
   let statements: string[] = [];
   let allow: TestApi;
   let only: TestApi;
+  let off: TestApi;
+  const logs = recordingLogger();
 
   beforeAll(async () => {
     fs.writeFileSync(file, JSON.stringify(list));
-    allow = await api({ persistedOperations: 'allow', persistedOperationsFile: file });
-    only = await startApi({ persistedOperations: 'only', persistedOperationsFile: file }, (text) => statements.push(text));
-    apis.push(only);
+    allow = await startApi({ persistedOperations: 'allow', persistedOperationsFile: file }, { logger: logs.logger });
+    only = await startApi({ persistedOperations: 'only', persistedOperationsFile: file }, { onQuery: (text) => statements.push(text), logger: logs.logger });
+    off = await startApi({ persistedOperations: 'off' }, { logger: logs.logger });
+    apis.push(allow, only, off);
   });
 
   test('the list maps the sha256 of each seed document to it', () => {
@@ -228,6 +231,27 @@ describe('persisted operations', () => {
     expect(((await other.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('OPERATION_NOT_ALLOWED');
     const byGet = await GET(only, `/graphql?extensions=${encodeURIComponent(JSON.stringify(byHash(recent).extensions))}`, { 'apollo-require-preflight': 'true' });
     expect(byGet.status).toBe(200);
+  });
+
+  test('a hash that is not the sha256 of the query sent with it: 400 BAD_REQUEST saying so, off, allow and only alike, POST and GET, nothing logged as an error', async () => {
+    const mismatched = { query: SEED_OPERATIONS.GetUser, ...byHash(unknown) };
+    const errorsBefore = logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length;
+    for (const [mode, a] of [['off', off], ['allow', allow], ['only', only]] as const) {
+      const posted = await a.post(mismatched);
+      expect({ mode, status: posted.status, errors: posted.json.errors }).toEqual({
+        mode,
+        status: 400,
+        errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }],
+      });
+      const params = new URLSearchParams({ query: mismatched.query, extensions: JSON.stringify(mismatched.extensions) });
+      const got = await GET(a, `/graphql?${params}`, { 'apollo-require-preflight': 'true' });
+      expect({ mode, status: got.status, code: ((await got.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code }).toEqual({
+        mode,
+        status: 400,
+        code: 'BAD_REQUEST',
+      });
+    }
+    expect(logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length).toBe(errorsBefore);
   });
 
   test('a list file whose hash does not match its document stops the start, naming it', async () => {

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { ClientError, isDatabaseUnavailable, SERVICE_UNAVAILABLE } from '../errors';
 import { restoreRuleCode } from '../limits/rule-code';
 
@@ -28,9 +28,18 @@ export function formatError(logger: Logger) {
     if (ours) return ours;
     const code = formatted.extensions?.code;
     if (code && code !== 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { ...formatted.extensions } };
+    // Apollo Server's own refusals that carry an HTTP 4xx status but no code (e.g. an APQ hash that
+    // is not the sha256 of the query sent with it): the client's mistake, told as such, not logged.
+    if (isClientRefusal(error)) return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_REQUEST' } };
     logger.error({ err: original }, 'request failed');
     return reshaped(formatted, 'Internal server error', { code: 'INTERNAL_SERVER_ERROR' });
   };
+}
+
+function isClientRefusal(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.extensions.code !== undefined || error.originalError) return false;
+  const status = (error.extensions.http as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
 }
 
 /** Our message and extensions, with the error's locations and path kept. */
