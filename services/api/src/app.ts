@@ -8,7 +8,9 @@ import {
   createBoss,
   createMetrics,
   createPool,
+  defaultMigrationsDir,
   httpServerTracing,
+  Migrator,
   silentLogger,
   SyncEngine,
   SyncQueue,
@@ -28,13 +30,14 @@ import { DirectMutations } from './graphql/direct-mutations';
 import { formatError, unavailableStatusPlugin } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
-import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
+import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost, sendError } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
 import { MAX_QUERY_TOKENS } from './limits/cost';
 import { loadPersistedList, PersistedOperations } from './limits/persisted';
 import { clientKey, MutationRateLimiter, rateLimitPlugin } from './limits/rate-limit';
 import { operationsRouter } from './http/operations';
 import { stampProcessTime } from './http/process-time';
+import { SchemaGate } from './readiness';
 import { ReadEngine } from './reads/read-engine';
 
 export interface AppOptions {
@@ -100,17 +103,12 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
   }
   const boss = createBoss({ url: config.databaseUrl, applicationName: 'blog-api-queue', maintenance: false, max: 2 });
   boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));
+  const migrator = new Migrator(config.databaseUrl, { dir: defaultMigrationsDir });
+  // pg-boss starts now if the database is migrated, else once it is (GraphQL answers 503 meanwhile).
+  const gate = new SchemaGate({ pool, boss, migrator, url: config.databaseUrl, logger });
   let apollo: ApolloServer<ApiContext> | undefined;
   try {
-    try {
-      await boss.start();
-    } catch (err) {
-      throw new Error(
-        `pg-boss could not start (${err instanceof Error ? err.message : String(err)}). ` +
-          'Is the database migrated? Run `npm run migrate` with the same DATABASE_URL (npm start does it for you).',
-        { cause: err },
-      );
-    }
+    await gate.start();
     const metrics = createMetrics({ service: 'api', db: () => pool });
     const sync = new SyncEngine(pool, {
       logger,
@@ -177,7 +175,19 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     await apollo.start();
 
     if (config.operatorToken) app.all(OPERATOR_PATHS, requireOperatorToken(config.operatorToken));
-    app.use(operationsRouter({ pool, readPool, databaseUrl: config.databaseUrl, logger, metrics }));
+    app.use(
+      operationsRouter({
+        pool,
+        readPool,
+        databaseUrl: config.databaseUrl,
+        databaseReadUrl: config.databaseReadUrl,
+        migrator,
+        started: () => gate.open,
+        ...(config.operatorToken ? { operatorToken: config.operatorToken } : {}),
+        logger,
+        metrics,
+      }),
+    );
     if (config.ide) app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
       res.status(204).end();
@@ -225,6 +235,10 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       req[REQUEST_START] = start;
       observeHttp(metrics, req, res, start);
       tracing.run(req, res, () => {
+        if (!gate.open && isGraphqlPath(req)) {
+          req.resume();
+          return sendError(res, start, 503, 'SERVICE_UNAVAILABLE', 'The API is waiting for its database to be migrated. Try again shortly.');
+        }
         if (isGraphqlPost(req)) {
           handleGraphqlPost(req, res, start, endpoint, (body) => {
             req.body = body;
@@ -259,7 +273,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       closing ??= (async () => {
         // Apollo's drain plugin closes the server, waits for in-flight requests, then idles sockets.
         await started.stop();
-        await boss.stop({ graceful: true, close: true, timeout: config.shutdownTimeoutMs });
+        await gate.close({ graceful: true, timeoutMs: config.shutdownTimeoutMs });
         await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
       })();
       return closing;
@@ -267,10 +281,15 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     return { server, url, pool, readPool, boss, sync, reads, metrics, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
-    await boss.stop({ graceful: false, close: true }).catch(() => undefined);
+    await gate.close({ graceful: false, timeoutMs: 0 }).catch(() => undefined);
     await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
     throw err;
   }
+}
+
+function isGraphqlPath(req: http.IncomingMessage): boolean {
+  const url = req.url ?? '';
+  return url === GRAPHQL_PATH || url.startsWith(`${GRAPHQL_PATH}?`);
 }
 
 /** Routes named in the HTTP metrics; anything else counts as `other` (bounded label values). */
