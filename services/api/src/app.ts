@@ -143,7 +143,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     // anyone else is told apart by address (TRUST_PROXY). AUTH_MODE=none has no subject.
     const limiter = config.rateLimitMutationsPerMinute > 0 ? new MutationRateLimiter(config.rateLimitMutationsPerMinute) : undefined;
     const rateLimit = { subjectOf: async (ctx: ApiContext) => (await ctx.actor()).userId };
-    const errorFormat = formatError(logger);
+    const errorFormat = formatError(logger, { hideSuggestions: !config.introspection });
     const mutations = new DirectMutations(schema, { formatError: errorFormat, ...(limiter ? { limiter, rateLimit } : {}), metrics });
 
     const app = express();

@@ -280,6 +280,32 @@ describe('production mode: introspection and the IDE', () => {
     expect((await GET(a, '/ide/graphiql.js')).status).toBe(404);
   });
 
+  test('with introspection off, errors suggest no names ("Did you mean"), for reads and mutations, fields, arguments, enum values and variables', async () => {
+    const off = await api({ introspection: false, ide: false });
+    const on = await api({});
+    // Each document with the name a suggestion would reveal.
+    const misspelled: [string, string, Record<string, unknown>?][] = [
+      ['{ posts(limit: 1) { titl } }', 'title'],
+      ['{ posts(limt: 1) { id } }', 'limit'],
+      ['query ($n: Int) { postz(limit: $n) { id } }', 'posts', { n: 1 }],
+      [`mutation { createPost(title: "t", content: "c", authorI: "${ALICE}") { id } }`, 'authorId'],
+      [`mutation { createPost(title: "t", content: "c", authorId: "${ALICE}") { titl } }`, 'title'],
+      [`mutation { publishPost(id: "${POST1}", sync: INLIN) { id } }`, 'INLINE'],
+      [`mutation ($s: SyncMode) { publishPost(id: "${POST1}", sync: $s) { id } }`, 'INLINE', { s: 'INLIN' }],
+    ];
+    const before = await writeCounts(pool);
+    for (const [query, name, variables] of misspelled) {
+      const shown = await on.gql(query, variables);
+      expect({ query, message: shown.json.errors?.[0]?.message }).toEqual({ query, message: expect.stringContaining(`Did you mean`) });
+      expect(shown.json.errors?.[0]?.message).toContain(`"${name}"`);
+      const hidden = await off.gql(query, variables);
+      expect({ query, status: hidden.status, errors: hidden.json.errors?.length }).toEqual({ query, status: 400, errors: 1 });
+      expect({ query, message: hidden.json.errors![0]!.message }).toEqual({ query, message: expect.not.stringContaining('Did you mean') });
+      expect(hidden.json.errors![0]!.message).not.toContain(`"${name}"`);
+    }
+    expect(await writeCounts(pool)).toEqual(before);
+  });
+
   test('development defaults: both on', async () => {
     const a = await api({});
     expect((await a.gql('{ __schema { queryType { name } } }')).json).toEqual({ data: { __schema: { queryType: { name: 'Query' } } } });

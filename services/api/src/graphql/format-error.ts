@@ -13,7 +13,27 @@ import { restoreRuleCode } from '../limits/rule-code';
  * away (restarting, unreachable) is SERVICE_UNAVAILABLE, answered with HTTP 503 (see
  * unavailableStatusPlugin).
  */
-export function formatError(logger: Logger) {
+export function formatError(logger: Logger, options: { hideSuggestions?: boolean } = {}) {
+  const format = formatErrorOf(logger);
+  if (!options.hideSuggestions) return format;
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => withoutSuggestions(format(formatted, error));
+}
+
+/**
+ * With introspection off (GRAPHQL_INTROSPECTION=false), graphql-js's "Did you mean ...?" would still
+ * reveal the schema's names one typo at a time: every error loses it. Here, at the edge, because
+ * it covers every error of both paths: validation (Apollo's hideSchemaDetailsFromClientErrors does
+ * only that) and variable coercion (Apollo runs graphql-js's execute without its hideSuggestions).
+ * The compiled read path and direct mutations hand every invalid document and every variable that
+ * does not coerce to Apollo, so their errors come through here too.
+ */
+const SUGGESTION = / ?Did you mean [^?]*\?$/;
+
+function withoutSuggestions(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  return SUGGESTION.test(formatted.message) ? { ...formatted, message: formatted.message.replace(SUGGESTION, '') } : formatted;
+}
+
+function formatErrorOf(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof ClientError) {
