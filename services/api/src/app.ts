@@ -27,7 +27,7 @@ import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
 import { isDatabaseUnavailable } from './errors';
 import { DirectMutations } from './graphql/direct-mutations';
-import { formatError, unavailableStatusPlugin } from './graphql/format-error';
+import { argumentErrorsPlugin, formatError, unavailableStatusPlugin } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost, sendError } from './http/graphql-endpoint';
@@ -170,6 +170,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         ...(limiter ? [rateLimitPlugin<ApiContext>(limiter, rateLimit)] : []),
         ...(persisted ? [persisted.plugin<ApiContext>()] : []),
         unavailableStatusPlugin<ApiContext>(),
+        argumentErrorsPlugin<ApiContext>(errorFormat),
       ],
     });
     await apollo.start();

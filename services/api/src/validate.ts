@@ -1,4 +1,4 @@
-import { BadInputError } from './errors';
+import { BadInputError, InvalidArgumentsError } from './errors';
 
 /**
  * Input rules, checked in code before anything is written or read. They are the rules of the CHECK
@@ -54,6 +54,36 @@ function storable(v: string, field: string): void {
   if (!v.isWellFormed()) throw new BadInputError(`${field} must be valid Unicode (it contains a lone surrogate).`, field);
 }
 
+/**
+ * The checks of one command's arguments, all run before anything is refused, so that a client
+ * learns of every bad argument in one answer:
+ *
+ *   const args = new ArgumentChecks();
+ *   const title = args.check(() => text(input.title, 'title', LIMITS.title, true));
+ *   ...
+ *   args.done(); // throws the one BadInputError, or an InvalidArgumentsError of all of them
+ *
+ * A refused check's value is undefined; done() throws before any of them is used.
+ */
+export class ArgumentChecks {
+  private readonly refused: BadInputError[] = [];
+
+  check<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err;
+      this.refused.push(err);
+      return undefined as T;
+    }
+  }
+
+  done(): void {
+    if (this.refused.length === 1) throw this.refused[0]!;
+    if (this.refused.length > 1) throw new InvalidArgumentsError(this.refused);
+  }
+}
+
 export function uuid(value: unknown, field: string): string {
   if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
   return value.toLowerCase();
@@ -72,7 +102,7 @@ function singleLineText(v: string, field: string): void {
 export function text(value: unknown, field: string, max: number, singleLine = false): string {
   if (typeof value !== 'string') throw new BadInputError(`${field} is required.`, field);
   const v = singleLine ? value.trim() : value;
-  if (blank(v)) throw new BadInputError(`${field} must not be blank (it has no visible character).`, field);
+  if (blank(v)) throw new BadInputError(`${field} must not be blank.`, field);
   if (length(v) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
   storable(v, field);
   if (singleLine) singleLineText(v, field);

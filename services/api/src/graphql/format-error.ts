@@ -2,7 +2,7 @@ import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { ClientError, isDatabaseUnavailable, SERVICE_UNAVAILABLE } from '../errors';
+import { ClientError, InvalidArgumentsError, isDatabaseUnavailable, SERVICE_UNAVAILABLE } from '../errors';
 import { restoreRuleCode } from '../limits/rule-code';
 
 /**
@@ -69,6 +69,56 @@ function reshaped(formatted: GraphQLFormattedError, message: string, extensions:
     ...(formatted.locations ? { locations: formatted.locations } : {}),
     ...(formatted.path ? { path: formatted.path } : {}),
     extensions,
+  };
+}
+
+/** Apollo's own step before formatError: the error's JSON, code INTERNAL_SERVER_ERROR when it has none, no `http`. */
+export function formatLikeApollo(
+  error: GraphQLError,
+  format: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError,
+): GraphQLFormattedError {
+  const { http: _http, ...extensions } = error.extensions ?? {};
+  return format({ ...error.toJSON(), extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' } }, error);
+}
+
+/**
+ * One GraphQL error per refused argument where a command refused several (InvalidArgumentsError),
+ * each at the field's place in the response and with the argument's own message and name.
+ */
+export function splitArgumentErrors(errors: readonly GraphQLError[]): GraphQLError[] {
+  return errors.flatMap((error) => {
+    const original = unwrapResolverError(error);
+    if (!(original instanceof InvalidArgumentsError)) return [error];
+    return original.errors.map(
+      (each) => new GraphQLError(each.message, { nodes: error.nodes ?? null, source: error.source ?? null, positions: error.positions ?? null, path: error.path ?? null, originalError: each }),
+    );
+  });
+}
+
+/**
+ * The same for Apollo Server's responses: it formats one error per resolver error, so the plugin
+ * replaces each formatted InvalidArgumentsError by its arguments' errors, formatted alike.
+ */
+export function argumentErrorsPlugin<T extends BaseContext>(
+  format: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError,
+): ApolloServerPlugin<T> {
+  const several = (error: GraphQLError) => unwrapResolverError(error) instanceof InvalidArgumentsError;
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse(ctx) {
+          const body = ctx.response.body;
+          const raw = ctx.errors;
+          if (body.kind !== 'single' || !raw?.some(several)) return;
+          const formatted = body.singleResult.errors;
+          // Apollo formats its errors one for one, in order.
+          if (!formatted || formatted.length !== raw.length) return;
+          body.singleResult.errors = raw.flatMap((error, i) =>
+            several(error) ? splitArgumentErrors([error]).map((each) => formatLikeApollo(each, format)) : [formatted[i]!],
+          );
+        },
+      };
+    },
   };
 }
 
