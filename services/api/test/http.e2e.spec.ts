@@ -1,3 +1,4 @@
+import { recordLag } from '@blog/shared';
 import { seededApi } from './support';
 
 /** The HTTP surface around GraphQL: operator endpoints, the IDE page, X-Process-Time everywhere. */
@@ -53,6 +54,23 @@ test('GET /metrics: 24-hour sync metrics, entity counts and queue depth', async 
   expect(m.queue).toEqual({ name: 'projection-sync', ready: 1, scheduled: 0, retrying: 0, active: 0, dead_letters: 0 });
   // No worker ran in this test: no lag measured yet.
   expect(m.projection_lag_24h).toEqual({ QUEUED: null, DEFERRED: null });
+});
+
+test('GET /metrics: one naming style, snake case, in every key (projection_lag_24h as sync_metrics_24h)', async () => {
+  await recordLag(seeded.pool, 'http-test', { QUEUED: [5, 10, 20] });
+  const m = (await (await fetch(`${seeded.api.url}/metrics`)).json()) as { projection_lag_24h: Record<string, unknown> };
+  expect(m.projection_lag_24h.QUEUED).toEqual({
+    samples: 3,
+    avg_ms: expect.any(Number),
+    max_ms: 20,
+    p50_ms: expect.any(Number),
+    p95_ms: expect.any(Number),
+    p99_ms: expect.any(Number),
+  });
+  const keys = (value: unknown): string[] =>
+    value && typeof value === 'object' ? Object.entries(value).flatMap(([k, v]) => [...(Array.isArray(value) ? [] : [k]), ...keys(v)]) : [];
+  // The sync modes are values of an enum, kept as they are spelled everywhere else.
+  expect(keys(m).filter((k) => !/^[a-z0-9]+(_[a-z0-9]+)*$/.test(k) && k !== 'QUEUED' && k !== 'DEFERRED')).toEqual([]);
 });
 
 test('X-Process-Time is on every response: fast path, Apollo, operators, IDE, errors, 404', async () => {
