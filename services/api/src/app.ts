@@ -30,7 +30,7 @@ import { DirectMutations } from './graphql/direct-mutations';
 import { argumentErrorsPlugin, formatError, unavailableStatusPlugin } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
-import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost, sendError } from './http/graphql-endpoint';
+import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPath, isGraphqlPost, sendError } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
 import { MAX_QUERY_TOKENS } from './limits/cost';
 import { loadPersistedList, PersistedOperations } from './limits/persisted';
@@ -286,11 +286,6 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
     throw err;
   }
-}
-
-function isGraphqlPath(req: http.IncomingMessage): boolean {
-  const url = req.url ?? '';
-  return url === GRAPHQL_PATH || url.startsWith(`${GRAPHQL_PATH}?`);
 }
 
 /** Routes named in the HTTP metrics; anything else counts as `other` (bounded label values). */

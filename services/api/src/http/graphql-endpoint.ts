@@ -33,9 +33,13 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 type Next = (body: unknown) => void;
 
-export function isGraphqlPost(req: http.IncomingMessage): boolean {
-  if (req.method !== 'POST' || !req.url) return false;
+export function isGraphqlPath(req: http.IncomingMessage): boolean {
+  if (!req.url) return false;
   return req.url === GRAPHQL_PATH || req.url.startsWith(`${GRAPHQL_PATH}?`);
+}
+
+export function isGraphqlPost(req: http.IncomingMessage): boolean {
+  return req.method === 'POST' && isGraphqlPath(req);
 }
 
 export function handleGraphqlPost(
@@ -212,7 +216,10 @@ function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, startNs: 
   res.write(text);
   let discarded = 0;
   let timer: NodeJS.Timeout | undefined;
+  let closed = false;
   const close = () => {
+    if (closed) return;
+    closed = true;
     clearTimeout(timer);
     req.off('data', count);
     req.off('end', close);
