@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import pino, { type Logger } from 'pino';
 import { withDatabase } from '../src/db/database';
 import { createPool } from '../src/db/pool';
 
@@ -82,4 +83,20 @@ export function watchAnswers(client: pg.ClientBase): { answers: number; stop(): 
   };
   connection.on('readyForQuery', count);
   return watch;
+}
+
+export interface LogLine {
+  level: number;
+  msg?: string;
+  [key: string]: unknown;
+}
+
+/** pino's number for each level name. */
+export const LOG_LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+
+/** A logger that keeps every line it writes (parsed), for tests of what a service logs. */
+export function recordingLogger(level = 'debug'): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  return { logger, lines };
 }

@@ -145,6 +145,31 @@ if (process.env.CI && !compose) {
     expect(envOf(c.services.api).DEFAULT_SYNC_MODE).toBe('INLINE');
   });
 
+  test('every published port can be moved from .env (API_HOST_PORT...), the container side staying put', () => {
+    const moved: Record<string, [string, number[], number[]]> = {
+      postgres: ['POSTGRES_HOST_PORT', [15432], [5432]],
+      api: ['API_HOST_PORT', [18000], [8000]],
+      prometheus: ['PROMETHEUS_HOST_PORT', [19090], [9090]],
+      grafana: ['GRAFANA_HOST_PORT', [13000], [3000]],
+    };
+    const env: Record<string, string> = { JAEGER_UI_HOST_PORT: '26686', JAEGER_OTLP_HOST_PORT: '24318' };
+    for (const [variable, [port]] of Object.values(moved)) env[variable] = String(port);
+    const r = run(compose!.command, [...compose!.prefix, '-f', 'docker-compose.yml', 'config'], { env: { ...process.env, ...env } });
+    expect(r.status).toBe(0);
+    const c = parse(r.stdout) as Config;
+    const targets = (service: { ports?: unknown[] }) =>
+      (service.ports ?? []).map((p) => (typeof p === 'object' && p !== null ? Number((p as { target: unknown }).target) : Number(String(p).split('/')[0]!.split(':').at(-1))));
+    for (const [name, [, published, target]] of Object.entries(moved)) {
+      expect([name, publishedPorts(c.services[name]), targets(c.services[name])]).toEqual([name, published, target]);
+    }
+    expect(publishedPorts(c.services.jaeger).sort((a, b) => a - b)).toEqual([24318, 26686]);
+    expect(targets(c.services.jaeger).sort((a, b) => a - b)).toEqual([4318, 16686]);
+    // And no service publishes a port that .env cannot move.
+    for (const [name, service] of Object.entries(c.services)) {
+      for (const port of publishedPorts(service)) expect([name, port >= 10000]).toEqual([name, true]);
+    }
+  });
+
   test('stop grace periods exceed the default shutdown timeouts (10 s)', () => {
     for (const name of ['api', 'worker']) expect(plain.services[name].stop_grace_period).toBe('30s');
   });

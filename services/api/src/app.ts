@@ -8,7 +8,9 @@ import {
   createBoss,
   createMetrics,
   createPool,
+  defaultMigrationsDir,
   httpServerTracing,
+  Migrator,
   silentLogger,
   SyncEngine,
   SyncQueue,
@@ -25,16 +27,17 @@ import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
 import { isDatabaseUnavailable } from './errors';
 import { DirectMutations } from './graphql/direct-mutations';
-import { formatError, unavailableStatusPlugin } from './graphql/format-error';
+import { argumentErrorsPlugin, formatError, unavailableStatusPlugin } from './graphql/format-error';
 import type { ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
-import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPost } from './http/graphql-endpoint';
+import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPath, isGraphqlPost, sendError } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
 import { MAX_QUERY_TOKENS } from './limits/cost';
 import { loadPersistedList, PersistedOperations } from './limits/persisted';
 import { clientKey, MutationRateLimiter, rateLimitPlugin } from './limits/rate-limit';
 import { operationsRouter } from './http/operations';
 import { stampProcessTime } from './http/process-time';
+import { SchemaGate } from './readiness';
 import { ReadEngine } from './reads/read-engine';
 import { ReadGate } from './reads/read-gate';
 
@@ -101,17 +104,12 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
   }
   const boss = createBoss({ url: config.databaseUrl, applicationName: 'blog-api-queue', maintenance: false, max: 2 });
   boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));
+  const migrator = new Migrator(config.databaseUrl, { dir: defaultMigrationsDir });
+  // pg-boss starts now if the database is migrated, else once it is (GraphQL answers 503 meanwhile).
+  const schemaGate = new SchemaGate({ pool, boss, migrator, url: config.databaseUrl, logger });
   let apollo: ApolloServer<ApiContext> | undefined;
   try {
-    try {
-      await boss.start();
-    } catch (err) {
-      throw new Error(
-        `pg-boss could not start (${err instanceof Error ? err.message : String(err)}). ` +
-          'Is the database migrated? Run `npm run migrate` with the same DATABASE_URL (npm start does it for you).',
-        { cause: err },
-      );
-    }
+    await schemaGate.start();
     const metrics = createMetrics({ service: 'api', db: () => pool });
     const sync = new SyncEngine(pool, {
       logger,
@@ -155,7 +153,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     // anyone else is told apart by address (TRUST_PROXY). AUTH_MODE=none has no subject.
     const limiter = config.rateLimitMutationsPerMinute > 0 ? new MutationRateLimiter(config.rateLimitMutationsPerMinute) : undefined;
     const rateLimit = { subjectOf: async (ctx: ApiContext) => (await ctx.actor()).userId };
-    const errorFormat = formatError(logger);
+    const errorFormat = formatError(logger, { hideSuggestions: !config.introspection });
     const mutations = new DirectMutations(schema, { formatError: errorFormat, ...(limiter ? { limiter, rateLimit } : {}), metrics });
 
     const app = express();
@@ -182,12 +180,25 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         ...(limiter ? [rateLimitPlugin<ApiContext>(limiter, rateLimit)] : []),
         ...(persisted ? [persisted.plugin<ApiContext>()] : []),
         unavailableStatusPlugin<ApiContext>(),
+        argumentErrorsPlugin<ApiContext>(errorFormat),
       ],
     });
     await apollo.start();
 
     if (config.operatorToken) app.all(OPERATOR_PATHS, requireOperatorToken(config.operatorToken));
-    app.use(operationsRouter({ pool, readPool, databaseUrl: config.databaseUrl, logger, metrics }));
+    app.use(
+      operationsRouter({
+        pool,
+        readPool,
+        databaseUrl: config.databaseUrl,
+        databaseReadUrl: config.databaseReadUrl,
+        migrator,
+        started: () => schemaGate.open,
+        ...(config.operatorToken ? { operatorToken: config.operatorToken } : {}),
+        logger,
+        metrics,
+      }),
+    );
     if (config.ide) app.use(ideAssets());
     app.get('/favicon.ico', (_req, res) => {
       res.status(204).end();
@@ -243,6 +254,10 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       req[REQUEST_START] = start;
       observeHttp(metrics, req, res, start);
       tracing.run(req, res, () => {
+        if (!schemaGate.open && isGraphqlPath(req)) {
+          req.resume();
+          return sendError(res, start, 503, 'SERVICE_UNAVAILABLE', 'The API is waiting for its database to be migrated. Try again shortly.');
+        }
         if (isGraphqlPost(req)) {
           handleGraphqlPost(req, res, start, endpoint, (body) => {
             req.body = body;
@@ -277,7 +292,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       closing ??= (async () => {
         // Apollo's drain plugin closes the server, waits for in-flight requests, then idles sockets.
         await started.stop();
-        await boss.stop({ graceful: true, close: true, timeout: config.shutdownTimeoutMs });
+        await schemaGate.close({ graceful: true, timeoutMs: config.shutdownTimeoutMs });
         await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
       })();
       return closing;
@@ -285,7 +300,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     return { server, url, pool, readPool, boss, sync, reads, metrics, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
-    await boss.stop({ graceful: false, close: true }).catch(() => undefined);
+    await schemaGate.close({ graceful: false, timeoutMs: 0 }).catch(() => undefined);
     await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
     throw err;
   }

@@ -79,6 +79,18 @@ const READ_REFUSED_STATUS: Record<ReadRefusedError['code'], number> = {
   SERVICE_UNAVAILABLE: 503,
 };
 
+/**
+ * Several arguments of one command refused at once (validate.ts, ArgumentChecks). Clients get one
+ * BAD_USER_INPUT error per argument, each naming it (graphql/format-error.ts, splitArgumentErrors).
+ */
+export class InvalidArgumentsError extends ClientError {
+  override readonly name = 'InvalidArgumentsError';
+  readonly code = 'BAD_USER_INPUT' as const;
+  constructor(readonly errors: readonly BadInputError[]) {
+    super(errors.map((e) => e.message).join(' '), errors[0]?.field);
+  }
+}
+
 export function toGraphQLError(err: ClientError): GraphQLError {
   return new GraphQLError(err.message, {
     extensions: { code: err.code, ...(err.field ? { field: err.field } : {}) },

@@ -9,6 +9,7 @@ import { loadConfig, type ApiConfig } from './env';
  * gracefully on SIGINT/SIGTERM (a second signal changes nothing; the shutdown timeout force-exits).
  */
 const logger = createLogger('blog-api');
+tracing.reportTo(logger);
 const TRACE_FLUSH_MS = 2000;
 
 /** Exits once the log lines are out (stdout may be a pipe, written asynchronously). */

@@ -1,10 +1,12 @@
-import { BadInputError } from './errors';
+import { BadInputError, InvalidArgumentsError } from './errors';
 
 /**
  * Input rules, checked in code before anything is written or read. They are the rules of the CHECK
  * constraints of migration 001 (the database enforces them too, as a backstop), a little stricter
- * where the database is lax: "blank" means empty after trimming any whitespace, and text may not
- * contain NUL characters (PostgreSQL cannot store them).
+ * where the database is lax: "blank" means nothing visible (only whitespace and invisible format
+ * characters such as zero-width spaces), text may not contain NUL characters (PostgreSQL cannot
+ * store them), and single-line fields (email, username, fullName, title) may not contain
+ * bidirectional control characters, which reorder how the text around them is displayed.
  */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USERNAME = /^[A-Za-z0-9_]{3,30}$/;
@@ -20,6 +22,21 @@ export const LIMITS = {
   postContent: 100_000,
   commentContent: 10_000,
 } as const;
+
+/**
+ * What shows nothing: whitespace and the default-ignorable code points (zero-width space, joiners
+ * and non-joiner U+200B-U+200D, word joiner U+2060, BOM U+FEFF, soft hyphen, Hangul fillers,
+ * variation selectors, the bidirectional controls...).
+ */
+const INVISIBLE = /[\s\p{Default_Ignorable_Code_Point}]/gu;
+/**
+ * Bidirectional controls (Unicode's Bidi_Control: ALM U+061C, LRM/RLM U+200E-U+200F, embeddings
+ * and overrides U+202A-U+202E, isolates U+2066-U+2069): in a name or title they make text display
+ * in another order than it is stored ("Trojan source"-style spoofing). Refused in single-line fields.
+ */
+const BIDI_CONTROL = /\p{Bidi_Control}/u;
+
+const blank = (v: string): boolean => v.replace(INVISIBLE, '') === '';
 
 /** Characters as PostgreSQL counts them (code points, not UTF-16 units). */
 const length = (s: string): number => {
@@ -37,18 +54,58 @@ function storable(v: string, field: string): void {
   if (!v.isWellFormed()) throw new BadInputError(`${field} must be valid Unicode (it contains a lone surrogate).`, field);
 }
 
+/**
+ * The checks of one command's arguments, all run before anything is refused, so that a client
+ * learns of every bad argument in one answer:
+ *
+ *   const args = new ArgumentChecks();
+ *   const title = args.check(() => text(input.title, 'title', LIMITS.title, true));
+ *   ...
+ *   args.done(); // throws the one BadInputError, or an InvalidArgumentsError of all of them
+ *
+ * A refused check's value is undefined; done() throws before any of them is used.
+ */
+export class ArgumentChecks {
+  private readonly refused: BadInputError[] = [];
+
+  check<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err;
+      this.refused.push(err);
+      return undefined as T;
+    }
+  }
+
+  done(): void {
+    if (this.refused.length === 1) throw this.refused[0]!;
+    if (this.refused.length > 1) throw new InvalidArgumentsError(this.refused);
+  }
+}
+
 export function uuid(value: unknown, field: string): string {
   if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
   return value.toLowerCase();
 }
 
-/** Required text: not blank, at most `max` characters, no NUL. Trimmed when `trim`. */
-export function text(value: unknown, field: string, max: number, trim = false): string {
+function singleLineText(v: string, field: string): void {
+  if (BIDI_CONTROL.test(v)) {
+    throw new BadInputError(`${field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).`, field);
+  }
+}
+
+/**
+ * Required text: not blank, at most `max` characters, no NUL. A single-line field (a name, a title)
+ * is trimmed and may not contain bidirectional controls.
+ */
+export function text(value: unknown, field: string, max: number, singleLine = false): string {
   if (typeof value !== 'string') throw new BadInputError(`${field} is required.`, field);
-  const v = trim ? value.trim() : value;
-  if (v.trim() === '') throw new BadInputError(`${field} must not be blank.`, field);
+  const v = singleLine ? value.trim() : value;
+  if (blank(v)) throw new BadInputError(`${field} must not be blank.`, field);
   if (length(v) > max) throw new BadInputError(`${field} must be at most ${max} characters.`, field);
   storable(v, field);
+  if (singleLine) singleLineText(v, field);
   return v;
 }
 
@@ -73,6 +130,7 @@ export function email(value: unknown): string {
   if (typeof v !== 'string' || !EMAIL.test(v)) throw new BadInputError('email must be an email address.', 'email');
   if (length(v) > LIMITS.email) throw new BadInputError(`email must be at most ${LIMITS.email} characters.`, 'email');
   storable(v, 'email');
+  singleLineText(v, 'email');
   return v;
 }
 

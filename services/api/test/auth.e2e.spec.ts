@@ -22,7 +22,8 @@ let pool: pg.Pool;
 let api: TestApi;
 let bobComment: string;
 
-const hs256: AuthConfig = { mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: ISSUER, audience: AUDIENCE, roleClaim: 'role' };
+const MAX_AGE = 86_400;
+const hs256: AuthConfig = { mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: ISSUER, audience: AUDIENCE, roleClaim: 'role', maxAgeSeconds: MAX_AGE };
 
 function sign(claims: JWTPayload, opts: { secret?: string; expiresIn?: string | number; issuer?: string; audience?: string; sub?: string | null } = {}): Promise<string> {
   const jwt = new SignJWT(claims)
@@ -82,6 +83,19 @@ describe('authentication: UNAUTHENTICATED, nothing written', () => {
       const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).sign(new TextEncoder().encode(SECRET));
       return bearer(token);
     }, message: /exp/ },
+    { name: 'exp: 1e20 (valid for longer than JWT_MAX_AGE_SECONDS from its iat)', headers: async () => bearer(await sign({}, { expiresIn: 1e20 })), message: /longer than this server accepts/ },
+    { name: 'a lifetime of a day and a second (JWT_MAX_AGE_SECONDS is a day)', headers: async () => {
+      const iat = Math.floor(Date.now() / 1000);
+      return bearer(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt(iat).setExpirationTime(iat + MAX_AGE + 1).sign(new TextEncoder().encode(SECRET)));
+    }, message: /longer than this server accepts/ },
+    { name: 'no iat, and exp two days from now', headers: async () => {
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('2d').sign(new TextEncoder().encode(SECRET));
+      return bearer(token);
+    }, message: /longer than this server accepts/ },
+    { name: 'an iat in the future (which would shorten the lifetime measured)', headers: async () => {
+      const iat = Math.floor(Date.now() / 1000) + 3600;
+      return bearer(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt(iat).setExpirationTime(iat + 300).sign(new TextEncoder().encode(SECRET)));
+    }, message: /iat.*future/ },
     { name: 'no subject', headers: async () => bearer(await sign({}, { sub: null })), message: /subject/ },
     { name: 'a subject that is not a UUID', headers: async () => bearer(await sign({}, { sub: 'alice' })), message: /subject/ },
     { name: 'an unsigned token (alg none)', headers: async () => {
@@ -200,6 +214,26 @@ describe('authorization: FORBIDDEN, nothing written', () => {
 });
 
 describe('allowed', () => {
+  test('a token living exactly JWT_MAX_AGE_SECONDS, and one without iat expiring within it', async () => {
+    const iat = Math.floor(Date.now() / 1000);
+    const key = new TextEncoder().encode(SECRET);
+    const base = () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE);
+    for (const token of [await base().setIssuedAt(iat).setExpirationTime(iat + MAX_AGE).sign(key), await base().setExpirationTime('23h').sign(key)]) {
+      const res = await gqlAs(api, bearer(token), `mutation { createPost(title: "max age", content: "c") { author { id } } }`);
+      expect(res.json).toEqual({ data: { createPost: { author: { id: ALICE } } } });
+    }
+  });
+
+  test('JWT_MAX_AGE_SECONDS=0: no limit (exp: 1e20 accepted)', async () => {
+    const unlimited = await startApi({ auth: { ...hs256, maxAgeSeconds: 0 }, defaultSyncMode: 'QUEUED' });
+    try {
+      const res = await gqlAs(unlimited, bearer(await sign({}, { expiresIn: 1e20 })), `mutation { createPost(title: "for ever", content: "c") { author { id } } }`);
+      expect(res.json).toEqual({ data: { createPost: { author: { id: ALICE } } } });
+    } finally {
+      await unlimited.close();
+    }
+  });
+
   test('the owner may do all: create (authorId from the token), update, publish, comment, delete', async () => {
     const bob = bearer(await tokenFor(BOB));
     const before = await writeCounts(pool);
@@ -277,7 +311,7 @@ describe('RS256', () => {
   test('with a PEM public key (JWT_PUBLIC_KEY)', async () => {
     const pair = await generateKeyPair('RS256', { extractable: true });
     const pem = await exportSPKI(pair.publicKey);
-    const rsApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'publicKey', pem }, roleClaim: 'role' }, defaultSyncMode: 'QUEUED' });
+    const rsApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'publicKey', pem }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
     try {
       const good = await gqlAs(rsApi, bearer(await rs(pair.privateKey, ALICE)), `mutation { createComment(postId: "${POST3}", content: "rs256") { author { id } } }`);
       expect(good.json).toEqual({ data: { createComment: { author: { id: ALICE } } } });
@@ -300,7 +334,7 @@ describe('RS256', () => {
     });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
-    const jwksApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url }, roleClaim: 'role' }, defaultSyncMode: 'QUEUED' });
+    const jwksApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
     try {
       const good = await gqlAs(jwksApi, bearer(await rs(pair.privateKey, BOB, 'k1')), `mutation { createComment(postId: "${POST3}", content: "jwks") { author { id } } }`);
       expect(good.json).toEqual({ data: { createComment: { author: { id: BOB } } } });
@@ -322,7 +356,7 @@ test('a JWKS endpoint that cannot be reached is our failure (INTERNAL_SERVER_ERR
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = (probe.address() as AddressInfo).port;
   await new Promise((resolve) => probe.close(resolve));
-  const down = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role' }, defaultSyncMode: 'QUEUED' });
+  const down = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
   try {
     const { privateKey } = await generateKeyPair('RS256');
     const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(ALICE).setExpirationTime('5m').sign(privateKey);

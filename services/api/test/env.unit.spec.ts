@@ -74,14 +74,21 @@ describe('authentication and operator token variables', () => {
 
   test('HS256: the secret, issuer, audience and role claim are read (AUTH_MODE is case-insensitive)', () => {
     const c = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'JWT', JWT_SECRET: SECRET, JWT_ISSUER: 'https://idp.test', JWT_AUDIENCE: 'blog', JWT_ROLE_CLAIM: 'roles' });
-    expect(c.auth).toEqual({ mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: 'https://idp.test', audience: 'blog', roleClaim: 'roles' });
+    expect(c.auth).toEqual({ mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: 'https://idp.test', audience: 'blog', roleClaim: 'roles', maxAgeSeconds: 86_400 });
   });
 
   test('RS256: a PEM public key (escaped newlines are unescaped) or a JWKS URL', () => {
     const pem = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: PEM.replace(/\n/g, '\\n') });
-    expect(pem.auth).toEqual({ mode: 'jwt', key: { kind: 'publicKey', pem: PEM }, roleClaim: 'role' });
+    expect(pem.auth).toEqual({ mode: 'jwt', key: { kind: 'publicKey', pem: PEM }, roleClaim: 'role', maxAgeSeconds: 86_400 });
     const jwks = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_JWKS_URL: 'https://idp.test/.well-known/jwks.json' });
-    expect(jwks.auth).toEqual({ mode: 'jwt', key: { kind: 'jwks', url: 'https://idp.test/.well-known/jwks.json' }, roleClaim: 'role' });
+    expect(jwks.auth).toEqual({ mode: 'jwt', key: { kind: 'jwks', url: 'https://idp.test/.well-known/jwks.json' }, roleClaim: 'role', maxAgeSeconds: 86_400 });
+  });
+
+  test('JWT_MAX_AGE_SECONDS: 86400 by default, 0 for no limit, never negative', () => {
+    const jwt = { DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_SECRET: SECRET };
+    expect(loadConfig({ ...jwt, JWT_MAX_AGE_SECONDS: '0' }).auth).toMatchObject({ maxAgeSeconds: 0 });
+    expect(loadConfig({ ...jwt, JWT_MAX_AGE_SECONDS: '3600' }).auth).toMatchObject({ maxAgeSeconds: 3600 });
+    expect(() => loadConfig({ ...jwt, JWT_MAX_AGE_SECONDS: '-1' })).toThrow(/JWT_MAX_AGE_SECONDS: must be at least 0/);
   });
 
   test('bad values are named', () => {

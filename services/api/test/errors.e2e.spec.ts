@@ -146,3 +146,41 @@ test('a chunked body (no Content-Length) is cut off at MAX_BODY_BYTES with a 413
   expect(status).toBe(413);
   expect(await writeCounts(pool)).toEqual(before);
 });
+
+describe('every invalid argument of a mutation is reported, each naming its argument, and nothing is written', () => {
+  // Each mutation with its bad arguments, and the fields the errors must name (in argument order).
+  const mutations: { name: string; query: string; variables?: Record<string, unknown>; fields: string[] }[] = [
+    { name: 'createPost, two bad arguments', query: createPost(`title: "   ", content: "c", authorId: "not-a-uuid"`), fields: ['title', 'authorId'] },
+    { name: 'createPost, three bad arguments', query: createPost(`title: "   ", content: "", authorId: "not-a-uuid"`), fields: ['title', 'content', 'authorId'] },
+    {
+      name: 'createUser, two bad arguments',
+      query: `mutation { createUser(email: "not-an-email", username: "ok_name", fullName: "") { id } }`,
+      fields: ['email', 'fullName'],
+    },
+    {
+      name: 'createUser, three bad arguments (from variables)',
+      query: `mutation ($e: String!, $u: String!, $f: String!) { createUser(email: $e, username: $u, fullName: $f) { id } }`,
+      variables: { e: 'no-at-sign', u: 'x', f: '\u200b' },
+      fields: ['email', 'username', 'fullName'],
+    },
+    { name: 'updatePost, three bad arguments', query: `mutation { updatePost(id: "nope", title: "", content: null) { id } }`, fields: ['id', 'title', 'content'] },
+    {
+      name: 'createComment, two bad arguments',
+      query: `mutation { createComment(postId: "nope", authorId: "${ALICE}", content: " ") { id } }`,
+      fields: ['postId', 'content'],
+    },
+  ];
+
+  // As sent (direct mutation path), and with `extensions: {}` (Apollo Server's path).
+  for (const [path, extra] of [['direct', {}], ['Apollo', { extensions: {} }]] as const) {
+    test.each(mutations)(`$name (${path} path)`, async ({ query, variables, fields }) => {
+      const before = await writeCounts(pool);
+      const res = await api.gql(query, variables, extra);
+      expect(res.status).toBe(200);
+      expect(res.json.data ?? null).toBeNull();
+      expect(res.json.errors?.map((e) => e.extensions)).toEqual(fields.map((field) => ({ code: 'BAD_USER_INPUT', field })));
+      for (const e of res.json.errors ?? []) expect(e.message).toContain(e.extensions!.field);
+      expect(await writeCounts(pool)).toEqual(before);
+    });
+  }
+});

@@ -1,3 +1,4 @@
+import { recordLag } from '@blog/shared';
 import { seededApi } from './support';
 
 /** The HTTP surface around GraphQL: operator endpoints, the IDE page, X-Process-Time everywhere. */
@@ -11,7 +12,7 @@ test('GET /health: alive', async () => {
   expect(await res.json()).toEqual({ status: 'ok' });
 });
 
-test('GET /ready: 200 when migrations are current, 503 (with the reason) when they are not', async () => {
+test('GET /ready: 200 when migrations are current, 503 (with a generic reason) when they are not', async () => {
   const ok = await fetch(`${seeded.api.url}/ready`);
   expect(ok.status).toBe(200);
   expect(await ok.json()).toEqual({ status: 'ready' });
@@ -20,7 +21,7 @@ test('GET /ready: 200 when migrations are current, 503 (with the reason) when th
   try {
     const bad = await fetch(`${seeded.api.url}/ready`);
     expect(bad.status).toBe(503);
-    expect(await bad.json()).toEqual({ status: 'unavailable', reason: expect.stringContaining('999') });
+    expect(await bad.json()).toEqual({ status: 'unavailable', reason: 'migrations do not match this build' });
   } finally {
     await seeded.pool.query('DELETE FROM schema_migrations WHERE version = 999');
   }
@@ -53,6 +54,23 @@ test('GET /metrics: 24-hour sync metrics, entity counts and queue depth', async 
   expect(m.queue).toEqual({ name: 'projection-sync', ready: 1, scheduled: 0, retrying: 0, active: 0, dead_letters: 0 });
   // No worker ran in this test: no lag measured yet.
   expect(m.projection_lag_24h).toEqual({ QUEUED: null, DEFERRED: null });
+});
+
+test('GET /metrics: one naming style, snake case, in every key (projection_lag_24h as sync_metrics_24h)', async () => {
+  await recordLag(seeded.pool, 'http-test', { QUEUED: [5, 10, 20] });
+  const m = (await (await fetch(`${seeded.api.url}/metrics`)).json()) as { projection_lag_24h: Record<string, unknown> };
+  expect(m.projection_lag_24h.QUEUED).toEqual({
+    samples: 3,
+    avg_ms: expect.any(Number),
+    max_ms: 20,
+    p50_ms: expect.any(Number),
+    p95_ms: expect.any(Number),
+    p99_ms: expect.any(Number),
+  });
+  const keys = (value: unknown): string[] =>
+    value && typeof value === 'object' ? Object.entries(value).flatMap(([k, v]) => [...(Array.isArray(value) ? [] : [k]), ...keys(v)]) : [];
+  // The sync modes are values of an enum, kept as they are spelled everywhere else.
+  expect(keys(m).filter((k) => !/^[a-z0-9]+(_[a-z0-9]+)*$/.test(k) && k !== 'QUEUED' && k !== 'DEFERRED')).toEqual([]);
 });
 
 test('X-Process-Time is on every response: fast path, Apollo, operators, IDE, errors, 404', async () => {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { seed, SEED_OPERATIONS } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
+import { LOG_LEVELS, recordingLogger, testPool } from '@blog/shared/test/helpers';
 import { getIntrospectionQuery } from 'graphql';
 import type pg from 'pg';
 import { buildList } from '../src/cli/persisted-operations';
@@ -183,12 +183,15 @@ describe('persisted operations', () => {
   let statements: string[] = [];
   let allow: TestApi;
   let only: TestApi;
+  let off: TestApi;
+  const logs = recordingLogger();
 
   beforeAll(async () => {
     fs.writeFileSync(file, JSON.stringify(list));
-    allow = await api({ persistedOperations: 'allow', persistedOperationsFile: file });
-    only = await startApi({ persistedOperations: 'only', persistedOperationsFile: file }, (text) => statements.push(text));
-    apis.push(only);
+    allow = await startApi({ persistedOperations: 'allow', persistedOperationsFile: file }, { logger: logs.logger });
+    only = await startApi({ persistedOperations: 'only', persistedOperationsFile: file }, { onQuery: (text) => statements.push(text), logger: logs.logger });
+    off = await startApi({ persistedOperations: 'off' }, { logger: logs.logger });
+    apis.push(allow, only, off);
   });
 
   test('the list maps the sha256 of each seed document to it', () => {
@@ -242,6 +245,27 @@ describe('persisted operations', () => {
     expect(byGet.status).toBe(200);
   });
 
+  test('a hash that is not the sha256 of the query sent with it: 400 BAD_REQUEST saying so, off, allow and only alike, POST and GET, nothing logged as an error', async () => {
+    const mismatched = { query: SEED_OPERATIONS.GetUser, ...byHash(unknown) };
+    const errorsBefore = logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length;
+    for (const [mode, a] of [['off', off], ['allow', allow], ['only', only]] as const) {
+      const posted = await a.post(mismatched);
+      expect({ mode, status: posted.status, errors: posted.json.errors }).toEqual({
+        mode,
+        status: 400,
+        errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }],
+      });
+      const params = new URLSearchParams({ query: mismatched.query, extensions: JSON.stringify(mismatched.extensions) });
+      const got = await GET(a, `/graphql?${params}`, { 'apollo-require-preflight': 'true' });
+      expect({ mode, status: got.status, code: ((await got.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code }).toEqual({
+        mode,
+        status: 400,
+        code: 'BAD_REQUEST',
+      });
+    }
+    expect(logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length).toBe(errorsBefore);
+  });
+
   test('a list file whose hash does not match its document stops the start, naming it', async () => {
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ [unknown]: '{ users { id } }' }));
@@ -266,6 +290,32 @@ describe('production mode: introspection and the IDE', () => {
     const page = await GET(a, '/graphql', browser);
     expect(page.status).toBe(404);
     expect((await GET(a, '/ide/graphiql.js')).status).toBe(404);
+  });
+
+  test('with introspection off, errors suggest no names ("Did you mean"), for reads and mutations, fields, arguments, enum values and variables', async () => {
+    const off = await api({ introspection: false, ide: false });
+    const on = await api({});
+    // Each document with the name a suggestion would reveal.
+    const misspelled: [string, string, Record<string, unknown>?][] = [
+      ['{ posts(limit: 1) { titl } }', 'title'],
+      ['{ posts(limt: 1) { id } }', 'limit'],
+      ['query ($n: Int) { postz(limit: $n) { id } }', 'posts', { n: 1 }],
+      [`mutation { createPost(title: "t", content: "c", authorI: "${ALICE}") { id } }`, 'authorId'],
+      [`mutation { createPost(title: "t", content: "c", authorId: "${ALICE}") { titl } }`, 'title'],
+      [`mutation { publishPost(id: "${POST1}", sync: INLIN) { id } }`, 'INLINE'],
+      [`mutation ($s: SyncMode) { publishPost(id: "${POST1}", sync: $s) { id } }`, 'INLINE', { s: 'INLIN' }],
+    ];
+    const before = await writeCounts(pool);
+    for (const [query, name, variables] of misspelled) {
+      const shown = await on.gql(query, variables);
+      expect({ query, message: shown.json.errors?.[0]?.message }).toEqual({ query, message: expect.stringContaining(`Did you mean`) });
+      expect(shown.json.errors?.[0]?.message).toContain(`"${name}"`);
+      const hidden = await off.gql(query, variables);
+      expect({ query, status: hidden.status, errors: hidden.json.errors?.length }).toEqual({ query, status: 400, errors: 1 });
+      expect({ query, message: hidden.json.errors![0]!.message }).toEqual({ query, message: expect.not.stringContaining('Did you mean') });
+      expect(hidden.json.errors![0]!.message).not.toContain(`"${name}"`);
+    }
+    expect(await writeCounts(pool)).toEqual(before);
   });
 
   test('development defaults: both on', async () => {

@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { EmbeddedPostgres, freePort, withDatabase } from '@blog/shared';
 import { builtFile, testDatabaseUrl } from '@blog/shared/test/helpers';
 
 /**
@@ -72,4 +76,50 @@ test('refuses bad configuration with a clear message and exit code 2', async () 
   expect(api.output()).toContain('Invalid configuration');
   expect(api.output()).toContain('DATABASE_URL: is required');
   expect(api.output()).toContain('DEFAULT_SYNC_MODE: must be one of INLINE, QUEUED, DEFERRED');
+});
+
+describe('a database it cannot use: exit 1 with what happened (not "is the database migrated?")', () => {
+  const failsWith = async (url: string, expected: RegExp) => {
+    const api = run({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1' });
+    expect(await api.exited).toBe(1);
+    const failure = api
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: string; msg: string })
+      .find((line) => line.level === 'error');
+    expect(failure?.msg).toMatch(expected);
+    expect(api.output()).not.toMatch(/migrated\?/);
+    return api.output();
+  };
+
+  test('nothing listens at the host and port', async () => {
+    const port = await freePort();
+    const url = new URL(testDatabaseUrl());
+    url.host = `127.0.0.1:${port}`;
+    await failsWith(url.toString(), new RegExp(`the API failed to start: cannot use DATABASE_URL: cannot connect to 127\\.0\\.0\\.1:${port}: connection refused`));
+  });
+
+  test('the database does not exist', async () => {
+    const url = withDatabase(testDatabaseUrl(), 'blog_no_such_database');
+    await failsWith(url, /the API failed to start: cannot use DATABASE_URL: database "blog_no_such_database" does not exist on /);
+  });
+
+  // The test server trusts every local user, so a wrong password is tried on an embedded
+  // PostgreSQL (scram-sha-256) of this test's own.
+  test('the password is wrong', async () => {
+    const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-api-password-'));
+    await fs.chmod(parent, 0o755); // the postgres OS user (when running as root) must reach it
+    const server = new EmbeddedPostgres({ dataDir: path.join(parent, 'data'), port: await freePort(), password: 'the-right-one' });
+    try {
+      await server.start();
+      const url = new URL(server.url('postgres'));
+      url.password = 'not-the-password';
+      const output = await failsWith(url.toString(), /the API failed to start: cannot use DATABASE_URL: password authentication failed for user "postgres" at 127\.0\.0\.1:\d+/);
+      expect(output).not.toContain('not-the-password');
+    } finally {
+      await server.stop();
+      await fs.rm(parent, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

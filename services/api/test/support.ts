@@ -1,7 +1,7 @@
 import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import { SYNC_QUEUE, mergePlans, seed, type SyncJobData } from '@blog/shared';
 import type pg from 'pg';
-import { createApp, type ApiApp } from '../src/app';
+import { createApp, type ApiApp, type AppOptions } from '../src/app';
 import { configFor, type ApiConfig } from '../src/env';
 
 /** The seed README's operations, verbatim (one copy, in @blog/shared). */
@@ -32,9 +32,12 @@ export function seededApi(overrides: Partial<ApiConfig> = {}): { pool: pg.Pool; 
   return seeded;
 }
 
-/** The API started in-process on a free port against this test file's database. */
-export async function startApi(overrides: Partial<ApiConfig> = {}, onQuery?: (text: string) => void): Promise<TestApi> {
-  const app = await createApp(configFor(testDatabaseUrl(), overrides), onQuery ? { onQuery } : {});
+/**
+ * The API started in-process on a free port against this test file's database. The second argument
+ * is createApp's options, or just its onQuery.
+ */
+export async function startApi(overrides: Partial<ApiConfig> = {}, options: AppOptions | ((text: string) => void) = {}): Promise<TestApi> {
+  const app = await createApp(configFor(testDatabaseUrl(), overrides), typeof options === 'function' ? { onQuery: options } : options);
   return new TestApi(app);
 }
 

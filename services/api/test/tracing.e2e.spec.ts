@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { freePort } from '@blog/shared';
 import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import { attributeValue, decodeTraceRequest } from '@blog/shared/test/otlp';
 import type pg from 'pg';
@@ -380,3 +381,39 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     expect(grpc.output()).not.toMatch(/\n\s+at /); // no stack trace
   });
 });
+
+it('an OTLP endpoint that refuses connections is told in the log: a warning naming it, then no more than one a minute', async () => {
+  const port = await freePort(); // nothing listens there
+  const api = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+    OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+    DATABASE_URL: testDatabaseUrl(),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+  });
+  try {
+    const [, url] = await waitFor(() => api.output().match(/API ready at (http:\/\/\S+)\/graphql/), 30_000, 'the API');
+    const warnings = () =>
+      api
+        .output()
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { level: string; msg: string; endpoint?: string; failures?: number })
+        .filter((line) => line.level === 'warn' && /^trace export to /.test(line.msg));
+    // Spans to export, in several batches, for about three seconds.
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline) {
+      await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ posts(limit: 1) { id } }' }) });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await waitFor(() => warnings().length > 0, 10_000, 'the warning');
+    expect(warnings()).toEqual([
+      expect.objectContaining({ endpoint: `http://127.0.0.1:${port}`, msg: expect.stringContaining(`trace export to http://127.0.0.1:${port} failed (`) }),
+    ]);
+  } finally {
+    api.child.kill('SIGTERM');
+    await api.exited;
+  }
+}, 60_000);

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     out('| p50 ms | p95 ms | p99 ms | max ms | avg ms |');
     out('|---|---|---|---|---|');
     const r = lag.report;
-    out(r ? `| ${r.p50Ms} | ${r.p95Ms} | ${r.p99Ms} | ${r.maxMs} | ${r.avgMs} |` : '| - | - | - | - | - |');
+    out(r ? `| ${r.p50_ms} | ${r.p95_ms} | ${r.p99_ms} | ${r.max_ms} | ${r.avg_ms} |` : '| - | - | - | - | - |');
     out('');
     out(`queue depth (ready + active jobs) every 5 s: ${lag.depth.filter((_, i) => i % 5 === 4).join(', ')}`);
     out(`queue depth max over ${lag.depth.length} one-second samples: ${Math.max(...lag.depth)}; at the end of the load: ${lag.depth.at(-1)}`);

@@ -102,7 +102,7 @@ describe('batch drain', () => {
     // Every write's lag was measured, once.
     const lag = await lagPercentilesSince(pool, new Date(since.getTime() - 60_000));
     expect(lag.QUEUED!.samples).toBeGreaterThanOrEqual(200);
-    expect(lag.QUEUED!.p99Ms).toBeGreaterThan(0);
+    expect(lag.QUEUED!.p99_ms).toBeGreaterThan(0);
     expect((await syncQueueDepth(pool)).ready).toBe(0);
   });
 });

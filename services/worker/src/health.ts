@@ -12,7 +12,8 @@ export interface HealthServer {
 /**
  * GET /health: 200 while the worker runs and its database answers, 503 when it is starting,
  * stopping, or the database has been unreachable for longer than WORKER_UNHEALTHY_AFTER_MS. The
- * body is the worker's status either way ({ status, lastBatchAt, jobsCompleted, ... }).
+ * body is the worker's status either way ({ status, lastBatchAt, jobsCompleted, ... }); its last
+ * error (`lastError`) only with `Authorization: Bearer <OPERATOR_TOKEN>`.
  * GET /metrics: the worker's Prometheus metrics; with an operator token (OPERATOR_TOKEN), only
  * for `Authorization: Bearer <token>` (401 otherwise). /health stays open.
  */
@@ -50,8 +51,12 @@ export function startHealthServer(
       return;
     }
     const healthy = worker.healthy();
+    // The last error's text may name internal addresses (connect ECONNREFUSED 10.0.0.5:5432): it is
+    // in the log, and here only for callers with the operator token.
+    const { lastError, ...status } = worker.status();
+    const operator = options.operatorToken !== undefined && operatorTokenMatches(req.headers.authorization, options.operatorToken);
     res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-    res.end(JSON.stringify({ healthy, ...worker.status() }));
+    res.end(JSON.stringify({ healthy, ...status, ...(operator ? { lastError } : {}) }));
   });
   // Health checks are short; do not let a keep-alive connection hold shutdown up.
   server.keepAliveTimeout = 1000;

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   }
   const config = workerConfigFromEnv(env);
   const logger = createLogger(config.name, env.LOG_LEVEL.toLowerCase());
+  tracing.reportTo(logger);
   const worker = createWorker(config, { logger });
   const health = await startHealthServer(worker, config.healthPort, logger, config.operatorToken ? { operatorToken: config.operatorToken } : {});
 

@@ -1,10 +1,12 @@
 import { silentLogger } from '@blog/shared';
-import { testWorkerConfig } from '../test/helpers';
+import { testPool } from '@blog/shared/test/helpers';
+import { testWorkerConfig, waitFor } from '../test/helpers';
 import { startHealthServer, type HealthServer } from './health';
 import { createWorker, type ProjectionWorker } from './worker';
 
 /** OPERATOR_TOKEN on the worker's health port: /metrics needs it, /health does not. */
 const TOKEN = 'worker-operator-token-0123456789';
+const NAME = 'blog-worker-operator';
 
 describe('operator token on the worker health port', () => {
   let worker: ProjectionWorker;
@@ -12,7 +14,7 @@ describe('operator token on the worker health port', () => {
   let open: HealthServer;
 
   beforeAll(async () => {
-    worker = createWorker(testWorkerConfig({ name: 'blog-worker-operator' }));
+    worker = createWorker(testWorkerConfig({ name: NAME }));
     await worker.start();
     guarded = await startHealthServer(worker, 0, silentLogger, { operatorToken: TOKEN });
     open = await startHealthServer(worker, 0, silentLogger);
@@ -45,5 +47,23 @@ describe('operator token on the worker health port', () => {
   it('keeps /health open, and /metrics open when no token is configured', async () => {
     expect((await get(guarded, '/health')).status).toBe(200);
     expect((await get(open, '/metrics')).status).toBe(200);
+  });
+
+  it("shows the last error on /health only with the token (its text may name internal addresses)", async () => {
+    // An error of the worker's: the server ends its connections (pg-boss reports the lost ones).
+    const pool = testPool(1);
+    try {
+      await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [NAME]);
+    } finally {
+      await pool.end();
+    }
+    await waitFor('the worker to record the error', async () => worker.status().lastError !== null);
+    for (const [server, headers] of [[guarded, {}], [guarded, { authorization: 'Bearer nope' }], [open, {}]] as const) {
+      const body = (await (await get(server, '/health', headers)).json()) as Record<string, unknown>;
+      expect(body).toHaveProperty('jobsCompleted');
+      expect(body).not.toHaveProperty('lastError');
+    }
+    const body = (await (await get(guarded, '/health', { authorization: `Bearer ${TOKEN}` })).json()) as Record<string, unknown>;
+    expect(body.lastError).toEqual(expect.any(String));
   });
 });

@@ -58,3 +58,50 @@ export function isRetryablePgError(err: unknown): boolean {
     message,
   );
 }
+
+/**
+ * Why a connection to `url` failed, in words an operator can act on, or undefined when `err` is
+ * not a failure to connect (or log in). From the SQLSTATE PostgreSQL sent, or the socket error
+ * when it could not be reached. The URL's password never appears.
+ */
+export function describeConnectionError(err: unknown, url: string): string | undefined {
+  let where = 'the database server';
+  let user = '';
+  let database = '';
+  try {
+    const u = new URL(url);
+    where = `${u.hostname || 'localhost'}:${u.port || '5432'}`;
+    user = decodeURIComponent(u.username);
+    database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  } catch {
+    // not a URL: the generic wording
+  }
+  const code = pgErrorCode(err) ?? pgErrorCode((err as { errors?: unknown[] } | null)?.errors?.[0]);
+  const message = err instanceof Error ? err.message : String(err);
+  switch (code) {
+    case '28P01': // invalid_password
+      return `password authentication failed for user "${user}" at ${where}: check the user and password in the URL`;
+    case '28000': // invalid_authorization_specification: no such role, or no pg_hba.conf entry
+      return `the server at ${where} refused user "${user}" (${message}): check the user in the URL and the server's pg_hba.conf`;
+    case '3D000': // invalid_catalog_name
+      return `database "${database}" does not exist on ${where}: create it (npm start and the CLIs create it), or fix the URL`;
+    case '57P03': // cannot_connect_now
+      return `the database server at ${where} is starting up or shutting down`;
+    case '53300': // too_many_connections
+      return `the database server at ${where} has no connection slot left (too many connections)`;
+    case 'ECONNREFUSED':
+      return `cannot connect to ${where}: connection refused (is PostgreSQL running there, and is the URL's host and port right?)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot connect to ${where}: the host name does not resolve`;
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `cannot connect to ${where}: ${code} (no answer from the host; a firewall, or the wrong address?)`;
+    default:
+      if (/timeout exceeded when trying to connect|connection timeout/i.test(message)) {
+        return `cannot connect to ${where}: no answer within the connection timeout`;
+      }
+      return undefined;
+  }
+}

@@ -83,7 +83,7 @@ export class Migrator {
 
   /** Throws a MigrationError unless every file is applied and unedited. */
   async check(): Promise<void> {
-    assertCurrent(await this.status());
+    assertMigrationsCurrent(await this.status());
   }
 
   /**
@@ -92,11 +92,16 @@ export class Migrator {
    * ship with the process and do not change while it runs; the history table is read every time.
    */
   async checkOn(db: Queryable): Promise<void> {
+    assertMigrationsCurrent(await this.statusOn(db));
+  }
+
+  /** status() on a connection of the caller's pool, against the files as checkOn() reads them. */
+  async statusOn(db: Queryable): Promise<MigrationStatus[]> {
     this.files ??= readMigrationFiles(this.options.dir).catch((err: unknown) => {
       this.files = undefined;
       throw err;
     });
-    assertCurrent(compare(await this.files, await readApplied(db)));
+    return compare(await this.files, await readApplied(db));
   }
 
   /** The files checkOn() compares with, read once. */
@@ -163,7 +168,8 @@ function compare(files: MigrationFile[], applied: AppliedRow[]): MigrationStatus
   return result.sort((x, y) => x.version - y.version);
 }
 
-function assertCurrent(states: MigrationStatus[]): void {
+/** Throws a MigrationError unless every migration of `states` is applied and unedited. */
+export function assertMigrationsCurrent(states: MigrationStatus[]): void {
   assertHistoryIntact(states);
   const pending = states.filter((s) => s.state === 'pending');
   if (pending.length) {

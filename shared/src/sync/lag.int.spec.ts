@@ -40,14 +40,14 @@ describe('lag histograms', () => {
     expect(rows[0]!.n).toBe(3);
     const r = await lagPercentilesSince(pool, since);
     expect(r.QUEUED!.samples).toBe(1000);
-    expect(r.QUEUED!.maxMs).toBe(1000);
-    expect(r.QUEUED!.avgMs).toBeCloseTo(500.5, 1);
-    for (const [p, exact] of [[r.QUEUED!.p50Ms, 500], [r.QUEUED!.p95Ms, 950], [r.QUEUED!.p99Ms, 990]] as const) {
+    expect(r.QUEUED!.max_ms).toBe(1000);
+    expect(r.QUEUED!.avg_ms).toBeCloseTo(500.5, 1);
+    for (const [p, exact] of [[r.QUEUED!.p50_ms, 500], [r.QUEUED!.p95_ms, 950], [r.QUEUED!.p99_ms, 990]] as const) {
       expect(p).toBeGreaterThanOrEqual(exact);
       expect(p).toBeLessThanOrEqual(exact * 1.1);
     }
     expect(r.DEFERRED!.samples).toBe(2);
-    expect(r.DEFERRED!.p99Ms).toBe(31_000);
+    expect(r.DEFERRED!.p99_ms).toBe(31_000);
   });
 
   it('deletes samples older than the retention age', async () => {

@@ -77,14 +77,18 @@ export async function recordLag(
   }
 }
 
+/**
+ * Snake case, as the rest of the API's /metrics JSON (the seed's sync_metrics_24h: avg_duration_ms),
+ * where this appears as projection_lag_24h.
+ */
 export interface LagPercentiles {
   samples: number;
-  avgMs: number;
-  maxMs: number;
-  /** Upper edges of the bins the percentile ranks fall in (never below the true value, at most 9% above), capped at maxMs. */
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
+  avg_ms: number;
+  max_ms: number;
+  /** Upper edges of the bins the percentile ranks fall in (never below the true value, at most 9% above), capped at max_ms. */
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
 }
 
 export type LagReport = Record<LagMode, LagPercentiles | null>;
@@ -126,11 +130,11 @@ export async function lagPercentilesSince(db: Pick<pg.Pool, 'query'>, since: Dat
     const edge = (bin: number) => round(Math.min(lagBinUpperMs(bin), r.max_ms));
     report[r.mode] = {
       samples: r.samples,
-      avgMs: round(r.sum_ms / r.samples),
-      maxMs: round(r.max_ms),
-      p50Ms: edge(r.p50),
-      p95Ms: edge(r.p95),
-      p99Ms: edge(r.p99),
+      avg_ms: round(r.sum_ms / r.samples),
+      max_ms: round(r.max_ms),
+      p50_ms: edge(r.p50),
+      p95_ms: edge(r.p95),
+      p99_ms: edge(r.p99),
     };
   }
   return report;

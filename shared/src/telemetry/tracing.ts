@@ -26,6 +26,7 @@ import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
 import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { ExportFailureReporter, reportingExporter, type ExportFailureLog } from './export-failures';
 import { resetFastTracers } from './fast-span';
 import { decodeTraceResponse, encodeTraceRequest } from './otlp-protobuf';
 
@@ -41,17 +42,23 @@ export interface Tracing {
   enabled: boolean;
   /** Flushes pending spans and stops the SDK (call on shutdown). */
   shutdown(): Promise<void>;
+  /**
+   * Where failed exports are told (a warning, at most one a minute: ./export-failures.ts). The
+   * service's logger does not exist yet when tracing starts; failures until then are counted.
+   */
+  reportTo(log: ExportFailureLog): void;
 }
 
 export function startTracing(options: TracingOptions): Tracing {
   const env = options.env ?? process.env;
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (!options.exporter && !endpoint) return { enabled: false, shutdown: async () => undefined };
+  if (!options.exporter && !endpoint) return { enabled: false, shutdown: async () => undefined, reportTo: () => undefined };
   if (env.OTEL_LOG_LEVEL === 'debug') diag.setLogger(new DiagConsoleLogger(), DiagLogLevel.DEBUG);
 
+  const failures = new ExportFailureReporter(endpoint || 'the configured exporter');
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
-    traceExporter: options.exporter ?? otlpExporter(env),
+    traceExporter: reportingExporter(options.exporter ?? otlpExporter(env), failures),
     metricReaders: [], // metrics are Prometheus (prom-client), scraped from the services
     logRecordProcessors: [], // logs go to stdout as JSON, with trace ids (see pino below)
     instrumentations: [
@@ -70,6 +77,7 @@ export function startTracing(options: TracingOptions): Tracing {
       await sdk.shutdown();
       resetFastTracers();
     },
+    reportTo: (log) => failures.reportTo(log),
   };
 }
 

@@ -53,6 +53,7 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
     ...(config.audience ? { audience: config.audience } : {}),
   };
   const roleClaim = config.roleClaim;
+  const maxAgeSeconds = config.maxAgeSeconds;
 
   return async (authorization) => {
     if (!authorization) throw new UnauthenticatedError('This mutation needs a token: send Authorization: Bearer <JWT>.');
@@ -66,6 +67,8 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
     } catch (err) {
       throw tokenError(err, logger);
     }
+    const tooLong = lifetimeProblem(payload, maxAgeSeconds);
+    if (tooLong) throw new UnauthenticatedError(tooLong);
     if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) {
       throw new UnauthenticatedError("The token's subject (sub) must be a user id (a UUID).");
     }
@@ -73,6 +76,27 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
     const admin = role === 'admin' || (Array.isArray(role) && role.includes('admin'));
     return { userId: payload.sub.toLowerCase(), admin };
   };
+}
+
+/** How far an issuer's clock may be ahead of ours for a token's iat. */
+const IAT_CLOCK_SKEW_SECONDS = 60;
+
+/**
+ * JWT_MAX_AGE_SECONDS: a token may live at most that long, counted from its iat (exp - iat) or,
+ * without iat, from now (exp - now); otherwise one stolen token with `exp: 1e20` is a key for ever.
+ * jose's maxTokenAge does not do this: it bounds now - iat, and needs iat. An iat in the future
+ * (beyond clock skew) is refused too, or it would shorten the measured lifetime at will. exp itself
+ * is required (jose, requiredClaims).
+ */
+function lifetimeProblem(payload: JWTPayload, maxAgeSeconds: number, now = Date.now() / 1000): string | undefined {
+  if (!maxAgeSeconds || typeof payload.exp !== 'number') return undefined;
+  const { iat } = payload;
+  if (typeof iat === 'number' && iat > now + IAT_CLOCK_SKEW_SECONDS) return "The token's iat (issued at) is in the future.";
+  const lifetime = payload.exp - (typeof iat === 'number' ? iat : now);
+  if (lifetime > maxAgeSeconds) {
+    return `The token is valid for longer than this server accepts (at most ${maxAgeSeconds} s from its iat, or from now without one; JWT_MAX_AGE_SECONDS).`;
+  }
+  return undefined;
 }
 
 /** jose's verification failures as UNAUTHENTICATED with a reason; anything else is our failure. */

@@ -1,4 +1,4 @@
-import { optionalString } from '@blog/shared';
+import { intVar, optionalString } from '@blog/shared';
 import { z } from 'zod';
 
 /**
@@ -26,6 +26,8 @@ export const authEnvSchema = z.object({
   // When set, a token's iss / aud must match.
   JWT_ISSUER: optionalString(),
   JWT_AUDIENCE: optionalString(),
+  // Longest lifetime of a token, in seconds (exp - iat, or exp - now without iat); 0: no limit.
+  JWT_MAX_AGE_SECONDS: intVar(86_400, 0, 315_360_000),
   // The claim holding the role ("admin" may do everything); default "role".
   JWT_ROLE_CLAIM: z.preprocess((v) => (v === '' ? undefined : v), z.string().default('role')),
   // When set, GET /metrics and /metrics/prometheus need `Authorization: Bearer <OPERATOR_TOKEN>`.
@@ -46,6 +48,8 @@ export type AuthConfig =
       issuer?: string;
       audience?: string;
       roleClaim: string;
+      /** Longest lifetime accepted (exp - iat, or exp - now without iat), in seconds; 0: no limit. */
+      maxAgeSeconds: number;
     };
 
 const KEY_SOURCES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_URL'] as const;
@@ -85,5 +89,6 @@ export function authConfigFrom(env: AuthEnv): AuthConfig {
     ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
     roleClaim: env.JWT_ROLE_CLAIM,
+    maxAgeSeconds: env.JWT_MAX_AGE_SECONDS,
   };
 }

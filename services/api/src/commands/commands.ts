@@ -23,7 +23,8 @@ import * as v from '../validate';
 
 /**
  * The write side. Each command is ONE transaction:
- *   1. validate the input (before any database work: a bad command costs nothing and writes nothing)
+ *   1. validate the input (before any database work: a bad command costs nothing and writes nothing;
+ *      every argument is checked, and all the bad ones are reported together: ArgumentChecks)
  *   2. creates lock the rows they reference FOR SHARE (also the NOT_FOUND check). Required by the
  *      dependency map's race argument (shared/src/sync/dependencies.ts): a concurrent change of the
  *      referenced row waits for us, so its sync sees our row. The insert does it itself: each
@@ -105,12 +106,14 @@ export class Commands {
     mode: SyncMode,
     actor: Actor = ANYONE,
   ): Promise<Doc> {
+    const args = new v.ArgumentChecks();
     const row = {
-      email: v.email(input.email),
-      username: v.username(input.username),
-      fullName: v.text(input.fullName, 'fullName', v.LIMITS.fullName, true),
-      bio: v.optionalText(input.bio, 'bio', v.LIMITS.bio),
+      email: args.check(() => v.email(input.email)),
+      username: args.check(() => v.username(input.username)),
+      fullName: args.check(() => v.text(input.fullName, 'fullName', v.LIMITS.fullName, true)),
+      bio: args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)),
     };
+    args.done();
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin) {
         const { rows } = await client.query<{ id: string }>(
@@ -142,12 +145,16 @@ export class Commands {
     mode: SyncMode,
     actor: Actor = ANYONE,
   ): Promise<Doc> {
-    const id = v.uuid(input.id, 'id');
+    const args = new v.ArgumentChecks();
+    const id = args.check(() => v.uuid(input.id, 'id'));
     const sets = new Sets();
-    if (input.email !== undefined) sets.add('email', v.email(notNull(input.email, 'email')));
-    if (input.username !== undefined) sets.add('username', v.username(notNull(input.username, 'username')));
-    if (input.fullName !== undefined) sets.add('full_name', v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true));
-    if (input.bio !== undefined) sets.add('bio', v.optionalText(input.bio, 'bio', v.LIMITS.bio));
+    if (input.email !== undefined) sets.add('email', args.check(() => v.email(notNull(input.email, 'email'))));
+    if (input.username !== undefined) sets.add('username', args.check(() => v.username(notNull(input.username, 'username'))));
+    if (input.fullName !== undefined) {
+      sets.add('full_name', args.check(() => v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true)));
+    }
+    if (input.bio !== undefined) sets.add('bio', args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)));
+    args.done();
     if (!sets.size) throw new BadInputError('Give at least one of email, username, fullName, bio to change.');
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin && id !== actor.userId) throw new ForbiddenError('You may only change your own user.', 'id');
@@ -167,12 +174,14 @@ export class Commands {
     mode: SyncMode,
     actor: Actor = ANYONE,
   ): Promise<Doc> {
+    const args = new v.ArgumentChecks();
     const row = {
-      title: v.text(input.title, 'title', v.LIMITS.title, true),
-      content: v.text(input.content, 'content', v.LIMITS.postContent),
-      authorId: authorOf(input.authorId, actor),
-      published: bool(input.published ?? false, 'published'),
+      title: args.check(() => v.text(input.title, 'title', v.LIMITS.title, true)),
+      content: args.check(() => v.text(input.content, 'content', v.LIMITS.postContent)),
+      authorId: args.check(() => authorOf(input.authorId, actor)),
+      published: args.check(() => bool(input.published ?? false, 'published')),
     };
+    args.done();
     return this.entityCommand(mode, async (client) => {
       mayWriteAs(actor, row.authorId);
       const id = randomUUID();
@@ -197,11 +206,15 @@ export class Commands {
     mode: SyncMode,
     actor: Actor = ANYONE,
   ): Promise<Doc> {
-    const id = v.uuid(input.id, 'id');
+    const args = new v.ArgumentChecks();
+    const id = args.check(() => v.uuid(input.id, 'id'));
     const sets = new Sets();
-    if (input.title !== undefined) sets.add('title', v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true));
-    if (input.content !== undefined) sets.add('content', v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent));
-    if (input.published !== undefined) sets.add('published', bool(input.published, 'published'));
+    if (input.title !== undefined) sets.add('title', args.check(() => v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true)));
+    if (input.content !== undefined) {
+      sets.add('content', args.check(() => v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent)));
+    }
+    if (input.published !== undefined) sets.add('published', args.check(() => bool(input.published, 'published')));
+    args.done();
     if (!sets.size) throw new BadInputError('Give at least one of title, content, published to change.');
     return this.entityCommand(mode, async (client) => {
       await lockOwned(client, 'post', id, actor);
@@ -251,11 +264,13 @@ export class Commands {
     mode: SyncMode,
     actor: Actor = ANYONE,
   ): Promise<Doc> {
+    const args = new v.ArgumentChecks();
     const row = {
-      postId: v.uuid(input.postId, 'postId'),
-      authorId: authorOf(input.authorId, actor),
-      content: v.text(input.content, 'content', v.LIMITS.commentContent),
+      postId: args.check(() => v.uuid(input.postId, 'postId')),
+      authorId: args.check(() => authorOf(input.authorId, actor)),
+      content: args.check(() => v.text(input.content, 'content', v.LIMITS.commentContent)),
     };
+    args.done();
     return this.entityCommand(mode, async (client) => {
       mayWriteAs(actor, row.authorId);
       const id = randomUUID();

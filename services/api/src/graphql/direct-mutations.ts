@@ -1,6 +1,7 @@
 import type { ServiceMetrics } from '@blog/shared';
-import { execute, getVariableValues, type ExecutionResult, type GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { execute, getVariableValues, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { isDatabaseUnavailable } from '../errors';
+import { formatLikeApollo, splitArgumentErrors } from './format-error';
 import { takeMutationTokens, type MutationRateLimiter, type RateLimitOptions } from '../limits/rate-limit';
 import type { CompiledMutation } from '../reads/read-engine';
 import type { ApiContext } from './resolvers';
@@ -77,17 +78,7 @@ export class DirectMutations {
       for (const [name, value] of http?.headers ?? []) headers[name] = value;
     }
     if (result.errors?.some((e) => isDatabaseUnavailable(e))) status = 503;
-    const errors = result.errors?.map((e) => this.format(e));
+    const errors = result.errors && splitArgumentErrors(result.errors).map((e) => formatLikeApollo(e, this.options.formatError));
     return { status, headers, body: `${JSON.stringify({ errors, data: result.data })}\n` };
-  }
-
-  /** As Apollo does: the error's JSON, `code` INTERNAL_SERVER_ERROR when it has none, no `http`; then formatError. */
-  private format(error: GraphQLError): GraphQLFormattedError {
-    const { http: _http, ...extensions } = error.extensions ?? {};
-    const formatted: GraphQLFormattedError = {
-      ...error.toJSON(),
-      extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' },
-    };
-    return this.options.formatError(formatted, error);
   }
 }

@@ -1,8 +1,8 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '@blog/shared';
-import type { GraphQLFormattedError } from 'graphql';
-import { ClientError, isDatabaseUnavailable, ReadRefusedError, SERVICE_UNAVAILABLE } from '../errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { ClientError, InvalidArgumentsError, isDatabaseUnavailable, ReadRefusedError, SERVICE_UNAVAILABLE } from '../errors';
 import { restoreRuleCode } from '../limits/rule-code';
 
 /**
@@ -13,7 +13,27 @@ import { restoreRuleCode } from '../limits/rule-code';
  * away (restarting, unreachable) is SERVICE_UNAVAILABLE, answered with HTTP 503 (see
  * unavailableStatusPlugin).
  */
-export function formatError(logger: Logger) {
+export function formatError(logger: Logger, options: { hideSuggestions?: boolean } = {}) {
+  const format = formatErrorOf(logger);
+  if (!options.hideSuggestions) return format;
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => withoutSuggestions(format(formatted, error));
+}
+
+/**
+ * With introspection off (GRAPHQL_INTROSPECTION=false), graphql-js's "Did you mean ...?" would still
+ * reveal the schema's names one typo at a time: every error loses it. Here, at the edge, because
+ * it covers every error of both paths: validation (Apollo's hideSchemaDetailsFromClientErrors does
+ * only that) and variable coercion (Apollo runs graphql-js's execute without its hideSuggestions).
+ * The compiled read path and direct mutations hand every invalid document and every variable that
+ * does not coerce to Apollo, so their errors come through here too.
+ */
+const SUGGESTION = / ?Did you mean [^?]*\?$/;
+
+function withoutSuggestions(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  return SUGGESTION.test(formatted.message) ? { ...formatted, message: formatted.message.replace(SUGGESTION, '') } : formatted;
+}
+
+function formatErrorOf(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof ReadRefusedError) return reshaped(formatted, original.message, original.extensions);
@@ -29,9 +49,18 @@ export function formatError(logger: Logger) {
     if (ours) return ours;
     const code = formatted.extensions?.code;
     if (code && code !== 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { ...formatted.extensions } };
+    // Apollo Server's own refusals that carry an HTTP 4xx status but no code (e.g. an APQ hash that
+    // is not the sha256 of the query sent with it): the client's mistake, told as such, not logged.
+    if (isClientRefusal(error)) return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_REQUEST' } };
     logger.error({ err: original }, 'request failed');
     return reshaped(formatted, 'Internal server error', { code: 'INTERNAL_SERVER_ERROR' });
   };
+}
+
+function isClientRefusal(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.extensions.code !== undefined || error.originalError) return false;
+  const status = (error.extensions.http as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
 }
 
 /** Our message and extensions, with the error's locations and path kept. */
@@ -41,6 +70,56 @@ function reshaped(formatted: GraphQLFormattedError, message: string, extensions:
     ...(formatted.locations ? { locations: formatted.locations } : {}),
     ...(formatted.path ? { path: formatted.path } : {}),
     extensions,
+  };
+}
+
+/** Apollo's own step before formatError: the error's JSON, code INTERNAL_SERVER_ERROR when it has none, no `http`. */
+export function formatLikeApollo(
+  error: GraphQLError,
+  format: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError,
+): GraphQLFormattedError {
+  const { http: _http, ...extensions } = error.extensions ?? {};
+  return format({ ...error.toJSON(), extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' } }, error);
+}
+
+/**
+ * One GraphQL error per refused argument where a command refused several (InvalidArgumentsError),
+ * each at the field's place in the response and with the argument's own message and name.
+ */
+export function splitArgumentErrors(errors: readonly GraphQLError[]): GraphQLError[] {
+  return errors.flatMap((error) => {
+    const original = unwrapResolverError(error);
+    if (!(original instanceof InvalidArgumentsError)) return [error];
+    return original.errors.map(
+      (each) => new GraphQLError(each.message, { nodes: error.nodes ?? null, source: error.source ?? null, positions: error.positions ?? null, path: error.path ?? null, originalError: each }),
+    );
+  });
+}
+
+/**
+ * The same for Apollo Server's responses: it formats one error per resolver error, so the plugin
+ * replaces each formatted InvalidArgumentsError by its arguments' errors, formatted alike.
+ */
+export function argumentErrorsPlugin<T extends BaseContext>(
+  format: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError,
+): ApolloServerPlugin<T> {
+  const several = (error: GraphQLError) => unwrapResolverError(error) instanceof InvalidArgumentsError;
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse(ctx) {
+          const body = ctx.response.body;
+          const raw = ctx.errors;
+          if (body.kind !== 'single' || !raw?.some(several)) return;
+          const formatted = body.singleResult.errors;
+          // Apollo formats its errors one for one, in order.
+          if (!formatted || formatted.length !== raw.length) return;
+          body.singleResult.errors = raw.flatMap((error, i) =>
+            several(error) ? splitArgumentErrors([error]).map((each) => formatLikeApollo(each, format)) : [formatted[i]!],
+          );
+        },
+      };
+    },
   };
 }
 

@@ -36,9 +36,13 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 type Next = (body: unknown) => void;
 
-export function isGraphqlPost(req: http.IncomingMessage): boolean {
-  if (req.method !== 'POST' || !req.url) return false;
+export function isGraphqlPath(req: http.IncomingMessage): boolean {
+  if (!req.url) return false;
   return req.url === GRAPHQL_PATH || req.url.startsWith(`${GRAPHQL_PATH}?`);
+}
+
+export function isGraphqlPost(req: http.IncomingMessage): boolean {
+  return req.method === 'POST' && isGraphqlPath(req);
 }
 
 export function handleGraphqlPost(
@@ -198,21 +202,66 @@ function sendJson(req: http.IncomingMessage, res: http.ServerResponse, startNs: 
   res.end(text);
 }
 
+/**
+ * A lingering close, after a 413 sent while the client may still be sending its body. Closing the
+ * socket at once would make the kernel answer what still arrives with a reset, which can destroy the
+ * 413 before the client reads it (EPIPE / ECONNRESET instead of the answer). So: the answer goes out,
+ * then our side half-closes (FIN: the client sees the end of the answer), and what still arrives is
+ * read and discarded until the body ends, the client closes, or LINGER_MS / LINGER_MAX_BYTES are
+ * reached; only then is the socket closed.
+ */
+const LINGER_MS = 5_000;
+const LINGER_MAX_BYTES = 32 * 1024 * 1024;
+
 function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, startNs: bigint, max: number): void {
-  // Answer now and close the connection once the answer is out: the rest of the body is not read.
-  res.setHeader('Connection', 'close');
-  res.once('finish', () => req.socket.destroySoon());
-  sendError(res, startNs, 413, 'PAYLOAD_TOO_LARGE', `The request body exceeds ${max} bytes.`);
+  // The rest of the body is not kept: whatever arrives is discarded.
   req.resume();
+  if (res.headersSent) return;
+  const text = errorText('PAYLOAD_TOO_LARGE', `The request body exceeds ${max} bytes.`);
+  res.writeHead(413, { ...errorHeaders(text, startNs), Connection: 'close' });
+  // Written but not ended: ending the response makes Node close the socket (Connection: close),
+  // which is what has to wait until the client has stopped sending.
+  res.write(text);
+  let discarded = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(timer);
+    req.off('data', count);
+    req.off('end', close);
+    res.end(); // nothing left to write; Node now closes the socket
+  };
+  const count = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > LINGER_MAX_BYTES) close();
+  };
+  res.once('close', () => clearTimeout(timer));
+  // Half-close once the answer is out; reading goes on.
+  req.socket.end(() => {
+    if (req.complete) return close();
+    timer = setTimeout(close, LINGER_MS);
+    req.on('data', count);
+    req.once('end', close);
+  });
+}
+
+function errorText(code: string, message: string): string {
+  return JSON.stringify({ errors: [{ message, extensions: { code } }] });
+}
+
+function errorHeaders(text: string, startNs: bigint): http.OutgoingHttpHeaders {
+  return {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    [PROCESS_TIME_HEADER]: formatProcessTime(startNs),
+  };
 }
 
 export function sendError(res: http.ServerResponse, startNs: bigint, status: number, code: string, message: string): void {
   if (res.headersSent) return;
-  const text = JSON.stringify({ errors: [{ message, extensions: { code } }] });
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
-    [PROCESS_TIME_HEADER]: formatProcessTime(startNs),
-  });
+  const text = errorText(code, message);
+  res.writeHead(status, errorHeaders(text, startNs));
   res.end(text);
 }

@@ -1,22 +1,26 @@
 import {
-  defaultMigrationsDir,
   lagPercentiles24h,
-  Migrator,
-  queueSchemaInstalled,
+  operatorTokenMatches,
   SYNC_QUEUE,
   syncQueueDepth,
   type Logger,
+  type Migrator,
   type ServiceMetrics,
 } from '@blog/shared';
 import express from 'express';
 import type pg from 'pg';
+import { notReadyFrom, schemaNotReady, type NotReady } from '../readiness';
 
 /**
  * Operator endpoints: /health (the process is alive), /ready (the database answers, our migrations
- * are all applied and pg-boss's schema is installed, and the read replica answers when one is
- * configured; 503 otherwise), /metrics (JSON below, always from the primary: the queue and the
- * command side live there, and comparing tb_* with tv_* counts on a replica would mix sync lag
- * with replication lag).
+ * are all applied and pg-boss's schema is installed, the API has finished starting, and the read
+ * replica answers when one is configured; 503 otherwise), /metrics (JSON below, always from the
+ * primary: the queue and the command side live there, and comparing tb_* with tv_* counts on a
+ * replica would mix sync lag with replication lag).
+ *
+ * /ready is open to anyone (load balancers, kubelets), so its 503 says only a generic reason
+ * ("database unavailable", "migrations pending"...; readiness.ts): the detail (an address, a user, a
+ * file name) goes to the log, once each time it changes, and to callers with the operator token.
  */
 const READY_TIMEOUT_MS = 3000;
 
@@ -62,35 +66,63 @@ export function operationsRouter(deps: {
   pool: pg.Pool;
   readPool?: pg.Pool;
   databaseUrl: string;
+  databaseReadUrl?: string;
+  migrator: Migrator;
+  /** Whether the API has finished starting (pg-boss started: readiness.ts, SchemaGate). */
+  started: () => boolean;
+  operatorToken?: string;
   logger: Logger;
   metrics: ServiceMetrics;
 }): express.Router {
   const router = express.Router();
-  const migrator = new Migrator(deps.databaseUrl, { dir: defaultMigrationsDir });
 
   router.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  router.get('/ready', async (_req, res) => {
+  const readiness = async (): Promise<NotReady | undefined> => {
     try {
-      await withTimeout(
-        (async () => {
-          await deps.pool.query('SELECT 1');
-          if (deps.readPool && deps.readPool !== deps.pool) {
-            await deps.readPool.query('SELECT 1').catch((err: unknown) => {
-              throw new Error(`the read replica (DATABASE_READ_URL) does not answer: ${err instanceof Error ? err.message : String(err)}`);
-            });
-          }
-          await migrator.checkOn(deps.pool);
-          if (!(await queueSchemaInstalled(deps.pool))) throw new Error('the pg-boss schema is not installed (run `npm run migrate`)');
-        })(),
-        READY_TIMEOUT_MS,
-      );
-      res.json({ status: 'ready' });
+      await deps.pool.query('SELECT 1');
     } catch (err) {
-      res.status(503).json({ status: 'unavailable', reason: err instanceof Error ? err.message : String(err) });
+      return notReadyFrom(err, deps.databaseUrl);
     }
+    if (deps.readPool && deps.readPool !== deps.pool) {
+      try {
+        await deps.readPool.query('SELECT 1');
+      } catch (err) {
+        const problem = notReadyFrom(err, deps.databaseReadUrl ?? '', 'read replica unavailable');
+        return { ...problem, detail: `the read replica (DATABASE_READ_URL) does not answer: ${problem.detail}` };
+      }
+    }
+    try {
+      const missing = await schemaNotReady(deps.pool, deps.migrator);
+      if (missing) return missing;
+    } catch (err) {
+      return notReadyFrom(err, deps.databaseUrl);
+    }
+    if (!deps.started()) return { reason: 'starting', detail: 'pg-boss has not started yet' };
+    return undefined;
+  };
+
+  // The last problem logged: each one is logged when it appears, not at every probe.
+  let reported: string | undefined;
+  router.get('/ready', async (req, res) => {
+    const problem = await withTimeout(readiness(), READY_TIMEOUT_MS, {
+      reason: 'database unavailable',
+      detail: `the database did not answer within ${READY_TIMEOUT_MS} ms`,
+    });
+    const key = problem && `${problem.reason}: ${problem.detail}`;
+    if (key !== reported) {
+      if (problem) deps.logger.warn({ reason: problem.reason, detail: problem.detail }, `not ready: ${key}`);
+      else if (reported) deps.logger.info('ready again');
+      reported = key;
+    }
+    if (!problem) {
+      res.json({ status: 'ready' });
+      return;
+    }
+    const operator = deps.operatorToken !== undefined && operatorTokenMatches(req.headers.authorization, deps.operatorToken);
+    res.status(503).json({ status: 'unavailable', reason: problem.reason, ...(operator ? { detail: problem.detail } : {}) });
   });
 
   router.get('/metrics', async (_req, res, next) => {
@@ -130,10 +162,11 @@ export function operationsRouter(deps: {
   return router;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** The promise's value, or `late` when it takes longer than `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, late: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the database did not answer within ${ms} ms`)), ms);
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(late), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
