@@ -28,7 +28,7 @@ export async function seed(pool: pg.Pool, sync = new SyncEngine(pool)): Promise<
 function existingAuthorsOf(inserted: SeedResult): string[] {
   const posts = new Set(inserted.posts);
   const comments = new Set(inserted.comments);
-  const authors = new Set([
+  const authors = new Set<string>([
     ...SEED_POSTS.filter((p) => posts.has(p.id)).map((p) => p.authorId),
     ...SEED_COMMENTS.filter((c) => comments.has(c.id)).map((c) => c.authorId),
   ]);
