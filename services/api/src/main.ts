@@ -1,6 +1,6 @@
 // First: tracing must be set up before the modules it instruments are loaded.
 import { tracing } from './instrument';
-import { ConfigError, createLogger } from '@blog/shared';
+import { ConfigError, createLogger, reportReady } from '@blog/shared';
 import { createApp, type ApiApp } from './app';
 import { loadConfig, type ApiConfig } from './env';
 
@@ -69,6 +69,8 @@ async function main(): Promise<void> {
     { url: `${app.url}/graphql`, defaultSyncMode: config.defaultSyncMode, authMode: config.auth.mode },
     `API ready at ${app.url}/graphql (GraphiQL in a browser; /health, /ready, /metrics)`,
   );
+  // To `npm start`, when it started this process: it prints the URL (the real port when PORT=0).
+  reportReady('api', app.url);
 }
 
 main().catch((err: unknown) => {
