@@ -3,6 +3,7 @@ import { tracing } from './instrument';
 import { ConfigError, createLogger, reportReady } from '@blog/shared';
 import { createApp, type ApiApp } from './app';
 import { loadConfig, type ApiConfig } from './env';
+import { PersistedListError } from './limits/persisted';
 
 /**
  * The API process: reads its configuration once, starts, prints where it is, and shuts down
@@ -74,6 +75,12 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof PersistedListError) {
+    // Found while starting, before any connection: a configuration problem, said in one line.
+    process.stderr.write(`blog-api: ${err.message}\n`);
+    exit(2);
+    return;
+  }
   logger.error({ err }, `the API failed to start: ${err instanceof Error ? err.message : String(err)}`);
   exit(1);
 });
