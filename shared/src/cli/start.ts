@@ -87,15 +87,15 @@ runCli(async () => {
     logger.error(`the API did not report that it listens within ${env.STARTUP_TIMEOUT_MS} ms`);
     return stop(EXIT.failure);
   }
-  const workerMain = SERVICES.find((s) => s.name === 'worker')!.main;
-  const dbUrl = db.embedded ? db.url : withoutPassword(db.url);
+  // Where the database is, and a command that starts one more worker beside these (pasted as is).
+  const workerMain = shellQuote(SERVICES.find((s) => s.name === 'worker')!.main);
   process.stdout.write(
     `API ready at ${apiUrl}/graphql (Ctrl-C stops everything)\n` +
       (db.embedded
         ? `DATABASE_URL=${db.url} (the embedded PostgreSQL; data in ${db.embedded.dataDir})\n` +
-          `More workers (another terminal): DATABASE_URL=${shellQuote(db.url)} WORKER_HEALTH_PORT=0 node ${shellQuote(workerMain)}\n`
-        : `DATABASE_URL=${dbUrl} (yours)\n` +
-          `More workers (another terminal): DATABASE_URL=<the same URL> WORKER_HEALTH_PORT=0 node ${shellQuote(workerMain)}\n`),
+          `More workers (another terminal): DATABASE_URL=${shellQuote(db.url)} WORKER_HEALTH_PORT=0 node ${workerMain}\n`
+        : `DATABASE_URL=${withoutPassword(db.url)} (yours)\n` +
+          `More workers (another terminal): DATABASE_URL=<the same URL> WORKER_HEALTH_PORT=0 node ${workerMain}\n`),
   );
   return done;
 });
