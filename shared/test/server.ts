@@ -1,7 +1,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import { EmbeddedPostgres } from '../src/db/embedded';
-import { repoRoot } from '../src/db/paths';
+import { repoRoot, rootFallbackDataDir } from '../src/db/paths';
 
 /**
  * Which PostgreSQL server the tests use, in order: DATABASE_URL; a server answering on
@@ -13,6 +13,7 @@ export async function resolveTestServer(): Promise<{ adminUrl: string; embedded?
   if (await answers(local)) return { adminUrl: local };
   const embedded = new EmbeddedPostgres({
     dataDir: path.join(repoRoot, '.data', 'test-postgres'),
+    fallbackDataDir: rootFallbackDataDir('test-postgres'),
     port: Number(process.env.TEST_EMBEDDED_PG_PORT ?? 55433),
     password: 'postgres',
   });

@@ -17,10 +17,11 @@ import { collectEnvReads, envFileVariables, readmeConfigVariables } from './env-
 const reads = collectEnvReads();
 
 /**
- * Read by a scanned source but deliberately not configuration. Empty today; a name added here
- * needs its reason beside it.
+ * Read by a scanned source but deliberately not configuration; each name has its reason beside it.
  */
-const NOT_CONFIGURATION: Record<string, string> = {};
+const NOT_CONFIGURATION: Record<string, string> = {
+  INIT_CWD: 'set by npm to the folder it was run from; relative paths given by the user are resolved from it (resolveUserPath)',
+};
 
 /** Variables of docker-compose.yml only (no service reads them), documented all the same. */
 const COMPOSE_ONLY = [

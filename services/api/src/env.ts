@@ -1,4 +1,4 @@
-import { boolVar, enumVar, intVar, optionalPgUrl, optionalString, parseEnv } from '@blog/shared';
+import { boolVar, enumVar, intVar, optionalPgUrl, optionalString, parseEnv, resolveUserPath } from '@blog/shared';
 import { SYNC_MODES, type SyncMode } from '@blog/shared';
 import { z } from 'zod';
 import { authConfigFrom, authEnvSchema, checkAuthEnv, type AuthConfig } from './auth/config';
@@ -164,7 +164,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitMutationsPerMinute: e.RATE_LIMIT_MUTATIONS_PER_MINUTE,
     trustProxy: e.TRUST_PROXY,
     persistedOperations: e.PERSISTED_OPERATIONS,
-    ...(e.PERSISTED_OPERATIONS_FILE ? { persistedOperationsFile: e.PERSISTED_OPERATIONS_FILE } : {}),
+    // A relative path: from where the user ran npm, or the working directory (resolveUserPath).
+    ...(e.PERSISTED_OPERATIONS_FILE ? { persistedOperationsFile: resolveUserPath(e.PERSISTED_OPERATIONS_FILE, env) } : {}),
     introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== 'production',
     ide: e.GRAPHQL_IDE ?? e.NODE_ENV !== 'production',
   };

@@ -1,8 +1,9 @@
 // First: tracing must be set up before the modules it instruments are loaded.
 import { tracing } from './instrument';
-import { ConfigError, createLogger } from '@blog/shared';
+import { ConfigError, createLogger, reportReady } from '@blog/shared';
 import { createApp, type ApiApp } from './app';
 import { loadConfig, type ApiConfig } from './env';
+import { PersistedListError } from './limits/persisted';
 
 /**
  * The API process: reads its configuration once, starts, prints where it is, and shuts down
@@ -70,9 +71,17 @@ async function main(): Promise<void> {
     { url: `${app.url}/graphql`, defaultSyncMode: config.defaultSyncMode, authMode: config.auth.mode },
     `API ready at ${app.url}/graphql (GraphiQL in a browser; /health, /ready, /metrics)`,
   );
+  // To `npm start`, when it started this process: it prints the URL (the real port when PORT=0).
+  reportReady('api', app.url);
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof PersistedListError) {
+    // Found while starting, before any connection: a configuration problem, said in one line.
+    process.stderr.write(`blog-api: ${err.message}\n`);
+    exit(2);
+    return;
+  }
   logger.error({ err }, `the API failed to start: ${err instanceof Error ? err.message : String(err)}`);
   exit(1);
 });

@@ -1,5 +1,7 @@
 import { SyncEngine } from '@blog/shared';
 import { testPool } from '@blog/shared/test/helpers';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { backendsWaitingOnLock, countCompleted, createFixture, jobRows, sleep, waitFor, WorkerProcess, Writer } from './helpers';
 
@@ -146,4 +148,22 @@ describe('worker process', () => {
     await waitFor('retried and completed', async () => (await countCompleted(pool, jobs)) === 1, 15_000);
     expect((await new SyncEngine(pool).verify()).total).toBe(0);
   }, 60_000);
+
+  it('a health port already taken (a second worker next to npm start): exit 2 and one line saying what to do, no stack trace', async () => {
+    // Another process answers on the port, as npm start's worker does on 8001.
+    const other = http.createServer((_req, res) => res.end('{"healthy":true}'));
+    await new Promise<void>((resolve) => other.listen(0, resolve));
+    const port = (other.address() as AddressInfo).port;
+    try {
+      const w = WorkerProcess.spawn('blog-worker-second', { WORKER_HEALTH_PORT: String(port) });
+      procs.push(w);
+      expect((await w.exited).code).toBe(2);
+      expect(w.output).toEqual([
+        `blog-worker: Port ${port} (WORKER_HEALTH_PORT) is already in use by another process (another \`npm start\` or worker?): ` +
+          'set WORKER_HEALTH_PORT=0 to pick a free port, or WORKER_HEALTH_PORT to another free port, or stop that process.',
+      ]);
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
 });

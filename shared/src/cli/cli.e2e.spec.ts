@@ -115,6 +115,23 @@ describe('command-line tools', () => {
     expect(rows).toEqual([{ name: 'Robert Smith' }]);
   });
 
+  it('sync verify finds a kept count that differs from the rows; --repair recounts it', async () => {
+    expect(await cli('sync', ['verify'])).toMatchObject({ code: 0 });
+    await pool.query(
+      "UPDATE tb_user_stats SET comment_count = comment_count + 5 WHERE user_id = (SELECT id FROM tb_user WHERE username = 'alice')",
+    );
+    const drift = await cli('sync', ['verify']);
+    expect(drift.code).toBe(1);
+    expect(drift.stdout).toMatch(/user\s+0 missing, 1 stale, 0 orphaned/);
+    const repaired = await cli('sync', ['verify', '--repair']);
+    expect(repaired.stdout).toContain('after repair: no drift');
+    expect(repaired.code).toBe(0);
+    const { rows } = await pool.query(
+      "SELECT s.comment_count, (v.data->>'commentCount')::int AS shown FROM tb_user u JOIN tb_user_stats s ON s.user_id = u.id JOIN tv_user v ON v.id = u.id WHERE u.username = 'alice'",
+    );
+    expect(rows).toEqual([{ comment_count: 1, shown: 1 }]);
+  });
+
   it('sync rebuild recomputes every projection', async () => {
     await pool.query('DELETE FROM tv_post');
     const rebuilt = await cli('sync', ['rebuild']);

@@ -39,3 +39,28 @@ export function runCli(main: (argv: string[]) => Promise<number | void>): void {
     },
   );
 }
+
+/**
+ * What a service sends the process that started it (`npm start`) over the IPC channel once it
+ * listens: proof that the answer on that port is this process's, and its real URL (port 0).
+ */
+export interface ReadyMessage {
+  type: 'blog-service-ready';
+  service: string;
+  url: string;
+}
+
+/** Sends the ReadyMessage when the process was started with an IPC channel; does nothing otherwise. */
+export function reportReady(service: string, url: string): void {
+  const message: ReadyMessage = { type: 'blog-service-ready', service, url };
+  process.send?.(message);
+}
+
+export function isReadyMessage(message: unknown): message is ReadyMessage {
+  return (
+    typeof message === 'object' &&
+    message !== null &&
+    (message as { type?: unknown }).type === 'blog-service-ready' &&
+    typeof (message as { url?: unknown }).url === 'string'
+  );
+}

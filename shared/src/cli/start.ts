@@ -7,21 +7,24 @@ import { openDatabase, readDatabaseConfig, type OpenedDatabase } from '../db/dat
 import { repoRoot } from '../db/paths';
 import { prepareDatabase } from '../db/prepare';
 import { createLogger } from '../log/logger';
-import { EXIT, runCli } from './run';
+import { assertPortFree } from '../net/free-port';
+import { EXIT, isReadyMessage, runCli } from './run';
 
 /**
  * `npm start`: the whole service on one machine. Brings up the database (embedded unless
  * DATABASE_URL is set), migrates, seeds an empty database, then runs the API and the worker as
- * separate processes and prints where the API is. Ctrl-C (or SIGTERM) stops the services first and
- * the database last.
+ * separate processes and prints where the API is, once the API it started says it listens (over
+ * the IPC channel: an answer on the port from another process does not count). Ctrl-C (or SIGTERM)
+ * stops the services first and the database last.
  */
 const startEnv = z.object({
-  PORT: intVar(8000, 1, 65535),
+  // 0: the API picks a free port and reports it.
+  PORT: intVar(8000, 0, 65535),
   WORKER_HEALTH_PORT: intVar(8001, 0, 65535),
   SEED_WHEN_EMPTY: boolVar(true),
   // How long the services get to finish in-flight work after Ctrl-C before they are killed.
   SHUTDOWN_TIMEOUT_MS: intVar(15_000, 100, 600_000),
-  // How long the API may take to answer /health after it was spawned.
+  // How long the API may take to listen after it was spawned.
   STARTUP_TIMEOUT_MS: intVar(60_000, 1000, 600_000),
 });
 
@@ -33,6 +36,9 @@ const SERVICES = [
 runCli(async () => {
   const env = parseEnv(startEnv);
   const dbConfig = readDatabaseConfig();
+  // Before the database starts: a port held by another process (a second `npm start`) stops us at once.
+  await assertPortFree(env.PORT, 'PORT');
+  await assertPortFree(env.WORKER_HEALTH_PORT, 'WORKER_HEALTH_PORT');
   const logger = createLogger('blog-start');
   const children = new Map<string, ChildProcess>();
   const state: { db?: OpenedDatabase } = {};
@@ -60,7 +66,8 @@ runCli(async () => {
 
   for (const service of SERVICES) {
     const child = spawn(process.execPath, [service.main], {
-      stdio: 'inherit',
+      // The IPC channel carries the API's ReadyMessage.
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, DATABASE_URL: db.url, PORT: String(env.PORT), WORKER_HEALTH_PORT: String(env.WORKER_HEALTH_PORT) },
     });
     children.set(service.name, child);
@@ -73,28 +80,55 @@ runCli(async () => {
     });
   }
 
-  const ready = await waitForHealth(`http://127.0.0.1:${env.PORT}/health`, env.STARTUP_TIMEOUT_MS, () => Boolean(stopping));
+  const api = children.get('api');
+  const apiUrl = api && (await waitForReady(api, env.STARTUP_TIMEOUT_MS));
   if (stopping) return done;
-  if (!ready) {
-    logger.error(`the API did not answer /health within ${env.STARTUP_TIMEOUT_MS} ms`);
+  if (!apiUrl) {
+    logger.error(`the API did not report that it listens within ${env.STARTUP_TIMEOUT_MS} ms`);
     return stop(EXIT.failure);
   }
-  process.stdout.write(`API ready at http://localhost:${env.PORT}/graphql (Ctrl-C stops everything)\n`);
+  // Where the database is, and a command that starts one more worker beside these (pasted as is).
+  const workerMain = shellQuote(SERVICES.find((s) => s.name === 'worker')!.main);
+  process.stdout.write(
+    `API ready at ${apiUrl}/graphql (Ctrl-C stops everything)\n` +
+      (db.embedded
+        ? `DATABASE_URL=${db.url} (the embedded PostgreSQL; data in ${db.embedded.dataDir})\n` +
+          `More workers (another terminal): DATABASE_URL=${shellQuote(db.url)} WORKER_HEALTH_PORT=0 node ${workerMain}\n`
+        : `DATABASE_URL=${withoutPassword(db.url)} (yours)\n` +
+          `More workers (another terminal): DATABASE_URL=<the same URL> WORKER_HEALTH_PORT=0 node ${workerMain}\n`),
+  );
   return done;
 });
 
-async function waitForHealth(url: string, timeoutMs: number, cancelled: () => boolean): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && !cancelled()) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
+/** The URL the child reports in its ReadyMessage; undefined when it exits or the time runs out first. */
+function waitForReady(child: ChildProcess, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const finish = (url: string | undefined) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(url);
+    };
+    const onMessage = (message: unknown) => {
+      if (isReadyMessage(message)) finish(message.url);
+    };
+    const onExit = () => finish(undefined);
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+/** The URL with its password replaced by `***` (a server of the user's own: not echoed). */
+function withoutPassword(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}
+
+/** A shell word for POSIX shells: single-quoted unless it only has safe characters. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within the timeout. */

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 
 /** Thrown when configuration is invalid; the message lists every bad variable and why. */
@@ -73,3 +74,12 @@ export const enumVar = <const T extends readonly [string, ...string[]]>(values: 
       error: `must be one of ${values.join(', ')}`,
     }).default(def.toUpperCase() as T[number]),
   );
+
+/**
+ * A file path as the user meant it: a relative one is resolved from the folder they ran the command
+ * in. npm runs a workspace's scripts in the workspace's folder and sets INIT_CWD to the folder npm
+ * was run from; without npm, that is the process's working directory.
+ */
+export function resolveUserPath(file: string, env: Record<string, string | undefined> = process.env): string {
+  return path.resolve(env.INIT_CWD || process.cwd(), file);
+}

@@ -3,7 +3,7 @@ import { intVar, optionalPgUrl, optionalString, parseEnv } from '../config/env';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { EmbeddedPostgres } from './embedded';
-import { defaultEmbeddedDataDir } from './paths';
+import { defaultEmbeddedDataDir, rootFallbackDataDir } from './paths';
 import { connectClient } from './pool';
 
 export const databaseEnvSchema = z.object({
@@ -40,6 +40,8 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger = sile
   }
   const embedded = new EmbeddedPostgres({
     dataDir: config.EMBEDDED_PG_DIR ?? defaultEmbeddedDataDir,
+    // A folder the user chose is used or refused, never swapped for another.
+    ...(config.EMBEDDED_PG_DIR ? {} : { fallbackDataDir: rootFallbackDataDir('postgres') }),
     port: config.EMBEDDED_PG_PORT,
     password: config.EMBEDDED_PG_PASSWORD ?? 'postgres',
     logger,

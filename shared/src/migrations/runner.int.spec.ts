@@ -7,6 +7,7 @@ import { defaultMigrationsDir } from '../db/paths';
 import { createPool } from '../db/pool';
 import { checksum, MigrationError, readMigrationFiles } from './files';
 import { Migrator } from './runner';
+import { splitStatements } from './split';
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -149,5 +150,72 @@ describe('migration runner', () => {
     await expect(readMigrationFiles(bad)).rejects.toThrow(/add-things\.sql is not of the form NNN_name\.sql/);
     const dup = await tempDir({ '001_again.sql': 'SELECT 1;' });
     await expect(readMigrationFiles(dup)).rejects.toThrow(/Two migrations share version 1/);
+  });
+
+  it('runs a -- migrate:no-transaction file statement by statement (two CREATE INDEX CONCURRENTLY)', async () => {
+    const dir = await tempDir({
+      '900_concurrent_indexes.sql': [
+        '-- migrate:no-transaction',
+        '-- Two indexes built without blocking writes; a ; in a comment does not end a statement.',
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_test_post_title ON tb_post (title);',
+        '/* a block comment; /* nested; */ still a comment; */',
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_test_comment_content ON tb_comment (content) WHERE content <> ';';",
+        'DO $body$ BEGIN PERFORM 1; PERFORM 2; END $body$;',
+        "COMMENT ON INDEX idx_test_post_title IS E'it''s \\'quoted\\'; really';",
+      ].join('\n'),
+    });
+    const applied = await new Migrator(db.url, { dir }).up();
+    expect(applied.map((f) => f.file)).toContain('900_concurrent_indexes.sql');
+    const indexes = await query<{ name: string; valid: boolean }>(
+      db.url,
+      `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE c.relname LIKE 'idx_test_%' ORDER BY 1`,
+    );
+    expect(indexes).toEqual([
+      { name: 'idx_test_comment_content', valid: true },
+      { name: 'idx_test_post_title', valid: true },
+    ]);
+    expect(await query(db.url, "SELECT obj_description('idx_test_post_title'::regclass) AS d")).toEqual([{ d: "it's 'quoted'; really" }]);
+    expect(await query(db.url, 'SELECT version FROM schema_migrations WHERE version = 900')).toEqual([{ version: 900 }]);
+  });
+
+  it('a failing statement of a no-transaction file: named with its line, earlier ones kept, the file not recorded', async () => {
+    const dir = await tempDir({
+      '900_half.sql': '-- migrate:no-transaction\nCREATE TABLE half_kept (id int);\n\nSELECT no_such_function();\nCREATE TABLE never_made (id int);\n',
+    });
+    await expect(new Migrator(db.url, { dir }).up()).rejects.toThrow(
+      /900_half\.sql failed at statement 2 of 3 \(line 4\): function no_such_function\(\) does not exist\. It runs without a transaction, so the 1 statement\(s\) before it stay applied/,
+    );
+    expect(await query(db.url, "SELECT to_regclass('half_kept')::text AS a, to_regclass('never_made')::text AS b")).toEqual([{ a: 'half_kept', b: null }]);
+    expect(await query(db.url, 'SELECT version FROM schema_migrations WHERE version = 900')).toEqual([]);
+  });
+
+  it('refuses a no-transaction file it cannot split before applying anything', async () => {
+    const atomic = await tempDir({
+      '900_atomic.sql': '-- migrate:no-transaction\nCREATE TABLE before_atomic (id int);\nCREATE FUNCTION one() RETURNS int LANGUAGE sql\nBEGIN ATOMIC SELECT 1; END;\n',
+    });
+    await expect(new Migrator(db.url, { dir: atomic }).up()).rejects.toThrow(
+      /900_atomic\.sql, line 3: a BEGIN ATOMIC body cannot be split into statements; put it in a migration without -- migrate:no-transaction/,
+    );
+    // Nothing was applied, not even the migrations before it.
+    expect(await query(db.url, "SELECT to_regclass('schema_migrations')::text AS t")).toEqual([{ t: 'schema_migrations' }]);
+    expect(await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations')).toEqual([{ n: 0 }]);
+    const open = await tempDir({ '900_open.sql': "-- migrate:no-transaction\nSELECT 1;\nSELECT 'not closed;\n" });
+    await expect(new Migrator(db.url, { dir: open }).up()).rejects.toThrow(/900_open\.sql: a quoted string starting on line 3 is not closed/);
+  });
+
+  it('splits SQL at the semicolons that end statements only', () => {
+    const sql = [
+      'SELECT \'a;b\', "we;ird" FROM t; -- trailing; comment',
+      "SELECT $$x;y$$, $q$ $$; $q$, a$b, $1, E'\\';', 'c:\\'; SELECT 2;",
+      ';;  /* only a comment; */ ;',
+      'SELECT 3',
+    ].join('\n');
+    expect(splitStatements(sql, 'x.sql')).toEqual([
+      { text: 'SELECT \'a;b\', "we;ird" FROM t', line: 1 },
+      { text: "SELECT $$x;y$$, $q$ $$; $q$, a$b, $1, E'\\';', 'c:\\'", line: 2 },
+      { text: 'SELECT 2', line: 2 },
+      { text: 'SELECT 3', line: 4 },
+    ]);
   });
 });

@@ -5,6 +5,7 @@ import { connectClient, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MigrationError, readMigrationFiles, type MigrationFile } from './files';
+import { splitStatements, type SqlStatement } from './split';
 
 /**
  * Key of the session advisory lock that serialises migrators: two processes starting at once both
@@ -73,7 +74,12 @@ export class Migrator {
         const states = compare(files, await readApplied(client));
         assertHistoryIntact(states);
         const pending = files.filter((f) => states.find((s) => s.version === f.version)?.state === 'pending');
-        for (const file of pending) await this.apply(client, file);
+        // Files without a transaction are split before anything is applied: one that cannot be split is refused up front.
+        const split = new Map(pending.filter((f) => !f.transactional).map((f) => [f, splitStatements(f.sql, f.file)]));
+        for (const file of pending) {
+          const statements = split.get(file);
+          await (statements ? this.applyWithoutTransaction(client, file, statements) : this.apply(client, file));
+        }
         return pending;
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
@@ -107,22 +113,42 @@ export class Migrator {
   /** The files checkOn() compares with, read once. */
   private files: Promise<MigrationFile[]> | undefined;
 
+  /** A file in one transaction, recorded in the same transaction. */
   private async apply(client: pg.Client, file: MigrationFile): Promise<void> {
     const started = performance.now();
     this.log.info({ migration: file.file }, 'applying migration');
     try {
-      if (file.transactional) await client.query('BEGIN');
+      await client.query('BEGIN');
       await client.query(file.sql);
-      await client.query(
-        'INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)',
-        [file.version, file.name, file.checksum, Math.round(performance.now() - started)],
-      );
-      if (file.transactional) await client.query('COMMIT');
+      await record(client, file, started);
+      await client.query('COMMIT');
     } catch (err) {
-      if (file.transactional) await client.query('ROLLBACK').catch(() => undefined);
-      const detail = err instanceof Error ? err.message : String(err);
-      throw new MigrationError(`Migration ${file.file} failed and was rolled back: ${detail}`, { cause: err });
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw new MigrationError(`Migration ${file.file} failed and was rolled back: ${describe(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * A `-- migrate:no-transaction` file, one statement at a time: sent as one query string,
+   * PostgreSQL would run its statements as one implicit transaction, where CREATE INDEX
+   * CONCURRENTLY and the like are refused. Recorded once every statement has run.
+   */
+  private async applyWithoutTransaction(client: pg.Client, file: MigrationFile, statements: SqlStatement[]): Promise<void> {
+    const started = performance.now();
+    this.log.info({ migration: file.file, statements: statements.length }, 'applying migration without a transaction');
+    for (const [index, statement] of statements.entries()) {
+      try {
+        await client.query(statement.text);
+      } catch (err) {
+        throw new MigrationError(
+          `Migration ${file.file} failed at statement ${index + 1} of ${statements.length} (line ${statement.line}): ${describe(err)}. ` +
+            `It runs without a transaction, so the ${index} statement(s) before it stay applied: ` +
+            'fix the file so that running it again is safe (IF NOT EXISTS; drop an index left INVALID), then migrate again.',
+          { cause: err },
+        );
+      }
+    }
+    await record(client, file, started);
   }
 
   private async withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -133,6 +159,19 @@ export class Migrator {
       await client.end();
     }
   }
+}
+
+function record(client: pg.Client, file: MigrationFile, started: number): Promise<unknown> {
+  return client.query('INSERT INTO schema_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)', [
+    file.version,
+    file.name,
+    file.checksum,
+    Math.round(performance.now() - started),
+  ]);
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 async function readApplied(client: Queryable): Promise<AppliedRow[]> {

@@ -2,20 +2,38 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool';
 import { SyncEngine } from '../sync/engine';
 import { planSync } from '../sync/dependencies';
-import { createUserStats } from '../sync/user-stats';
+import { createUserStats, recountUserStats } from '../sync/user-stats';
+import { SEED_COMMENTS, SEED_POSTS } from './data';
 import { insertSeedRows, type SeedResult } from './seed';
 
 /**
  * Inserts the sample data and syncs what it inserted, in one transaction: the seed's rows and their
  * projections appear together. A second run inserts nothing and therefore syncs nothing.
+ *
+ * Kept counts: the users it inserts get rows counted from theirs; users that existed already and
+ * get a post or comment back (one deleted since an earlier seed) are recounted, as the insert
+ * bypasses the commands that keep their counts.
  */
 export async function seed(pool: pg.Pool, sync = new SyncEngine(pool)): Promise<SeedResult> {
   return withTransaction(pool, async (client) => {
     const inserted = await insertSeedRows(client);
     await createUserStats(client, inserted.users);
+    await recountUserStats(client, existingAuthorsOf(inserted));
     await sync.refreshIn(client, await planSync(client, { user: inserted.users, post: inserted.posts, comment: inserted.comments }));
     return inserted;
   });
+}
+
+/** The authors of the inserted posts and comments that this run did not insert itself. */
+function existingAuthorsOf(inserted: SeedResult): string[] {
+  const posts = new Set(inserted.posts);
+  const comments = new Set(inserted.comments);
+  const authors = new Set<string>([
+    ...SEED_POSTS.filter((p) => posts.has(p.id)).map((p) => p.authorId),
+    ...SEED_COMMENTS.filter((c) => comments.has(c.id)).map((c) => c.authorId),
+  ]);
+  for (const user of inserted.users) authors.delete(user);
+  return [...authors];
 }
 
 /** True when tb_user has no rows (a new database): `npm start` seeds only then. */

@@ -1,6 +1,9 @@
 import type pg from 'pg';
 import { testPool } from '../../test/helpers';
+import { withTransaction } from '../db/pool';
+import { planSync } from '../sync/dependencies';
 import { SyncEngine } from '../sync/engine';
+import { applyCountChanges } from '../sync/user-stats';
 import { SEED_COMMENTS, SEED_POSTS, SEED_USERS } from './data';
 import { isEmpty, seed } from './run';
 
@@ -54,5 +57,30 @@ describe('seed', () => {
     const again = await seed(pool);
     expect(again).toEqual({ users: [], posts: [], comments: [] });
     expect(await snapshot(pool)).toBe(before);
+  });
+
+  it('keeps the counts right when it puts back a comment deleted since, by a user that exists', async () => {
+    const bob = SEED_USERS[1].id;
+    const sample = SEED_COMMENTS.find((c) => c.authorId === bob)!;
+    const sync = new SyncEngine(pool);
+    // As the API's commands do: the row, the kept count and the sync in one transaction.
+    const command = (sql: string, params: unknown[], comments: number, changed: string) =>
+      withTransaction(pool, async (c) => {
+        await c.query(sql, params);
+        await applyCountChanges(c, [{ userId: bob, comments }]);
+        await sync.refreshIn(c, await planSync(c, { comment: [changed], user: [bob] }));
+      });
+    const added = '00000000-0000-0000-00ee-000000000001';
+    await command("INSERT INTO tb_comment (id, post_id, author_id, content) VALUES ($1, $2, $3, 'One more')", [added, SEED_POSTS[0].id, bob], 1, added);
+    await command('DELETE FROM tb_comment WHERE id = $1', [sample.id], -1, sample.id);
+    const kept = async () =>
+      (await pool.query<{ n: number }>('SELECT comment_count AS n FROM tb_user_stats WHERE user_id = $1', [bob])).rows[0]!.n;
+    expect(await kept()).toBe(1);
+
+    expect(await seed(pool)).toEqual({ users: [], posts: [], comments: [sample.id] });
+    expect(await kept()).toBe(2);
+    const { rows } = await pool.query("SELECT (data->>'commentCount')::int AS n FROM tv_user WHERE id = $1", [bob]);
+    expect(rows).toEqual([{ n: 2 }]);
+    expect((await sync.verify()).total).toBe(0);
   });
 });

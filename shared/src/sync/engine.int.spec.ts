@@ -5,6 +5,7 @@ import { withTransaction } from '../db/pool';
 import { SyncEngine } from './engine';
 import { SyncError } from './errors';
 import { FEW_IDS } from './projections/iso';
+import { createUserStats } from './user-stats';
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -266,6 +267,30 @@ describe('sync engine', () => {
       ['user', 'full', true],
     ]);
     expect((await sync.verify()).total).toBe(0);
+  });
+
+  it('verify reports a user whose kept counts differ from the rows as stale, before any refresh copied them; repair recounts', async () => {
+    const [alice, bob] = await insertUsers(pool, 2);
+    await insertPosts(pool, [alice!.id], 2);
+    await insertComments(pool, await insertPosts(pool, [bob!.id], 1), [alice!.id], 3);
+    await createUserStats(pool, [alice!.id, bob!.id]);
+    await sync.users([alice!.id, bob!.id]);
+    const problemsOf = (report: Awaited<ReturnType<SyncEngine['verify']>>, id: string) =>
+      Object.entries(report.problems.user).filter(([, ids]) => ids.includes(id)).map(([problem]) => problem);
+    expect(problemsOf(await sync.verify(), alice!.id)).toEqual([]);
+
+    // A count changed behind the commands' back: tv_user still shows the right one.
+    await pool.query('UPDATE tb_user_stats SET comment_count = comment_count + 5 WHERE user_id = $1', [alice!.id]);
+    const report = await sync.verify();
+    expect(problemsOf(report, alice!.id)).toEqual(['stale']);
+    expect(problemsOf(report, bob!.id)).toEqual([]);
+    expect(report.problems.user.stale.filter((id) => id === alice!.id)).toHaveLength(1);
+
+    await sync.repair(report);
+    const { rows } = await pool.query('SELECT comment_count FROM tb_user_stats WHERE user_id = $1', [alice!.id]);
+    expect(rows).toEqual([{ comment_count: 3 }]);
+    expect(problemsOf(await sync.verify(), alice!.id)).toEqual([]);
+    expect(await projection(pool, 'tv_user', alice!.id)).toMatchObject({ commentCount: 3, postCount: 2 });
   });
 
   it('readers keep seeing the old rows until a full rebuild commits', async () => {

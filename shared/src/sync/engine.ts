@@ -361,8 +361,9 @@ export class SyncEngine {
 
   /**
    * Compares every tv_* row with a fresh computation from tb_*: rows missing, stale (different
-   * document or columns) and orphaned (source gone). Each type is compared in one statement, so
-   * both sides are read from the same snapshot.
+   * document or columns; for users, also kept counts that differ from the rows) and orphaned
+   * (source gone). Each type is compared in one statement, so both sides are read from the same
+   * snapshot.
    */
   async verify(): Promise<VerifyReport> {
     const problems = {} as VerifyReport['problems'];

@@ -191,11 +191,19 @@ function build(p: Projection): ProjectionStatements {
              (SELECT count(*) FROM upserted)::int AS updated,
              (SELECT count(*) FROM deleted)::int AS deleted`,
     verify: `
-      WITH doc AS (${p.documents('all')})
-      SELECT coalesce(doc.id, t.id) AS id,
-             CASE WHEN t.id IS NULL THEN 'missing' WHEN doc.id IS NULL THEN 'orphaned' ELSE 'stale' END AS problem
-        FROM doc FULL JOIN ${p.target} t ON t.id = doc.id
-       WHERE t.id IS NULL OR doc.id IS NULL OR ${changed}`,
+      WITH doc AS (${p.documents('all')}),
+      drift AS (
+        SELECT coalesce(doc.id, t.id) AS id,
+               CASE WHEN t.id IS NULL THEN 'missing' WHEN doc.id IS NULL THEN 'orphaned' ELSE 'stale' END AS problem
+          FROM doc FULL JOIN ${p.target} t ON t.id = doc.id
+         WHERE t.id IS NULL OR doc.id IS NULL OR ${changed})
+      SELECT id, problem FROM drift${
+        p.alsoStale
+          ? `
+      UNION ALL
+      SELECT k.id, 'stale' FROM (${p.alsoStale}) k WHERE NOT EXISTS (SELECT 1 FROM drift WHERE drift.id = k.id)`
+          : ''
+      }`,
     preview: `SELECT id, data FROM (${p.documents('few')}) doc`,
   };
 }

@@ -83,14 +83,29 @@ const counted = (scope: 'ids' | 'all') => `
     ${joinAuthorCounts('s.user_id', scope === 'ids' ? 'author_id = ANY($1::uuid[])' : 'true')}
    ${scope === 'ids' ? 'WHERE s.user_id = ANY($1::uuid[])' : ''}`;
 
+/** The kept counts in `s` (tb_user_stats) differ from those of `counted`. */
+const DIFFERS =
+  '(s.post_count, s.published_post_count, s.comment_count) IS DISTINCT FROM (counted.posts, counted.published, counted.comments)';
+
 const fix = (scope: 'ids' | 'all') => `
   WITH counted AS (${counted(scope)})
   UPDATE tb_user_stats s
      SET post_count = counted.posts, published_post_count = counted.published, comment_count = counted.comments
     FROM counted
    WHERE s.user_id = counted.user_id
-     AND (s.post_count, s.published_post_count, s.comment_count) IS DISTINCT FROM (counted.posts, counted.published, counted.comments)
+     AND ${DIFFERS}
   RETURNING s.user_id`;
+
+/**
+ * The users whose kept counts differ from their rows, as `id`: part of `sync verify`, which reports
+ * them as stale users (a wrong count that no refresh has copied into tv_user yet is not visible in
+ * the documents), so that `--repair` recounts them.
+ */
+export const WRONG_KEPT_COUNTS = `
+  SELECT s.user_id AS id
+    FROM (${counted('all')}) counted
+    JOIN tb_user_stats s ON s.user_id = counted.user_id
+   WHERE ${DIFFERS}`;
 
 const LOCK_IDS = 'SELECT user_id FROM tb_user_stats WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR NO KEY UPDATE';
 const LOCK_ALL = 'LOCK TABLE tb_user_stats IN SHARE ROW EXCLUSIVE MODE';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXIT, runCli, SEED_OPERATIONS, UsageError } from '@blog/shared';
+import { EXIT, resolveUserPath, runCli, SEED_OPERATIONS, UsageError } from '@blog/shared';
 import { parse, specifiedRules, validate } from 'graphql';
 import { createSchema } from '../graphql/schema';
 import { sha256 } from '../limits/persisted';
@@ -15,7 +15,8 @@ import { sha256 } from '../limits/persisted';
  * --seed adds the seed README's documents (SEED_OPERATIONS); a folder adds every .graphql/.gql file
  * under it (each file is one document, sent by clients exactly as written). Every document is
  * parsed and validated against the API's schema first: a list cannot hold a document the API would
- * refuse. Without --out the JSON goes to stdout.
+ * refuse. Without --out the JSON goes to stdout. Relative paths are from the folder the command was
+ * run in (not services/api, where npm runs the script).
  */
 const USAGE =
   'Usage: npm run persisted-operations -w @blog/api -- [--seed] [<folder or .graphql file>...] [--out <file>]\n' +
@@ -65,13 +66,14 @@ export async function main(argv: string[]): Promise<number> {
     const arg = argv[i]!;
     if (arg === '--seed') seed = true;
     else if (arg === '--out') {
-      out = argv[++i];
-      if (!out) throw new UsageError(`--out needs a file name\n${USAGE}`);
+      const file = argv[++i];
+      if (!file) throw new UsageError(`--out needs a file name\n${USAGE}`);
+      out = resolveUserPath(file);
     } else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${USAGE}\n`);
       return EXIT.ok;
     } else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}\n${USAGE}`);
-    else paths.push(arg);
+    else paths.push(resolveUserPath(arg));
   }
   if (!seed && !paths.length) throw new UsageError(USAGE);
   const sources: ListSource[] = seed ? Object.entries(SEED_OPERATIONS).map(([name, document]) => ({ name: `seed ${name}`, document })) : [];

@@ -30,15 +30,27 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/** A list file that is missing, unreadable or malformed: a configuration error (the API exits 2). */
 export class PersistedListError extends Error {
   override readonly name = 'PersistedListError';
 }
 
 /** Reads and checks a list file: `{ "<sha256 hex>": "<document>" }`. */
 export function loadPersistedList(file: string): Map<string, string> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new PersistedListError(
+      `PERSISTED_OPERATIONS_FILE: cannot read ${file} (${reason}); write the list with ` +
+        '`npm run persisted-operations -w @blog/api -- --seed --out <file>` or set the variable to where it is.',
+      { cause: err },
+    );
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new PersistedListError(`PERSISTED_OPERATIONS_FILE ${file}: ${(err as Error).message}`, { cause: err });
   }

@@ -1,4 +1,5 @@
 import type { EntityType } from '../types';
+import { WRONG_KEPT_COUNTS } from '../user-stats';
 import { commentDocumentsSql } from './comment';
 import type { Scope } from './iso';
 import { postDocumentsSql } from './post';
@@ -17,10 +18,23 @@ export interface Projection {
   target: 'tv_user' | 'tv_post' | 'tv_comment';
   columns: readonly string[];
   documents(scope: Scope): string;
+  /**
+   * A SELECT of ids (`id`) whose projection rows are stale for a reason that comparing documents
+   * cannot see; `sync verify` reports them as stale too.
+   */
+  alsoStale?: string;
 }
 
 export const PROJECTIONS: Readonly<Record<EntityType, Projection>> = {
-  user: { entity: 'user', source: 'tb_user', target: 'tv_user', columns: ['created_at'], documents: userDocumentsSql },
+  user: {
+    entity: 'user',
+    source: 'tb_user',
+    target: 'tv_user',
+    columns: ['created_at'],
+    documents: userDocumentsSql,
+    // A kept count that differs from the rows, before any refresh has copied it into tv_user.
+    alsoStale: WRONG_KEPT_COUNTS,
+  },
   post: {
     entity: 'post',
     source: 'tb_post',
