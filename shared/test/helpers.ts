@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
@@ -99,4 +100,16 @@ export function recordingLogger(level = 'debug'): { logger: Logger; lines: LogLi
   const lines: LogLine[] = [];
   const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
   return { logger, lines };
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

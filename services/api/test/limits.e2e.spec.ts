@@ -2,40 +2,26 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { seed, SEED_OPERATIONS } from '@blog/shared';
-import { LOG_LEVELS, recordingLogger, testPool } from '@blog/shared/test/helpers';
+import { SEED_OPERATIONS } from '@blog/shared';
+import { LOG_LEVELS, recordingLogger } from '@blog/shared/test/helpers';
 import { getIntrospectionQuery } from 'graphql';
-import type pg from 'pg';
 import { buildList } from '../src/cli/persisted-operations';
 import { loadConfig } from '../src/env';
 import { sha256 } from '../src/limits/persisted';
-import { ALICE, POST1, readPathOf, startApi, writeCounts, type TestApi } from './support';
+import { ALICE, POST1, readPathOf, seededApis, startApi, writeCounts, type TestApi } from './support';
 
 /**
  * Abuse limits over HTTP: the cost limit, the mutation rate limit, persisted operations and the
  * production defaults (introspection and the IDE off), each on the compiled read path and on
  * Apollo Server's.
  */
-let pool: pg.Pool;
-const apis: TestApi[] = [];
+const seeded = seededApis();
+const api = seeded.api;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blog-limits-'));
 
-beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-});
-
-afterAll(async () => {
-  await Promise.all(apis.map((a) => a.close()));
-  await pool?.end();
+afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function api(overrides: Parameters<typeof startApi>[0]): Promise<TestApi> {
-  const a = await startApi(overrides);
-  apis.push(a);
-  return a;
-}
 
 /** A GET request (GraphQL over GET is Apollo's alone; the IDE page and its assets). */
 const GET = (a: TestApi, pathname: string, headers: Record<string, string> = {}) => fetch(`${a.url}${pathname}`, { headers });
@@ -111,7 +97,7 @@ describe('mutation rate limit', () => {
       const ok = await a.post({ query: createUser(`rl_a${i}`) }, as('203.0.113.1'));
       expect(ok.json.errors).toBeUndefined();
     }
-    const before = await writeCounts(pool);
+    const before = await writeCounts(seeded.pool);
     const limited = await a.post({ query: createUser('rl_a3') }, as('203.0.113.1'));
     expect(limited.status).toBe(429);
     // A token every 20 s: the next one is at most 20 s away.
@@ -121,7 +107,7 @@ describe('mutation rate limit', () => {
     expect(limited.json.errors?.[0]?.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: wait });
     expect(limited.json.errors?.[0]?.message).toMatch(/Too many mutations/);
     expect(limited.json.data ?? null).toBeNull();
-    expect(await writeCounts(pool)).toEqual(before);
+    expect(await writeCounts(seeded.pool)).toEqual(before);
 
     // Another client (another address behind the same proxy) still writes.
     const other = await a.post({ query: createUser('rl_b0') }, as('203.0.113.2'));
@@ -135,21 +121,21 @@ describe('mutation rate limit', () => {
   });
 
   test('each root field of a mutation takes a token: a document of more writes than the bucket holds is refused whole', async () => {
-    const before = await writeCounts(pool);
+    const before = await writeCounts(seeded.pool);
     const res = await a.post(
       { query: `mutation { ${[0, 1, 2, 3].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
       as('203.0.113.3'),
     );
     expect(res.status).toBe(429);
     expect(res.json.errors?.[0]?.message).toBe('Too many mutations: this operation makes 4 writes and the limit is 3 a minute; split it.');
-    expect(await writeCounts(pool)).toEqual(before);
+    expect(await writeCounts(seeded.pool)).toEqual(before);
     // Three fit.
     const three = await a.post(
       { query: `mutation { ${[0, 1, 2].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
       as('203.0.113.3'),
     );
     expect(three.json.errors).toBeUndefined();
-    expect((await writeCounts(pool)).users).toBe(before.users! + 3);
+    expect((await writeCounts(seeded.pool)).users).toBe(before.users! + 3);
   });
 
   test('X-Forwarded-For entries left of the trusted proxy do not change the client', async () => {
@@ -188,10 +174,9 @@ describe('persisted operations', () => {
 
   beforeAll(async () => {
     fs.writeFileSync(file, JSON.stringify(list));
-    allow = await startApi({ persistedOperations: 'allow', persistedOperationsFile: file }, { logger: logs.logger });
-    only = await startApi({ persistedOperations: 'only', persistedOperationsFile: file }, { onQuery: (text) => statements.push(text), logger: logs.logger });
-    off = await startApi({ persistedOperations: 'off' }, { logger: logs.logger });
-    apis.push(allow, only, off);
+    allow = await api({ persistedOperations: 'allow', persistedOperationsFile: file }, { logger: logs.logger });
+    only = await api({ persistedOperations: 'only', persistedOperationsFile: file }, { onQuery: (text) => statements.push(text), logger: logs.logger });
+    off = await api({ persistedOperations: 'off' }, { logger: logs.logger });
   });
 
   test('the list maps the sha256 of each seed document to it', () => {
@@ -224,7 +209,7 @@ describe('persisted operations', () => {
     expect(hashed.status).toBe(200);
     expect(statements.filter((s) => readPathOf(s) === 'fast')).toHaveLength(1);
     expect((await only.gql(SEED_OPERATIONS.GetUser)).json.errors).toBeUndefined();
-    const before = await writeCounts(pool);
+    const before = await writeCounts(seeded.pool);
     statements = [];
     for (const query of ['{ posts(limit: 1) { id } }', `mutation { deletePost(id: "${POST1}") { id } }`, SEED_OPERATIONS.GetUser + ' ']) {
       const res = await only.gql(query);
@@ -232,7 +217,7 @@ describe('persisted operations', () => {
     }
     expect(statements).toEqual([]);
     expect((await only.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
-    expect(await writeCounts(pool)).toEqual(before);
+    expect(await writeCounts(seeded.pool)).toEqual(before);
   });
 
   test('only: GraphQL over GET (Apollo only) is held to the list as well', async () => {
@@ -305,7 +290,7 @@ describe('production mode: introspection and the IDE', () => {
       [`mutation { publishPost(id: "${POST1}", sync: INLIN) { id } }`, 'INLINE'],
       [`mutation ($s: SyncMode) { publishPost(id: "${POST1}", sync: $s) { id } }`, 'INLINE', { s: 'INLIN' }],
     ];
-    const before = await writeCounts(pool);
+    const before = await writeCounts(seeded.pool);
     for (const [query, name, variables] of misspelled) {
       const shown = await on.gql(query, variables);
       expect({ query, message: shown.json.errors?.[0]?.message }).toEqual({ query, message: expect.stringContaining(`Did you mean`) });
@@ -315,7 +300,7 @@ describe('production mode: introspection and the IDE', () => {
       expect({ query, message: hidden.json.errors![0]!.message }).toEqual({ query, message: expect.not.stringContaining('Did you mean') });
       expect(hidden.json.errors![0]!.message).not.toContain(`"${name}"`);
     }
-    expect(await writeCounts(pool)).toEqual(before);
+    expect(await writeCounts(seeded.pool)).toEqual(before);
   });
 
   test('development defaults: both on', async () => {

@@ -1,8 +1,5 @@
-import { seed } from '@blog/shared';
 import { insertPosts } from '@blog/shared/test/factory';
-import { testPool } from '@blog/shared/test/helpers';
-import type pg from 'pg';
-import { ALICE, BOB, POST1, SEED_OPERATIONS, startApi, type GqlResponse, type TestApi } from './support';
+import { ALICE, BOB, POST1, SEED_OPERATIONS, seededApis, type GqlResponse } from './support';
 
 /**
  * What one client's reads can cost the service (issue: "Defects found by trying the product as a
@@ -14,31 +11,16 @@ import { ALICE, BOB, POST1, SEED_OPERATIONS, startApi, type GqlResponse, type Te
  */
 jest.setTimeout(120_000);
 
-let pool: pg.Pool;
-const apis: TestApi[] = [];
+const file = seededApis();
+const api = file.api;
 const CONTROL = '\u0001'.repeat(100_000);
 /** One alias of 100 such posts: about 60 MB of JSON, over the default MAX_RESPONSE_BYTES (16 MiB). */
 const HEAVY = '{ posts(limit: 100, published: true) { content } }';
 
 beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-  const api = await startApi();
-  apis.push(api);
-  const ids = await insertPosts(pool, [ALICE], 100, { content: CONTROL, published: true });
-  await api.app.sync.posts(ids);
+  const ids = await insertPosts(file.pool, [ALICE], 100, { content: CONTROL, published: true });
+  await (await api()).app.sync.posts(ids);
 });
-
-afterAll(async () => {
-  await Promise.all(apis.map((a) => a.close()));
-  await pool?.end();
-});
-
-async function api(overrides: Parameters<typeof startApi>[0] = {}): Promise<TestApi> {
-  const a = await startApi(overrides);
-  apis.push(a);
-  return a;
-}
 
 const as = (ip: string) => ({ 'x-forwarded-for': ip });
 

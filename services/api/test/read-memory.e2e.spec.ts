@@ -1,10 +1,7 @@
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { seed } from '@blog/shared';
-import { testPool } from '@blog/shared/test/helpers';
-import type pg from 'pg';
-import { startApi, type TestApi } from './support';
+import { seededApis } from './support';
 
 /**
  * Memory that clients' documents could make the service hold (issue: "Defects found by trying the
@@ -13,24 +10,8 @@ import { startApi, type TestApi } from './support';
  */
 jest.setTimeout(180_000);
 
-let pool: pg.Pool;
-const apis: TestApi[] = [];
-
-beforeAll(async () => {
-  pool = testPool();
-  await seed(pool);
-});
-
-afterAll(async () => {
-  await Promise.all(apis.map((a) => a.close()));
-  await pool?.end();
-});
-
-async function api(overrides: Parameters<typeof startApi>[0] = {}): Promise<TestApi> {
-  const a = await startApi(overrides);
-  apis.push(a);
-  return a;
-}
+const file = seededApis();
+const api = file.api;
 
 /** V8's collector, to measure what stays reachable. */
 function collector(): () => void {
@@ -85,7 +66,7 @@ function privateBytes(pid: number): number | undefined {
 }
 
 async function apiBackends(): Promise<number[]> {
-  const { rows } = await pool.query<{ pid: number }>(
+  const { rows } = await file.pool.query<{ pid: number }>(
     "SELECT pid FROM pg_stat_activity WHERE application_name = 'blog-api' AND datname = current_database()",
   );
   return rows.map((r) => r.pid);

@@ -33,10 +33,38 @@ export function seededApi(overrides: Partial<ApiConfig> = {}): { pool: pg.Pool; 
 }
 
 /**
+ * This file's pool, with the seed's rows, and the APIs its tests start with `api(overrides)`: the
+ * pool is made before the file's tests, and everything is closed after them.
+ */
+export function seededApis(): { pool: pg.Pool; api(overrides?: Partial<ApiConfig>, options?: StartOptions): Promise<TestApi> } {
+  const apis: TestApi[] = [];
+  const file = {
+    pool: undefined as unknown as pg.Pool,
+    async api(overrides: Partial<ApiConfig> = {}, options: StartOptions = {}): Promise<TestApi> {
+      const a = await startApi(overrides, options);
+      apis.push(a);
+      return a;
+    },
+  };
+  beforeAll(async () => {
+    file.pool = testPool();
+    await seed(file.pool);
+  });
+  afterAll(async () => {
+    await Promise.all(apis.map((a) => a.close()));
+    await file.pool?.end();
+  });
+  return file;
+}
+
+/**
  * The API started in-process on a free port against this test file's database. The second argument
  * is createApp's options, or just its onQuery.
  */
-export async function startApi(overrides: Partial<ApiConfig> = {}, options: AppOptions | ((text: string) => void) = {}): Promise<TestApi> {
+/** createApp's options, or just its onQuery. */
+type StartOptions = AppOptions | ((text: string) => void);
+
+export async function startApi(overrides: Partial<ApiConfig> = {}, options: StartOptions = {}): Promise<TestApi> {
   const app = await createApp(configFor(testDatabaseUrl(), overrides), typeof options === 'function' ? { onQuery: options } : options);
   return new TestApi(app);
 }

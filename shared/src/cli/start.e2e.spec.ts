@@ -1,11 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { builtFile, testDatabaseUrl } from '../../test/helpers';
+import { acceptsConnections, builtFile, testDatabaseUrl } from '../../test/helpers';
 import { repoRoot } from '../db/paths';
 import { freePort } from '../net/free-port';
 
@@ -143,20 +143,9 @@ describe('npm start', () => {
       expect(await start.exited).toBe(0);
       // Everything stopped, the embedded server last.
       await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
-      expect(await accepts(pgPort)).toBe(false);
+      expect(await acceptsConnections(pgPort)).toBe(false);
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }
   }, 180_000);
 });
-
-async function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}

@@ -3,12 +3,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import { freePort } from '../net/free-port';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
+import { acceptsConnections } from '../../test/helpers';
 import { EmbeddedPostgres } from './embedded';
 
 /** Can this machine run the embedded binaries at all? (Unsupported platform, missing libraries.) */
@@ -21,17 +21,6 @@ function embeddedUnavailableReason(): string | undefined {
   } catch (err) {
     return `embedded PostgreSQL binaries cannot run here (${pkg}): ${(err as Error).message.split('\n')[0]}`;
   }
-}
-
-async function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 const reason = embeddedUnavailableReason();
@@ -56,7 +45,7 @@ describe('embedded PostgreSQL', () => {
     const server = new EmbeddedPostgres({ dataDir, port, password: 'secret' });
     try {
       await server.start();
-      expect(await accepts(port)).toBe(true);
+      expect(await acceptsConnections(port)).toBe(true);
       const client = new pg.Client({ connectionString: server.url('postgres') });
       await client.connect();
       const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
@@ -69,16 +58,16 @@ describe('embedded PostgreSQL', () => {
       await intruder.end().catch(() => undefined);
 
       await server.stop();
-      expect(await accepts(port)).toBe(false);
+      expect(await acceptsConnections(port)).toBe(false);
 
       // Starting again reuses the initialised data directory.
       await server.start();
-      expect(await accepts(port)).toBe(true);
+      expect(await acceptsConnections(port)).toBe(true);
     } finally {
       await server.stop();
       await fs.rm(parent, { recursive: true, force: true });
     }
-    expect(await accepts(port)).toBe(false);
+    expect(await acceptsConnections(port)).toBe(false);
   });
 
   itIfRoot('as root, from a folder closed to other users: runs a copy of the binaries and keeps the data where the postgres user can reach', async () => {
@@ -134,13 +123,13 @@ describe('embedded PostgreSQL', () => {
       await server.stop();
       const marker = await fs.stat(path.join(copy, '.complete'));
       await server.start();
-      expect(await accepts(port)).toBe(true);
+      expect(await acceptsConnections(port)).toBe(true);
       expect((await fs.stat(path.join(copy, '.complete'))).mtimeMs).toBe(marker.mtimeMs);
     } finally {
       await server.stop();
       await fs.rm(closed, { recursive: true, force: true });
       await fs.rm(open, { recursive: true, force: true });
     }
-    expect(await accepts(port)).toBe(false);
+    expect(await acceptsConnections(port)).toBe(false);
   }, 120_000);
 });
