@@ -151,13 +151,12 @@ export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>
 
 /**
  * Which read path sent a statement: the fast path's builds the whole `data` object
- * (json_build_object), Apollo's a JSON array of the root fields' values; both measure the answer
- * before sending it (reads/read-engine.ts, capped).
+ * (json_build_object), Apollo's a JSON array of the root fields' values; both have PostgreSQL
+ * measure the answer before sending it (blog_read_answer, reads/read-engine.ts).
  */
 export function readPathOf(text: string): 'fast' | 'apollo' | undefined {
-  if (!text.startsWith('SELECT CASE WHEN octet_length(r) <= ')) return undefined;
-  if (text.includes(' FROM (SELECT json_build_object(')) return 'fast';
-  if (text.includes(" FROM (SELECT '[' || ")) return 'apollo';
+  if (text.startsWith('SELECT blog_read_answer(json_build_object(')) return 'fast';
+  if (text.startsWith("SELECT blog_read_answer('[' || ")) return 'apollo';
   return undefined;
 }
 

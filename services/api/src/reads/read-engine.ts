@@ -102,6 +102,9 @@ interface Load {
   heavyFrom: number;
 }
 
+/** The SQLSTATE of blog_read_answer (migration 004) for an answer over the limit; its DETAIL is the size. */
+const ANSWER_TOO_LARGE = '54B01';
+
 /** An answer larger than this makes its document's reads heavy. */
 const HEAVY_BYTES = 1 << 20;
 
@@ -246,16 +249,12 @@ export class ReadEngine {
   }
 
   /**
-   * The statement answering `json` (SQL of a text value) when it has at most MAX_RESPONSE_BYTES bytes,
-   * and its size: PostgreSQL measures the answer before sending it, so a larger one never reaches
-   * this process (OFFSET 0 keeps the answer computed once).
+   * The statement answering `json` (SQL of a text value) when it has at most MAX_RESPONSE_BYTES
+   * bytes: PostgreSQL measures the answer before sending it (blog_read_answer, migration 004), so a
+   * larger one never reaches this process; the statement fails with ANSWER_TOO_LARGE instead.
    */
   private capped(json: string, p: Params): Statement {
-    const max = p.add(this.options.maxResponseBytes, 'int');
-    return {
-      text: `SELECT CASE WHEN octet_length(r) <= ${max} THEN r END, octet_length(r) FROM (SELECT ${json} AS r OFFSET 0) answer`,
-      values: p.values,
-    };
+    return { text: `SELECT blog_read_answer(${json}, ${p.add(this.options.maxResponseBytes, 'int')})`, values: p.values };
   }
 
   /**
@@ -269,13 +268,11 @@ export class ReadEngine {
       let release: Error | boolean = false;
       try {
         const name = this.names.nameFor(statement.text);
-        const result = await connection.query<[string | null, number]>({ name, text: statement.text, values: statement.values, rowMode: 'array' });
+        const result = await connection.query<[string]>({ name, text: statement.text, values: statement.values, rowMode: 'array' });
         if (name) release = this.holdsTooMany(connection, name);
-        const [body, bytes] = result.rows[0]!;
-        if (body === null) throw tooLarge(bytes, this.options.maxResponseBytes);
-        return body;
+        return result.rows[0]![0];
       } catch (err) {
-        if (err instanceof ReadRefusedError) throw err;
+        if (pgErrorCode(err) === ANSWER_TOO_LARGE) throw tooLarge(Number((err as { detail?: string }).detail), this.options.maxResponseBytes);
         release = err instanceof Error ? err : new Error(String(err));
         if (pgErrorCode(err) === QUERY_CANCELED) {
           throw new ReadRefusedError('SERVICE_UNAVAILABLE', 'The read took longer than the statement timeout and was cancelled; ask for less, or retry later.', 1, {}, { cause: err });
