@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction } from '../db/pool';
 import { planSync } from '../sync/dependencies';
-import { ENTITY_TYPES, planSize, type ChangeSet, type SyncPlan } from '../sync/types';
+import { emptyPlan, ENTITY_TYPES, planSize, type ChangeSet, type SyncPlan } from '../sync/types';
 import { SYNC_QUEUE } from './queues';
 
 /** When a mutation's projections are refreshed (the GraphQL `SyncMode`). */
@@ -91,13 +91,13 @@ export class SyncQueue {
 export function splitPlan(plan: SyncPlan, max: number): SyncPlan[] {
   if (planSize(plan) <= max) return [plan];
   const parts: SyncPlan[] = [];
-  let current: SyncPlan = { user: [], post: [], comment: [] };
+  let current = emptyPlan();
   let size = 0;
   for (const type of ENTITY_TYPES) {
     for (const id of plan[type]) {
       if (size === max) {
         parts.push(current);
-        current = { user: [], post: [], comment: [] };
+        current = emptyPlan();
         size = 0;
       }
       current[type].push(id);

@@ -6,7 +6,7 @@ import { withTransaction } from '../db/pool';
 import { isRetryablePgError } from '../db/errors';
 import { planSync } from './dependencies';
 import { SyncEngine } from './engine';
-import { FEW_IDS } from './projections/iso';
+import { FEW_IDS } from './scope';
 import { STATEMENTS } from './statements';
 import { mergePlans, type ChangeSet, type SyncPlan } from './types';
 

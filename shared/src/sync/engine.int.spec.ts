@@ -4,7 +4,7 @@ import { testPool } from '../../test/helpers';
 import { withTransaction } from '../db/pool';
 import { SyncEngine } from './engine';
 import { SyncError } from './errors';
-import { FEW_IDS } from './projections/iso';
+import { FEW_IDS } from './scope';
 import { createUserStats } from './user-stats';
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -5,10 +5,10 @@ import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync } from './dependencies';
 import { SyncError } from './errors';
-import { FEW_IDS } from './projections/iso';
+import { FEW_IDS } from './scope';
 import { STATEMENTS, type PreparedStatement } from './statements';
 import { applyCountChanges, recountUserStats, type CountChange } from './user-stats';
-import { ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
+import { emptyPlan, ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 export type SyncOperation = 'incremental' | 'full';
 
@@ -382,7 +382,7 @@ export class SyncEngine {
    * recounting those users' kept counts from the rows (a wrong count shows as a stale user).
    */
   repair(report: VerifyReport): Promise<SyncReport> {
-    const plan: SyncPlan = { user: [], post: [], comment: [] };
+    const plan = emptyPlan();
     for (const t of ENTITY_TYPES) {
       const p = report.problems[t];
       plan[t] = [...p.missing, ...p.stale, ...p.orphaned];

@@ -1,9 +1,10 @@
-import { PROJECTIONS, type Projection } from './projections';
-import { fromById, inScope } from './projections/iso';
-import type { EntityType } from './types';
+import { MODEL, type ColumnType, type Entity, type EntityType } from '../model';
+import { documentsSql } from './documents';
+import { fromById, inScope } from './scope';
+import { WRONG_KEPT_COUNTS } from './user-stats';
 
 /**
- * The SQL the engine runs for one projection, generated once from its definition.
+ * The SQL the engine runs for one projection, generated once from its declaration (shared/src/model).
  *
  * Why a projection can never end up older than the committed command side
  * -----------------------------------------------------------------------
@@ -81,23 +82,44 @@ export interface ProjectionStatements {
 export type PreparedStatement = 'claimFew' | 'writeFew' | 'insertCreated';
 
 /**
- * The kept columns of the placeholder claimed for an id whose source row is gone. Never read: the
- * write statement of the same transaction deletes that row (its source is gone), and when another
- * sync's row is there instead, the claim keeps that row as it is. Their types matter, and
- * created_at: '-infinity' tells the write statement which deleted rows were only these
+ * The plain columns' values in the placeholder claimed for an id whose source row is gone, by type.
+ * Never read: the write statement of the same transaction deletes that row (its source is gone),
+ * and when another sync's row is there instead, the claim keeps that row as it is. Their types
+ * matter, and created_at: '-infinity' tells the write statement which deleted rows were only these
  * placeholders (every projection keeps created_at).
  */
-const GONE_PLACEHOLDER: Record<string, string> = {
-  author_id: 'k.id',
-  post_id: 'k.id',
-  published: 'false',
-  created_at: "'-infinity'::timestamptz",
+const GONE_PLACEHOLDER: Record<ColumnType, string> = {
+  uuid: 'k.id',
+  boolean: 'false',
+  timestamptz: "'-infinity'::timestamptz",
+  text: "''",
+  int: '0',
 };
 
 /** The document of the id in $2 (or null), returned by the few-ids writes. */
 const ANSWER = ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer';
 
-function build(p: Projection): ProjectionStatements {
+/** What the statements need of a declaration. */
+interface Projection {
+  entity: EntityType;
+  source: string;
+  target: string;
+  columns: readonly string[];
+  documents: (scope: 'few' | 'ids' | 'all') => string;
+  /** Ids whose rows are stale for a reason comparing documents cannot see (kept counts that differ from the rows). */
+  alsoStale?: string;
+}
+
+function build(e: Entity): ProjectionStatements {
+  if (!('created_at' in e.columns)) throw new Error(`model ${e.name}: every projection keeps created_at (see GONE_PLACEHOLDER)`);
+  const p: Projection = {
+    entity: e.name,
+    source: e.table,
+    target: e.view,
+    columns: Object.keys(e.columns),
+    documents: (scope) => documentsSql(e, scope),
+    ...(e.keptCounts ? { alsoStale: WRONG_KEPT_COUNTS } : {}),
+  };
   const cols = p.columns.join(', ');
   const assign = p.columns.map((c) => `${c} = doc.${c}`).join(', ');
   const changed = `(t.data, ${p.columns.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (doc.data, ${p.columns
@@ -128,7 +150,7 @@ function build(p: Projection): ProjectionStatements {
       counted AS (
         SELECT (SELECT count(*) FROM updated)::int AS updated,
                -- The claim's own placeholders for ids whose source is gone are not projections removed.
-               (SELECT count(*) FROM deleted WHERE created_at <> ${GONE_PLACEHOLDER.created_at})::int AS deleted),
+               (SELECT count(*) FROM deleted WHERE created_at <> ${GONE_PLACEHOLDER.timestamptz})::int AS deleted),
       logged AS (
         INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
         SELECT '${p.entity}', 'incremental', cardinality($1::uuid[]),
@@ -139,11 +161,7 @@ function build(p: Projection): ProjectionStatements {
   // Statement 1 (see above). For a few ids, every row is found by a primary-key probe (fromById).
   // The ids whose source is gone get a placeholder too, whatever the projection table shows: the
   // insert is what waits for another sync's uncommitted row (see "A source row that is gone").
-  const gone = p.columns.map((c) => {
-    const value = GONE_PLACEHOLDER[c];
-    if (!value) throw new Error(`no placeholder value for ${p.target}.${c} (GONE_PLACEHOLDER in statements.ts)`);
-    return value;
-  });
+  const gone = Object.values(e.columns).map((type) => GONE_PLACEHOLDER[type]);
   const claim = (scope: 'ids' | 'few') => `
       INSERT INTO ${p.target} AS t (id, data, ${cols})
       SELECT s.id, '{}'::jsonb, ${p.columns.map((c) => `s.${c}`).join(', ')}
@@ -208,8 +226,4 @@ function build(p: Projection): ProjectionStatements {
   };
 }
 
-export const STATEMENTS: Readonly<Record<EntityType, ProjectionStatements>> = {
-  user: build(PROJECTIONS.user),
-  post: build(PROJECTIONS.post),
-  comment: build(PROJECTIONS.comment),
-};
+export const STATEMENTS = Object.fromEntries(MODEL.map((e) => [e.name, build(e)])) as Readonly<Record<EntityType, ProjectionStatements>>;

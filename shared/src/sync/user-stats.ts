@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Queryable } from '../db/pool';
-import { joinAuthorCounts } from './projections/user';
+import { MODEL, type Entity } from '../model';
+import { countedJoins, keptCountsOf } from './documents';
 
 /**
  * Each user's counts (posts, published posts, comments) in tb_user_stats (migration 003), kept by
@@ -73,28 +74,33 @@ export function applyCountChanges(client: Queryable, changes: readonly CountChan
   ]);
 }
 
-/** The counts of the users in $1 ('ids') or of every user with a row ('all'), from tb_post and tb_comment. */
-const counted = (scope: 'ids' | 'all') => `
-  SELECT s.user_id,
-         coalesce(p.post_count, 0) AS posts,
-         coalesce(p.published_count, 0) AS published,
-         coalesce(c.comment_count, 0) AS comments
-    FROM tb_user_stats s
-    ${joinAuthorCounts('s.user_id', scope === 'ids' ? 'author_id = ANY($1::uuid[])' : 'true')}
-   ${scope === 'ids' ? 'WHERE s.user_id = ANY($1::uuid[])' : ''}`;
+/** The entity whose counts the commands keep (its declaration's keptCounts): the users. */
+const OWNER: Entity = (() => {
+  const owners = MODEL.filter((e) => e.keptCounts);
+  if (owners.length !== 1) throw new Error(`user-stats.ts keeps the counts of one entity; declared on ${owners.length}`);
+  return owners[0]!;
+})();
+const KEPT = keptCountsOf(OWNER);
+const STATS = OWNER.keptCounts!;
 
-/** The kept counts in `s` (tb_user_stats) differ from those of `counted`. */
-const DIFFERS =
-  '(s.post_count, s.published_post_count, s.comment_count) IS DISTINCT FROM (counted.posts, counted.published, counted.comments)';
+/** The counts of the users in $1 ('ids') or of every user with a row ('all'), from the rows. */
+const counted = (scope: 'ids' | 'all') => `
+  SELECT s.${STATS.key} AS id, ${KEPT.map((k) => `${k.counted} AS ${k.column}`).join(', ')}
+    FROM ${STATS.table} s
+    ${countedJoins(OWNER, `s.${STATS.key}`, scope === 'ids' ? '$via = ANY($1::uuid[])' : 'true')}
+   ${scope === 'ids' ? `WHERE s.${STATS.key} = ANY($1::uuid[])` : ''}`;
+
+/** The kept counts in `s` differ from those of `counted`. */
+const DIFFERS = `(${KEPT.map((k) => `s.${k.column}`).join(', ')}) IS DISTINCT FROM (${KEPT.map((k) => `counted.${k.column}`).join(', ')})`;
 
 const fix = (scope: 'ids' | 'all') => `
   WITH counted AS (${counted(scope)})
-  UPDATE tb_user_stats s
-     SET post_count = counted.posts, published_post_count = counted.published, comment_count = counted.comments
+  UPDATE ${STATS.table} s
+     SET ${KEPT.map((k) => `${k.column} = counted.${k.column}`).join(', ')}
     FROM counted
-   WHERE s.user_id = counted.user_id
+   WHERE s.${STATS.key} = counted.id
      AND ${DIFFERS}
-  RETURNING s.user_id`;
+  RETURNING s.${STATS.key} AS id`;
 
 /**
  * The users whose kept counts differ from their rows, as `id`: part of `sync verify`, which reports
@@ -102,13 +108,13 @@ const fix = (scope: 'ids' | 'all') => `
  * the documents), so that `--repair` recounts them.
  */
 export const WRONG_KEPT_COUNTS = `
-  SELECT s.user_id AS id
+  SELECT s.${STATS.key} AS id
     FROM (${counted('all')}) counted
-    JOIN tb_user_stats s ON s.user_id = counted.user_id
+    JOIN ${STATS.table} s ON s.${STATS.key} = counted.id
    WHERE ${DIFFERS}`;
 
-const LOCK_IDS = 'SELECT user_id FROM tb_user_stats WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR NO KEY UPDATE';
-const LOCK_ALL = 'LOCK TABLE tb_user_stats IN SHARE ROW EXCLUSIVE MODE';
+const LOCK_IDS = `SELECT ${STATS.key} FROM ${STATS.table} WHERE ${STATS.key} = ANY($1::uuid[]) ORDER BY ${STATS.key} FOR NO KEY UPDATE`;
+const LOCK_ALL = `LOCK TABLE ${STATS.table} IN SHARE ROW EXCLUSIVE MODE`;
 
 /**
  * Sets the counts of these users (or of all) from the rows, in the caller's transaction; returns the
@@ -118,13 +124,13 @@ const LOCK_ALL = 'LOCK TABLE tb_user_stats IN SHARE ROW EXCLUSIVE MODE';
 export async function recountUserStats(client: pg.ClientBase, users: readonly string[] | 'all'): Promise<string[]> {
   if (users === 'all') {
     await client.query(LOCK_ALL);
-    const { rows } = await client.query<{ user_id: string }>(fix('all'));
-    return rows.map((r) => r.user_id);
+    const { rows } = await client.query<{ id: string }>(fix('all'));
+    return rows.map((r) => r.id);
   }
   if (!users.length) return [];
   await client.query(LOCK_IDS, [users]);
-  const { rows } = await client.query<{ user_id: string }>(fix('ids'), [users]);
-  return rows.map((r) => r.user_id);
+  const { rows } = await client.query<{ id: string }>(fix('ids'), [users]);
+  return rows.map((r) => r.id);
 }
 
 /**
@@ -134,12 +140,12 @@ export async function recountUserStats(client: pg.ClientBase, users: readonly st
 export async function createUserStats(client: Queryable, users: readonly string[] | 'all'): Promise<void> {
   if (users !== 'all' && !users.length) return;
   await client.query(
-    `INSERT INTO tb_user_stats (user_id, post_count, published_post_count, comment_count)
-     SELECT u.id, coalesce(p.post_count, 0), coalesce(p.published_count, 0), coalesce(c.comment_count, 0)
-       FROM tb_user u
-       ${joinAuthorCounts('u.id', '($1::uuid[] IS NULL OR author_id = ANY($1::uuid[]))')}
+    `INSERT INTO ${STATS.table} (${STATS.key}, ${KEPT.map((k) => k.column).join(', ')})
+     SELECT u.id, ${KEPT.map((k) => k.counted).join(', ')}
+       FROM ${OWNER.table} u
+       ${countedJoins(OWNER, 'u.id', '($1::uuid[] IS NULL OR $via = ANY($1::uuid[]))')}
       WHERE $1::uuid[] IS NULL OR u.id = ANY($1::uuid[])
-     ON CONFLICT (user_id) DO NOTHING`,
+     ON CONFLICT (${STATS.key}) DO NOTHING`,
     [users === 'all' ? null : users],
   );
 }

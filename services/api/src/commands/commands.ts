@@ -6,14 +6,15 @@ import {
   pgErrorCode,
   IN_FAILED_TRANSACTION,
   planForInserted,
+  referencedBy,
+  entityOf,
   withTransaction,
   type ChangeSet,
   type CountChange,
   type EntityType,
-  type Inserted,
+  type RowRefs,
   type SyncEngine,
   type SyncMode,
-  type SyncPlan,
   type SyncQueue,
 } from '@blog/shared';
 import type pg from 'pg';
@@ -55,7 +56,6 @@ export interface CommandsOptions {
   deferSeconds: number;
 }
 
-const TV: Record<EntityType, 'tv_user' | 'tv_post' | 'tv_comment'> = { user: 'tv_user', post: 'tv_post', comment: 'tv_comment' };
 
 interface Written {
   changes: ChangeSet;
@@ -64,15 +64,15 @@ interface Written {
   /** What the write changed in users' counts (tb_user_stats, kept by the commands). */
   counts?: CountChange[];
   /** A create: the entity inserted, whose plan needs no query (planForInserted). */
-  inserted?: Inserted;
+  inserted?: RowRefs;
   /**
-   * A delete: what its rows referenced (their posts and authors), read from the rows it removed
-   * and refreshed with the rest of its plan. The dependency map finds such relations in tb_* (where
+   * A delete: the rows it removed, with their references; what counts or lists them is refreshed
+   * with the rest of its plan (referencedBy). The dependency map finds such relations in tb_* (where
    * the rows are gone) and in tv_*, where a row is not yet when the worker is still projecting its
    * creation: then the post and author that sync writes with the row would keep it
    * (test/delete-race.e2e.spec.ts).
    */
-  related?: Partial<SyncPlan>;
+  removed?: RowRefs[];
   /**
    * The write's statement, sent and not waited for: a create whose row needs nothing back from the
    * database (its id is made here) lets the refresh and the COMMIT go out behind it, and the whole
@@ -125,7 +125,7 @@ export class Commands {
         );
         if (!rows[0]) throw new ForbiddenError('Your token already has its user; only an admin may create other users.');
         const id = rows[0].id;
-        return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id } };
+        return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
       }
       // With its counts row (zeros), which the commands keep from now on.
       const { rows } = await client.query<{ id: string }>(
@@ -136,7 +136,7 @@ export class Commands {
         [row.email, row.username, row.fullName, row.bio],
       );
       const id = rows[0]!.id;
-      return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id } };
+      return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
     });
   }
 
@@ -195,7 +195,7 @@ export class Commands {
         changes: { post: [id] },
         entity: { type: 'post', id },
         counts: [{ userId: row.authorId, posts: 1, publishedPosts: row.published ? 1 : 0 }],
-        inserted: { type: 'post', id, authorId: row.authorId },
+        inserted: { type: 'post', id, columns: { author_id: row.authorId } },
         checked,
       };
     });
@@ -250,7 +250,10 @@ export class Commands {
       ];
       return {
         changes: { post: [id], comment: deletedCommentIds },
-        related: { user: [post!.author_id, ...rows.map((r) => r.author_id)] },
+        removed: [
+          { type: 'post', id, columns: { author_id: post!.author_id } },
+          ...rows.map((r) => ({ type: 'comment' as const, id: r.id, columns: { post_id: id, author_id: r.author_id } })),
+        ],
         result: { id, deletedCommentIds },
         counts,
       };
@@ -284,7 +287,7 @@ export class Commands {
         changes: { comment: [id] },
         entity: { type: 'comment', id },
         counts: [{ userId: row.authorId, comments: 1 }],
-        inserted: { type: 'comment', id, postId: row.postId, authorId: row.authorId },
+        inserted: { type: 'comment', id, columns: { post_id: row.postId, author_id: row.authorId } },
         checked,
       };
     });
@@ -301,7 +304,7 @@ export class Commands {
       if (!rows[0]) throw new NotFoundError('No comment with that id.', 'id');
       return {
         changes: { comment: [id] },
-        related: { post: [rows[0].post_id], user: [rows[0].author_id] },
+        removed: [{ type: 'comment', id, columns: { post_id: rows[0].post_id, author_id: rows[0].author_id } }],
         result: { id, deletedCommentIds: [] },
         counts: [{ userId: rows[0].author_id, comments: -1 }],
       };
@@ -342,7 +345,7 @@ export class Commands {
     written.checked?.catch(() => undefined); // observed now; awaited (and raised) below
     // A create's plan follows from its row (no query); any other change asks the dependency map.
     const planned = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
-    const plan = written.related ? mergePlans([planned, written.related]) : planned;
+    const plan = written.removed ? mergePlans([planned, ...written.removed.map(referencedBy)]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     if (mode === 'INLINE') {
@@ -366,7 +369,7 @@ export class Commands {
       const report = await refreshing;
       if (written.entity) {
         const { type, id } = written.entity;
-        answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${TV[type]} WHERE id = $1`, [id])).rows[0]?.data;
+        answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
       // The count changes, the enqueue and the preview are sent without waiting in between (with the

@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { insertPosts, insertUsers } from '../../../test/factory';
-import { testPool } from '../../../test/helpers';
-import { SyncEngine } from '../engine';
+import { insertPosts, insertUsers } from '../../test/factory';
+import { testPool } from '../../test/helpers';
+import { SyncEngine } from './engine';
 
 describe('post projection', () => {
   let pool: pg.Pool;

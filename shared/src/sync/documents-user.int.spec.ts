@@ -1,9 +1,10 @@
 import type pg from 'pg';
-import { insertComments, insertPosts, insertUsers } from '../../../test/factory';
-import { testPool } from '../../../test/helpers';
-import { SyncEngine } from '../engine';
-import { FEW_IDS } from './iso';
-import { userDocumentsSql } from './user';
+import { insertComments, insertPosts, insertUsers } from '../../test/factory';
+import { testPool } from '../../test/helpers';
+import { SyncEngine } from './engine';
+import { FEW_IDS } from './scope';
+import { entityOf } from '../model';
+import { documentsSql } from './documents';
 
 describe('user projection', () => {
   let pool: pg.Pool;
@@ -55,7 +56,7 @@ describe('user projection', () => {
     await insertComments(pool, posts, ids, 300);
     const documents = async (scope: 'few' | 'ids' | 'all') => {
       const { rows } = await pool.query<{ id: string; data: Record<string, unknown> }>(
-        `SELECT id, data FROM (${userDocumentsSql(scope)}) d${scope === 'all' ? ' WHERE id = ANY($1::uuid[])' : ''} ORDER BY id`,
+        `SELECT id, data FROM (${documentsSql(entityOf('user'), scope)}) d${scope === 'all' ? ' WHERE id = ANY($1::uuid[])' : ''} ORDER BY id`,
         [ids],
       );
       return rows;

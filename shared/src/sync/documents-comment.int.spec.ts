@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import { insertComments, insertPosts, insertUsers } from '../../../test/factory';
-import { testPool } from '../../../test/helpers';
-import { SyncEngine } from '../engine';
+import { insertComments, insertPosts, insertUsers } from '../../test/factory';
+import { testPool } from '../../test/helpers';
+import { SyncEngine } from './engine';
 
 describe('comment projection', () => {
   let pool: pg.Pool;

@@ -1,0 +1,104 @@
+/**
+ * The shape of an entity's declaration: plain data saying what is specific to one projection. The
+ * sync engine's SQL (documents, dependency map, claim, verify), the entity types and their lock
+ * order are derived from these declarations (shared/src/sync); nothing else names an entity except
+ * its commands. `npm run sync -- sql <entity>` prints what is derived for one.
+ *
+ * Names of tables and columns here are constants of the code, never input: they are written into
+ * SQL as they are.
+ */
+
+/** SQL types of the plain columns a tv_* table keeps beside `data` (for sorting, filtering, paging). */
+export type ColumnType = 'uuid' | 'boolean' | 'timestamptz' | 'text' | 'int';
+
+/** A document field read from a column of the entity's own tb_* row. */
+export interface ColumnField {
+  kind: 'column';
+  column: string;
+  /** A timestamptz rendered as JavaScript's toISOString() gives it, whatever the session time zone. */
+  timestamp?: boolean;
+}
+
+/**
+ * The entity this row references through `via` (a NOT NULL foreign key of this entity's tb_* table,
+ * also a plain column of its tv_* table), embedded as an object of some of that entity's fields.
+ * A change of the referenced row refreshes every row embedding it.
+ */
+export interface EmbedsOneField {
+  kind: 'embedsOne';
+  entity: string;
+  via: string;
+  fields: readonly string[];
+}
+
+/**
+ * How many rows of `entity` reference this one through their column `via` (optionally only those
+ * where the boolean column `where` is true). `kept`: the column of this entity's counts table
+ * (EntityDeclaration.keptCounts) where the commands keep it up to date, read instead of counting
+ * for incremental refreshes; full rebuilds and verify count the rows.
+ */
+export interface CountField {
+  kind: 'count';
+  entity: string;
+  via: string;
+  where?: string;
+  kept?: string;
+}
+
+/**
+ * Every row of `entity` referencing this one through `via`, each as an object of some of that
+ * entity's fields (columns, or objects it embeds), in the order of `orderBy` (ascending).
+ */
+export interface ListField {
+  kind: 'list';
+  entity: string;
+  via: string;
+  fields: readonly string[];
+  orderBy: readonly string[];
+}
+
+export type Field = ColumnField | EmbedsOneField | CountField | ListField;
+
+export interface EntityDeclaration<N extends string = string> {
+  /** The entity type, as the sync queue, sync_log and metrics name it. */
+  name: N;
+  /** Its GraphQL object type. */
+  graphqlType: string;
+  /** The command table (primary key `id uuid`). */
+  table: string;
+  /** The projection table: `id`, `data jsonb`, the plain columns, `synced_at`. */
+  view: string;
+  /** The alias of the command table in derived SQL (short, unique among the entities). */
+  alias: string;
+  /** The plain columns of the projection table, copied from the command table's columns of the same names. */
+  columns: Readonly<Record<string, ColumnType>>;
+  /** The document's fields, by the name they have in the document. */
+  fields: Readonly<Record<string, Field>>;
+  /** The table where commands keep this entity's counts (CountField.kept), keyed by `key`. */
+  keptCounts?: { table: string; key: string };
+}
+
+export const column = (name: string): ColumnField => ({ kind: 'column', column: name });
+export const timestamp = (name: string): ColumnField => ({ kind: 'column', column: name, timestamp: true });
+export const embedsOne = (entity: string, via: string, fields: readonly string[]): EmbedsOneField => ({
+  kind: 'embedsOne',
+  entity,
+  via,
+  fields,
+});
+export const count = (entity: string, via: string, options: { where?: string; kept?: string } = {}): CountField => ({
+  kind: 'count',
+  entity,
+  via,
+  ...options,
+});
+export const list = (entity: string, via: string, fields: readonly string[], orderBy: readonly string[]): ListField => ({
+  kind: 'list',
+  entity,
+  via,
+  fields,
+  orderBy,
+});
+
+/** Keeps the entity's name as a literal type (EntityType is the union of them). */
+export const declare = <const N extends string>(declaration: EntityDeclaration<N>): EntityDeclaration<N> => declaration;

@@ -1,0 +1,90 @@
+import { comment } from './comment';
+import type { EntityDeclaration, Field } from './declare';
+import { post } from './post';
+import { user } from './user';
+
+export * from './declare';
+
+/** Every projected entity: the one list of them. */
+export const MODEL = [user, post, comment] as const;
+
+/** A projected entity's name ('user', 'post', ...). */
+export type EntityType = (typeof MODEL)[number]['name'];
+
+export const ENTITY_TYPES: readonly EntityType[] = MODEL.map((e) => e.name);
+
+export type Entity = EntityDeclaration<EntityType>;
+
+const BY_NAME = new Map<string, Entity>(MODEL.map((e) => [e.name, e]));
+
+/** The declaration of an entity type; throws on a name that is none. */
+export function entityOf(name: string): Entity {
+  const found = BY_NAME.get(name);
+  if (!found) throw new Error(`unknown entity type "${name}" (declared: ${ENTITY_TYPES.join(', ')})`);
+  return found;
+}
+
+export function isEntityType(name: unknown): name is EntityType {
+  return typeof name === 'string' && BY_NAME.has(name);
+}
+
+/** The fields of `entity` that refer to another entity (all but columns), with their names. */
+export function relationsOf(entity: Entity): { name: string; field: Exclude<Field, { kind: 'column' }> }[] {
+  return Object.entries(entity.fields).flatMap(([name, field]) => (field.kind === 'column' ? [] : [{ name, field }]));
+}
+
+/**
+ * The entities `entity` references: those it embeds, and those whose counts or lists include it.
+ * A row of `entity` changing can change their documents; a refresh of `entity` must lock before them.
+ */
+function referenced(entity: Entity): EntityType[] {
+  const out = new Set<EntityType>();
+  for (const { field } of relationsOf(entity)) if (field.kind === 'embedsOne') out.add(entityOf(field.entity).name);
+  for (const other of MODEL) {
+    for (const { field } of relationsOf(other)) if (field.kind !== 'embedsOne' && field.entity === entity.name) out.add(other.name);
+  }
+  out.delete(entity.name);
+  return [...out];
+}
+
+/**
+ * The order in which every sync (incremental or full) refreshes, and so locks, the projections: one
+ * fixed order for all, so two syncs never wait for each other in a cycle. An entity comes before the
+ * entities it references, which are the more contended rows (every comment changes its post and its
+ * author's counts; every post its author's): they come last, to be held for the shortest time, since
+ * a row lock is held until COMMIT and what runs after it lengthens the queue of every writer behind it.
+ */
+export const SYNC_ORDER: readonly EntityType[] = (() => {
+  const order: EntityType[] = [];
+  const waiting = new Map<EntityType, number>(ENTITY_TYPES.map((t) => [t, 0]));
+  for (const e of MODEL) for (const t of referenced(e)) waiting.set(t, waiting.get(t)! + 1);
+  while (order.length < MODEL.length) {
+    const next = ENTITY_TYPES.find((t) => waiting.get(t) === 0 && !order.includes(t));
+    if (!next) throw new Error(`the entities' references form a cycle among ${ENTITY_TYPES.filter((t) => !order.includes(t)).join(', ')}`);
+    order.push(next);
+    for (const t of referenced(entityOf(next))) waiting.set(t, waiting.get(t)! - 1);
+  }
+  return order;
+})();
+
+/** Throws on a declaration that refers to what does not exist (checked when the module loads). */
+function check(entity: Entity): void {
+  const where = (name: string) => `model ${entity.name}.${name}`;
+  const aliases = MODEL.filter((e) => e.alias === entity.alias);
+  if (aliases.length > 1) throw new Error(`model ${entity.name}: alias "${entity.alias}" is also ${aliases[1]!.name}'s`);
+  for (const { name, field } of relationsOf(entity)) {
+    const other = BY_NAME.get(field.entity);
+    if (!other) throw new Error(`${where(name)}: no entity "${field.entity}"`);
+    // The referencing side's column must be a plain column of its projection too: the dependency map
+    // finds the rows that referenced a deleted row there.
+    const referencing = field.kind === 'embedsOne' ? entity : other;
+    if (!(field.via in referencing.columns)) {
+      throw new Error(`${where(name)}: "${field.via}" must be a plain column of ${referencing.view} (declared in ${referencing.name}.columns)`);
+    }
+    if (field.kind === 'embedsOne' || field.kind === 'list') {
+      for (const f of field.fields) if (!(f in other.fields)) throw new Error(`${where(name)}: ${other.name} has no field "${f}"`);
+    }
+    if (field.kind === 'count' && field.kept && !entity.keptCounts) throw new Error(`${where(name)}: kept counts need ${entity.name}.keptCounts`);
+  }
+}
+MODEL.forEach(check);

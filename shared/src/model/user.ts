@@ -1,0 +1,27 @@
+import { column, count, declare, timestamp } from './declare';
+
+/**
+ * tv_user: { id, email, username, fullName, bio, createdAt, updatedAt, postCount, publishedPostCount,
+ * commentCount }. The counts are kept by the commands in tb_user_stats (migration 003).
+ */
+export const user = declare({
+  name: 'user',
+  graphqlType: 'User',
+  table: 'tb_user',
+  view: 'tv_user',
+  alias: 'u',
+  columns: { created_at: 'timestamptz' },
+  keptCounts: { table: 'tb_user_stats', key: 'user_id' },
+  fields: {
+    id: column('id'),
+    email: column('email'),
+    username: column('username'),
+    fullName: column('full_name'),
+    bio: column('bio'),
+    createdAt: timestamp('created_at'),
+    updatedAt: timestamp('updated_at'),
+    postCount: count('post', 'author_id', { kept: 'post_count' }),
+    publishedPostCount: count('post', 'author_id', { where: 'published', kept: 'published_post_count' }),
+    commentCount: count('comment', 'author_id', { kept: 'comment_count' }),
+  },
+});

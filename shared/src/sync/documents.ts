@@ -1,0 +1,192 @@
+import { entityOf, type CountField, type Entity, type Field, type ListField } from '../model';
+import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
+
+/**
+ * The document SQL of an entity, derived from its declaration (shared/src/model): one statement,
+ * computed from tb_* alone, returning `id`, the plain columns and `data` for each id in scope whose
+ * tb_* row exists.
+ *
+ *   columns      the row's own columns (timestamps rendered as toISOString() renders them)
+ *   embedsOne    a join on the referenced row's primary key
+ *   count, list  one aggregate subquery per (entity, via) over the rows referencing this one; for a
+ *                few ids a LATERAL lookup per row through the `via` index, else one grouped pass
+ *   kept counts  for incremental scopes, the entity's counts row, read instead of counting (the
+ *                rows are counted only for an entity without one); 'all' (rebuild, verify) counts
+ *                the rows, so that verify checks the kept counts against them
+ */
+export function documentsSql(entity: Entity, scope: Scope): string {
+  const a = entity.alias;
+  const groups = groupsOf(entity);
+  const keptAlias = `${a}_kept`;
+  const kept = entity.keptCounts && scope !== 'all' ? entity.keptCounts : undefined;
+  const keptColumns = groups.flatMap((g) => g.items.flatMap((i) => (i.field.kind === 'count' && i.field.kept ? [i.field.kept] : [])));
+  const joins: string[] = [];
+  if (kept) {
+    joins.push(
+      scope === 'few'
+        ? `LEFT JOIN LATERAL (SELECT ${[kept.key, ...keptColumns].join(', ')} FROM ${kept.table} WHERE ${kept.key} = ${a}.id LIMIT 1) ${keptAlias} ON true`
+        : `LEFT JOIN ${kept.table} ${keptAlias} ON ${keptAlias}.${kept.key} = ${a}.id`,
+    );
+  }
+  const values = Object.entries(entity.fields).map(([name, field]) => {
+    switch (field.kind) {
+      case 'column':
+        return `'${name}', ${columnValue(a, field)}`;
+      case 'embedsOne': {
+        const { sql, join } = embedded(scope, entity, a, name, field);
+        joins.push(join);
+        return `'${name}', ${sql}`;
+      }
+      default: {
+        const group = groups.find((g) => g.items.some((i) => i.name === name))!;
+        const item = group.items.find((i) => i.name === name)!;
+        const counted = `${group.alias}.${item.column}`;
+        if (field.kind === 'list') return `'${name}', coalesce(${counted}, '[]'::jsonb)`;
+        return `'${name}', ${kept && field.kept ? `coalesce(${keptAlias}.${field.kept}, ${counted}, 0)` : `coalesce(${counted}, 0)`}`;
+      }
+    }
+  });
+  for (const group of groups) {
+    // Rows are counted only where no kept row answers (every field of the group kept).
+    const guard = kept && group.kept ? (scope === 'few' ? `${keptAlias}.${kept.key} IS NULL` : notKept(entity, `${group.child.alias}.${group.via}`)) : undefined;
+    joins.push(groupJoin(scope, a, group, guard));
+  }
+  return `
+    SELECT ${[`${a}.id`, ...Object.keys(entity.columns).map((c) => `${a}.${c}`)].join(', ')},
+           jsonb_build_object(
+             ${values.join(',\n             ')}
+           ) AS data
+      FROM ${fromById(scope, entity.table, a)}
+      ${joins.join('\n      ')}
+     WHERE ${inScope(scope, `${a}.id`)}`;
+}
+
+/** The value of a column field of the row `alias`. */
+const columnValue = (alias: string, field: Extract<Field, { kind: 'column' }>): string =>
+  field.timestamp ? isoUtc(`${alias}.${field.column}`) : `${alias}.${field.column}`;
+
+/** An embedded object: its JSON (of the columns of the referenced row) and the join that reads it. */
+function embedded(scope: Scope, from: Entity, fromAlias: string, name: string, field: Extract<Field, { kind: 'embedsOne' }>) {
+  const target = entityOf(field.entity);
+  const alias = `${fromAlias}_${name.toLowerCase()}`;
+  const columns = field.fields.map((f) => {
+    const column = target.fields[f];
+    if (column?.kind !== 'column') throw new Error(`model ${from.name}.${name}: ${target.name}.${f} is not a column (only columns can be embedded)`);
+    return column;
+  });
+  const read = [...new Set(columns.map((c) => c.column))].join(', ');
+  return {
+    sql: `jsonb_build_object(${field.fields.map((f, i) => `'${f}', ${columnValue(alias, columns[i]!)}`).join(', ')})`,
+    join: joinById(scope, target.table, alias, read, `${fromAlias}.${field.via}`),
+  };
+}
+
+/** The counts and lists of an entity over one (entity, via): computed by one subquery. */
+export interface Group {
+  child: Entity;
+  via: string;
+  alias: string;
+  /** Every count of the group is kept in the entity's counts row. */
+  kept: boolean;
+  items: { name: string; field: CountField | ListField; column: string }[];
+}
+
+export function groupsOf(entity: Entity): Group[] {
+  const groups = new Map<string, Group>();
+  for (const [name, field] of Object.entries(entity.fields)) {
+    if (field.kind !== 'count' && field.kind !== 'list') continue;
+    const child = entityOf(field.entity);
+    const key = `${child.name}.${field.via}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = { child, via: field.via, alias: `${child.alias}_by_${field.via}`, kept: true, items: [] };
+      groups.set(key, group);
+    }
+    group.items.push({ name, field, column: snake(name) });
+    if (!(field.kind === 'count' && field.kept)) group.kept = false;
+  }
+  return [...groups.values()];
+}
+
+/** The aggregate of one count or list of a group, over the group's rows (alias child.alias). */
+function aggregate(scope: Scope, group: Group, item: Group['items'][number]): { sql: string; joins: string[] } {
+  const c = group.child.alias;
+  if (item.field.kind === 'count') {
+    const where = item.field.where;
+    return { sql: where ? `(count(*) FILTER (WHERE ${c}.${where}))::int` : 'count(*)::int', joins: [] };
+  }
+  const joins: string[] = [];
+  const values = item.field.fields.map((f) => {
+    const field = group.child.fields[f]!;
+    if (field.kind === 'column') return `'${f}', ${columnValue(c, field)}`;
+    if (field.kind !== 'embedsOne') throw new Error(`model: a list's items can hold columns and embedded objects only (${group.child.name}.${f})`);
+    const { sql, join } = embedded(scope, group.child, c, f, field);
+    joins.push(join);
+    return `'${f}', ${sql}`;
+  });
+  const order = item.field.orderBy.map((col) => `${c}.${col}`).join(', ');
+  return { sql: `jsonb_agg(jsonb_build_object(${values.join(', ')}) ORDER BY ${order})`, joins };
+}
+
+/**
+ * The join of a group's aggregates as `group.alias`, for the rows of `alias`: for a few ids, a
+ * LATERAL subquery per row (through the `via` index, no sort or grouping); else one grouped pass over
+ * the rows referencing the ids in scope. `guard`: a condition the counted rows must also meet.
+ */
+function groupJoin(scope: Scope, alias: string, group: Group, guard: string | undefined): string {
+  const c = group.child.alias;
+  const parts = group.items.map((item) => ({ item, ...aggregate(scope, group, item) }));
+  const select = parts.map((p) => `${p.sql} AS ${p.item.column}`).join(',\n                    ');
+  const joins = parts.flatMap((p) => p.joins.map((j) => `\n               ${j}`)).join('');
+  if (scope === 'few') {
+    return `LEFT JOIN LATERAL (
+             SELECT ${select}
+               FROM ${group.child.table} ${c}${joins}
+              WHERE ${[guard, `${c}.${group.via} = ${alias}.id`].filter(Boolean).join(' AND ')}
+           ) ${group.alias} ON true`;
+  }
+  return `LEFT JOIN (
+             SELECT ${c}.${group.via},
+                    ${select}
+               FROM ${group.child.table} ${c}${joins}
+              WHERE ${[inScope(scope, `${c}.${group.via}`), guard].filter((w) => w && w !== 'true').join(' AND ') || 'true'}
+              GROUP BY ${c}.${group.via}
+           ) ${group.alias} ON ${group.alias}.${group.via} = ${alias}.id`;
+}
+
+/** `id` (SQL) has no row in the entity's counts table. */
+const notKept = (entity: Entity, id: string): string =>
+  `NOT EXISTS (SELECT 1 FROM ${entity.keptCounts!.table} k WHERE k.${entity.keptCounts!.key} = ${id})`;
+
+/**
+ * The kept counts of an entity, each with the column of its counts table and the SQL of its value
+ * counted from the rows, over the joins of `countedJoins`.
+ */
+export function keptCountsOf(entity: Entity): { field: string; column: string; counted: string }[] {
+  return groupsOf(entity).flatMap((g) =>
+    g.items.flatMap((i) => (i.field.kind === 'count' && i.field.kept ? [{ field: i.name, column: i.field.kept, counted: `coalesce(${g.alias}.${i.column}, 0)` }] : [])),
+  );
+}
+
+/**
+ * LEFT JOINs of the entity's counted groups (counts only) to the row whose id is the SQL `id`,
+ * counting only the rows whose `via` meets `condition` (SQL over `via`, written as `$via`): what a
+ * counts row is set from (user-stats.ts).
+ */
+export function countedJoins(entity: Entity, id: string, condition: string): string {
+  return groupsOf(entity)
+    .filter((g) => g.kept)
+    .map((g) => {
+      const c = g.child.alias;
+      const select = g.items.map((i) => `${aggregate('all', g, i).sql} AS ${i.column}`).join(', ');
+      return `LEFT JOIN (
+             SELECT ${c}.${g.via}, ${select}
+               FROM ${g.child.table} ${c}
+              WHERE ${condition.replaceAll('$via', `${c}.${g.via}`)}
+              GROUP BY ${c}.${g.via}
+           ) ${g.alias} ON ${g.alias}.${g.via} = ${id}`;
+    })
+    .join('\n      ');
+}
+
+const snake = (name: string): string => name.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`);
