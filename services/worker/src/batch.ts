@@ -6,6 +6,7 @@ import {
   recordLag,
   SYNC_QUEUE,
   transactionDb,
+  type EntityType,
   type LagMode,
   type Logger,
   type SyncEngine,
@@ -26,7 +27,8 @@ export interface BatchOutcome {
   /** Transactions the batch took: 1 when nothing failed, more when a poison job was isolated. */
   transactions: number;
   /** Milliseconds spent in the committed transactions: refresh per entity type, then lag + completion + COMMIT. */
-  timings: { user: number; post: number; comment: number; settle: number };
+  /** Milliseconds of refresh per entity type, and of settling the jobs (`settle`). */
+  timings: Partial<Record<EntityType, number>> & { settle: number };
   /** Lag of each completed job: its write's commit to its projections' commit, in ms. */
   lagsMs: number[];
 }
@@ -84,7 +86,7 @@ export class BatchProcessor {
       failed: [],
       entities: 0,
       transactions: 0,
-      timings: { user: 0, post: 0, comment: 0, settle: 0 },
+      timings: { settle: 0 },
       lagsMs: [],
     };
     const valid: SyncJob[] = [];
@@ -167,7 +169,7 @@ export class BatchProcessor {
       }
       await client.query('COMMIT');
       for (const mode of ['QUEUED', 'DEFERRED'] as const) outcome.lagsMs.push(...lags[mode]);
-      for (const r of report.results) timings[r.entityType] += r.durationMs;
+      for (const r of report.results) timings[r.entityType] = (timings[r.entityType] ?? 0) + r.durationMs;
       timings.settle += Date.now() - now;
       return planSize(plan);
     } catch (err) {

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import { builtFile, testDatabaseUrl, testPool } from '../../test/helpers';
 import { defaultMigrationsDir } from '../db/paths';
+import { ENTITY_TYPES, entityOf } from '../model';
 
 const run = promisify(execFile);
 
@@ -130,6 +131,39 @@ describe('command-line tools', () => {
       "SELECT s.comment_count, (v.data->>'commentCount')::int AS shown FROM tb_user u JOIN tb_user_stats s ON s.user_id = u.id JOIN tv_user v ON v.id = u.id WHERE u.username = 'alice'",
     );
     expect(rows).toEqual([{ comment_count: 1, shown: 1 }]);
+  });
+
+  it('sync sql <entity> prints every derived statement, each one PostgreSQL accepts as it is printed', async () => {
+    for (const entity of ENTITY_TYPES) {
+      const { code, stdout } = await cli('sync', ['sql', entity], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+      expect(code).toBe(0);
+      const { table, view } = entityOf(entity);
+      expect(stdout).toContain(`-- ${entity}: ${table} -> ${view}`);
+      // Each section is `-- title` then one statement ending in ';' (the rebuild: LOCK, then the rebuild).
+      const statements = stdout
+        .split(/\n-- [^\n]*\n/)
+        .slice(1)
+        .flatMap((section) => section.split(/;\n(?=[A-Z])/))
+        .map((sql) => sql.trim().replace(/;$/, ''))
+        .filter((sql) => /^(SELECT|WITH|INSERT|LOCK)/.test(sql));
+      expect(statements.length).toBeGreaterThanOrEqual(11);
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        for (const [i, sql] of statements.entries()) {
+          // PREPARE parses, analyses and plans it against the migrated schema; LOCK cannot be prepared.
+          if (sql.startsWith('LOCK')) await client.query(sql);
+          else await client.query(`PREPARE derived_${i} AS ${sql}`);
+        }
+      } finally {
+        await client.query('ROLLBACK');
+        await client.query('DEALLOCATE ALL');
+        client.release();
+      }
+    }
+    const unknown = await cli('sync', ['sql', 'nothing']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('No entity "nothing"');
   });
 
   it('sync rebuild recomputes every projection', async () => {

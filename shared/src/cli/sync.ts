@@ -3,6 +3,8 @@ import { openDatabase, readDatabaseConfig } from '../db/database';
 import { createPool } from '../db/pool';
 import { createLogger } from '../log/logger';
 import { SyncEngine, type SyncReport, type VerifyReport } from '../sync/engine';
+import { isEntityType } from '../model';
+import { describeEntity } from '../sync/describe';
 import { ENTITY_TYPES } from '../sync/types';
 import { EXIT, runCli, UsageError } from './run';
 
@@ -14,6 +16,9 @@ Commands:
                       (recounting the stale users' kept counts from their rows first).
   rebuild             full mode: recount the users' kept counts, then recompute every projection,
                       in one transaction (readers keep seeing the old rows until it commits)
+  sql <entity>        print every statement derived from the entity's declaration (shared/src/model):
+                      documents, dependency map, claim, write, rebuild, verify; no database needed.
+                      Entities: ${ENTITY_TYPES.join(', ')}
 
 Connects to DATABASE_URL; without it, to the embedded PostgreSQL.`;
 
@@ -21,6 +26,13 @@ const SHOW_IDS = 10;
 
 runCli(async (argv) => {
   const [command, ...flags] = argv;
+  if (command === 'sql') {
+    const [entity, ...rest] = flags;
+    if (!entity || rest.length) throw new UsageError(`sql takes one entity: ${ENTITY_TYPES.join(', ')}\n\n${USAGE}`);
+    if (!isEntityType(entity)) throw new UsageError(`No entity "${entity}": declared are ${ENTITY_TYPES.join(', ')}.`);
+    process.stdout.write(describeEntity(entity));
+    return EXIT.ok;
+  }
   if (command !== 'verify' && command !== 'rebuild') {
     if (command === 'help' || command === '--help') {
       process.stdout.write(`${USAGE}\n`);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { QUEUE_SCHEMA } from '../queue/install';
 import { connectClient } from './pool';
+import { commandTables, MODEL } from '../model';
 
 /**
  * Least-privilege database roles for the API and the worker (`npm run migrate -- roles`).
@@ -29,8 +30,9 @@ export interface DbRolesOptions {
 export const DEFAULT_API_ROLE = 'blog_api';
 export const DEFAULT_WORKER_ROLE = 'blog_worker';
 
-const TB = 'tb_user, tb_post, tb_comment, tb_user_stats';
-const TV = 'tv_user, tv_post, tv_comment';
+/** The command side's tables and the projections, from the entities' declarations. */
+const TB = commandTables().join(', ');
+const TV = MODEL.map((e) => e.view).join(', ');
 const DML = 'SELECT, INSERT, UPDATE, DELETE';
 
 /**

@@ -88,3 +88,8 @@ function check(entity: Entity): void {
   }
 }
 MODEL.forEach(check);
+
+/** The command side's tables: the entities' own, and the tables their kept counts live in. */
+export function commandTables(): string[] {
+  return [...new Set(MODEL.flatMap((e) => [e.table, ...(e.keptCounts ? [e.keptCounts.table] : [])]))];
+}

@@ -82,7 +82,7 @@ const BRANCHES = Object.fromEntries(ENTITY_TYPES.map((t) => [t, branchSql(t)])) 
  * back with duplicates (UNION ALL, no sort) and are de-duplicated here.
  */
 const STATEMENTS = new Map<string, { name: string; text: string }>();
-function statementFor(types: EntityType[]): { name: string; text: string } {
+export function statementFor(types: readonly EntityType[]): { name: string; text: string } {
   const key = types.join('+');
   let statement = STATEMENTS.get(key);
   if (!statement) {
