@@ -17,7 +17,7 @@ export * from './seed/seed';
 export * from './sync/dependencies';
 export * from './sync/engine';
 export * from './sync/errors';
-export { MODEL, commandTables, entityOf, isEntityType, relationsOf, type Entity, type EntityDeclaration, type Field } from './model';
+export { MODEL, commandTables, entityOf, isEntityType, relationsOf, type Entity, type EntityDeclaration, type Field, type ListFilter } from './model';
 export * from './sync/documents';
 export * from './sync/types';
 export * from './sync/user-stats';

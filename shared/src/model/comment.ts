@@ -8,6 +8,7 @@ export const comment = declare({
   view: 'tv_comment',
   alias: 'cm',
   columns: { post_id: 'uuid', author_id: 'uuid', created_at: 'timestamptz' },
+  read: { list: { field: 'comments', order: 'ASC', filters: { postId: { column: 'post_id', type: 'ID', required: true } } } },
   fields: {
     id: column('id'),
     postId: column('post_id'),

@@ -59,6 +59,28 @@ export interface ListField {
 
 export type Field = ColumnField | EmbedsOneField | CountField | ListField;
 
+/**
+ * A filter argument of a list query field, on a plain column of the projection table. A Boolean
+ * filter becomes SQL structure (`published` / `NOT published`) so that a partial index can serve it;
+ * an ID filter is a parameter.
+ */
+export interface ListFilter {
+  column: string;
+  type: 'ID' | 'Boolean';
+  required?: boolean;
+}
+
+/**
+ * The Query fields answering an entity from its projection table. Lists page by keyset on
+ * (created_at, id), which every projection table indexes (in `order`).
+ */
+export interface ReadDeclaration {
+  /** `<byId>(id: ID!): Type` */
+  byId?: string;
+  /** `<field>(limit: Int, after: String, <filters>): [Type!]!` */
+  list?: { field: string; order: 'ASC' | 'DESC'; filters?: Readonly<Record<string, ListFilter>> };
+}
+
 export interface EntityDeclaration<N extends string = string> {
   /** The entity type, as the sync queue, sync_log and metrics name it. */
   name: N;
@@ -74,6 +96,8 @@ export interface EntityDeclaration<N extends string = string> {
   columns: Readonly<Record<string, ColumnType>>;
   /** The document's fields, by the name they have in the document. */
   fields: Readonly<Record<string, Field>>;
+  /** Its Query fields. */
+  read: ReadDeclaration;
   /** The table where commands keep this entity's counts (CountField.kept), keyed by `key`. */
   keptCounts?: { table: string; key: string };
 }

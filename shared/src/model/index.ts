@@ -86,6 +86,9 @@ function check(entity: Entity): void {
     }
     if (field.kind === 'count' && field.kept && !entity.keptCounts) throw new Error(`${where(name)}: kept counts need ${entity.name}.keptCounts`);
   }
+  for (const [arg, filter] of Object.entries(entity.read.list?.filters ?? {})) {
+    if (!(filter.column in entity.columns)) throw new Error(`model ${entity.name}.read.list.filters.${arg}: "${filter.column}" is not a plain column of ${entity.view}`);
+  }
 }
 MODEL.forEach(check);
 

@@ -12,6 +12,14 @@ export const post = declare({
   view: 'tv_post',
   alias: 'p',
   columns: { author_id: 'uuid', published: 'boolean', created_at: 'timestamptz' },
+  read: {
+    byId: 'post',
+    list: {
+      field: 'posts',
+      order: 'DESC',
+      filters: { published: { column: 'published', type: 'Boolean' }, authorId: { column: 'author_id', type: 'ID' } },
+    },
+  },
   fields: {
     id: column('id'),
     title: column('title'),

@@ -11,6 +11,7 @@ export const user = declare({
   view: 'tv_user',
   alias: 'u',
   columns: { created_at: 'timestamptz' },
+  read: { byId: 'user', list: { field: 'users', order: 'DESC' } },
   keptCounts: { table: 'tb_user_stats', key: 'user_id' },
   fields: {
     id: column('id'),

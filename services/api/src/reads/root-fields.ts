@@ -1,4 +1,4 @@
-import { ENTITY_TYPES } from '@blog/shared';
+import { ENTITY_TYPES, isEntityType, MODEL, type Entity } from '@blog/shared';
 import { BadInputError } from '../errors';
 import * as v from '../validate';
 
@@ -46,69 +46,63 @@ const DOC = `data || '{}'::jsonb AS data`;
 interface ListArgs {
   limit: number;
   after: v.Cursor | null;
+  /** The filters given, by argument name (a Boolean as it is, an ID checked). */
+  filters: Record<string, string | boolean>;
 }
 
-function list(
-  table: 'tv_post' | 'tv_user' | 'tv_comment',
-  order: 'DESC' | 'ASC',
-  filters: string[],
-  args: ListArgs,
-  select: string,
-  p: Params,
-): string {
-  const where = [...filters];
-  if (args.after) {
-    // Rows strictly after the cursor in list order.
-    where.push(`(created_at, id) ${order === 'DESC' ? '<' : '>'} (${p.add(args.after.createdAt, 'timestamptz')}, ${p.add(args.after.id, 'uuid')})`);
-  }
-  return (
-    `(SELECT coalesce(json_agg(${select} ORDER BY t.created_at ${order}, t.id ${order}), '[]'::json) ` +
-    `FROM (SELECT id, created_at, ${DOC} FROM ${table}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ` +
-    `ORDER BY created_at ${order}, id ${order} LIMIT ${p.add(args.limit, 'int')}) t)`
-  );
+/**
+ * The list field of an entity (its declaration's read.list): a page of its projection rows in
+ * (created_at, id) order from the `after` cursor, filtered on the declared plain columns.
+ */
+function listField(entity: Entity): RootField<ListArgs> {
+  const { order, filters = {} } = entity.read.list!;
+  return {
+    args: (raw, limits) => {
+      const given: Record<string, string | boolean> = {};
+      for (const [arg, filter] of Object.entries(filters)) {
+        const value = raw[arg];
+        if (value === null || value === undefined) {
+          if (filter.required) given[arg] = v.uuid(value, arg); // refused, naming the argument
+          continue;
+        }
+        if (filter.type === 'Boolean') {
+          if (typeof value === 'boolean') given[arg] = value;
+        } else given[arg] = v.uuid(value, arg);
+      }
+      return { limit: v.limit(raw.limit, limits.defaultPageSize, limits.maxPageSize), after: v.cursor(raw.after), filters: given };
+    },
+    sql: (args, select, p) => {
+      const where = Object.entries(args.filters).map(([arg, value]) => {
+        const column = filters[arg]!.column;
+        // A boolean becomes SQL structure, not a parameter, so the planner can use a partial index
+        // (tv_post_published_created_idx for the common "published posts" list).
+        if (typeof value === 'boolean') return value ? column : `NOT ${column}`;
+        return `${column} = ${p.add(value, 'uuid')}`;
+      });
+      if (args.after) {
+        // Rows strictly after the cursor in list order.
+        where.push(`(created_at, id) ${order === 'DESC' ? '<' : '>'} (${p.add(args.after.createdAt, 'timestamptz')}, ${p.add(args.after.id, 'uuid')})`);
+      }
+      return (
+        `(SELECT coalesce(json_agg(${select} ORDER BY t.created_at ${order}, t.id ${order}), '[]'::json) ` +
+        `FROM (SELECT id, created_at, ${DOC} FROM ${entity.view}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ` +
+        `ORDER BY created_at ${order}, id ${order} LIMIT ${p.add(args.limit, 'int')}) t)`
+      );
+    },
+  };
 }
 
-const listArgs = (raw: Record<string, unknown>, limits: ReadLimits): ListArgs => ({
-  limit: v.limit(raw.limit, limits.defaultPageSize, limits.maxPageSize),
-  after: v.cursor(raw.after),
-});
-
-const byId = (table: 'tv_post' | 'tv_user'): RootField<{ id: string }> => ({
+/** The by-id field of an entity (its declaration's read.byId). */
+const byIdField = (entity: Entity): RootField<{ id: string }> => ({
   args: (raw) => ({ id: v.uuid(raw.id, 'id') }),
-  sql: (args, select, p) => `(SELECT ${select} FROM (SELECT ${DOC} FROM ${table} WHERE id = ${p.add(args.id, 'uuid')} OFFSET 0) t)`,
+  sql: (args, select, p) => `(SELECT ${select} FROM (SELECT ${DOC} FROM ${entity.view} WHERE id = ${p.add(args.id, 'uuid')} OFFSET 0) t)`,
 });
-
-const posts: RootField<ListArgs & { published: boolean | null; authorId: string | null }> = {
-  args: (raw, limits) => ({
-    ...listArgs(raw, limits),
-    published: typeof raw.published === 'boolean' ? raw.published : null,
-    authorId: raw.authorId === null || raw.authorId === undefined ? null : v.uuid(raw.authorId, 'authorId'),
-  }),
-  sql: (args, select, p) => {
-    const filters: string[] = [];
-    // A boolean becomes SQL structure, not a parameter, so the planner can use the partial index
-    // tv_post_published_created_idx for the common "published posts" list.
-    if (args.published !== null) filters.push(args.published ? 'published' : 'NOT published');
-    if (args.authorId) filters.push(`author_id = ${p.add(args.authorId, 'uuid')}`);
-    return list('tv_post', 'DESC', filters, args, select, p);
-  },
-};
-
-const users: RootField<ListArgs> = {
-  args: listArgs,
-  sql: (args, select, p) => list('tv_user', 'DESC', [], args, select, p),
-};
-
-const comments: RootField<ListArgs & { postId: string }> = {
-  args: (raw, limits) => ({ ...listArgs(raw, limits), postId: v.uuid(raw.postId, 'postId') }),
-  sql: (args, select, p) => list('tv_comment', 'ASC', [`post_id = ${p.add(args.postId, 'uuid')}`], args, select, p),
-};
 
 /** 24-hour figures of one entity type from sync_log (read through its covering index). */
 const syncMetrics: RootField<{ entityType: string }> = {
   args: (raw) => {
     const t = raw.entityType;
-    if (typeof t !== 'string' || !(ENTITY_TYPES as readonly string[]).includes(t)) {
+    if (!isEntityType(t)) {
       throw new BadInputError(`entityType must be one of ${ENTITY_TYPES.join(', ')}.`, 'entityType');
     }
     return { entityType: t };
@@ -131,11 +125,13 @@ const syncMetrics: RootField<{ entityType: string }> = {
 export type AnyRootField = RootField<unknown>;
 const erase = <A>(f: RootField<A>): AnyRootField => f as unknown as AnyRootField;
 
+/** The Query fields: the entities' (from their declarations) and syncMetrics. */
 export const ROOT_FIELDS: Readonly<Record<string, AnyRootField | undefined>> = {
-  posts: erase(posts),
-  post: erase(byId('tv_post')),
-  users: erase(users),
-  user: erase(byId('tv_user')),
-  comments: erase(comments),
+  ...Object.fromEntries(
+    MODEL.flatMap((e) => [
+      ...(e.read.list ? [[e.read.list.field, erase(listField(e))] as const] : []),
+      ...(e.read.byId ? [[e.read.byId, erase(byIdField(e))] as const] : []),
+    ]),
+  ),
   syncMetrics: erase(syncMetrics),
 };
