@@ -72,7 +72,7 @@ export async function insertComments(
 /** The tv_* document of one entity, or undefined. */
 export async function projection<T = Record<string, unknown>>(
   db: pg.ClientBase | pg.Pool,
-  table: 'tv_user' | 'tv_post' | 'tv_comment',
+  table: string,
   id: string,
 ): Promise<T | undefined> {
   const { rows } = await db.query<{ data: T }>(`SELECT data FROM ${table} WHERE id = $1`, [id]);

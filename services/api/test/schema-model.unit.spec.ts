@@ -22,7 +22,7 @@ import { ROOT_FIELDS } from '../src/reads/root-fields';
  */
 function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
   const out: string[] = [];
-  const byName = new Map(model.map((e) => [e.name, e]));
+  const byName = new Map<string, Entity>(model.map((e) => [e.name, e]));
   const unwrap = (t: GraphQLOutputType) => (t instanceof GraphQLNonNull ? t.ofType : t);
   /** `type` (an object type) has exactly `fields` of `entity`'s document, each of the right kind. */
   const compare = (where: string, type: GraphQLOutputType, entity: Entity, fields: readonly string[], extra: string[] = []) => {

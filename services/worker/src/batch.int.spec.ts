@@ -1,4 +1,4 @@
-import { lagPercentilesSince, SyncEngine, syncQueueDepth } from '@blog/shared';
+import { lagPercentilesSince, planSize, SyncEngine, syncQueueDepth, type EntityType, type SyncPlan } from '@blog/shared';
 import { testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import { countCompleted, createFixture, testWorkerConfig, waitFor, Writer } from '../test/helpers';
@@ -42,13 +42,13 @@ describe('batch drain', () => {
     }
     expect(jobIds).toHaveLength(30);
     const plans = (
-      await pool.query<{ plan: Record<'user' | 'post' | 'comment', string[]> }>(
+      await pool.query<{ plan: SyncPlan }>(
         `SELECT data->'plan' AS plan FROM pgboss.job WHERE name = 'projection-sync' AND id = ANY($1::uuid[])`,
         [jobIds],
       )
     ).rows.map((r) => r.plan);
-    const distinct = (t: 'user' | 'post' | 'comment') => new Set(plans.flatMap((p) => p[t])).size;
-    const requested = plans.reduce((n, p) => n + p.user.length + p.post.length + p.comment.length, 0);
+    const distinct = (t: EntityType) => new Set(plans.flatMap((p) => p[t])).size;
+    const requested = plans.reduce((n, p) => n + planSize(p), 0);
 
     const since = new Date();
     const outcomes: BatchOutcome[] = [];

@@ -1,6 +1,7 @@
 import { testDatabaseUrl, testPool } from '../../test/helpers';
 import { createBoss } from './boss';
 import { syncQueueDepth } from './depth';
+import { emptyPlan } from '../sync/types';
 import { SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE } from './queues';
 
 describe('sync queue depth', () => {
@@ -14,7 +15,7 @@ describe('sync queue depth', () => {
 
   it('counts ready, scheduled, active and dead-lettered jobs live', async () => {
     expect(await syncQueueDepth(pool)).toEqual({ ready: 0, scheduled: 0, retrying: 0, active: 0, deadLetters: 0 });
-    const data = { v: 1, plan: { user: [], post: [], comment: [] }, mode: 'QUEUED', enqueuedAt: Date.now() };
+    const data = { v: 1, plan: emptyPlan(), mode: 'QUEUED', enqueuedAt: Date.now() };
     await boss.insert(SYNC_QUEUE, [{ data }, { data }, { data }, { data, startAfter: new Date(Date.now() + 60_000) }]);
     await boss.send(SYNC_DEAD_LETTER_QUEUE, data);
     const [taken] = await boss.fetch(SYNC_QUEUE, { batchSize: 1 });

@@ -152,7 +152,7 @@ export class SyncEngine {
 
   /**
    * Refreshes the plan's projections inside the caller's open transaction (INLINE mutations, the
-   * worker's batch). Types run in SYNC_ORDER (comment, post, user) so locks are always taken in
+   * worker's batch). Types run in SYNC_ORDER (derived from the model) so locks are always taken in
    * the same order. On failure the caller must roll back. On a pipelined connection (createPool's
    * default) all the statements go out at once, before this returns its promise: a caller that has
    * nothing else to send may send COMMIT right behind them (commitNow in db/pool.ts). Each type's

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { testPool } from '../../test/helpers';
 import { SyncEngine } from './engine';
 import { STATEMENTS } from './statements';
-import type { EntityType } from './types';
+import { ENTITY_TYPES, type EntityType } from './types';
 
 /**
  * The statements an INLINE command refreshes with (claimFew, writeFew) find every row by its key.
@@ -55,7 +55,7 @@ describe('the few-ids refresh statements under generic plans', () => {
   });
   afterAll(() => pool.end());
 
-  test.each(['user', 'post', 'comment'] as const)('%s: claimFew and writeFew probe by key, scanning no table', async (entity) => {
+  test.each(ENTITY_TYPES)('%s: claimFew and writeFew probe by key, scanning no table', async (entity) => {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
