@@ -1,6 +1,6 @@
 import { column, declare, embedsOne, timestamp } from './declare';
 
-/** tv_comment: { id, postId, content, createdAt, updatedAt, author {id, username, fullName}, post {id, title} }. */
+/** A comment, embedding its author and its post's id and title. */
 export const comment = declare({
   name: 'comment',
   graphqlType: 'Comment',
@@ -8,14 +8,22 @@ export const comment = declare({
   view: 'tv_comment',
   alias: 'cm',
   columns: { post_id: 'uuid', author_id: 'uuid', created_at: 'timestamptz' },
-  read: { list: { field: 'comments', order: 'ASC', filters: { postId: { column: 'post_id', type: 'ID', required: true } } } },
+  read: {
+    list: {
+      field: 'comments',
+      order: 'ASC',
+      filters: { postId: { column: 'post_id', type: 'ID', required: true } },
+      description: 'Comments of a post, oldest first.',
+    },
+  },
   fields: {
-    id: column('id'),
-    postId: column('post_id'),
-    content: column('content'),
+    id: column('id', 'ID!'),
+    postId: column('post_id', 'ID!'),
+    content: column('content', 'String!'),
     createdAt: timestamp('created_at'),
     updatedAt: timestamp('updated_at'),
-    author: embedsOne('user', 'author_id', ['id', 'username', 'fullName']),
-    post: embedsOne('post', 'post_id', ['id', 'title']),
+    // The same type as the post's author (described there).
+    author: embedsOne('user', 'author_id', ['id', 'username', 'fullName'], { type: 'Author' }),
+    post: embedsOne('post', 'post_id', ['id', 'title'], { type: 'PostSummary', description: 'The post a comment belongs to, as embedded in the comment.' }),
   },
 });

@@ -15,8 +15,16 @@ export type ColumnType = 'uuid' | 'boolean' | 'timestamptz' | 'text' | 'int';
 export interface ColumnField {
   kind: 'column';
   column: string;
+  /** Its GraphQL type (`String!`, `ID!`, `Boolean!`, `String` for a nullable column...). */
+  type: string;
   /** A timestamptz rendered as JavaScript's toISOString() gives it, whatever the session time zone. */
   timestamp?: boolean;
+}
+
+/** The GraphQL object type of embedded objects (list items included): its name and description. */
+export interface EmbeddedType {
+  type: string;
+  description?: string;
 }
 
 /**
@@ -24,7 +32,7 @@ export interface ColumnField {
  * also a plain column of its tv_* table), embedded as an object of some of that entity's fields.
  * A change of the referenced row refreshes every row embedding it.
  */
-export interface EmbedsOneField {
+export interface EmbedsOneField extends EmbeddedType {
   kind: 'embedsOne';
   entity: string;
   via: string;
@@ -49,7 +57,7 @@ export interface CountField {
  * Every row of `entity` referencing this one through `via`, each as an object of some of that
  * entity's fields (columns, or objects it embeds), in the order of `orderBy` (ascending).
  */
-export interface ListField {
+export interface ListField extends EmbeddedType {
   kind: 'list';
   entity: string;
   via: string;
@@ -77,15 +85,16 @@ export interface ListFilter {
 export interface ReadDeclaration {
   /** `<byId>(id: ID!): Type` */
   byId?: string;
-  /** `<field>(limit: Int, after: String, <filters>): [Type!]!` */
-  list?: { field: string; order: 'ASC' | 'DESC'; filters?: Readonly<Record<string, ListFilter>> };
+  /** `<field>(limit: Int, after: String, <filters>): [Type!]!`, with the field's description. */
+  list?: { field: string; order: 'ASC' | 'DESC'; filters?: Readonly<Record<string, ListFilter>>; description?: string };
 }
 
 export interface EntityDeclaration<N extends string = string> {
   /** The entity type, as the sync queue, sync_log and metrics name it. */
   name: N;
-  /** Its GraphQL object type. */
+  /** Its GraphQL object type, and that type's description. */
   graphqlType: string;
+  description?: string;
   /** The command table (primary key `id uuid`). */
   table: string;
   /** The projection table: `id`, `data jsonb`, the plain columns, `synced_at`. */
@@ -102,13 +111,15 @@ export interface EntityDeclaration<N extends string = string> {
   keptCounts?: { table: string; key: string };
 }
 
-export const column = (name: string): ColumnField => ({ kind: 'column', column: name });
-export const timestamp = (name: string): ColumnField => ({ kind: 'column', column: name, timestamp: true });
-export const embedsOne = (entity: string, via: string, fields: readonly string[]): EmbedsOneField => ({
+export const column = (name: string, type: string): ColumnField => ({ kind: 'column', column: name, type });
+/** A timestamptz column, in the document as an ISO-8601 string in UTC. */
+export const timestamp = (name: string): ColumnField => ({ kind: 'column', column: name, type: 'String!', timestamp: true });
+export const embedsOne = (entity: string, via: string, fields: readonly string[], type: EmbeddedType): EmbedsOneField => ({
   kind: 'embedsOne',
   entity,
   via,
   fields,
+  ...type,
 });
 export const count = (entity: string, via: string, options: { where?: string; kept?: string } = {}): CountField => ({
   kind: 'count',
@@ -116,12 +127,13 @@ export const count = (entity: string, via: string, options: { where?: string; ke
   via,
   ...options,
 });
-export const list = (entity: string, via: string, fields: readonly string[], orderBy: readonly string[]): ListField => ({
+export const list = (entity: string, via: string, fields: readonly string[], orderBy: readonly string[], type: EmbeddedType): ListField => ({
   kind: 'list',
   entity,
   via,
   fields,
   orderBy,
+  ...type,
 });
 
 /** Keeps the entity's name as a literal type (EntityType is the union of them). */

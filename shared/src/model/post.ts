@@ -1,10 +1,6 @@
 import { column, count, declare, embedsOne, list, timestamp } from './declare';
 
-/**
- * tv_post: { id, title, content, published, createdAt, updatedAt, author {id, username, fullName},
- * commentCount, comments [{id, content, createdAt, author {id, username, fullName}}] }, comments in
- * the order they were written.
- */
+/** A post, embedding its author and its comments (in the order they were written). */
 export const post = declare({
   name: 'post',
   graphqlType: 'Post',
@@ -18,17 +14,24 @@ export const post = declare({
       field: 'posts',
       order: 'DESC',
       filters: { published: { column: 'published', type: 'Boolean' }, authorId: { column: 'author_id', type: 'ID' } },
+      description: "Posts, newest first. limit defaults to the server's page size and may not exceed its maximum.",
     },
   },
   fields: {
-    id: column('id'),
-    title: column('title'),
-    content: column('content'),
-    published: column('published'),
+    id: column('id', 'ID!'),
+    title: column('title', 'String!'),
+    content: column('content', 'String!'),
+    published: column('published', 'Boolean!'),
     createdAt: timestamp('created_at'),
     updatedAt: timestamp('updated_at'),
-    author: embedsOne('user', 'author_id', ['id', 'username', 'fullName']),
+    author: embedsOne('user', 'author_id', ['id', 'username', 'fullName'], {
+      type: 'Author',
+      description: 'The author of a post or comment, as embedded in it.',
+    }),
     commentCount: count('comment', 'post_id'),
-    comments: list('comment', 'post_id', ['id', 'content', 'createdAt', 'author'], ['created_at', 'id']),
+    comments: list('comment', 'post_id', ['id', 'content', 'createdAt', 'author'], ['created_at', 'id'], {
+      type: 'PostComment',
+      description: 'A comment as embedded in its post (oldest first).',
+    }),
   },
 });

@@ -1,9 +1,6 @@
 import { column, count, declare, timestamp } from './declare';
 
-/**
- * tv_user: { id, email, username, fullName, bio, createdAt, updatedAt, postCount, publishedPostCount,
- * commentCount }. The counts are kept by the commands in tb_user_stats (migration 003).
- */
+/** A user; the counts are kept by the commands in tb_user_stats (migration 003). */
 export const user = declare({
   name: 'user',
   graphqlType: 'User',
@@ -11,14 +8,14 @@ export const user = declare({
   view: 'tv_user',
   alias: 'u',
   columns: { created_at: 'timestamptz' },
-  read: { byId: 'user', list: { field: 'users', order: 'DESC' } },
+  read: { byId: 'user', list: { field: 'users', order: 'DESC', description: 'Users, newest first.' } },
   keptCounts: { table: 'tb_user_stats', key: 'user_id' },
   fields: {
-    id: column('id'),
-    email: column('email'),
-    username: column('username'),
-    fullName: column('full_name'),
-    bio: column('bio'),
+    id: column('id', 'ID!'),
+    email: column('email', 'String!'),
+    username: column('username', 'String!'),
+    fullName: column('full_name', 'String!'),
+    bio: column('bio', 'String'),
     createdAt: timestamp('created_at'),
     updatedAt: timestamp('updated_at'),
     postCount: count('post', 'author_id', { kept: 'post_count' }),

@@ -1,8 +1,9 @@
-import type { SyncMode } from '@blog/shared';
+import { MODEL, type SyncMode } from '@blog/shared';
 import type { GraphQLResolveInfo, OperationDefinitionNode } from 'graphql';
 import type { Actor } from '../auth/authenticator';
 import type { Commands } from '../commands/commands';
 import type { ReadEngine } from '../reads/read-engine';
+import { ROOT_FIELDS } from '../reads/root-fields';
 import { encodeCursor } from '../validate';
 
 /** What every resolver receives: one per HTTP request. */
@@ -36,14 +37,8 @@ const write =
  * resolvers: a type's fields are the keys of its JSON document.
  */
 export const resolvers = {
-  Query: {
-    posts: read,
-    post: read,
-    users: read,
-    user: read,
-    comments: read,
-    syncMetrics: read,
-  },
+  // Every Query field (the entities' and syncMetrics) is answered by the read engine.
+  Query: Object.fromEntries(Object.keys(ROOT_FIELDS).map((name) => [name, read])),
   Mutation: {
     createUser: write((c, a, mode, actor) => c.createUser(a, mode, actor)),
     updateUser: write((c, a, mode, actor) => c.updateUser(a, mode, actor)),
@@ -54,7 +49,6 @@ export const resolvers = {
     createComment: write((c, a, mode, actor) => c.createComment(a, mode, actor)),
     deleteComment: write((c, a, mode, actor) => c.deleteComment(a, mode, actor)),
   },
-  User: { cursor },
-  Post: { cursor },
-  Comment: { cursor },
+  // The types of listed entities carry a cursor.
+  ...Object.fromEntries(MODEL.filter((e) => e.read.list).map((e) => [e.graphqlType, { cursor }])),
 };

@@ -1,15 +1,17 @@
+import { MODEL } from '@blog/shared';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { specifiedRules, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { costLimitRule } from '../limits/cost';
 import { noIntrospectionRule } from '../limits/introspection';
 import { depthLimitRule } from './depth-limit';
+import { modelTypeDefs } from './model-sdl';
 import { knownOperationTypeRule } from './operation-type';
 import { resolvers } from './resolvers';
 import { typeDefs } from './type-defs';
 
 /** The executable schema (type definitions with their resolvers). */
 export function createSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs, resolvers });
+  return makeExecutableSchema({ typeDefs: [modelTypeDefs(MODEL), typeDefs], resolvers });
 }
 
 /** What our validation rules enforce (from ApiConfig). */
