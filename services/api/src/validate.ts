@@ -89,6 +89,17 @@ export function uuid(value: unknown, field: string): string {
   return value.toLowerCase();
 }
 
+/** The most characters of a lookup key or text filter (a slug): longer cannot match anything stored. */
+export const MAX_KEY_CHARS = 200;
+
+/** A lookup key or a text filter (a tag's slug): a string of 1 to MAX_KEY_CHARS characters, no NUL. */
+export function key(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !value.length || value.length > MAX_KEY_CHARS || value.includes('\0')) {
+    throw new BadInputError(`${field} must be a string of 1 to ${MAX_KEY_CHARS} characters.`, field);
+  }
+  return value;
+}
+
 function singleLineText(v: string, field: string): void {
   if (BIDI_CONTROL.test(v)) {
     throw new BadInputError(`${field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).`, field);

@@ -52,6 +52,7 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
           compare(at, gql, byName.get(field.entity)!, field.fields);
           break;
         case 'list':
+        case 'embedsMany':
           if (!/^\[\w+!\]!$/.test(String(gql))) out.push(`${at} must be [X!]! (a list)`);
           compare(at, gql, byName.get(field.entity)!, field.fields);
           break;
@@ -67,15 +68,16 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
       continue;
     }
     compare(entity.name, type, entity, Object.keys(entity.fields), ['cursor']);
-    const { byId, list } = entity.read;
-    if (byId) {
-      declared.add(byId);
-      const field = query[byId];
-      if (!field) out.push(`Query.${byId} (${entity.name}.read.byId) is missing`);
+    const { byKey, list } = entity.read;
+    if (byKey) {
+      declared.add(byKey.field);
+      const field = query[byKey.field];
+      if (!field) out.push(`Query.${byKey.field} (${entity.name}.read.byKey) is missing`);
       else {
-        if (String(field.type) !== entity.graphqlType) out.push(`Query.${byId} must return ${entity.graphqlType}`);
+        if (String(field.type) !== entity.graphqlType) out.push(`Query.${byKey.field} must return ${entity.graphqlType}`);
         const args = field.args.map((a) => `${a.name}: ${String(a.type)}`);
-        if (args.join(', ') !== 'id: ID!') out.push(`Query.${byId} must take (id: ID!), not (${args.join(', ')})`);
+        const want = `${byKey.arg}: ${byKey.type}!`;
+        if (args.join(', ') !== want) out.push(`Query.${byKey.field} must take (${want}), not (${args.join(', ')})`);
       }
     }
     if (list) {

@@ -40,17 +40,47 @@ export interface EmbedsOneField extends EmbeddedType {
 }
 
 /**
- * How many rows of `entity` reference this one through their column `via` (optionally only those
- * where the boolean column `where` is true). `kept`: the column of this entity's counts table
- * (EntityDeclaration.keptCounts) where the commands keep it up to date, read instead of counting
- * for incremental refreshes; full rebuilds and verify count the rows.
+ * A link table of a many-to-many relation (primary key (from, to), no other references): `from`
+ * is its column referencing the entity that declares the field, `to` the other entity's. The
+ * commands that write it name both sides in their changes; deletes remove the links of the rows
+ * they delete first (deleteLinks in shared/src/sync/dependencies.ts).
+ */
+export interface Link {
+  table: string;
+  from: string;
+  to: string;
+  /** A column of the link table giving the order of the embedded list. */
+  order?: string;
+}
+
+/**
+ * How many rows of `entity` reference this one: through their column `via` (optionally only those
+ * where the boolean column `where` is true), or through a link table (`through`). `kept`: the
+ * column of this entity's counts table (EntityDeclaration.keptCounts) where the commands keep it
+ * up to date, read instead of counting for incremental refreshes; full rebuilds and verify count
+ * the rows.
  */
 export interface CountField {
   kind: 'count';
   entity: string;
+  /** Unused (empty) with `through`. */
   via: string;
   where?: string;
   kept?: string;
+  through?: Link;
+}
+
+/**
+ * The rows of `entity` linked to this one through a link table, each as an object of some of that
+ * entity's columns: a bounded list (`max`, which a constraint of the link table enforces), kept in
+ * the document. A change of a linked row refreshes every row embedding it.
+ */
+export interface EmbedsManyField extends EmbeddedType {
+  kind: 'embedsMany';
+  entity: string;
+  through: Link;
+  fields: readonly string[];
+  max: number;
 }
 
 /**
@@ -65,7 +95,7 @@ export interface ListField extends EmbeddedType {
   orderBy: readonly string[];
 }
 
-export type Field = ColumnField | EmbedsOneField | CountField | ListField;
+export type Field = ColumnField | EmbedsOneField | CountField | ListField | EmbedsManyField;
 
 /**
  * A filter argument of a list query field, on a plain column of the projection table. A Boolean
@@ -73,9 +103,23 @@ export type Field = ColumnField | EmbedsOneField | CountField | ListField;
  * an ID filter is a parameter.
  */
 export interface ListFilter {
+  /** The plain column compared (unused with `contains`). */
   column: string;
-  type: 'ID' | 'Boolean';
+  type: 'ID' | 'Boolean' | 'String';
   required?: boolean;
+  /**
+   * Instead of a column: rows whose document's list `field` holds an object with this value at
+   * `key` (`data->'field' @> [{key: value}]`, which a GIN index on the list can serve).
+   */
+  contains?: { field: string; key: string };
+}
+
+/** A Query field answering one entity by the value of a unique plain column. */
+export interface KeyLookup {
+  field: string;
+  arg: string;
+  column: string;
+  type: 'ID' | 'String';
 }
 
 /**
@@ -83,8 +127,8 @@ export interface ListFilter {
  * (created_at, id), which every projection table indexes (in `order`).
  */
 export interface ReadDeclaration {
-  /** `<byId>(id: ID!): Type` */
-  byId?: string;
+  /** `<field>(<arg>: <type>!): Type` */
+  byKey?: KeyLookup;
   /** `<field>(limit: Int, after: String, <filters>): [Type!]!`, with the field's description. */
   list?: { field: string; order: 'ASC' | 'DESC'; filters?: Readonly<Record<string, ListFilter>>; description?: string };
 }
@@ -127,6 +171,18 @@ export const count = (entity: string, via: string, options: { where?: string; ke
   via,
   ...options,
 });
+/** How many rows of `entity` are linked to this one through `link`. */
+export const countThrough = (entity: string, link: Link): CountField => ({ kind: 'count', entity, via: '', through: link });
+export const embedsMany = (entity: string, through: Link, fields: readonly string[], max: number, type: EmbeddedType): EmbedsManyField => ({
+  kind: 'embedsMany',
+  entity,
+  through,
+  fields,
+  max,
+  ...type,
+});
+/** `<field>(id: ID!)`. */
+export const byId = (field: string): KeyLookup => ({ field, arg: 'id', column: 'id', type: 'ID' });
 export const list = (entity: string, via: string, fields: readonly string[], orderBy: readonly string[], type: EmbeddedType): ListField => ({
   kind: 'list',
   entity,

@@ -1,5 +1,5 @@
 import { comment } from './comment';
-import type { EntityDeclaration, Field } from './declare';
+import type { EntityDeclaration, Field, Link } from './declare';
 import { post } from './post';
 import { user } from './user';
 
@@ -39,9 +39,13 @@ export function relationsOf(entity: Entity): { name: string; field: Exclude<Fiel
  */
 function referenced(entity: Entity): EntityType[] {
   const out = new Set<EntityType>();
-  for (const { field } of relationsOf(entity)) if (field.kind === 'embedsOne') out.add(entityOf(field.entity).name);
+  for (const { field } of relationsOf(entity)) {
+    if (field.kind === 'embedsOne' || field.kind === 'embedsMany') out.add(entityOf(field.entity).name);
+  }
   for (const other of MODEL) {
-    for (const { field } of relationsOf(other)) if (field.kind !== 'embedsOne' && field.entity === entity.name) out.add(other.name);
+    for (const { field } of relationsOf(other)) {
+      if ((field.kind === 'count' || field.kind === 'list') && field.entity === entity.name) out.add(other.name);
+    }
   }
   out.delete(entity.name);
   return [...out];
@@ -78,21 +82,30 @@ function check(entity: Entity): void {
     // The referencing side's column must be a plain column of its projection too: the dependency map
     // finds the rows that referenced a deleted row there.
     const referencing = field.kind === 'embedsOne' ? entity : other;
-    if (!(field.via in referencing.columns)) {
+    if (field.kind !== 'embedsMany' && !(field.kind === 'count' && field.through) && !(field.via in referencing.columns)) {
       throw new Error(`${where(name)}: "${field.via}" must be a plain column of ${referencing.view} (declared in ${referencing.name}.columns)`);
     }
-    if (field.kind === 'embedsOne' || field.kind === 'list') {
+    if (field.kind === 'embedsOne' || field.kind === 'list' || field.kind === 'embedsMany') {
       for (const f of field.fields) if (!(f in other.fields)) throw new Error(`${where(name)}: ${other.name} has no field "${f}"`);
     }
     if (field.kind === 'count' && field.kept && !entity.keptCounts) throw new Error(`${where(name)}: kept counts need ${entity.name}.keptCounts`);
   }
   for (const [arg, filter] of Object.entries(entity.read.list?.filters ?? {})) {
-    if (!(filter.column in entity.columns)) throw new Error(`model ${entity.name}.read.list.filters.${arg}: "${filter.column}" is not a plain column of ${entity.view}`);
+    if (filter.contains) {
+      if (entity.fields[filter.contains.field]?.kind !== 'embedsMany') throw new Error(`model ${entity.name}.read.list.filters.${arg}: ${filter.contains.field} is not an embedded list`);
+    } else if (!(filter.column in entity.columns)) throw new Error(`model ${entity.name}.read.list.filters.${arg}: "${filter.column}" is not a plain column of ${entity.view}`);
   }
 }
 MODEL.forEach(check);
 
-/** The command side's tables: the entities' own, and the tables their kept counts live in. */
+/** The command side's tables: the entities' own, the tables their kept counts live in, the link tables. */
 export function commandTables(): string[] {
-  return [...new Set(MODEL.flatMap((e) => [e.table, ...(e.keptCounts ? [e.keptCounts.table] : [])]))];
+  return [...new Set(MODEL.flatMap((e) => [e.table, ...(e.keptCounts ? [e.keptCounts.table] : []), ...linksOf(e).map((l) => l.table)]))];
+}
+
+/** The link tables an entity's fields go through. */
+export function linksOf(entity: Entity): Link[] {
+  return relationsOf(entity).flatMap(({ field }) =>
+    field.kind === 'embedsMany' ? [field.through] : field.kind === 'count' && field.through ? [field.through] : [],
+  );
 }

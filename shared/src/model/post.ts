@@ -1,4 +1,4 @@
-import { column, count, declare, embedsOne, list, timestamp } from './declare';
+import { byId, column, count, declare, embedsOne, list, timestamp } from './declare';
 
 /** A post, embedding its author and its comments (in the order they were written). */
 export const post = declare({
@@ -9,7 +9,7 @@ export const post = declare({
   alias: 'p',
   columns: { author_id: 'uuid', published: 'boolean', created_at: 'timestamptz' },
   read: {
-    byId: 'post',
+    byKey: byId('post'),
     list: {
       field: 'posts',
       order: 'DESC',

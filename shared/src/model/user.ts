@@ -1,4 +1,4 @@
-import { column, count, declare, timestamp } from './declare';
+import { byId, column, count, declare, timestamp } from './declare';
 
 /** A user; the counts are kept by the commands in tb_user_stats (migration 003). */
 export const user = declare({
@@ -8,7 +8,7 @@ export const user = declare({
   view: 'tv_user',
   alias: 'u',
   columns: { created_at: 'timestamptz' },
-  read: { byId: 'user', list: { field: 'users', order: 'DESC', description: 'Users, newest first.' } },
+  read: { byKey: byId('user'), list: { field: 'users', order: 'DESC', description: 'Users, newest first.' } },
   keptCounts: { table: 'tb_user_stats', key: 'user_id' },
   fields: {
     id: column('id', 'ID!'),

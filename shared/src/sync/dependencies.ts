@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool';
-import { MODEL, entityOf, relationsOf, type EntityType } from '../model';
+import { MODEL, entityOf, linksOf, relationsOf, type Entity, type EntityType } from '../model';
 import { ENTITY_TYPES, emptyPlan, type ChangeSet, type SyncPlan } from './types';
 
 /**
@@ -26,51 +26,56 @@ import { ENTITY_TYPES, emptyPlan, type ChangeSet, type SyncPlan } from './types'
  * conflict with the update of those rows, so either this plan sees the new relation or the other
  * transaction's sync runs after this one committed and reads the new values.
  */
-interface Branch {
-  /** The entity type of the ids found. */
-  type: EntityType;
-  /** `SELECT <id> FROM <table> x WHERE <condition on $X>` without the table: `column`, `table` and `where`. */
-  select: string;
-  where: string;
-  /** The referencing entity whose tb_ and tv_ tables are read (their columns have the same names). */
-  entity: EntityType;
-}
-
-function branchesOf(changed: EntityType): Branch[] {
-  const out: Branch[] = [];
+/** The SELECTs (type, id) finding what to refresh when rows of `changed` (ids in $X) change. */
+function branchesOf(changed: EntityType): string[] {
+  const out: string[] = [];
+  /** Rows of `type` found in both tables of the referencing entity (same column names in tb_ and tv_). */
+  const both = (type: string, e: Entity, select: string, where: string) => {
+    for (const table of [e.table, e.view]) out.push(`SELECT '${type}', ${select} FROM ${table} x WHERE ${where} = ANY($X::uuid[])`);
+  };
   for (const e of MODEL) {
-    for (const { field } of relationsOf(e)) {
+    for (const { name, field } of relationsOf(e)) {
       if (field.kind === 'embedsOne') {
-        if (field.entity === changed) out.push({ type: e.name, entity: e.name, select: 'x.id', where: `x.${field.via}` });
-        continue;
-      }
-      const child = entityOf(field.entity);
-      if (child.name === changed) out.push({ type: e.name, entity: child.name, select: `x.${field.via}`, where: 'x.id' });
-      if (field.kind === 'list') {
-        for (const f of field.fields) {
-          const item = child.fields[f]!;
-          if (item.kind === 'embedsOne' && item.entity === changed) {
-            out.push({ type: e.name, entity: child.name, select: `x.${field.via}`, where: `x.${item.via}` });
+        if (field.entity === changed) both(e.name, e, 'x.id', `x.${field.via}`);
+      } else if (field.kind === 'embedsMany') {
+        if (field.entity !== changed) continue;
+        // The links now, and the documents embedding the rows now (a GIN index on the list serves it).
+        const { table, from, to } = field.through;
+        out.push(`SELECT '${e.name}', x.${from} FROM ${table} x WHERE x.${to} = ANY($X::uuid[])`);
+        out.push(
+          `SELECT '${e.name}', x.id FROM unnest($X::uuid[]) AS k(id) JOIN ${e.view} x ON x.data->'${name}' @> jsonb_build_array(jsonb_build_object('id', k.id))`,
+        );
+      } else if (field.kind === 'count' && field.through) {
+        if (field.entity !== changed) continue;
+        const { table, from, to } = field.through;
+        out.push(`SELECT '${e.name}', x.${from} FROM ${table} x WHERE x.${to} = ANY($X::uuid[])`);
+        // The changed rows' documents name the linked rows when they embed them through the same table.
+        const counted = entityOf(field.entity);
+        for (const embed of relationsOf(counted)) {
+          if (embed.field.kind === 'embedsMany' && embed.field.through.table === table && embed.field.entity === e.name) {
+            out.push(
+              `SELECT '${e.name}', (item->>'id')::uuid FROM ${counted.view} x CROSS JOIN LATERAL jsonb_array_elements(x.data->'${embed.name}') AS item WHERE x.id = ANY($X::uuid[])`,
+            );
+          }
+        }
+      } else {
+        const child = entityOf(field.entity);
+        if (child.name === changed) both(e.name, child, `x.${field.via}`, 'x.id');
+        if (field.kind === 'list') {
+          for (const f of field.fields) {
+            const item = child.fields[f]!;
+            if (item.kind === 'embedsOne' && item.entity === changed) both(e.name, child, `x.${field.via}`, `x.${item.via}`);
           }
         }
       }
     }
   }
-  // Each branch once (two counts over the same relation find the same rows).
-  const seen = new Set<string>();
-  return out.filter((b) => {
-    const key = `${b.type}|${b.entity}|${b.select}|${b.where}`;
-    return !seen.has(key) && seen.add(key);
-  });
+  return [...new Set(out)];
 }
 
 /** The SQL of the branches of one changed entity type; $X is its ids. */
 export function branchSql(changed: EntityType): string {
-  const lines = [`SELECT '${changed}' AS type, id FROM unnest($X::uuid[]) AS changed(id)`];
-  for (const b of branchesOf(changed)) {
-    const e = entityOf(b.entity);
-    for (const table of [e.table, e.view]) lines.push(`SELECT '${b.type}', ${b.select} FROM ${table} x WHERE ${b.where} = ANY($X::uuid[])`);
-  }
+  const lines = [`SELECT '${changed}' AS type, id FROM unnest($X::uuid[]) AS changed(id)`, ...branchesOf(changed)];
   return `\n    ${lines.join('\n    UNION ALL ')}`;
 }
 
@@ -129,7 +134,8 @@ export function referencedBy(row: RowRefs): SyncPlan {
   const plan = emptyPlan();
   for (const e of MODEL) {
     for (const { field } of relationsOf(e)) {
-      if (field.kind === 'embedsOne' || field.entity !== row.type) continue;
+      // A new row has no links yet; a deleted row's links are removed, and planned, by deleteLinks.
+      if (field.kind === 'embedsOne' || field.kind === 'embedsMany' || (field.kind === 'count' && field.through) || field.entity !== row.type) continue;
       const id = row.columns[field.via];
       if (id === undefined) throw new Error(`a ${row.type} row's references need its ${field.via} (counted or listed by ${e.name})`);
       if (!plan[e.name].includes(id)) plan[e.name].push(id);
@@ -148,5 +154,35 @@ export function referencedBy(row: RowRefs): SyncPlan {
 export function planForInserted(row: RowRefs): SyncPlan {
   const plan = referencedBy(row);
   plan[row.type].unshift(row.id);
+  return plan;
+}
+
+/**
+ * Removes the links of these rows (all the link tables through which some entity's fields go),
+ * before the rows themselves are deleted, and returns what to refresh for them: on each side of a
+ * link, the entity whose field goes through it (a post embedding its tags, a tag counting its posts).
+ * Nothing is sent when no link table names the entity.
+ */
+export async function deleteLinks(client: Queryable, type: EntityType, ids: readonly string[]): Promise<SyncPlan> {
+  const plan = emptyPlan();
+  const tables = new Map<string, string>();
+  for (const e of MODEL) {
+    for (const { field } of relationsOf(e)) {
+      const link = field.kind === 'embedsMany' ? field.through : field.kind === 'count' ? field.through : undefined;
+      if (!link) continue;
+      // The column of the link table referencing `type`.
+      if (e.name === type) tables.set(link.table, link.from);
+      else if (field.entity === type) tables.set(link.table, link.to);
+    }
+  }
+  for (const [table, column] of tables) {
+    const { rows } = await client.query<Record<string, string>>(`DELETE FROM ${table} WHERE ${column} = ANY($1::uuid[]) RETURNING *`, [ids]);
+    for (const e of MODEL) {
+      for (const link of linksOf(e)) {
+        if (link.table !== table) continue;
+        for (const row of rows) if (!plan[e.name].includes(row[link.from]!)) plan[e.name].push(row[link.from]!);
+      }
+    }
+  }
   return plan;
 }

@@ -1,4 +1,4 @@
-import { entityOf, type CountField, type Entity, type Field, type ListField } from '../model';
+import { entityOf, type ColumnField, type CountField, type EmbedsManyField, type Entity, type Field, type ListField } from '../model';
 import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
 
 /**
@@ -8,8 +8,9 @@ import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
  *
  *   columns      the row's own columns (timestamps rendered as toISOString() renders them)
  *   embedsOne    a join on the referenced row's primary key
- *   count, list  one aggregate subquery per (entity, via) over the rows referencing this one; for a
- *                few ids a LATERAL lookup per row through the `via` index, else one grouped pass
+ *   count, list  one aggregate subquery per (entity, via) over the rows referencing this one, or per
+ *   embedsMany   link table; for a few ids a LATERAL lookup per row through the `via` index, else
+ *                one grouped pass
  *   kept counts  for incremental scopes, the entity's counts row, read instead of counting (the
  *                rows are counted only for an entity without one); 'all' (rebuild, verify) counts
  *                the rows, so that verify checks the kept counts against them
@@ -41,14 +42,14 @@ export function documentsSql(entity: Entity, scope: Scope): string {
         const group = groups.find((g) => g.items.some((i) => i.name === name))!;
         const item = group.items.find((i) => i.name === name)!;
         const counted = `${group.alias}.${item.column}`;
-        if (field.kind === 'list') return `'${name}', coalesce(${counted}, '[]'::jsonb)`;
+        if (field.kind !== 'count') return `'${name}', coalesce(${counted}, '[]'::jsonb)`;
         return `'${name}', ${kept && field.kept ? `coalesce(${keptAlias}.${field.kept}, ${counted}, 0)` : `coalesce(${counted}, 0)`}`;
       }
     }
   });
   for (const group of groups) {
     // Rows are counted only where no kept row answers (every field of the group kept).
-    const guard = kept && group.kept ? (scope === 'few' ? `${keptAlias}.${kept.key} IS NULL` : notKept(entity, `${group.child.alias}.${group.via}`)) : undefined;
+    const guard = kept && group.kept ? (scope === 'few' ? `${keptAlias}.${kept.key} IS NULL` : notKept(entity, `${group.rows}.${group.via}`)) : undefined;
     joins.push(groupJoin(scope, a, group, guard));
   }
   return `
@@ -81,26 +82,36 @@ function embedded(scope: Scope, from: Entity, fromAlias: string, name: string, f
   };
 }
 
-/** The counts and lists of an entity over one (entity, via): computed by one subquery. */
+/**
+ * The counts and lists of an entity over the same rows, computed by one subquery: the rows of
+ * `table` (as `rows`) whose column `via` is the entity's id. Those rows are another entity's
+ * (`child`: counts and lists over a reference) or a link table's (counts and embedded lists
+ * through it).
+ */
 export interface Group {
-  child: Entity;
+  table: string;
+  rows: string;
   via: string;
+  child?: Entity;
   alias: string;
   /** Every count of the group is kept in the entity's counts row. */
   kept: boolean;
-  items: { name: string; field: CountField | ListField; column: string }[];
+  items: { name: string; field: CountField | ListField | EmbedsManyField; column: string }[];
 }
 
 export function groupsOf(entity: Entity): Group[] {
   const groups = new Map<string, Group>();
   for (const [name, field] of Object.entries(entity.fields)) {
-    if (field.kind !== 'count' && field.kind !== 'list') continue;
-    const child = entityOf(field.entity);
-    const key = `${child.name}.${field.via}`;
-    let group = groups.get(key);
+    if (field.kind !== 'count' && field.kind !== 'list' && field.kind !== 'embedsMany') continue;
+    const link = field.kind === 'embedsMany' ? field.through : field.kind === 'count' ? field.through : undefined;
+    const child = link ? undefined : entityOf(field.entity);
+    const table = link ? link.table : child!.table;
+    const via = link ? link.from : (field as CountField | ListField).via;
+    let group = groups.get(`${table}.${via}`);
     if (!group) {
-      group = { child, via: field.via, alias: `${child.alias}_by_${field.via}`, kept: true, items: [] };
-      groups.set(key, group);
+      const rows = child ? child.alias : `${entity.alias}_link`;
+      group = { table, rows, via, ...(child ? { child } : {}), alias: `${child ? child.alias : table}_by_${via}`, kept: true, items: [] };
+      groups.set(`${table}.${via}`, group);
     }
     group.items.push({ name, field, column: snake(name) });
     if (!(field.kind === 'count' && field.kept)) group.kept = false;
@@ -108,23 +119,37 @@ export function groupsOf(entity: Entity): Group[] {
   return [...groups.values()];
 }
 
-/** The aggregate of one count or list of a group, over the group's rows (alias child.alias). */
+/** The aggregate of one count or list of a group, over the group's rows. */
 function aggregate(scope: Scope, group: Group, item: Group['items'][number]): { sql: string; joins: string[] } {
-  const c = group.child.alias;
-  if (item.field.kind === 'count') {
-    const where = item.field.where;
-    return { sql: where ? `(count(*) FILTER (WHERE ${c}.${where}))::int` : 'count(*)::int', joins: [] };
+  const r = group.rows;
+  const { field } = item;
+  if (field.kind === 'count') {
+    return { sql: field.where ? `(count(*) FILTER (WHERE ${r}.${field.where}))::int` : 'count(*)::int', joins: [] };
   }
+  if (field.kind === 'embedsMany') {
+    // The linked rows, by key, with the columns the list holds; in the link's order.
+    const target = entityOf(field.entity);
+    const alias = `${r}_${item.column}`;
+    const columns = field.fields.map((f) => target.fields[f] as ColumnField);
+    const read = [...new Set(columns.map((c) => c.column))].join(', ');
+    const values = field.fields.map((f, i) => `'${f}', ${columnValue(alias, columns[i]!)}`).join(', ');
+    const order = field.through.order ? `${r}.${field.through.order}` : `${alias}.id`;
+    return {
+      sql: `jsonb_agg(jsonb_build_object(${values}) ORDER BY ${order})`,
+      joins: [joinById(scope, target.table, alias, read, `${r}.${field.through.to}`)],
+    };
+  }
+  const child = group.child!;
   const joins: string[] = [];
-  const values = item.field.fields.map((f) => {
-    const field = group.child.fields[f]!;
-    if (field.kind === 'column') return `'${f}', ${columnValue(c, field)}`;
-    if (field.kind !== 'embedsOne') throw new Error(`model: a list's items can hold columns and embedded objects only (${group.child.name}.${f})`);
-    const { sql, join } = embedded(scope, group.child, c, f, field);
+  const values = field.fields.map((f) => {
+    const itemField = child.fields[f]!;
+    if (itemField.kind === 'column') return `'${f}', ${columnValue(r, itemField)}`;
+    if (itemField.kind !== 'embedsOne') throw new Error(`model: a list's items can hold columns and embedded objects only (${child.name}.${f})`);
+    const { sql, join } = embedded(scope, child, r, f, itemField);
     joins.push(join);
     return `'${f}', ${sql}`;
   });
-  const order = item.field.orderBy.map((col) => `${c}.${col}`).join(', ');
+  const order = field.orderBy.map((col) => `${r}.${col}`).join(', ');
   return { sql: `jsonb_agg(jsonb_build_object(${values.join(', ')}) ORDER BY ${order})`, joins };
 }
 
@@ -134,23 +159,23 @@ function aggregate(scope: Scope, group: Group, item: Group['items'][number]): { 
  * the rows referencing the ids in scope. `guard`: a condition the counted rows must also meet.
  */
 function groupJoin(scope: Scope, alias: string, group: Group, guard: string | undefined): string {
-  const c = group.child.alias;
+  const r = group.rows;
   const parts = group.items.map((item) => ({ item, ...aggregate(scope, group, item) }));
   const select = parts.map((p) => `${p.sql} AS ${p.item.column}`).join(',\n                    ');
   const joins = parts.flatMap((p) => p.joins.map((j) => `\n               ${j}`)).join('');
   if (scope === 'few') {
     return `LEFT JOIN LATERAL (
              SELECT ${select}
-               FROM ${group.child.table} ${c}${joins}
-              WHERE ${[guard, `${c}.${group.via} = ${alias}.id`].filter(Boolean).join(' AND ')}
+               FROM ${group.table} ${r}${joins}
+              WHERE ${[guard, `${r}.${group.via} = ${alias}.id`].filter(Boolean).join(' AND ')}
            ) ${group.alias} ON true`;
   }
   return `LEFT JOIN (
-             SELECT ${c}.${group.via},
+             SELECT ${r}.${group.via},
                     ${select}
-               FROM ${group.child.table} ${c}${joins}
-              WHERE ${[inScope(scope, `${c}.${group.via}`), guard].filter((w) => w && w !== 'true').join(' AND ') || 'true'}
-              GROUP BY ${c}.${group.via}
+               FROM ${group.table} ${r}${joins}
+              WHERE ${[inScope(scope, `${r}.${group.via}`), guard].filter((w) => w && w !== 'true').join(' AND ') || 'true'}
+              GROUP BY ${r}.${group.via}
            ) ${group.alias} ON ${group.alias}.${group.via} = ${alias}.id`;
 }
 
@@ -177,13 +202,13 @@ export function countedJoins(entity: Entity, id: string, condition: string): str
   return groupsOf(entity)
     .filter((g) => g.kept)
     .map((g) => {
-      const c = g.child.alias;
+      const r = g.rows;
       const select = g.items.map((i) => `${aggregate('all', g, i).sql} AS ${i.column}`).join(', ');
       return `LEFT JOIN (
-             SELECT ${c}.${g.via}, ${select}
-               FROM ${g.child.table} ${c}
-              WHERE ${condition.replaceAll('$via', `${c}.${g.via}`)}
-              GROUP BY ${c}.${g.via}
+             SELECT ${r}.${g.via}, ${select}
+               FROM ${g.table} ${r}
+              WHERE ${condition.replaceAll('$via', `${r}.${g.via}`)}
+              GROUP BY ${r}.${g.via}
            ) ${g.alias} ON ${g.alias}.${g.via} = ${id}`;
     })
     .join('\n      ');

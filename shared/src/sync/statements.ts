@@ -92,7 +92,8 @@ const GONE_PLACEHOLDER: Record<ColumnType, string> = {
   uuid: 'k.id',
   boolean: 'false',
   timestamptz: "'-infinity'::timestamptz",
-  text: "''",
+  // Unique per id: a text column may have a unique index (a tag's slug).
+  text: 'k.id::text',
   int: '0',
 };
 

@@ -7,6 +7,7 @@ import {
   IN_FAILED_TRANSACTION,
   planForInserted,
   referencedBy,
+  deleteLinks,
   entityOf,
   withTransaction,
   type ChangeSet,
@@ -15,6 +16,7 @@ import {
   type RowRefs,
   type SyncEngine,
   type SyncMode,
+  type SyncPlan,
   type SyncQueue,
 } from '@blog/shared';
 import type pg from 'pg';
@@ -57,7 +59,8 @@ export interface CommandsOptions {
 }
 
 
-interface Written {
+/** What a command wrote, for its transaction to plan, refresh or enqueue, and answer (Commands.command). */
+export interface Written {
   changes: ChangeSet;
   /** The entity to answer with, if any. */
   entity?: { type: EntityType; id: string };
@@ -73,6 +76,8 @@ interface Written {
    * (test/delete-race.e2e.spec.ts).
    */
   removed?: RowRefs[];
+  /** More to refresh, named by the command (the rows on the other side of links it wrote or removed). */
+  also?: Partial<SyncPlan>;
   /**
    * The write's statement, sent and not waited for: a create whose row needs nothing back from the
    * database (its id is made here) lets the refresh and the COMMIT go out behind it, and the whole
@@ -242,6 +247,7 @@ export class Commands {
       // comment appears meanwhile.
       const post = await lockOwned(client, 'post', id, actor, { evenForAdmins: true });
       const { rows } = await client.query<{ id: string; author_id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id, author_id', [id]);
+      const unlinked = await deleteLinks(client, 'post', [id]);
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
       const counts: CountChange[] = [
@@ -254,6 +260,7 @@ export class Commands {
           { type: 'post', id, columns: { author_id: post!.author_id } },
           ...rows.map((r) => ({ type: 'comment' as const, id: r.id, columns: { post_id: id, author_id: r.author_id } })),
         ],
+        also: unlinked,
         result: { id, deletedCommentIds },
         counts,
       };
@@ -314,11 +321,12 @@ export class Commands {
   // ---- the transaction ---------------------------------------------------------------------
 
   /** A command answering with an entity: from tv_* after an INLINE sync, else its preview. */
-  private entityCommand(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written>): Promise<Doc> {
+  entityCommand(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written>): Promise<Doc> {
     return this.command<Doc>(mode, async (client) => ({ ...(await write(client)), result: undefined }));
   }
 
-  private async command<R>(
+  /** A command: `write` runs in its transaction, then the plan is refreshed (INLINE) or enqueued. */
+  async command<R>(
     mode: SyncMode,
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
   ): Promise<R> {
@@ -345,7 +353,7 @@ export class Commands {
     written.checked?.catch(() => undefined); // observed now; awaited (and raised) below
     // A create's plan follows from its row (no query); any other change asks the dependency map.
     const planned = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
-    const plan = written.removed ? mergePlans([planned, ...written.removed.map(referencedBy)]) : planned;
+    const plan = written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     if (mode === 'INLINE') {
@@ -414,24 +422,24 @@ class Sets {
   }
 }
 
-function notNull(value: unknown, field: string): unknown {
+export function notNull(value: unknown, field: string): unknown {
   if (value === null) throw new BadInputError(`${field} cannot be null.`, field);
   return value;
 }
 
-function bool(value: unknown, field: string): boolean {
+export function bool(value: unknown, field: string): boolean {
   if (typeof value !== 'boolean') throw new BadInputError(`${field} must be true or false.`, field);
   return value;
 }
 
 // ---- authorization ---------------------------------------------------------------------------
 
-function owns(actor: Actor, authorId: string): boolean {
+export function owns(actor: Actor, authorId: string): boolean {
   return actor.admin || authorId === actor.userId;
 }
 
 /** authorId as given, or the token's subject when omitted; BAD_USER_INPUT when neither. */
-function authorOf(value: unknown, actor: Actor): string {
+export function authorOf(value: unknown, actor: Actor): string {
   if (value === undefined || value === null) {
     if (actor.userId) return actor.userId;
     throw new BadInputError('authorId is required.', 'authorId');
@@ -440,11 +448,11 @@ function authorOf(value: unknown, actor: Actor): string {
 }
 
 /** Writing as `authorId`: yourself, or anyone for an admin. */
-function mayWriteAs(actor: Actor, authorId: string): void {
+export function mayWriteAs(actor: Actor, authorId: string): void {
   if (!owns(actor, authorId)) throw new ForbiddenError("You may only write as yourself: authorId must be your token's subject.", 'authorId');
 }
 
-const OWNED = {
+export const OWNED = {
   post: { sql: 'SELECT author_id, published FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change or delete this post.' },
   comment: { sql: 'SELECT author_id, NULL::boolean AS published FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
 } as const;
@@ -454,7 +462,7 @@ const OWNED = {
  * so the write that follows acts on a row the actor owns. Admins skip it (nothing to check, and
  * the statement count of AUTH_MODE=none stays what it was) unless the caller needs the lock itself.
  */
-async function lockOwned(
+export async function lockOwned(
   client: pg.ClientBase,
   type: keyof typeof OWNED,
   id: string,
@@ -486,3 +494,32 @@ async function updatePostReturningPublished(client: pg.ClientBase, id: string, s
   if (!row) throw new NotFoundError('No post with that id.', 'id');
   return { userId: row.author_id, publishedPosts: Number(row.published) - Number(row.was) };
 }
+
+type Args = Record<string, unknown>;
+
+/** A mutation's resolver body: the command it runs, with its arguments, sync mode and actor. */
+export type MutationRun = (commands: Commands, args: Args, mode: SyncMode, actor: Actor) => Promise<unknown>;
+
+/**
+ * A set of commands offered as GraphQL mutations: their schema (`extend type Mutation { ... }` and
+ * the types they need; the base Mutation type is in graphql/type-defs.ts) and their resolvers.
+ * COMMAND_MODULES (./modules.ts) lists them.
+ */
+export interface CommandModule {
+  typeDefs?: string;
+  mutations: Readonly<Record<string, MutationRun>>;
+}
+
+/** The users', posts' and comments' commands (their schema: graphql/type-defs.ts). */
+export const blogCommands: CommandModule = {
+  mutations: {
+    createUser: (c, a, mode, actor) => c.createUser(a, mode, actor),
+    updateUser: (c, a, mode, actor) => c.updateUser(a, mode, actor),
+    createPost: (c, a, mode, actor) => c.createPost(a, mode, actor),
+    updatePost: (c, a, mode, actor) => c.updatePost(a, mode, actor),
+    publishPost: (c, a, mode, actor) => c.publishPost(a, mode, actor),
+    deletePost: (c, a, mode, actor) => c.deletePost(a, mode, actor),
+    createComment: (c, a, mode, actor) => c.createComment(a, mode, actor),
+    deleteComment: (c, a, mode, actor) => c.deleteComment(a, mode, actor),
+  },
+};

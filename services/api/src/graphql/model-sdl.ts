@@ -20,6 +20,7 @@ export function modelTypeDefs(model: readonly Entity[]): string {
       case 'count':
         return 'Int!';
       case 'embedsOne':
+      case 'embedsMany':
       case 'list': {
         const target = entityOf(field.entity);
         const body = field.fields.map((f) => `    ${f}: ${typeOf(target, f, target.fields[f]!)}`).join('\n');
@@ -28,14 +29,14 @@ export function modelTypeDefs(model: readonly Entity[]): string {
         if (!seen || (!seen.description && field.description)) {
           embeddedTypes.set(field.type, { fields: body, ...(field.description ? { description: field.description } : {}) });
         }
-        return field.kind === 'list' ? `[${field.type}!]!` : `${field.type}!`;
+        return field.kind === 'embedsOne' ? `${field.type}!` : `[${field.type}!]!`;
       }
     }
   };
 
   for (const entity of model) {
     const fields = Object.entries(entity.fields).map(([name, field]) => `    ${name}: ${typeOf(entity, name, field)}`);
-    const { byId, list } = entity.read;
+    const { byKey, list } = entity.read;
     if (list) {
       fields.push(`    ${describe(`Opaque position of this ${entity.name} in the ${list.field} list; pass it as \`after\` for the next page.`)}`);
       fields.push('    cursor: String!');
@@ -43,7 +44,7 @@ export function modelTypeDefs(model: readonly Entity[]): string {
       if (list.description) query.push(`    ${describe(list.description)}`);
       query.push(`    ${list.field}(limit: Int, after: String${filters.join('')}): [${entity.graphqlType}!]!`);
     }
-    if (byId) query.push(`    ${byId}(id: ID!): ${entity.graphqlType}`);
+    if (byKey) query.push(`    ${byKey.field}(${byKey.arg}: ${byKey.type}!): ${entity.graphqlType}`);
     types.set(entity.graphqlType, `${entity.description ? `  ${describe(entity.description)}\n` : ''}  type ${entity.graphqlType} {\n${fields.join('\n')}\n  }`);
   }
   const embedded = [...embeddedTypes].map(

@@ -1,7 +1,8 @@
-import { MODEL, type SyncMode } from '@blog/shared';
+import { MODEL } from '@blog/shared';
 import type { GraphQLResolveInfo, OperationDefinitionNode } from 'graphql';
 import type { Actor } from '../auth/authenticator';
-import type { Commands } from '../commands/commands';
+import type { Commands, MutationRun } from '../commands/commands';
+import { COMMAND_MODULES } from '../commands/modules';
 import type { ReadEngine } from '../reads/read-engine';
 import { ROOT_FIELDS } from '../reads/root-fields';
 import { encodeCursor } from '../validate';
@@ -27,8 +28,8 @@ const cursor = (doc: { cursor?: string; createdAt: string; id: string }) => doc.
 
 /** A mutation: authenticate first (UNAUTHENTICATED before anything else), then the command. */
 const write =
-  <R>(run: (commands: Commands, args: Args, mode: SyncMode, actor: Actor) => Promise<R>) =>
-  async (_: unknown, a: Args, ctx: ApiContext): Promise<R> =>
+  (run: MutationRun) =>
+  async (_: unknown, a: Args, ctx: ApiContext): Promise<unknown> =>
     run(ctx.commands, a, ctx.commands.syncMode(a.sync), await ctx.actor());
 
 /**
@@ -39,16 +40,7 @@ const write =
 export const resolvers = {
   // Every Query field (the entities' and syncMetrics) is answered by the read engine.
   Query: Object.fromEntries(Object.keys(ROOT_FIELDS).map((name) => [name, read])),
-  Mutation: {
-    createUser: write((c, a, mode, actor) => c.createUser(a, mode, actor)),
-    updateUser: write((c, a, mode, actor) => c.updateUser(a, mode, actor)),
-    createPost: write((c, a, mode, actor) => c.createPost(a, mode, actor)),
-    updatePost: write((c, a, mode, actor) => c.updatePost(a, mode, actor)),
-    publishPost: write((c, a, mode, actor) => c.publishPost(a, mode, actor)),
-    deletePost: write((c, a, mode, actor) => c.deletePost(a, mode, actor)),
-    createComment: write((c, a, mode, actor) => c.createComment(a, mode, actor)),
-    deleteComment: write((c, a, mode, actor) => c.deleteComment(a, mode, actor)),
-  },
+  Mutation: Object.fromEntries(COMMAND_MODULES.flatMap((m) => Object.entries(m.mutations)).map(([name, run]) => [name, write(run)])),
   // The types of listed entities carry a cursor.
   ...Object.fromEntries(MODEL.filter((e) => e.read.list).map((e) => [e.graphqlType, { cursor }])),
 };

@@ -1,6 +1,7 @@
 import { MODEL } from '@blog/shared';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { specifiedRules, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { COMMAND_MODULES } from '../commands/modules';
 import { costLimitRule } from '../limits/cost';
 import { noIntrospectionRule } from '../limits/introspection';
 import { depthLimitRule } from './depth-limit';
@@ -11,7 +12,8 @@ import { typeDefs } from './type-defs';
 
 /** The executable schema (type definitions with their resolvers). */
 export function createSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: [modelTypeDefs(MODEL), typeDefs], resolvers });
+  const commandTypeDefs = COMMAND_MODULES.flatMap((m) => (m.typeDefs ? [m.typeDefs] : []));
+  return makeExecutableSchema({ typeDefs: [modelTypeDefs(MODEL), typeDefs, ...commandTypeDefs], resolvers });
 }
 
 /** What our validation rules enforce (from ApiConfig). */

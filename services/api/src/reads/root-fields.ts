@@ -67,17 +67,21 @@ function listField(entity: Entity): RootField<ListArgs> {
         }
         if (filter.type === 'Boolean') {
           if (typeof value === 'boolean') given[arg] = value;
-        } else given[arg] = v.uuid(value, arg);
+        } else given[arg] = filter.type === 'ID' ? v.uuid(value, arg) : v.key(value, arg);
       }
       return { limit: v.limit(raw.limit, limits.defaultPageSize, limits.maxPageSize), after: v.cursor(raw.after), filters: given };
     },
     sql: (args, select, p) => {
       const where = Object.entries(args.filters).map(([arg, value]) => {
-        const column = filters[arg]!.column;
+        const filter = filters[arg]!;
         // A boolean becomes SQL structure, not a parameter, so the planner can use a partial index
         // (tv_post_published_created_idx for the common "published posts" list).
-        if (typeof value === 'boolean') return value ? column : `NOT ${column}`;
-        return `${column} = ${p.add(value, 'uuid')}`;
+        if (typeof value === 'boolean') return value ? filter.column : `NOT ${filter.column}`;
+        if (filter.contains) {
+          const { field, key } = filter.contains;
+          return `data->'${field}' @> jsonb_build_array(jsonb_build_object('${key}', ${p.add(value, 'text')}))`;
+        }
+        return `${filter.column} = ${p.add(value, filter.type === 'ID' ? 'uuid' : 'text')}`;
       });
       if (args.after) {
         // Rows strictly after the cursor in list order.
@@ -92,11 +96,15 @@ function listField(entity: Entity): RootField<ListArgs> {
   };
 }
 
-/** The by-id field of an entity (its declaration's read.byId). */
-const byIdField = (entity: Entity): RootField<{ id: string }> => ({
-  args: (raw) => ({ id: v.uuid(raw.id, 'id') }),
-  sql: (args, select, p) => `(SELECT ${select} FROM (SELECT ${DOC} FROM ${entity.view} WHERE id = ${p.add(args.id, 'uuid')} OFFSET 0) t)`,
-});
+/** The lookup of an entity by a unique column (its declaration's read.byKey). */
+function byKeyField(entity: Entity): RootField<{ key: string }> {
+  const { arg, column, type } = entity.read.byKey!;
+  return {
+    args: (raw) => ({ key: type === 'ID' ? v.uuid(raw[arg], arg) : v.key(raw[arg], arg) }),
+    sql: (args, select, p) =>
+      `(SELECT ${select} FROM (SELECT ${DOC} FROM ${entity.view} WHERE ${column} = ${p.add(args.key, type === 'ID' ? 'uuid' : 'text')} OFFSET 0) t)`,
+  };
+}
 
 /** 24-hour figures of one entity type from sync_log (read through its covering index). */
 const syncMetrics: RootField<{ entityType: string }> = {
@@ -130,7 +138,7 @@ export const ROOT_FIELDS: Readonly<Record<string, AnyRootField | undefined>> = {
   ...Object.fromEntries(
     MODEL.flatMap((e) => [
       ...(e.read.list ? [[e.read.list.field, erase(listField(e))] as const] : []),
-      ...(e.read.byId ? [[e.read.byId, erase(byIdField(e))] as const] : []),
+      ...(e.read.byKey ? [[e.read.byKey.field, erase(byKeyField(e))] as const] : []),
     ]),
   ),
   syncMetrics: erase(syncMetrics),
