@@ -245,7 +245,7 @@ test.each(literal)('stored literally: $name', async ({ field, value }) => {
   // The read side answers the same text (through the compiled path).
   const read = await api.data<{ post: Record<string, string> }>(`{ post(id: "${post.id}") { ${field} } }`);
   expect(read.post[field]).toBe(value);
-  expect((await writeCounts(pool)).posts).toBe(before.posts! + 1);
+  expect((await writeCounts(pool)).tb_post).toBe(before.tb_post! + 1);
   // The tables the injected SQL names are still there.
   await expect(pool.query('SELECT 1 FROM tb_post, tb_user LIMIT 1')).resolves.toBeDefined();
 });

@@ -135,7 +135,7 @@ describe('mutation rate limit', () => {
       as('203.0.113.3'),
     );
     expect(three.json.errors).toBeUndefined();
-    expect((await writeCounts(seeded.pool)).users).toBe(before.users! + 3);
+    expect((await writeCounts(seeded.pool)).tb_user).toBe(before.tb_user! + 3);
   });
 
   test('X-Forwarded-For entries left of the trusted proxy do not change the client', async () => {

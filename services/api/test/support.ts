@@ -1,5 +1,5 @@
 import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
-import { SYNC_QUEUE, mergePlans, seed, type SyncJobData } from '@blog/shared';
+import { commandTables, MODEL, SYNC_QUEUE, mergePlans, seed, type Entity, type SyncJobData } from '@blog/shared';
 import type pg from 'pg';
 import { createApp, type ApiApp, type AppOptions } from '../src/app';
 import { configFor, type ApiConfig } from '../src/env';
@@ -138,14 +138,16 @@ export class TestApi {
  * of syncs and of sync failures): what a rejected command must leave unchanged.
  */
 export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>> {
-  const { rows } = await pool.query<Record<string, number>>(
-    `SELECT (SELECT count(*) FROM tb_user)::int AS users, (SELECT count(*) FROM tb_post)::int AS posts,
-            (SELECT count(*) FROM tb_comment)::int AS comments, (SELECT count(*) FROM pgboss.job)::int AS jobs,
-            (SELECT max(updated_at) FROM tb_user)::text AS users_updated, (SELECT max(updated_at) FROM tb_post)::text AS posts_updated,
-            (SELECT count(*) FROM sync_log WHERE success)::int AS syncs,
-            (SELECT count(*) FROM sync_log WHERE NOT success)::int AS sync_failures, (SELECT max(synced_at) FROM tv_post)::text AS tv_post_synced,
-            (SELECT max(synced_at) FROM tv_user)::text AS tv_user_synced, (SELECT max(synced_at) FROM tv_comment)::text AS tv_comment_synced`,
-  );
+  const updatedAt = (e: Entity) => Object.values(e.fields).some((f) => f.kind === 'column' && f.column === 'updated_at');
+  const parts = [
+    ...commandTables().map((t) => `(SELECT count(*) FROM ${t})::int AS ${t}`),
+    ...MODEL.filter(updatedAt).map((e) => `(SELECT max(updated_at) FROM ${e.table})::text AS ${e.table}_updated`),
+    ...MODEL.map((e) => `(SELECT max(synced_at) FROM ${e.view})::text AS ${e.view}_synced`),
+    '(SELECT count(*) FROM pgboss.job)::int AS jobs',
+    '(SELECT count(*) FROM sync_log WHERE success)::int AS syncs',
+    '(SELECT count(*) FROM sync_log WHERE NOT success)::int AS sync_failures',
+  ];
+  const { rows } = await pool.query<Record<string, number>>(`SELECT ${parts.join(', ')}`);
   return rows[0]!;
 }
 

@@ -8,7 +8,7 @@ import { planSync } from './dependencies';
 import { SyncEngine } from './engine';
 import { FEW_IDS } from './scope';
 import { STATEMENTS } from './statements';
-import { mergePlans, type ChangeSet, type SyncPlan } from './types';
+import { ENTITY_TYPES, mergePlans, type ChangeSet, type SyncPlan } from './types';
 
 const WRITERS = 8;
 const OPS_PER_WRITER = 60;
@@ -155,11 +155,7 @@ describe('concurrent writers and syncers', () => {
     expect(stats.queued).toBeGreaterThan(0);
     expect(stats.syncBatches).toBeGreaterThan(0);
     const report = await sync.verify();
-    expect(report.problems).toEqual({
-      user: { missing: [], stale: [], orphaned: [] },
-      post: { missing: [], stale: [], orphaned: [] },
-      comment: { missing: [], stale: [], orphaned: [] },
-    });
+    expect(report.problems).toEqual(Object.fromEntries(ENTITY_TYPES.map((t) => [t, { missing: [], stale: [], orphaned: [] }])));
     const { rows } = await pool.query('SELECT count(*)::int AS n FROM sync_log WHERE NOT success');
     expect(rows[0].n).toBe(0);
   });
