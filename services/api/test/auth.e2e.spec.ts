@@ -205,7 +205,7 @@ describe('authorization: FORBIDDEN, nothing written', () => {
       other.release();
     }
     const after = await writeCounts(pool);
-    expect({ ...after, posts: after.posts! + 1 }).toEqual({ ...before, posts_updated: after.posts_updated }); // only our delete
+    expect({ ...after, tb_post: after.tb_post! + 1 }).toEqual({ ...before, tb_post_updated: after.tb_post_updated }); // only our delete
   });
 
   test('unknown ids stay NOT_FOUND for an authenticated user (nothing written)', async () => {
@@ -258,7 +258,7 @@ describe('allowed', () => {
     expect((await ok(`mutation { updateUser(id: "${BOB}", bio: "Bob's bio") { bio } }`)).updateUser).toEqual({ bio: "Bob's bio" });
     expect((await ok(`mutation { deletePost(id: "${post.id}") { id deletedCommentIds } }`)).deletePost).toEqual({ id: post.id, deletedCommentIds: [] });
     const after = await writeCounts(pool);
-    expect(after.posts).toBe(before.posts! + 1); // the explicit one stays
+    expect(after.tb_post).toBe(before.tb_post! + 1); // the explicit one stays
     expect(after.jobs).toBeGreaterThan(before.jobs!); // QUEUED: each write enqueued its sync
   });
 

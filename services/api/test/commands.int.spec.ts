@@ -64,7 +64,7 @@ test('the same command without the failure commits its rows and exactly one job'
   const post = await commands.createPost({ title: 'Kept', content: 'x', authorId: ALICE, published: true }, 'QUEUED');
   expect(post.title).toBe('Kept');
   const after = await writeCounts(pool);
-  expect({ posts: after.posts, jobs: after.jobs }).toEqual({ posts: before.posts! + 1, jobs: before.jobs! + 1 });
+  expect({ posts: after.tb_post, jobs: after.jobs }).toEqual({ posts: before.tb_post! + 1, jobs: before.jobs! + 1 });
 });
 
 describe('round trips', () => {

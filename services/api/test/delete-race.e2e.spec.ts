@@ -1,4 +1,4 @@
-import { planSync } from '@blog/shared';
+import { ENTITY_TYPES, planSync } from '@blog/shared';
 import { BOB, POST1, POST2, seededApi } from './support';
 
 /**
@@ -51,11 +51,7 @@ async function racedDelete(mutation: (id: string) => string, comment: { post: st
   return (await api.app.sync.verify()).problems as unknown as Record<string, unknown>;
 }
 
-const NO_DRIFT = {
-  user: { missing: [], stale: [], orphaned: [] },
-  post: { missing: [], stale: [], orphaned: [] },
-  comment: { missing: [], stale: [], orphaned: [] },
-};
+const NO_DRIFT = Object.fromEntries(ENTITY_TYPES.map((t) => [t, { missing: [], stale: [], orphaned: [] }]));
 
 test('deleteComment while the worker projects the comment: its post and author are refreshed too', async () => {
   const problems = await racedDelete((id) => `mutation { deleteComment(id: "${id}", sync: QUEUED) { id } }`, { post: POST1, author: BOB });

@@ -108,5 +108,5 @@ test.each(cases)('$name: 503 SERVICE_UNAVAILABLE, no row, no job, and the API ca
   expect(again.status).toBe(200);
   expect(again.json.errors).toBeUndefined();
   const after = await writeCounts(pool);
-  expect(after.posts! + after.comments!).toBe(before.posts! + before.comments! + 1);
+  expect(after.tb_post! + after.tb_comment!).toBe(before.tb_post! + before.tb_comment! + 1);
 });

@@ -1,4 +1,4 @@
-import { seed, SYNC_PRIORITY, SYNC_QUEUE } from '@blog/shared';
+import { emptyPlan, seed, SYNC_PRIORITY, SYNC_QUEUE } from '@blog/shared';
 import { testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import { ALICE, BOB, CHARLIE, POST1, POST3, startApi, type TestApi } from './support';
@@ -148,7 +148,7 @@ describe('QUEUED', () => {
     const jobs = await jobsFor(id);
     expect(jobs).toHaveLength(1);
     expect(jobs[0]!.priority).toBe(SYNC_PRIORITY.QUEUED);
-    expect(jobs[0]!.plan).toEqual({ user: [ALICE], post: [id], comment: [] });
+    expect(jobs[0]!.plan).toEqual({ ...emptyPlan(), user: [ALICE], post: [id] });
 
     expect(await api.drainQueue()).toBe(1);
     expect((await api.data(postById, { id })).post).toMatchObject({ id, title: 'Queued post', author: { username: 'alice' } });

@@ -1,5 +1,6 @@
 import {
   deadLetterCount,
+  emptyPlan,
   listDeadLetters,
   replayDeadLetters,
   SYNC_DEAD_LETTER_QUEUE,
@@ -45,7 +46,7 @@ describe('poison jobs', () => {
     for (let i = 0; i < 10; i++) good.push(...(await writer.retitle(f.posts[i]!, `good ${i}`)));
     // A job whose plan holds a malformed id: its set-based statement fails (22P02), every time.
     // Inserted between the good ones, with 2 quick retries instead of the queue's 5 with backoff.
-    const poison: SyncJobData = { v: 1, plan: { user: [], post: [f.posts[10]!, 'not-a-uuid'], comment: [] }, mode: 'QUEUED', enqueuedAt: Date.now() };
+    const poison: SyncJobData = { v: 1, plan: { ...emptyPlan(), post: [f.posts[10]!, 'not-a-uuid'] }, mode: 'QUEUED', enqueuedAt: Date.now() };
     await writer.boss.insert(SYNC_QUEUE, [{ id: '00000000-0000-4000-8000-00000000dead', data: poison, priority: 10, retryLimit: 2, retryDelay: 1, retryBackoff: false }]);
     for (let i = 11; i < 20; i++) good.push(...(await writer.retitle(f.posts[i]!, `good ${i}`)));
     const poisonId = '00000000-0000-4000-8000-00000000dead';

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createBoss, SYNC_DEAD_LETTER_QUEUE, syncQueueDepth } from '@blog/shared';
+import { createBoss, emptyPlan, SYNC_DEAD_LETTER_QUEUE, syncQueueDepth } from '@blog/shared';
 import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 
@@ -29,7 +29,7 @@ describe('npm run dead-letter', () => {
   it('lists dead letters, replays them by id or all, with exit codes 0/1/2', async () => {
     const boss = createBoss({ url: testDatabaseUrl(), applicationName: 'blog-test-dlq', maintenance: false });
     await boss.start();
-    const data = (n: number) => ({ v: 1, plan: { user: [], post: [`00000000-0000-4000-8000-00000000000${n}`], comment: [] }, mode: 'QUEUED', enqueuedAt: Date.now() });
+    const data = (n: number) => ({ v: 1, plan: { ...emptyPlan(), post: [`00000000-0000-4000-8000-00000000000${n}`] }, mode: 'QUEUED', enqueuedAt: Date.now() });
     let ids: string[];
     try {
       ids = [(await boss.send(SYNC_DEAD_LETTER_QUEUE, data(1)))!, (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(2)))!, (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(3)))!];
