@@ -1,12 +1,13 @@
 import { comment } from './comment';
 import type { EntityDeclaration, Field, Link } from './declare';
 import { post } from './post';
+import { tag } from './tag';
 import { user } from './user';
 
 export * from './declare';
 
 /** Every projected entity: the one list of them. */
-export const MODEL = [user, post, comment] as const;
+export const MODEL = [user, post, comment, tag] as const;
 
 /** A projected entity's name ('user', 'post', ...). */
 export type EntityType = (typeof MODEL)[number]['name'];

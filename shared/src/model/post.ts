@@ -1,6 +1,6 @@
-import { byId, column, count, declare, embedsOne, list, timestamp } from './declare';
+import { byId, column, count, declare, embedsMany, embedsOne, list, timestamp } from './declare';
 
-/** A post, embedding its author and its comments (in the order they were written). */
+/** A post, embedding its author, its comments (in the order they were written) and its tags. */
 export const post = declare({
   name: 'post',
   graphqlType: 'Post',
@@ -13,7 +13,11 @@ export const post = declare({
     list: {
       field: 'posts',
       order: 'DESC',
-      filters: { published: { column: 'published', type: 'Boolean' }, authorId: { column: 'author_id', type: 'ID' } },
+      filters: {
+        published: { column: 'published', type: 'Boolean' },
+        authorId: { column: 'author_id', type: 'ID' },
+        tag: { column: '', type: 'String', contains: { field: 'tags', key: 'slug' } },
+      },
       description: "Posts, newest first. limit defaults to the server's page size and may not exceed its maximum.",
     },
   },
@@ -32,6 +36,10 @@ export const post = declare({
     comments: list('comment', 'post_id', ['id', 'content', 'createdAt', 'author'], ['created_at', 'id'], {
       type: 'PostComment',
       description: 'A comment as embedded in its post (oldest first).',
+    }),
+    tags: embedsMany('tag', { table: 'tb_post_tag', from: 'post_id', to: 'tag_id', order: 'position' }, ['id', 'name', 'slug'], 20, {
+      type: 'TagSummary',
+      description: 'A tag of a post, as embedded in it (in the order it was added).',
     }),
   },
 });

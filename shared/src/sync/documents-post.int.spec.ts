@@ -53,6 +53,7 @@ describe('post projection', () => {
           author: { id: c1!.id, username: c1!.username, fullName: c1!.fullName },
         },
       ],
+      tags: [],
     });
   });
 
@@ -60,9 +61,9 @@ describe('post projection', () => {
     const [author] = await insertUsers(pool, 1);
     const [post] = await insertPosts(pool, [author!.id], 1);
     const doc = (await sync.preview('post', [post!])).get(post!);
-    expect(doc).toMatchObject({ commentCount: 0, comments: [], published: true });
+    expect(doc).toMatchObject({ commentCount: 0, comments: [], published: true, tags: [] });
     expect(Object.keys(doc!).sort()).toEqual(
-      ['author', 'commentCount', 'comments', 'content', 'createdAt', 'id', 'published', 'title', 'updatedAt'].sort(),
+      ['author', 'commentCount', 'comments', 'content', 'createdAt', 'id', 'published', 'tags', 'title', 'updatedAt'].sort(),
     );
   });
 });

@@ -46,10 +46,17 @@ describe('the few-ids refresh statements under generic plans', () => {
       `INSERT INTO tb_user_stats (user_id, post_count, published_post_count, comment_count)
        SELECT id, 1, 1, 1 FROM tb_user ON CONFLICT DO NOTHING`,
     );
+    await pool.query(`INSERT INTO tb_tag (id, name, slug, created_at) SELECT gen_random_uuid(), 'Tag ' || i, 'tag-' || i, now() FROM generate_series(1, 1000) i`);
+    await pool.query(
+      `INSERT INTO tb_post_tag (post_id, tag_id, position)
+       SELECT p.id, t.id, 1 FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tb_post) p
+         JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tb_tag) t USING (n)`,
+    );
     await new SyncEngine(pool).all();
     await pool.query('ANALYZE');
-    const { rows } = await pool.query<{ user: string; post: string; comment: string }>(
-      `SELECT p.author_id AS user, p.id AS post, c.id AS comment FROM tb_post p JOIN tb_comment c ON c.post_id = p.id LIMIT 1`,
+    const { rows } = await pool.query<{ user: string; post: string; comment: string; tag: string }>(
+      `SELECT p.author_id AS user, p.id AS post, c.id AS comment, l.tag_id AS tag
+         FROM tb_post p JOIN tb_comment c ON c.post_id = p.id JOIN tb_post_tag l ON l.post_id = p.id LIMIT 1`,
     );
     Object.assign(ids, rows[0]);
   });
