@@ -49,6 +49,10 @@ async function main() {
         [SAMPLE],
       );
       const ids = rows.map((r) => r.id);
+      if (!ids.length) {
+        process.stdout.write(`${entity}: no rows in the data set (generateDataset makes none), not measured\n`);
+        continue;
+      }
       for (const batch of BATCH_SIZES) {
         // Every document really changes before each run, so every run writes every row.
         const column = touched(entity);
