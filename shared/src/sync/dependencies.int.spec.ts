@@ -6,7 +6,7 @@ import { withTransaction } from '../db/pool';
 import { SyncEngine } from './engine';
 import { emptyPlan, type SyncPlan } from './types';
 
-const sorted = (plan: SyncPlan) => ({ user: [...plan.user].sort(), post: [...plan.post].sort(), comment: [...plan.comment].sort() });
+const sorted = (plan: Pick<SyncPlan, 'user' | 'post' | 'comment'>) => ({ user: [...plan.user].sort(), post: [...plan.post].sort(), comment: [...plan.comment].sort() });
 
 describe('dependency map', () => {
   let pool: pg.Pool;

@@ -101,55 +101,65 @@ function renameTag(commands: Commands, input: { id?: unknown; name?: unknown }, 
   });
 }
 
-function tagPost(commands: Commands, input: { postId?: unknown; tagIds?: unknown }, mode: SyncMode, actor: Actor): Promise<Doc> {
+/**
+ * A change of a post's tags: the arguments checked, the post locked FOR UPDATE (whoever changes
+ * it: tag changes of one post run one at a time, so positions stay 1..n), then `change`, which
+ * returns the tags it added or removed.
+ */
+function changeTags(
+  commands: Commands,
+  input: { postId?: unknown; tagIds?: unknown },
+  mode: SyncMode,
+  actor: Actor,
+  change: (client: pg.ClientBase, postId: string, ids: string[]) => Promise<string[]>,
+): Promise<Doc> {
   const args = new v.ArgumentChecks();
   const postId = args.check(() => v.uuid(input.postId, 'postId'));
   const ids = args.check(() => tagIds(input.tagIds));
   args.done();
   return commands.entityCommand(mode, async (client) => {
-    // The post locked FOR UPDATE (whoever tags it): tag changes of one post run one at a time, so
-    // positions stay 1..n.
     await lockPost(client, postId, actor);
-    await lockTags(client, ids);
-    const { rows } = await client.query<{ tag_id: string }>(
+    const changed = await change(client, postId, ids);
+    return { changes: { post: [postId], tag: changed }, entity: { type: 'post', id: postId } };
+  });
+}
+
+/** Adds the tags after those the post has. */
+async function addTags(client: pg.ClientBase, postId: string, ids: string[]): Promise<string[]> {
+  await lockTags(client, ids);
+  const { rows } = await client
+    .query<{ tag_id: string }>(
       `INSERT INTO tb_post_tag (post_id, tag_id, position)
        SELECT $1, n.id, (SELECT count(*) FROM tb_post_tag WHERE post_id = $1) + row_number() OVER (ORDER BY n.ord)
          FROM unnest($2::uuid[]) WITH ORDINALITY AS n(id, ord)
         WHERE NOT EXISTS (SELECT 1 FROM tb_post_tag WHERE post_id = $1 AND tag_id = n.id)
        RETURNING tag_id`,
       [postId, ids],
-    ).catch((err: unknown) => {
+    )
+    .catch((err: unknown) => {
       if ((err as { constraint?: string }).constraint === 'tb_post_tag_at_most_20') {
         throw new BadInputError(`A post has at most ${TAG_LIMITS.perPost} tags.`, 'tagIds');
       }
       throw err;
     });
-    return { changes: { post: [postId], tag: rows.map((r) => r.tag_id) }, entity: { type: 'post', id: postId } };
-  });
+  return rows.map((r) => r.tag_id);
 }
 
-function untagPost(commands: Commands, input: { postId?: unknown; tagIds?: unknown }, mode: SyncMode, actor: Actor): Promise<Doc> {
-  const args = new v.ArgumentChecks();
-  const postId = args.check(() => v.uuid(input.postId, 'postId'));
-  const ids = args.check(() => tagIds(input.tagIds));
-  args.done();
-  return commands.entityCommand(mode, async (client) => {
-    await lockPost(client, postId, actor);
-    const { rows } = await client.query<{ tag_id: string }>(
-      'DELETE FROM tb_post_tag WHERE post_id = $1 AND tag_id = ANY($2::uuid[]) RETURNING tag_id',
-      [postId, ids],
+/** Removes the tags; the remaining ones keep their order, numbered 1..n again. */
+async function removeTags(client: pg.ClientBase, postId: string, ids: string[]): Promise<string[]> {
+  const { rows } = await client.query<{ tag_id: string }>('DELETE FROM tb_post_tag WHERE post_id = $1 AND tag_id = ANY($2::uuid[]) RETURNING tag_id', [
+    postId,
+    ids,
+  ]);
+  if (rows.length) {
+    await client.query(
+      `UPDATE tb_post_tag l SET position = r.n
+         FROM (SELECT tag_id, row_number() OVER (ORDER BY position) AS n FROM tb_post_tag WHERE post_id = $1) r
+        WHERE l.post_id = $1 AND l.tag_id = r.tag_id AND l.position <> r.n`,
+      [postId],
     );
-    if (rows.length) {
-      // The remaining tags keep their order, numbered 1..n again.
-      await client.query(
-        `UPDATE tb_post_tag l SET position = r.n
-           FROM (SELECT tag_id, row_number() OVER (ORDER BY position) AS n FROM tb_post_tag WHERE post_id = $1) r
-          WHERE l.post_id = $1 AND l.tag_id = r.tag_id AND l.position <> r.n`,
-        [postId],
-      );
-    }
-    return { changes: { post: [postId], tag: rows.map((r) => r.tag_id) }, entity: { type: 'post', id: postId } };
-  });
+  }
+  return rows.map((r) => r.tag_id);
 }
 
 /** The post locked FOR UPDATE, its author being the actor unless an admin; NOT_FOUND naming postId. */
@@ -168,7 +178,7 @@ export const tagCommands: CommandModule = {
   mutations: {
     createTag: (c, a, mode, actor) => createTag(c, a, mode, actor),
     renameTag: (c, a, mode, actor) => renameTag(c, a, mode, actor),
-    tagPost: (c, a, mode, actor) => tagPost(c, a, mode, actor),
-    untagPost: (c, a, mode, actor) => untagPost(c, a, mode, actor),
+    tagPost: (c, a, mode, actor) => changeTags(c, a, mode, actor, addTags),
+    untagPost: (c, a, mode, actor) => changeTags(c, a, mode, actor, removeTags),
   },
 };
