@@ -276,3 +276,57 @@ async function withTransactionOn(client: pg.PoolClient, fn: () => Promise<void>)
     throw err;
   }
 }
+
+/**
+ * Why commands lock the rows they reference FOR SHARE, made to happen: A creates a comment on a
+ * post and refreshes it (its document embeds the post's title), not committed yet; B renames the
+ * post and asks the dependency map what to refresh. Without A's lock, B's rename goes through at
+ * once and its plan cannot see A's uncommitted comment: once A commits, the comment embeds the old
+ * title for good. With it, B's UPDATE waits for A's COMMIT, and B's plan finds the comment.
+ */
+describe('a relation created while the row it references changes', () => {
+  let pool: pg.Pool;
+  let sync: SyncEngine;
+  beforeAll(() => {
+    pool = testPool(4);
+    sync = new SyncEngine(pool);
+  });
+  afterAll(() => pool.end());
+
+  const race = async (forShare: boolean) => {
+    const [u] = await insertUsers(pool, 1);
+    const [post] = await insertPosts(pool, [u!.id], 1);
+    await sync.syncChanges({ post: [post!] });
+    const a = await pool.connect();
+    try {
+      await a.query('BEGIN');
+      if (forShare) await a.query('SELECT 1 FROM tb_post WHERE id = $1 FOR SHARE', [post]);
+      const [comment] = await insertComments(a, [post!], [u!.id], 1);
+      await sync.refreshIn(a, await planSync(a, { comment: [comment!] }));
+      const renamed = withTransaction(pool, async (c) => {
+        await c.query("UPDATE tb_post SET title = 'Renamed', updated_at = now() WHERE id = $1", [post]);
+        await sync.refreshIn(c, await planSync(c, { post: [post!] }));
+      });
+      // B waits (for A's FOR SHARE, or else for A's claim on the post's projection row)...
+      for (let i = 0; ; i += 1) {
+        const { rows } = await pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        );
+        if (rows[0].n > 0) break;
+        if (i > 200) throw new Error('the rename never waited for the comment');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // ...then A commits, and B finishes.
+      await a.query('COMMIT');
+      await renamed;
+      return (await projection<{ post: { title: string } }>(pool, 'tv_comment', comment!))!.post.title;
+    } finally {
+      a.release();
+    }
+  };
+
+  it('with the lock, the rename refreshes the new comment; without it, the comment keeps the old title', async () => {
+    expect(await race(true)).toBe('Renamed');
+    expect(await race(false)).not.toBe('Renamed');
+  });
+});

@@ -7,7 +7,7 @@ import { planSync } from './dependencies';
 import { SyncError } from './errors';
 import { FEW_IDS } from './scope';
 import { STATEMENTS, type PreparedStatement } from './statements';
-import { applyCountChanges, recountUserStats, type CountChange } from './user-stats';
+import { applyCountChanges, COUNTS_OWNER, recountUserStats, type CountChange } from './user-stats';
 import { emptyPlan, ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 export type SyncOperation = 'incremental' | 'full';
@@ -204,7 +204,7 @@ export class SyncEngine {
     const pipelined = isPipelined(client);
     let counted: Promise<unknown> | undefined;
     const send = (b: (typeof batches)[number]): SentRefresh => {
-      if (b.entityType === 'user') {
+      if (b.entityType === COUNTS_OWNER) {
         counted = applyCountChanges(client, counts);
         counted?.catch(() => undefined); // observed now; awaited (and raised) before the user statements' outcome
       }
@@ -217,16 +217,16 @@ export class SyncEngine {
         let one: SentRefresh;
         if (pipelined) one = waiting.shift()!;
         else {
-          if (b.entityType === 'user') await (counted = applyCountChanges(client, counts));
+          if (b.entityType === COUNTS_OWNER) await (counted = applyCountChanges(client, counts));
           one = this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
         }
         // The count changes ran before the user statements: if they failed, those only report the
         // aborted transaction, and the count changes' own error is the one to raise.
-        if (b.entityType === 'user' && counted) await counted;
+        if (b.entityType === COUNTS_OWNER && counted) await counted;
         await finish(one);
       }
       // Counts travel with their users' refresh; a plan without users still gets them applied.
-      if (counts.length && !batches.some((b) => b.entityType === 'user')) await applyCountChanges(client, counts);
+      if (counts.length && !batches.some((b) => b.entityType === COUNTS_OWNER)) await applyCountChanges(client, counts);
     } catch (err) {
       for (const rest of waiting) {
         await rest.outcome;
@@ -310,7 +310,7 @@ export class SyncEngine {
    * incremental syncs, and commands that change counts, wait for it.
    */
   async all(): Promise<SyncReport> {
-    let current: EntityType = 'user';
+    let current: EntityType = SYNC_ORDER[0]!;
     let started = performance.now();
     try {
       return await withTransaction(this.pool, async (client) => {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Queryable } from '../db/pool';
-import { MODEL, type Entity } from '../model';
+import { MODEL, type Entity, type EntityType } from '../model';
 import { countedJoins, keptCountsOf } from './documents';
 
 /**
@@ -81,6 +81,9 @@ const OWNER: Entity = (() => {
   return owners[0]!;
 })();
 const KEPT = keptCountsOf(OWNER);
+
+/** The entity type whose documents read the kept counts: the engine applies a command's count changes right before refreshing it. */
+export const COUNTS_OWNER: EntityType = OWNER.name;
 const STATS = OWNER.keptCounts!;
 
 /** The counts of the users in $1 ('ids') or of every user with a row ('all'), from the rows. */
