@@ -67,7 +67,7 @@ describe('seed', () => {
     const command = (sql: string, params: unknown[], comments: number, changed: string) =>
       withTransaction(pool, async (c) => {
         await c.query(sql, params);
-        await applyCountChanges(c, [{ userId: bob, comments }]);
+        await applyCountChanges(c, [{ id: bob, counts: { commentCount: comments } }]);
         await sync.refreshIn(c, await planSync(c, { comment: [changed], user: [bob] }));
       });
     const added = '00000000-0000-0000-00ee-000000000001';

@@ -35,28 +35,29 @@ describe('applyCountChanges', () => {
   }
 
   // [before, change, after] for one user: a plain addition, and changes past the bounds.
-  const cases: [[number, number, number], Omit<CountChange, 'userId'>, [number, number, number]][] = [
-    [[3, 2, 5], { posts: 1, publishedPosts: 1, comments: 2 }, [4, 3, 7]],
-    [[0, 0, 0], { posts: -1, publishedPosts: -1, comments: -1 }, [0, 0, 0]],
-    [[2, 2, 1], { posts: -1 }, [1, 1, 1]],
-    [[1, 0, 0], { publishedPosts: 3 }, [1, 1, 0]],
+  const cases: [[number, number, number], CountChange['counts'], [number, number, number]][] = [
+    [[3, 2, 5], { postCount: 1, publishedPostCount: 1, commentCount: 2 }, [4, 3, 7]],
+    [[0, 0, 0], { postCount: -1, publishedPostCount: -1, commentCount: -1 }, [0, 0, 0]],
+    [[2, 2, 1], { postCount: -1 }, [1, 1, 1]],
+    [[1, 0, 0], { publishedPostCount: 3 }, [1, 1, 0]],
   ];
 
   test.each(cases)('one user: %j %j -> %j', async (before, change, after) => {
     const [id] = await withCounts([before]);
-    await applyCountChanges(pool, [{ userId: id!, ...change }]);
+    await applyCountChanges(pool, [{ id: id!, counts: change }]);
     expect(await kept([id!])).toEqual([after]);
   });
 
   test('several users (and one user twice) in one statement, with the same bounds', async () => {
     const ids = await withCounts(cases.map((c) => c[0]));
-    const changes = cases.map((c, i) => ({ userId: ids[i]!, ...c[1] }));
+    const changes = cases.map((c, i) => ({ id: ids[i]!, counts: c[1] }));
     // The first user's change split in two: the grouped statement adds them up.
-    await applyCountChanges(pool, [...changes.slice(1), { userId: ids[0]!, posts: 1, publishedPosts: 1 }, { userId: ids[0]!, comments: 2 }]);
+    await applyCountChanges(pool, [...changes.slice(1), { id: ids[0]!, counts: { postCount: 1, publishedPostCount: 1 } }, { id: ids[0]!, counts: { commentCount: 2 } }]);
     expect(await kept(ids)).toEqual(cases.map((c) => c[2]));
   });
 
   test('nothing is sent for changes that change nothing', () => {
-    expect(applyCountChanges(pool, [{ userId: '00000000-0000-0000-0000-000000000000' }, { userId: 'x', posts: 0 }])).toBeUndefined();
+    expect(applyCountChanges(pool, [{ id: '00000000-0000-0000-0000-000000000000', counts: {} }, { id: 'x', counts: { postCount: 0 } }])).toBeUndefined();
+    expect(() => applyCountChanges(pool, [{ id: 'x', counts: { karma: 1 } }])).toThrow('karma is not a kept count of user');
   });
 });

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Queryable } from '../db/pool';
 import { MODEL, type Entity, type EntityType } from '../model';
-import { countedJoins, keptCountsOf } from './documents';
+import { countedJoins, groupsOf, keptCountsOf } from './documents';
 
 /**
  * Each user's counts (posts, published posts, comments) in tb_user_stats (migration 003), kept by
@@ -17,63 +17,6 @@ import { countedJoins, keptCountsOf } from './documents';
  * were granted; a command that wrote its post but had not yet changed the count is not counted, and
  * adds its change after the recount. So neither can undo the other.
  */
-export interface CountChange {
-  userId: string;
-  posts?: number;
-  publishedPosts?: number;
-  comments?: number;
-}
-
-/**
- * Locks the users' rows in id order (so two commands never deadlock on them), then adds the
- * changes. A user without a row is left without one: the projection counts their rows instead.
- * Counts that were already wrong (rows written behind the API's back) are kept within their bounds
- * rather than failing the command: verify finds them, repair recounts them.
- * The ids are matched with `= ANY($1)` on both sides so that the primary key is used (a join with
- * the unnested changes was planned as a scan of the whole table).
- */
-const APPLY = `
-  WITH change AS (
-         SELECT user_id, sum(posts)::int AS posts, sum(published)::int AS published, sum(comments)::int AS comments
-           FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[]) AS c(user_id, posts, published, comments)
-          GROUP BY user_id),
-       locked AS MATERIALIZED (
-         SELECT user_id FROM tb_user_stats WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR NO KEY UPDATE)
-  UPDATE tb_user_stats s
-     SET post_count = greatest(0, s.post_count + change.posts),
-         published_post_count = greatest(0, least(s.published_post_count + change.published, s.post_count + change.posts)),
-         comment_count = greatest(0, s.comment_count + change.comments)
-    FROM locked JOIN change USING (user_id)
-   WHERE s.user_id = locked.user_id AND s.user_id = ANY($1::uuid[])`;
-
-/**
- * APPLY for one user (a create, an update, a delete without comments: most commands): the same
- * change as one update by key. APPLY's grouping, locking CTE and generic plan cost about three times
- * as much for a single row.
- */
-const APPLY_ONE = `
-  UPDATE tb_user_stats
-     SET post_count = greatest(0, post_count + $2),
-         published_post_count = greatest(0, least(published_post_count + $3, post_count + $2)),
-         comment_count = greatest(0, comment_count + $4)
-   WHERE user_id = $1`;
-
-/** Sends the changes on the caller's connection (and transaction); nothing is sent when there are none. */
-export function applyCountChanges(client: Queryable, changes: readonly CountChange[]): Promise<unknown> | undefined {
-  const real = changes.filter((c) => c.posts || c.publishedPosts || c.comments);
-  if (!real.length) return undefined;
-  if (real.length === 1) {
-    const [one] = real as [CountChange];
-    return client.query(APPLY_ONE, [one.userId, one.posts ?? 0, one.publishedPosts ?? 0, one.comments ?? 0]);
-  }
-  return client.query(APPLY, [
-    real.map((c) => c.userId),
-    real.map((c) => c.posts ?? 0),
-    real.map((c) => c.publishedPosts ?? 0),
-    real.map((c) => c.comments ?? 0),
-  ]);
-}
-
 /** The entity whose counts the commands keep (its declaration's keptCounts): the users. */
 const OWNER: Entity = (() => {
   const owners = MODEL.filter((e) => e.keptCounts);
@@ -85,6 +28,80 @@ const KEPT = keptCountsOf(OWNER);
 /** The entity type whose documents read the kept counts: the engine applies a command's count changes right before refreshing it. */
 export const COUNTS_OWNER: EntityType = OWNER.name;
 const STATS = OWNER.keptCounts!;
+
+/**
+ * Each kept count's bound: a count with a condition (published posts) is part of the count of the
+ * same rows without it (posts), and stays within it.
+ */
+const BOUND = new Map<string, string>(
+  groupsOf(OWNER).flatMap((g) =>
+    g.items.flatMap((i) => {
+      if (i.field.kind !== 'count' || !i.field.kept || !i.field.where) return [];
+      const whole = g.items.find((w) => w.field.kind === 'count' && w.field.kept && !w.field.where);
+      return whole && whole.field.kind === 'count' ? [[i.field.kept, whole.field.kept!] as [string, string]] : [];
+    }),
+  ),
+);
+
+/** What a command changes in one user's kept counts, by document field (postCount: +1, ...). */
+export interface CountChange {
+  id: string;
+  counts: Partial<Record<string, number>>;
+}
+
+/** The new value of a kept column, given the change of each column as `delta(column)`. */
+const applied = (row: string, delta: (column: string) => string) => (k: { column: string }) => {
+  const bound = BOUND.get(k.column);
+  const value = `${row}${k.column} + ${delta(k.column)}`;
+  return `${k.column} = greatest(0, ${bound ? `least(${value}, ${row}${bound} + ${delta(bound)})` : value})`;
+};
+const param = (column: string) => `$${KEPT.findIndex((k) => k.column === column) + 2}`;
+
+/**
+ * Locks the users' rows in id order (so two commands never deadlock on them), then adds the
+ * changes. A user without a row is left without one: the projection counts their rows instead.
+ * Counts that were already wrong (rows written behind the API's back) are kept within their bounds
+ * rather than failing the command: verify finds them, repair recounts them.
+ * The ids are matched with `= ANY($1)` on both sides so that the primary key is used (a join with
+ * the unnested changes was planned as a scan of the whole table).
+ */
+const APPLY = `
+  WITH change AS (
+         SELECT id, ${KEPT.map((k) => `sum(${k.column})::int AS ${k.column}`).join(', ')}
+           FROM unnest($1::uuid[], ${KEPT.map((_k, i) => `$${i + 2}::int[]`).join(', ')}) AS c(id, ${KEPT.map((k) => k.column).join(', ')})
+          GROUP BY id),
+       locked AS MATERIALIZED (
+         SELECT ${STATS.key} FROM ${STATS.table} WHERE ${STATS.key} = ANY($1::uuid[]) ORDER BY ${STATS.key} FOR NO KEY UPDATE)
+  UPDATE ${STATS.table} s
+     SET ${KEPT.map(applied('s.', (column) => `change.${column}`)).join(',\n         ')}
+    FROM locked JOIN change ON change.id = locked.${STATS.key}
+   WHERE s.${STATS.key} = locked.${STATS.key} AND s.${STATS.key} = ANY($1::uuid[])`;
+
+/**
+ * APPLY for one user (a create, an update, a delete without comments: most commands): the same
+ * change as one update by key. APPLY's grouping, locking CTE and generic plan cost about three times
+ * as much for a single row.
+ */
+const APPLY_ONE = `
+  UPDATE ${STATS.table}
+     SET ${KEPT.map(applied('', param)).join(',\n         ')}
+   WHERE ${STATS.key} = $1`;
+
+const FIELDS = new Set(KEPT.map((k) => k.field));
+
+/** Sends the changes on the caller's connection (and transaction); nothing is sent when there are none. */
+export function applyCountChanges(client: Queryable, changes: readonly CountChange[]): Promise<unknown> | undefined {
+  for (const c of changes) {
+    for (const field of Object.keys(c.counts)) if (!FIELDS.has(field)) throw new Error(`${field} is not a kept count of ${OWNER.name}`);
+  }
+  const real = changes.filter((c) => KEPT.some((k) => c.counts[k.field]));
+  if (!real.length) return undefined;
+  if (real.length === 1) {
+    const [one] = real as [CountChange];
+    return client.query(APPLY_ONE, [one.id, ...KEPT.map((k) => one.counts[k.field] ?? 0)]);
+  }
+  return client.query(APPLY, [real.map((c) => c.id), ...KEPT.map((k) => real.map((c) => c.counts[k.field] ?? 0))]);
+}
 
 /** The counts of the users in $1 ('ids') or of every user with a row ('all'), from the rows. */
 const counted = (scope: 'ids' | 'all') => `

@@ -199,7 +199,7 @@ export class Commands {
       return {
         changes: { post: [id] },
         entity: { type: 'post', id },
-        counts: [{ userId: row.authorId, posts: 1, publishedPosts: row.published ? 1 : 0 }],
+        counts: [{ id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
         inserted: { type: 'post', id, columns: { author_id: row.authorId } },
         checked,
       };
@@ -251,8 +251,8 @@ export class Commands {
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
       const counts: CountChange[] = [
-        { userId: post!.author_id, posts: -1, publishedPosts: post!.published ? -1 : 0 },
-        ...rows.map((r) => ({ userId: r.author_id, comments: -1 })),
+        { id: post!.author_id, counts: { postCount: -1, publishedPostCount: post!.published ? -1 : 0 } },
+        ...rows.map((r) => ({ id: r.author_id, counts: { commentCount: -1 } })),
       ];
       return {
         changes: { post: [id], comment: deletedCommentIds },
@@ -293,7 +293,7 @@ export class Commands {
       return {
         changes: { comment: [id] },
         entity: { type: 'comment', id },
-        counts: [{ userId: row.authorId, comments: 1 }],
+        counts: [{ id: row.authorId, counts: { commentCount: 1 } }],
         inserted: { type: 'comment', id, columns: { post_id: row.postId, author_id: row.authorId } },
         checked,
       };
@@ -313,7 +313,7 @@ export class Commands {
         changes: { comment: [id] },
         removed: [{ type: 'comment', id, columns: { post_id: rows[0].post_id, author_id: rows[0].author_id } }],
         result: { id, deletedCommentIds: [] },
-        counts: [{ userId: rows[0].author_id, comments: -1 }],
+        counts: [{ id: rows[0].author_id, counts: { commentCount: -1 } }],
       };
     });
   }
@@ -492,7 +492,7 @@ async function updatePostReturningPublished(client: pg.ClientBase, id: string, s
   );
   const row = rows[0];
   if (!row) throw new NotFoundError('No post with that id.', 'id');
-  return { userId: row.author_id, publishedPosts: Number(row.published) - Number(row.was) };
+  return { id: row.author_id, counts: { publishedPostCount: Number(row.published) - Number(row.was) } };
 }
 
 type Args = Record<string, unknown>;
