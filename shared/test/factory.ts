@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import type { EntityType } from '../src/model';
+import { keptCountSql } from '../src/sync/kept-counts';
 
 /**
  * Inserts command-side rows for tests, with fresh ids so tests never collide. Set-based: one
@@ -77,4 +79,10 @@ export async function projection<T = Record<string, unknown>>(
 ): Promise<T | undefined> {
   const { rows } = await db.query<{ data: T }>(`SELECT data FROM ${table} WHERE id = $1`, [id]);
   return rows[0]?.data;
+}
+
+/** A kept count as reads see it (keptCountSql: the counts row, else the rows counted in tv_*). */
+export async function keptCount(db: pg.ClientBase | pg.Pool, type: EntityType, field: string, id: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT ${keptCountSql(type, field, '$1::uuid')} AS n`, [id]);
+  return rows[0]!.n;
 }

@@ -59,6 +59,6 @@ export async function insertDataset(client: pg.ClientBase, size: DatasetSize): P
             generate_series(1, $1::int) AS k, authors`,
     [size.commentsPerPost],
   );
-  // Counts rows for every user, as users created through the API have (migration 003).
-  await shared.createUserStats(client, 'all');
+  // Counts rows for every user and post, as those created through the API have.
+  await shared.createAllKeptCounts(client);
 }

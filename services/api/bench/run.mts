@@ -101,15 +101,14 @@ async function prepare(): Promise<string[]> {
   }
 }
 
-/** Removes the posts the CreatePost phases add, re-syncs their authors' counts and vacuums. */
+/** Removes the posts the CreatePost phases add, recounts their authors' posts and vacuums. */
 async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise<void> {
   const pool = given ?? shared.createPool(DATABASE_URL, { applicationName: 'blog-bench-setup', max: 2 });
   try {
     await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
     await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
     // Deleted behind the commands' backs: the authors' kept counts are set from the rows again.
-    await shared.withTransaction(pool, (client) => shared.recountUserStats(client, authors));
-    await new shared.SyncEngine(pool).users(authors);
+    await shared.withTransaction(pool, (client) => shared.recountKeptCounts(client, 'user', authors));
     await pool.query('VACUUM ANALYZE');
   } finally {
     if (!given) await pool.end();

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { createUserStats } from '../sync/user-stats';
+import { createAllKeptCounts } from '../sync/kept-counts';
 
 export interface DatasetSize {
   users: number;
@@ -40,7 +40,7 @@ export async function generateDataset(db: pg.ClientBase | pg.Pool, size: Dataset
        FROM generate_series(1, $1::int) i`,
     [size.comments, size.posts, size.users],
   );
-  // Counts rows for every user, as users created through the API have (migration 003).
-  await createUserStats(db, 'all');
-  await db.query('ANALYZE tb_user, tb_user_stats, tb_post, tb_comment');
+  // Counts rows for every user and post, as those created through the API have.
+  await createAllKeptCounts(db);
+  await db.query('ANALYZE tb_user, tb_user_stats, tb_post, tb_post_stats, tb_comment');
 }

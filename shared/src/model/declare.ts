@@ -55,10 +55,14 @@ export interface Link {
 
 /**
  * How many rows of `entity` reference this one: through their column `via` (optionally only those
- * where the boolean column `where` is true), or through a link table (`through`). `kept`: the
- * column of this entity's counts table (EntityDeclaration.keptCounts) where the commands keep it
- * up to date, read instead of counting for incremental refreshes; full rebuilds and verify count
- * the rows.
+ * where the boolean column `where` is true), or through a link table (`through`).
+ *
+ * `kept`: the column of this entity's counts table (EntityDeclaration.keptCounts) where the commands
+ * keep it up to date by the difference they make. A kept count is not in the document: reads merge
+ * it in from the counts row, in the same statement (a new comment updates one counter, not its
+ * post's document). It can count any number of rows. Without `kept` the count is in the document and
+ * every change of a counted row refreshes it: only for counts of bounded things (a tag's posts are
+ * counted through links the commands write one post at a time).
  */
 export interface CountField {
   kind: 'count';
@@ -84,15 +88,16 @@ export interface EmbedsManyField extends EmbeddedType {
 }
 
 /**
- * Every row of `entity` referencing this one through `via`, each as an object of some of that
- * entity's fields (columns, or objects it embeds), in the order of `orderBy` (ascending).
+ * The rows of `entity` referencing this one through `via`, each as an object of some of that
+ * entity's fields, in (created_at, id) order: an unbounded list, so never in the document. Reads
+ * answer it a page at a time (`limit`, `after`) from the other entity's projection table, in the
+ * same statement as the rest (an index range scan per parent on (via, created_at, id)).
  */
 export interface ListField extends EmbeddedType {
   kind: 'list';
   entity: string;
   via: string;
   fields: readonly string[];
-  orderBy: readonly string[];
 }
 
 export type Field = ColumnField | EmbedsOneField | CountField | ListField | EmbedsManyField;
@@ -183,14 +188,20 @@ export const embedsMany = (entity: string, through: Link, fields: readonly strin
 });
 /** `<field>(id: ID!)`. */
 export const byId = (field: string): KeyLookup => ({ field, arg: 'id', column: 'id', type: 'ID' });
-export const list = (entity: string, via: string, fields: readonly string[], orderBy: readonly string[], type: EmbeddedType): ListField => ({
+export const list = (entity: string, via: string, fields: readonly string[], type: EmbeddedType): ListField => ({
   kind: 'list',
   entity,
   via,
   fields,
-  orderBy,
   ...type,
 });
+
+/** Merged into the entity at read time, never stored in its document: lists and kept counts. */
+export type ReadTimeField = ListField | (CountField & { kept: string });
+
+export function isReadTime(field: Field): field is ReadTimeField {
+  return field.kind === 'list' || (field.kind === 'count' && field.kept !== undefined);
+}
 
 /** Keeps the entity's name as a literal type (EntityType is the union of them). */
 export const declare = <const N extends string>(declaration: EntityDeclaration<N>): EntityDeclaration<N> => declaration;

@@ -1,5 +1,5 @@
 import { comment } from './comment';
-import type { EntityDeclaration, Field, Link } from './declare';
+import { isReadTime, type EntityDeclaration, type Field, type Link } from './declare';
 import { post } from './post';
 import { tag } from './tag';
 import { user } from './user';
@@ -34,9 +34,14 @@ export function relationsOf(entity: Entity): { name: string; field: Exclude<Fiel
   return Object.entries(entity.fields).flatMap(([name, field]) => (field.kind === 'column' ? [] : [{ name, field }]));
 }
 
+/** The fields of `entity` that its document holds (all but those merged in at read time). */
+export function documentFields(entity: Entity): [string, Field][] {
+  return Object.entries(entity.fields).filter(([, field]) => !isReadTime(field));
+}
+
 /**
- * The entities `entity` references: those it embeds, and those whose counts or lists include it.
- * A row of `entity` changing can change their documents; a refresh of `entity` must lock before them.
+ * The entities `entity` references: those it embeds, and those whose document counts it. A row of
+ * `entity` changing can change their documents; a refresh of `entity` must lock before them.
  */
 function referenced(entity: Entity): EntityType[] {
   const out = new Set<EntityType>();
@@ -45,7 +50,7 @@ function referenced(entity: Entity): EntityType[] {
   }
   for (const other of MODEL) {
     for (const { field } of relationsOf(other)) {
-      if ((field.kind === 'count' || field.kind === 'list') && field.entity === entity.name) out.add(other.name);
+      if (field.kind === 'count' && !isReadTime(field) && field.entity === entity.name) out.add(other.name);
     }
   }
   out.delete(entity.name);
@@ -90,6 +95,12 @@ function check(entity: Entity): void {
       for (const f of field.fields) if (!(f in other.fields)) throw new Error(`${where(name)}: ${other.name} has no field "${f}"`);
     }
     if (field.kind === 'count' && field.kept && !entity.keptCounts) throw new Error(`${where(name)}: kept counts need ${entity.name}.keptCounts`);
+    if (field.kind === 'count' && field.kept && field.through) throw new Error(`${where(name)}: a count through a link table cannot be kept`);
+    // Read-time values are read from the other entity's projection: its plain columns must say.
+    if (field.kind === 'count' && field.where && !(field.where in other.columns)) {
+      throw new Error(`${where(name)}: "${field.where}" must be a plain column of ${other.view} (declared in ${other.name}.columns)`);
+    }
+    if (field.kind === 'list' && !('created_at' in other.columns)) throw new Error(`${where(name)}: ${other.view} must keep created_at (lists page by it)`);
   }
   for (const [arg, filter] of Object.entries(entity.read.list?.filters ?? {})) {
     if (filter.contains) {

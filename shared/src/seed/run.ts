@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { withTransaction } from '../db/pool';
 import { SyncEngine } from '../sync/engine';
 import { planSync } from '../sync/dependencies';
-import { createUserStats, recountUserStats } from '../sync/user-stats';
+import { createKeptCounts, recountKeptCounts } from '../sync/kept-counts';
 import { SEED_COMMENTS, SEED_POSTS } from './data';
 import { insertSeedRows, type SeedResult } from './seed';
 
@@ -10,15 +10,17 @@ import { insertSeedRows, type SeedResult } from './seed';
  * Inserts the sample data and syncs what it inserted, in one transaction: the seed's rows and their
  * projections appear together. A second run inserts nothing and therefore syncs nothing.
  *
- * Kept counts: the users it inserts get rows counted from theirs; users that existed already and
- * get a post or comment back (one deleted since an earlier seed) are recounted, as the insert
- * bypasses the commands that keep their counts.
+ * Kept counts: the users and posts it inserts get rows counted from theirs; users and posts that
+ * existed already and get a post or comment back (one deleted since an earlier seed) are recounted,
+ * as the insert bypasses the commands that keep their counts.
  */
 export async function seed(pool: pg.Pool, sync = new SyncEngine(pool)): Promise<SeedResult> {
   return withTransaction(pool, async (client) => {
     const inserted = await insertSeedRows(client);
-    await createUserStats(client, inserted.users);
-    await recountUserStats(client, existingAuthorsOf(inserted));
+    await createKeptCounts(client, 'user', inserted.users);
+    await createKeptCounts(client, 'post', inserted.posts);
+    await recountKeptCounts(client, 'user', existingAuthorsOf(inserted));
+    await recountKeptCounts(client, 'post', existingPostsOf(inserted));
     await sync.refreshIn(client, await planSync(client, { user: inserted.users, post: inserted.posts, comment: inserted.comments }));
     return inserted;
   });
@@ -34,6 +36,14 @@ function existingAuthorsOf(inserted: SeedResult): string[] {
   ]);
   for (const user of inserted.users) authors.delete(user);
   return [...authors];
+}
+
+/** The posts of the inserted comments that this run did not insert itself. */
+function existingPostsOf(inserted: SeedResult): string[] {
+  const comments = new Set(inserted.comments);
+  const posts = new Set<string>(SEED_COMMENTS.filter((c) => comments.has(c.id)).map((c) => c.postId));
+  for (const post of inserted.posts) posts.delete(post);
+  return [...posts];
 }
 
 /** True when tb_user has no rows (a new database): `npm start` seeds only then. */

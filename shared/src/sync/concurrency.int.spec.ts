@@ -307,18 +307,24 @@ describe('a relation created while the row it references changes', () => {
         await c.query("UPDATE tb_post SET title = 'Renamed', updated_at = now() WHERE id = $1", [post]);
         await sync.refreshIn(c, await planSync(c, { post: [post!] }));
       });
-      // B waits (for A's FOR SHARE, or else for A's claim on the post's projection row)...
-      for (let i = 0; ; i += 1) {
-        const { rows } = await pool.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        );
-        if (rows[0].n > 0) break;
-        if (i > 200) throw new Error('the rename never waited for the comment');
-        await new Promise((r) => setTimeout(r, 10));
+      if (forShare) {
+        // B waits for A's FOR SHARE...
+        for (let i = 0; ; i += 1) {
+          const { rows } = await pool.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+          );
+          if (rows[0].n > 0) break;
+          if (i > 200) throw new Error('the rename never waited for the comment');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        // ...then A commits, and B finishes.
+        await a.query('COMMIT');
+        await renamed;
+      } else {
+        // Nothing holds B back (A's refresh claimed only the comment's row): B commits first.
+        await renamed;
+        await a.query('COMMIT');
       }
-      // ...then A commits, and B finishes.
-      await a.query('COMMIT');
-      await renamed;
       return (await projection<{ post: { title: string } }>(pool, 'tv_comment', comment!))!.post.title;
     } finally {
       a.release();

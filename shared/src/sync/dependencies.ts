@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool';
-import { MODEL, entityOf, linksOf, relationsOf, type Entity, type EntityType } from '../model';
+import { MODEL, entityOf, isReadTime, linksOf, relationsOf, type Entity, type EntityType } from '../model';
 import { ENTITY_TYPES, emptyPlan, type ChangeSet, type SyncPlan } from './types';
 
 /**
@@ -10,9 +10,11 @@ import { ENTITY_TYPES, emptyPlan, type ChangeSet, type SyncPlan } from './types'
  *
  *   X itself;
  *   the rows of E embedding X           (E embedsOne X via E.fk:        E where E.fk = X);
- *   the rows of E counting or listing X (E counts/lists X via X.fk:     X.fk where X = the ids);
- *   the rows of E listing rows that embed X (E lists C via C.fk, C's items embed X via C.fk2:
- *                                        C.fk where C.fk2 = X).
+ *   the rows of E counting X            (E counts X via X.fk:           X.fk where X = the ids);
+ *   the rows of E embedding X through a link table, or counting X through one.
+ *
+ * Lists and kept counts are read at read time, never stored in a document (declare.ts): no
+ * document depends on them, so they have no branch here.
  *
  * `npm run sync -- sql <entity>` prints the result. Relations are read from tb_* (what is true now)
  * and from tv_* (what projections embed now), so deletes are covered: a deleted comment is gone from
@@ -35,6 +37,7 @@ function branchesOf(changed: EntityType): string[] {
   };
   for (const e of MODEL) {
     for (const { name, field } of relationsOf(e)) {
+      if (isReadTime(field)) continue;
       if (field.kind === 'embedsOne') {
         if (field.entity === changed) both(e.name, e, 'x.id', `x.${field.via}`);
       } else if (field.kind === 'embedsMany') {
@@ -58,15 +61,9 @@ function branchesOf(changed: EntityType): string[] {
             );
           }
         }
-      } else {
+      } else if (field.kind === 'count') {
         const child = entityOf(field.entity);
         if (child.name === changed) both(e.name, child, `x.${field.via}`, 'x.id');
-        if (field.kind === 'list') {
-          for (const f of field.fields) {
-            const item = child.fields[f]!;
-            if (item.kind === 'embedsOne' && item.entity === changed) both(e.name, child, `x.${field.via}`, `x.${item.via}`);
-          }
-        }
       }
     }
   }
@@ -135,7 +132,8 @@ export function referencedBy(row: RowRefs): SyncPlan {
   for (const e of MODEL) {
     for (const { field } of relationsOf(e)) {
       // A new row has no links yet; a deleted row's links are removed, and planned, by deleteLinks.
-      if (field.kind === 'embedsOne' || field.kind === 'embedsMany' || (field.kind === 'count' && field.through) || field.entity !== row.type) continue;
+      // Only counts in documents (not kept, not through a link) count a row by its own reference.
+      if (field.kind !== 'count' || isReadTime(field) || field.through || field.entity !== row.type) continue;
       const id = row.columns[field.via];
       if (id === undefined) throw new Error(`a ${row.type} row's references need its ${field.via} (counted or listed by ${e.name})`);
       if (!plan[e.name].includes(id)) plan[e.name].push(id);

@@ -7,7 +7,7 @@ import { planSync } from './dependencies';
 import { SyncError } from './errors';
 import { FEW_IDS } from './scope';
 import { STATEMENTS, type PreparedStatement } from './statements';
-import { applyCountChanges, COUNTS_OWNER, recountUserStats, type CountChange } from './user-stats';
+import { applyCountChanges, KEPT_COUNT_OWNERS, recountKeptCounts, type CountChange } from './kept-counts';
 import { emptyPlan, ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 
 export type SyncOperation = 'incremental' | 'full';
@@ -84,9 +84,9 @@ export interface RefreshOptions {
    */
   answer?: { type: EntityType; id: string };
   /**
-   * A command's changes to users' kept counts (user-stats.ts), which the user documents read: sent
-   * right before the user statements, so those users' counts rows are locked from there to COMMIT
-   * only. Their failure is raised as it is, not as a sync failure.
+   * A command's changes to kept counts (kept-counts.ts): sent after the refresh's statements, last,
+   * so the counts rows (a busy post's, a busy author's) are locked from there to COMMIT only. Their
+   * failure is raised as it is, not as a sync failure.
    */
   counts?: readonly CountChange[];
   /**
@@ -203,30 +203,20 @@ export class SyncEngine {
     // snapshot follows its claim), and the whole refresh costs one round trip instead of two per type.
     const pipelined = isPipelined(client);
     let counted: Promise<unknown> | undefined;
-    const send = (b: (typeof batches)[number]): SentRefresh => {
-      if (b.entityType === COUNTS_OWNER) {
-        counted = applyCountChanges(client, counts);
-        counted?.catch(() => undefined); // observed now; awaited (and raised) before the user statements' outcome
-      }
-      return this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
-    };
-    const waiting = pipelined ? sendTogether(client, () => batches.map(send)) : [];
+    const send = (b: (typeof batches)[number]): SentRefresh => this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
+    const waiting = pipelined
+      ? sendTogether(client, () => {
+          const sent = batches.map(send);
+          counted = applyCountChanges(client, counts);
+          return sent;
+        })
+      : [];
     try {
       if (after) await after;
-      for (const b of batches) {
-        let one: SentRefresh;
-        if (pipelined) one = waiting.shift()!;
-        else {
-          if (b.entityType === COUNTS_OWNER) await (counted = applyCountChanges(client, counts));
-          one = this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
-        }
-        // The count changes ran before the user statements: if they failed, those only report the
-        // aborted transaction, and the count changes' own error is the one to raise.
-        if (b.entityType === COUNTS_OWNER && counted) await counted;
-        await finish(one);
-      }
-      // Counts travel with their users' refresh; a plan without users still gets them applied.
-      if (counts.length && !batches.some((b) => b.entityType === COUNTS_OWNER)) await applyCountChanges(client, counts);
+      for (const b of batches) await finish(pipelined ? waiting.shift()! : send(b));
+      if (!pipelined) counted = applyCountChanges(client, counts);
+      // After the refresh: its statements' failure is the one raised when both failed.
+      if (counted) await counted;
     } catch (err) {
       for (const rest of waiting) {
         await rest.outcome;
@@ -306,17 +296,18 @@ export class SyncEngine {
 
   /**
    * Full mode: recomputes every projection and removes orphans, in one transaction, after setting
-   * the users' kept counts from the rows. Readers keep seeing the old rows until it commits;
-   * incremental syncs, and commands that change counts, wait for it.
+   * the kept counts from the rows. Readers keep seeing the old rows until it commits; incremental
+   * syncs, and commands that change counts, wait for it.
    */
   async all(): Promise<SyncReport> {
     let current: EntityType = SYNC_ORDER[0]!;
     let started = performance.now();
     try {
       return await withTransaction(this.pool, async (client) => {
-        // The users' kept counts first (the rebuild's documents count the rows; later refreshes read these).
-        const recounted = await recountUserStats(client, 'all');
-        if (recounted.length) this.log.warn({ users: recounted.length }, 'kept user counts differed from the rows; recounted');
+        for (const type of KEPT_COUNT_OWNERS) {
+          const recounted = await recountKeptCounts(client, type, 'all');
+          if (recounted.length) this.log.warn({ entityType: type, rows: recounted.length }, 'kept counts differed from the rows; recounted');
+        }
         const results: EntitySyncResult[] = [];
         for (const entityType of SYNC_ORDER) {
           current = entityType;
@@ -379,7 +370,7 @@ export class SyncEngine {
 
   /**
    * Re-syncs exactly the rows a verify report names (the repair of `sync verify --repair`), after
-   * recounting those users' kept counts from the rows (a wrong count shows as a stale user).
+   * recounting their kept counts from the rows (a wrong count shows as a stale row).
    */
   repair(report: VerifyReport): Promise<SyncReport> {
     const plan = emptyPlan();
@@ -388,7 +379,7 @@ export class SyncEngine {
       plan[t] = [...p.missing, ...p.stale, ...p.orphaned];
     }
     return withTransaction(this.pool, async (client) => {
-      await recountUserStats(client, plan.user);
+      for (const type of KEPT_COUNT_OWNERS) await recountKeptCounts(client, type, plan[type]);
       return this.refreshIn(client, plan);
     });
   }

@@ -1,7 +1,7 @@
 import { MODEL, type ColumnType, type Entity, type EntityType } from '../model';
 import { documentsSql } from './documents';
 import { fromById, inScope } from './scope';
-import { WRONG_KEPT_COUNTS } from './user-stats';
+import { wrongKeptCounts } from './kept-counts';
 
 /**
  * The SQL the engine runs for one projection, generated once from its declaration (shared/src/model).
@@ -119,7 +119,7 @@ function build(e: Entity): ProjectionStatements {
     target: e.view,
     columns: Object.keys(e.columns),
     documents: (scope) => documentsSql(e, scope),
-    ...(e.keptCounts ? { alsoStale: WRONG_KEPT_COUNTS } : {}),
+    ...(e.keptCounts ? { alsoStale: wrongKeptCounts(e.name) } : {}),
   };
   const cols = p.columns.join(', ');
   const assign = p.columns.map((c) => `${c} = doc.${c}`).join(', ');

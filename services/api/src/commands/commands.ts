@@ -64,7 +64,7 @@ export interface Written {
   changes: ChangeSet;
   /** The entity to answer with, if any. */
   entity?: { type: EntityType; id: string };
-  /** What the write changed in users' counts (tb_user_stats, kept by the commands). */
+  /** What the write changed in kept counts (shared/src/sync/kept-counts.ts). */
   counts?: CountChange[];
   /** A create: the entity inserted, whose plan needs no query (planForInserted). */
   inserted?: RowRefs;
@@ -190,16 +190,18 @@ export class Commands {
     return this.entityCommand(mode, async (client) => {
       mayWriteAs(actor, row.authorId);
       const id = randomUUID();
-      // The author locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above); not waited for.
+      // The author locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above); not waited
+      // for. With its counts row (zeros), which the commands keep from now on.
       const checked = client.query(
-        `INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
-         VALUES ($1, (SELECT id FROM tb_user WHERE id = $2 FOR SHARE), $3, $4, $5, now(), now())`,
+        `WITH p AS (INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
+                    VALUES ($1, (SELECT id FROM tb_user WHERE id = $2 FOR SHARE), $3, $4, $5, now(), now()) RETURNING id)
+         INSERT INTO tb_post_stats (post_id) SELECT id FROM p`,
         [id, row.authorId, row.title, row.content, row.published],
       );
       return {
         changes: { post: [id] },
         entity: { type: 'post', id },
-        counts: [{ id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
+        counts: [{ type: 'user', id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
         inserted: { type: 'post', id, columns: { author_id: row.authorId } },
         checked,
       };
@@ -239,7 +241,10 @@ export class Commands {
     });
   }
 
-  /** Deletes the post's comments explicitly (no ON DELETE CASCADE), so their ids reach the plan. */
+  /**
+   * Deletes the post's comments explicitly (no ON DELETE CASCADE), so their ids reach the plan; its
+   * counts row goes with it (ON DELETE CASCADE, migration 007).
+   */
   deletePost(input: { id?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<DeleteResult> {
     const id = v.uuid(input.id, 'id');
     return this.command(mode, async (client) => {
@@ -251,8 +256,8 @@ export class Commands {
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
       const counts: CountChange[] = [
-        { id: post!.author_id, counts: { postCount: -1, publishedPostCount: post!.published ? -1 : 0 } },
-        ...rows.map((r) => ({ id: r.author_id, counts: { commentCount: -1 } })),
+        { type: 'user', id: post!.author_id, counts: { postCount: -1, publishedPostCount: post!.published ? -1 : 0 } },
+        ...rows.map((r) => ({ type: 'user' as const, id: r.author_id, counts: { commentCount: -1 } })),
       ];
       return {
         changes: { post: [id], comment: deletedCommentIds },
@@ -293,7 +298,10 @@ export class Commands {
       return {
         changes: { comment: [id] },
         entity: { type: 'comment', id },
-        counts: [{ id: row.authorId, counts: { commentCount: 1 } }],
+        counts: [
+          { type: 'user', id: row.authorId, counts: { commentCount: 1 } },
+          { type: 'post', id: row.postId, counts: { commentCount: 1 } },
+        ],
         inserted: { type: 'comment', id, columns: { post_id: row.postId, author_id: row.authorId } },
         checked,
       };
@@ -313,7 +321,10 @@ export class Commands {
         changes: { comment: [id] },
         removed: [{ type: 'comment', id, columns: { post_id: rows[0].post_id, author_id: rows[0].author_id } }],
         result: { id, deletedCommentIds: [] },
-        counts: [{ id: rows[0].author_id, counts: { commentCount: -1 } }],
+        counts: [
+          { type: 'user', id: rows[0].author_id, counts: { commentCount: -1 } },
+          { type: 'post', id: rows[0].post_id, counts: { commentCount: -1 } },
+        ],
       };
     });
   }
@@ -357,8 +368,8 @@ export class Commands {
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     if (mode === 'INLINE') {
-      // The refresh applies the count changes right before the user documents that read them, and
-      // answers with the document it wrote (read back from tv_* if it could not say).
+      // The refresh applies the count changes after its own statements (kept-counts.ts, "Hot rows"),
+      // and answers with the document it wrote (read back from tv_* if it could not say).
       const refreshing = this.sync.refreshIn(client, plan, {
         counts,
         ...(written.entity ? { answer: written.entity } : {}),
@@ -366,7 +377,7 @@ export class Commands {
         ...(written.inserted ? { created: written.inserted } : {}),
       });
       // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
-      // behind them, so the rows it locks (a busy author's counts and tv_user row) are released
+      // behind them, so the rows it locks (a busy post's or author's counts row) are released
       // without waiting for a round trip back to us. From then on the command's outcome is
       // PostgreSQL's: a failed statement turns that COMMIT into ROLLBACK and its error is raised,
       // and the code left to run only reads the refresh's answers (the engine's metrics hook is
@@ -380,12 +391,12 @@ export class Commands {
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
-      // The count changes, the enqueue and the preview are sent without waiting in between (with the
-      // write itself, for a create: one round trip, then COMMIT). The users' counts rows stay
-      // locked from the count changes to COMMIT only.
-      const counted = applyCountChanges(client, counts);
+      // The enqueue, the preview and the count changes are sent without waiting in between (with the
+      // write itself, for a create: one round trip, then COMMIT). The counts rows stay locked from
+      // the count changes to COMMIT only.
       const enqueued = this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
       const previewed = written.entity ? this.sync.preview<Doc>(written.entity.type, [written.entity.id], client) : undefined;
+      const counted = applyCountChanges(client, counts);
       await raiseCause([written.checked, counted, enqueued, previewed]);
       if (previewed) answer = (await previewed).get(written.entity!.id);
     }
@@ -492,7 +503,7 @@ async function updatePostReturningPublished(client: pg.ClientBase, id: string, s
   );
   const row = rows[0];
   if (!row) throw new NotFoundError('No post with that id.', 'id');
-  return { id: row.author_id, counts: { publishedPostCount: Number(row.published) - Number(row.was) } };
+  return { type: 'user', id: row.author_id, counts: { publishedPostCount: Number(row.published) - Number(row.was) } };
 }
 
 type Args = Record<string, unknown>;

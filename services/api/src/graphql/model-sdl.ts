@@ -3,9 +3,10 @@ import { entityOf, type Entity, type Field } from '@blog/shared';
 /**
  * The GraphQL types of the entities and their Query fields, derived from the declarations
  * (shared/src/model): a type's fields are its document's keys, so a read is a projection of
- * `tv_*.data` (reads/sql-builder.ts). Embedded objects and list items have their own types (Author,
- * PostComment, ...) holding exactly what the document embeds, so that every field can be answered
- * from the one row that embeds it. The rest of the schema is written by hand (type-defs.ts).
+ * `tv_*.data` (reads/sql-builder.ts), plus what reads merge in (kept counts, and lists paged with
+ * `limit` and `after`, whose items carry a cursor). Embedded objects and list items have their own
+ * types (Author, PostComment, ...) holding exactly what is embedded, so that every field can be
+ * answered from the one row that holds it. The rest of the schema is written by hand (type-defs.ts).
  */
 export function modelTypeDefs(model: readonly Entity[]): string {
   const types = new Map<string, string>();
@@ -23,7 +24,9 @@ export function modelTypeDefs(model: readonly Entity[]): string {
       case 'embedsMany':
       case 'list': {
         const target = entityOf(field.entity);
-        const body = field.fields.map((f) => `    ${f}: ${typeOf(target, f, target.fields[f]!)}`).join('\n');
+        const items = field.fields.map((f) => `    ${f}: ${typeOf(target, f, target.fields[f]!)}`);
+        if (field.kind === 'list') items.push(`    ${describe(`Opaque position of this item in the list; pass it as \`after\` for the next page.`)}`, '    cursor: String!');
+        const body = items.join('\n');
         const seen = embeddedTypes.get(field.type);
         if (seen && seen.fields !== body) throw new Error(`model ${owner.name}.${name}: type ${field.type} is declared elsewhere with other fields`);
         if (!seen || (!seen.description && field.description)) {
@@ -33,9 +36,11 @@ export function modelTypeDefs(model: readonly Entity[]): string {
       }
     }
   };
+  /** A field's arguments: a list's page. */
+  const argsOf = (field: Field): string => (field.kind === 'list' ? '(limit: Int, after: String)' : '');
 
   for (const entity of model) {
-    const fields = Object.entries(entity.fields).map(([name, field]) => `    ${name}: ${typeOf(entity, name, field)}`);
+    const fields = Object.entries(entity.fields).map(([name, field]) => `    ${name}${argsOf(field)}: ${typeOf(entity, name, field)}`);
     const { byKey, list } = entity.read;
     if (list) {
       fields.push(`    ${describe(`Opaque position of this ${entity.name} in the ${list.field} list; pass it as \`after\` for the next page.`)}`);

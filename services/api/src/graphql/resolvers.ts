@@ -1,4 +1,4 @@
-import { MODEL } from '@blog/shared';
+import { isReadTime, MODEL } from '@blog/shared';
 import type { GraphQLResolveInfo, OperationDefinitionNode } from 'graphql';
 import type { Actor } from '../auth/authenticator';
 import type { Commands, MutationRun } from '../commands/commands';
@@ -26,6 +26,9 @@ const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResol
 /** Documents from tv_* / preview carry createdAt and id; read answers carry a cursor computed in SQL. */
 const cursor = (doc: { cursor?: string; createdAt: string; id: string }) => doc.cursor ?? encodeCursor(doc.createdAt, doc.id);
 
+const merged = (source: Record<string, unknown>, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) =>
+  ctx.reads.mergedField(source, info, ctx.clientKey);
+
 /** A mutation: authenticate first (UNAUTHENTICATED before anything else), then the command. */
 const write =
   (run: MutationRun) =>
@@ -41,6 +44,15 @@ export const resolvers = {
   // Every Query field (the entities' and syncMetrics) is answered by the read engine.
   Query: Object.fromEntries(Object.keys(ROOT_FIELDS).map((name) => [name, read])),
   Mutation: Object.fromEntries(COMMAND_MODULES.flatMap((m) => Object.entries(m.mutations)).map(([name, run]) => [name, write(run)])),
-  // The types of listed entities carry a cursor.
-  ...Object.fromEntries(MODEL.filter((e) => e.read.list).map((e) => [e.graphqlType, { cursor }])),
+  // The types of listed entities carry a cursor, and fields merged in at read time have resolvers
+  // of their own (their values are not in the documents).
+  ...Object.fromEntries(
+    MODEL.map((e) => [
+      e.graphqlType,
+      {
+        ...(e.read.list ? { cursor } : {}),
+        ...Object.fromEntries(Object.entries(e.fields).flatMap(([name, field]) => (isReadTime(field) ? [[name, merged]] : []))),
+      },
+    ]),
+  ),
 };

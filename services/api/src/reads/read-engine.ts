@@ -24,8 +24,20 @@ import { ClientError, ReadRefusedError } from '../errors';
 import { MAX_QUERY_TOKENS, operationCost, type CostLimits } from '../limits/cost';
 import { mutationCost } from '../limits/rate-limit';
 import type { ReadGate } from './read-gate';
-import { Params, ROOT_FIELDS, ROW_DOC, type AnyRootField, type ReadLimits } from './root-fields';
-import { AliasCounter, collectFields, NotCompilable, objectSql, sqlString, type CollectOptions, type Fragments } from './sql-builder';
+import { pageArgs, Params, ROOT_FIELDS, ROW_DOC, type AnyRootField, type ReadLimits } from './root-fields';
+import {
+  AliasCounter,
+  collectFields,
+  NotCompilable,
+  objectSql,
+  readTimeField,
+  renderHoles,
+  sourceKey,
+  sqlString,
+  type CollectOptions,
+  type Fragments,
+  type Hole,
+} from './sql-builder';
 import { StatementNames } from './statement-names';
 
 /**
@@ -113,6 +125,8 @@ interface FastEntry {
   op: OperationDefinitionNode;
   fragments: ReadonlyMap<string, FragmentDefinitionNode>;
   roots: CompiledRoot[];
+  /** The holes of the roots' selections (sql-builder.ts): lists paged by the request's arguments. */
+  holes: Hole[];
   /** The cost with every variable `limit` at MAX_PAGE_SIZE: no request costs more. */
   maxCost: number;
   load: Load;
@@ -230,13 +244,15 @@ export class ReadEngine {
         continue;
       }
       let args: unknown;
+      let select: string;
       try {
         args = root.field.args(getArgumentValues(root.def!, root.node!, coerced.coerced), this.options.limits);
+        select = renderHoles(root.select!, entry.holes, coerced.coerced, this.options.limits, p);
       } catch {
         // Invalid arguments: Apollo answers with the error (and the valid fields' data).
         return 'arguments';
       }
-      parts.push(`${sqlString(root.key)}, ${root.field.sql(args, root.select!, p)}`);
+      parts.push(`${sqlString(root.key)}, ${root.field.sql(args, select, p)}`);
     }
     // __typename alone needs no statement (an empty text tells execute()).
     if (entry.roots.every((r) => !r.field)) return { statement: { text: '', values: [] }, cost: 0 };
@@ -324,7 +340,7 @@ export class ReadEngine {
     client: string,
   ): Promise<Map<string, unknown>> {
     const results = new Map<string, unknown>();
-    const options: CollectOptions = { shape: 'source', fragments, byResponseKey: true };
+    const options: CollectOptions = { shape: 'source', fragments, byResponseKey: true, holes: [] };
     const roots = collectFields([op.selectionSet], options);
     const queryType = this.schema.getQueryType()!;
     const aliases = new AliasCounter();
@@ -346,7 +362,8 @@ export class ReadEngine {
         }
         throw err;
       }
-      const select = selectionSql(def, nodes, { ...options, byResponseKey: false }, aliases);
+      // A nested list with bad arguments reads nothing: its resolver answers with the error.
+      const select = renderHoles(selectionSql(def, nodes, { ...options, byResponseKey: false }, aliases), options.holes.map(orNull), variables, this.options.limits, p);
       columns.push(`coalesce((${field.sql(args, select, p)})::text, 'null')`);
       keys.push(key);
     }
@@ -358,6 +375,31 @@ export class ReadEngine {
       keys.forEach((key, i) => results.set(key, values[i]));
     }
     return results;
+  }
+
+  /**
+   * A field merged in at read time (a kept count, a list's page), for graphql-js's resolvers (the
+   * Apollo path, mutation answers). The Apollo path's statement has read it into the source already;
+   * a document that lacks it (a mutation's answer) gets it from a statement of its own. A list's
+   * arguments are checked first (BAD_USER_INPUT naming them).
+   */
+  async mergedField(source: Record<string, unknown>, info: GraphQLResolveInfo, client = NO_CLIENT): Promise<unknown> {
+    const merged = readTimeField(info.parentType.name, info.fieldName);
+    if (!merged) throw new Error(`${info.parentType.name}.${info.fieldName} is not merged in at read time`);
+    let key = info.fieldName;
+    if (merged.field.kind === 'list') {
+      const node = info.fieldNodes[0]!;
+      pageArgs(getArgumentValues(info.parentType.getFields()[info.fieldName]!, node, info.variableValues), this.options.limits);
+      key = sourceKey(info.fieldName, String(info.path.key));
+    }
+    if (key in source) return source[key];
+    const options: CollectOptions = { shape: 'source', fragments: info.fragments, byResponseKey: false, holes: [] };
+    const p = new Params();
+    const doc = `jsonb_build_object('id', ${p.add(source.id, 'uuid')})`;
+    const fields = new Map([[info.fieldName, [...info.fieldNodes]]]);
+    const sql = renderHoles(objectSql(info.parentType, fields, doc, options, new AliasCounter()), options.holes, info.variableValues, this.options.limits, p);
+    const answer = JSON.parse(await this.run(this.capped(`${sql}::text`, p), client, false)) as Record<string, unknown>;
+    return answer[key];
   }
 
   private entry(query: string, operationName: string | undefined): Entry {
@@ -423,7 +465,7 @@ export class ReadEngine {
     }
     if (op.operation !== 'query') return { fast: false, reason: op.operation, bytes: entryBytes(doc) };
     try {
-      const options: CollectOptions = { shape: 'response', fragments: Object.fromEntries(fragments), byResponseKey: true };
+      const options: CollectOptions = { shape: 'response', fragments: Object.fromEntries(fragments), byResponseKey: true, holes: [] };
       const queryType = this.schema.getQueryType()!;
       const aliases = new AliasCounter();
       const roots: CompiledRoot[] = [];
@@ -446,6 +488,7 @@ export class ReadEngine {
         op,
         fragments,
         roots,
+        holes: options.holes,
         maxCost: operationCost(this.schema, op, fragments, this.options.limits),
         load: { lightUpTo: this.options.heavyReadCost - 1, heavyFrom: Number.POSITIVE_INFINITY },
         bytes: entryBytes(doc) + 4 * sql,
@@ -483,6 +526,21 @@ function fragmentMap(fragments: Fragments): Map<string, FragmentDefinitionNode> 
   const map = new Map<string, FragmentDefinitionNode>();
   for (const [name, f] of Object.entries(fragments)) if (f) map.set(name, f);
   return map;
+}
+
+/** A hole that reads nothing (SQL NULL) when its arguments are bad. */
+function orNull(hole: Hole): Hole {
+  return {
+    ...hole,
+    sql: (args, limits, p) => {
+      try {
+        return hole.sql(args, limits, p);
+      } catch (err) {
+        if (err instanceof ClientError) return 'NULL::json';
+        throw err;
+      }
+    },
+  };
 }
 
 /** SQL building the selected JSON of a root field's item from the row document. */

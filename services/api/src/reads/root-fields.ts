@@ -43,11 +43,37 @@ export const ROW_DOC = 't.data';
  */
 const DOC = `data || '{}'::jsonb AS data`;
 
-interface ListArgs {
+interface PageArgs {
   limit: number;
   after: v.Cursor | null;
+}
+
+interface ListArgs extends PageArgs {
   /** The filters given, by argument name (a Boolean as it is, an ID checked). */
   filters: Record<string, string | boolean>;
+}
+
+/** A page's arguments, checked: `limit` (default and maximum page size) and the `after` cursor. */
+export function pageArgs(raw: Record<string, unknown>, limits: ReadLimits): PageArgs {
+  return { limit: v.limit(raw.limit, limits.defaultPageSize, limits.maxPageSize), after: v.cursor(raw.after) };
+}
+
+/**
+ * A page of rows of a projection table as a JSON array: the rows meeting `where` (SQL conditions),
+ * after the cursor, in (created_at, id) `order`, at most `limit`; each row as `select`, SQL over the
+ * row's document `<alias>.data`. An index range scan on (…, created_at, id) whatever the offset.
+ */
+export function pageSql(view: string, order: 'ASC' | 'DESC', where: string[], page: PageArgs, select: string, alias: string, p: Params): string {
+  const conditions = [...where];
+  if (page.after) {
+    // Rows strictly after the cursor in list order.
+    conditions.push(`(created_at, id) ${order === 'DESC' ? '<' : '>'} (${p.add(page.after.createdAt, 'timestamptz')}, ${p.add(page.after.id, 'uuid')})`);
+  }
+  return (
+    `(SELECT coalesce(json_agg(${select} ORDER BY ${alias}.created_at ${order}, ${alias}.id ${order}), '[]'::json) ` +
+    `FROM (SELECT id, created_at, ${DOC} FROM ${view}${conditions.length ? ` WHERE ${conditions.join(' AND ')}` : ''} ` +
+    `ORDER BY created_at ${order}, id ${order} LIMIT ${p.add(page.limit, 'int')}) ${alias})`
+  );
 }
 
 /**
@@ -69,7 +95,7 @@ function listField(entity: Entity): RootField<ListArgs> {
           if (typeof value === 'boolean') given[arg] = value;
         } else given[arg] = filter.type === 'ID' ? v.uuid(value, arg) : v.key(value, arg);
       }
-      return { limit: v.limit(raw.limit, limits.defaultPageSize, limits.maxPageSize), after: v.cursor(raw.after), filters: given };
+      return { ...pageArgs(raw, limits), filters: given };
     },
     sql: (args, select, p) => {
       const where = Object.entries(args.filters).map(([arg, value]) => {
@@ -83,15 +109,7 @@ function listField(entity: Entity): RootField<ListArgs> {
         }
         return `${filter.column} = ${p.add(value, filter.type === 'ID' ? 'uuid' : 'text')}`;
       });
-      if (args.after) {
-        // Rows strictly after the cursor in list order.
-        where.push(`(created_at, id) ${order === 'DESC' ? '<' : '>'} (${p.add(args.after.createdAt, 'timestamptz')}, ${p.add(args.after.id, 'uuid')})`);
-      }
-      return (
-        `(SELECT coalesce(json_agg(${select} ORDER BY t.created_at ${order}, t.id ${order}), '[]'::json) ` +
-        `FROM (SELECT id, created_at, ${DOC} FROM ${entity.view}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ` +
-        `ORDER BY created_at ${order}, id ${order} LIMIT ${p.add(args.limit, 'int')}) t)`
-      );
+      return pageSql(entity.view, order, where, args, select, 't', p);
     },
   };
 }

@@ -1,4 +1,5 @@
 import {
+  getArgumentValues,
   getNamedType,
   isLeafType,
   isListType,
@@ -12,6 +13,8 @@ import {
   type GraphQLOutputType,
   type SelectionSetNode,
 } from 'graphql';
+import { entityOf, isReadTime, keptCountSql, MODEL, type Entity, type ReadTimeField } from '@blog/shared';
+import { pageArgs, pageSql, type Params, type ReadLimits } from './root-fields';
 
 /**
  * Turns GraphQL selection sets into SQL expressions that build the selected JSON from a tv_*
@@ -25,6 +28,11 @@ import {
  * - 'source': objects keyed by field name holding every field selected anywhere under any alias,
  *   for graphql-js to resolve with its default resolvers (Apollo path: fragments with variable
  *   directives, introspection next to data, errors).
+ *
+ * What an entity's document does not hold is merged in by the same statement (shared/src/model,
+ * declare.ts): a kept count from its counts row, a list a page at a time from the other entity's
+ * projection table. A list's page depends on the request's arguments (`limit`, `after`), so its SQL
+ * is a Hole, rendered per request (renderHoles) with parameters like the root fields'.
  *
  * SQL is built from constants and GraphQL names only: names match /^[_A-Za-z][_0-9A-Za-z]*$/ (the
  * GraphQL grammar, checked again here before a name is put in a string literal). Values are always
@@ -66,7 +74,47 @@ export interface CollectOptions {
   fragments: Fragments;
   /** Key fields by response key (true) or by field name (false: 'source' shape below the root). */
   byResponseKey: boolean;
+  /** Where the statement's holes are collected (one array per statement). */
+  holes: Hole[];
 }
+
+/** A part of a statement that depends on a field's arguments: a list merged in at read time. */
+export interface Hole {
+  def: GraphQLField<unknown, unknown>;
+  node: FieldNode;
+  /** Its SQL for the field's arguments (as getArgumentValues gives them); throws ClientError on bad ones. */
+  sql(args: Record<string, unknown>, limits: ReadLimits, p: Params): string;
+}
+
+/** Marks a hole's place in compiled SQL: MARK, its index in the statement's holes, MARK. Never in a name or a value. */
+const MARK = '\u0000';
+
+/**
+ * The SQL of a compiled selection for one request: each hole replaced by its SQL for the field's
+ * arguments with `variables` (and the holes inside it, in turn).
+ */
+export function renderHoles(sql: string, holes: readonly Hole[], variables: Record<string, unknown>, limits: ReadLimits, p: Params): string {
+  if (!sql.includes(MARK)) return sql;
+  const parts = sql.split(MARK);
+  for (let i = 1; i < parts.length; i += 2) {
+    const hole = holes[Number(parts[i])]!;
+    parts[i] = renderHoles(hole.sql(getArgumentValues(hole.def, hole.node, variables), limits, p), holes, variables, limits, p);
+  }
+  return parts.join('');
+}
+
+/** The fields entities merge in at read time, by GraphQL type and field name. */
+const READ_TIME = new Map<string, { entity: Entity; field: ReadTimeField }>(
+  MODEL.flatMap((e) => Object.entries(e.fields).flatMap(([name, field]) => (isReadTime(field) ? [[`${e.graphqlType}.${name}`, { entity: e, field }] as const] : []))),
+);
+
+/** The entity whose field this is, when the field is merged in at read time. */
+export function readTimeField(typeName: string, fieldName: string): { entity: Entity; field: ReadTimeField } | undefined {
+  return READ_TIME.get(`${typeName}.${fieldName}`);
+}
+
+/** The key under which the 'source' shape puts a read-time list of one response key (a resolver reads it). */
+export const sourceKey = (fieldName: string, responseKey: string): string => `${fieldName}@${responseKey}`;
 
 export function collectFields(selectionSets: readonly SelectionSetNode[], options: CollectOptions, into: FieldMap = new Map()): FieldMap {
   for (const set of selectionSets) {
@@ -140,7 +188,21 @@ export function objectSql(
     }
     const def = defs[name];
     if (!def) throw new NotCompilable(`unknown field ${type.name}.${name}`);
-    parts.push(`${sqlString(key)}, ${fieldSql(def, nodes, doc, options, aliases)}`);
+    const merged = readTimeField(type.name, name);
+    if (merged?.field.kind === 'list' && !options.byResponseKey) {
+      // Each response key may ask for another page: one value per response key, read by its resolver.
+      const byKey = new Map<string, FieldNode[]>();
+      for (const n of nodes) {
+        const k = n.alias?.value ?? name;
+        byKey.set(k, [...(byKey.get(k) ?? []), n]);
+      }
+      for (const [k, group] of byKey) {
+        sqlString(k);
+        parts.push(`'${sourceKey(name, k)}', ${fieldSql(def, group, doc, options, aliases, merged)}`);
+      }
+      continue;
+    }
+    parts.push(`${sqlString(key)}, ${fieldSql(def, nodes, doc, options, aliases, merged)}`);
   }
   if (parts.length > MAX_KEYS) throw new NotCompilable('more than 50 keys in one object');
   return parts.length ? `json_build_object(${parts.join(', ')})` : `'{}'::json`;
@@ -152,9 +214,12 @@ function fieldSql(
   doc: string,
   options: CollectOptions,
   aliases: AliasCounter,
+  merged?: { entity: Entity; field: ReadTimeField },
 ): string {
   const name = def.name;
   if (name === CURSOR_FIELD) return cursorSql(doc);
+  const id = `(${doc}->>'id')::uuid`;
+  if (merged?.field.kind === 'count') return keptCountSql(merged.entity.name, name, id);
   const value = `${doc}->${sqlString(name)}`;
   const named = getNamedType(def.type);
   if (isLeafType(named)) return value;
@@ -164,6 +229,14 @@ function fieldSql(
     { ...options, byResponseKey: options.shape === 'response' },
   );
   const unwrapped: GraphQLOutputType = isNonNullType(def.type) ? def.type.ofType : def.type;
+  if (merged?.field.kind === 'list') {
+    const alias = `r${aliases.next()}`;
+    const item = objectSql(named, sub, `${alias}.data`, options, aliases);
+    const child = entityOf(merged.field.entity);
+    const where = [`${merged.field.via} = ${id}`];
+    const index = options.holes.push({ def, node: nodes[0]!, sql: (args, limits, p) => pageSql(child.view, 'ASC', where, pageArgs(args, limits), item, alias, p) }) - 1;
+    return `${MARK}${index}${MARK}`;
+  }
   if (isListType(unwrapped)) {
     const n = aliases.next();
     // WITH ORDINALITY + ORDER BY: the embedded order (comments oldest first) is kept exactly.

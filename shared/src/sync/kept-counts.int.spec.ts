@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { insertUsers } from '../../test/factory';
 import { testPool } from '../../test/helpers';
-import { applyCountChanges, type CountChange } from './user-stats';
+import { applyCountChanges, type CountChange } from './kept-counts';
 
 /**
  * applyCountChanges has two statements: one update by key for a single user (most commands) and a
@@ -44,20 +44,21 @@ describe('applyCountChanges', () => {
 
   test.each(cases)('one user: %j %j -> %j', async (before, change, after) => {
     const [id] = await withCounts([before]);
-    await applyCountChanges(pool, [{ id: id!, counts: change }]);
+    await applyCountChanges(pool, [{ type: 'user', id: id!, counts: change }]);
     expect(await kept([id!])).toEqual([after]);
   });
 
   test('several users (and one user twice) in one statement, with the same bounds', async () => {
     const ids = await withCounts(cases.map((c) => c[0]));
-    const changes = cases.map((c, i) => ({ id: ids[i]!, counts: c[1] }));
+    const changes = cases.map((c, i) => ({ type: 'user' as const, id: ids[i]!, counts: c[1] }));
     // The first user's change split in two: the grouped statement adds them up.
-    await applyCountChanges(pool, [...changes.slice(1), { id: ids[0]!, counts: { postCount: 1, publishedPostCount: 1 } }, { id: ids[0]!, counts: { commentCount: 2 } }]);
+    await applyCountChanges(pool, [...changes.slice(1), { type: 'user', id: ids[0]!, counts: { postCount: 1, publishedPostCount: 1 } }, { type: 'user', id: ids[0]!, counts: { commentCount: 2 } }]);
     expect(await kept(ids)).toEqual(cases.map((c) => c[2]));
   });
 
   test('nothing is sent for changes that change nothing', () => {
-    expect(applyCountChanges(pool, [{ id: '00000000-0000-0000-0000-000000000000', counts: {} }, { id: 'x', counts: { postCount: 0 } }])).toBeUndefined();
-    expect(() => applyCountChanges(pool, [{ id: 'x', counts: { karma: 1 } }])).toThrow('karma is not a kept count of user');
+    expect(applyCountChanges(pool, [{ type: 'user', id: '00000000-0000-0000-0000-000000000000', counts: {} }, { type: 'post', id: 'x', counts: { commentCount: 0 } }])).toBeUndefined();
+    expect(() => applyCountChanges(pool, [{ type: 'user', id: 'x', counts: { karma: 1 } }])).toThrow('karma is not a kept count of user');
+    expect(() => applyCountChanges(pool, [{ type: 'comment', id: 'x', counts: { likes: 1 } }])).toThrow('comment keeps no counts');
   });
 });
