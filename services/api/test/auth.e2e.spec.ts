@@ -205,7 +205,8 @@ describe('authorization: FORBIDDEN, nothing written', () => {
       other.release();
     }
     const after = await writeCounts(pool);
-    expect({ ...after, tb_post: after.tb_post! + 1 }).toEqual({ ...before, tb_post_updated: after.tb_post_updated }); // only our delete
+    // Only our delete (the post and its counts row).
+    expect({ ...after, tb_post: after.tb_post! + 1, tb_post_stats: after.tb_post_stats! + 1 }).toEqual({ ...before, tb_post_updated: after.tb_post_updated });
   });
 
   test('unknown ids stay NOT_FOUND for an authenticated user (nothing written)', async () => {

@@ -6,14 +6,13 @@ import { BOB, POST1, POST2, seededApi } from './support';
  *
  * The dependency map finds what embeds a changed row from tb_* (the deleted row is gone from there)
  * and from tv_* (where it is not yet either, when the worker is still projecting its creation). A
- * delete that planned from the map alone then refreshed only the deleted row: the post and the
- * author that the creation's sync had just written with the row kept it (the comment in the post's
- * comments, the author's commentCount) until their next change. The deletes name what their rows
- * referenced, from the rows they removed.
+ * document that held the row (a post holding its comments, as posts once did) would keep it; the
+ * deletes therefore also name what their rows referenced (referencedBy), and the claim protocol
+ * makes the delete's sync wait for the creation's uncommitted projection row and remove it.
  *
- * The race, step by step: the worker's sync of a new comment has written the post and the author
- * with it, uncommitted; the comment is deleted (QUEUED) meanwhile and commits; the worker commits;
- * the delete's own job runs. Nothing may be stale at the end.
+ * The race, step by step: the worker's sync of a new comment has written its projection,
+ * uncommitted; the comment is deleted (QUEUED) meanwhile and commits; the worker commits; the
+ * delete's own job runs. Nothing may be stale or orphaned at the end.
  */
 const seeded = seededApi();
 
@@ -28,8 +27,9 @@ async function racedDelete(mutation: (id: string) => string, comment: { post: st
   );
   const id = rows[0]!.id;
   await pool.query('UPDATE tb_user_stats SET comment_count = comment_count + 1 WHERE user_id = $1', [comment.author]);
+  await pool.query('UPDATE tb_post_stats SET comment_count = comment_count + 1 WHERE post_id = $1', [comment.post]);
 
-  // The worker's sync of the creation: the comment, its post and its author, written, not committed.
+  // The worker's sync of the creation: the comment's projection, written, not committed.
   const worker = await pool.connect();
   try {
     await worker.query('BEGIN');
@@ -53,12 +53,12 @@ async function racedDelete(mutation: (id: string) => string, comment: { post: st
 
 const NO_DRIFT = Object.fromEntries(ENTITY_TYPES.map((t) => [t, { missing: [], stale: [], orphaned: [] }]));
 
-test('deleteComment while the worker projects the comment: its post and author are refreshed too', async () => {
+test('deleteComment while the worker projects the comment: no orphan, no stale count', async () => {
   const problems = await racedDelete((id) => `mutation { deleteComment(id: "${id}", sync: QUEUED) { id } }`, { post: POST1, author: BOB });
   expect(problems).toEqual(NO_DRIFT);
 });
 
-test("deletePost while the worker projects one of its comments: the comment's author is refreshed too", async () => {
+test('deletePost while the worker projects one of its comments: no orphan, no stale count', async () => {
   const problems = await racedDelete(() => `mutation { deletePost(id: "${POST2}", sync: QUEUED) { id } }`, { post: POST2, author: BOB });
   expect(problems).toEqual(NO_DRIFT);
 });

@@ -39,6 +39,9 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
       }
       const gql = object.getFields()[f]!.type;
       const at = `${where}: ${object.name}.${f}`;
+      const args = object.getFields()[f]!.args.map((a) => `${a.name}: ${String(a.type)}`).join(', ');
+      const wantArgs = field.kind === 'list' ? 'limit: Int, after: String' : '';
+      if (args !== wantArgs) out.push(`${at} takes (${args}); declared (${wantArgs})`);
       switch (field.kind) {
         case 'column':
           if (!isScalarType(getNamedType(gql))) out.push(`${at} must be a scalar (a column)`);
@@ -54,7 +57,8 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
         case 'list':
         case 'embedsMany':
           if (!/^\[\w+!\]!$/.test(String(gql))) out.push(`${at} must be [X!]! (a list)`);
-          compare(at, gql, byName.get(field.entity)!, field.fields);
+          // A list read a page at a time: its items carry a cursor, and it takes the page's arguments.
+          compare(at, gql, byName.get(field.entity)!, field.fields, field.kind === 'list' ? ['cursor'] : []);
           break;
       }
     }

@@ -66,13 +66,15 @@ test('CreatePost writes the post, answers it, and enqueues its sync (server defa
   expect(post).toEqual({ id: expect.stringMatching(UUID_RE), title: 'My New Post', author: { username: 'alice' } });
   const { rows } = await seeded.pool.query('SELECT author_id, title, content, published FROM tb_post WHERE id = $1', [post.id]);
   expect(rows).toEqual([{ author_id: ALICE, title: 'My New Post', content: 'This is the content...', published: true }]);
-  // The sync plan is the dependency map's: the post and its author (post counts).
+  // The sync plan is the dependency map's: the post alone (its author's post count is kept, not in a document).
   const jobs = await seeded.pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'post' ? $2`, [SYNC_QUEUE, post.id]);
   expect(jobs.rows).toHaveLength(1);
-  expect(jobs.rows[0].plan.user).toEqual([ALICE]);
+  expect(jobs.rows[0].plan.user).toEqual([]);
+  const counts = await seeded.pool.query('SELECT post_count FROM tb_user_stats WHERE user_id = $1', [ALICE]);
+  expect(counts.rows).toEqual([{ post_count: 3 }]);
 });
 
-test('AddComment writes the comment, answers it, and enqueues the post and author syncs', async () => {
+test('AddComment writes the comment, answers it, enqueues its sync and counts it for its post and author', async () => {
   const res = await seeded.api.gql(SEED_OPERATIONS.AddComment);
   expect(res.status).toBe(200);
   const comment = (res.json.data as { createComment: { id: string; content: string; author: { username: string } } }).createComment;
@@ -81,6 +83,8 @@ test('AddComment writes the comment, answers it, and enqueues the post and autho
   expect(rows).toEqual([{ post_id: POST1, author_id: BOB, content: 'Great post!' }]);
   const jobs = await seeded.pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'comment' ? $2`, [SYNC_QUEUE, comment.id]);
   expect(jobs.rows).toHaveLength(1);
-  expect(jobs.rows[0].plan.post).toEqual([POST1]);
-  expect(jobs.rows[0].plan.user).toEqual([BOB]);
+  // Neither the post's document nor bob's holds comments or their count: the comment alone is synced.
+  expect(jobs.rows[0].plan).toMatchObject({ comment: [comment.id], post: [], user: [] });
+  const posts = await seeded.pool.query('SELECT comment_count FROM tb_post_stats WHERE post_id = $1', [POST1]);
+  expect(posts.rows).toEqual([{ comment_count: 3 }]);
 });

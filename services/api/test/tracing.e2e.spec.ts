@@ -252,11 +252,13 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       (s) => s.scope === '@blog/sql' && ancestors(s).some((a) => a.scope.includes('instrumentation-graphql')),
     );
     // The mutation's statements (our spans, see shared/src/telemetry/statement-span.ts): its INSERT
-    // and the pg-boss enqueue, made on the transaction's connection.
-    expect(sqlUnderGraphql.map((s) => s.name)).toEqual(expect.arrayContaining(['BEGIN', 'INSERT tb_post', 'INSERT pgboss.job_common', 'COMMIT']));
-    expect(sqlUnderGraphql.find((s) => s.name === 'INSERT tb_post')!.attributes).toMatchObject({
+    // (with its counts row, one statement named after its leading WITH), its author's count and the
+    // pg-boss enqueue, made on the transaction's connection.
+    expect(sqlUnderGraphql.map((s) => s.name)).toEqual(
+      expect.arrayContaining(['BEGIN', 'WITH tb_post', 'UPDATE tb_user_stats', 'INSERT pgboss.job_common', 'COMMIT']),
+    );
+    expect(sqlUnderGraphql.find((s) => s.name === 'WITH tb_post')!.attributes).toMatchObject({
       'db.system.name': 'postgresql',
-      'db.operation.name': 'INSERT',
       'db.query.text': expect.stringContaining('INSERT INTO tb_post'),
     });
     // The enqueue happened inside the mutation.

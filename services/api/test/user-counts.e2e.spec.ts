@@ -1,4 +1,4 @@
-import { recountUserStats, withTransaction } from '@blog/shared';
+import { recountKeptCounts, withTransaction } from '@blog/shared';
 import { BOB, CHARLIE, seededApi, startApi } from './support';
 
 /**
@@ -156,7 +156,7 @@ test('a user without a kept row is counted from the rows, as before', async () =
   expect(await answered(eve)).toEqual({ postCount: 2, publishedPostCount: 1, commentCount: 0 });
   // A recount does not create rows (a command running meanwhile could not have counted in it).
   await withTransaction(seeded.pool, async (client) => {
-    expect(await recountUserStats(client, [eve])).toEqual([]);
+    expect(await recountKeptCounts(client, 'user', [eve])).toEqual([]);
   });
   expect(await kept(eve)).toBeUndefined();
 });

@@ -26,11 +26,11 @@ describe('worker process', () => {
     await pool.end();
   });
 
-  /** Locks these users' projection rows in a transaction of its own until `release()`. */
-  async function holdUsers(users: string[]): Promise<{ release: () => Promise<void> }> {
+  /** Locks these posts' projection rows in a transaction of its own until `release()`. */
+  async function holdPosts(posts: string[]): Promise<{ release: () => Promise<void> }> {
     const c = await pool.connect();
     await c.query('BEGIN');
-    await c.query('SELECT 1 FROM tv_user WHERE id = ANY($1::uuid[]) FOR UPDATE', [users]);
+    await c.query('SELECT 1 FROM tv_post WHERE id = ANY($1::uuid[]) FOR UPDATE', [posts]);
     let released = false;
     return {
       release: async () => {
@@ -44,7 +44,7 @@ describe('worker process', () => {
 
   it('loses nothing when a worker is SIGKILLed in the middle of a batch: another takes over', async () => {
     const f = await createFixture(pool, { users: 3, posts: 10, comments: 20 });
-    const lock = await holdUsers(f.users);
+    const lock = await holdPosts(f.posts);
     const a = WorkerProcess.spawn('blog-worker-a', { WORKER_BATCH_SIZE: '100' });
     procs.push(a);
     const before: string[] = [];
@@ -89,7 +89,7 @@ describe('worker process', () => {
     expect(health.body.status).toBe('running');
     expect(typeof health.body.lastBatchAt).toBe('string');
 
-    const lock = await holdUsers(f.users);
+    const lock = await holdPosts(f.posts);
     const written: string[] = [];
     let inHand: string[] = [];
     const late: string[] = [];
@@ -127,7 +127,7 @@ describe('worker process', () => {
     const w = WorkerProcess.spawn('blog-worker-timeout', { WORKER_SHUTDOWN_TIMEOUT_MS: '1500' });
     procs.push(w);
     await w.started();
-    const lock = await holdUsers(f.users);
+    const lock = await holdPosts(f.posts);
     let jobs: string[] = [];
     try {
       jobs = await writer.retitle(f.posts[0]!, 'stuck');

@@ -1,7 +1,9 @@
 import type pg from 'pg';
-import { insertUsers } from '../../test/factory';
+import { insertComments, insertPosts, insertUsers, keptCount } from '../../test/factory';
 import { testPool } from '../../test/helpers';
-import { applyCountChanges, type CountChange } from './kept-counts';
+import { withTransaction } from '../db/pool';
+import { SyncEngine } from './engine';
+import { applyCountChanges, createKeptCounts, recountKeptCounts, wrongKeptCounts, type CountChange } from './kept-counts';
 
 /**
  * applyCountChanges has two statements: one update by key for a single user (most commands) and a
@@ -60,5 +62,32 @@ describe('applyCountChanges', () => {
     expect(applyCountChanges(pool, [{ type: 'user', id: '00000000-0000-0000-0000-000000000000', counts: {} }, { type: 'post', id: 'x', counts: { commentCount: 0 } }])).toBeUndefined();
     expect(() => applyCountChanges(pool, [{ type: 'user', id: 'x', counts: { karma: 1 } }])).toThrow('karma is not a kept count of user');
     expect(() => applyCountChanges(pool, [{ type: 'comment', id: 'x', counts: { likes: 1 } }])).toThrow('comment keeps no counts');
+  });
+});
+
+describe('kept counts as reads see them (keptCountSql)', () => {
+  let pool: pg.Pool;
+  beforeAll(() => {
+    pool = testPool(2);
+  });
+  afterAll(() => pool.end());
+
+  it("a post's comment count: its counts row when it has one, else its comments counted in tv_comment", async () => {
+    const [u] = await insertUsers(pool, 1);
+    const [post] = await insertPosts(pool, [u!.id], 1);
+    await insertComments(pool, [post!], [u!.id], 3);
+    // No projection yet and no counts row: nothing counted.
+    expect(await keptCount(pool, 'post', 'commentCount', post!)).toBe(0);
+    // The post's sync reaches its comments (they embed its title): now they are in tv_comment.
+    await new SyncEngine(pool).syncChanges({ post: [post!] });
+    expect(await keptCount(pool, 'post', 'commentCount', post!)).toBe(3);
+    await createKeptCounts(pool, 'post', [post!]);
+    await applyCountChanges(pool, [{ type: 'post', id: post!, counts: { commentCount: 2 } }]);
+    expect(await keptCount(pool, 'post', 'commentCount', post!)).toBe(5);
+    // verify's check finds the row that differs from the rows; a recount sets it back.
+    const { rows } = await pool.query<{ id: string }>(wrongKeptCounts('post'));
+    expect(rows.map((r) => r.id)).toContain(post);
+    await withTransaction(pool, (client) => recountKeptCounts(client, 'post', [post!]));
+    expect(await keptCount(pool, 'post', 'commentCount', post!)).toBe(3);
   });
 });

@@ -5,7 +5,8 @@ import * as v from '../validate';
 /**
  * The Query fields: how each one's arguments are checked and which tv_* rows answer it. Every root
  * field is one scalar subquery, so a request with any number of root fields, nested as deep as the
- * schema allows, is one SQL statement. Reads touch tv_* (and sync_log for metrics), never tb_*.
+ * schema allows, is one SQL statement. Reads touch tv_*, the kept counts' tables (counters the
+ * commands keep for reads, shared/src/sync/kept-counts.ts) and sync_log (metrics); no other table.
  *
  * Lists page by keyset on (created_at, id), the order of the tv_* indexes of migration 001, so a
  * page costs an index range scan whatever its offset.
@@ -34,8 +35,8 @@ export interface RootField<A> {
 export const ROW_DOC = 't.data';
 
 /**
- * The document, detoasted once per row. A tv_* document is larger than the TOAST threshold (a post
- * with its comments is several KB), so it lives out of line, and every `data->'key'` would fetch
+ * The document, detoasted once per row. A tv_* document can be larger than the TOAST threshold (a
+ * post's content alone can be 100 KB), so it lives out of line, and every `data->'key'` would fetch
  * and reassemble it again. `data || '{}'` returns the document itself, detoasted, once, inside a
  * subquery the planner cannot flatten (it has a LIMIT or OFFSET 0), and the selection reads that
  * copy. Measured on the benchmark data (posts of ~6.6 KB): GetRecentPosts' statement takes ~0.23
