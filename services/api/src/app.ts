@@ -28,7 +28,7 @@ import type { ApiConfig } from './env';
 import { isDatabaseUnavailable } from './errors';
 import { DirectMutations } from './graphql/direct-mutations';
 import { argumentErrorsPlugin, formatError, unavailableStatusPlugin } from './graphql/format-error';
-import type { ApiContext } from './graphql/resolvers';
+import { responseExtensions, type ApiContext } from './graphql/resolvers';
 import { allRules, createSchema, extraRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPath, isGraphqlPost, sendError } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
@@ -61,6 +61,8 @@ export interface ApiApp {
   /** Reads of tv_* (DATABASE_READ_URL); the same object as `pool` when no replica is configured. */
   readPool: pg.Pool;
   boss: PgBoss;
+  /** The sync queue's producer side (the commands enqueue through it). */
+  queue: SyncQueue;
   sync: SyncEngine;
   reads: ReadEngine;
   metrics: ServiceMetrics;
@@ -120,7 +122,11 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       },
     });
     const queue = new SyncQueue(boss, pool, { deferSeconds: config.deferSeconds });
-    const commands = new Commands(pool, sync, queue, { defaultSyncMode: config.defaultSyncMode, deferSeconds: config.deferSeconds });
+    const commands = new Commands(pool, sync, queue, {
+      defaultSyncMode: config.defaultSyncMode,
+      deferSeconds: config.deferSeconds,
+      fanOutMaxIds: config.fanOutMaxIds,
+    });
     const authenticate = await createAuthenticator(config.auth, logger);
     const schema = createSchema();
     const reads = new ReadEngine(schema, readPool, {
@@ -177,6 +183,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         ApolloServerPluginDrainHttpServer({ httpServer: server }),
         ApolloServerPluginLandingPageDisabled(),
         operationMetricsPlugin(metrics),
+        syncExtensionsPlugin(),
         ...(limiter ? [rateLimitPlugin<ApiContext>(limiter, rateLimit)] : []),
         ...(persisted ? [persisted.plugin<ApiContext>()] : []),
         unavailableStatusPlugin<ApiContext>(),
@@ -297,7 +304,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       })();
       return closing;
     };
-    return { server, url, pool, readPool, boss, sync, reads, metrics, close };
+    return { server, url, pool, readPool, boss, queue, sync, reads, metrics, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
     await schemaGate.close({ graceful: false, timeoutMs: 0 }).catch(() => undefined);
@@ -324,6 +331,22 @@ function observeHttp(metrics: ServiceMetrics, req: http.IncomingMessage, res: ht
       Number(process.hrtime.bigint() - start) / 1e9,
     );
   });
+}
+
+/** What the request's mutations say of their sync in the response (responseExtensions), on Apollo's path. */
+function syncExtensionsPlugin(): ApolloServerPlugin<ApiContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, response }) {
+          const extensions = responseExtensions(contextValue);
+          if (extensions && response.body.kind === 'single') {
+            response.body.singleResult.extensions = { ...response.body.singleResult.extensions, ...extensions };
+          }
+        },
+      };
+    },
+  };
 }
 
 /** GraphQL operations that Apollo executes (the compiled read path and direct mutations observe their own). */

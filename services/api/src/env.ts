@@ -45,6 +45,7 @@ export const apiEnvSchema = z.object({
   STATEMENT_TIMEOUT_MS: intVar(10_000, 0, 3_600_000),
   DEFAULT_SYNC_MODE: enumVar(SYNC_MODES as unknown as readonly [SyncMode, ...SyncMode[]], 'QUEUED'),
   DEFER_SECONDS: intVar(30, 0, 86_400),
+  SYNC_FANOUT_MAX_IDS: intVar(1000, 1, 100_000),
   DEFAULT_PAGE_SIZE: intVar(20, 1, 10_000),
   MAX_PAGE_SIZE: intVar(100, 1, 10_000),
   MAX_QUERY_DEPTH: intVar(15, 2, 100),
@@ -105,6 +106,8 @@ export interface ApiConfig {
   statementTimeoutMs: number;
   defaultSyncMode: SyncMode;
   deferSeconds: number;
+  /** A write whose projections to refresh are more than this is synced by the workers, in chunks. */
+  fanOutMaxIds: number;
   defaultPageSize: number;
   maxPageSize: number;
   maxQueryDepth: number;
@@ -147,6 +150,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statementTimeoutMs: e.STATEMENT_TIMEOUT_MS,
     defaultSyncMode: e.DEFAULT_SYNC_MODE as SyncMode,
     deferSeconds: e.DEFER_SECONDS,
+    fanOutMaxIds: e.SYNC_FANOUT_MAX_IDS,
     defaultPageSize: e.DEFAULT_PAGE_SIZE,
     maxPageSize: e.MAX_PAGE_SIZE,
     maxQueryDepth: e.MAX_QUERY_DEPTH,

@@ -1,5 +1,5 @@
 import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
-import { commandTables, MODEL, SYNC_QUEUE, mergePlans, seed, type Entity, type SyncJobData } from '@blog/shared';
+import { commandTables, MODEL, SYNC_QUEUE, mergePlans, seed, withTransaction, type Entity, type SyncJobData } from '@blog/shared';
 import type pg from 'pg';
 import { createApp, type ApiApp, type AppOptions } from '../src/app';
 import { configFor, type ApiConfig } from '../src/env';
@@ -120,7 +120,10 @@ export class TestApi {
   async drainQueue(): Promise<number> {
     const jobs = await this.app.boss.fetch<SyncJobData>(SYNC_QUEUE, { batchSize: 1000 });
     if (!jobs?.length) return 0;
-    await this.app.sync.refresh(mergePlans(jobs.map((j) => j.data.plan)));
+    await withTransaction(this.app.pool, async (client) => {
+      await this.app.sync.refreshIn(client, mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));
+      await this.app.queue.expand(client, jobs.filter((j) => j.data.expand).map((j) => j.data));
+    });
     await this.app.boss.complete(
       SYNC_QUEUE,
       jobs.map((j) => j.id),

@@ -1,6 +1,7 @@
 import {
   ENTITY_TYPES,
   isRetryablePgError,
+  MAX_IDS_PER_JOB,
   mergePlans,
   planSize,
   recordLag,
@@ -11,6 +12,7 @@ import {
   type Logger,
   type SyncEngine,
   type SyncJobData,
+  type SyncQueue,
 } from '@blog/shared';
 import type pg from 'pg';
 import type { Job, PgBoss } from 'pg-boss';
@@ -47,11 +49,20 @@ const TRANSIENT_BACKOFF_MS = 100;
 const TRANSIENT_BACKOFF_MAX_MS = 2000;
 
 /**
+ * The most ids one transaction refreshes. A batch whose jobs carry more is settled in several
+ * transactions, so that a large fan-out (a user with 100,000 comments renamed: 50 jobs) never
+ * becomes one huge transaction holding its row locks for its whole run.
+ */
+export const MAX_IDS_PER_TRANSACTION = 2 * MAX_IDS_PER_JOB;
+
+/**
  * Settles one batch of sync jobs.
  *
- * The plans of all jobs are merged (one id list per entity type, duplicates removed) and refreshed
- * in ONE transaction that also records the jobs' lag and completes them in pg-boss: the jobs are
- * completed if and only if their refresh committed. A job whose refresh cannot succeed (a poison
+ * The jobs are taken in groups of at most MAX_IDS_PER_TRANSACTION ids. The plans of a group are
+ * merged (one id list per entity type, duplicates removed) and refreshed in ONE transaction that
+ * also records the jobs' lag and completes them in pg-boss: the jobs are completed if and only if
+ * their refresh committed. A fan-out job (SyncJobData.expand) is expanded by the dependency map in
+ * the same transaction and enqueued again as plans of at most MAX_IDS_PER_JOB ids. A job whose refresh cannot succeed (a poison
  * job) makes that transaction fail; the batch is then split in halves, each retried in its own
  * transaction, down to the single bad job(s), which alone are failed back to pg-boss (retries with
  * backoff, then the dead letter queue). Good jobs never wait for a bad one.
@@ -65,6 +76,8 @@ export class BatchProcessor {
       logger: Logger;
       /** True once the worker is shutting down: transient failures are no longer waited out. */
       stopping: () => boolean;
+      /** Where fan-out jobs enqueue what they expand to. */
+      queue: SyncQueue;
     },
   ) {}
 
@@ -96,7 +109,7 @@ export class BatchProcessor {
       await this.fail(malformed, new Error('malformed sync job payload (expected { v: 1, plan, mode, enqueuedAt })'));
       outcome.failed.push(...malformed.map((j) => j.id));
     }
-    if (valid.length) await this.settle(valid, slot, outcome);
+    for (const group of bySize(valid, MAX_IDS_PER_TRANSACTION)) await this.settle(group, slot, outcome);
     return outcome;
   }
 
@@ -126,8 +139,9 @@ export class BatchProcessor {
   /** One transaction: refresh the merged plan, record lag, complete the jobs. Returns entities refreshed. */
   private async commit(jobs: SyncJob[], slot: string, outcome: BatchOutcome): Promise<number> {
     const { timings } = outcome;
-    const { pool, boss, sync, logger } = this.deps;
-    const plan = mergePlans(jobs.map((j) => j.data.plan));
+    const { pool, boss, sync, logger, queue } = this.deps;
+    const plan = mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan));
+    const fanOut = jobs.filter((j) => j.data.expand);
     const client = await pool.connect();
     this.active.add(client);
     let broken: Error | undefined;
@@ -149,6 +163,7 @@ export class BatchProcessor {
           'blog.sync.lag_ms.max': waited.at(-1) ?? 0,
         },
       });
+      await queue.expand(client, fanOut.map((j) => j.data));
       // Taken as late as possible: the next statements are the lag insert, the completion and COMMIT.
       const now = Date.now();
       const lags: Record<LagMode, number[]> = { QUEUED: [], DEFERRED: [] };
@@ -211,6 +226,22 @@ export class BatchProcessor {
   }
 }
 
+/** Consecutive groups of jobs carrying at most `max` ids each (a single larger job is a group alone). */
+function bySize(jobs: SyncJob[], max: number): SyncJob[][] {
+  const groups: SyncJob[][] = [];
+  let size = max;
+  for (const job of jobs) {
+    const n = planSize(job.data.plan);
+    if (size + n > max) {
+      groups.push([]);
+      size = 0;
+    }
+    groups.at(-1)!.push(job);
+    size += n;
+  }
+  return groups;
+}
+
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
@@ -222,6 +253,7 @@ export function isSyncJobData(data: unknown): data is SyncJobData {
   return (
     d.v === 1 &&
     (d.mode === 'QUEUED' || d.mode === 'DEFERRED') &&
+    (d.expand === undefined || d.expand === true) &&
     typeof d.enqueuedAt === 'number' &&
     Number.isFinite(d.enqueuedAt) &&
     !!d.plan &&

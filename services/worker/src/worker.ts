@@ -9,6 +9,7 @@ import {
   silentLogger,
   SYNC_QUEUE,
   SyncEngine,
+  SyncQueue,
   type Logger,
   type ServiceMetrics,
   type SyncJobData,
@@ -132,6 +133,7 @@ export class ProjectionWorker {
     this.processor = new BatchProcessor({
       pool,
       boss,
+      queue: new SyncQueue(boss, pool),
       sync: new SyncEngine(pool, {
         logger: this.log,
         onRefresh: (r) => {

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction } from '../db/pool';
 import { planSync } from '../sync/dependencies';
-import { emptyPlan, ENTITY_TYPES, planSize, type ChangeSet, type SyncPlan } from '../sync/types';
+import { emptyPlan, ENTITY_TYPES, mergePlans, planSize, type ChangeSet, type SyncPlan } from '../sync/types';
 import { SYNC_QUEUE } from './queues';
 
 /** When a mutation's projections are refreshed (the GraphQL `SyncMode`). */
@@ -14,8 +14,13 @@ export const SYNC_MODES: readonly SyncMode[] = ['INLINE', 'QUEUED', 'DEFERRED'];
 export interface SyncJobData {
   /** Payload format version. */
   v: 1;
-  /** Projections to refresh, already expanded by the dependency map. */
+  /**
+   * Projections to refresh, already expanded by the dependency map; or, with `expand`, the changes
+   * themselves, which the worker expands and enqueues again as jobs of at most MAX_IDS_PER_JOB ids
+   * (a fan-out too large for the command's own transaction).
+   */
   plan: SyncPlan;
+  expand?: true;
   mode: 'QUEUED' | 'DEFERRED';
   /**
    * Epoch ms at which the writing transaction enqueued the job, just before its COMMIT: the start
@@ -37,6 +42,10 @@ export interface EnqueueOptions {
   mode: 'QUEUED' | 'DEFERRED';
   /** DEFERRED only: seconds before the job becomes available. */
   deferSeconds?: number;
+  /** `plan` is changes for the worker to expand (SyncJobData.expand). */
+  expand?: boolean;
+  /** When the write was made, if earlier than now (a fan-out's jobs keep their write's time). */
+  enqueuedAt?: number;
 }
 
 /** pg-boss's database adapter over our client, so the enqueue is part of the caller's transaction. */
@@ -66,14 +75,27 @@ export class SyncQueue {
       const data: SyncJobData = {
         v: 1,
         plan: part,
+        ...(options.expand ? { expand: true as const } : {}),
         mode: options.mode,
-        enqueuedAt: Date.now(),
+        enqueuedAt: options.enqueuedAt ?? Date.now(),
       };
       // Ids chosen here so the caller knows them (pg-boss returns none for a batch insert).
       return { id: randomUUID(), data, priority: SYNC_PRIORITY[options.mode], ...(startAfter ? { startAfter } : {}) };
     });
     await this.boss.insert(SYNC_QUEUE, jobs, { db: transactionDb(client) });
     return jobs.map((j) => j.id);
+  }
+
+  /**
+   * Expands fan-out jobs (SyncJobData.expand), in the caller's transaction: their changes through
+   * the dependency map, read now that their writes have committed, enqueued as plans of at most
+   * MAX_IDS_PER_JOB ids. The new jobs keep the earliest write's time, so the lag measured is the
+   * write's. Returns the new jobs' ids.
+   */
+  async expand(client: pg.ClientBase, fanOut: readonly SyncJobData[]): Promise<string[]> {
+    if (!fanOut.length) return [];
+    const plan = await planSync(client, mergePlans(fanOut.map((j) => j.plan)));
+    return this.enqueue(client, plan, { mode: 'QUEUED', enqueuedAt: Math.min(...fanOut.map((j) => j.enqueuedAt)) });
   }
 
   /**

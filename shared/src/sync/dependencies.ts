@@ -97,14 +97,32 @@ export function statementFor(types: readonly EntityType[]): { name: string; text
 }
 
 export async function planSync(client: Queryable, changes: ChangeSet): Promise<SyncPlan> {
+  return (await plan(client, changes))!;
+}
+
+/**
+ * planSync, unless the dependency map finds more than `max` rows to refresh (duplicates included):
+ * then undefined, having read at most `max + 1` of them. A command asks this way, so that a change
+ * reaching a hundred thousand rows (a prolific user renamed) costs it a bounded read; the workers
+ * expand such a change themselves (a fan-out job, shared/src/queue/sync-queue.ts).
+ */
+export function planSyncBounded(client: Queryable, changes: ChangeSet, max: number): Promise<SyncPlan | undefined> {
+  return plan(client, changes, max);
+}
+
+async function plan(client: Queryable, changes: ChangeSet, max?: number): Promise<SyncPlan | undefined> {
   const types = ENTITY_TYPES.filter((t) => changes[t]?.length);
   if (!types.length) return emptyPlan();
   const { name, text } = statementFor(types);
+  const values: unknown[] = types.map((t) => changes[t]);
+  const bounded = max !== undefined;
+  if (bounded) values.push(max + 1);
   const { rows } = await client.query<{ type: EntityType; id: string }>({
-    name,
-    text,
-    values: types.map((t) => changes[t]),
+    name: bounded ? `${name}_bounded` : name,
+    text: bounded ? `SELECT * FROM (${text}) found LIMIT $${values.length}` : text,
+    values,
   });
+  if (bounded && rows.length > max) return undefined;
   const plan = emptyPlan();
   for (const row of rows) plan[row.type].push(row.id);
   for (const t of ENTITY_TYPES) plan[t] = [...new Set(plan[t])];

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { isPipelined, sendTogether, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
-import { planSync } from './dependencies';
+import { planSync, planSyncBounded } from './dependencies';
 import { SyncError } from './errors';
 import { FEW_IDS } from './scope';
 import { STATEMENTS, type PreparedStatement } from './statements';
@@ -148,6 +148,11 @@ export class SyncEngine {
   /** The dependency map: the projections to refresh for a set of command-side changes. */
   plan(client: Queryable, changes: ChangeSet): Promise<SyncPlan> {
     return planSync(client, changes);
+  }
+
+  /** plan(), or undefined when it would hold more than `max` ids (see planSyncBounded). */
+  planBounded(client: Queryable, changes: ChangeSet, max: number): Promise<SyncPlan | undefined> {
+    return planSyncBounded(client, changes, max);
   }
 
   /**

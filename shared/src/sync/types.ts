@@ -17,7 +17,7 @@ export function planSize(plan: Partial<SyncPlan>): number {
 }
 
 /** Union of plans, each id once (in first-seen order). */
-export function mergePlans(plans: Iterable<Partial<SyncPlan>>): SyncPlan {
+export function mergePlans(plans: Iterable<Partial<Record<EntityType, readonly string[]>>>): SyncPlan {
   const sets = new Map(ENTITY_TYPES.map((t) => [t, new Set<string>()]));
   for (const plan of plans) {
     for (const type of ENTITY_TYPES) for (const id of plan[type] ?? []) sets.get(type)!.add(id);

@@ -6,6 +6,7 @@ import {
   pgErrorCode,
   IN_FAILED_TRANSACTION,
   planForInserted,
+  splitPlan,
   referencedBy,
   deleteLinks,
   entityOf,
@@ -56,6 +57,20 @@ export interface DeleteResult {
 export interface CommandsOptions {
   defaultSyncMode: SyncMode;
   deferSeconds: number;
+  /** SYNC_FANOUT_MAX_IDS: a plan larger than this is left to the workers (see inTransaction). */
+  fanOutMaxIds: number;
+}
+
+/**
+ * Set on a command's answer (an own property, not enumerable: no GraphQL field sees it) when the
+ * projections embedding what it wrote were left to the workers (a fan-out larger than
+ * SYNC_FANOUT_MAX_IDS). The endpoint says so in the response's `extensions.sync.restQueued`.
+ */
+export const REST_QUEUED = Symbol('restQueued');
+
+/** Whether a command's answer carries REST_QUEUED. */
+export function restQueued(answer: unknown): boolean {
+  return typeof answer === 'object' && answer !== null && REST_QUEUED in answer;
 }
 
 
@@ -362,11 +377,24 @@ export class Commands {
   ): Promise<R> {
     const written = await write(client);
     written.checked?.catch(() => undefined); // observed now; awaited (and raised) below
-    // A create's plan follows from its row (no query); any other change asks the dependency map.
-    const planned = written.inserted ? planForInserted(written.inserted) : await this.sync.plan(client, written.changes);
+    // A create's plan follows from its row (no query); any other change asks the dependency map,
+    // which reads at most fanOutMaxIds + 1 rows. Past that (a user with 100,000 comments renamed),
+    // the transaction refreshes only what the command wrote itself (at most fanOutMaxIds ids) and
+    // enqueues the change for the workers, which expand it and sync it in bounded chunks
+    // (services/worker/src/batch.ts): no command becomes one huge transaction.
+    const bound = this.options.fanOutMaxIds;
+    let planned = written.inserted ? planForInserted(written.inserted) : await this.sync.planBounded(client, written.changes, bound);
+    let fanOut: SyncPlan | undefined;
+    if (!planned) {
+      fanOut = mergePlans([written.changes]);
+      planned = written.entity ? mergePlans([{ [written.entity.type]: [written.entity.id] }]) : splitPlan(fanOut, bound)[0]!;
+    }
     const plan = written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
+    // The fan-out's enqueue goes with the command's other statements (it is part of its transaction).
+    const expanding = fanOut ? this.queue.enqueue(client, fanOut, { mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED', expand: true }) : undefined;
+    expanding?.catch(() => undefined); // observed now; awaited (and raised) below
     if (mode === 'INLINE') {
       // The refresh applies the count changes after its own statements (kept-counts.ts, "Hot rows"),
       // and answers with the document it wrote (read back from tv_* if it could not say).
@@ -383,9 +411,10 @@ export class Commands {
       // and the code left to run only reads the refresh's answers (the engine's metrics hook is
       // isolated from it). Not for QUEUED: its answer (the preview) is computed in JavaScript after
       // its last statement, and a failure there must still roll back (test/commands.int.spec.ts).
-      const answered = !written.entity || this.sync.answers(plan, written.entity);
+      const answered = (!written.entity || this.sync.answers(plan, written.entity)) && !expanding;
       if (answered) commitNow(client);
       const report = await refreshing;
+      await expanding;
       if (written.entity) {
         const { type, id } = written.entity;
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
@@ -397,10 +426,11 @@ export class Commands {
       const enqueued = this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
       const previewed = written.entity ? this.sync.preview<Doc>(written.entity.type, [written.entity.id], client) : undefined;
       const counted = applyCountChanges(client, counts);
-      await raiseCause([written.checked, counted, enqueued, previewed]);
+      await raiseCause([written.checked, counted, enqueued, previewed, expanding]);
       if (previewed) answer = (await previewed).get(written.entity!.id);
     }
     if (answer === undefined) throw new Error('the written entity has no document');
+    if (fanOut && typeof answer === 'object' && answer !== null) Object.defineProperty(answer, REST_QUEUED, { value: true });
     return answer as R;
   }
 }

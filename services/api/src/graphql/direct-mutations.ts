@@ -4,7 +4,7 @@ import { isDatabaseUnavailable } from '../errors';
 import { formatLikeApollo, splitArgumentErrors } from './format-error';
 import { takeMutationTokens, type MutationRateLimiter, type RateLimitOptions } from '../limits/rate-limit';
 import type { CompiledMutation } from '../reads/read-engine';
-import type { ApiContext } from './resolvers';
+import { responseExtensions, type ApiContext } from './resolvers';
 
 /**
  * Mutations executed by graphql-js straight from the GraphQL endpoint, without Express and Apollo
@@ -79,6 +79,6 @@ export class DirectMutations {
     }
     if (result.errors?.some((e) => isDatabaseUnavailable(e))) status = 503;
     const errors = result.errors && splitArgumentErrors(result.errors).map((e) => formatLikeApollo(e, this.options.formatError));
-    return { status, headers, body: `${JSON.stringify({ errors, data: result.data })}\n` };
+    return { status, headers, body: `${JSON.stringify({ errors, data: result.data, extensions: responseExtensions(contextValue) })}\n` };
   }
 }

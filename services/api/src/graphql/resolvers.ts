@@ -1,7 +1,7 @@
 import { isReadTime, MODEL } from '@blog/shared';
 import type { GraphQLResolveInfo, OperationDefinitionNode } from 'graphql';
 import type { Actor } from '../auth/authenticator';
-import type { Commands, MutationRun } from '../commands/commands';
+import { restQueued, type Commands, type MutationRun } from '../commands/commands';
 import { COMMAND_MODULES } from '../commands/modules';
 import type { ReadEngine } from '../reads/read-engine';
 import { ROOT_FIELDS } from '../reads/root-fields';
@@ -17,6 +17,13 @@ export interface ApiContext {
   actor: () => Promise<Actor>;
   /** Who sent the request, for the mutation rate limit and the read gate (limits/rate-limit.ts, clientKey). */
   clientKey?: string;
+  /** Set when a mutation left the projections embedding what it wrote to the workers (REST_QUEUED). */
+  restQueued?: boolean;
+}
+
+/** The response's `extensions` for what the request's mutations did (undefined when there is nothing to say). */
+export function responseExtensions(ctx: ApiContext): Record<string, unknown> | undefined {
+  return ctx.restQueued ? { sync: { restQueued: true } } : undefined;
 }
 
 type Args = Record<string, unknown>;
@@ -32,8 +39,11 @@ const merged = (source: Record<string, unknown>, _args: Args, ctx: ApiContext, i
 /** A mutation: authenticate first (UNAUTHENTICATED before anything else), then the command. */
 const write =
   (run: MutationRun) =>
-  async (_: unknown, a: Args, ctx: ApiContext): Promise<unknown> =>
-    run(ctx.commands, a, ctx.commands.syncMode(a.sync), await ctx.actor());
+  async (_: unknown, a: Args, ctx: ApiContext): Promise<unknown> => {
+    const answer = await run(ctx.commands, a, ctx.commands.syncMode(a.sync), await ctx.actor());
+    if (restQueued(answer)) ctx.restQueued = true;
+    return answer;
+  };
 
 /**
  * Resolvers for the Apollo path. Reads: every Query field takes its part of the operation's one
