@@ -159,7 +159,7 @@ export function keptCountsOf(entity: Entity): { field: string; column: string; c
 /**
  * LEFT JOINs of the entity's counted groups (counts only) to the row whose id is the SQL `id`,
  * counting only the rows whose `via` meets `condition` (SQL over `via`, written as `$via`): what a
- * counts row is set from (user-stats.ts).
+ * counts row is set from (kept-counts.ts).
  */
 export function countedJoins(entity: Entity, id: string, condition: string): string {
   return groupsOf(entity, 'kept')
