@@ -20,7 +20,10 @@ export async function startProcess(name: string, args: string[], extraEnv: Recor
   const child = spawn(process.execPath, args, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} not ready within 60 s:\n${out}`)), 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} not ready within 60 s:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       // Keep only the start of the output (the ready line); the pipes are drained either way.
       if (out.length < 100_000) out += d.toString();
