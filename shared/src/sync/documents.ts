@@ -1,5 +1,16 @@
 import { entityOf, type ColumnField, type CountField, type EmbedsManyField, type Entity, type Field, type ListField } from '../model';
-import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
+import { fromById, IDS_PARAM, inScope, isoUtc, joinById, type Scope } from './scope';
+
+/** How documentsSql builds the documents of the 'ids' scope. */
+export interface DocumentsOptions {
+  /**
+   * The ids, as an SQL array expression (default `$1::uuid[]`): a chunk of the online verify
+   * computes its ids in the same statement (verify.ts).
+   */
+  ids?: string;
+  /** Count the rows even where a kept count would answer, as 'all' does (verify checks the kept counts against the rows). */
+  countRows?: boolean;
+}
 
 /**
  * The document SQL of an entity, derived from its declaration (shared/src/model): one statement,
@@ -12,14 +23,17 @@ import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
  *   embedsMany   link table; for a few ids a LATERAL lookup per row through the `via` index, else
  *                one grouped pass
  *   kept counts  for incremental scopes, the entity's counts row, read instead of counting (the
- *                rows are counted only for an entity without one); 'all' (rebuild, verify) counts
- *                the rows, so that verify checks the kept counts against them
+ *                rows are counted only for an entity without one); 'all' (the one-transaction
+ *                rebuild, verify) and `countRows` count the rows, so that verify checks the kept
+ *                counts against them
  */
-export function documentsSql(entity: Entity, scope: Scope): string {
+export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOptions = {}): string {
   const a = entity.alias;
+  const ids = options.ids ?? IDS_PARAM;
+  if (scope === 'few' && ids !== IDS_PARAM) throw new Error('documentsSql: the few-ids documents read their ids from $1');
   const groups = groupsOf(entity);
   const keptAlias = `${a}_kept`;
-  const kept = entity.keptCounts && scope !== 'all' ? entity.keptCounts : undefined;
+  const kept = entity.keptCounts && scope !== 'all' && !options.countRows ? entity.keptCounts : undefined;
   const keptColumns = groups.flatMap((g) => g.items.flatMap((i) => (i.field.kind === 'count' && i.field.kept ? [i.field.kept] : [])));
   const joins: string[] = [];
   if (kept) {
@@ -50,7 +64,7 @@ export function documentsSql(entity: Entity, scope: Scope): string {
   for (const group of groups) {
     // Rows are counted only where no kept row answers (every field of the group kept).
     const guard = kept && group.kept ? (scope === 'few' ? `${keptAlias}.${kept.key} IS NULL` : notKept(entity, `${group.rows}.${group.via}`)) : undefined;
-    joins.push(groupJoin(scope, a, group, guard));
+    joins.push(groupJoin(scope, a, group, guard, ids));
   }
   return `
     SELECT ${[`${a}.id`, ...Object.keys(entity.columns).map((c) => `${a}.${c}`)].join(', ')},
@@ -59,7 +73,7 @@ export function documentsSql(entity: Entity, scope: Scope): string {
            ) AS data
       FROM ${fromById(scope, entity.table, a)}
       ${joins.join('\n      ')}
-     WHERE ${inScope(scope, `${a}.id`)}`;
+     WHERE ${inScope(scope, `${a}.id`, ids)}`;
 }
 
 /** The value of a column field of the row `alias`. */
@@ -158,7 +172,7 @@ function aggregate(scope: Scope, group: Group, item: Group['items'][number]): { 
  * LATERAL subquery per row (through the `via` index, no sort or grouping); else one grouped pass over
  * the rows referencing the ids in scope. `guard`: a condition the counted rows must also meet.
  */
-function groupJoin(scope: Scope, alias: string, group: Group, guard: string | undefined): string {
+function groupJoin(scope: Scope, alias: string, group: Group, guard: string | undefined, ids: string): string {
   const r = group.rows;
   const parts = group.items.map((item) => ({ item, ...aggregate(scope, group, item) }));
   const select = parts.map((p) => `${p.sql} AS ${p.item.column}`).join(',\n                    ');
@@ -174,7 +188,7 @@ function groupJoin(scope: Scope, alias: string, group: Group, guard: string | un
              SELECT ${r}.${group.via},
                     ${select}
                FROM ${group.table} ${r}${joins}
-              WHERE ${[inScope(scope, `${r}.${group.via}`), guard].filter((w) => w && w !== 'true').join(' AND ') || 'true'}
+              WHERE ${[inScope(scope, `${r}.${group.via}`, ids), guard].filter((w) => w && w !== 'true').join(' AND ') || 'true'}
               GROUP BY ${r}.${group.via}
            ) ${group.alias} ON ${group.alias}.${group.via} = ${alias}.id`;
 }

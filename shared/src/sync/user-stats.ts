@@ -103,12 +103,18 @@ export function applyCountChanges(client: Queryable, changes: readonly CountChan
   return client.query(APPLY, [real.map((c) => c.id), ...KEPT.map((k) => real.map((c) => c.counts[k.field] ?? 0))]);
 }
 
-/** The counts of the users in $1 ('ids') or of every user with a row ('all'), from the rows. */
-const counted = (scope: 'ids' | 'all') => `
+/**
+ * The counts of the users in $1 ('ids'), in another array expression (an SQL string other than
+ * 'ids' and 'all') or of every user with a row ('all'), from the rows.
+ */
+const counted = (scope: string) => {
+  const ids = scope === 'ids' ? '$1::uuid[]' : scope;
+  return `
   SELECT s.${STATS.key} AS id, ${KEPT.map((k) => `${k.counted} AS ${k.column}`).join(', ')}
     FROM ${STATS.table} s
-    ${countedJoins(OWNER, `s.${STATS.key}`, scope === 'ids' ? '$via = ANY($1::uuid[])' : 'true')}
-   ${scope === 'ids' ? `WHERE s.${STATS.key} = ANY($1::uuid[])` : ''}`;
+    ${countedJoins(OWNER, `s.${STATS.key}`, scope === 'all' ? 'true' : `$via = ANY(${ids})`)}
+   ${scope === 'all' ? '' : `WHERE s.${STATS.key} = ANY(${ids})`}`;
+};
 
 /** The kept counts in `s` differ from those of `counted`. */
 const DIFFERS = `(${KEPT.map((k) => `s.${k.column}`).join(', ')}) IS DISTINCT FROM (${KEPT.map((k) => `counted.${k.column}`).join(', ')})`;
@@ -127,11 +133,16 @@ const fix = (scope: 'ids' | 'all') => `
  * them as stale users (a wrong count that no refresh has copied into tv_user yet is not visible in
  * the documents), so that `--repair` recounts them.
  */
-export const WRONG_KEPT_COUNTS = `
+export const WRONG_KEPT_COUNTS = wrongKeptCounts('all');
+
+/** WRONG_KEPT_COUNTS among the users of an SQL array expression (a chunk of the online verify), or of all. */
+export function wrongKeptCounts(ids: string): string {
+  return `
   SELECT s.${STATS.key} AS id
-    FROM (${counted('all')}) counted
+    FROM (${counted(ids)}) counted
     JOIN ${STATS.table} s ON s.${STATS.key} = counted.id
    WHERE ${DIFFERS}`;
+}
 
 const LOCK_IDS = `SELECT ${STATS.key} FROM ${STATS.table} WHERE ${STATS.key} = ANY($1::uuid[]) ORDER BY ${STATS.key} FOR NO KEY UPDATE`;
 const LOCK_ALL = `LOCK TABLE ${STATS.table} IN SHARE ROW EXCLUSIVE MODE`;
