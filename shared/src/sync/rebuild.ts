@@ -28,12 +28,14 @@ import { COUNTS_OWNER, recountUserStats } from './user-stats';
  */
 
 /**
- * Ids per chunk when REBUILD_CHUNK is unset. Measured with `npm run bench:rebuild` (20,000 posts,
- * 400,000 comments, 1,000 users, 2 CPUs): a chunk of 500 takes about ... ms for posts (20 comments
- * each), ... ms for comments and ... ms for users (a user's recount counts ~400 comments); the
- * rows a live write may wait for are held for that long. See README, "Rebuild".
+ * Ids per chunk when REBUILD_CHUNK is unset, chosen by measurement (`npm run bench:rebuild`: 1,000
+ * users, 20,000 posts, 400,000 comments, every document stale, INLINE writes beside it, 2 CPUs) so
+ * that a chunk of the heaviest documents stays near 50 ms: a chunk of 200 posts (20 comments each)
+ * took 52 ms (p50), 200 comments 13 ms, 200 users 130 ms (recounting their kept counts counts
+ * ~400 comments each). Chunks of 500 made posts 158 ms and users 190 ms; of 100, the whole rebuild
+ * 50% slower (per-chunk round trips), for no lower write latency.
  */
-export const DEFAULT_REBUILD_CHUNK = 500;
+export const DEFAULT_REBUILD_CHUNK = 200;
 
 /** Key of the session advisory lock held by a running rebuild (an arbitrary constant; see migrations' 7_100_523_001). */
 const REBUILD_LOCK_KEY = 7_100_523_003;
@@ -121,6 +123,13 @@ interface ProgressRow {
 
 const PROGRESS_COLUMNS = 'run_id, entity_type, started_at, last_id, done, chunks, entities, updated, deleted, recounted, duration_ms';
 
+/**
+ * A chunk's transaction does not wait for its commit to reach the disk: if the server crashes
+ * right after, the chunk and its progress row are lost together and the next rebuild does that
+ * chunk again. Live writes keep their own setting. It saves a WAL flush per chunk.
+ */
+const BEGIN_CHUNK = 'BEGIN; SET LOCAL synchronous_commit = off';
+
 /** A committed chunk: adds to its entity's row (same transaction as the chunk). */
 const RECORD_CHUNK = `
   UPDATE sync_rebuild
@@ -180,7 +189,8 @@ async function run(pool: pg.Pool, client: pg.PoolClient, chunkSize: number, opti
   const started = performance.now();
   const saved = await client.query<ProgressRow>(`SELECT ${PROGRESS_COLUMNS} FROM sync_rebuild ORDER BY started_at DESC`);
   const latest = saved.rows[0];
-  const unfinished = latest !== undefined && saved.rows.some((r) => r.run_id === latest.run_id && !r.done);
+  // (A row of an entity type no longer declared does not keep a run unfinished.)
+  const unfinished = latest !== undefined && saved.rows.some((r) => r.run_id === latest.run_id && !r.done && SYNC_ORDER.includes(r.entity_type as EntityType));
   const resumed = unfinished && !options.restart;
   const runId = resumed ? latest.run_id : randomUUID();
   const startedAt = resumed ? latest.started_at : new Date();
@@ -300,8 +310,14 @@ async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput)
     const began = performance.now();
     let ids: string[] = [];
     try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ hi: string | null; ids: string[] }>(c.s.chunk, [c.lo, c.chunkSize]);
+      // BEGIN and the chunk's ids sent together (PostgreSQL runs them in order), as are the progress
+      // row and COMMIT below: a chunk costs three round trips (five for users: the recount's two).
+      const [begun, chunk] = await Promise.allSettled(
+        sendTogether(client, () => [client.query(BEGIN_CHUNK), client.query<{ hi: string | null; ids: string[] }>(c.s.chunk, [c.lo, c.chunkSize])]),
+      );
+      if (begun.status === 'rejected') throw begun.reason;
+      if (chunk.status === 'rejected') throw chunk.reason;
+      const { rows } = chunk.value;
       const hi = rows[0]?.hi ?? null;
       ids = rows[0]?.ids ?? [];
       let recounted = 0;
@@ -319,8 +335,16 @@ async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput)
         deleted = write.value.rows[0]?.deleted ?? 0;
       }
       const last = hi ?? ids.at(-1) ?? null;
-      await client.query(RECORD_CHUNK, [c.runId, c.entityType, last, hi === null, ids.length, updated, deleted, recounted, performance.now() - began]);
-      await client.query('COMMIT');
+      const [recorded, committed] = await Promise.allSettled(
+        sendTogether(client, () => [
+          client.query(RECORD_CHUNK, [c.runId, c.entityType, last, hi === null, ids.length, updated, deleted, recounted, performance.now() - began]),
+          client.query('COMMIT'),
+        ]),
+      );
+      if (recorded.status === 'rejected') throw recorded.reason;
+      if (committed.status === 'rejected') throw committed.reason;
+      // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
+      if (committed.value.command !== 'COMMIT') throw new Error('the chunk was rolled back at COMMIT');
       return { hi, ids: ids.length };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
