@@ -63,10 +63,12 @@ describe('command-line tools', () => {
   it('migrate create adds the next numbered file', async () => {
     const dir = path.join(tmp, 'create');
     await fs.cp(defaultMigrationsDir, dir, { recursive: true });
+    // After the highest number, whether or not the numbers below it are all taken.
+    const highest = Math.max(...(await fs.readdir(dir)).map((f) => Number(f.slice(0, 3))));
     const created = await cli('migrate', ['create', 'Add tags'], { MIGRATIONS_DIR: dir });
     expect(created.code).toBe(0);
     const files = await fs.readdir(dir);
-    const next = String(files.length).padStart(3, '0');
+    const next = String(highest + 1).padStart(3, '0');
     expect(files).toContain(`${next}_add_tags.sql`);
   });
 

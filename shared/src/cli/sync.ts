@@ -1,21 +1,33 @@
 #!/usr/bin/env node
+import { z } from 'zod';
+import { intVar, parseEnv } from '../config/env';
 import { openDatabase, readDatabaseConfig } from '../db/database';
 import { createPool } from '../db/pool';
 import { createLogger } from '../log/logger';
 import { SyncEngine, type SyncReport, type VerifyReport } from '../sync/engine';
 import { isEntityType } from '../model';
 import { describeEntity } from '../sync/describe';
+import { DEFAULT_REBUILD_CHUNK, RebuildBusyError, type RebuildResult, type RebuildStart } from '../sync/rebuild';
 import { ENTITY_TYPES } from '../sync/types';
+import { VERIFY_PROBLEMS } from '../sync/verify';
+import { progressPrinter } from './progress';
 import { EXIT, runCli, UsageError } from './run';
 
 const USAGE = `Usage: npm run sync -- <command>
 
 Commands:
-  verify [--repair]   compare every tv_* row with a fresh computation from tb_*; report missing,
-                      stale and orphaned rows (exit 1 when any). --repair re-syncs exactly those
-                      (recounting the stale users' kept counts from their rows first).
-  rebuild             full mode: recount the users' kept counts, then recompute every projection,
-                      in one transaction (readers keep seeing the old rows until it commits)
+  verify [--repair]   compare every tv_* row with a fresh computation from tb_*, in chunks of
+                      REBUILD_CHUNK ids (each chunk one statement); report missing, stale and
+                      orphaned rows (exit 1 when any). --repair re-syncs exactly those, chunk by
+                      chunk (recounting the stale users' kept counts from their rows first).
+  rebuild [--restart] recompute every projection from tb_*, online: for each entity type, its ids in
+                      id order in chunks of REBUILD_CHUNK ids (default ${DEFAULT_REBUILD_CHUNK}), each chunk
+                      a short transaction of its own that recounts the chunk's users' kept counts,
+                      then claims and writes its rows as any sync does. No table is locked: reads,
+                      writes and workers go on, and a write waits at most for the chunk holding its
+                      rows. Progress is saved with each chunk: a rebuild that was killed continues
+                      from its last committed chunk when run again; --restart starts afresh.
+                      Ctrl-C stops after the chunk in hand.
   sql <entity>        print every statement derived from the entity's declaration (shared/src/model):
                       documents, dependency map, claim, write, rebuild, verify; no database needed.
                       Entities: ${ENTITY_TYPES.join(', ')}
@@ -23,6 +35,11 @@ Commands:
 Connects to DATABASE_URL; without it, to the embedded PostgreSQL.`;
 
 const SHOW_IDS = 10;
+
+const syncEnvSchema = z.object({
+  // Ids per chunk of the rebuild and of verify (rebuild.ts says how the default was chosen).
+  REBUILD_CHUNK: intVar(DEFAULT_REBUILD_CHUNK, 1, 1_000_000),
+});
 
 runCli(async (argv) => {
   const [command, ...flags] = argv;
@@ -40,24 +57,27 @@ runCli(async (argv) => {
     }
     throw new UsageError(command ? `Unknown command "${command}".\n\n${USAGE}` : USAGE);
   }
-  const unknown = flags.filter((f) => !(command === 'verify' && f === '--repair'));
+  const allowed = command === 'verify' ? ['--repair'] : ['--restart'];
+  const unknown = flags.filter((f) => !allowed.includes(f));
   if (unknown.length) throw new UsageError(`Unknown option(s) for ${command}: ${unknown.join(' ')}\n\n${USAGE}`);
+  const { REBUILD_CHUNK: chunk } = parseEnv(syncEnvSchema);
 
   const logger = createLogger('blog-sync', process.env.LOG_LEVEL ?? 'warn');
   const db = await openDatabase(readDatabaseConfig(), logger);
   const pool = createPool(db.url, { applicationName: 'blog-sync-cli', max: 2 });
   try {
     const sync = new SyncEngine(pool, { logger });
-    if (command === 'rebuild') {
-      printReport(await sync.all());
-      return EXIT.ok;
+    if (command === 'rebuild') return await rebuild(sync, chunk, flags.includes('--restart'));
+    if (!flags.includes('--repair')) {
+      const report = await sync.verify({ chunk });
+      printVerify(report);
+      return report.total ? EXIT.failure : EXIT.ok;
     }
-    const report = await sync.verify();
-    printVerify(report);
-    if (!report.total) return EXIT.ok;
-    if (!flags.includes('--repair')) return EXIT.failure;
-    printReport(await sync.repair(report));
-    const after = await sync.verify();
+    const { found, repaired } = await sync.verifyAndRepair({ chunk });
+    printVerify(found);
+    if (!found.total) return EXIT.ok;
+    printReport(repaired);
+    const after = await sync.verify({ chunk });
     process.stdout.write(after.total ? `after repair: ${after.total} problem(s) remain\n` : 'after repair: no drift\n');
     return after.total ? EXIT.failure : EXIT.ok;
   } finally {
@@ -66,15 +86,66 @@ runCli(async (argv) => {
   }
 });
 
+/** `sync rebuild`: the online rebuild, its progress on stderr, its report on stdout. */
+async function rebuild(sync: SyncEngine, chunk: number, restart: boolean): Promise<number> {
+  // Ctrl-C (or SIGTERM) stops after the chunk in hand, which commits; a second one stops at once
+  // (the chunk rolls back). Either way the next rebuild continues from the last committed chunk.
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) process.exit(signal === 'SIGINT' ? 130 : 143);
+    process.stderr.write(`\n${signal}: stopping after the chunk in hand (again to stop now)\n`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: RebuildResult;
+  try {
+    result = await sync.rebuild({ chunk, restart, signal: stop.signal, onStart: printStart(chunk), onProgress: progressPrinter(process.stderr) });
+  } catch (err) {
+    if (err instanceof RebuildBusyError) {
+      process.stderr.write(`${err.message}\n`);
+      return EXIT.failure;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  printReport(result.report);
+  const mb = (process.resourceUsage().maxRSS / 1024).toFixed(0);
+  const before = result.chunksBefore ? `, after ${result.chunksBefore} committed before` : '';
+  process.stdout.write(
+    `rebuild ${result.runId}: ${result.chunks} chunk(s) in ${(result.durationMs / 1000).toFixed(1)} s${before}; ` +
+      `${result.recounted} user(s) recounted; peak memory ${mb} MB\n`,
+  );
+  if (result.stopped) {
+    process.stdout.write('rebuild stopped before the end: run `npm run sync -- rebuild` again to continue\n');
+    return EXIT.failure;
+  }
+  return EXIT.ok;
+}
+
+function printStart(chunk: number): (start: RebuildStart) => void {
+  return ({ runId, startedAt, resumed, chunksBefore, from }) => {
+    const where = from ? `${from.entityType}${from.after ? ` after ${from.after}` : ''}` : 'nothing left';
+    process.stdout.write(
+      resumed
+        ? `rebuild ${runId}: resumed (started ${startedAt.toISOString()}, ${chunksBefore} chunk(s) committed before); continuing with ${where}\n`
+        : `rebuild ${runId}: started, chunks of ${chunk} ids\n`,
+    );
+  };
+}
+
 function printVerify(report: VerifyReport): void {
   for (const t of ENTITY_TYPES) {
     const p = report.problems[t];
-    const parts = (['missing', 'stale', 'orphaned'] as const).map((k) => `${p[k].length} ${k}`);
+    const n = report.counts[t];
+    const parts = VERIFY_PROBLEMS.map((k) => `${n[k]} ${k}`);
     process.stdout.write(`${t.padEnd(8)} ${parts.join(', ')}\n`);
-    for (const k of ['missing', 'stale', 'orphaned'] as const) {
-      if (!p[k].length) continue;
+    for (const k of VERIFY_PROBLEMS) {
+      if (!n[k]) continue;
       const shown = p[k].slice(0, SHOW_IDS).join(' ');
-      process.stdout.write(`  ${k}: ${shown}${p[k].length > SHOW_IDS ? ` ... (+${p[k].length - SHOW_IDS})` : ''}\n`);
+      process.stdout.write(`  ${k}: ${shown}${n[k] > SHOW_IDS ? ` ... (+${n[k] - SHOW_IDS})` : ''}\n`);
     }
   }
   process.stdout.write(report.total ? `drift: ${report.total} row(s)\n` : 'no drift\n');

@@ -6,7 +6,8 @@ import { STATEMENTS } from './statements';
 /**
  * Every statement derived from an entity's declaration, as PostgreSQL runs it (`npm run sync -- sql
  * <entity>`): its documents, the dependency map's branches for a change of it, the claim and write
- * of an incremental refresh, the rebuild and verify. $1 is always the ids.
+ * of an incremental refresh, the chunks of the online rebuild and verify, the one-transaction
+ * rebuild and verify. $1 is the ids, except in the chunk statements.
  */
 export function describeEntity(name: string): string {
   const entity = entityOf(name);
@@ -27,8 +28,11 @@ export function describeEntity(name: string): string {
     ['write (statement 2 of a refresh)', s.write],
     ['write of a few ids ($2: the id whose document to answer)', s.writeFew],
     ['insert of a row created by the running transaction ($2 as above)', s.insertCreated],
-    ['rebuild (after the lock)', `${s.lockTable};\n${s.rebuild}`],
-    ['verify', s.verify],
+    ['chunk of the online rebuild and verify ($1: the last id of the chunk before, null for the first; $2: ids per chunk)', s.chunk],
+    ['online rebuild, each chunk in its own transaction: the claim and the write above (the write logged as full)', s.writeChunk],
+    ['verify of one chunk (its bounds as the chunk statement)', s.verifyChunk],
+    ['rebuild in one transaction (SyncEngine.all, after the lock)', `${s.lockTable};\n${s.rebuild}`],
+    ['verify of the whole table in one statement', s.verify],
   ];
   const head = `-- ${entity.name}: ${entity.table} -> ${entity.view} (GraphQL ${entity.graphqlType}); lock order ${SYNC_ORDER.join(' < ')}`;
   return [head, ...sections.map(([title, sql]) => `\n-- ${title}\n${dedent(sql)};`)].join('\n') + '\n';

@@ -1,5 +1,14 @@
 import { documentFields, entityOf, isReadTime, type ColumnField, type CountField, type EmbedsManyField, type Entity, type Field } from '../model';
-import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
+import { fromById, IDS_PARAM, inScope, isoUtc, joinById, type Scope } from './scope';
+
+/** How documentsSql builds the documents of the 'ids' scope. */
+export interface DocumentsOptions {
+  /**
+   * The ids, as an SQL array expression (default `$1::uuid[]`): a chunk of the online verify
+   * computes its ids in the same statement (verify.ts).
+   */
+  ids?: string;
+}
 
 /**
  * The document SQL of an entity, derived from its declaration (shared/src/model): one statement,
@@ -13,8 +22,10 @@ import { fromById, inScope, isoUtc, joinById, type Scope } from './scope';
  *   embedsMany   link table; for a few ids a LATERAL lookup per row through the `via` index, else
  *                one grouped pass
  */
-export function documentsSql(entity: Entity, scope: Scope): string {
+export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOptions = {}): string {
   const a = entity.alias;
+  const ids = options.ids ?? IDS_PARAM;
+  if (scope === 'few' && ids !== IDS_PARAM) throw new Error('documentsSql: the few-ids documents read their ids from $1');
   const groups = groupsOf(entity, 'document');
   const joins: string[] = [];
   const values = documentFields(entity).map(([name, field]) => {
@@ -34,7 +45,7 @@ export function documentsSql(entity: Entity, scope: Scope): string {
       }
     }
   });
-  for (const group of groups) joins.push(groupJoin(scope, a, group));
+  for (const group of groups) joins.push(groupJoin(scope, a, group, ids));
   return `
     SELECT ${[`${a}.id`, ...Object.keys(entity.columns).map((c) => `${a}.${c}`)].join(', ')},
            jsonb_build_object(
@@ -42,7 +53,7 @@ export function documentsSql(entity: Entity, scope: Scope): string {
            ) AS data
       FROM ${fromById(scope, entity.table, a)}
       ${joins.join('\n      ')}
-     WHERE ${inScope(scope, `${a}.id`)}`;
+     WHERE ${inScope(scope, `${a}.id`, ids)}`;
 }
 
 /** The value of a column field of the row `alias`. */
@@ -125,7 +136,7 @@ function aggregate(scope: Scope, group: Group, item: Group['items'][number]): { 
  * LATERAL subquery per row (through the `via` index, no sort or grouping); else one grouped pass over
  * the rows referencing the ids in scope.
  */
-function groupJoin(scope: Scope, alias: string, group: Group): string {
+function groupJoin(scope: Scope, alias: string, group: Group, ids: string): string {
   const r = group.rows;
   const parts = group.items.map((item) => ({ item, ...aggregate(scope, group, item) }));
   const select = parts.map((p) => `${p.sql} AS ${p.item.column}`).join(',\n                    ');
@@ -141,7 +152,7 @@ function groupJoin(scope: Scope, alias: string, group: Group): string {
              SELECT ${r}.${group.via},
                     ${select}
                FROM ${group.table} ${r}${joins}
-              WHERE ${inScope(scope, `${r}.${group.via}`)}
+              WHERE ${inScope(scope, `${r}.${group.via}`, ids)}
               GROUP BY ${r}.${group.via}
            ) ${group.alias} ON ${group.alias}.${group.via} = ${alias}.id`;
 }

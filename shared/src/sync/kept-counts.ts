@@ -134,19 +134,19 @@ export function applyCountChanges(client: Queryable, changes: readonly CountChan
   return all;
 }
 
-/** The counts of the rows with keys in $1 ('ids') or of every row ('all'), counted from the rows. */
-const counted = (o: Owner, scope: 'ids' | 'all') => `
+/** The counts of the rows whose keys are in `ids` (an SQL array expression) or of every row ('all'), counted from the rows. */
+const counted = (o: Owner, ids: string) => `
   SELECT s.${o.key} AS id, ${o.kept.map((k) => `${k.counted} AS ${k.column}`).join(', ')}
     FROM ${o.table} s
-    ${countedJoins(o.entity, `s.${o.key}`, scope === 'ids' ? '$via = ANY($1::uuid[])' : 'true')}
-   ${scope === 'ids' ? `WHERE s.${o.key} = ANY($1::uuid[])` : ''}`;
+    ${countedJoins(o.entity, `s.${o.key}`, ids === 'all' ? 'true' : `$via = ANY(${ids})`)}
+   ${ids === 'all' ? '' : `WHERE s.${o.key} = ANY(${ids})`}`;
 
 /** The kept counts in `s` differ from those of `counted`. */
 const differs = (o: Owner) =>
   `(${o.kept.map((k) => `s.${k.column}`).join(', ')}) IS DISTINCT FROM (${o.kept.map((k) => `counted.${k.column}`).join(', ')})`;
 
 const fix = (o: Owner, scope: 'ids' | 'all') => `
-  WITH counted AS (${counted(o, scope)})
+  WITH counted AS (${counted(o, scope === 'ids' ? '$1::uuid[]' : 'all')})
   UPDATE ${o.table} s
      SET ${o.kept.map((k) => `${k.column} = counted.${k.column}`).join(', ')}
     FROM counted
@@ -155,14 +155,15 @@ const fix = (o: Owner, scope: 'ids' | 'all') => `
   RETURNING s.${o.key} AS id`;
 
 /**
- * The ids of an entity whose kept counts differ from its rows, as `id`: part of `sync verify`, which
- * reports them as stale, so that `--repair` recounts them.
+ * The ids of an entity whose kept counts differ from its rows, as `id`, among `ids` (an SQL array
+ * expression: a chunk of the online verify) or all: part of `sync verify`, which reports them as
+ * stale, so that `--repair` recounts them.
  */
-export function wrongKeptCounts(type: EntityType): string {
+export function wrongKeptCounts(type: EntityType, ids = 'all'): string {
   const o = ownerOf(type);
   return `
   SELECT s.${o.key} AS id
-    FROM (${counted(o, 'all')}) counted
+    FROM (${counted(o, ids)}) counted
     JOIN ${o.table} s ON s.${o.key} = counted.id
    WHERE ${differs(o)}`;
 }

@@ -15,8 +15,11 @@ export type Scope = 'few' | 'ids' | 'all';
 /** At most this many ids are refreshed with the 'few' statements. */
 export const FEW_IDS = 32;
 
-/** `column = ANY($1::uuid[])` for the 'few' and 'ids' scopes, `true` for 'all'. */
-export const inScope = (scope: Scope, column: string): string => (scope === 'all' ? 'true' : `${column} = ANY($1::uuid[])`);
+/** The SQL of the ids in scope: the statement's first parameter, unless a builder is given another array. */
+export const IDS_PARAM = '$1::uuid[]';
+
+/** `column = ANY(<ids>)` for the 'few' and 'ids' scopes, `true` for 'all'. `ids`: an array expression (default $1). */
+export const inScope = (scope: Scope, column: string, ids = IDS_PARAM): string => (scope === 'all' ? 'true' : `${column} = ANY(${ids})`);
 
 /**
  * `JOIN <table> <alias> ON <alias>.id = <ref>` (an inner join on a primary key), for the rows a

@@ -47,8 +47,10 @@ import { wrongKeptCounts } from './kept-counts';
  * Row locks live in the tuples, not in PostgreSQL's shared lock table, so batches of any size are
  * fine (advisory locks per id would exhaust max_locks_per_transaction on large batches).
  *
- * A full rebuild takes SHARE ROW EXCLUSIVE on each tv_* table instead: it waits for running syncs
- * to commit, blocks new ones until it commits, and never blocks readers.
+ * The online rebuild (rebuild.ts) is a sequence of such refreshes, one per chunk of ids, each in a
+ * short transaction of its own: safe beside live syncs for the same reasons. The one-transaction
+ * rebuild (SyncEngine.all) takes SHARE ROW EXCLUSIVE on each tv_* table instead: it waits for
+ * running syncs to commit, blocks new ones until it commits, and never blocks readers.
  */
 export interface ProjectionStatements {
   /** Statement 1: placeholders for new rows, locks on the others. */
@@ -76,6 +78,21 @@ export interface ProjectionStatements {
   rebuild: string;
   verify: string;
   preview: string;
+  /**
+   * The next chunk of the online rebuild and verify, by keyset: $1 the last id of the previous
+   * chunk (null for the first), $2 the chunk size N. Answers `hi`, the chunk's last bound (null
+   * for the last chunk, which has no upper bound), and `ids`: every tb_* and tv_* id in ($1, hi].
+   * hi is the smaller of the N-th tb_* id and the N-th tv_* id after $1, so a chunk holds at most
+   * 2N ids however many orphaned tv_* rows there are (usually the two sets are the same N ids).
+   */
+  chunk: string;
+  /** `write`, logged in sync_log as 'full' (a chunk of the online rebuild: claim, then this). */
+  writeChunk: string;
+  /**
+   * verify for one chunk (the bounds as `chunk`), in one statement so that both sides come from
+   * one snapshot: `hi`, `n` (the ids in the chunk) and the ids of each problem.
+   */
+  verifyChunk: string;
 }
 
 /** The statements the engine prepares under names of their own (ProjectionStatements.preparedAs). */
@@ -96,6 +113,10 @@ const GONE_PLACEHOLDER: Record<ColumnType, string> = {
   text: 'k.id::text',
   int: '0',
 };
+
+/** The smallest and the largest uuid (PostgreSQL orders uuids by their bytes): a chunk's open bounds. */
+const MIN_UUID = '00000000-0000-0000-0000-000000000000';
+const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 
 /** The document of the id in $2 (or null), returned by the few-ids writes. */
 const ANSWER = ',\n             (SELECT data FROM doc WHERE doc.id = $2::uuid) AS answer';
@@ -129,7 +150,7 @@ function build(e: Entity): ProjectionStatements {
   // The batch's sync_log row is written by the write statement itself, after its writes (it reads
   // their counts), with the statement's own duration on the server: no statement of its own, so an
   // INLINE command can send COMMIT right behind its refresh (see commitNow in db/pool.ts).
-  const write = (scope: 'ids' | 'few' | 'created', answer = '') => `
+  const write = (scope: 'ids' | 'few' | 'created', answer = '', operation: 'incremental' | 'full' = 'incremental') => `
       WITH doc AS (${p.documents(scope === 'created' ? 'few' : scope)}),
       ${
         scope === 'created'
@@ -154,7 +175,7 @@ function build(e: Entity): ProjectionStatements {
                (SELECT count(*) FROM deleted WHERE created_at <> ${GONE_PLACEHOLDER.timestamptz})::int AS deleted),
       logged AS (
         INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
-        SELECT '${p.entity}', 'incremental', cardinality($1::uuid[]),
+        SELECT '${p.entity}', '${operation}', cardinality($1::uuid[]),
                1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()), true, NULL
           FROM counted
         RETURNING 1)
@@ -163,6 +184,23 @@ function build(e: Entity): ProjectionStatements {
   // The ids whose source is gone get a placeholder too, whatever the projection table shows: the
   // insert is what waits for another sync's uncommitted row (see "A source row that is gone").
   const gone = Object.values(e.columns).map((type) => GONE_PLACEHOLDER[type]);
+  // A chunk: the ids after $1 (every id for the first chunk, $1 null) up to hi (every id for the
+  // last, hi null). Both bounds are written as ranges over the primary key (an index scan from $1
+  // to hi), never as `$1 IS NULL OR ...`, which a plan may not turn into an index range.
+  const after = (id: string) => `${id} >= coalesce($1::uuid, '${MIN_UUID}') AND ${id} IS DISTINCT FROM $1::uuid`;
+  const upTo = (id: string) => `${id} <= coalesce(bounds.hi, '${MAX_UUID}')`;
+  const nth = (table: string) => `(SELECT id FROM ${table} WHERE ${after('id')} ORDER BY id OFFSET $2::int - 1 LIMIT 1)`;
+  // `bounds` is materialized so that its two probes run once (inlined, they ran once per use of hi).
+  const chunkCte = `bounds AS MATERIALIZED (SELECT least(${nth(p.source)}, ${nth(p.target)}) AS hi),
+      chunk AS MATERIALIZED (
+        SELECT bounds.hi, ARRAY(
+                 SELECT id FROM ${p.source} WHERE ${after('id')} AND ${upTo('id')}
+                 UNION
+                 SELECT id FROM ${p.target} WHERE ${after('id')} AND ${upTo('id')}
+                 ORDER BY 1) AS ids
+          FROM bounds)`;
+  // An array expression (the cast keeps `= ANY(...)` from reading it as a subquery of rows).
+  const chunkIds = '(SELECT ids FROM chunk)::uuid[]';
   const claim = (scope: 'ids' | 'few') => `
       INSERT INTO ${p.target} AS t (id, data, ${cols})
       SELECT s.id, '{}'::jsonb, ${p.columns.map((c) => `s.${c}`).join(', ')}
@@ -224,6 +262,32 @@ function build(e: Entity): ProjectionStatements {
           : ''
       }`,
     preview: `SELECT id, data FROM (${p.documents('few')}) doc`,
+    chunk: `
+      WITH ${chunkCte}
+      SELECT hi, ids FROM chunk`,
+    writeChunk: write('ids', '', 'full'),
+    // The kept counts are checked against the rows for the chunk's rows only.
+    verifyChunk: `
+      WITH ${chunkCte},
+      doc AS (${documentsSql(e, 'ids', { ids: chunkIds })}),
+      t AS (SELECT * FROM ${p.target} WHERE id = ANY(${chunkIds})),
+      drift AS (
+        SELECT coalesce(doc.id, t.id) AS id,
+               CASE WHEN t.id IS NULL THEN 'missing' WHEN doc.id IS NULL THEN 'orphaned' ELSE 'stale' END AS problem
+          FROM doc FULL JOIN t ON t.id = doc.id
+         WHERE t.id IS NULL OR doc.id IS NULL OR ${changed}),
+      found AS (
+        SELECT id, problem FROM drift${
+          p.alsoStale
+            ? `
+        UNION ALL
+        SELECT k.id, 'stale' FROM (${wrongKeptCounts(p.entity, chunkIds)}) k WHERE NOT EXISTS (SELECT 1 FROM drift WHERE drift.id = k.id)`
+            : ''
+        })
+      SELECT (SELECT hi FROM chunk) AS hi, cardinality(${chunkIds})::int AS n,
+             ARRAY(SELECT id FROM found WHERE problem = 'missing' ORDER BY id) AS missing,
+             ARRAY(SELECT id FROM found WHERE problem = 'stale' ORDER BY id) AS stale,
+             ARRAY(SELECT id FROM found WHERE problem = 'orphaned' ORDER BY id) AS orphaned`,
   };
 }
 
