@@ -307,10 +307,6 @@ export class SyncEngine {
     let started = performance.now();
     try {
       return await withTransaction(this.pool, async (client) => {
-        for (const type of KEPT_COUNT_OWNERS) {
-          const recounted = await recountKeptCounts(client, type, 'all');
-          if (recounted.length) this.log.warn({ entityType: type, rows: recounted.length }, 'kept counts differed from the rows; recounted');
-        }
         const results: EntitySyncResult[] = [];
         for (const entityType of SYNC_ORDER) {
           current = entityType;
@@ -327,6 +323,11 @@ export class SyncEngine {
             durationMs: performance.now() - started,
           });
           this.observe({ entityType, operation: 'full', count: row.total, durationMs: performance.now() - started, success: true });
+        }
+        // The kept counts after the projections, in the order commands lock them (kept-counts.ts, "Lock order").
+        for (const type of KEPT_COUNT_OWNERS) {
+          const recounted = await recountKeptCounts(client, type, 'all');
+          if (recounted.length) this.log.warn({ entityType: type, rows: recounted.length }, 'kept counts differed from the rows; recounted');
         }
         await this.writeLog(client, results.map((r) => ({ ...r, operation: 'full', success: true, error: null })));
         return { operation: 'full' as const, results };
@@ -384,8 +385,9 @@ export class SyncEngine {
       onDrift: async (entityType, drift) => {
         const ids = [...drift.missing, ...drift.stale, ...drift.orphaned];
         const report = await withTransaction(this.pool, async (client) => {
+          const refreshed = await this.refreshIn(client, { [entityType]: ids });
           if (KEPT_COUNT_OWNERS.includes(entityType)) await recountKeptCounts(client, entityType, ids);
-          return this.refreshIn(client, { [entityType]: ids });
+          return refreshed;
         });
         for (const r of report.results) {
           const sum = sums.get(r.entityType) ?? { entityType: r.entityType, count: 0, updated: 0, deleted: 0, durationMs: 0 };
@@ -408,8 +410,9 @@ export class SyncEngine {
       plan[t] = [...p.missing, ...p.stale, ...p.orphaned];
     }
     return withTransaction(this.pool, async (client) => {
+      const refreshed = await this.refreshIn(client, plan);
       for (const type of KEPT_COUNT_OWNERS) await recountKeptCounts(client, type, plan[type]);
-      return this.refreshIn(client, plan);
+      return refreshed;
     });
   }
 

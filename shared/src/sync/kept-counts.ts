@@ -23,6 +23,12 @@ import { countedJoins, groupsOf, keptCountsOf } from './documents';
  * Hot rows. A row's lock is held from the UPDATE to COMMIT: the commands send their count changes
  * last, so that many writers commenting on one post wait for each other for one counter update and
  * the commit, not for their whole transaction.
+ *
+ * Lock order. Everything that locks both projection rows and counts rows locks the projection rows
+ * first (in SYNC_ORDER) and the counts rows after them (each table's rows in key order): the
+ * commands, the rebuild's chunks, repair and SyncEngine.all(). Two of them never wait for each
+ * other in a cycle (a chunk recounting posts first, then claiming them, and a command that has
+ * claimed a post and then updates its count, would).
  */
 interface Owner {
   entity: Entity;

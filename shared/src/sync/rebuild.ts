@@ -300,8 +300,8 @@ interface ChunkInput {
 }
 
 /**
- * One chunk in one transaction: its ids, the recount of their kept counts (users), the claim and
- * the write, and the progress row. Retried on a deadlock or serialization failure; any other
+ * One chunk in one transaction: its ids, the claim and the write, the recount of their kept counts
+ * (for an entity that keeps counts), and the progress row. Retried on a deadlock or serialization failure; any other
  * failure is recorded in sync_log and raised as SyncError (the chunk rolled back; a rerun continues
  * from the chunk before).
  */
@@ -311,7 +311,7 @@ async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput)
     let ids: string[] = [];
     try {
       // BEGIN and the chunk's ids sent together (PostgreSQL runs them in order), as are the progress
-      // row and COMMIT below: a chunk costs three round trips (five for users: the recount's two).
+      // row and COMMIT below: a chunk costs three round trips (five for an entity that keeps counts: the recount's two).
       const [begun, chunk] = await Promise.allSettled(
         sendTogether(client, () => [client.query(BEGIN_CHUNK), client.query<{ hi: string | null; ids: string[] }>(c.s.chunk, [c.lo, c.chunkSize])]),
       );
@@ -324,7 +324,6 @@ async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput)
       let updated = 0;
       let deleted = 0;
       if (ids.length) {
-        if (KEPT_COUNT_OWNERS.includes(c.entityType)) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
         // Claim, then write, sent together (PostgreSQL runs them in order; see statements.ts).
         const [claim, write] = await Promise.allSettled(
           sendTogether(client, () => [client.query(c.s.claim, [ids]), client.query<{ updated: number; deleted: number }>(c.s.writeChunk, [ids])]),
@@ -333,6 +332,8 @@ async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput)
         if (write.status === 'rejected') throw write.reason;
         updated = write.value.rows[0]?.updated ?? 0;
         deleted = write.value.rows[0]?.deleted ?? 0;
+        // The kept counts after the projection rows, in the order commands lock them (kept-counts.ts, "Lock order").
+        if (KEPT_COUNT_OWNERS.includes(c.entityType)) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
       }
       const last = hi ?? ids.at(-1) ?? null;
       const [recorded, committed] = await Promise.allSettled(
