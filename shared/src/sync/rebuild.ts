@@ -30,10 +30,11 @@ import { KEPT_COUNT_OWNERS, recountKeptCounts } from './kept-counts';
 /**
  * Ids per chunk when REBUILD_CHUNK is unset, chosen by measurement (`npm run bench:rebuild`: 1,000
  * users, 20,000 posts, 400,000 comments, every document stale, INLINE writes beside it, 2 CPUs) so
- * that a chunk of the heaviest documents stays near 50 ms: a chunk of 200 posts (20 comments each)
- * took 52 ms (p50), 200 comments 13 ms, 200 users 130 ms (recounting their kept counts counts
- * ~400 comments each). Chunks of 500 made posts 158 ms and users 190 ms; of 100, the whole rebuild
- * 50% slower (per-chunk round trips), for no lower write latency.
+ * that a chunk's transaction, which holds its rows until it commits, stays near 50 ms: 200 posts
+ * (20 comments each, the heaviest document) took 61 ms (p50), 200 users 40 ms (their kept counts
+ * recounted from ~400 comments each), 200 comments 14 ms; the same at twice the data. Chunks of
+ * 500 made posts 158 ms; chunks of 100 made the whole rebuild 50% slower (more round trips) for no
+ * lower write latency.
  */
 export const DEFAULT_REBUILD_CHUNK = 200;
 
@@ -156,13 +157,13 @@ export async function rebuildOnline(pool: pg.Pool, options: RebuildOptions = {})
     try {
       return await run(pool, client, chunkSize, options, log);
     } catch (err) {
-      if (!(err instanceof SyncError) && !(err instanceof RebuildBusyError)) broken = err as Error;
+      // The connection may be what failed: it is closed rather than given back to the pool.
+      broken = err as Error;
       throw err;
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [REBUILD_LOCK_KEY]).catch(() => undefined);
     }
   } finally {
-    // A connection that failed mid-statement is not given back to the pool.
     client.release(broken);
   }
 }
