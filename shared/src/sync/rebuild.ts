@@ -19,8 +19,9 @@ import { KEPT_COUNT_OWNERS, recountKeptCounts } from './kept-counts';
  * are removed too), and refreshes each chunk in a short transaction of its own with the claim and
  * write statements of an incremental refresh: the claim protocol (statements.ts) is what makes a
  * refresh safe beside live writers and other syncs, so no table is locked and a live write waits at
- * most for the one chunk that holds its rows. Kept counts (the users') are recounted for the chunk's
- * ids first, in the same transaction. Memory does not grow with the data: one chunk's ids at a time.
+ * most for the one chunk that holds its rows. Kept counts (users', posts') are recounted for the
+ * chunk's ids after its refresh, in the same transaction (kept-counts.ts, "Lock order"). Memory does
+ * not grow with the data: one chunk's ids at a time.
  *
  * Progress is one row per entity type in sync_rebuild (migration 008), updated in each chunk's own
  * transaction, so a rebuild killed at any moment is continued by the next from its last committed
@@ -96,7 +97,7 @@ export interface RebuildResult {
   /** Chunks committed by this process, and by earlier processes of the run. */
   chunks: number;
   chunksBefore: number;
-  /** Users whose kept counts differed from the rows, recounted (whole run). */
+  /** Rows whose kept counts differed from the rows they count, recounted (whole run). */
   recounted: number;
   /** Stopped by the signal before the end: a later rebuild continues. */
   stopped: boolean;
@@ -232,7 +233,7 @@ async function run(pool: pg.Pool, client: pg.PoolClient, chunkSize: number, opti
     return { entityType, count: r.entities, updated: r.updated, deleted: r.deleted, durationMs: r.duration_ms };
   });
   const recounted = final.reduce((n, r) => n + r.recounted, 0);
-  if (recounted) log.warn({ users: recounted }, 'kept user counts differed from the rows; recounted');
+  if (recounted) log.warn({ rows: recounted }, 'kept counts differed from the rows; recounted');
   return {
     runId,
     startedAt,
