@@ -116,7 +116,7 @@ async function rebuild(sync: SyncEngine, chunk: number, restart: boolean): Promi
   const before = result.chunksBefore ? `, after ${result.chunksBefore} committed before` : '';
   process.stdout.write(
     `rebuild ${result.runId}: ${result.chunks} chunk(s) in ${(result.durationMs / 1000).toFixed(1)} s${before}; ` +
-      `${result.recounted} user(s) recounted; peak memory ${mb} MB\n`,
+      `${result.recounted} row(s) with kept counts recounted; peak memory ${mb} MB\n`,
   );
   if (result.stopped) {
     process.stdout.write('rebuild stopped before the end: run `npm run sync -- rebuild` again to continue\n');
