@@ -345,7 +345,7 @@ async function readPhase(ctx: Context): Promise<void> {
 
   out('\n== reads: answers and SQL statements, through the counting proxy');
   const check = ctx.smokeFleet ?? fleet(ctx, ctx.proxiedUrl, 'reads-check');
-  const isBare = (id: SystemId) => id === 'bare' || id === 'bare-json';
+  const isBare = (id: SystemId) => id === 'bare';
   await startTimed(check, ids.filter((id) => !isBare(id)));
   let bareFiles: Partial<Record<SystemId, string>> | undefined;
   for (const id of ids) {
@@ -473,45 +473,20 @@ function rememberOursStatement(ctx: Context, doc: ReadDocId, requests: number): 
 
 /**
  * The bare server's statements: for each read document, the SQL our API ran for it (captured on
- * the wire earlier in this run) when there is one; else the plain statement over tv_* that returns
- * the stored documents whole (a superset of the requested fields).
+ * the wire earlier in this run). Without it the bare server has nothing to run: the stored
+ * documents alone do not answer a read (comments and kept counts are merged in by the statement).
  */
 function writeBareStatements(ctx: Context): Partial<Record<SystemId, string>> {
   const statements: BareStatements = {};
-  const stored: BareStatements = {};
-  const fallbacks: string[] = [];
   for (const doc of ctx.options.readDocs) {
     const query = doc === 'user' ? userDocument(ctx.userId) : recentPostsDocument(doc === 'recent5' ? 5 : 50);
-    stored[query] =
-      doc === 'user'
-        ? { sql: 'SELECT data::text FROM tv_user WHERE id = $1', params: [ctx.userId], shape: 'object', key: 'user', source: 'stored JSON' }
-        : {
-            sql: 'SELECT data::text FROM tv_post ORDER BY created_at DESC, id DESC LIMIT $1',
-            params: [doc === 'recent5' ? '5' : '50'],
-            shape: 'list',
-            key: 'posts',
-            source: 'stored JSON',
-          };
     const captured = ctx.oursStatements.get(doc);
-    if (captured) {
-      statements[query] = captured;
-    } else {
-      fallbacks.push(doc);
-      statements[query] = stored[query]!;
-    }
+    if (!captured) throw new Error(`our API's statement for ${doc} was not captured in this run: the bare server has nothing to run`);
+    statements[query] = captured;
   }
-  if (fallbacks.length) {
-    ctx.notes.push(
-      `The bare server ran the stored-JSON statement (\`SELECT data::text FROM tv_post ORDER BY created_at DESC, id DESC LIMIT $1\`, ` +
-        `\`SELECT data::text FROM tv_user WHERE id = $1\`: whole documents, more fields than asked) for ${fallbacks.join(', ')}, ` +
-        `because our API's own statement could not be captured in this run.`,
-    );
-  } else {
-    ctx.notes.push('The bare server ran, for each document, exactly the SQL statement our API ran for it (captured on the wire in this run), with the same parameters.');
-  }
-  const files = { bare: path.join(ctx.logDir, 'bare-statements.json'), 'bare-json': path.join(ctx.logDir, 'bare-json-statements.json') };
+  ctx.notes.push('The bare server ran, for each document, exactly the SQL statement our API ran for it (captured on the wire in this run), with the same parameters.');
+  const files = { bare: path.join(ctx.logDir, 'bare-statements.json') };
   writeFileSync(files.bare, `${JSON.stringify(statements, null, 2)}\n`);
-  writeFileSync(files['bare-json'], `${JSON.stringify(stored, null, 2)}\n`);
   return files;
 }
 
@@ -696,9 +671,6 @@ function standardNotes(ctx: Context): string[] {
     'Every answer is checked before the load (and reads again after it) against the same data computed from tb_* by the harness: same posts in the same order, same comments, counts and authors.',
     'PostGraphile 5 (Amber preset, tables as they are, list fields enabled, ordering allowed on every column) and the two Apollo servers read and write tb_*; ' +
       'the harness adds one index for them, tb_post (created_at DESC, id DESC), so that their newest-first list is an index scan like ours.',
-    '"bare, stored documents whole" is the same bare server running `SELECT data::text FROM tv_post ORDER BY created_at DESC, id DESC LIMIT $1` ' +
-      '(and `... FROM tv_user WHERE id = $1`): the stored documents with every field, no per-field projection in SQL. It shows what a read costs when ' +
-      'PostgreSQL only reads and sends the stored JSON; it is for reference, not a target.',
     'The write mix alternates CreatePost and AddComment for random users and posts of the dataset. Ours writes tb_* and refreshes tv_* in the same transaction (INLINE) ' +
       'or enqueues the refresh in pg-boss (QUEUED: no worker runs during the benchmark, the sync is left to the worker); the peers only write tb_* (they have no projections).',
   ];

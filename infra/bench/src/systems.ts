@@ -20,13 +20,12 @@ export interface SystemSpec {
 export const SYSTEMS: Record<SystemId, SystemSpec> = {
   ours: { id: 'ours', label: 'ours (services/api)', reads: true, writes: ['INLINE', 'QUEUED'] },
   bare: { id: 'bare', label: 'bare node:http + pg (ceiling)', reads: true, writes: [] },
-  'bare-json': { id: 'bare-json', label: 'bare, stored documents whole (for reference)', reads: true, writes: [] },
   postgraphile: { id: 'postgraphile', label: 'PostGraphile 5', reads: true, writes: ['none'] },
   'apollo-dataloader': { id: 'apollo-dataloader', label: 'Apollo, resolver per field + DataLoader', reads: true, writes: ['none'] },
   apollo: { id: 'apollo', label: 'Apollo, resolver per field (N+1)', reads: true, writes: ['none'] },
 };
 
-export const SYSTEM_ORDER: SystemId[] = ['ours', 'bare', 'bare-json', 'postgraphile', 'apollo-dataloader', 'apollo'];
+export const SYSTEM_ORDER: SystemId[] = ['ours', 'bare', 'postgraphile', 'apollo-dataloader', 'apollo'];
 
 export interface Paths {
   repoRoot: string;
@@ -56,7 +55,6 @@ function command(spec: SystemSpec, paths: Paths, o: StartOptions): { args: strin
         env: { ...common, HOST: '127.0.0.1', DB_POOL_MAX: String(o.poolMax), DEFAULT_SYNC_MODE: 'QUEUED', LOG_LEVEL: 'warn', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' },
       };
     case 'bare':
-    case 'bare-json':
       return { args: [path.join(paths.benchDist, 'bare-server.js')], cwd: paths.repoRoot, env: { ...common, BARE_STATEMENTS: o.bareStatements ?? '' } };
     case 'postgraphile':
       return { args: [path.join(paths.peersDir, 'postgraphile.mjs')], cwd: paths.peersDir, env: { ...common, GRAPHILE_ENV: 'production' } };
