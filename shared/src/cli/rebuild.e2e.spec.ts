@@ -118,7 +118,7 @@ describe('sync rebuild, killed with SIGKILL halfway', () => {
     expect(rebuilt.code).toBe(0);
     for (const t of ['comment', 'post', 'user', 'tag']) expect(rebuilt.stderr).toMatch(new RegExp(`rebuild ${t}\\s+done: [\\d,]+/[\\d,]+ rows, [\\d,]+ rows/s`));
     expect(rebuilt.stdout).toMatch(/full comment\s+200 entities, 0 written, 0 deleted, [\d.]+ ms\n/);
-    expect(rebuilt.stdout).toMatch(/user\(s\) recounted; peak memory \d+ MB\n$/);
+    expect(rebuilt.stdout).toMatch(/row\(s\) with kept counts recounted; peak memory \d+ MB\n$/);
     const bad = await run(['rebuild', '--fast']);
     expect(bad.code).toBe(2);
     expect((await run(['rebuild'], { REBUILD_CHUNK: '0' })).stderr).toContain('REBUILD_CHUNK: must be at least 1');
