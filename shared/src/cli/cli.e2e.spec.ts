@@ -96,7 +96,10 @@ describe('command-line tools', () => {
   it('seed, then sync verify finds no drift; a change behind the sync is reported and repaired', async () => {
     expect(await cli('seed', [])).toMatchObject({ code: 0, stdout: 'seeded 3 users, 3 posts, 4 comments\n' });
     expect(await cli('seed', [])).toMatchObject({ code: 0, stdout: 'seed data already present; nothing to do\n' });
-    expect(await cli('sync', ['verify'])).toMatchObject({ code: 0 });
+    const clean = await cli('sync', ['verify']);
+    expect(clean).toMatchObject({ code: 0 });
+    // Its progress on stderr (no terminal: a line per entity type), as the rebuild's.
+    for (const t of ['comment', 'post', 'user', 'tag']) expect(clean.stderr).toMatch(new RegExp(`verify ${t}\\s+done: [\\d,]+/[\\d,]+ rows`));
 
     // A write that skipped its sync (as a buggy command would), and an orphaned projection.
     await pool.query("UPDATE tb_user SET full_name = 'Robert Smith', updated_at = now() WHERE username = 'bob'");

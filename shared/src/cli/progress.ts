@@ -35,7 +35,7 @@ function rates(p: RebuildProgress): { perSecond: number; left: number } {
  * entity type is done. `total` is an estimate (the planner's row count), so the bar may end short
  * of, or past, its end.
  */
-export function progressPrinter(out: ProgressStream, now: () => number = () => performance.now()): (p: RebuildProgress) => void {
+export function progressPrinter(out: ProgressStream, now: () => number = () => performance.now(), verb = 'rebuild'): (p: RebuildProgress) => void {
   let last = Number.NEGATIVE_INFINITY;
   const tty = out.isTTY === true;
   return (p) => {
@@ -57,12 +57,12 @@ export function progressPrinter(out: ProgressStream, now: () => number = () => p
     }
     if (p.event === 'start') {
       last = t;
-      out.write(`rebuild ${name} starting: ~${number(p.total)} rows${p.doneBefore ? `, ${number(p.doneBefore)} done before` : ''}\n`);
+      out.write(`${verb} ${name} starting: ~${number(p.total)} rows${p.doneBefore ? `, ${number(p.doneBefore)} done before` : ''}\n`);
     } else if (p.event === 'done') {
-      out.write(`rebuild ${name} done: ${counts}, ${number(perSecond)} rows/s, ${duration(p.elapsedMs / 1000)}\n`);
+      out.write(`${verb} ${name} done: ${counts}, ${number(perSecond)} rows/s, ${duration(p.elapsedMs / 1000)}\n`);
     } else if (t - last >= LOG_EVERY_MS) {
       last = t;
-      out.write(`rebuild ${name} ${counts}, ${number(perSecond)} rows/s, ~${duration(left)} left\n`);
+      out.write(`${verb} ${name} ${counts}, ${number(perSecond)} rows/s, ~${duration(left)} left\n`);
     }
   };
 }

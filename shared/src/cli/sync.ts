@@ -5,9 +5,9 @@ import { openDatabase, readDatabaseConfig } from '../db/database';
 import { createPool } from '../db/pool';
 import { createLogger } from '../log/logger';
 import { SyncEngine, type SyncReport, type VerifyReport } from '../sync/engine';
-import { isEntityType } from '../model';
+import { entityOf, isEntityType, type EntityType } from '../model';
 import { describeEntity } from '../sync/describe';
-import { DEFAULT_REBUILD_CHUNK, RebuildBusyError, type RebuildResult, type RebuildStart } from '../sync/rebuild';
+import { DEFAULT_REBUILD_CHUNK, estimateRows, RebuildBusyError, type RebuildResult, type RebuildStart } from '../sync/rebuild';
 import { ENTITY_TYPES } from '../sync/types';
 import { VERIFY_PROBLEMS } from '../sync/verify';
 import { progressPrinter } from './progress';
@@ -68,12 +68,13 @@ runCli(async (argv) => {
   try {
     const sync = new SyncEngine(pool, { logger });
     if (command === 'rebuild') return await rebuild(sync, chunk, flags.includes('--restart'));
+    const onProgress = await verifyProgress(pool);
     if (!flags.includes('--repair')) {
-      const report = await sync.verify({ chunk });
+      const report = await sync.verify({ chunk, onProgress });
       printVerify(report);
       return report.total ? EXIT.failure : EXIT.ok;
     }
-    const { found, repaired } = await sync.verifyAndRepair({ chunk });
+    const { found, repaired } = await sync.verifyAndRepair({ chunk, onProgress });
     printVerify(found);
     if (!found.total) return EXIT.ok;
     printReport(repaired);
@@ -85,6 +86,23 @@ runCli(async (argv) => {
     await db.close();
   }
 });
+
+/** verify's progress on stderr, as the rebuild shows its own: per entity type, rows compared of the estimated total. */
+async function verifyProgress(pool: Parameters<typeof estimateRows>[0]): Promise<(t: EntityType, compared: number, event: 'start' | 'chunk' | 'done') => void> {
+  const totals = new Map<EntityType, number>();
+  for (const t of ENTITY_TYPES) totals.set(t, await estimateRows(pool, entityOf(t).table));
+  const print = progressPrinter(process.stderr, undefined, 'verify');
+  let started = 0;
+  let chunks = 0;
+  return (entityType, compared, event) => {
+    if (event === 'start') {
+      started = performance.now();
+      chunks = 0;
+    } else chunks += 1;
+    const total = Math.max(totals.get(entityType) ?? 0, compared);
+    print({ runId: '', entityType, event, total, done: compared, doneBefore: 0, chunks, elapsedMs: performance.now() - started });
+  };
+}
 
 /** `sync rebuild`: the online rebuild, its progress on stderr, its report on stdout. */
 async function rebuild(sync: SyncEngine, chunk: number, restart: boolean): Promise<number> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { sendTogether } from '../db/pool';
+import { sendTogether, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { entityOf } from '../model';
@@ -285,7 +285,7 @@ async function walk(pool: pg.Pool, client: pg.PoolClient, w: Walk): Promise<{ ch
 }
 
 /** The planner's estimate of a table's rows, or a count when the table was never analyzed. */
-async function estimateRows(client: pg.PoolClient, table: string): Promise<number> {
+export async function estimateRows(client: Queryable, table: string): Promise<number> {
   const { rows } = await client.query<{ n: number }>('SELECT reltuples::float8 AS n FROM pg_class WHERE oid = $1::regclass', [table]);
   const n = rows[0]?.n ?? -1;
   if (n >= 0) return Math.round(n);

@@ -39,8 +39,8 @@ export interface VerifyOptions {
    * next one (verify --repair repairs them there).
    */
   onDrift?: (entityType: EntityType, drift: ChunkDrift) => Promise<void>;
-  /** Called after each chunk: ids compared so far for the entity type. */
-  onProgress?: (entityType: EntityType, compared: number) => void;
+  /** Called when an entity type starts, after each chunk (ids compared so far for it), and when it is done. */
+  onProgress?: (entityType: EntityType, compared: number, event: 'start' | 'chunk' | 'done') => void;
 }
 
 interface ChunkRow extends ChunkDrift {
@@ -66,6 +66,7 @@ export async function verifyChunked(db: Queryable, chunk: number, options: Verif
     const counted: Record<VerifyProblem, number> = { missing: 0, stale: 0, orphaned: 0 };
     let lo: string | null = null;
     let compared = 0;
+    options.onProgress?.(entityType, 0, 'start');
     for (;;) {
       const result: { rows: ChunkRow[] } = await db.query<ChunkRow>(STATEMENTS[entityType].verifyChunk, [lo, chunk]);
       const row: ChunkRow = result.rows[0]!;
@@ -80,10 +81,11 @@ export async function verifyChunked(db: Queryable, chunk: number, options: Verif
       }
       total += drifted;
       if (drifted && options.onDrift) await options.onDrift(entityType, { missing: row.missing, stale: row.stale, orphaned: row.orphaned });
-      options.onProgress?.(entityType, compared);
       if (row.hi === null) break;
+      options.onProgress?.(entityType, compared, 'chunk');
       lo = row.hi;
     }
+    options.onProgress?.(entityType, compared, 'done');
     problems[entityType] = kept;
     counts[entityType] = counted;
   }
