@@ -1,15 +1,16 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { insertComments, insertPosts, insertUsers, projection } from '../../test/factory';
 import { testPool } from '../../test/helpers';
+import { pause, pick, raceOperations, type RaceWrite } from '../../test/race';
 import { withTransaction } from '../db/pool';
 import { isRetryablePgError } from '../db/errors';
 import { planSync } from './dependencies';
 import { SyncEngine } from './engine';
 import { RebuildBusyError, type RebuildProgress, type RebuildStart } from './rebuild';
 import { STATEMENTS } from './statements';
-import { ENTITY_TYPES, mergePlans, SYNC_ORDER, type ChangeSet, type SyncPlan } from './types';
-import { createKeptCounts, type CountChange } from './kept-counts';
+import { ENTITY_TYPES, mergePlans, SYNC_ORDER } from './types';
+import { createKeptCounts } from './kept-counts';
 import { VERIFY_PROBLEMS, type VerifyProblem, type VerifyReport } from './verify';
 
 const MIN_UUID = '00000000-0000-0000-0000-000000000000';
@@ -273,14 +274,11 @@ describe('a rebuild beside live writes', () => {
     await sync.rebuild();
     const WRITERS = 6;
     const OPS = 50;
-    const pick = <T>(xs: readonly T[]): T => xs[randomInt(0, xs.length)]!;
-    const pause = (ms: number) => new Promise((r) => setTimeout(r, randomInt(0, ms + 1)));
     let rebuilding = false;
     const stats = { ops: 0, duringRebuild: 0, inline: 0, after: 0, rebuilds: 0, chunks: 0, retried: 0 };
 
-    type Write = ChangeSet & { related?: Partial<SyncPlan>; counts?: CountChange[] };
     /** A command: write tb_* and plan in one transaction; sync INLINE in it, or after it commits. */
-    async function command(write: (c: pg.PoolClient) => Promise<Write | undefined>): Promise<void> {
+    async function command(write: (c: pg.PoolClient) => Promise<RaceWrite | undefined>): Promise<void> {
       const inline = Math.random() < 0.5;
       for (;;) {
         try {
@@ -307,65 +305,7 @@ describe('a rebuild beside live writes', () => {
         }
       }
     }
-    const operations: (() => Promise<void>)[] = [
-      () =>
-        command(async (c) => {
-          const u = pick(b.users);
-          await c.query('UPDATE tb_user SET full_name = $2, updated_at = now() WHERE id = $1', [u, `Name ${randomInt(1e6)}`]);
-          return { user: [u] };
-        }),
-      () =>
-        command(async (c) => {
-          const p = pick(b.posts);
-          await c.query('UPDATE tb_post SET title = $2, updated_at = now() WHERE id = $1', [p, `Title ${randomInt(1e6)}`]);
-          return { post: [p] };
-        }),
-      () =>
-        command(async (c) => {
-          const { rows } = await c.query<{ id: string; published: boolean; author_id: string }>(
-            'UPDATE tb_post SET published = NOT published, updated_at = now() WHERE id = $1 RETURNING id, published, author_id',
-            [pick(b.posts)],
-          );
-          const r = rows[0]!;
-          return { post: [r.id], counts: [{ type: 'user', id: r.author_id, counts: { publishedPostCount: r.published ? 1 : -1 } }] };
-        }),
-      () =>
-        command(async (c) => {
-          const p = pick(b.posts);
-          const u = pick(b.users);
-          // Commands lock what they reference FOR SHARE (see dependencies.ts).
-          await c.query('SELECT 1 FROM tb_user WHERE id = $1 FOR SHARE', [u]);
-          await c.query('SELECT 1 FROM tb_post WHERE id = $1 FOR SHARE', [p]);
-          const { rows } = await c.query<{ id: string }>("INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, 'race') RETURNING id", [p, u]);
-          return {
-            comment: [rows[0]!.id],
-            counts: [
-              { type: 'user', id: u, counts: { commentCount: 1 } },
-              { type: 'post', id: p, counts: { commentCount: 1 } },
-            ],
-          };
-        }),
-      () =>
-        command(async (c) => {
-          const { rows } = await c.query<{ id: string; post_id: string; author_id: string }>(
-            `DELETE FROM tb_comment WHERE id = (
-               SELECT id FROM tb_comment WHERE post_id = $1 ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, post_id, author_id`,
-            [pick(b.posts)],
-          );
-          const r = rows[0];
-          return r
-            ? {
-                comment: [r.id],
-                related: { post: [r.post_id], user: [r.author_id] },
-                counts: [
-                  { type: 'user', id: r.author_id, counts: { commentCount: -1 } },
-                  { type: 'post', id: r.post_id, counts: { commentCount: -1 } },
-                ],
-              }
-            : undefined;
-        }),
-    ];
+    const operations = raceOperations(b.users, b.posts, command);
     let writersDone = false;
     const writer = async () => {
       for (let i = 0; i < OPS; i++) {
