@@ -39,7 +39,7 @@ import { ruleExtensions } from './rule-code';
  *    `limit` argument when written in the document (capped at MAX_PAGE_SIZE, whose own check
  *    answers a larger one with BAD_USER_INPUT), MAX_PAGE_SIZE when `limit` is a variable (its value
  *    is only known per request, and the limit is checked once per document), DEFAULT_PAGE_SIZE
- *    when it is omitted; a list without a `limit` argument (a post's `comments`, a delete's ids)
+ *    when it is omitted; a list without a `limit` argument (a post's tags, a delete's ids)
  *    counts DEFAULT_PAGE_SIZE items;
  *  - fragments count wherever they are spread (a field selected twice counts twice: the estimate
  *    errs on the high side, never the low one);
