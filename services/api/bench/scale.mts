@@ -19,7 +19,7 @@
  * BENCH_SCALE_ONLY=1,2,3,4 (run only these scenarios; 4 needs 1's data).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -197,26 +197,6 @@ async function rename(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof 
   }
 }
 
-/** Peak resident memory of a process, sampled from /proc every 100 ms while it runs. */
-function peakRss(pid: number | undefined): { stop(): number } {
-  let peak = 0;
-  const sample = () => {
-    try {
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-      peak = Math.max(peak, kb * 1024);
-    } catch {
-      // exited
-    }
-  };
-  const timer = setInterval(sample, 100);
-  return {
-    stop: () => {
-      clearInterval(timer);
-      return peak;
-    },
-  };
-}
-
 async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof baseData>>): Promise<void> {
   const { rows: sizes } = await pool.query<{ posts: number; comments: number }>(
     'SELECT (SELECT count(*) FROM tb_post)::int AS posts, (SELECT count(*) FROM tb_comment)::int AS comments',
@@ -262,7 +242,6 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
 
   const started = performance.now();
   const child = spawn(process.execPath, [syncCli, 'rebuild'], { env: { ...env, DATABASE_URL, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const memory = peakRss(child.pid);
   let done = false;
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
@@ -272,8 +251,9 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
   const { ms: during, failed } = await writer(() => done);
   const code = await exited;
   const seconds = (performance.now() - started) / 1000;
-  const peak = memory.stop();
   if (code !== 0) throw new Error(`the rebuild exited with ${code}:\n${output}`);
+  // The rebuild reports its own peak memory (process.resourceUsage().maxRSS) in its summary line.
+  const peakMb = Number(/peak memory (\d+) MB/.exec(output)?.[1] ?? Number.NaN);
   const { rows: total } = await pool.query<{ n: number }>(
     `SELECT (${shared.MODEL.map((e) => `(SELECT count(*) FROM ${e.table})`).join(' + ')})::int AS n`,
   );
@@ -283,7 +263,7 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
       [
         f(seconds, 1),
         f(total[0]!.n / seconds, 0),
-        f(peak / 2 ** 20, 0),
+        f(peakMb, 0),
         String(during.length),
         String(failed),
         f(pct(during, 50)),
