@@ -90,7 +90,7 @@ export async function measureRebuild(options: RebuildBenchOptions = {}): Promise
     let t = performance.now();
     await generateDataset(pool, size);
     await new SyncEngine(pool).all();
-    // Vacuumed, as autovacuum would have done (it is off on the server the README's figures come
+    // Vacuumed, as autovacuum would have done (it is off on the server docs/benchmarks.md's figures come
     // from): a vacuumed table's visibility map lets the users' kept-count recount count from an
     // index alone, where an unvacuumed one reads every page of tb_comment (200 users: 15 ms, not 260).
     await pool.query(`VACUUM ANALYZE ${commandTables().join(', ')}`);

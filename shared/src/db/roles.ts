@@ -36,7 +36,7 @@ const TV = MODEL.map((e) => e.view).join(', ');
 const DML = 'SELECT, INSERT, UPDATE, DELETE';
 
 /**
- * The grants, per service, as statement templates (%1$I is the role). The README's table lists the
+ * The grants, per service, as statement templates (%1$I is the role). docs/security.md's table lists the
  * same. pg-boss: DML on its tables (not DDL): send, fetch, complete, fail, the instance registry
  * and the worker's maintenance all go through them, and per-queue partitions are tables of their own.
  */

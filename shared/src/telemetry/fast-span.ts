@@ -38,7 +38,7 @@ import type { ReadableSpan, Sampler, SpanProcessor } from '@opentelemetry/sdk-tr
  * SQL statements' spans): the SDK's sampler, span processor, id generator, limits and resource, with
  * a span of our own instead of the SDK's.
  *
- * Why: on a cheap read, making the spans is most of what tracing costs (the README's "The cost of
+ * Why: on a cheap read, making the spans is most of what tracing costs (docs/observability.md's "The cost of
  * tracing": on GetUser, spans made but never exported already cost two thirds of it). The SDK's span
  * does more per span than these need: it runs every attribute of `startSpan` through two cleaning
  * passes, converts each time to [seconds, nanoseconds] as it goes, keeps span metrics and checks for

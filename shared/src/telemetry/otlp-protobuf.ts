@@ -10,7 +10,7 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
  * encode that tree: 10 to 28 µs for the three spans of a compiled read in a micro-benchmark, against
  * about 5 µs here, where each field is written where it lands, with no intermediate objects, and
  * about half the bytes of OTLP/JSON. In the running API the saving is smaller than the machine's
- * noise: most of tracing's cost is in making the spans (the README's "The cost of tracing").
+ * noise: most of tracing's cost is in making the spans (docs/observability.md's "The cost of tracing").
  *
  * The output is the ExportTraceServiceRequest of opentelemetry-proto (trace/v1, common/v1,
  * resource/v1), as `Content-Type: application/x-protobuf` over OTLP/HTTP (`http/protobuf`, the
