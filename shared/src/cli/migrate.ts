@@ -5,13 +5,17 @@ import { createDbRoles, DEFAULT_API_ROLE, DEFAULT_WORKER_ROLE } from '../db/role
 import { createLogger } from '../log/logger';
 import { createMigrationFile, Migrator } from '../migrations/runner';
 import { installQueueSchema } from '../queue/install';
+import { createPool } from '../db/pool';
+import { prepareShapes } from '../sync/shapes';
 import { EXIT, runCli, UsageError } from './run';
 
 const USAGE = `Usage: npm run migrate -- <command>
 
 Commands:
   up              apply pending migrations, each in its own transaction, then install or upgrade
-                  pg-boss's schema and queues
+                  pg-boss's schema and queues, then create the table of each version of the
+                  documents' shapes this release declares and the database lacks (the workers
+                  build it; see \`npm run sync -- shapes\`)
   status          list every migration: applied (when), pending, edited or missing
   check           exit 0 when the database is up to date, 1 otherwise (for deploy scripts)
   create <name>   add the next numbered, empty migration file to migrations/
@@ -45,9 +49,14 @@ runCli(async (argv) => {
     if (command === 'up') {
       const applied = await migrator.up();
       await installQueueSchema(db.url);
+      const pool = createPool(db.url, { applicationName: 'blog-migrate', max: 1 });
+      const created = await prepareShapes(pool).finally(() => pool.end());
       process.stdout.write(
         applied.length ? `applied ${applied.map((m) => m.file).join(', ')}\n` : 'database is up to date\n',
       );
+      for (const t of created) {
+        process.stdout.write(`created ${t.table} (${t.entityType} v${t.version}) beside ${t.from}: the workers build it; \`npm run sync -- shapes\` shows its progress\n`);
+      }
       return EXIT.ok;
     }
     if (command === 'roles') {

@@ -62,6 +62,8 @@ export const ROLE_GRANTS = {
     'GRANT SELECT ON sync_lag TO %1$I',
     // /ready checks that every migration is applied
     'GRANT SELECT ON schema_migrations TO %1$I',
+    // /ready checks that its projection tables are built; the API says it runs (shapes.ts)
+    'GRANT SELECT, INSERT, UPDATE ON sync_shape TO %1$I',
   ],
   worker: [
     ...COMMON,
@@ -70,6 +72,11 @@ export const ROLE_GRANTS = {
     `GRANT ${DML} ON ${TV} TO %1$I`,
     'GRANT SELECT, INSERT ON sync_log TO %1$I',
     `GRANT ${DML} ON sync_lag TO %1$I`,
+    // builds and follows the versions of the documents' shapes (shapes.ts): its progress, its
+    // watermark, and the start of the oldest open transaction (pg_stat_activity shows it for other
+    // roles' sessions only to members of pg_read_all_stats, a read-only monitoring role)
+    'GRANT SELECT, INSERT, UPDATE ON sync_shape TO %1$I',
+    'GRANT pg_read_all_stats TO %1$I',
   ],
 } as const;
 
@@ -103,6 +110,12 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
       if (role.password) await run(client, `${verb} ROLE %1$I WITH LOGIN PASSWORD %3$L ${attributes}`, role.name, db, role.password);
       else await run(client, `${verb} ROLE %1$I WITH NOLOGIN ${attributes}`, role.name, db);
       for (const template of [...RESET, ...ROLE_GRANTS[service]]) await run(client, template, role.name, db);
+      // The tables of other versions of the documents (an earlier release may still run on them).
+      const { rows: others } = await client.query<{ table_name: string }>(
+        'SELECT table_name FROM sync_shape WHERE to_regclass(table_name) IS NOT NULL AND NOT table_name = ANY($1::text[])',
+        [MODEL.map((e) => e.view)],
+      );
+      for (const t of others) await run(client, `GRANT ${DML} ON %4$I TO %1$I`, role.name, db, t.table_name);
     }
     await client.query('COMMIT');
   } catch (err) {

@@ -146,8 +146,22 @@ export interface EntityDeclaration<N extends string = string> {
   description?: string;
   /** The command table (primary key `id uuid`). */
   table: string;
-  /** The projection table: `id`, `data jsonb`, the plain columns, `synced_at`. */
+  /**
+   * The projection table: `id`, `data jsonb`, the plain columns, `synced_at`. Declared as the
+   * version 1 table's name; for a later version `declare` makes it that version's table
+   * (projectionTable).
+   */
   view: string;
+  /**
+   * The version of the document's shape (default 1). Raise it when a change of the declaration
+   * changes what the documents hold (a field added, removed or computed differently): a release
+   * declaring a new version reads and writes a table of its own (`tv_post_v2`), which
+   * `npm run migrate` creates beside the previous version's and the workers fill in the background
+   * while the processes of the previous release keep serving theirs (shared/src/sync/shapes.ts).
+   */
+  version?: number;
+  /** The version 1 table's name (set by `declare`; the other versions' tables are named after it). */
+  base?: string;
   /** The alias of the command table in derived SQL (short, unique among the entities). */
   alias: string;
   /** The plain columns of the projection table, copied from the command table's columns of the same names. */
@@ -203,5 +217,21 @@ export function isReadTime(field: Field): field is ReadTimeField {
   return field.kind === 'list' || (field.kind === 'count' && field.kept !== undefined);
 }
 
-/** Keeps the entity's name as a literal type (EntityType is the union of them). */
-export const declare = <const N extends string>(declaration: EntityDeclaration<N>): EntityDeclaration<N> => declaration;
+/** The projection table of a version of an entity's documents: `tv_post`, then `tv_post_v2`, ... */
+export function projectionTable(base: string, version: number): string {
+  if (!Number.isInteger(version) || version < 1) throw new Error(`${base}: a declaration's version must be a positive integer (got ${version})`);
+  return version === 1 ? base : `${base}_v${version}`;
+}
+
+/**
+ * Keeps the entity's name as a literal type (EntityType is the union of them), and makes `view` the
+ * table of the declared version.
+ */
+/** A declaration as `declare` returns it: its version and base table filled in. */
+export type Declared<N extends string = string> = EntityDeclaration<N> & { version: number; base: string };
+
+export const declare = <const N extends string>(declaration: EntityDeclaration<N>): Declared<N> => {
+  const version = declaration.version ?? 1;
+  const base = declaration.base ?? declaration.view;
+  return { ...declaration, version, base, view: projectionTable(base, version) };
+};

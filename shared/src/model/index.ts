@@ -1,5 +1,5 @@
 import { comment } from './comment';
-import { isReadTime, type EntityDeclaration, type Field, type Link } from './declare';
+import { isReadTime, type Declared, type Field, type Link } from './declare';
 import { post } from './post';
 import { tag } from './tag';
 import { user } from './user';
@@ -14,7 +14,7 @@ export type EntityType = (typeof MODEL)[number]['name'];
 
 export const ENTITY_TYPES: readonly EntityType[] = MODEL.map((e) => e.name);
 
-export type Entity = EntityDeclaration<EntityType>;
+export type Entity = Declared<EntityType>;
 
 const BY_NAME = new Map<string, Entity>(MODEL.map((e) => [e.name, e]));
 

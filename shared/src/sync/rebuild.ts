@@ -6,7 +6,7 @@ import { silentLogger } from '../log/logger';
 import { entityOf } from '../model';
 import type { EntitySyncResult, SyncReport } from './engine';
 import { SyncError } from './errors';
-import { STATEMENTS } from './statements';
+import { STATEMENTS, type ProjectionStatements } from './statements';
 import { SYNC_ORDER, type EntityType } from './types';
 import { KEPT_COUNT_OWNERS, recountKeptCounts } from './kept-counts';
 
@@ -271,7 +271,14 @@ async function walk(pool: pg.Pool, client: pg.PoolClient, w: Walk): Promise<{ ch
   let chunks = 0;
   for (;;) {
     if (options.signal?.aborted) return { chunks, stopped: true };
-    const chunk = await refreshChunk(pool, client, { runId, entityType, lo, chunkSize, s });
+    const chunk = await refreshChunk(pool, client, {
+      entityType,
+      statements: s,
+      lo,
+      chunkSize,
+      recount: KEPT_COUNT_OWNERS.includes(entityType),
+      record: (c) => [RECORD_CHUNK, [runId, entityType, c.last, c.finished, c.ids, c.updated, c.deleted, c.recounted, c.durationMs]],
+    });
     chunks += 1;
     chunkCount += 1;
     done += chunk.ids;
@@ -293,29 +300,48 @@ export async function estimateRows(client: Queryable, table: string): Promise<nu
   return counted.rows[0]?.n ?? 0;
 }
 
-interface ChunkInput {
-  runId: string;
+/** What a chunk did, for its progress row (written in the chunk's transaction). */
+export interface ChunkOutcome {
+  /** The chunk's upper bound (its last id when it is the last chunk; null when it had none). */
+  last: string | null;
+  /** It was the last chunk. */
+  finished: boolean;
+  ids: number;
+  updated: number;
+  deleted: number;
+  recounted: number;
+  durationMs: number;
+}
+
+export interface ChunkInput {
   entityType: EntityType;
+  /** The statements of the projection table being walked (STATEMENTS[entityType], or another version's). */
+  statements: ProjectionStatements;
+  /** The last id of the previous chunk (null: start at the first). */
   lo: string | null;
   chunkSize: number;
-  s: (typeof STATEMENTS)[EntityType];
+  /** Recount the chunk's kept counts (kept-counts.ts) after its refresh. */
+  recount: boolean;
+  /** The progress statement and its values, sent with COMMIT. */
+  record: (outcome: ChunkOutcome) => [string, unknown[]];
 }
 
 /**
  * One chunk in one transaction: its ids, the claim and the write, the recount of their kept counts
- * (for an entity that keeps counts), and the progress row. Retried on a deadlock or serialization failure; any other
+ * (when asked), and the progress row. Retried on a deadlock or serialization failure; any other
  * failure is recorded in sync_log and raised as SyncError (the chunk rolled back; a rerun continues
  * from the chunk before).
  */
-async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput): Promise<{ hi: string | null; ids: number }> {
+export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput): Promise<{ hi: string | null; ids: number }> {
+  const s = c.statements;
   for (let attempt = 1; ; attempt += 1) {
     const began = performance.now();
     let ids: string[] = [];
     try {
       // BEGIN and the chunk's ids sent together (PostgreSQL runs them in order), as are the progress
-      // row and COMMIT below: a chunk costs three round trips (five for an entity that keeps counts: the recount's two).
+      // row and COMMIT below: a chunk costs three round trips (five with a recount: its two).
       const [begun, chunk] = await Promise.allSettled(
-        sendTogether(client, () => [client.query(BEGIN_CHUNK), client.query<{ hi: string | null; ids: string[] }>(c.s.chunk, [c.lo, c.chunkSize])]),
+        sendTogether(client, () => [client.query(BEGIN_CHUNK), client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize])]),
       );
       if (begun.status === 'rejected') throw begun.reason;
       if (chunk.status === 'rejected') throw chunk.reason;
@@ -328,22 +354,18 @@ async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: ChunkInput)
       if (ids.length) {
         // Claim, then write, sent together (PostgreSQL runs them in order; see statements.ts).
         const [claim, write] = await Promise.allSettled(
-          sendTogether(client, () => [client.query(c.s.claim, [ids]), client.query<{ updated: number; deleted: number }>(c.s.writeChunk, [ids])]),
+          sendTogether(client, () => [client.query(s.claim, [ids]), client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids])]),
         );
         if (claim.status === 'rejected') throw claim.reason;
         if (write.status === 'rejected') throw write.reason;
         updated = write.value.rows[0]?.updated ?? 0;
         deleted = write.value.rows[0]?.deleted ?? 0;
         // The kept counts after the projection rows, in the order commands lock them (kept-counts.ts, "Lock order").
-        if (KEPT_COUNT_OWNERS.includes(c.entityType)) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
+        if (c.recount) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
       }
       const last = hi ?? ids.at(-1) ?? null;
-      const [recorded, committed] = await Promise.allSettled(
-        sendTogether(client, () => [
-          client.query(RECORD_CHUNK, [c.runId, c.entityType, last, hi === null, ids.length, updated, deleted, recounted, performance.now() - began]),
-          client.query('COMMIT'),
-        ]),
-      );
+      const [text, values] = c.record({ last, finished: hi === null, ids: ids.length, updated, deleted, recounted, durationMs: performance.now() - began });
+      const [recorded, committed] = await Promise.allSettled(sendTogether(client, () => [client.query(text, values), client.query('COMMIT')]));
       if (recorded.status === 'rejected') throw recorded.reason;
       if (committed.status === 'rejected') throw committed.reason;
       // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.

@@ -93,6 +93,8 @@ export interface ProjectionStatements {
    * one snapshot: `hi`, `n` (the ids in the chunk) and the ids of each problem.
    */
   verifyChunk: string;
+  /** The ids among $1 whose projection row is missing, stale or orphaned (read only). */
+  staleAmong: string;
 }
 
 /** The statements the engine prepares under names of their own (ProjectionStatements.preparedAs). */
@@ -266,6 +268,12 @@ function build(e: Entity): ProjectionStatements {
       WITH ${chunkCte}
       SELECT hi, ids FROM chunk`,
     writeChunk: write('ids', '', 'full'),
+    staleAmong: `
+      WITH doc AS (${p.documents('ids')}),
+      t AS (SELECT * FROM ${p.target} WHERE id = ANY($1::uuid[]))
+      SELECT coalesce(doc.id, t.id) AS id
+        FROM doc FULL JOIN t ON t.id = doc.id
+       WHERE t.id IS NULL OR doc.id IS NULL OR ${changed}`,
     // The kept counts are checked against the rows for the chunk's rows only.
     verifyChunk: `
       WITH ${chunkCte},
@@ -291,4 +299,13 @@ function build(e: Entity): ProjectionStatements {
   };
 }
 
-export const STATEMENTS = Object.fromEntries(MODEL.map((e) => [e.name, build(e)])) as Readonly<Record<EntityType, ProjectionStatements>>;
+const BUILT = new WeakMap<Entity, ProjectionStatements>();
+
+/** The statements of a declaration: those of the model's (STATEMENTS), or of another version of one. */
+export function statementsFor(e: Entity): ProjectionStatements {
+  let built = BUILT.get(e);
+  if (!built) BUILT.set(e, (built = build(e)));
+  return built;
+}
+
+export const STATEMENTS = Object.fromEntries(MODEL.map((e) => [e.name, statementsFor(e)])) as Readonly<Record<EntityType, ProjectionStatements>>;
