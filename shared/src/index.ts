@@ -27,6 +27,7 @@ export * from './cli/run';
 export * from './queue/dead-letter';
 export * from './queue/depth';
 export * from './sync/lag';
+export * from './sync/shapes';
 export * from './telemetry/metrics';
 export * from './telemetry/http-span';
 export * from './telemetry/fast-span';

@@ -263,7 +263,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       tracing.run(req, res, () => {
         if (!schemaGate.open && isGraphqlPath(req)) {
           req.resume();
-          return sendError(res, start, 503, 'SERVICE_UNAVAILABLE', 'The API is waiting for its database to be migrated. Try again shortly.');
+          return sendError(res, start, 503, 'SERVICE_UNAVAILABLE', schemaGate.waitingReason);
         }
         if (isGraphqlPost(req)) {
           handleGraphqlPost(req, res, start, endpoint, (body) => {

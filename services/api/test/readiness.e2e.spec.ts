@@ -1,4 +1,4 @@
-import { defaultMigrationsDir, freePort, installQueueSchema, Migrator, seed } from '@blog/shared';
+import { createPool, defaultMigrationsDir, freePort, installQueueSchema, Migrator, prepareDatabase, seed } from '@blog/shared';
 import { createEmptyDatabase, LOG_LEVELS, recordingLogger, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import { createApp, type ApiApp } from '../src/app';
@@ -116,9 +116,59 @@ describe('an API started on a database that is not migrated yet', () => {
     let status = 0;
     while (Date.now() < deadline && (status = (await ready(app.url)).status) !== 200) await new Promise((r) => setTimeout(r, 100));
     expect(status).toBe(200);
-    expect(logs.lines.some((l) => /has been migrated/.test(l.msg ?? ''))).toBe(true);
+    expect(logs.lines.some((l) => /is ready for this release/.test(l.msg ?? ''))).toBe(true);
     expect(await (await post('{ posts { id } }')).json()).toEqual({ data: { posts: [] } });
     const created = (await (await post('mutation { createUser(email: "w@example.com", username: "waiting", fullName: "W") { username } }')).json()) as unknown;
     expect(created).toEqual({ data: { createUser: { username: 'waiting' } } });
+  }, 30_000);
+});
+
+describe('an API whose release reads a projection table that is still being built', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let app: ApiApp | undefined;
+  let dbPool: pg.Pool | undefined;
+  const logs = recordingLogger();
+  beforeAll(async () => {
+    db = await createEmptyDatabase();
+    await prepareDatabase(db.url, { seedWhenEmpty: true });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await dbPool?.end();
+    await db?.drop();
+  });
+
+  test('is not ready and answers GraphQL 503 until the table is built, shows the build in /metrics, then serves', async () => {
+    dbPool = createPool(db.url, { applicationName: 'blog-test', max: 2 });
+    // As `npm run migrate` leaves the table of a new version until the workers have built it.
+    await dbPool.query(
+      `INSERT INTO sync_shape (entity_type, version, table_name, state, rows_done, rows_total, followed_to)
+       VALUES ('post', 1, 'tv_post', 'building', 3, 8, now())`,
+    );
+    app = await createApp(configFor(db.url, { operatorToken: OPERATOR_TOKEN }), { logger: logs.logger });
+    expect(logs.lines.some((l) => l.level === LOG_LEVELS.warn && /the workers are building this release's projection tables/.test(l.msg ?? ''))).toBe(true);
+    expect(await ready(app.url)).toEqual(expect.objectContaining({ status: 503, json: { status: 'unavailable', reason: 'projections building' } }));
+    expect((await ready(app.url, asOperator)).json.detail).toBe('post v1 (tv_post) building, 37% (3 of about 8 rows)');
+    const post = (query: string) =>
+      fetch(`${app!.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+    const refused = await post('{ posts { id } }');
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/waiting for the workers to build its projection tables/);
+    const metrics = await (await fetch(`${app.url}/metrics/prometheus`, { headers: asOperator })).text();
+    expect(metrics).toMatch(/blog_projection_versions\{entity_type="post",version="1",table="tv_post",state="building"[^}]*\} 1/);
+    expect(metrics).toMatch(/blog_projection_build_rows\{entity_type="post",version="1",kind="done"[^}]*\} 3/);
+    expect(metrics).toMatch(/blog_projection_build_rows\{entity_type="post",version="1",kind="total"[^}]*\} 8/);
+
+    // What the worker does when it has built it.
+    await dbPool.query("UPDATE sync_shape SET state = 'ready', ready_at = now(), rows_done = 8 WHERE entity_type = 'post'");
+    const deadline = Date.now() + SCHEMA_RETRY_MS + 5000;
+    let status = 0;
+    while (Date.now() < deadline && (status = (await ready(app.url)).status) !== 200) await new Promise((r) => setTimeout(r, 100));
+    expect(status).toBe(200);
+    const answered = (await (await post('{ posts(limit: 1) { title } }')).json()) as { data: { posts: unknown[] } };
+    expect(answered.data.posts).toHaveLength(1);
+    // It says that it runs (the workers of another release follow what it writes).
+    const { rows } = await dbPool.query<{ n: number }>('SELECT count(*)::int AS n FROM sync_shape WHERE seen_at IS NOT NULL');
+    expect(rows[0]!.n).toBe(4);
   }, 30_000);
 });

@@ -11,7 +11,9 @@ export interface HealthServer {
 
 /**
  * GET /health: 200 while the worker runs and its database answers, 503 when it is starting,
- * stopping, or the database has been unreachable for longer than WORKER_UNHEALTHY_AFTER_MS. The
+ * stopping, or the database has been unreachable for longer than WORKER_UNHEALTHY_AFTER_MS.
+ * GET /ready: the same, and 503 while the worker builds this release's projection tables (it
+ * takes sync jobs once they are built; `building` in the body says how far it is). The
  * body is the worker's status either way ({ status, lastBatchAt, jobsCompleted, ... }); its last
  * error (`lastError`) only with `Authorization: Bearer <OPERATOR_TOKEN>`.
  * GET /metrics: the worker's Prometheus metrics; with an operator token (OPERATOR_TOKEN), only
@@ -45,12 +47,13 @@ export function startHealthServer(
       );
       return;
     }
-    if (req.method !== 'GET' || path !== '/health') {
+    if (req.method !== 'GET' || (path !== '/health' && path !== '/ready')) {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'not found; try GET /health or GET /metrics' }));
+      res.end(JSON.stringify({ error: 'not found; try GET /health, GET /ready or GET /metrics' }));
       return;
     }
-    const healthy = worker.healthy();
+    // /ready also waits for this release's projection tables to be built (status.building).
+    const healthy = path === '/ready' ? worker.ready() : worker.healthy();
     // The last error's text may name internal addresses (connect ECONNREFUSED 10.0.0.5:5432): it is
     // in the log, and here only for callers with the operator token.
     const { lastError, ...status } = worker.status();

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import {
+  announceShapes,
+  ANNOUNCE_EVERY_MS,
+  buildShapes,
   createBoss,
+  describePending,
+  FOLLOW_EVERY_MS,
+  followShapes,
+  pendingShapes,
   createMetrics,
   createPool,
   ENTITY_TYPES,
@@ -35,6 +42,11 @@ export interface WorkerStatus {
   /** Since when the database has been unreachable (null while it answers). */
   dbUnreachableSince: string | null;
   lastError: string | null;
+  /**
+   * Projection tables of this release's versions not built yet (shared/src/sync/shapes.ts): the
+   * worker builds them and takes no sync job until they are done.
+   */
+  building: string[];
 }
 
 export interface WorkerOptions {
@@ -73,6 +85,12 @@ export class ProjectionWorker {
   private inFlight = 0;
   private stopped?: Promise<{ clean: boolean }>;
   private starting?: Promise<void>;
+  /** Taking sync jobs (false while this release's projection tables are being built). */
+  private consuming = false;
+  private building: string[] = [];
+  private shapeWork?: Promise<void>;
+  private announcedAt = 0;
+  private readonly stopping = new AbortController();
   private readonly stats = {
     startedAt: null as Date | null,
     lastBatchAt: null as Date | null,
@@ -147,6 +165,32 @@ export class ProjectionWorker {
     });
     this.stats.startedAt = new Date();
     this.markDb(null);
+    // A release whose projection tables are still to be built builds them first, and takes sync
+    // jobs once they are done (see keepShapes).
+    await this.announce();
+    const pending = await pendingShapes(pool);
+    if (pending.length) {
+      this.building = pending.map(describePending);
+      this.log.warn({ building: this.building }, 'projection tables of this release are not built: building them before taking sync jobs');
+      void this.keepShapes();
+    } else {
+      await this.consume();
+    }
+    this.timers.push(setInterval(() => void this.keepShapes(), FOLLOW_EVERY_MS));
+    this.timers.push(setInterval(() => void this.checkDatabase(), DB_CHECK_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.deleteOldLag(), LAG_RETENTION_INTERVAL_MS));
+    void this.deleteOldLag();
+    this.state = 'running';
+    this.log.info(
+      { instance: this.instance, batchSize: config.batchSize, concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs },
+      'projection worker started',
+    );
+  }
+
+  /** Starts taking sync jobs. */
+  private async consume(): Promise<void> {
+    const { config } = this;
+    const boss = this.boss!;
     // pg-boss polls at most every 0.5 s; below that we wake its fetch loops ourselves (see below).
     const pollSeconds = Math.max(0.5, config.pollIntervalMs / 1000);
     await boss.work<SyncJobData>(
@@ -160,6 +204,7 @@ export class ProjectionWorker {
       },
       (jobs) => this.handle(jobs),
     );
+    if (this.stopping.signal.aborted) return;
     if (config.pollIntervalMs < 500) {
       // The fast poll: wake every fetch loop of ours so it fetches now instead of sleeping out
       // pg-boss's 0.5 s minimum. A loop busy with a batch fetches again as soon as it is done.
@@ -169,14 +214,46 @@ export class ProjectionWorker {
         }, config.pollIntervalMs),
       );
     }
-    this.timers.push(setInterval(() => void this.checkDatabase(), DB_CHECK_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.deleteOldLag(), LAG_RETENTION_INTERVAL_MS));
-    void this.deleteOldLag();
-    this.state = 'running';
-    this.log.info(
-      { instance: this.instance, batchSize: config.batchSize, concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs },
-      'projection worker started',
-    );
+    this.consuming = true;
+  }
+
+  private async announce(): Promise<void> {
+    await announceShapes(this.pool!);
+    this.announcedAt = Date.now();
+  }
+
+  /**
+   * Every FOLLOW_EVERY_MS: says that this release runs (every ANNOUNCE_EVERY_MS), builds this
+   * release's projection tables that wait for it (then starts taking jobs), or follows the tables
+   * of the other releases running beside it (shared/src/sync/shapes.ts).
+   */
+  private keepShapes(): Promise<void> {
+    this.shapeWork ??= (async () => {
+      try {
+        const pool = this.pool!;
+        if (Date.now() - this.announcedAt >= ANNOUNCE_EVERY_MS) await this.announce();
+        if (this.consuming) {
+          await followShapes(pool, { logger: this.log });
+          return;
+        }
+        const built = await buildShapes(pool, {
+          logger: this.log,
+          signal: this.stopping.signal,
+          onProgress: (p) => (this.building = [describePending({ ...p, state: 'building' })]),
+        });
+        const pending = await pendingShapes(pool);
+        this.building = pending.map(describePending);
+        if (!pending.length && !this.stopping.signal.aborted) {
+          this.log.info({ built: built.built }, "this release's projection tables are built: taking sync jobs");
+          await this.consume();
+        }
+      } catch (err) {
+        this.onError(err as Error, 'projection versions');
+      } finally {
+        this.shapeWork = undefined;
+      }
+    })();
+    return this.shapeWork;
   }
 
   /**
@@ -198,6 +275,9 @@ export class ProjectionWorker {
     this.state = 'stopping';
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    // A build stops after its chunk in hand (committed: the next start continues from there).
+    this.stopping.abort();
+    await this.shapeWork;
     this.log.info({ inFlight: this.inFlight }, 'stopping: finishing the batch in hand, taking no more');
     // pg-boss stops fetching, waits for running handlers up to the timeout, then fails (for retry)
     // the jobs of any handler still running, and closes its pool.
@@ -230,7 +310,13 @@ export class ProjectionWorker {
       entitiesSynced: s.entitiesSynced,
       dbUnreachableSince: s.dbUnreachableSince?.toISOString() ?? null,
       lastError: s.lastError,
+      building: this.building,
     };
+  }
+
+  /** Healthy and taking sync jobs (not while this release's projection tables are being built). */
+  ready(now = Date.now()): boolean {
+    return this.healthy(now) && this.consuming;
   }
 
   /** Alive and able to work: running, and the database not unreachable for longer than allowed. */

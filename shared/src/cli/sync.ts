@@ -5,7 +5,9 @@ import { openDatabase, readDatabaseConfig } from '../db/database';
 import { createPool } from '../db/pool';
 import { createLogger } from '../log/logger';
 import { SyncEngine, type SyncReport, type VerifyReport } from '../sync/engine';
-import { entityOf, isEntityType, type EntityType } from '../model';
+import type pg from 'pg';
+import { entityOf, isEntityType, MODEL, type EntityType } from '../model';
+import { announceShapes, buildShapes, describePending, dropOldShapes, pendingShapes, shapeRows } from '../sync/shapes';
 import { describeEntity } from '../sync/describe';
 import { DEFAULT_REBUILD_CHUNK, estimateRows, RebuildBusyError, type RebuildResult, type RebuildStart } from '../sync/rebuild';
 import { ENTITY_TYPES } from '../sync/types';
@@ -28,6 +30,15 @@ Commands:
                       rows. Progress is saved with each chunk: a rebuild that was killed continues
                       from its last committed chunk when run again; --restart starts afresh.
                       Ctrl-C stops after the chunk in hand.
+  shapes [--build | --drop-old]
+                      list the versions of every entity's documents and their tables (state,
+                      build progress, when a process of each last ran). A release that raises a
+                      declaration's version gets its table from \`npm run migrate\`, built by its
+                      workers in the background (they take sync jobs once it is done) while the
+                      previous release serves. --build builds now, in the foreground, with a
+                      progress bar (resumable; Ctrl-C stops after the chunk in hand). --drop-old
+                      drops the tables of versions this release does not declare whose processes
+                      have not run for 2 minutes.
   sql <entity>        print every statement derived from the entity's declaration (shared/src/model):
                       documents, dependency map, claim, write, rebuild, verify; no database needed.
                       Entities: ${ENTITY_TYPES.join(', ')}
@@ -50,22 +61,24 @@ runCli(async (argv) => {
     process.stdout.write(describeEntity(entity));
     return EXIT.ok;
   }
-  if (command !== 'verify' && command !== 'rebuild') {
+  if (command !== 'verify' && command !== 'rebuild' && command !== 'shapes') {
     if (command === 'help' || command === '--help') {
       process.stdout.write(`${USAGE}\n`);
       return EXIT.ok;
     }
     throw new UsageError(command ? `Unknown command "${command}".\n\n${USAGE}` : USAGE);
   }
-  const allowed = command === 'verify' ? ['--repair'] : ['--restart'];
+  const allowed = { verify: ['--repair'], rebuild: ['--restart'], shapes: ['--build', '--drop-old'] }[command];
   const unknown = flags.filter((f) => !allowed.includes(f));
   if (unknown.length) throw new UsageError(`Unknown option(s) for ${command}: ${unknown.join(' ')}\n\n${USAGE}`);
+  if (command === 'shapes' && flags.length > 1) throw new UsageError(`shapes takes one of --build, --drop-old\n\n${USAGE}`);
   const { REBUILD_CHUNK: chunk } = parseEnv(syncEnvSchema);
 
   const logger = createLogger('blog-sync', process.env.LOG_LEVEL ?? 'warn');
   const db = await openDatabase(readDatabaseConfig(), logger);
   const pool = createPool(db.url, { applicationName: 'blog-sync-cli', max: 2 });
   try {
+    if (command === 'shapes') return await shapes(pool, chunk, flags[0]);
     const sync = new SyncEngine(pool, { logger });
     if (command === 'rebuild') return await rebuild(sync, chunk, flags.includes('--restart'));
     const onProgress = await verifyProgress(pool);
@@ -141,6 +154,53 @@ async function rebuild(sync: SyncEngine, chunk: number, restart: boolean): Promi
     return EXIT.failure;
   }
   return EXIT.ok;
+}
+
+/** `sync shapes`: the versions of the documents; builds or drops with a flag. */
+async function shapes(pool: pg.Pool, chunk: number, flag: string | undefined): Promise<number> {
+  if (flag === '--drop-old') {
+    const { dropped, kept } = await dropOldShapes(pool);
+    for (const t of dropped) process.stdout.write(`dropped ${t}\n`);
+    for (const t of kept) process.stdout.write(`kept ${t}: a process of its release ran less than 2 minutes ago\n`);
+    if (!dropped.length && !kept.length) process.stdout.write('no table of another version to drop\n');
+  }
+  if (flag === '--build') {
+    const stop = new AbortController();
+    const onSignal = () => {
+      process.stderr.write('\nstopping after the chunk in hand\n');
+      stop.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const print = progressPrinter(process.stderr, undefined, 'build');
+    try {
+      const r = await buildShapes(pool, {
+        chunk,
+        signal: stop.signal,
+        onProgress: (p) => print({ runId: '', entityType: p.entityType as EntityType, event: p.event, total: p.total, done: p.done, doneBefore: 0, chunks: 0, elapsedMs: p.elapsedMs }),
+      });
+      for (const t of r.built) process.stdout.write(`built ${t}\n`);
+      for (const t of r.busy) process.stdout.write(`${t}: another process is building it\n`);
+      if (r.stopped) process.stdout.write('stopped before the end: run it again to continue\n');
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+  await announceShapes(pool).catch(() => undefined);
+  const rows = await shapeRows(pool);
+  const pending = await pendingShapes(pool);
+  const declared = new Map(MODEL.map((e) => [e.name, e.version]));
+  process.stdout.write('entity   version  table            state     rows built        last run by a process\n');
+  for (const r of rows) {
+    const ours = declared.get(r.entity_type as EntityType) === r.version ? ' (this release)' : '';
+    const built = r.state === 'ready' ? 'all' : `${Number(r.rows_done).toLocaleString('en-US')} of ~${Number(r.rows_total).toLocaleString('en-US')}`;
+    process.stdout.write(
+      `${r.entity_type.padEnd(8)} ${`v${r.version}`.padEnd(8)} ${r.table_name.padEnd(16)} ${r.state.padEnd(9)} ${built.padEnd(17)} ${r.seen_at?.toISOString() ?? 'never'}${ours}\n`,
+    );
+  }
+  for (const p of pending) process.stdout.write(`waiting: ${describePending(p)}\n`);
+  return pending.length ? EXIT.failure : EXIT.ok;
 }
 
 function printStart(chunk: number): (start: RebuildStart) => void {

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queryable } from '../db/pool';
 import { syncQueueDepth } from '../queue/depth';
+import { shapeRows, type ShapeRow } from '../sync/shapes';
 
 /**
  * Every Prometheus metric this project exports, in one place: the services register them from
@@ -17,6 +18,8 @@ export const METRICS = {
   queueJobs: 'blog_queue_jobs',
   projectionLag: 'blog_projection_lag_seconds',
   deadLetters: 'blog_dead_letter_jobs',
+  projectionVersions: 'blog_projection_versions',
+  projectionBuildRows: 'blog_projection_build_rows',
 } as const;
 
 /** Prefix of the default Node.js process metrics (CPU, memory, event loop lag, GC). */
@@ -133,6 +136,44 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
     async collect() {
       const d = await readDepth();
       if (d) this.set(d.deadLetters);
+    },
+  });
+  // The versions of the documents (shared/src/sync/shapes.ts): one read of sync_shape per scrape.
+  let shapes: Promise<ShapeRow[]> | undefined;
+  const readShapes = () => {
+    const db = options.db?.();
+    if (!db) return undefined;
+    // (Empty before migration 009 has run: the other metrics are served all the same.)
+    shapes ??= shapeRows(db)
+      .catch(() => [])
+      .finally(() => setImmediate(() => (shapes = undefined)));
+    return shapes;
+  };
+  new Gauge({
+    name: METRICS.projectionVersions,
+    help: "The versions of each entity's documents and their tables: 1 per version, labelled with its state (building, ready)",
+    labelNames: ['entity_type', 'version', 'table', 'state'],
+    registers,
+    async collect() {
+      const rows = await readShapes();
+      if (!rows) return;
+      this.reset();
+      for (const r of rows) this.set({ entity_type: r.entity_type, version: String(r.version), table: r.table_name, state: r.state }, 1);
+    },
+  });
+  new Gauge({
+    name: METRICS.projectionBuildRows,
+    help: "A version's build: rows walked (done) and the estimate of its rows (total)",
+    labelNames: ['entity_type', 'version', 'kind'],
+    registers,
+    async collect() {
+      const rows = await readShapes();
+      if (!rows) return;
+      this.reset();
+      for (const r of rows) {
+        this.set({ entity_type: r.entity_type, version: String(r.version), kind: 'done' }, r.rows_done);
+        this.set({ entity_type: r.entity_type, version: String(r.version), kind: 'total' }, Math.max(r.rows_total, r.rows_done));
+      }
     },
   });
   return metrics;
