@@ -7,7 +7,7 @@ import { createLogger } from '../log/logger';
 import { SyncEngine, type SyncReport, type VerifyReport } from '../sync/engine';
 import type pg from 'pg';
 import { entityOf, isEntityType, MODEL, type EntityType } from '../model';
-import { announceShapes, buildShapes, describePending, dropOldShapes, pendingShapes, shapeRows } from '../sync/shapes';
+import { buildShapes, describePending, dropOldShapes, pendingShapes, shapeRows } from '../sync/shapes';
 import { describeEntity } from '../sync/describe';
 import { DEFAULT_REBUILD_CHUNK, estimateRows, RebuildBusyError, type RebuildResult, type RebuildStart } from '../sync/rebuild';
 import { ENTITY_TYPES } from '../sync/types';
@@ -187,7 +187,6 @@ async function shapes(pool: pg.Pool, chunk: number, flag: string | undefined): P
       process.off('SIGTERM', onSignal);
     }
   }
-  await announceShapes(pool).catch(() => undefined);
   const rows = await shapeRows(pool);
   const pending = await pendingShapes(pool);
   const declared = new Map(MODEL.map((e) => [e.name, e.version]));
