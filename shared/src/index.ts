@@ -28,6 +28,7 @@ export * from './queue/dead-letter';
 export * from './queue/depth';
 export * from './sync/lag';
 export * from './sync/shapes';
+export * from './sync/feed';
 export * from './telemetry/metrics';
 export * from './telemetry/http-span';
 export * from './telemetry/fast-span';

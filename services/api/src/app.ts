@@ -40,6 +40,9 @@ import { stampProcessTime } from './http/process-time';
 import { SchemaGate } from './readiness';
 import { ReadEngine } from './reads/read-engine';
 import { ReadGate } from './reads/read-gate';
+import { ResponseCache } from './reads/response-cache';
+import { LiveFeed } from './live/live-feed';
+import { SyncTokens } from './live/sync-tokens';
 
 export interface AppOptions {
   logger?: Logger;
@@ -110,10 +113,25 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
   // pg-boss starts now if the database is migrated, else once it is (GraphQL answers 503 meanwhile).
   const schemaGate = new SchemaGate({ pool, boss, migrator, url: config.databaseUrl, logger });
   let apollo: ApolloServer<ApiContext> | undefined;
+  let feed: LiveFeed | undefined;
   try {
     await schemaGate.start();
     const metrics = createMetrics({ service: 'api', db: () => pool });
+    // The response cache serves what the change feed has not said changed; a replica's answers can
+    // be older than the feed's news (its replication lag), so with a replica it stays off.
+    const responses =
+      config.responseCache && readPool === pool
+        ? new ResponseCache({ ...config.responseCache, onLookup: (hit) => metrics.live?.cacheLookups.inc({ result: hit ? 'hit' : 'miss' }) })
+        : undefined;
+    if (config.responseCache && !responses) logger.warn('RESPONSE_CACHE=on is ignored with DATABASE_READ_URL (a replica may lag behind the change feed)');
+    if (responses && metrics.live) metrics.live.gauges.cacheBytes = () => responses.stats().bytes;
+    feed = new LiveFeed(config.databaseUrl, { logger, ...(responses ? { cache: responses } : {}), ...(metrics.live ? { metrics: metrics.live } : {}) });
+    await feed.start();
+    const live = feed;
+    const tokens = new SyncTokens(boss, config.syncWaitTimeoutMs);
+    live.onChange(() => tokens.wake());
     const sync = new SyncEngine(pool, {
+      onCommitted: (changes) => live.committed(changes),
       logger,
       onRefresh: (r) => {
         const labels = { entity_type: r.entityType, mode: r.operation === 'full' ? 'full' : 'inline' };
@@ -126,6 +144,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       defaultSyncMode: config.defaultSyncMode,
       deferSeconds: config.deferSeconds,
       fanOutMaxIds: config.fanOutMaxIds,
+      onCommitted: (changes) => live.committed(changes),
     });
     const authenticate = await createAuthenticator(config.auth, logger);
     const schema = createSchema();
@@ -137,6 +156,8 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       maxResponseBytes: config.maxResponseBytes,
       heavyReadCost: config.heavyReadCost,
       preparedPerConnection: config.preparedReadsMax,
+      ...(responses ? { responses } : {}),
+      ...(readPool !== pool ? { primary: pool } : {}),
       gate: new ReadGate({
         // On the primary, reads leave DB_WRITE_CONNECTIONS to the mutations; a replica is theirs alone.
         connections: readPool === pool ? config.poolMax - Math.min(config.writeConnections, config.poolMax - 1) : config.poolMax,
@@ -248,6 +269,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
 
     const endpoint = {
       reads,
+      tokens,
       mutations: { engine: mutations, context: contextFor },
       clientOf: (req: http.IncomingMessage) => clientKey(req, config.trustProxy),
       maxBodyBytes: config.maxBodyBytes,
@@ -300,6 +322,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
         // Apollo's drain plugin closes the server, waits for in-flight requests, then idles sockets.
         await started.stop();
         await schemaGate.close({ graceful: true, timeoutMs: config.shutdownTimeoutMs });
+        await live.close();
         await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
       })();
       return closing;
@@ -307,6 +330,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     return { server, url, pool, readPool, boss, queue, sync, reads, metrics, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
+    await feed?.close().catch(() => undefined);
     await schemaGate.close({ graceful: false, timeoutMs: 0 }).catch(() => undefined);
     await Promise.all([pool.end(), readPool === pool ? undefined : readPool.end()]);
     throw err;

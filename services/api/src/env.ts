@@ -54,6 +54,13 @@ export const apiEnvSchema = z.object({
   // memory they may take.
   QUERY_CACHE_SIZE: intVar(1000, 0, 1_000_000),
   QUERY_CACHE_MB: intVar(32, 1, 4096),
+  // The response cache (reads/response-cache.ts): answers of compiled reads kept while the change
+  // feed says nothing they read changed; its memory; the longest an answer is served.
+  RESPONSE_CACHE: enumVar(['on', 'off'] as const, 'on'),
+  RESPONSE_CACHE_MB: intVar(64, 1, 16_384),
+  RESPONSE_CACHE_MAX_AGE_S: intVar(60, 1, 86_400),
+  // The longest a read with X-Sync-Token waits for its writes to be projected (live/sync-tokens.ts).
+  SYNC_WAIT_TIMEOUT_MS: intVar(5000, 1, 600_000),
   // The largest answer to a read, in bytes of JSON; a larger one is RESPONSE_TOO_LARGE.
   MAX_RESPONSE_BYTES: intVar(16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
   // Reads that may be heavy (cost at least HEAVY_READ_COST) run at most HEAVY_READS_MAX at a time,
@@ -114,6 +121,9 @@ export interface ApiConfig {
   maxBodyBytes: number;
   queryCacheSize: number;
   queryCacheBytes: number;
+  /** The response cache: its memory in bytes and the age past which an answer is not served; undefined when off. */
+  responseCache: { maxBytes: number; maxAgeMs: number } | undefined;
+  syncWaitTimeoutMs: number;
   maxResponseBytes: number;
   heavyReadCost: number;
   heavyReadsMax: number;
@@ -157,6 +167,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.MAX_BODY_BYTES,
     queryCacheSize: e.QUERY_CACHE_SIZE,
     queryCacheBytes: e.QUERY_CACHE_MB * 1024 * 1024,
+    syncWaitTimeoutMs: e.SYNC_WAIT_TIMEOUT_MS,
+    responseCache: e.RESPONSE_CACHE === 'on' ? { maxBytes: e.RESPONSE_CACHE_MB * 1024 * 1024, maxAgeMs: e.RESPONSE_CACHE_MAX_AGE_S * 1000 } : undefined,
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
     heavyReadCost: e.HEAVY_READ_COST,
     heavyReadsMax: e.HEAVY_READS_MAX,

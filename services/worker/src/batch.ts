@@ -12,6 +12,7 @@ import {
   type Logger,
   type SyncEngine,
   type SyncJobData,
+  type SyncPlan,
   type SyncQueue,
 } from '@blog/shared';
 import type pg from 'pg';
@@ -78,6 +79,8 @@ export class BatchProcessor {
       stopping: () => boolean;
       /** Where fan-out jobs enqueue what they expand to. */
       queue: SyncQueue;
+      /** After a batch committed: what it refreshed (for the change feed). */
+      onCommitted?: (plan: Partial<SyncPlan>) => void;
     },
   ) {}
 
@@ -183,6 +186,7 @@ export class BatchProcessor {
         logger.warn({ requested: jobs.length, completed: done.affected }, 'some jobs were no longer held by this worker');
       }
       await client.query('COMMIT');
+      this.deps.onCommitted?.(plan);
       for (const mode of ['QUEUED', 'DEFERRED'] as const) outcome.lagsMs.push(...lags[mode]);
       for (const r of report.results) timings[r.entityType] = (timings[r.entityType] ?? 0) + r.durationMs;
       timings.settle += Date.now() - now;

@@ -4,6 +4,7 @@ import {
   announceShapes,
   ANNOUNCE_EVERY_MS,
   buildShapes,
+  ChangePublisher,
   createBoss,
   describePending,
   FOLLOW_EVERY_MS,
@@ -91,6 +92,7 @@ export class ProjectionWorker {
   private shapeWork?: Promise<void>;
   private announcedAt = 0;
   private readonly stopping = new AbortController();
+  private publisher?: ChangePublisher;
   private readonly stats = {
     startedAt: null as Date | null,
     lastBatchAt: null as Date | null,
@@ -148,11 +150,17 @@ export class ProjectionWorker {
     }
     this.pool = pool;
     this.boss = boss;
+    // What this worker's batches, follower passes and rebuild-like work refresh goes to every API
+    // process through the change feed (shared/src/sync/feed.ts).
+    const publisher = new ChangePublisher(config.databaseUrl, { applicationName: `${config.name}-feed`, logger: this.log });
+    this.publisher = publisher;
     this.processor = new BatchProcessor({
+      onCommitted: (plan) => publisher.publish(plan),
       pool,
       boss,
       queue: new SyncQueue(boss, pool),
       sync: new SyncEngine(pool, {
+        onCommitted: (changes) => publisher.publish(changes),
         logger: this.log,
         onRefresh: (r) => {
           const labels = { entity_type: r.entityType, mode: 'batch' };
@@ -233,7 +241,7 @@ export class ProjectionWorker {
         const pool = this.pool!;
         if (Date.now() - this.announcedAt >= ANNOUNCE_EVERY_MS) await this.announce();
         if (this.consuming) {
-          await followShapes(pool, { logger: this.log });
+          await followShapes(pool, { logger: this.log, onCommitted: (changes) => this.publisher?.publish(changes) });
           return;
         }
         const built = await buildShapes(pool, {
@@ -291,6 +299,7 @@ export class ProjectionWorker {
       this.log.error({ inFlight: this.inFlight }, 'shutdown timeout: abandoning the batch in hand (its jobs will be retried)');
       this.processor?.abortAll();
     }
+    await this.publisher?.close();
     await this.pool?.end();
     this.state = 'stopped';
     this.log.info({ clean }, 'projection worker stopped');

@@ -7,6 +7,7 @@ import { createLogger } from '../log/logger';
 import { SyncEngine, type SyncReport, type VerifyReport } from '../sync/engine';
 import type pg from 'pg';
 import { entityOf, isEntityType, MODEL, type EntityType } from '../model';
+import { ChangePublisher } from '../sync/feed';
 import { buildShapes, describePending, dropOldShapes, pendingShapes, shapeRows } from '../sync/shapes';
 import { describeEntity } from '../sync/describe';
 import { DEFAULT_REBUILD_CHUNK, estimateRows, RebuildBusyError, type RebuildResult, type RebuildStart } from '../sync/rebuild';
@@ -77,9 +78,12 @@ runCli(async (argv) => {
   const logger = createLogger('blog-sync', process.env.LOG_LEVEL ?? 'warn');
   const db = await openDatabase(readDatabaseConfig(), logger);
   const pool = createPool(db.url, { applicationName: 'blog-sync-cli', max: 2 });
+  const feed = new ChangePublisher(db.url, { applicationName: 'blog-sync-cli-feed', logger });
   try {
     if (command === 'shapes') return await shapes(pool, chunk, flags[0]);
-    const sync = new SyncEngine(pool, { logger });
+    // What a rebuild or a repair changes goes to the API processes through the change feed (their
+    // response caches drop it).
+    const sync = new SyncEngine(pool, { logger, onCommitted: (changes) => feed.publish(changes) });
     if (command === 'rebuild') return await rebuild(sync, chunk, flags.includes('--restart'));
     const onProgress = await verifyProgress(pool);
     if (!flags.includes('--repair')) {
@@ -95,6 +99,7 @@ runCli(async (argv) => {
     process.stdout.write(after.total ? `after repair: ${after.total} problem(s) remain\n` : 'after repair: no drift\n');
     return after.total ? EXIT.failure : EXIT.ok;
   } finally {
+    await feed.close();
     await pool.end();
     await db.close();
   }

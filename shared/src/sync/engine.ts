@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync, planSyncBounded } from './dependencies';
 import { SyncError } from './errors';
+import type { Changes } from './feed';
 import { DEFAULT_REBUILD_CHUNK, rebuildOnline, type RebuildOptions, type RebuildResult } from './rebuild';
 import { FEW_IDS } from './scope';
 import { STATEMENTS, type PreparedStatement } from './statements';
@@ -47,6 +48,12 @@ export interface SyncEngineOptions {
   logger?: Logger;
   /** Called after every refresh of one entity type, successful or not (e.g. Prometheus metrics). */
   onRefresh?: (observation: RefreshObservation) => void;
+  /**
+   * Called after a transaction of the engine's own (refresh, syncChanges, all, the rebuild's and
+   * the repair's chunks) has committed, with what it refreshed: for the change feed (feed.ts).
+   * Refreshes in a caller's transaction (refreshIn) are the caller's to tell, after its commit.
+   */
+  onCommitted?: (changes: Changes) => void;
 }
 
 /** Attribute names of the sync spans (OpenTelemetry). */
@@ -132,6 +139,7 @@ const INSERT_LOG = `
 export class SyncEngine {
   private readonly log: Logger;
   private readonly onRefresh: SyncEngineOptions['onRefresh'];
+  private readonly onCommitted: SyncEngineOptions['onCommitted'];
 
   constructor(
     private readonly pool: pg.Pool,
@@ -139,6 +147,7 @@ export class SyncEngine {
   ) {
     this.log = options.logger ?? silentLogger;
     this.onRefresh = options.onRefresh;
+    this.onCommitted = options.onCommitted;
   }
 
   /** The dependency map: the projections to refresh for a set of command-side changes. */
@@ -273,13 +282,18 @@ export class SyncEngine {
   }
 
   /** Refreshes the plan's projections in a transaction of its own. */
-  refresh(plan: Partial<SyncPlan>): Promise<SyncReport> {
-    return withTransaction(this.pool, (client) => this.refreshIn(client, plan));
+  async refresh(plan: Partial<SyncPlan>): Promise<SyncReport> {
+    const report = await withTransaction(this.pool, (client) => this.refreshIn(client, plan));
+    this.onCommitted?.(plan);
+    return report;
   }
 
   /** Applies the dependency map to the changes and refreshes the result, in one transaction. */
-  syncChanges(changes: ChangeSet): Promise<SyncReport> {
-    return withTransaction(this.pool, async (client) => this.refreshIn(client, await planSync(client, changes)));
+  async syncChanges(changes: ChangeSet): Promise<SyncReport> {
+    let plan: Partial<SyncPlan> = {};
+    const report = await withTransaction(this.pool, async (client) => this.refreshIn(client, (plan = await planSync(client, changes))));
+    this.onCommitted?.(plan);
+    return report;
   }
 
   /** Refreshes these user projections only (no dependency expansion). */
@@ -306,7 +320,7 @@ export class SyncEngine {
     let current: EntityType = SYNC_ORDER[0]!;
     let started = performance.now();
     try {
-      return await withTransaction(this.pool, async (client) => {
+      const report = await withTransaction(this.pool, async (client) => {
         const results: EntitySyncResult[] = [];
         for (const entityType of SYNC_ORDER) {
           current = entityType;
@@ -332,6 +346,8 @@ export class SyncEngine {
         await this.writeLog(client, results.map((r) => ({ ...r, operation: 'full', success: true, error: null })));
         return { operation: 'full' as const, results };
       });
+      this.onCommitted?.(Object.fromEntries(SYNC_ORDER.map((t) => [t, '*'])));
+      return report;
     } catch (err) {
       if (err instanceof SyncError) throw err;
       this.observe({ entityType: current, operation: 'full', count: 0, durationMs: performance.now() - started, success: false });
@@ -359,7 +375,7 @@ export class SyncEngine {
    * transaction with the claim protocol, beside live writes; resumable after a crash.
    */
   rebuild(options: RebuildOptions = {}): Promise<RebuildResult> {
-    return rebuildOnline(this.pool, { logger: this.log, ...options });
+    return rebuildOnline(this.pool, { logger: this.log, ...(this.onCommitted ? { onCommitted: this.onCommitted } : {}), ...options });
   }
 
   /**
@@ -389,6 +405,7 @@ export class SyncEngine {
           if (KEPT_COUNT_OWNERS.includes(entityType)) await recountKeptCounts(client, entityType, ids);
           return refreshed;
         });
+        this.onCommitted?.({ [entityType]: ids });
         for (const r of report.results) {
           const sum = sums.get(r.entityType) ?? { entityType: r.entityType, count: 0, updated: 0, deleted: 0, durationMs: 0 };
           sums.set(r.entityType, { ...sum, count: sum.count + r.count, updated: sum.updated + r.updated, deleted: sum.deleted + r.deleted, durationMs: sum.durationMs + r.durationMs });

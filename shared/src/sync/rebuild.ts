@@ -6,6 +6,7 @@ import { silentLogger } from '../log/logger';
 import { entityOf } from '../model';
 import type { EntitySyncResult, SyncReport } from './engine';
 import { SyncError } from './errors';
+import type { Changes } from './feed';
 import { STATEMENTS, type ProjectionStatements } from './statements';
 import { SYNC_ORDER, type EntityType } from './types';
 import { KEPT_COUNT_OWNERS, recountKeptCounts } from './kept-counts';
@@ -58,6 +59,8 @@ export interface RebuildOptions {
   /** When aborted, the rebuild stops after the chunk in hand (committed) and returns `stopped: true`. */
   signal?: AbortSignal;
   logger?: Logger;
+  /** After each chunk that changed rows has committed, its ids (for the change feed). */
+  onCommitted?: (changes: Changes) => void;
 }
 
 /** One entity type's progress, over the whole run (earlier processes included) unless said otherwise. */
@@ -273,6 +276,7 @@ async function walk(pool: pg.Pool, client: pg.PoolClient, w: Walk): Promise<{ ch
     if (options.signal?.aborted) return { chunks, stopped: true };
     const chunk = await refreshChunk(pool, client, {
       entityType,
+      onCommitted: options.onCommitted,
       statements: s,
       lo,
       chunkSize,
@@ -324,6 +328,8 @@ export interface ChunkInput {
   recount: boolean;
   /** The progress statement and its values, sent with COMMIT. */
   record: (outcome: ChunkOutcome) => [string, unknown[]];
+  /** After the chunk committed, when it changed rows: its ids. */
+  onCommitted?: ((changes: Changes) => void) | undefined;
 }
 
 /**
@@ -370,6 +376,7 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
       if (committed.status === 'rejected') throw committed.reason;
       // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
       if (committed.value.command !== 'COMMIT') throw new Error('the chunk was rolled back at COMMIT');
+      if (updated + deleted + recounted > 0) c.onCommitted?.({ [c.entityType]: ids });
       return { hi, ids: ids.length };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);

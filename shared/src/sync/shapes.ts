@@ -5,6 +5,7 @@ import { silentLogger } from '../log/logger';
 import { MODEL, type ColumnType, type Entity } from '../model';
 import { estimateRows, refreshChunk, DEFAULT_REBUILD_CHUNK } from './rebuild';
 import { statementsFor } from './statements';
+import type { Changes } from './feed';
 
 /**
  * Versions of the documents' shapes, changed without downtime (migration 009, table sync_shape).
@@ -319,7 +320,10 @@ export interface FollowResult {
  * (a refresh stamps its rows with its transaction's start and may commit after this pass has read),
  * or the pass's start. One process follows a table at a time.
  */
-export async function followShapes(pool: pg.Pool, options: { model?: readonly Entity[]; logger?: Logger } = {}): Promise<FollowResult> {
+export async function followShapes(
+  pool: pg.Pool,
+  options: { model?: readonly Entity[]; logger?: Logger; onCommitted?: (changes: Changes) => void } = {},
+): Promise<FollowResult> {
   const model = options.model ?? MODEL;
   const total: FollowResult = { checked: 0, refreshed: 0 };
   const { rows } = await pool.query<{ entity_type: string; followed_to: Date | null; next: Date; others: string[] }>(
@@ -354,7 +358,7 @@ export async function followShapes(pool: pg.Pool, options: { model?: readonly En
       const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [FOLLOW_LOCK, e.view]);
       if (!lock[0]!.locked) continue;
       try {
-        const one = await followOne(client, e, r.followed_to!, r.next, r.others.map(checkedName));
+        const one = await followOne(client, e, r.followed_to!, r.next, r.others.map(checkedName), options.onCommitted);
         total.checked += one.checked;
         total.refreshed += one.refreshed;
       } finally {
@@ -371,7 +375,14 @@ export async function followShapes(pool: pg.Pool, options: { model?: readonly En
   return total;
 }
 
-async function followOne(client: pg.PoolClient, e: Entity, from: Date, next: Date, others: string[]): Promise<FollowResult> {
+async function followOne(
+  client: pg.PoolClient,
+  e: Entity,
+  from: Date,
+  next: Date,
+  others: string[],
+  onCommitted?: (changes: Changes) => void,
+): Promise<FollowResult> {
   const ids = new Set<string>();
   for (const other of others) {
     const changed = await client.query<{ id: string }>(`SELECT id FROM ${other} WHERE synced_at >= $1`, [from]);
@@ -379,7 +390,7 @@ async function followOne(client: pg.PoolClient, e: Entity, from: Date, next: Dat
   }
   const gone = await client.query<{ id: string }>(`SELECT t.id FROM ${e.view} t WHERE NOT EXISTS (SELECT 1 FROM ${e.table} s WHERE s.id = t.id)`);
   for (const r of gone.rows) ids.add(r.id);
-  const refreshed = await refreshWhereStale(client, e, [...ids]);
+  const refreshed = await refreshWhereStale(client, e, [...ids], onCommitted);
   // Another process may have followed further meanwhile (a pass that started before this one's lock).
   await client.query('UPDATE sync_shape SET followed_to = greatest(followed_to, $3::timestamptz) WHERE entity_type = $1 AND version = $2', [
     e.name,
@@ -394,7 +405,12 @@ async function followOne(client: pg.PoolClient, e: Entity, from: Date, next: Dat
  * orphaned): a read-only check per chunk, then the claim and the write of the ones that differ, in
  * a transaction per chunk. Returns how many it refreshed.
  */
-export async function refreshWhereStale(client: pg.PoolClient, e: Entity, ids: readonly string[]): Promise<number> {
+export async function refreshWhereStale(
+  client: pg.PoolClient,
+  e: Entity,
+  ids: readonly string[],
+  onCommitted?: (changes: Changes) => void,
+): Promise<number> {
   const s = statementsFor(e);
   let refreshed = 0;
   for (let i = 0; i < ids.length; i += FOLLOW_CHUNK) {
@@ -410,6 +426,7 @@ export async function refreshWhereStale(client: pg.PoolClient, e: Entity, ids: r
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+    onCommitted?.({ [e.name]: stale });
     refreshed += stale.length;
   }
   return refreshed;

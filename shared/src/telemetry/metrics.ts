@@ -19,6 +19,11 @@ export const METRICS = {
   projectionLag: 'blog_projection_lag_seconds',
   deadLetters: 'blog_dead_letter_jobs',
   projectionVersions: 'blog_projection_versions',
+  feedDelay: 'blog_feed_delay_seconds',
+  responseCacheLookups: 'blog_response_cache_lookups_total',
+  responseCacheBytes: 'blog_response_cache_bytes',
+  subscriptionsOpen: 'blog_subscriptions_open',
+  syncTokenWait: 'blog_sync_token_wait_seconds',
   projectionBuildRows: 'blog_projection_build_rows',
 } as const;
 
@@ -46,6 +51,16 @@ export interface ServiceMetrics {
   batchJobs: Histogram;
   batchEntities: Histogram;
   projectionLag: Histogram;
+  /** The API's only: the change feed, the response cache, subscriptions, sync tokens. */
+  live?: LiveMetrics;
+}
+
+export interface LiveMetrics {
+  feedDelay: Histogram;
+  cacheLookups: Counter<'result'>;
+  tokenWait: Histogram<'outcome'>;
+  /** Read at scrape time from what the API registers here. */
+  gauges: { cacheBytes?: () => number; subscriptionsOpen?: () => number };
 }
 
 // Buckets in seconds. Reads are sub-millisecond to a few ms; syncs a few ms to a second; lag up to
@@ -138,6 +153,48 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
       if (d) this.set(d.deadLetters);
     },
   });
+  if (options.service === 'api') {
+    const gauges: LiveMetrics['gauges'] = {};
+    metrics.live = {
+      feedDelay: new Histogram({
+        name: METRICS.feedDelay,
+        help: "The change feed's delay: from the commit of a refresh (its sender's clock) to the message reaching this process",
+        buckets: FAST_BUCKETS,
+        registers,
+      }),
+      cacheLookups: new Counter({
+        name: METRICS.responseCacheLookups,
+        help: 'Compiled reads looked up in the response cache, by result (hit, miss)',
+        labelNames: ['result'],
+        registers,
+      }),
+      tokenWait: new Histogram({
+        name: METRICS.syncTokenWait,
+        help: 'Reads with X-Sync-Token: time waited for their writes to be projected, by outcome (synced, timeout, failed)',
+        labelNames: ['outcome'],
+        buckets: LAG_BUCKETS,
+        registers,
+      }),
+      gauges,
+    };
+    new Gauge({
+      name: METRICS.responseCacheBytes,
+      help: 'Memory held by the response cache (answers and keys)',
+      registers,
+      collect() {
+        this.set(gauges.cacheBytes?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: METRICS.subscriptionsOpen,
+      help: 'GraphQL subscriptions open on this process',
+      registers,
+      collect() {
+        this.set(gauges.subscriptionsOpen?.() ?? 0);
+      },
+    });
+  }
+
   // The versions of the documents (shared/src/sync/shapes.ts): one read of sync_shape per scrape.
   let shapes: Promise<ShapeRow[]> | undefined;
   const readShapes = () => {

@@ -59,18 +59,27 @@ export interface CommandsOptions {
   deferSeconds: number;
   /** SYNC_FANOUT_MAX_IDS: a plan larger than this is left to the workers (see inTransaction). */
   fanOutMaxIds: number;
+  /** After an INLINE command's transaction committed: what it refreshed (for the change feed). */
+  onCommitted?: (changes: Partial<SyncPlan>) => void;
 }
 
 /**
- * Set on a command's answer (an own property, not enumerable: no GraphQL field sees it) when the
- * projections embedding what it wrote were left to the workers (a fan-out larger than
- * SYNC_FANOUT_MAX_IDS). The endpoint says so in the response's `extensions.sync.restQueued`.
+ * What a command did about its sync, set on its answer (an own property, not enumerable: no
+ * GraphQL field sees it) for the response's extensions: `restQueued` when the projections
+ * embedding what it wrote were left to the workers (a fan-out larger than SYNC_FANOUT_MAX_IDS;
+ * `extensions.sync.restQueued`), and the sync jobs it enqueued (their ids make the response's
+ * `extensions.syncToken`, live/sync-tokens.ts).
  */
-export const REST_QUEUED = Symbol('restQueued');
+export const SYNC_RECEIPT = Symbol('syncReceipt');
 
-/** Whether a command's answer carries REST_QUEUED. */
-export function restQueued(answer: unknown): boolean {
-  return typeof answer === 'object' && answer !== null && REST_QUEUED in answer;
+export interface SyncReceipt {
+  restQueued: boolean;
+  jobs: readonly string[];
+}
+
+/** The receipt on a command's answer, if it has one. */
+export function receiptOf(answer: unknown): SyncReceipt | undefined {
+  return typeof answer === 'object' && answer !== null && SYNC_RECEIPT in answer ? (answer as { [SYNC_RECEIPT]: SyncReceipt })[SYNC_RECEIPT] : undefined;
 }
 
 
@@ -357,11 +366,14 @@ export class Commands {
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
   ): Promise<R> {
     try {
+      let refreshed: Partial<SyncPlan> | undefined;
       // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
-      return await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write), {
+      const answer = await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write, (plan) => (refreshed = plan)), {
         genericPlans: true,
         beginWithFirstStatement: true,
       });
+      if (refreshed) this.options.onCommitted?.(refreshed);
+      return answer;
     } catch (err) {
       if (err instanceof ClientError) throw err;
       const mapped = clientErrorFromPg(err);
@@ -374,6 +386,7 @@ export class Commands {
     client: pg.PoolClient,
     mode: SyncMode,
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
+    refreshing: (plan: Partial<SyncPlan>) => void,
   ): Promise<R> {
     const written = await write(client);
     written.checked?.catch(() => undefined); // observed now; awaited (and raised) below
@@ -392,13 +405,14 @@ export class Commands {
     const plan = written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
+    const jobs: string[] = [];
     // The fan-out's enqueue goes with the command's other statements (it is part of its transaction).
     const expanding = fanOut ? this.queue.enqueue(client, fanOut, { mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED', expand: true }) : undefined;
     expanding?.catch(() => undefined); // observed now; awaited (and raised) below
     if (mode === 'INLINE') {
       // The refresh applies the count changes after its own statements (kept-counts.ts, "Hot rows"),
       // and answers with the document it wrote (read back from tv_* if it could not say).
-      const refreshing = this.sync.refreshIn(client, plan, {
+      const refreshed = this.sync.refreshIn(client, plan, {
         counts,
         ...(written.entity ? { answer: written.entity } : {}),
         ...(written.checked ? { after: written.checked } : {}),
@@ -413,8 +427,9 @@ export class Commands {
       // its last statement, and a failure there must still roll back (test/commands.int.spec.ts).
       const answered = (!written.entity || this.sync.answers(plan, written.entity)) && !expanding;
       if (answered) commitNow(client);
-      const report = await refreshing;
-      await expanding;
+      const report = await refreshed;
+      jobs.push(...((await expanding) ?? []));
+      refreshing(plan);
       if (written.entity) {
         const { type, id } = written.entity;
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
@@ -427,10 +442,11 @@ export class Commands {
       const previewed = written.entity ? this.sync.preview<Doc>(written.entity.type, [written.entity.id], client) : undefined;
       const counted = applyCountChanges(client, counts);
       await raiseCause([written.checked, counted, enqueued, previewed, expanding]);
+      jobs.push(...(await enqueued), ...((await expanding) ?? []));
       if (previewed) answer = (await previewed).get(written.entity!.id);
     }
     if (answer === undefined) throw new Error('the written entity has no document');
-    if (fanOut && typeof answer === 'object' && answer !== null) Object.defineProperty(answer, REST_QUEUED, { value: true });
+    if (typeof answer === 'object' && answer !== null) Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
 }

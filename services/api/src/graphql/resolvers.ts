@@ -1,7 +1,8 @@
 import { isReadTime, MODEL } from '@blog/shared';
 import type { GraphQLResolveInfo, OperationDefinitionNode } from 'graphql';
 import type { Actor } from '../auth/authenticator';
-import { restQueued, type Commands, type MutationRun } from '../commands/commands';
+import { receiptOf, type Commands, type MutationRun } from '../commands/commands';
+import { encodeSyncToken } from '../live/sync-tokens';
 import { COMMAND_MODULES } from '../commands/modules';
 import type { ReadEngine } from '../reads/read-engine';
 import { ROOT_FIELDS } from '../reads/root-fields';
@@ -17,13 +18,17 @@ export interface ApiContext {
   actor: () => Promise<Actor>;
   /** Who sent the request, for the mutation rate limit and the read gate (limits/rate-limit.ts, clientKey). */
   clientKey?: string;
-  /** Set when a mutation left the projections embedding what it wrote to the workers (REST_QUEUED). */
-  restQueued?: boolean;
+  /** What the request's mutations did about their sync (commands.ts, SyncReceipt), added up. */
+  synced?: { restQueued: boolean; jobs: string[] };
 }
 
-/** The response's `extensions` for what the request's mutations did (undefined when there is nothing to say). */
+/**
+ * The response's `extensions` for what the request's mutations did (undefined when none ran): the
+ * sync token of their writes, and `sync.restQueued` when a fan-out was left to the workers.
+ */
 export function responseExtensions(ctx: ApiContext): Record<string, unknown> | undefined {
-  return ctx.restQueued ? { sync: { restQueued: true } } : undefined;
+  if (!ctx.synced) return undefined;
+  return { ...(ctx.synced.restQueued ? { sync: { restQueued: true } } : {}), syncToken: encodeSyncToken(ctx.synced.jobs) };
 }
 
 type Args = Record<string, unknown>;
@@ -41,7 +46,12 @@ const write =
   (run: MutationRun) =>
   async (_: unknown, a: Args, ctx: ApiContext): Promise<unknown> => {
     const answer = await run(ctx.commands, a, ctx.commands.syncMode(a.sync), await ctx.actor());
-    if (restQueued(answer)) ctx.restQueued = true;
+    const receipt = receiptOf(answer);
+    if (receipt) {
+      ctx.synced ??= { restQueued: false, jobs: [] };
+      ctx.synced.restQueued ||= receipt.restQueued;
+      ctx.synced.jobs.push(...receipt.jobs);
+    }
     return answer;
   };
 

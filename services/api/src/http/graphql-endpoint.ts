@@ -7,6 +7,7 @@ import type { ApiContext } from '../graphql/resolvers';
 import type { PersistedOperations } from '../limits/persisted';
 import type { ReadEngine } from '../reads/read-engine';
 import { formatProcessTime, PROCESS_TIME_HEADER } from './process-time';
+import { parseSyncTokens, SYNC_TOKEN_HEADER, type SyncTokens } from '../live/sync-tokens';
 
 /**
  * POST /graphql before Express: reads the body (bounded), answers the read operations the
@@ -28,6 +29,8 @@ export interface GraphqlEndpointOptions {
   mutations?: { engine: DirectMutations; context: (req: http.IncomingMessage) => ApiContext };
   /** Who sent a request (the read gate's client; limits/rate-limit.ts clientKey). */
   clientOf?: (req: http.IncomingMessage) => string;
+  /** X-Sync-Token: reads wait for the writes named (live/sync-tokens.ts). */
+  tokens?: SyncTokens;
 }
 
 const tracer = fastTracer('blog-api');
@@ -115,6 +118,23 @@ async function answer(
     if (!('body' in resolved)) return sendError(res, startNs, resolved.status, resolved.code, resolved.message);
     body = resolved.body;
   }
+  // A read that must include the writes of X-Sync-Token waits for them, then reads the primary
+  // and not the response cache.
+  const tokenHeader = req.headers[SYNC_TOKEN_HEADER];
+  let consistent = false;
+  if (tokenHeader !== undefined && options.tokens) {
+    const jobs = parseSyncTokens(Array.isArray(tokenHeader) ? tokenHeader.join(',') : tokenHeader);
+    if (jobs instanceof Error) return sendError(res, startNs, 400, 'BAD_REQUEST', jobs.message);
+    const waited = await options.tokens.wait(jobs);
+    options.metrics?.live?.tokenWait.observe({ outcome: waited.kind }, waited.waitedMs / 1000);
+    if (waited.kind === 'timeout') {
+      return sendError(res, startNs, 504, 'SYNC_TIMEOUT', `The writes named by X-Sync-Token were not projected within ${Math.round(waited.waitedMs)} ms (SYNC_WAIT_TIMEOUT_MS); retry the read later.`);
+    }
+    if (waited.kind === 'failed') {
+      return sendError(res, startNs, 409, 'SYNC_FAILED', `The sync of a write named by X-Sync-Token failed (job ${waited.job}, in the dead letter queue): it is not projected until an operator replays it.`);
+    }
+    consistent = true;
+  }
   const b = body as { query?: unknown; operationName?: unknown; variables?: unknown; extensions?: unknown } | null;
   const fast =
     b !== null &&
@@ -145,7 +165,7 @@ async function answer(
   const outcome = await tracer.startActiveSpan(`graphql.read${operationName ? ` ${operationName}` : ''}`, async (span) => {
     const started = process.hrtime.bigint();
     try {
-      const result = await options.reads.execute(plan, variables, options.clientOf?.(req));
+      const result = await options.reads.execute(plan, variables, options.clientOf?.(req), consistent ? { cache: false, primary: true } : {});
       if (result.kind === 'fallback') {
         // Not a read this path compiles (introspection, a mutation when direct mutations are off...): Apollo answers it, with
         // the GraphQL instrumentation's spans.

@@ -18,7 +18,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { hash } from 'node:crypto';
-import { pgErrorCode, QUERY_CANCELED } from '@blog/shared';
+import { pgErrorCode, QUERY_CANCELED, type EntityType } from '@blog/shared';
 import type pg from 'pg';
 import { ClientError, ReadRefusedError } from '../errors';
 import { MAX_QUERY_TOKENS, operationCost, type CostLimits } from '../limits/cost';
@@ -39,6 +39,7 @@ import {
   type Hole,
 } from './sql-builder';
 import { StatementNames } from './statement-names';
+import { dependenciesOf, type ResponseCache } from './response-cache';
 
 /**
  * Reads: one SQL statement per GraphQL request, built in PostgreSQL from tv_* documents.
@@ -82,6 +83,10 @@ export interface ReadEngineOptions {
   preparedPerConnection: number;
   /** Admission of reads; without it reads run as soon as the pool gives a connection. */
   gate?: ReadGate;
+  /** The response cache (RESPONSE_CACHE=on): answers kept while the change feed says nothing they read changed. */
+  responses?: ResponseCache;
+  /** The primary, when reads go to a replica: reads that must see a write (sync tokens) go there. */
+  primary?: ReadPool;
 }
 
 /** A read's connection source: the pool reads check connections out of. */
@@ -133,6 +138,10 @@ interface FastEntry {
   /** The statement of an operation without variables, bound on first use. */
   constant?: { statement: Statement; cost: number };
   bytes: number;
+  /** Its key in the compiled documents (the hash of its text and operation name). */
+  key?: string;
+  /** What its answers depend on, for the response cache: known after its first statement; null: not cached. */
+  deps?: readonly EntityType[] | null;
 }
 
 /** A mutation document, parsed and validated once, for the direct mutation path. */
@@ -194,8 +203,19 @@ export class ReadEngine {
    * Fast path, for a plan from plan(). Throws ReadRefusedError for a read that may not run or whose
    * answer is too large, and database errors.
    */
-  async execute(entry: ReadPlan, variables: ReadRequest['variables'], client = NO_CLIENT): Promise<FastResult> {
+  async execute(
+    entry: ReadPlan,
+    variables: ReadRequest['variables'],
+    client = NO_CLIENT,
+    options: { cache?: boolean; primary?: boolean } = {},
+  ): Promise<FastResult> {
     if (!entry.fast) return { kind: 'fallback', reason: entry.reason };
+    const responses = options.cache === false || entry.deps === null ? undefined : this.options.responses;
+    const cacheKey = responses ? `${entry.key}\u0000${variables ? JSON.stringify(variables) : ''}` : '';
+    if (responses && entry.deps) {
+      const hit = responses.get(cacheKey);
+      if (hit !== undefined) return { kind: 'ok', body: hit };
+    }
     let bound = entry.constant;
     if (!bound) {
       const made = this.bind(entry, variables ?? {});
@@ -208,9 +228,12 @@ export class ReadEngine {
       return { kind: 'ok', body: JSON.stringify({ data: Object.fromEntries(entry.roots.map((r) => [r.key, 'Query'])) }) };
     }
     const { load } = entry;
+    if (responses && entry.deps === undefined) entry.deps = dependenciesOf(bound.statement.text, entry.roots.every((r) => r.field !== ROOT_FIELDS.syncMetrics));
+    const snapshot = responses && entry.deps ? responses.snapshot(entry.deps) : undefined;
     let body: string;
     try {
-      body = await this.run(bound.statement, client, bound.cost >= load.heavyFrom || bound.cost > load.lightUpTo);
+      const pool = options.primary ? (this.options.primary ?? this.pool) : this.pool;
+      body = await this.run(pool, bound.statement, client, bound.cost >= load.heavyFrom || bound.cost > load.lightUpTo);
     } catch (err) {
       if (tooHeavy(err)) load.heavyFrom = Math.min(load.heavyFrom, bound.cost);
       throw err;
@@ -218,7 +241,9 @@ export class ReadEngine {
     // The answer's UTF-8 size: JSON text is mostly ASCII, so its length is close, and never larger.
     if (body.length > HEAVY_BYTES) load.heavyFrom = Math.min(load.heavyFrom, bound.cost);
     else if (bound.cost < load.heavyFrom) load.lightUpTo = Math.max(load.lightUpTo, bound.cost);
-    return { kind: 'ok', body: `{"data":${body}}` };
+    const answer = `{"data":${body}}`;
+    if (snapshot) responses!.put(cacheKey, answer, entry.deps!, snapshot);
+    return { kind: 'ok', body: answer };
   }
 
   /**
@@ -277,10 +302,10 @@ export class ReadEngine {
    * Runs a read statement when the gate gives it a turn, on a connection of its own (closed once it
    * holds too many prepared statements), and returns the answer's text.
    */
-  private async run(statement: Statement, client: string, heavy: boolean): Promise<string> {
+  private async run(pool: ReadPool, statement: Statement, client: string, heavy: boolean): Promise<string> {
     const leave = await this.options.gate?.enter(client, heavy);
     try {
-      const connection = await this.pool.connect();
+      const connection = await pool.connect();
       let release: Error | boolean = false;
       try {
         const name = this.names.nameFor(statement.text);
@@ -371,7 +396,7 @@ export class ReadEngine {
       // The root fields' values as one JSON array: measured and capped like the fast path's answer.
       const statement = this.capped(`'[' || ${columns.join(" || ',' || ")} || ']'`, p);
       const cost = operationCost(this.schema, op, fragmentMap(fragments), this.options.limits, variables);
-      const values = JSON.parse(await this.run(statement, client, cost >= this.options.heavyReadCost)) as unknown[];
+      const values = JSON.parse(await this.run(this.pool, statement, client, cost >= this.options.heavyReadCost)) as unknown[];
       keys.forEach((key, i) => results.set(key, values[i]));
     }
     return results;
@@ -398,7 +423,7 @@ export class ReadEngine {
     const doc = `jsonb_build_object('id', ${p.add(source.id, 'uuid')})`;
     const fields = new Map([[info.fieldName, [...info.fieldNodes]]]);
     const sql = renderHoles(objectSql(info.parentType, fields, doc, options, new AliasCounter()), options.holes, info.variableValues, this.options.limits, p);
-    const answer = JSON.parse(await this.run(this.capped(`${sql}::text`, p), client, false)) as Record<string, unknown>;
+    const answer = JSON.parse(await this.run(this.pool, this.capped(`${sql}::text`, p), client, false)) as Record<string, unknown>;
     return answer[key];
   }
 
@@ -413,6 +438,7 @@ export class ReadEngine {
       return hit;
     }
     const entry = this.compile(query, operationName);
+    if (entry.fast) entry.key = cacheKey;
     // Documents that do not parse or validate are not kept: Apollo answers them, and nothing a
     // client sends wrong stays in memory.
     const failed = !entry.fast && !entry.mutation && (entry.reason === 'syntax' || entry.reason === 'invalid');
