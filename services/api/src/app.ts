@@ -69,6 +69,8 @@ export interface ApiApp {
   sync: SyncEngine;
   reads: ReadEngine;
   metrics: ServiceMetrics;
+  /** This process's end of the change feed. */
+  feed: LiveFeed;
   /** Stops accepting requests, lets in-flight ones finish, stops pg-boss and ends the pool. Idempotent. */
   close(): Promise<void>;
 }
@@ -327,7 +329,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       })();
       return closing;
     };
-    return { server, url, pool, readPool, boss, queue, sync, reads, metrics, close };
+    return { server, url, pool, readPool, boss, queue, sync, reads, metrics, feed: live, close };
   } catch (err) {
     await apollo?.stop().catch(() => undefined);
     await feed?.close().catch(() => undefined);

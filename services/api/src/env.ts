@@ -56,7 +56,7 @@ export const apiEnvSchema = z.object({
   QUERY_CACHE_MB: intVar(32, 1, 4096),
   // The response cache (reads/response-cache.ts): answers of compiled reads kept while the change
   // feed says nothing they read changed; its memory; the longest an answer is served.
-  RESPONSE_CACHE: enumVar(['on', 'off'] as const, 'on'),
+  RESPONSE_CACHE: boolVar(true),
   RESPONSE_CACHE_MB: intVar(64, 1, 16_384),
   RESPONSE_CACHE_MAX_AGE_S: intVar(60, 1, 86_400),
   // The longest a read with X-Sync-Token waits for its writes to be projected (live/sync-tokens.ts).
@@ -168,7 +168,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queryCacheSize: e.QUERY_CACHE_SIZE,
     queryCacheBytes: e.QUERY_CACHE_MB * 1024 * 1024,
     syncWaitTimeoutMs: e.SYNC_WAIT_TIMEOUT_MS,
-    responseCache: e.RESPONSE_CACHE === 'on' ? { maxBytes: e.RESPONSE_CACHE_MB * 1024 * 1024, maxAgeMs: e.RESPONSE_CACHE_MAX_AGE_S * 1000 } : undefined,
+    responseCache: e.RESPONSE_CACHE ? { maxBytes: e.RESPONSE_CACHE_MB * 1024 * 1024, maxAgeMs: e.RESPONSE_CACHE_MAX_AGE_S * 1000 } : undefined,
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
     heavyReadCost: e.HEAVY_READ_COST,
     heavyReadsMax: e.HEAVY_READS_MAX,

@@ -5,7 +5,7 @@ import { testPool } from '@blog/shared/test/helpers';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import type pg from 'pg';
 import type { AuthConfig } from '../src/auth/config';
-import { ALICE, BOB, CHARLIE, POST1, POST3, SEED_OPERATIONS, startApi, UUID_RE, writeCounts, type TestApi } from './support';
+import { ALICE, BOB, CHARLIE, mutationAnswer, POST1, POST3, SEED_OPERATIONS, startApi, UUID_RE, writeCounts, type TestApi } from './support';
 
 /**
  * AUTH_MODE=jwt over real HTTP: who may write what. Every refusal asserts its code AND that
@@ -221,7 +221,7 @@ describe('allowed', () => {
     const base = () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE);
     for (const token of [await base().setIssuedAt(iat).setExpirationTime(iat + MAX_AGE).sign(key), await base().setExpirationTime('23h').sign(key)]) {
       const res = await gqlAs(api, bearer(token), `mutation { createPost(title: "max age", content: "c") { author { id } } }`);
-      expect(res.json).toEqual({ data: { createPost: { author: { id: ALICE } } } });
+      expect(res.json).toEqual(mutationAnswer({ createPost: { author: { id: ALICE } } }));
     }
   });
 
@@ -229,7 +229,7 @@ describe('allowed', () => {
     const unlimited = await startApi({ auth: { ...hs256, maxAgeSeconds: 0 }, defaultSyncMode: 'QUEUED' });
     try {
       const res = await gqlAs(unlimited, bearer(await sign({}, { expiresIn: 1e20 })), `mutation { createPost(title: "for ever", content: "c") { author { id } } }`);
-      expect(res.json).toEqual({ data: { createPost: { author: { id: ALICE } } } });
+      expect(res.json).toEqual(mutationAnswer({ createPost: { author: { id: ALICE } } }));
     } finally {
       await unlimited.close();
     }
@@ -286,16 +286,16 @@ describe('allowed', () => {
   test('the role claim may also be a list of roles', async () => {
     const admin = bearer(await sign({ role: ['reader', 'admin'] }, { sub: CHARLIE }));
     const res = await gqlAs(api, admin, `mutation { updateUser(id: "${ALICE}", bio: "set by admin") { bio } }`);
-    expect(res.json).toEqual({ data: { updateUser: { bio: 'set by admin' } } });
+    expect(res.json).toEqual(mutationAnswer({ updateUser: { bio: 'set by admin' } }));
   });
 
   test('sign-up: a token whose subject has no user yet creates it, with the subject as id', async () => {
     const token = bearer(await tokenFor(NEWCOMER));
     const res = await gqlAs(api, token, `mutation { createUser(email: "new@example.com", username: "newcomer", fullName: "New Comer") { id username } }`);
-    expect(res.json).toEqual({ data: { createUser: { id: NEWCOMER, username: 'newcomer' } } });
+    expect(res.json).toEqual(mutationAnswer({ createUser: { id: NEWCOMER, username: 'newcomer' } }));
     // Then it writes as itself.
     const post = await gqlAs(api, token, `mutation { createPost(title: "hello", content: "c") { author { id } } }`);
-    expect(post.json).toEqual({ data: { createPost: { author: { id: NEWCOMER } } } });
+    expect(post.json).toEqual(mutationAnswer({ createPost: { author: { id: NEWCOMER } } }));
     // A second user for the same subject: FORBIDDEN.
     await refused(api, token, `mutation { createUser(email: "new2@example.com", username: "newcomer2", fullName: "Again") { id } }`, 'FORBIDDEN');
   });
@@ -315,7 +315,7 @@ describe('RS256', () => {
     const rsApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'publicKey', pem }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
     try {
       const good = await gqlAs(rsApi, bearer(await rs(pair.privateKey, ALICE)), `mutation { createComment(postId: "${POST3}", content: "rs256") { author { id } } }`);
-      expect(good.json).toEqual({ data: { createComment: { author: { id: ALICE } } } });
+      expect(good.json).toEqual(mutationAnswer({ createComment: { author: { id: ALICE } } }));
       await refused(rsApi, bearer(await rs(otherKey, ALICE)), CREATE_POST, 'UNAUTHENTICATED');
       // An HS256 token (e.g. signed with the public key as a secret: the alg confusion attack) is refused.
       await refused(rsApi, bearer(await sign({}, { secret: pem })), CREATE_POST, 'UNAUTHENTICATED');
@@ -338,7 +338,7 @@ describe('RS256', () => {
     const jwksApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
     try {
       const good = await gqlAs(jwksApi, bearer(await rs(pair.privateKey, BOB, 'k1')), `mutation { createComment(postId: "${POST3}", content: "jwks") { author { id } } }`);
-      expect(good.json).toEqual({ data: { createComment: { author: { id: BOB } } } });
+      expect(good.json).toEqual(mutationAnswer({ createComment: { author: { id: BOB } } }));
       expect(fetches).toBeGreaterThanOrEqual(1);
       // Same kid, another key: the signature does not verify.
       await refused(jwksApi, bearer(await rs(otherKey, BOB, 'k1')), CREATE_POST, 'UNAUTHENTICATED');
@@ -378,9 +378,9 @@ describe('AUTH_MODE=none (the demo default)', () => {
 
   test("the seed's mutations run verbatim, without a token", async () => {
     const post = await open.gql(SEED_OPERATIONS.CreatePost);
-    expect(post.json).toEqual({ data: { createPost: { id: expect.stringMatching(UUID_RE), title: 'My New Post', author: { username: 'alice' } } } });
+    expect(post.json).toEqual(mutationAnswer({ createPost: { id: expect.stringMatching(UUID_RE), title: 'My New Post', author: { username: 'alice' } } }));
     const comment = await open.gql(SEED_OPERATIONS.AddComment);
-    expect(comment.json).toEqual({ data: { createComment: { id: expect.stringMatching(UUID_RE), content: 'Great post!', author: { username: 'bob' } } } });
+    expect(comment.json).toEqual(mutationAnswer({ createComment: { id: expect.stringMatching(UUID_RE), content: 'Great post!', author: { username: 'bob' } } }));
   });
 
   test('an omitted authorId is BAD_USER_INPUT (there is no token to take it from), nothing written', async () => {
@@ -390,7 +390,7 @@ describe('AUTH_MODE=none (the demo default)', () => {
 
   test('a token is ignored: anyone may change anything', async () => {
     const res = await gqlAs(open, { authorization: 'Bearer not.a.jwt' }, `mutation { updatePost(id: "${POST1}", content: "anyone") { content } }`);
-    expect(res.json).toEqual({ data: { updatePost: { content: 'anyone' } } });
+    expect(res.json).toEqual(mutationAnswer({ updatePost: { content: 'anyone' } }));
   });
 });
 

@@ -1,5 +1,5 @@
 import { SYNC_QUEUE } from '@blog/shared';
-import { seededApis, type TestApi } from './support';
+import { mutationAnswer, seededApis, type TestApi } from './support';
 
 /**
  * A write whose dependency map reaches more than SYNC_FANOUT_MAX_IDS rows (here 12; rows found in tb_* and tv_* both count) refreshes only
@@ -39,7 +39,7 @@ async function fanOutJobs(user: string): Promise<{ plan: Record<string, string[]
 test('INLINE: the renamed user is current at once; the posts and comments embedding them follow through the workers', async () => {
   const f = await prolific(8);
   const res = await api.gql(`mutation { updateUser(id: "${f.user}", fullName: "Renamed Fan", sync: INLINE) { id fullName } }`);
-  expect(res.json).toEqual({ data: { updateUser: { id: f.user, fullName: 'Renamed Fan' } }, extensions: { sync: { restQueued: true } } });
+  expect(res.json).toEqual(mutationAnswer({ updateUser: { id: f.user, fullName: 'Renamed Fan' } }, { restQueued: true }));
   // Its own document now; the comments still embed the old name until the workers sync them.
   expect((await api.data(`{ user(id: "${f.user}") { fullName } }`)).user.fullName).toBe('Renamed Fan');
   expect(await commentAuthor(f.comments[0]!)).toBe(`Fan ${n}`);
@@ -52,10 +52,10 @@ test('INLINE: the renamed user is current at once; the posts and comments embedd
   expect((await api.app.sync.verify()).total).toBe(0);
 });
 
-test('a write within the bound answers without the extension and queues no fan-out', async () => {
+test('a write within the bound answers without sync.restQueued and queues no fan-out', async () => {
   const f = await prolific(2);
   const res = await api.gql(`mutation { updateUser(id: "${f.user}", fullName: "Small Fan", sync: INLINE) { fullName } }`);
-  expect(res.json).toEqual({ data: { updateUser: { fullName: 'Small Fan' } } });
+  expect(res.json).toEqual(mutationAnswer({ updateUser: { fullName: 'Small Fan' } }));
   expect(await fanOutJobs(f.user)).toEqual([]);
   for (const id of f.comments) expect(await commentAuthor(id)).toBe('Small Fan');
 });

@@ -124,6 +124,8 @@ export class TestApi {
       await this.app.sync.refreshIn(client, mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));
       await this.app.queue.expand(client, jobs.filter((j) => j.data.expand).map((j) => j.data));
     });
+    // As a worker does: the API processes learn what was refreshed through the change feed.
+    this.app.feed.committed(mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));
     await this.app.boss.complete(
       SYNC_QUEUE,
       jobs.map((j) => j.id),
@@ -171,4 +173,10 @@ export const CHARLIE = '00000000-0000-0000-0000-000000000003';
 export const POST1 = '00000000-0000-0000-0001-000000000001';
 export const POST2 = '00000000-0000-0000-0001-000000000002';
 export const POST3 = '00000000-0000-0000-0001-000000000003';
+/** A mutation's whole response: its data, and the sync token every mutation answer carries. */
+export const mutationAnswer = (data: Record<string, unknown>, sync?: { restQueued: true }) => ({
+  data,
+  extensions: { ...(sync ? { sync } : {}), syncToken: expect.stringMatching(/^st1\./) },
+});
+
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

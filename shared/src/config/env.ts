@@ -48,9 +48,9 @@ export const boolVar = (def: boolean) =>
   z.preprocess(
     unsetIfEmpty,
     z
-      .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+      .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], { error: 'must be true or false' })
       .default(def ? 'true' : 'false')
-      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+      .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on'),
   );
 
 /** An optional string variable (unset or empty means undefined). */

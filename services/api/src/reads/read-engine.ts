@@ -39,7 +39,7 @@ import {
   type Hole,
 } from './sql-builder';
 import { StatementNames } from './statement-names';
-import { dependenciesOf, type ResponseCache } from './response-cache';
+import { dependenciesOf, type ResponseCache, type ResponseCacheStats } from './response-cache';
 
 /**
  * Reads: one SQL statement per GraphQL request, built in PostgreSQL from tv_* documents.
@@ -457,6 +457,11 @@ export class ReadEngine {
   /** The read gate (tests look at its counts). */
   get gate(): ReadGate | undefined {
     return this.options.gate;
+  }
+
+  /** The response cache's counts (undefined when it is off). */
+  responseCacheStats(): ResponseCacheStats | undefined {
+    return this.options.responses?.stats();
   }
 
   /** Compiled documents kept now, and the memory they are estimated to take. */

@@ -1,0 +1,174 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { seed, type ChangeMessage } from '@blog/shared';
+import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import type pg from 'pg';
+import { POST1, POST2, POST3, startApi, type TestApi } from './support';
+
+/**
+ * The change feed, the response cache and sync tokens, with two API processes (in this process,
+ * each with its own pools and feed connections) and a worker process on one database.
+ */
+let pool: pg.Pool;
+let a: TestApi;
+let b: TestApi;
+let worker: ChildProcess;
+let workerOutput = '';
+
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+beforeAll(async () => {
+  pool = testPool(4);
+  await seed(pool);
+  [a, b] = await Promise.all([startApi(), startApi()]);
+  worker = spawn(process.execPath, [builtFile('services', 'worker', 'dist', 'main.js')], {
+    env: { PATH: process.env.PATH ?? '', DATABASE_URL: testDatabaseUrl(), WORKER_HEALTH_PORT: '0', WORKER_NAME: 'blog-worker-live', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  worker.stdout!.on('data', (d: Buffer) => (workerOutput += d.toString()));
+  worker.stderr!.on('data', (d: Buffer) => (workerOutput += d.toString()));
+  await waitFor(() => /projection worker started/.test(workerOutput), 'the worker');
+  await waitFor(() => a.app.feed.live && b.app.feed.live, 'both feeds');
+}, 30_000);
+
+afterAll(async () => {
+  worker?.kill('SIGTERM');
+  await new Promise((r) => worker?.once('exit', r));
+  await Promise.all([a?.close(), b?.close()]);
+  await pool?.end();
+});
+
+const titleOf = async (api: TestApi, id: string, headers: Record<string, string> = {}) => {
+  const res = await api.post<{ post: { title: string } }>({ query: `{ post(id: "${id}") { title } }` }, headers);
+  return res;
+};
+
+describe('sync tokens', () => {
+  test('a read with the token of a QUEUED write on one process sees it on the other, 100 times out of 100', async () => {
+    let seen = 0;
+    for (let i = 0; i < 100; i++) {
+      // The other process has the old answer in its cache.
+      expect((await titleOf(b, POST1)).status).toBe(200);
+      const written = await a.gql<{ updatePost: { title: string } }>(`mutation { updatePost(id: "${POST1}", title: "Queued ${i}", sync: QUEUED) { title } }`);
+      const token = (written.json.extensions as { syncToken: string }).syncToken;
+      expect(token).toMatch(/^st1\./);
+      const read = await titleOf(b, POST1, { 'X-Sync-Token': token });
+      expect(read.status).toBe(200);
+      if (read.json.data?.post.title === `Queued ${i}`) seen += 1;
+    }
+    expect(seen).toBe(100);
+    const metrics = await (await fetch(`${b.url}/metrics/prometheus`)).text();
+    expect(metrics).toMatch(/blog_sync_token_wait_seconds_count\{[^}]*outcome="synced"[^}]*\} 100/);
+  }, 60_000);
+
+  test('past SYNC_WAIT_TIMEOUT_MS: SYNC_TIMEOUT and no data; a token this API did not issue: 400', async () => {
+    const impatient = await startApi({ syncWaitTimeoutMs: 300 });
+    try {
+      // DEFERRED: its job waits DEFER_SECONDS (30 s) before any worker may take it.
+      const written = await a.gql(`mutation { updatePost(id: "${POST3}", title: "Deferred", sync: DEFERRED) { title } }`);
+      const token = (written.json.extensions as { syncToken: string }).syncToken;
+      const started = Date.now();
+      const read = await titleOf(impatient, POST3, { 'X-Sync-Token': token });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      expect(read.status).toBe(504);
+      expect(read.json).toEqual({ errors: [{ message: expect.stringMatching(/not projected within \d+ ms \(SYNC_WAIT_TIMEOUT_MS\)/), extensions: { code: 'SYNC_TIMEOUT' } }] });
+      for (const bad of ['nonsense', 'st1.bm90LWEtdXVpZA']) {
+        const res = await titleOf(impatient, POST3, { 'X-Sync-Token': bad });
+        expect(res.status).toBe(400);
+        expect(res.json.errors?.[0]?.message).toMatch(/^X-Sync-Token: /);
+      }
+      // An INLINE write's token is satisfied at once.
+      const inline = await a.gql(`mutation { updatePost(id: "${POST3}", title: "Inline", sync: INLINE) { title } }`);
+      const now = await titleOf(impatient, POST3, { 'X-Sync-Token': (inline.json.extensions as { syncToken: string }).syncToken });
+      expect(now.json).toEqual({ data: { post: { title: 'Inline' } } });
+    } finally {
+      await impatient.close();
+    }
+  });
+});
+
+describe('the response cache under concurrent writes', () => {
+  test('once a write has committed and its message has arrived, no process answers an older version', async () => {
+    const WRITES = 150;
+    const answeredAt: number[] = []; // by version: when the test had the mutation's answer
+    const toldAt = new Map<TestApi, number[]>([
+      [a, []],
+      [b, []],
+    ]);
+    // A message of A's publisher sent after version n's answer tells of n (its sends are in order).
+    for (const api of [a, b]) {
+      api.app.feed.onChange((m: ChangeMessage) => {
+        const ids = m.changes.post;
+        if (!ids || (ids !== '*' && !ids.includes(POST2))) return;
+        const told = toldAt.get(api)!;
+        for (let n = told.length; n < answeredAt.length && answeredAt[n]! <= m.at; n++) told.push(Date.now());
+      });
+    }
+    const reads: { api: TestApi; started: number; version: number }[] = [];
+    let writing = true;
+    const reader = async (api: TestApi) => {
+      while (writing) {
+        const started = Date.now();
+        const res = await titleOf(api, POST2);
+        const m = /^v(\d+)$/.exec(res.json.data?.post.title ?? '');
+        reads.push({ api, started, version: m ? Number(m[1]) : -1 });
+      }
+    };
+    const hitsBefore = a.app.reads.responseCacheStats()!.hits + b.app.reads.responseCacheStats()!.hits;
+    const readers = [reader(a), reader(a), reader(b), reader(b)];
+    for (let n = 0; n < WRITES; n++) {
+      const res = await a.gql(`mutation { updatePost(id: "${POST2}", title: "v${n}", sync: INLINE) { title } }`);
+      expect(res.status).toBe(200);
+      answeredAt[n] = Date.now();
+      await new Promise((r) => setTimeout(r, n % 3));
+    }
+    writing = false;
+    await Promise.all(readers);
+
+    const violations = reads.filter((r) => {
+      const told = toldAt.get(r.api)!;
+      let must = -1;
+      for (let n = 0; n < told.length; n++) if (told[n]! < r.started) must = n;
+      // On A, what it wrote itself is applied to its cache before it answers.
+      if (r.api === a) for (let n = 0; n < answeredAt.length; n++) if (answeredAt[n]! < r.started) must = Math.max(must, n);
+      return r.version < must;
+    });
+    expect(violations).toEqual([]);
+    expect(reads.length).toBeGreaterThan(WRITES);
+    expect(toldAt.get(b)!.length).toBeGreaterThan(WRITES - 5);
+    const hits = a.app.reads.responseCacheStats()!.hits + b.app.reads.responseCacheStats()!.hits - hitsBefore;
+    expect(hits).toBeGreaterThan(0);
+    // Quiet again: both answer the last version.
+    await waitFor(async () => (await titleOf(b, POST2)).json.data?.post.title === `v${WRITES - 1}`, 'the last version on B', 5000);
+  }, 60_000);
+});
+
+describe('a feed that was lost', () => {
+  test('after its connection is killed, what was cached is dropped: no stale answer afterwards', async () => {
+    await b.gql(`mutation { updatePost(id: "${POST3}", title: "Before the loss", sync: INLINE) { title } }`);
+    await waitFor(async () => (await titleOf(b, POST3)).json.data?.post.title === 'Before the loss', 'B current');
+    // Answered from B's cache (once the messages of earlier tests have all arrived).
+    await waitFor(async () => {
+      const hits = b.app.reads.responseCacheStats()!.hits;
+      const title = (await titleOf(b, POST3)).json.data?.post.title;
+      return title === 'Before the loss' && b.app.reads.responseCacheStats()!.hits === hits + 1;
+    }, 'a cached answer on B');
+
+    // Every listener's connection killed (a network cut, a restarted server), and a write while
+    // nobody listens: its message is lost for good.
+    await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'blog-api-listen'");
+    await waitFor(() => !b.app.feed.live, 'B noticing the loss');
+    await pool.query("UPDATE tb_post SET title = 'Written while the feed was down' WHERE id = $1", [POST3]);
+    await pool.query("UPDATE tv_post SET data = jsonb_set(data, '{title}', '\"Written while the feed was down\"') WHERE id = $1", [POST3]);
+    // Not live: reads go to the database.
+    expect((await titleOf(b, POST3)).json.data?.post.title).toBe('Written while the feed was down');
+    await waitFor(() => b.app.feed.live, 'B listening again');
+    expect((await titleOf(b, POST3)).json.data?.post.title).toBe('Written while the feed was down');
+    expect((await titleOf(a, POST3)).json.data?.post.title).toBe('Written while the feed was down');
+  }, 30_000);
+});
