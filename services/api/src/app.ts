@@ -29,7 +29,7 @@ import { isDatabaseUnavailable } from './errors';
 import { DirectMutations } from './graphql/direct-mutations';
 import { argumentErrorsPlugin, formatError, unavailableStatusPlugin } from './graphql/format-error';
 import { responseExtensions, type ApiContext } from './graphql/resolvers';
-import { allRules, createSchema, extraRules } from './graphql/schema';
+import { allRules, createSchema, extraRules, subscriptionRules } from './graphql/schema';
 import { GRAPHQL_PATH, handleGraphqlPost, isGraphqlPath, isGraphqlPost, sendError } from './http/graphql-endpoint';
 import { ideAssets, idePage, wantsIde } from './http/ide';
 import { MAX_QUERY_TOKENS } from './limits/cost';
@@ -43,6 +43,8 @@ import { ReadGate } from './reads/read-gate';
 import { ResponseCache } from './reads/response-cache';
 import { LiveFeed } from './live/live-feed';
 import { SyncTokens } from './live/sync-tokens';
+import { SubscriptionSources } from './live/subscriptions';
+import { startSubscriptions } from './live/ws-server';
 
 export interface AppOptions {
   logger?: Logger;
@@ -116,6 +118,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
   const schemaGate = new SchemaGate({ pool, boss, migrator, url: config.databaseUrl, logger });
   let apollo: ApolloServer<ApiContext> | undefined;
   let feed: LiveFeed | undefined;
+  let subscriptions: { close: () => Promise<void> } | undefined;
   try {
     await schemaGate.start();
     const metrics = createMetrics({ service: 'api', db: () => pool });
@@ -306,6 +309,26 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       else socket.destroy();
     });
 
+    // Subscriptions over WebSocket on the same server and path (graphql-ws), fed by the change feed.
+    const sources = new SubscriptionSources(readPool, live);
+    if (metrics.live) metrics.live.gauges.subscriptionsOpen = () => sources.open;
+    subscriptions = startSubscriptions({
+      server,
+      path: GRAPHQL_PATH,
+      schema,
+      rules: subscriptionRules(config),
+      sources,
+      context: () => ({ reads, commands, readMemo: new Map() }),
+      authenticate,
+      checkTokens: config.auth.mode === 'jwt',
+      trustProxy: config.trustProxy,
+      maxConnectionsPerClient: config.maxWsConnectionsPerClient,
+      maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
+      open: () => schemaGate.open,
+      logger,
+    });
+    const ws = subscriptions;
+
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -321,7 +344,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     const started = apollo;
     const close = () => {
       closing ??= (async () => {
-        // Apollo's drain plugin closes the server, waits for in-flight requests, then idles sockets.
+        // Subscriptions end first (their sockets would keep the server open), then Apollo's drain
+        // plugin closes the server, waits for in-flight requests, then idles sockets.
+        await ws.close();
         await started.stop();
         await schemaGate.close({ graceful: true, timeoutMs: config.shutdownTimeoutMs });
         await live.close();
@@ -331,6 +356,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     };
     return { server, url, pool, readPool, boss, queue, sync, reads, metrics, feed: live, close };
   } catch (err) {
+    await subscriptions?.close().catch(() => undefined);
     await apollo?.stop().catch(() => undefined);
     await feed?.close().catch(() => undefined);
     await schemaGate.close({ graceful: false, timeoutMs: 0 }).catch(() => undefined);

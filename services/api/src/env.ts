@@ -59,6 +59,10 @@ export const apiEnvSchema = z.object({
   RESPONSE_CACHE: boolVar(true),
   RESPONSE_CACHE_MB: intVar(64, 1, 16_384),
   RESPONSE_CACHE_MAX_AGE_S: intVar(60, 1, 86_400),
+  // Subscriptions (WebSocket at /graphql): connections and subscriptions one client may hold open
+  // (a client: the token's subject when it has a valid token, else its address; TRUST_PROXY).
+  MAX_WS_CONNECTIONS_PER_CLIENT: intVar(16, 1, 100_000),
+  MAX_SUBSCRIPTIONS_PER_CLIENT: intVar(100, 1, 1_000_000),
   // The longest a read with X-Sync-Token waits for its writes to be projected (live/sync-tokens.ts).
   SYNC_WAIT_TIMEOUT_MS: intVar(5000, 1, 600_000),
   // The largest answer to a read, in bytes of JSON; a larger one is RESPONSE_TOO_LARGE.
@@ -124,6 +128,8 @@ export interface ApiConfig {
   /** The response cache: its memory in bytes and the age past which an answer is not served; undefined when off. */
   responseCache: { maxBytes: number; maxAgeMs: number } | undefined;
   syncWaitTimeoutMs: number;
+  maxWsConnectionsPerClient: number;
+  maxSubscriptionsPerClient: number;
   maxResponseBytes: number;
   heavyReadCost: number;
   heavyReadsMax: number;
@@ -168,6 +174,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queryCacheSize: e.QUERY_CACHE_SIZE,
     queryCacheBytes: e.QUERY_CACHE_MB * 1024 * 1024,
     syncWaitTimeoutMs: e.SYNC_WAIT_TIMEOUT_MS,
+    maxWsConnectionsPerClient: e.MAX_WS_CONNECTIONS_PER_CLIENT,
+    maxSubscriptionsPerClient: e.MAX_SUBSCRIPTIONS_PER_CLIENT,
     responseCache: e.RESPONSE_CACHE ? { maxBytes: e.RESPONSE_CACHE_MB * 1024 * 1024, maxAgeMs: e.RESPONSE_CACHE_MAX_AGE_S * 1000 } : undefined,
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
     heavyReadCost: e.HEAVY_READ_COST,

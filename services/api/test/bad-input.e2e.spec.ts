@@ -159,7 +159,7 @@ const cases: Case[] = [
   // ---- malformed requests ---------------------------------------------------------------------------
   { name: 'two operations and no operationName', query: `query A { posts { id } } mutation B { deletePost(id: "${POST1}") { id } }`, status: 400, code: 'OPERATION_RESOLUTION_FAILURE', message: /operation name/ },
   { name: 'an operationName that is not in the document', query: `query A { posts { id } }`, operationName: 'DropEverything', status: 400, code: 'OPERATION_RESOLUTION_FAILURE', message: /DropEverything/ },
-  { name: 'a subscription (the schema has none)', query: `subscription { posts { id } }`, status: 400, code: 'GRAPHQL_VALIDATION_FAILED', message: /no subscription operations/ },
+  { name: 'a subscription over HTTP', query: `subscription { postChanged(id: "00000000-0000-0000-0001-000000000001") { id } }`, status: 400, code: 'GRAPHQL_VALIDATION_FAILED', message: /Subscriptions are served over WebSocket at \/graphql/ },
   { name: 'an empty query', body: { query: '' }, status: 400, code: 'BAD_REQUEST' },
   { name: 'variables that are a string', body: { query: '{ posts { id } }', variables: '{"a":1}' }, status: 400, code: 'BAD_REQUEST' },
   { name: 'invalid JSON (trailing comma)', bytes: Buffer.from('{"query": "{ posts { id } }",}'), status: 400, code: 'BAD_REQUEST', message: /JSON/ },

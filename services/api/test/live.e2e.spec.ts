@@ -55,7 +55,7 @@ describe('sync tokens', () => {
       // The other process has the old answer in its cache.
       expect((await titleOf(b, POST1)).status).toBe(200);
       const written = await a.gql<{ updatePost: { title: string } }>(`mutation { updatePost(id: "${POST1}", title: "Queued ${i}", sync: QUEUED) { title } }`);
-      const token = (written.json.extensions as { syncToken: string }).syncToken;
+      const token = written.json.extensions!.syncToken!;
       expect(token).toMatch(/^st1\./);
       const read = await titleOf(b, POST1, { 'X-Sync-Token': token });
       expect(read.status).toBe(200);
@@ -71,7 +71,7 @@ describe('sync tokens', () => {
     try {
       // DEFERRED: its job waits DEFER_SECONDS (30 s) before any worker may take it.
       const written = await a.gql(`mutation { updatePost(id: "${POST3}", title: "Deferred", sync: DEFERRED) { title } }`);
-      const token = (written.json.extensions as { syncToken: string }).syncToken;
+      const token = written.json.extensions!.syncToken!;
       const started = Date.now();
       const read = await titleOf(impatient, POST3, { 'X-Sync-Token': token });
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);
@@ -84,7 +84,7 @@ describe('sync tokens', () => {
       }
       // An INLINE write's token is satisfied at once.
       const inline = await a.gql(`mutation { updatePost(id: "${POST3}", title: "Inline", sync: INLINE) { title } }`);
-      const now = await titleOf(impatient, POST3, { 'X-Sync-Token': (inline.json.extensions as { syncToken: string }).syncToken });
+      const now = await titleOf(impatient, POST3, { 'X-Sync-Token': inline.json.extensions!.syncToken! });
       expect(now.json).toEqual({ data: { post: { title: 'Inline' } } });
     } finally {
       await impatient.close();

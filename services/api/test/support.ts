@@ -11,7 +11,11 @@ export interface GqlResponse<T = Record<string, unknown>> {
   status: number;
   headers: Headers;
   text: string;
-  json: { data?: T | null; errors?: { message: string; path?: unknown[]; extensions?: { code?: string; field?: string } }[] };
+  json: {
+    data?: T | null;
+    errors?: { message: string; path?: unknown[]; extensions?: { code?: string; field?: string } }[];
+    extensions?: { syncToken?: string; sync?: { restQueued?: boolean } };
+  };
 }
 
 /**

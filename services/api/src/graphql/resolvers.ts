@@ -6,7 +6,9 @@ import { encodeSyncToken } from '../live/sync-tokens';
 import { COMMAND_MODULES } from '../commands/modules';
 import type { ReadEngine } from '../reads/read-engine';
 import { ROOT_FIELDS } from '../reads/root-fields';
-import { encodeCursor } from '../validate';
+import { BadInputError } from '../errors';
+import type { SubscriptionSources } from '../live/subscriptions';
+import { encodeCursor, uuid } from '../validate';
 
 /** What every resolver receives: one per HTTP request. */
 export interface ApiContext {
@@ -18,6 +20,8 @@ export interface ApiContext {
   actor: () => Promise<Actor>;
   /** Who sent the request, for the mutation rate limit and the read gate (limits/rate-limit.ts, clientKey). */
   clientKey?: string;
+  /** The sources of subscriptions (WebSocket connections only). */
+  subscriptions?: SubscriptionSources;
   /** What the request's mutations did about their sync (commands.ts, SyncReceipt), added up. */
   synced?: { restQueued: boolean; jobs: string[] };
 }
@@ -32,6 +36,11 @@ export function responseExtensions(ctx: ApiContext): Record<string, unknown> | u
 }
 
 type Args = Record<string, unknown>;
+
+function sources(ctx: ApiContext): SubscriptionSources {
+  if (!ctx.subscriptions) throw new BadInputError('Subscriptions are served over WebSocket at /graphql (protocol graphql-transport-ws).');
+  return ctx.subscriptions;
+}
 
 const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) => ctx.reads.rootValue(info, ctx.readMemo, ctx.clientKey);
 
@@ -63,6 +72,16 @@ const write =
 export const resolvers = {
   // Every Query field (the entities' and syncMetrics) is answered by the read engine.
   Query: Object.fromEntries(Object.keys(ROOT_FIELDS).map((name) => [name, read])),
+  Subscription: {
+    postChanged: {
+      subscribe: (_: unknown, a: Args, ctx: ApiContext) => sources(ctx).postChanged(uuid(a.id, 'id')),
+      resolve: (doc: unknown) => doc,
+    },
+    commentAdded: {
+      subscribe: (_: unknown, a: Args, ctx: ApiContext) => sources(ctx).commentAdded(uuid(a.postId, 'postId')),
+      resolve: (doc: unknown) => doc,
+    },
+  },
   Mutation: Object.fromEntries(COMMAND_MODULES.flatMap((m) => Object.entries(m.mutations)).map(([name, run]) => [name, write(run)])),
   // The types of listed entities carry a cursor, and fields merged in at read time have resolvers
   // of their own (their values are not in the documents).

@@ -6,7 +6,7 @@ import { costLimitRule } from '../limits/cost';
 import { noIntrospectionRule } from '../limits/introspection';
 import { depthLimitRule } from './depth-limit';
 import { modelTypeDefs } from './model-sdl';
-import { knownOperationTypeRule } from './operation-type';
+import { knownOperationTypeRule, onlySubscriptionsRule } from './operation-type';
 import { resolvers } from './resolvers';
 import { typeDefs } from './type-defs';
 
@@ -42,4 +42,9 @@ export function extraRules(limits: RuleLimits): ValidationRule[] {
 
 export function allRules(limits: RuleLimits): ValidationRule[] {
   return [...specifiedRules, ...extraRules(limits)];
+}
+
+/** The rules of WebSocket operations: the same limits, and subscriptions only (see operation-type.ts). */
+export function subscriptionRules(limits: RuleLimits): ValidationRule[] {
+  return [...specifiedRules, ...extraRules(limits).filter((r) => r !== knownOperationTypeRule), onlySubscriptionsRule];
 }

@@ -30,6 +30,14 @@ export const typeDefs = /* GraphQL */ `
     deletedCommentIds: [ID!]!
   }
 
+  "Served over WebSocket at /graphql (protocol graphql-transport-ws), never over HTTP."
+  type Subscription {
+    "The post as refreshed, each time its document changes (whichever process refreshed it); ends when the post is deleted."
+    postChanged(id: ID!): Post!
+    "Each comment added to the post from the moment of subscribing, once."
+    commentAdded(postId: ID!): Comment!
+  }
+
   extend type Query {
     "entityType: one of the entity types the sync engine projects (as in sync_log)."
     syncMetrics(entityType: String!): SyncMetrics!

@@ -16,6 +16,7 @@ export class LiveFeed {
   private readonly listener: ChangeListener;
   private readonly handlers = new Set<(message: ChangeMessage) => void>();
   private readonly lostHandlers = new Set<() => void>();
+  private readonly listeningHandlers = new Set<() => void>();
 
   constructor(
     url: string,
@@ -30,7 +31,10 @@ export class LiveFeed {
         options.cache?.setLive(false);
         for (const h of this.lostHandlers) h();
       },
-      onListening: () => options.cache?.setLive(true),
+      onListening: () => {
+        options.cache?.setLive(true);
+        for (const h of this.listeningHandlers) h();
+      },
     });
   }
 
@@ -62,6 +66,12 @@ export class LiveFeed {
   onLost(handler: () => void): () => void {
     this.lostHandlers.add(handler);
     return () => this.lostHandlers.delete(handler);
+  }
+
+  /** The feed listens (again): what was missed while it did not can be read now. Returns the unsubscribe. */
+  onListening(handler: () => void): () => void {
+    this.listeningHandlers.add(handler);
+    return () => this.listeningHandlers.delete(handler);
   }
 
   async close(): Promise<void> {
