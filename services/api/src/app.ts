@@ -203,6 +203,8 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       // PERSISTED_OPERATIONS allow/only: APQ lookups answer from the list and never register anything.
       ...(persisted ? { persistedQueries: { cache: persisted.apolloCache() } } : {}),
       includeStacktraceInErrorResponses: false,
+      // main.ts handles SIGINT/SIGTERM and closes everything in order (subscriptions first).
+      stopOnTerminationSignals: false,
       formatError: errorFormat,
       logger,
       plugins: [
