@@ -122,6 +122,7 @@ async function answer(
   // and not the response cache.
   const tokenHeader = req.headers[SYNC_TOKEN_HEADER];
   let consistent = false;
+  let waitedMs: number | undefined;
   if (tokenHeader !== undefined && options.tokens) {
     const jobs = parseSyncTokens(Array.isArray(tokenHeader) ? tokenHeader.join(',') : tokenHeader);
     if (jobs instanceof Error) return sendError(res, startNs, 400, 'BAD_REQUEST', jobs.message);
@@ -134,6 +135,7 @@ async function answer(
       return sendError(res, startNs, 409, 'SYNC_FAILED', `The sync of a write named by X-Sync-Token failed (job ${waited.job}, in the dead letter queue): it is not projected until an operator replays it.`);
     }
     consistent = true;
+    waitedMs = waited.waitedMs;
   }
   const b = body as { query?: unknown; operationName?: unknown; variables?: unknown; extensions?: unknown } | null;
   const fast =
@@ -174,6 +176,8 @@ async function answer(
         span.setAttributes({
           'graphql.operation.type': 'query',
           'blog.graphql.path': 'compiled',
+          'blog.response_cache': result.cached ? 'hit' : consistent ? 'bypassed' : 'miss',
+          ...(waitedMs !== undefined ? { 'blog.sync_token.wait_ms': waitedMs } : {}),
           ...(operationName ? { 'graphql.operation.name': operationName } : {}),
         });
         options.metrics?.graphqlDuration.observe(

@@ -63,6 +63,8 @@ export function startSubscriptions(o: WsOptions): { close: () => Promise<void> }
   const disposable = useServer<Record<string, unknown>, { request: http.IncomingMessage }>(
     {
       schema: o.schema,
+      // Time to send connection_init (graphql-ws's default, 3 s, is short for someone typing it in wscat).
+      connectionInitWaitTimeout: 10_000,
       validate: (schema, document) => validate(schema, document, o.rules),
       onConnect: async (ctx) => {
         if (!o.open()) {

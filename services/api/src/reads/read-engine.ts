@@ -168,7 +168,8 @@ export interface ReadRequest {
 }
 
 export type FastResult =
-  | { kind: 'ok'; body: string }
+  /** `cached`: answered from the response cache. */
+  | { kind: 'ok'; body: string; cached?: true }
   /** Not for the fast path: hand the request to Apollo Server. */
   | { kind: 'fallback'; reason: string };
 
@@ -214,7 +215,7 @@ export class ReadEngine {
     const cacheKey = responses ? `${entry.key}\u0000${variables ? JSON.stringify(variables) : ''}` : '';
     if (responses && entry.deps) {
       const hit = responses.get(cacheKey);
-      if (hit !== undefined) return { kind: 'ok', body: hit };
+      if (hit !== undefined) return { kind: 'ok', body: hit, cached: true };
     }
     let bound = entry.constant;
     if (!bound) {
