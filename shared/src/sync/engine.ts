@@ -420,17 +420,19 @@ export class SyncEngine {
    * rows (a wrong count shows as a stale row). A report keeps at most VerifyOptions.keepIds ids
    * per type and problem: for more drift than that, verifyAndRepair() repairs every row.
    */
-  repair(report: VerifyReport): Promise<SyncReport> {
+  async repair(report: VerifyReport): Promise<SyncReport> {
     const plan = emptyPlan();
     for (const t of ENTITY_TYPES) {
       const p = report.problems[t];
       plan[t] = [...p.missing, ...p.stale, ...p.orphaned];
     }
-    return withTransaction(this.pool, async (client) => {
+    const repaired = await withTransaction(this.pool, async (client) => {
       const refreshed = await this.refreshIn(client, plan);
       for (const type of KEPT_COUNT_OWNERS) await recountKeptCounts(client, type, plan[type]);
       return refreshed;
     });
+    this.onCommitted?.(plan);
+    return repaired;
   }
 
   /** The onRefresh hook (metrics): its failure is logged, never the sync's (nor the command's). */

@@ -59,7 +59,7 @@ export interface CommandsOptions {
   deferSeconds: number;
   /** SYNC_FANOUT_MAX_IDS: a plan larger than this is left to the workers (see inTransaction). */
   fanOutMaxIds: number;
-  /** After an INLINE command's transaction committed: what it refreshed (for the change feed). */
+  /** After a command's transaction committed: the rows it changed for readers (for the change feed). */
   onCommitted?: (changes: Partial<SyncPlan>) => void;
 }
 
@@ -366,13 +366,13 @@ export class Commands {
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
   ): Promise<R> {
     try {
-      let refreshed: Partial<SyncPlan> | undefined;
+      let committed: Partial<SyncPlan> | undefined;
       // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
-      const answer = await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write, (plan) => (refreshed = plan)), {
+      const answer = await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)), {
         genericPlans: true,
         beginWithFirstStatement: true,
       });
-      if (refreshed) this.options.onCommitted?.(refreshed);
+      if (committed) this.options.onCommitted?.(committed);
       return answer;
     } catch (err) {
       if (err instanceof ClientError) throw err;
@@ -386,7 +386,7 @@ export class Commands {
     client: pg.PoolClient,
     mode: SyncMode,
     write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
-    refreshing: (plan: Partial<SyncPlan>) => void,
+    changed: (rows: Partial<SyncPlan>) => void,
   ): Promise<R> {
     const written = await write(client);
     written.checked?.catch(() => undefined); // observed now; awaited (and raised) below
@@ -429,7 +429,6 @@ export class Commands {
       if (answered) commitNow(client);
       const report = await refreshed;
       jobs.push(...((await expanding) ?? []));
-      refreshing(plan);
       if (written.entity) {
         const { type, id } = written.entity;
         answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
@@ -446,6 +445,10 @@ export class Commands {
       if (previewed) answer = (await previewed).get(written.entity!.id);
     }
     if (answer === undefined) throw new Error('the written entity has no document');
+    // What readers see changed once this commits: the projections refreshed INLINE, and in every
+    // mode the rows whose kept counts it changed (merged in at read time from the counts rows).
+    const countOwners = mergePlans(counts.map((c) => ({ [c.type]: [c.id] })));
+    changed(mode === 'INLINE' ? mergePlans([plan, countOwners]) : countOwners);
     if (typeof answer === 'object' && answer !== null) Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
