@@ -601,11 +601,11 @@ interface WriterState {
  * five newest, so that those keep their first page of comments whole (the reference lists every
  * comment).
  *
- * After each acknowledged write, the writer reads the document through the cached API and compares
- * it with the answer computed from tb_* at that moment: the writer is the only one writing and
- * waits for each step, so nothing changes in between, and an INLINE write has dropped what it
- * changed from this process's cache before it answered. The hit ratio comes from the API's
- * Prometheus counters, read just before and just after wrk's measured run.
+ * After every fifth write, once every write sent has been answered, the writer reads the document
+ * through the cached API and compares it with the answer computed from tb_* at that moment: it is
+ * the only one writing and sends nothing meanwhile, so nothing changes in between, and an INLINE
+ * write has dropped what it changed from this process's cache before it answered. The hit ratio
+ * comes from the API's Prometheus counters, read just before and just after wrk's measured run.
  */
 async function cacheWritesPhase(ctx: Context): Promise<void> {
   const { options } = ctx;
@@ -644,8 +644,9 @@ async function cacheWritesPhase(ctx: Context): Promise<void> {
     const inRuns = ctx.cacheUnderWrites.reduce((n, r) => n + r.checkReadsInRun, 0);
     ctx.notes.push(
       `The response cache under writes: ${SYSTEMS['ours-cached'].label} read by wrk at ${connections} connections, one document at a time, while one client wrote through the same API ` +
-        `at ${options.writeRate}/s (INLINE; updatePost of one of the five newest posts and createComment, every other one by GetUser's user), each write followed by a read of the document ` +
-        'compared with the answer computed from tb_* at that moment. Every write drops both documents from the cache (they read posts, comments and users\' counts). ' +
+        `at ${options.writeRate}/s (INLINE, up to ${WRITES_IN_FLIGHT} at a time; updatePost of one of the five newest posts and createComment, every other one by GetUser's user). ` +
+        `After every ${CHECK_EVERY}th write, once all writes sent were answered, a read of the document was compared with the answer computed from tb_* at that moment. ` +
+        "Every write drops both documents from the cache (they read posts, comments and users' counts). " +
         `Hits and misses are the API's counters (blog_response_cache_lookups_total) over the measured run; they include the writer's ${inRuns} check reads in those runs, nearly all misses (each follows a write). ` +
         '"req/s, no writes" is the same cell of the read phase.',
     );
@@ -692,15 +693,24 @@ async function cacheUnderWrites(ctx: Context, system: RunningSystem, row: CacheW
   row.wrong = state.wrong;
 }
 
-/** One write every 1/rate s (late ones go at once), each followed by a checked read (see cacheWritesPhase). */
+/** Writes in flight at most: a write due beyond it waits for one to be answered. */
+const WRITES_IN_FLIGHT = 8;
+/** A checked read after every this many writes. */
+const CHECK_EVERY = 5;
+
+/**
+ * One write every 1/rate s, sent without waiting for the previous answers (a write that falls
+ * behind is sent as soon as it can: the rate holds on average). After every CHECK_EVERY writes,
+ * the writer waits until every write it sent has been answered, reads the document through the
+ * cached API, and compares it with the answer computed from tb_* (see cacheWritesPhase); then the
+ * writes go on, catching up what fell due meanwhile.
+ */
 async function writeSteadily(ctx: Context, system: RunningSystem, doc: ReadDocId, posts: { newest: string[]; others: string[] }, state: WriterState): Promise<void> {
   const period = 1000 / ctx.options.writeRate;
   const started = performance.now();
   const pick = <T>(list: readonly T[]) => list[Math.floor(Math.random() * list.length)]!;
-  for (let i = 0; !state.stop; i++) {
-    const wait = started + i * period - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (state.stop) break;
+  const inFlight = new Set<Promise<void>>();
+  const write = async (i: number) => {
     const request =
       i % 2 === 0
         ? {
@@ -718,27 +728,41 @@ async function writeSteadily(ctx: Context, system: RunningSystem, doc: ReadDocId
     if (problem) {
       state.failed += 1;
       if (state.failures.length < 5) state.failures.push(`${request.operationName}: ${problem}`);
-      continue;
+      return;
     }
     state.writes += 1;
     state.writtenAt.push(performance.now());
-    state.checkedAt.push(performance.now());
-    const read = await postGraphql(system.url, readRequest('ours-cached', doc, ctx.userId)).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
-    const expected = doc === 'user' ? await expectedUser(ctx.pool, ctx.userId) : await expectedRecentPosts(ctx.pool, doc === 'recent5' ? 5 : 50);
-    state.checks += 1;
-    const readProblem = answerProblem(read);
-    let diff: string | undefined;
-    if (readProblem) diff = readProblem;
-    else {
-      try {
-        diff = firstDifference(canonicalRead(doc, read.body!.data), expected);
-      } catch (err) {
-        diff = `wrong shape: ${(err as Error).message}`;
-      }
+  };
+  for (let i = 0; !state.stop; i++) {
+    const wait = started + i * period - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (state.stop) break;
+    const sending = write(i).finally(() => inFlight.delete(sending));
+    inFlight.add(sending);
+    if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+    if (i % CHECK_EVERY === CHECK_EVERY - 1) {
+      // Nothing in flight: what tb_* holds now is what every read from here on must show.
+      await Promise.all(inFlight);
+      await checkAfterWrites(ctx, system, doc, state, i);
     }
-    if (diff && state.wrong.length < 20) state.wrong.push(`after write ${i} (${request.operationName}): ${diff}`);
-    else if (diff) state.wrong.push('(more)');
   }
+  await Promise.all(inFlight);
+}
+
+async function checkAfterWrites(ctx: Context, system: RunningSystem, doc: ReadDocId, state: WriterState, i: number): Promise<void> {
+  state.checkedAt.push(performance.now());
+  const read = await postGraphql(system.url, readRequest('ours-cached', doc, ctx.userId)).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
+  const expected = doc === 'user' ? await expectedUser(ctx.pool, ctx.userId) : await expectedRecentPosts(ctx.pool, doc === 'recent5' ? 5 : 50);
+  state.checks += 1;
+  let diff = answerProblem(read);
+  if (!diff) {
+    try {
+      diff = firstDifference(canonicalRead(doc, read.body!.data), expected);
+    } catch (err) {
+      diff = `wrong shape: ${(err as Error).message}`;
+    }
+  }
+  if (diff) state.wrong.push(state.wrong.length < 20 ? `after write ${i}: ${diff}` : '(more)');
 }
 
 // -----------------------------------------------------------------------------------------------
