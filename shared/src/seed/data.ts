@@ -1,5 +1,5 @@
 /**
- * The fixed sample data of the product (PRODUCT.md, "Seed data"): three users, three published
+ * The fixed sample data of the product's original specification: three users, three published
  * posts, four comments, with fixed ids and timestamps so that examples and tests can name them.
  */
 export const SEED_USERS = [
