@@ -31,7 +31,6 @@ export * from './sync/shapes';
 export * from './sync/feed';
 export * from './telemetry/metrics';
 export * from './telemetry/http-span';
-export * from './telemetry/fast-span';
 export * from './telemetry/statement-span';
 export * from './auth/operator-token';
 export * from './db/roles';

@@ -260,7 +260,7 @@ async function tracingMain(): Promise<void> {
   type Variant = 'off' | 'on' | 'json' | 'sampled';
   const variants: { name: Variant; label: string; env: Record<string, string> }[] = [
     { name: 'off', label: 'tracing off', env: {} },
-    // The default: OTLP protobuf, written by our encoder (shared/src/telemetry/otlp-protobuf.ts).
+    // The default: OTLP protobuf, through the SDK's protobuf exporter.
     { name: 'on', label: 'tracing on, every trace', env: {} },
     // The same spans through the SDK's own OTLP/JSON exporter, for comparison.
     { name: 'json', label: 'every trace, SDK JSON exporter', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } },

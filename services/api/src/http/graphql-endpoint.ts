@@ -1,6 +1,6 @@
 import type http from 'node:http';
-import { fastTracer, isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
-import { context, SpanStatusCode } from '@opentelemetry/api';
+import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ReadRefusedError } from '../errors';
 import type { DirectMutations } from '../graphql/direct-mutations';
 import type { ApiContext } from '../graphql/resolvers';
@@ -33,7 +33,7 @@ export interface GraphqlEndpointOptions {
   tokens?: SyncTokens;
 }
 
-const tracer = fastTracer('blog-api');
+const tracer = trace.getTracer('blog-api');
 /** Strict: a malformed byte sequence throws instead of becoming U+FFFD. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
