@@ -1,4 +1,5 @@
 export * from './config/env';
+export * from './util/uuid';
 export * from './db/database';
 export * from './db/embedded';
 export * from './db/errors';

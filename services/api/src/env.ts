@@ -1,10 +1,9 @@
-import { boolVar, enumVar, intVar, optionalPgUrl, optionalString, parseEnv, resolveUserPath } from '@blog/shared';
+import { boolVar, enumVar, intVar, optionalPgUrl, optionalString, parseEnv, resolveUserPath, unsetIfEmpty } from '@blog/shared';
 import { SYNC_MODES, type SyncMode } from '@blog/shared';
 import { z } from 'zod';
 import { authConfigFrom, authEnvSchema, checkAuthEnv, type AuthConfig } from './auth/config';
 import { PERSISTED_MODES, type PersistedMode } from './limits/persisted';
 
-const unsetIfEmpty = (v: unknown) => (v === '' ? undefined : v);
 /** A boolean that may be left unset (its default then depends on another variable). */
 const optionalBool = () =>
   z.preprocess(
@@ -22,7 +21,7 @@ const optionalBool = () =>
  */
 export const apiEnvSchema = z.object({
   PORT: intVar(8000, 0, 65535),
-  HOST: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).default('0.0.0.0')),
+  HOST: z.preprocess(unsetIfEmpty, z.string().min(1).default('0.0.0.0')),
   DATABASE_URL: z
     .string({ error: 'is required (a postgres:// URL; `npm start` passes the one it prepared)' })
     .refine((v) => /^postgres(ql)?:\/\//.test(v), { error: 'must be a postgres:// or postgresql:// URL' }),

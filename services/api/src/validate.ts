@@ -1,3 +1,4 @@
+import { UUID_PATTERN } from '@blog/shared';
 import { BadInputError, InvalidArgumentsError } from './errors';
 
 /**
@@ -8,7 +9,6 @@ import { BadInputError, InvalidArgumentsError } from './errors';
  * store them), and single-line fields (email, username, fullName, title) may not contain
  * bidirectional control characters, which reorder how the text around them is displayed.
  */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USERNAME = /^[A-Za-z0-9_]{3,30}$/;
 // tb_user_email_format: '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$', at most 254 characters.
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
@@ -85,7 +85,7 @@ export class ArgumentChecks {
 }
 
 export function uuid(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
+  if (typeof value !== 'string' || !UUID_PATTERN.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
   return value.toLowerCase();
 }
 
@@ -181,7 +181,7 @@ export function cursor(value: unknown, field = 'after'): Cursor | null {
   const bad = () => new BadInputError(`${field} is not a cursor returned by this API.`, field);
   if (typeof value !== 'string' || value.length > 200) throw bad();
   const [createdAt, id, ...rest] = Buffer.from(value, 'base64url').toString('utf8').split('|');
-  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || !realTimestamp(createdAt)) {
+  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID_PATTERN.test(id) || !realTimestamp(createdAt)) {
     throw bad();
   }
   return { createdAt, id: id.toLowerCase() };

@@ -1,4 +1,4 @@
-import { enumVar, intVar, optionalString, parseEnv } from '@blog/shared';
+import { enumVar, intVar, optionalString, parseEnv, unsetIfEmpty } from '@blog/shared';
 import { z } from 'zod';
 
 /**
@@ -28,7 +28,7 @@ export const workerEnvSchema = z.object({
   WORKER_NAME: optionalString(),
   // When set, GET /metrics on the health port needs `Authorization: Bearer <OPERATOR_TOKEN>`.
   OPERATOR_TOKEN: z.preprocess(
-    (v) => (v === '' ? undefined : v),
+    unsetIfEmpty,
     z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
   ),
   LOG_LEVEL: enumVar(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'),

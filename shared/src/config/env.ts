@@ -29,7 +29,8 @@ function failConfig(message: string): never {
 }
 
 /** Empty strings in the environment mean "unset" (a common result of `FOO=` in .env files). */
-const unsetIfEmpty = (v: unknown) => (v === '' ? undefined : v);
+/** An empty variable is an unset one (so that its default applies). */
+export const unsetIfEmpty = (v: unknown) => (v === '' ? undefined : v);
 
 /** An integer variable within [min, max], with a default. */
 export const intVar = (def: number, min: number, max: number) =>

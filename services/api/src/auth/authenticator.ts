@@ -1,4 +1,4 @@
-import type { Logger } from '@blog/shared';
+import { UUID_PATTERN, type Logger } from '@blog/shared';
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type KeyObject } from 'jose';
 import { UnauthenticatedError } from '../errors';
 import type { AuthConfig } from './config';
@@ -19,7 +19,6 @@ export const ANYONE: Actor = Object.freeze({ userId: null, admin: true });
 /** From the Authorization header of a request to the Actor; throws UnauthenticatedError. */
 export type Authenticate = (authorization: string | undefined) => Promise<Actor>;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*) *$/i;
 
 /**
@@ -69,7 +68,7 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
     }
     const tooLong = lifetimeProblem(payload, maxAgeSeconds);
     if (tooLong) throw new UnauthenticatedError(tooLong);
-    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) {
+    if (typeof payload.sub !== 'string' || !UUID_PATTERN.test(payload.sub)) {
       throw new UnauthenticatedError("The token's subject (sub) must be a user id (a UUID).");
     }
     const role = payload[roleClaim];

@@ -1,4 +1,4 @@
-import { SYNC_QUEUE } from '@blog/shared';
+import { SYNC_QUEUE, UUID_PATTERN } from '@blog/shared';
 import type { PgBoss } from 'pg-boss';
 
 /**
@@ -15,7 +15,6 @@ import type { PgBoss } from 'pg-boss';
 export const SYNC_TOKEN_HEADER = 'x-sync-token';
 
 const PREFIX = 'st1.';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Jobs a request may wait for (a token names at most a few; a header could name thousands). */
 const MAX_JOBS = 100;
 
@@ -32,7 +31,7 @@ export function parseSyncTokens(header: string): string[] | Error {
     if (!token.startsWith(PREFIX)) return new Error(`X-Sync-Token: "${token.slice(0, 40)}" is not a sync token of this API (take them from a mutation's extensions.syncToken)`);
     const text = Buffer.from(token.slice(PREFIX.length), 'base64url').toString('utf8');
     for (const id of text ? text.split(',') : []) {
-      if (!UUID.test(id)) return new Error(`X-Sync-Token: "${token.slice(0, 40)}" is damaged (take tokens from a mutation's extensions.syncToken as they are)`);
+      if (!UUID_PATTERN.test(id)) return new Error(`X-Sync-Token: "${token.slice(0, 40)}" is damaged (take tokens from a mutation's extensions.syncToken as they are)`);
       jobs.add(id);
     }
   }
