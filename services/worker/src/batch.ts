@@ -1,4 +1,5 @@
 import {
+  backoffMs,
   ENTITY_TYPES,
   isRetryablePgError,
   MAX_IDS_PER_JOB,
@@ -222,7 +223,7 @@ export class BatchProcessor {
         return await fn();
       } catch (err) {
         if (!isTransient(err) || attempt >= TRANSIENT_RETRIES || this.deps.stopping()) throw err;
-        const wait = Math.min(TRANSIENT_BACKOFF_MAX_MS, TRANSIENT_BACKOFF_MS * 2 ** (attempt - 1));
+        const wait = backoffMs(attempt, TRANSIENT_BACKOFF_MS, TRANSIENT_BACKOFF_MAX_MS);
         this.deps.logger.warn({ err, attempt, waitMs: wait }, 'database unavailable; retrying the batch');
         await new Promise((r) => setTimeout(r, wait));
       }

@@ -1,6 +1,6 @@
 // First: tracing must be set up before the modules it instruments are loaded.
 import { tracing } from './instrument';
-import { ConfigError, createLogger, EXIT, portInUseMessage } from '@blog/shared';
+import { backoffMs, ConfigError, createLogger, EXIT, portInUseMessage } from '@blog/shared';
 import { readWorkerEnv, workerConfigFromEnv } from './env';
 import { startHealthServer } from './health';
 import { createWorker } from './worker';
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
       await worker.start();
       return;
     } catch (err) {
-      const waitMs = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+      const waitMs = backoffMs(attempt, 500, 30_000);
       logger.error({ err, attempt, retryInMs: waitMs }, 'could not start the worker; retrying');
       await new Promise((r) => setTimeout(r, waitMs));
     }
