@@ -46,9 +46,16 @@ export interface PoolOptions {
   pipeline?: boolean;
 }
 
-// node-postgres parses timestamptz into Date and bigint (int8) into string by default. Counts in
-// this project come back as int8 from count(*); parse them as numbers (they never exceed 2^53).
-pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+/**
+ * The type parsers of our connections (createPool, connectClient): node-postgres's, except int8
+ * (bigint), which it gives as a string; counts in this project come back as int8 from count(*), and
+ * never exceed 2^53: numbers. Per connection, not node-postgres's global table, so that other
+ * libraries' connections in the process (pg-boss's) keep the parsing they expect.
+ */
+export const TYPE_PARSERS: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
 
 /**
  * The socket of every connection the pools open: a net.Socket whose 'data' listeners cannot crash
@@ -77,6 +84,7 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   const pool = new pg.Pool({
     connectionString,
     stream: () => new GuardedSocket(),
+    types: TYPE_PARSERS,
     application_name: options.applicationName,
     max: options.max ?? 10,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
@@ -132,7 +140,7 @@ function namespaceOf(connectionString: string): string | undefined {
  * the event from killing the process. The caller ends the client.
  */
 export async function connectClient(config: pg.ClientConfig): Promise<pg.Client> {
-  const client = new pg.Client(config);
+  const client = new pg.Client({ types: TYPE_PARSERS, ...config });
   client.on('error', () => undefined);
   await client.connect();
   return client;
@@ -289,7 +297,30 @@ export function commitNow(client: pg.ClientBase): boolean {
 }
 
 /**
- * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. `fn` may send
+ * Runs `fn` inside BEGIN/COMMIT on a connection the caller holds; rolls back and rethrows on any
+ * error. When the ROLLBACK itself fails (the connection is gone), `onRollbackFailure` is told, so
+ * the caller can discard the connection.
+ */
+export async function inTransaction<T>(
+  client: pg.ClientBase,
+  fn: () => Promise<T>,
+  options: { onRollbackFailure?: (err: Error) => void } = {},
+): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
+    const committed = await client.query('COMMIT');
+    if (committed.command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackErr: Error) => options.onRollbackFailure?.(rollbackErr));
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT on one client of `pool`; rolls back and rethrows on any error. `fn` may send
  * the COMMIT itself, early, with commitNow(). See TransactionOptions.beginWithFirstStatement for
  * sending BEGIN without waiting for its answer.
  */

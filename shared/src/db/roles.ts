@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { QUEUE_SCHEMA } from '../queue/install';
-import { connectClient } from './pool';
+import { connectClient, inTransaction } from './pool';
 import { commandTables, MODEL } from '../model';
 
 /**
@@ -98,7 +98,7 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
   if (options.api.name === options.worker.name) throw new Error('The API and the worker need two different roles.');
   const client = await connectClient({ connectionString: url, application_name: 'blog-migrate-roles' });
   try {
-    await client.query('BEGIN');
+    await inTransaction(client, async () => {
     const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
     const db = rows[0]!.db;
     // PostgreSQL < 15 lets every role create in public; 15+ does not. Make it so everywhere.
@@ -117,10 +117,7 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
       );
       for (const t of others) await run(client, `GRANT ${DML} ON %4$I TO %1$I`, role.name, db, t.table_name);
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
+    });
   } finally {
     await client.end();
   }

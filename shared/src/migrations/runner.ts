@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { connectClient, type Queryable } from '../db/pool';
+import { connectClient, inTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MigrationError, readMigrationFiles, type MigrationFile } from './files';
@@ -118,12 +118,11 @@ export class Migrator {
     const started = performance.now();
     this.log.info({ migration: file.file }, 'applying migration');
     try {
-      await client.query('BEGIN');
-      await client.query(file.sql);
-      await record(client, file, started);
-      await client.query('COMMIT');
+      await inTransaction(client, async () => {
+        await client.query(file.sql);
+        await record(client, file, started);
+      });
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       throw new MigrationError(`Migration ${file.file} failed and was rolled back: ${describe(err)}`, { cause: err });
     }
   }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { withTransaction, type Queryable } from '../db/pool';
+import { inTransaction, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MODEL, type ColumnType, type Entity } from '../model';
@@ -417,15 +417,10 @@ export async function refreshWhereStale(
     const { rows } = await client.query<{ id: string }>(s.staleAmong, [ids.slice(i, i + FOLLOW_CHUNK)]);
     if (!rows.length) continue;
     const stale = rows.map((r) => r.id).sort();
-    await client.query('BEGIN');
-    try {
+    await inTransaction(client, async () => {
       await client.query(s.claim, [stale]);
       await client.query(s.write, [stale]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+    });
     onCommitted?.({ [e.name]: stale });
     refreshed += stale.length;
   }
