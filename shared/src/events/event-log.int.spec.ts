@@ -30,5 +30,11 @@ describe('event log', () => {
     expect(events[0]).toMatchObject({ command: 'test', entityType: 'post', actorId: null, actorAdmin: true, args: '{"daysAgo": 0}' });
     expect(await readEvents(pool, post, 1, events[0]!.id)).toEqual([events[1]]);
     expect(await readEvents(pool, comment, 10)).toEqual([events[0]]);
+    // A page is the newest events below the cursor.
+    await append([post]);
+    const [newest, ...rest] = await readEvents(pool, post, 10);
+    expect(rest).toEqual(events);
+    expect(await readEvents(pool, post, 2)).toEqual([newest, events[0]]);
+    expect(await readEvents(pool, post, 1, newest!.id)).toEqual([events[0]]);
   });
 });
