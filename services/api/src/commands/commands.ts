@@ -19,10 +19,10 @@ import {
   type CountChange,
   type EntityType,
   type RowRefs,
+  type StoredEvent,
   type SyncEngine,
   type SyncMode,
   type SyncPlan,
-  type StoredEvent,
   type SyncQueue,
 } from '@blog/shared';
 import type pg from 'pg';
