@@ -28,6 +28,7 @@ export * from './cli/run';
 export * from './queue/dead-letter';
 export * from './queue/depth';
 export * from './sync/lag';
+export * from './events/event-log';
 export * from './sync/shapes';
 export * from './sync/feed';
 export * from './telemetry/metrics';

@@ -54,8 +54,8 @@ const runs = (phase: string) => !ONLY || ONLY.has(phase);
 const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
 // The seed's read documents, verbatim (one copy, in @blog/shared).
 const OPERATIONS = { GetRecentPosts: shared.SEED_OPERATIONS.GetRecentPosts, GetUser: shared.SEED_OPERATIONS.GetUser };
-const createPostInline = (authorId: string) => `mutation CreatePost {
-  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${authorId}", published: true, sync: INLINE) {
+const createPostInline = (authorId: string, sync: 'INLINE' | 'QUEUED' = 'INLINE') => `mutation CreatePost {
+  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${authorId}", published: true, sync: ${sync}) {
     id
     title
     author {
@@ -66,6 +66,7 @@ const createPostInline = (authorId: string) => `mutation CreatePost {
 // The seed's CreatePost writes as alice. The benchmark also writes as AUTHORS different users in
 // turn: four connections writing as one author all queue for that author's tv_user row.
 const CREATE_POST_INLINE = createPostInline(SEED_ALICE);
+const CREATE_POST_QUEUED = createPostInline(SEED_ALICE, 'QUEUED');
 const AUTHORS = 8;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -105,6 +106,8 @@ async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise
   try {
     await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
     await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
+    // The sync jobs of the QUEUED phase (no worker drains them here).
+    await pool.query('DELETE FROM pgboss.job WHERE name = $1', [shared.SYNC_QUEUE]);
     // Deleted behind the commands' backs: the authors' kept counts are set from the rows again.
     await shared.withTransaction(pool, (client) => shared.recountKeptCounts(client, 'user', authors));
     await pool.query('VACUUM ANALYZE');
@@ -186,6 +189,14 @@ async function main(): Promise<void> {
           rows.push(['CreatePost INLINE', label, '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
           const many = await load(port, authors.map((a) => JSON.stringify({ query: createPostInline(a) })), 4, pid);
           rows.push([`CreatePost INLINE, ${authors.length} authors`, label, '4', f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
+          // QUEUED: the same write, its refresh enqueued in the transaction (no worker runs: the
+          // jobs wait in the queue and are removed with the posts).
+          await removeBenchmarkPosts(authors);
+          const queuedBody = JSON.stringify({ query: CREATE_POST_QUEUED });
+          const queuedOne = await sequential(port, queuedBody, Math.min(SAMPLES, 500));
+          rows.push(['CreatePost QUEUED', label, '1', f(queuedOne.rps, 0), f(queuedOne.p50), f(queuedOne.p99), f(queuedOne.serverP50, 3), f(queuedOne.serverP99, 3), '', String(queuedOne.errors)]);
+          const queuedFour = await load(port, queuedBody, 4, pid);
+          rows.push(['CreatePost QUEUED', label, '4', f(queuedFour.rps, 0), f(queuedFour.p50), f(queuedFour.p99), '', '', f(queuedFour.cpuUs ?? Number.NaN, 0), String(queuedFour.errors)]);
           summary.push(
             `CreatePost INLINE (two projections synced in the transaction), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
               `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,

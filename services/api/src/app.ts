@@ -150,6 +150,8 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       deferSeconds: config.deferSeconds,
       fanOutMaxIds: config.fanOutMaxIds,
       onCommitted: (changes) => live.committed(changes),
+      defaultPageSize: config.defaultPageSize,
+      maxPageSize: config.maxPageSize,
     });
     const authenticate = await createAuthenticator(config.auth, logger);
     const schema = createSchema();

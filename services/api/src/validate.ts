@@ -186,3 +186,18 @@ export function cursor(value: unknown, field = 'after'): Cursor | null {
   }
   return { createdAt, id: id.toLowerCase() };
 }
+
+/** An event's cursor (`events`): base64url of its id, a positive bigint. */
+export function encodeEventCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+const EVENT_ID = /^[1-9][0-9]{0,18}$/;
+
+/** The event id of an `events` cursor (its page holds older events only), or null when none is given. */
+export function eventCursor(value: unknown, field = 'after'): string | null {
+  if (value === null || value === undefined) return null;
+  const id = typeof value === 'string' && value.length <= 40 ? Buffer.from(value, 'base64url').toString('utf8') : '';
+  if (!EVENT_ID.test(id) || BigInt(id) > 9223372036854775807n) throw new BadInputError(`${field} is not a cursor returned by events.`, field);
+  return id;
+}

@@ -15,6 +15,9 @@ import {
 import { createSchema } from '../src/graphql/schema';
 import { ROOT_FIELDS } from '../src/reads/root-fields';
 
+/** Hand-written Query fields with resolvers of their own (src/graphql/resolvers.ts), not the read engine's. */
+const OWN_RESOLVERS = ['events'];
+
 /**
  * The hand-written SDL (src/graphql/type-defs.ts) against the entities' declarations
  * (shared/src/model): every difference between what a type says and what the document holds, or
@@ -64,7 +67,7 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
     }
   };
   const query = schema.getQueryType()!.getFields();
-  const declared = new Set<string>(['syncMetrics']);
+  const declared = new Set<string>(['syncMetrics', ...OWN_RESOLVERS]);
   for (const entity of model) {
     const type = schema.getType(entity.graphqlType);
     if (!(type instanceof GraphQLObjectType)) {
@@ -109,7 +112,8 @@ test('the SDL has exactly the declared documents: every entity type, embedded ty
 });
 
 test('the Query fields the read engine answers are exactly the declared ones', () => {
-  expect(Object.keys(ROOT_FIELDS).sort()).toEqual(Object.keys(createSchema().getQueryType()!.getFields()).sort());
+  const fields = Object.keys(createSchema().getQueryType()!.getFields()).filter((name) => !OWN_RESOLVERS.includes(name));
+  expect(Object.keys(ROOT_FIELDS).sort()).toEqual(fields.sort());
 });
 
 test('the comparison finds a field added to a declaration, a removed one, a changed kind and a changed filter', () => {

@@ -143,8 +143,9 @@ export class TestApi {
 }
 
 /**
- * Rows on the command side, jobs in pg-boss, and the sync's writes (tv_* rows written, sync_log rows
- * of syncs and of sync failures): what a rejected command must leave unchanged.
+ * Rows on the command side, jobs in pg-boss, events in the event log, and the sync's writes (tv_*
+ * rows written, sync_log rows of syncs and of sync failures): what a rejected command must leave
+ * unchanged.
  */
 export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>> {
   const updatedAt = (e: Entity) => Object.values(e.fields).some((f) => f.kind === 'column' && f.column === 'updated_at');
@@ -153,6 +154,7 @@ export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>
     ...MODEL.filter(updatedAt).map((e) => `(SELECT max(updated_at) FROM ${e.table})::text AS ${e.table}_updated`),
     ...MODEL.map((e) => `(SELECT max(synced_at) FROM ${e.view})::text AS ${e.view}_synced`),
     '(SELECT count(*) FROM pgboss.job)::int AS jobs',
+    '(SELECT count(*) FROM event_log)::int AS events',
     '(SELECT count(*) FROM sync_log WHERE success)::int AS syncs',
     '(SELECT count(*) FROM sync_log WHERE NOT success)::int AS sync_failures',
   ];

@@ -24,6 +24,7 @@ export function testWorkerConfig(overrides: Partial<WorkerConfig> = {}): WorkerC
     shutdownTimeoutMs: 5000,
     superviseIntervalSeconds: 1,
     lagRetentionHours: 48,
+    eventRetentionDays: 90,
     healthPort: 0,
     unhealthyAfterMs: 30_000,
     name: 'blog-worker-test',

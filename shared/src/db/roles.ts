@@ -64,6 +64,9 @@ export const ROLE_GRANTS = {
     'GRANT SELECT ON schema_migrations TO %1$I',
     // /ready checks that its projection tables are built; the API says it runs (shapes.ts)
     'GRANT SELECT, INSERT, UPDATE ON sync_shape TO %1$I',
+    // commands append to the event log and `events` reads it; nothing may change or remove an
+    // event (identity values are drawn without a grant on the sequence)
+    'GRANT SELECT, INSERT ON event_log, event_log_entity TO %1$I',
   ],
   worker: [
     ...COMMON,
@@ -77,6 +80,8 @@ export const ROLE_GRANTS = {
     // roles' sessions only to members of pg_read_all_stats, a read-only monitoring role)
     'GRANT SELECT, INSERT, UPDATE ON sync_shape TO %1$I',
     'GRANT pg_read_all_stats TO %1$I',
+    // deletes events older than EVENT_RETENTION_DAYS
+    'GRANT SELECT, DELETE ON event_log, event_log_entity TO %1$I',
   ],
 } as const;
 

@@ -1,6 +1,6 @@
 import { UUID_PATTERN, type Logger } from '@blog/shared';
 import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type KeyObject } from 'jose';
-import { UnauthenticatedError } from '../errors';
+import { MissingTokenError, UnauthenticatedError } from '../errors';
 import type { AuthConfig } from './config';
 
 /**
@@ -55,7 +55,7 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
   const maxAgeSeconds = config.maxAgeSeconds;
 
   return async (authorization) => {
-    if (!authorization) throw new UnauthenticatedError('This mutation needs a token: send Authorization: Bearer <JWT>.');
+    if (!authorization) throw new MissingTokenError('This mutation needs a token: send Authorization: Bearer <JWT>.');
     const match = BEARER.exec(authorization);
     if (!match) throw new UnauthenticatedError('Malformed Authorization header: expected "Bearer <JWT>".');
     let payload: JWTPayload;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  appendEvent,
   applyCountChanges,
   commitNow,
   mergePlans,
@@ -10,11 +11,15 @@ import {
   referencedBy,
   deleteLinks,
   entityOf,
+  readEvents,
+  sendTogether,
   withTransaction,
   type ChangeSet,
+  type CommandEvent,
   type CountChange,
   type EntityType,
   type RowRefs,
+  type StoredEvent,
   type SyncEngine,
   type SyncMode,
   type SyncPlan,
@@ -41,7 +46,8 @@ import * as v from '../validate';
  *   5. INLINE: refresh the projections in this transaction and answer from tv_*;
  *      QUEUED / DEFERRED: enqueue the plan with pg-boss ON THIS TRANSACTION'S CLIENT and answer with
  *      the entity computed from tb_* (preview)
- *   6. COMMIT. A command that fails anywhere rolls back whole: no row, no job.
+ *   6. append the command's event (event_log, migration 010), sent with the statements of step 4 or 5
+ *   7. COMMIT. A command that fails anywhere rolls back whole: no row, no job, no event.
  *
  * Authorization (AUTH_MODE=jwt; `actor` is ANYONE, an admin, with AUTH_MODE=none) happens inside
  * the transaction, on the rows it locks: an update or delete locks the row FOR UPDATE and compares
@@ -61,6 +67,9 @@ export interface CommandsOptions {
   fanOutMaxIds: number;
   /** After a command's transaction committed: the rows it changed for readers (for the change feed). */
   onCommitted?: (changes: Partial<SyncPlan>) => void;
+  /** DEFAULT_PAGE_SIZE and MAX_PAGE_SIZE, for `events` (see Commands.events). */
+  defaultPageSize: number;
+  maxPageSize: number;
 }
 
 /**
@@ -82,9 +91,29 @@ export function receiptOf(answer: unknown): SyncReceipt | undefined {
   return typeof answer === 'object' && answer !== null && SYNC_RECEIPT in answer ? (answer as { [SYNC_RECEIPT]: SyncReceipt })[SYNC_RECEIPT] : undefined;
 }
 
+/** An event as the GraphQL type Event has it. */
+export interface EventDoc extends Omit<StoredEvent, 'at'> {
+  at: string;
+  cursor: string;
+}
+
+
+/**
+ * The command's event (event_log): its name, the actor and its validated arguments (without the
+ * sync mode). Its entities are the one it answers with or deleted first, then every id of
+ * `changes`, then `about`.
+ */
+export interface EventOf {
+  command: string;
+  actor: Actor;
+  args: Record<string, unknown>;
+  /** Other entities the event is about, which the command did not write: a comment's post. */
+  about?: string[];
+}
 
 /** What a command wrote, for its transaction to plan, refresh or enqueue, and answer (Commands.command). */
 export interface Written {
+  event: EventOf;
   changes: ChangeSet;
   /** The entity to answer with, if any. */
   entity?: { type: EntityType; id: string };
@@ -143,6 +172,7 @@ export class Commands {
       bio: args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)),
     };
     args.done();
+    const event = { command: 'createUser', actor, args: row };
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin) {
         const { rows } = await client.query<{ id: string }>(
@@ -154,7 +184,7 @@ export class Commands {
         );
         if (!rows[0]) throw new ForbiddenError('Your token already has its user; only an admin may create other users.');
         const id = rows[0].id;
-        return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
+        return { event, changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
       }
       // With its counts row (zeros), which the commands keep from now on.
       const { rows } = await client.query<{ id: string }>(
@@ -165,7 +195,7 @@ export class Commands {
         [row.email, row.username, row.fullName, row.bio],
       );
       const id = rows[0]!.id;
-      return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
+      return { event, changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
     });
   }
 
@@ -192,7 +222,7 @@ export class Commands {
         [id, ...sets.values],
       );
       if (!rowCount) throw new NotFoundError('No user with that id.', 'id');
-      return { changes: { user: [id] }, entity: { type: 'user', id } };
+      return { event: { command: 'updateUser', actor, args: { id, ...sets.fields() } }, changes: { user: [id] }, entity: { type: 'user', id } };
     });
   }
 
@@ -223,6 +253,7 @@ export class Commands {
         [id, row.authorId, row.title, row.content, row.published],
       );
       return {
+        event: { command: 'createPost', actor, args: row },
         changes: { post: [id] },
         entity: { type: 'post', id },
         counts: [{ type: 'user', id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
@@ -250,7 +281,7 @@ export class Commands {
     return this.entityCommand(mode, async (client) => {
       await lockOwned(client, 'post', id, actor);
       const changed = await updatePostReturningPublished(client, id, sets);
-      return { changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
+      return { event: { command: 'updatePost', actor, args: { id, ...sets.fields() } }, changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
     });
   }
 
@@ -261,7 +292,7 @@ export class Commands {
       const sets = new Sets();
       sets.add('published', true);
       const changed = await updatePostReturningPublished(client, id, sets);
-      return { changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
+      return { event: { command: 'publishPost', actor, args: { id } }, changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
     });
   }
 
@@ -284,6 +315,7 @@ export class Commands {
         ...rows.map((r) => ({ type: 'user' as const, id: r.author_id, counts: { commentCount: -1 } })),
       ];
       return {
+        event: { command: 'deletePost', actor, args: { id } },
         changes: { post: [id], comment: deletedCommentIds },
         removed: [
           { type: 'post', id, columns: { author_id: post!.author_id } },
@@ -320,6 +352,7 @@ export class Commands {
         [id, row.postId, row.authorId, row.content],
       );
       return {
+        event: { command: 'createComment', actor, args: row, about: [row.postId] },
         changes: { comment: [id] },
         entity: { type: 'comment', id },
         counts: [
@@ -342,6 +375,7 @@ export class Commands {
       );
       if (!rows[0]) throw new NotFoundError('No comment with that id.', 'id');
       return {
+        event: { command: 'deleteComment', actor, args: { id }, about: [rows[0].post_id] },
         changes: { comment: [id] },
         removed: [{ type: 'comment', id, columns: { post_id: rows[0].post_id, author_id: rows[0].author_id } }],
         result: { id, deletedCommentIds: [] },
@@ -351,6 +385,24 @@ export class Commands {
         ],
       };
     });
+  }
+
+  // ---- the event log -----------------------------------------------------------------------
+
+  /**
+   * `events(entityId, limit, after)`: an entity's events, newest first, a page at a time (`after`:
+   * the cursor of the previous page's last event). Admins only. Read from the primary, which the
+   * commands append to.
+   */
+  async events(input: { entityId?: unknown; limit?: unknown; after?: unknown }, actor: Actor): Promise<EventDoc[]> {
+    if (!actor.admin) throw new ForbiddenError("Only an admin may read the event log (events); this token's role is not admin.");
+    const args = new v.ArgumentChecks();
+    const entityId = args.check(() => v.uuid(input.entityId, 'entityId'));
+    const limit = args.check(() => v.limit(input.limit, this.options.defaultPageSize, this.options.maxPageSize));
+    const after = args.check(() => v.eventCursor(input.after));
+    args.done();
+    const events = await readEvents(this.pool, entityId, limit, after ?? undefined);
+    return events.map((e) => ({ ...e, at: e.at.toISOString(), cursor: v.encodeEventCursor(e.id) }));
   }
 
   // ---- the transaction ---------------------------------------------------------------------
@@ -395,8 +447,16 @@ export class Commands {
     // the transaction refreshes only what the command wrote itself (at most fanOutMaxIds ids) and
     // enqueues the change for the workers, which expand it and sync it in bounded chunks
     // (services/worker/src/batch.ts): no command becomes one huge transaction.
+    // The command's event is not waited for: it leaves with the dependency map's statement, or,
+    // for a create, with the rest of the transaction (its refresh or enqueue, and COMMIT). Its
+    // failure is raised as the command's, before anything that followed it.
     const bound = this.options.fanOutMaxIds;
-    let planned = written.inserted ? planForInserted(written.inserted) : await this.sync.planBounded(client, written.changes, bound);
+    const [logged, planning] = sendTogether(
+      client,
+      () => [appendEvent(client, eventOf(written)), written.inserted ? undefined : this.sync.planBounded(client, written.changes, bound)] as const,
+    );
+    logged.catch(() => undefined); // observed now; awaited (and raised) below
+    let planned = written.inserted ? planForInserted(written.inserted) : await planning!.catch((err: unknown) => logged.then(() => Promise.reject(err)));
     let fanOut: SyncPlan | undefined;
     if (!planned) {
       fanOut = mergePlans([written.changes]);
@@ -415,7 +475,7 @@ export class Commands {
       const refreshed = this.sync.refreshIn(client, plan, {
         counts,
         ...(written.entity ? { answer: written.entity } : {}),
-        ...(written.checked ? { after: written.checked } : {}),
+        after: written.checked ? Promise.all([written.checked, logged]) : logged,
         ...(written.inserted ? { created: written.inserted } : {}),
       });
       // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
@@ -440,7 +500,7 @@ export class Commands {
       const enqueued = this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
       const previewed = written.entity ? this.sync.preview<Doc>(written.entity.type, [written.entity.id], client) : undefined;
       const counted = applyCountChanges(client, counts);
-      await raiseCause([written.checked, counted, enqueued, previewed, expanding]);
+      await raiseCause([written.checked, logged, counted, enqueued, previewed, expanding]);
       jobs.push(...(await enqueued), ...((await expanding) ?? []));
       if (previewed) answer = (await previewed).get(written.entity!.id);
     }
@@ -452,6 +512,15 @@ export class Commands {
     if (typeof answer === 'object' && answer !== null) Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
+}
+
+/** The event_log row of what a command wrote (see EventOf). */
+function eventOf(written: Written): CommandEvent {
+  const { command, actor, args, about = [] } = written.event;
+  const subject = written.entity ?? written.removed?.[0];
+  if (!subject) throw new Error(`${command} names no entity for its event`);
+  const ids = new Set([subject.id, ...Object.values(written.changes).flat(), ...about]);
+  return { command, entityType: subject.type, entityIds: [...ids], actorId: actor.userId, actorAdmin: actor.admin, args };
 }
 
 /**
@@ -479,6 +548,10 @@ class Sets {
   /** Placeholders start at $2 ($1 is the id). */
   sql(): string {
     return this.columns.map((c, i) => `${c} = $${i + 2}`).join(', ');
+  }
+  /** The values by argument name (the column's name in camelCase: full_name is fullName). */
+  fields(): Record<string, unknown> {
+    return Object.fromEntries(this.columns.map((c, i) => [c.replace(/_([a-z])/g, (_, l: string) => l.toUpperCase()), this.values[i]]));
   }
 }
 

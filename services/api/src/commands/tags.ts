@@ -84,7 +84,7 @@ function createTag(commands: Commands, input: { name?: unknown; slug?: unknown }
       [id, name, made],
     );
     if (!rows.length) throw new ConflictError('That slug is already taken.', 'slug');
-    return { changes: { tag: [id] }, entity: { type: 'tag', id }, inserted: { type: 'tag', id, columns: {} } };
+    return { event: { command: 'createTag', actor, args: { name, slug: made } }, changes: { tag: [id] }, entity: { type: 'tag', id }, inserted: { type: 'tag', id, columns: {} } };
   });
 }
 
@@ -97,7 +97,7 @@ function renameTag(commands: Commands, input: { id?: unknown; name?: unknown }, 
   return commands.entityCommand(mode, async (client) => {
     const { rows } = await client.query('UPDATE tb_tag SET name = $2 WHERE id = $1 RETURNING id', [id, name]);
     if (!rows.length) throw new NotFoundError('No tag with that id.', 'id');
-    return { changes: { tag: [id] }, entity: { type: 'tag', id } };
+    return { event: { command: 'renameTag', actor, args: { id, name } }, changes: { tag: [id] }, entity: { type: 'tag', id } };
   });
 }
 
@@ -107,6 +107,7 @@ function renameTag(commands: Commands, input: { id?: unknown; name?: unknown }, 
  * returns the tags it added or removed.
  */
 function changeTags(
+  command: 'tagPost' | 'untagPost',
   commands: Commands,
   input: { postId?: unknown; tagIds?: unknown },
   mode: SyncMode,
@@ -120,7 +121,7 @@ function changeTags(
   return commands.entityCommand(mode, async (client) => {
     await lockPost(client, postId, actor);
     const changed = await change(client, postId, ids);
-    return { changes: { post: [postId], tag: changed }, entity: { type: 'post', id: postId } };
+    return { event: { command, actor, args: { postId, tagIds: ids } }, changes: { post: [postId], tag: changed }, entity: { type: 'post', id: postId } };
   });
 }
 
@@ -178,7 +179,7 @@ export const tagCommands: CommandModule = {
   mutations: {
     createTag: (c, a, mode, actor) => createTag(c, a, mode, actor),
     renameTag: (c, a, mode, actor) => renameTag(c, a, mode, actor),
-    tagPost: (c, a, mode, actor) => changeTags(c, a, mode, actor, addTags),
-    untagPost: (c, a, mode, actor) => changeTags(c, a, mode, actor, removeTags),
+    tagPost: (c, a, mode, actor) => changeTags('tagPost', c, a, mode, actor, addTags),
+    untagPost: (c, a, mode, actor) => changeTags('untagPost', c, a, mode, actor, removeTags),
   },
 };

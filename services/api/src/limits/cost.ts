@@ -74,6 +74,8 @@ const TEXT_FIELD_CHARS: Readonly<Record<string, number>> = {
   'Comment.content': LIMITS.commentContent,
   'PostComment.content': LIMITS.commentContent,
   'User.bio': LIMITS.bio,
+  // A command's arguments: a createPost's hold its content.
+  'Event.args': LIMITS.postContent,
 };
 
 /** What a leaf field of `type` costs per value of its parent. */
