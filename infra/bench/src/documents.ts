@@ -13,7 +13,7 @@
  */
 import { SEED_OPERATIONS } from '@blog/shared';
 
-export type SystemId = 'ours' | 'bare' | 'postgraphile' | 'apollo-dataloader' | 'apollo';
+export type SystemId = 'ours' | 'ours-cached' | 'constant' | 'bare' | 'postgraphile' | 'apollo-dataloader' | 'apollo';
 export type ReadDocId = 'recent5' | 'recent50' | 'user';
 export type WriteDocId = 'writes-inline' | 'writes-queued' | 'writes';
 export type DocId = ReadDocId | WriteDocId;

@@ -43,9 +43,21 @@ import { Fleet } from './fleet';
 import { answerProblem, postGraphql } from './http';
 import { describeMachine, machineLine } from './machine';
 import { parseOptions, USAGE, UsageError, type Options } from './options';
-import { PgCountingProxy } from './pg-proxy';
+import { PgCountingProxy, type StatementCounts } from './pg-proxy';
+import { cacheLookups, lookupsBetween, type CacheLookups } from './prometheus';
 import { expectedRecentPosts, expectedUser, usernames } from './reference';
-import { evaluateTargets, markdownReport, resultsTable, targetsTable, type Cell, type RunReport, type SystemDocResult } from './report';
+import {
+  cacheRatiosTable,
+  cacheWritesTable,
+  evaluateTargets,
+  markdownReport,
+  resultsTable,
+  targetsTable,
+  type CacheWritesResult,
+  type Cell,
+  type RunReport,
+  type SystemDocResult,
+} from './report';
 import { interruption, running, SYSTEMS, type Paths, type RunningSystem } from './systems';
 import { runWrk, wrkVersion, type Load } from './wrk';
 
@@ -72,6 +84,7 @@ interface Context {
   /** Our API's statement for each read document (captured on the wire), for the bare server. */
   oursStatements: Map<ReadDocId, BareStatement>;
   results: SystemDocResult[];
+  cacheUnderWrites: CacheWritesResult[];
   notes: string[];
   smokeFleet?: Fleet;
   /** The harness's own connections to the scratch database. */
@@ -168,6 +181,7 @@ async function main(): Promise<number> {
         },
         oursStatements: new Map(),
         results: [],
+        cacheUnderWrites: [],
         notes: [],
         statementLog: {},
         pool,
@@ -180,6 +194,7 @@ async function main(): Promise<number> {
 
       try {
         await readPhase(ctx);
+        if (options.cacheWrites) await cacheWritesPhase(ctx);
         if (options.writes) await writePhase(ctx);
       } finally {
         await ctx.smokeFleet?.stop();
@@ -218,6 +233,7 @@ async function main(): Promise<number> {
           ...ctx.notes,
         ],
         results: ctx.results,
+        cacheUnderWrites: ctx.cacheUnderWrites,
         targets: evaluateTargets(ctx.results, options.connections),
       };
       return report;
@@ -239,6 +255,10 @@ async function main(): Promise<number> {
     out();
     out(resultsTable(report.results, options.connections));
     out();
+    const ratios = cacheRatiosTable(report.results, options.connections);
+    if (ratios) out(`The response cache against the other rows (req/s of ours, response cache, divided by theirs):\n\n${ratios}\n`);
+    const underWrites = cacheWritesTable(report.cacheUnderWrites);
+    if (underWrites) out(`The response cache under writes:\n\n${underWrites}\n`);
     out(targetsTable(report.targets));
     out();
     for (const n of report.notes) out(`- ${n}`);
@@ -248,7 +268,12 @@ async function main(): Promise<number> {
     for (const f of failures) {
       process.stderr.write(`FAILED: ${SYSTEMS[f.system].label}, ${f.doc}: ${f.error ?? 'requests failed under load'}\n`);
     }
-    return failures.length ? 1 : 0;
+    const cacheFailures = report.cacheUnderWrites.filter((r) => r.error || r.wrong.length || r.failedWrites || (r.cell && Object.values(r.cell.errors).some((n) => n > 0)));
+    for (const f of cacheFailures) {
+      const why = f.error ?? (f.wrong.length ? `${f.wrong.length} reads after a write were wrong, the first: ${f.wrong[0]}` : 'requests failed');
+      process.stderr.write(`FAILED: ${SYSTEMS['ours-cached'].label} under writes, ${f.doc}: ${why}\n`);
+    }
+    return failures.length || cacheFailures.length ? 1 : 0;
   } finally {
     await Promise.all([...running].map((s) => s.stop()));
     await proxy.close();
@@ -389,7 +414,7 @@ async function readPhase(ctx: Context): Promise<void> {
       const system = await load.get(id);
       for (const doc of docs) {
         const r = result(ctx, id, doc);
-        if (r.error || typeof system === 'string') continue;
+        if (r.error || typeof system === 'string' || !SYSTEMS[id].checked) continue;
         const after = await checkRead(system, doc, ctx);
         if (after) r.error = `answer wrong after the load: ${after.error}`;
       }
@@ -414,6 +439,22 @@ function loadMode(ctx: Context): string {
 async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemDocResult & { doc: ReadDocId }): Promise<void> {
   const { options } = ctx;
   const request = readRequest(r.system, r.doc, ctx.userId);
+  if (!SYSTEMS[r.system].checked) {
+    // The constant server (constant-server.ts): one fixed text whatever is asked, so there is no
+    // data to compare; it has no database connection either (no SQL). It must answer, that is all.
+    const answer = await postGraphql(system.url, request).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
+    const problem = answerProblem(answer);
+    if (problem) {
+      r.error = problem;
+      out(`   ${r.system} ${r.doc}: WRONG: ${problem}`);
+      return;
+    }
+    r.answerBytes = Buffer.byteLength(answer.text);
+    r.statementsPerRequest = 0;
+    r.note = 'not checked against the data: a constant answer';
+    out(`   ${r.system} ${r.doc}: NOT CHECKED against the data (one constant answer of ${fmtNum(r.answerBytes)} bytes, whatever is asked); no SQL`);
+    return;
+  }
   const problem = await checkRead(system, r.doc, ctx);
   if (problem) {
     Object.assign(r, problem);
@@ -422,16 +463,53 @@ async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemD
   }
   // Warm the connections (prepared statements, per-connection set-up) before counting.
   for (let i = 0; i < 3; i++) await postGraphql(system.url, request);
+  if (r.system === 'ours-cached') {
+    const problem = await checkCachedRead(ctx, system, r.doc);
+    if (problem) {
+      r.error = problem;
+      out(`   ${r.system} ${r.doc}: WRONG: ${problem}`);
+      return;
+    }
+  }
   ctx.proxy.reset({ capture: true });
   for (let i = 0; i < options.countRequests; i++) await postGraphql(system.url, request);
   await new Promise((resolve) => setTimeout(resolve, 50));
   const counts = ctx.proxy.snapshot();
   logStatements(ctx, `${r.system} ${r.doc}`, options.countRequests);
-  r.statementsPerRequest = counts.statements / options.countRequests;
+  r.statementsPerRequest = requestStatements(counts) / options.countRequests;
   r.roundTripsPerRequest = counts.roundTrips / options.countRequests;
   r.countDetail = counts;
   if (r.system === 'ours') rememberOursStatement(ctx, r.doc, options.countRequests);
-  out(`   ${r.system} ${r.doc}: answer correct; ${fmtNum(r.statementsPerRequest)} SQL statements per request`);
+  const cacheNote = r.system === 'ours-cached' ? ' (answers from the response cache)' : '';
+  out(`   ${r.system} ${r.doc}: answer correct${r.system === 'ours-cached' ? ', and again from the cache' : ''}; ${fmtNum(r.statementsPerRequest)} SQL statements per request${cacheNote}`);
+}
+
+/**
+ * The first check of the cached API was a miss (its answer came from SQL): this one must be a hit
+ * (its counters say so) and still equal the data. The cache serves nothing until the API's change
+ * feed listens, which may take a moment after start-up: it is given a few seconds.
+ */
+async function checkCachedRead(ctx: Context, system: RunningSystem, doc: ReadDocId): Promise<string | undefined> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const before = await cacheLookups(system.url);
+    const problem = await checkRead(system, doc, ctx);
+    if (problem) return `cached answer: ${problem.error}`;
+    const lookups = lookupsBetween(before, await cacheLookups(system.url));
+    if (lookups.hit === 1) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return 'the response cache never answered (its counters show no hit in 10 s)';
+}
+
+/**
+ * Connections of our API's change feed listener (shared/src/sync/feed.ts): it sends itself a probe
+ * (SELECT pg_notify) every second, whatever the requests. Not request work: not counted.
+ */
+const FEED_LISTENER = 'blog-api-listen';
+
+/** Statements completed for the requests: all, less the feed listeners' probes. */
+function requestStatements(counts: StatementCounts): number {
+  return counts.statements - (counts.byApplication[FEED_LISTENER] ?? 0);
 }
 
 async function checkRead(system: RunningSystem, doc: ReadDocId, ctx: Context): Promise<{ error: string; absent?: boolean } | undefined> {
@@ -443,6 +521,8 @@ async function checkRead(system: RunningSystem, doc: ReadDocId, ctx: Context): P
   }
   const problem = answerProblem(answer);
   if (problem) return { error: problem, absent: answer.status === 404 };
+  const r = ctx.results.find((x) => x.system === system.spec.id && x.doc === doc);
+  if (r) r.answerBytes = Buffer.byteLength(answer.text);
   let canonical;
   try {
     canonical = canonicalRead(doc, answer.body!.data);
@@ -456,7 +536,7 @@ async function checkRead(system: RunningSystem, doc: ReadDocId, ctx: Context): P
 /** Records the distinct statements just captured, with how many times each ran per request. */
 function logStatements(ctx: Context, key: string, requests: number): void {
   const byText = new Map<string, number>();
-  for (const s of ctx.proxy.capturedStatements()) byText.set(s.text, (byText.get(s.text) ?? 0) + 1);
+  for (const s of ctx.proxy.capturedStatements()) if (s.application !== FEED_LISTENER) byText.set(s.text, (byText.get(s.text) ?? 0) + 1);
   ctx.statementLog[key] = [...byText].map(([text, n]) => ({ perRequest: n / requests, text }));
 }
 
@@ -488,6 +568,201 @@ function writeBareStatements(ctx: Context): Partial<Record<SystemId, string>> {
   const files = { bare: path.join(ctx.logDir, 'bare-statements.json') };
   writeFileSync(files.bare, `${JSON.stringify(statements, null, 2)}\n`);
   return files;
+}
+
+// -----------------------------------------------------------------------------------------------
+// The response cache under writes
+// -----------------------------------------------------------------------------------------------
+
+/** Connections reading the cached API while one client writes (the issue's figure). */
+const CACHE_WRITES_CONNECTIONS = 16;
+const CACHE_WRITES_DOCS: readonly ReadDocId[] = ['recent5', 'user'];
+
+interface WriterState {
+  stop: boolean;
+  writes: number;
+  failed: number;
+  /** performance.now() of each acknowledged write. */
+  writtenAt: number[];
+  /** performance.now() of each check read sent. */
+  checkedAt: number[];
+  checks: number;
+  wrong: string[];
+  failures: string[];
+}
+
+/**
+ * The cached API (`ours-cached`) read by wrk at 16 connections, document by document (the seed's
+ * GetRecentPosts and GetUser), while one client writes through the same API at a steady rate
+ * (--write-rate, 50 a second), INLINE. Every write changes what both documents read (by the cache's
+ * rule, any change of a post, a comment or a user's counts drops them), and some change their
+ * answers too: updatePost renames one of the five newest posts (GetRecentPosts' titles), and every
+ * other write is a comment by GetUser's user (its commentCount). Comments go to posts other than the
+ * five newest, so that those keep their first page of comments whole (the reference lists every
+ * comment).
+ *
+ * After every fifth write, once every write sent has been answered, the writer reads the document
+ * through the cached API and compares it with the answer computed from tb_* at that moment: it is
+ * the only one writing and sends nothing meanwhile, so nothing changes in between, and an INLINE
+ * write has dropped what it changed from this process's cache before it answered. The hit ratio
+ * comes from the API's Prometheus counters, read just before and just after wrk's measured run.
+ */
+async function cacheWritesPhase(ctx: Context): Promise<void> {
+  const { options } = ctx;
+  if (!options.systems.includes('ours-cached')) return;
+  const docs = CACHE_WRITES_DOCS.filter((d) => options.readDocs.includes(d) && !result(ctx, 'ours-cached', d).error);
+  if (!docs.length) return;
+  const connections = ctx.smokeFleet ? options.connections[0]! : CACHE_WRITES_CONNECTIONS;
+  out(`\n== the response cache under writes: ${SYSTEMS['ours-cached'].label} read at ${connections} connections while one client writes ${options.writeRate}/s (INLINE)`);
+  const f = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'cache-writes');
+  await startTimed(f, ['ours-cached']);
+  const system = await f.get('ours-cached');
+  try {
+    const newest = (await ctx.pool.query<{ id: string }>('SELECT id FROM tb_post ORDER BY created_at DESC, id DESC LIMIT 5')).rows.map((r) => r.id);
+    const others = ctx.writePostIds.filter((id) => !newest.includes(id));
+    for (const doc of docs) {
+      const row: CacheWritesResult = {
+        doc, connections, writeRate: options.writeRate, writesPerSecond: 0, writes: 0, failedWrites: 0, hits: 0, misses: 0, checkReadsInRun: 0, checks: 0, wrong: [],
+        rpsWithoutWrites: result(ctx, 'ours-cached', doc).cells.find((c) => c.connections === connections)?.rps,
+      };
+      ctx.cacheUnderWrites.push(row);
+      if (typeof system === 'string') {
+        row.error = system;
+        continue;
+      }
+      await cacheUnderWrites(ctx, system, row, { newest, others });
+      const c = row.cell;
+      out(
+        c
+          ? `   ours-cached ${doc} x${connections} under ${row.writesPerSecond.toFixed(1)} writes/s: ${Math.round(c.rps)} req/s (no writes: ${row.rpsWithoutWrites === undefined ? '—' : Math.round(row.rpsWithoutWrites)}), ` +
+              `p50 ${c.p50Ms.toFixed(2)} ms, p99 ${c.p99Ms.toFixed(2)} ms; cache hits ${row.hits}, misses ${row.misses} ` +
+              `(${((row.hits / Math.max(1, row.hits + row.misses)) * 100).toFixed(1)}%); ${row.checks} reads after a write checked, ${row.wrong.length ? `${row.wrong.length} WRONG: ${row.wrong[0]}` : 'all correct'}` +
+              `${row.failedWrites ? `; ${row.failedWrites} writes FAILED: ${row.error ?? ''}` : ''}${failedText(c)}`
+          : `   ours-cached ${doc}: ${row.error ?? 'not measured'}`,
+      );
+    }
+    const inRuns = ctx.cacheUnderWrites.reduce((n, r) => n + r.checkReadsInRun, 0);
+    ctx.notes.push(
+      `The response cache under writes: ${SYSTEMS['ours-cached'].label} read by wrk at ${connections} connections, one document at a time, while one client wrote through the same API ` +
+        `at ${options.writeRate}/s (INLINE, up to ${WRITES_IN_FLIGHT} at a time; updatePost of one of the five newest posts and createComment, every other one by GetUser's user). ` +
+        `After every ${CHECK_EVERY}th write, once all writes sent were answered, a read of the document was compared with the answer computed from tb_* at that moment. ` +
+        "Every write drops both documents from the cache (they read posts, comments and users' counts). " +
+        `Hits and misses are the API's counters (blog_response_cache_lookups_total) over the measured run; they include the writer's ${inRuns} check reads in those runs, nearly all misses (each follows a write). ` +
+        '"req/s, no writes" is the same cell of the read phase.',
+    );
+    // What the writes changed is the truth from now on.
+    ctx.expected.recent5 = await expectedRecentPosts(ctx.pool, 5);
+    ctx.expected.recent50 = await expectedRecentPosts(ctx.pool, 50);
+    ctx.expected.user = await expectedUser(ctx.pool, ctx.userId);
+  } finally {
+    if (!ctx.smokeFleet) await f.stop();
+  }
+}
+
+async function cacheUnderWrites(ctx: Context, system: RunningSystem, row: CacheWritesResult, posts: { newest: string[]; others: string[] }): Promise<void> {
+  const state: WriterState = { stop: false, writes: 0, failed: 0, writtenAt: [], checkedAt: [], checks: 0, wrong: [], failures: [] };
+  const writing = writeSteadily(ctx, system, row.doc as ReadDocId, posts, state);
+  let before: CacheLookups | undefined;
+  const window = { from: 0, to: 0 };
+  try {
+    row.cell = await measure(ctx, system, { kind: 'read', request: readRequest('ours-cached', row.doc as ReadDocId, ctx.userId) }, row.connections, {
+      before: async () => {
+        before = await cacheLookups(system.url);
+        window.from = performance.now();
+      },
+      after: async () => {
+        window.to = performance.now();
+        const lookups = lookupsBetween(before!, await cacheLookups(system.url));
+        row.hits = lookups.hit;
+        row.misses = lookups.miss;
+      },
+    });
+  } catch (err) {
+    row.error = (err as Error).message;
+  } finally {
+    state.stop = true;
+    await writing;
+  }
+  const inWindow = (t: number) => t >= window.from && t <= window.to;
+  row.writes = state.writes;
+  row.failedWrites = state.failed;
+  if (state.failures.length) row.error = state.failures[0];
+  row.writesPerSecond = window.to > window.from ? state.writtenAt.filter(inWindow).length / ((window.to - window.from) / 1000) : 0;
+  row.checkReadsInRun = state.checkedAt.filter(inWindow).length;
+  row.checks = state.checks;
+  row.wrong = state.wrong;
+}
+
+/** Writes in flight at most: a write due beyond it waits for one to be answered. */
+const WRITES_IN_FLIGHT = 8;
+/** A checked read after every this many writes. */
+const CHECK_EVERY = 5;
+
+/**
+ * One write every 1/rate s, sent without waiting for the previous answers (a write that falls
+ * behind is sent as soon as it can: the rate holds on average). After every CHECK_EVERY writes,
+ * the writer waits until every write it sent has been answered, reads the document through the
+ * cached API, and compares it with the answer computed from tb_* (see cacheWritesPhase); then the
+ * writes go on, catching up what fell due meanwhile.
+ */
+async function writeSteadily(ctx: Context, system: RunningSystem, doc: ReadDocId, posts: { newest: string[]; others: string[] }, state: WriterState): Promise<void> {
+  const period = 1000 / ctx.options.writeRate;
+  const started = performance.now();
+  const pick = <T>(list: readonly T[]) => list[Math.floor(Math.random() * list.length)]!;
+  const inFlight = new Set<Promise<void>>();
+  const write = async (i: number) => {
+    const request =
+      i % 2 === 0
+        ? {
+            operationName: 'Rename',
+            query: 'mutation Rename($id: ID!, $title: String!) { updatePost(id: $id, title: $title, sync: INLINE) { id title } }',
+            variables: { id: pick(posts.newest), title: `Renamed under reads ${i}` },
+          }
+        : {
+            operationName: 'Comment',
+            query: 'mutation Comment($postId: ID!, $authorId: ID!) { createComment(postId: $postId, authorId: $authorId, content: "Written beside cached reads.", sync: INLINE) { id } }',
+            variables: { postId: pick(posts.others), authorId: i % 4 === 1 ? ctx.userId : pick(ctx.writeUserIds) },
+          };
+    const answer = await postGraphql(system.url, request).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
+    const problem = answerProblem(answer);
+    if (problem) {
+      state.failed += 1;
+      if (state.failures.length < 5) state.failures.push(`${request.operationName}: ${problem}`);
+      return;
+    }
+    state.writes += 1;
+    state.writtenAt.push(performance.now());
+  };
+  for (let i = 0; !state.stop; i++) {
+    const wait = started + i * period - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (state.stop) break;
+    const sending = write(i).finally(() => inFlight.delete(sending));
+    inFlight.add(sending);
+    if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+    if (i % CHECK_EVERY === CHECK_EVERY - 1) {
+      // Nothing in flight: what tb_* holds now is what every read from here on must show.
+      await Promise.all(inFlight);
+      await checkAfterWrites(ctx, system, doc, state, i);
+    }
+  }
+  await Promise.all(inFlight);
+}
+
+async function checkAfterWrites(ctx: Context, system: RunningSystem, doc: ReadDocId, state: WriterState, i: number): Promise<void> {
+  state.checkedAt.push(performance.now());
+  const read = await postGraphql(system.url, readRequest('ours-cached', doc, ctx.userId)).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
+  const expected = doc === 'user' ? await expectedUser(ctx.pool, ctx.userId) : await expectedRecentPosts(ctx.pool, doc === 'recent5' ? 5 : 50);
+  state.checks += 1;
+  let diff = answerProblem(read);
+  if (!diff) {
+    try {
+      diff = firstDifference(canonicalRead(doc, read.body!.data), expected);
+    } catch (err) {
+      diff = `wrong shape: ${(err as Error).message}`;
+    }
+  }
+  if (diff) state.wrong.push(state.wrong.length < 20 ? `after write ${i}: ${diff}` : '(more)');
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -578,8 +853,8 @@ async function checkAndCountWrite(ctx: Context, system: RunningSystem, v: WriteV
     await new Promise((resolve) => setTimeout(resolve, 50));
     const counts = ctx.proxy.snapshot();
     logStatements(ctx, `${v.system} ${v.doc} ${op.name}`, n);
-    perOp[op.name] = counts.statements / n;
-    total += counts.statements;
+    perOp[op.name] = requestStatements(counts) / n;
+    total += requestStatements(counts);
     roundTrips += counts.roundTrips;
   }
   r.statementsPerRequest = total / (2 * n);
@@ -637,16 +912,28 @@ async function measureInTurns(ctx: Context, f: Fleet, entries: { r: SystemDocRes
   }
 }
 
-async function measure(ctx: Context, system: RunningSystem, load: Load, connections: number): Promise<Cell> {
+/**
+ * A warm-up and a measured run of wrk; `around` is called just before and just after the measured
+ * run (to read counters over exactly that run).
+ */
+async function measure(
+  ctx: Context,
+  system: RunningSystem,
+  load: Load,
+  connections: number,
+  around?: { before: () => Promise<void>; after: () => Promise<void> },
+): Promise<Cell> {
   const { options } = ctx;
   const url = `${system.url}/graphql`;
   if (options.warmupS > 0) await runWrk({ url, connections, durationS: options.warmupS, timeoutS: WRK_TIMEOUT_S, load });
   // The system's PostgreSQL backends (its pool has grown during the warm-up): their CPU is the benchmark's own.
   const { rows } = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
   const pids = [...(system.pid ? [system.pid] : []), ...rows.map((r) => r.pid)];
+  await around?.before();
   const before = sampleCpu(pids);
   const result = await runWrk({ url, connections, durationS: options.durationS, timeoutS: WRK_TIMEOUT_S, load });
   const otherCpu = otherShare(before, sampleCpu(pids));
+  await around?.after();
   return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }) };
 }
 
@@ -666,9 +953,15 @@ function standardNotes(ctx: Context): string[] {
     '"other work": the share of the machine\'s CPU (all cores) used during the measured run by anything but the system under test, its PostgreSQL backends, ' +
       'the harness and wrk (from /proc): other tenants of a shared machine. A high figure means that cell was disturbed.',
     'SQL statements / request: every statement PostgreSQL completed (CommandComplete messages, BEGIN and COMMIT included) while ' +
-      `${ctx.options.countRequests} requests ran one after another, counted by a proxy reading the PostgreSQL protocol between the system and the server; ` +
+      `${ctx.options.countRequests} requests ran one after another, counted by a proxy reading the PostgreSQL protocol between the system and the server ` +
+      "(not counted: the probe our API's change feed listener sends itself every second); " +
       'load is measured with each system connected directly.',
-    'Every answer is checked before the load (and reads again after it) against the same data computed from tb_* by the harness: same posts in the same order, same comments, counts and authors.',
+    'Every answer is checked before the load (and reads again after it) against the same data computed from tb_* by the harness: same posts in the same order, same comments, counts and authors; ' +
+      "the cached API's twice before the load (its first answer comes from SQL, the second from the cache, as its counters confirm). " +
+      "NOT CHECKED: the constant 3 KB server's answers. It answers one fixed text whatever is asked, so there is no data to compare: it is the limit of a cached answer, not a system that reads data.",
+    'ours (services/api, response cache off) runs with RESPONSE_CACHE=off: every read runs its SQL statement (the row the targets against the peers and the ceiling are about). ' +
+      'ours, response cache is the same build with RESPONSE_CACHE=on (the default): wrk sends one body again and again, so after the first read every read is a cache hit. ' +
+      'constant 3 KB (node:http) reads each request body and answers a constant JSON text of 3,072 bytes, no GraphQL, no lookup, no database: what a cached answer cannot beat.',
     'PostGraphile 5 (Amber preset, tables as they are, list fields enabled, ordering allowed on every column) and the two Apollo servers read and write tb_*; ' +
       'the harness adds one index for them, tb_post (created_at DESC, id DESC), so that their newest-first list is an index scan like ours.',
     'The write mix alternates CreatePost and AddComment for random users and posts of the dataset. Ours writes tb_* and refreshes tv_* in the same transaction (INLINE) ' +

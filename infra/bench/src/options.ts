@@ -4,8 +4,10 @@ import { SYSTEM_ORDER } from './systems';
 
 export const USAGE = `npm run bench [-- options]
 
-Compares our API with PostGraphile 5, Apollo with a resolver per field (with and without DataLoader)
-and a bare node:http + pg server, on one generated dataset, and prints a table.
+Compares our API (response cache off, and on) with PostGraphile 5, Apollo with a resolver per field
+(with and without DataLoader), a bare node:http + pg server and a node:http server answering one
+constant 3 KB text, on one generated dataset, and prints a table. Then reads the cached API while
+one client writes at a steady rate (hit ratio, throughput, every read after a write checked).
 
   --smoke               tiny dataset, 1 connection, 2 s cells; exits 1 if a system answers wrongly
   --scale N             dataset size: N x (1,000 users, 10,000 posts, 100,000 comments); default 1
@@ -18,6 +20,8 @@ and a bare node:http + pg server, on one generated dataset, and prints a table.
   --systems LIST        among ${SYSTEM_ORDER.join(',')} (default all)
   --documents LIST      read documents among ${READ_DOCS.join(',')} (default all)
   --no-writes           skip the write mixes
+  --write-rate N        writes per second beside the cached API's reads (default 50)
+  --no-cache-writes     skip the response cache under writes
   --api-main PATH       our API's entry point (default services/api/dist/main.js; env BENCH_API_MAIN)
   --api-label TEXT      how to name that API build in the report (env BENCH_API_LABEL)
   --out DIR             results folder (default bench-results/ at the repository root)
@@ -39,6 +43,9 @@ export interface Options {
   /** Read documents put under load (smoke: GetRecentPosts limit 5 only; all are validated and counted). */
   loadReadDocs: ReadDocId[];
   writes: boolean;
+  /** The cached API read while one client writes `writeRate` per second (INLINE). */
+  cacheWrites: boolean;
+  writeRate: number;
   /** Sequential requests whose statements are counted, per document. */
   countRequests: number;
   apiMain?: string;
@@ -83,6 +90,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
         systems: { type: 'string' },
         documents: { type: 'string' },
         'no-writes': { type: 'boolean', default: false },
+        'no-cache-writes': { type: 'boolean', default: false },
+        'write-rate': { type: 'string' },
         'api-main': { type: 'string' },
         'api-label': { type: 'string' },
         out: { type: 'string' },
@@ -116,6 +125,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     readDocs,
     loadReadDocs: smoke && !v.documents ? ['recent5'] : readDocs,
     writes: !(v['no-writes'] ?? false),
+    cacheWrites: !(v['no-cache-writes'] ?? false),
+    writeRate: positive(v['write-rate'], 'write-rate', 1) ?? 50,
     countRequests: smoke ? 4 : 20,
     apiMain: v['api-main'] ?? env.BENCH_API_MAIN,
     apiLabel: v['api-label'] ?? env.BENCH_API_LABEL,

@@ -26,8 +26,34 @@ export interface SystemDocResult {
   /** For writes: statements of CreatePost and of AddComment apart. */
   statementsByOperation?: Record<string, number>;
   countDetail?: StatementCounts;
+  /** Bytes of the answer's body (the last one checked). */
+  answerBytes?: number;
   note?: string;
   cells: Cell[];
+}
+
+/** The cached API read at some connections while one client writes at a steady rate (see main.ts). */
+export interface CacheWritesResult {
+  doc: DocId;
+  connections: number;
+  /** The rate asked for, and the one achieved during the measured run. */
+  writeRate: number;
+  writesPerSecond: number;
+  writes: number;
+  failedWrites: number;
+  /** wrk's figures for the reads during the measured run. */
+  cell?: Cell;
+  /** req/s of the same document and connections in the read phase (no writes), when measured. */
+  rpsWithoutWrites?: number;
+  /** The API's lookup counters, diffed over the measured run (the writer's check reads included). */
+  hits: number;
+  misses: number;
+  /** Check reads (one after each acknowledged write) sent during the measured run. */
+  checkReadsInRun: number;
+  /** Reads sent after a write's answer and compared with the data computed from tb_* at that moment. */
+  checks: number;
+  wrong: string[];
+  error?: string;
 }
 
 export interface Target {
@@ -52,6 +78,7 @@ export interface RunReport {
   api: string;
   notes: string[];
   results: SystemDocResult[];
+  cacheUnderWrites: CacheWritesResult[];
   targets: Target[];
 }
 
@@ -128,7 +155,13 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
   return lines.join('\n');
 }
 
-/** The issue's targets for GetRecentPosts, and one statement per read for every read document. */
+/** The connection count of the response cache's target. */
+export const CACHE_TARGET_CONNECTIONS = 16;
+
+/**
+ * The issue's targets: for GetRecentPosts, ours (cache off) against the peers and the ceiling; the
+ * cached API against the constant server; one statement per read for every read document.
+ */
 export function evaluateTargets(results: SystemDocResult[], connections: number[]): Target[] {
   const targets: Target[] = [];
   const versus: { system: SystemId; required: number; name: string }[] = [
@@ -166,6 +199,26 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
       }
     }
   }
+  // The response cache: GetRecentPosts (limit 5) and GetUser at 16 connections, at least half of
+  // what a server answering one constant text of the same order of size does (the issue's target).
+  for (const doc of ['recent5', 'user'] as DocId[]) {
+    const c = CACHE_TARGET_CONNECTIONS;
+    const name = 'ours, response cache >= 50% of the constant 3 KB limit';
+    const cached = cellOf(results, 'ours-cached', doc, c);
+    const limit = cellOf(results, 'constant', doc, c);
+    if (!cached || !limit || !limit.rps) {
+      targets.push({
+        name, doc, connections: c, required: 0.5, kind: 'ratio', status: 'not measured',
+        detail: connections.includes(c) ? `${cached ? '' : 'ours, response cache'}${!cached && !limit ? ' and ' : ''}${limit ? '' : 'the constant server'} not measured` : `measured at ${c} connections only`,
+      });
+      continue;
+    }
+    const value = cached.rps / limit.rps;
+    targets.push({
+      name, doc, connections: c, value, required: 0.5, kind: 'ratio', status: value >= 0.5 ? 'met' : 'missed',
+      detail: `${fmt(value * 100)}% (${fmt(cached.rps)} of ${fmt(limit.rps)} req/s)${value >= 0.5 ? '' : `: short by ${fmt(limit.rps * 0.5 - cached.rps)} req/s`}`,
+    });
+  }
   for (const doc of ['recent5', 'recent50', 'user'] as DocId[]) {
     const r = results.find((x) => x.system === 'ours' && x.doc === doc);
     const value = r?.error ? undefined : r?.statementsPerRequest;
@@ -178,6 +231,58 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
   return targets;
 }
 
+/**
+ * The cached API's req/s against every other row's on the same document and connections, side by
+ * side: "x" is how many times the other's req/s; against the constant server, the share of it.
+ */
+export function cacheRatiosTable(results: SystemDocResult[], connections: number[]): string {
+  const lines = [
+    '| document | conns | ours, response cache (req/s) | ÷ ours, cache off | ÷ bare ceiling | ÷ PostGraphile 5 | ÷ Apollo + DataLoader | of the constant 3 KB limit | answer bytes (constant) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const versus = (doc: DocId, system: SystemId, c: number, cached: Cell) => {
+    const other = cellOf(results, system, doc, c);
+    return other && other.rps > 0 ? ratio(cached.rps / other.rps) : '—';
+  };
+  for (const doc of ['recent5', 'recent50', 'user'] as DocId[]) {
+    const r = results.find((x) => x.system === 'ours-cached' && x.doc === doc);
+    if (!r) continue;
+    const bytes = `${fmt(r.answerBytes)} (${fmt(results.find((x) => x.system === 'constant' && x.doc === doc)?.answerBytes)})`;
+    for (const c of connections) {
+      const cached = r.cells.find((x) => x.connections === c);
+      if (!cached) continue;
+      const limit = cellOf(results, 'constant', doc, c);
+      lines.push(
+        `| ${DOC_LABELS[doc]} | ${c} | ${fmt(cached.rps)} | ${versus(doc, 'ours', c, cached)} | ${versus(doc, 'bare', c, cached)} | ${versus(doc, 'postgraphile', c, cached)} | ` +
+          `${versus(doc, 'apollo-dataloader', c, cached)} | ${limit && limit.rps > 0 ? `${fmt((cached.rps / limit.rps) * 100)}%` : '—'} | ${bytes} |`,
+      );
+    }
+  }
+  return lines.length > 2 ? lines.join('\n') : '';
+}
+
+export function cacheWritesTable(rows: CacheWritesResult[]): string {
+  if (!rows.length) return '';
+  const lines = [
+    '| document | conns | writes/s (asked) | req/s under writes | req/s, no writes | p50 ms | p99 ms | cache hits | misses | hit ratio | reads checked after a write | other work |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
+  ];
+  for (const r of rows) {
+    const c = r.cell;
+    const checks = r.wrong.length ? `${r.wrong.length} of ${fmt(r.checks)} WRONG` : `${fmt(r.checks)}, all correct`;
+    if (r.error || !c) {
+      lines.push(`| ${DOC_LABELS[r.doc]} | ${r.connections} | — | — | — | — | — | — | — | — | error: ${(r.error ?? 'not measured').replace(/\|/g, '/').slice(0, 160)} | |`);
+      continue;
+    }
+    const failed = errorsOf(c) + r.failedWrites;
+    lines.push(
+      `| ${DOC_LABELS[r.doc]} | ${r.connections} | ${fmt(r.writesPerSecond, 1)} (${fmt(r.writeRate)}) | ${fmt(c.rps)}${failed ? ` (${failed} failed requests)` : ''} | ${fmt(r.rpsWithoutWrites)} | ` +
+        `${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${fmt(r.hits)} | ${fmt(r.misses)} | ${r.hits + r.misses ? `${fmt((r.hits / (r.hits + r.misses)) * 100, 1)}%` : '—'} | ${checks} | ${other(c)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
 export function targetsTable(targets: Target[]): string {
   const lines = ['| target | document | conns | result | |', '|---|---|---:|---|---|'];
   for (const t of targets) {
@@ -185,6 +290,8 @@ export function targetsTable(targets: Target[]): string {
   }
   return lines.join('\n');
 }
+
+const section = (title: string, table: string): string[] => (table ? [title, '', table, ''] : []);
 
 export function markdownReport(report: RunReport): string {
   const d = report.dataset;
@@ -198,7 +305,12 @@ export function markdownReport(report: RunReport): string {
     '',
     resultsTable(report.results, report.settings.connections),
     '',
-    '**Targets (GetRecentPosts)**',
+    ...section('**The response cache against the other rows** (req/s of ours, response cache, divided by theirs)', cacheRatiosTable(report.results, report.settings.connections)),
+    ...section(
+      '**The response cache under writes** (ours, response cache, read while one client writes INLINE at a steady rate; hits and misses from its Prometheus counters over the measured run)',
+      cacheWritesTable(report.cacheUnderWrites),
+    ),
+    '**Targets**',
     '',
     targetsTable(report.targets),
     '',

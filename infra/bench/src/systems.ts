@@ -15,17 +15,27 @@ export interface SystemSpec {
   reads: boolean;
   /** The write documents it gets: ours with each sync mode, the peers once (they have no projections). */
   writes: ('INLINE' | 'QUEUED' | 'none')[];
+  /**
+   * Its answers are compared with the data computed from tb_*. Every system's are, except the
+   * constant server's: it answers one fixed text whatever is asked, so there is nothing to compare
+   * (it is the limit of a cached answer, not a system that reads data).
+   */
+  checked: boolean;
 }
 
 export const SYSTEMS: Record<SystemId, SystemSpec> = {
-  ours: { id: 'ours', label: 'ours (services/api)', reads: true, writes: ['INLINE', 'QUEUED'] },
-  bare: { id: 'bare', label: 'bare node:http + pg (ceiling)', reads: true, writes: [] },
-  postgraphile: { id: 'postgraphile', label: 'PostGraphile 5', reads: true, writes: ['none'] },
-  'apollo-dataloader': { id: 'apollo-dataloader', label: 'Apollo, resolver per field + DataLoader', reads: true, writes: ['none'] },
-  apollo: { id: 'apollo', label: 'Apollo, resolver per field (N+1)', reads: true, writes: ['none'] },
+  // Our API twice: with RESPONSE_CACHE=off (every read runs its SQL statement: the row the targets
+  // against the peers and the ceiling are about) and with the response cache on (its default).
+  ours: { id: 'ours', label: 'ours (services/api, response cache off)', reads: true, writes: ['INLINE', 'QUEUED'], checked: true },
+  'ours-cached': { id: 'ours-cached', label: 'ours, response cache', reads: true, writes: [], checked: true },
+  constant: { id: 'constant', label: 'constant 3 KB (node:http)', reads: true, writes: [], checked: false },
+  bare: { id: 'bare', label: 'bare node:http + pg (ceiling)', reads: true, writes: [], checked: true },
+  postgraphile: { id: 'postgraphile', label: 'PostGraphile 5', reads: true, writes: ['none'], checked: true },
+  'apollo-dataloader': { id: 'apollo-dataloader', label: 'Apollo, resolver per field + DataLoader', reads: true, writes: ['none'], checked: true },
+  apollo: { id: 'apollo', label: 'Apollo, resolver per field (N+1)', reads: true, writes: ['none'], checked: true },
 };
 
-export const SYSTEM_ORDER: SystemId[] = ['ours', 'bare', 'postgraphile', 'apollo-dataloader', 'apollo'];
+export const SYSTEM_ORDER: SystemId[] = ['ours', 'ours-cached', 'constant', 'bare', 'postgraphile', 'apollo-dataloader', 'apollo'];
 
 export interface Paths {
   repoRoot: string;
@@ -48,12 +58,23 @@ function command(spec: SystemSpec, paths: Paths, o: StartOptions): { args: strin
   const common = { PORT: String(o.port), DATABASE_URL: o.databaseUrl, NODE_ENV: 'production', POOL_MAX: String(o.poolMax) };
   switch (spec.id) {
     case 'ours':
+    case 'ours-cached':
       return {
         args: [paths.apiMain],
         cwd: paths.repoRoot,
         // RATE_LIMIT_MUTATIONS_PER_MINUTE=0: the write mix is one client writing as fast as it can.
-        env: { ...common, HOST: '127.0.0.1', DB_POOL_MAX: String(o.poolMax), DEFAULT_SYNC_MODE: 'QUEUED', LOG_LEVEL: 'warn', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' },
+        env: {
+          ...common,
+          HOST: '127.0.0.1',
+          DB_POOL_MAX: String(o.poolMax),
+          DEFAULT_SYNC_MODE: 'QUEUED',
+          LOG_LEVEL: 'warn',
+          RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+          RESPONSE_CACHE: spec.id === 'ours-cached' ? 'on' : 'off',
+        },
       };
+    case 'constant':
+      return { args: [path.join(paths.benchDist, 'constant-server.js')], cwd: paths.repoRoot, env: common };
     case 'bare':
       return { args: [path.join(paths.benchDist, 'bare-server.js')], cwd: paths.repoRoot, env: { ...common, BARE_STATEMENTS: o.bareStatements ?? '' } };
     case 'postgraphile':
