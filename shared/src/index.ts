@@ -18,7 +18,19 @@ export * from './seed/seed';
 export * from './sync/dependencies';
 export * from './sync/engine';
 export * from './sync/errors';
-export { MODEL, commandTables, entityOf, isEntityType, isReadTime, relationsOf, type Entity, type EntityDeclaration, type Field, type ListFilter, type ReadTimeField } from './model';
+export {
+  MODEL,
+  commandTables,
+  entityOf,
+  isEntityType,
+  isReadTime,
+  relationsOf,
+  type Entity,
+  type EntityDeclaration,
+  type Field,
+  type ListFilter,
+  type ReadTimeField,
+} from './model';
 export * from './sync/documents';
 export * from './sync/types';
 export * from './sync/kept-counts';

@@ -1,4 +1,3 @@
-
 /**
  * Decodes an OTLP ExportTraceServiceRequest in protobuf into the shape of its OTLP/JSON form
  * (ids in hex, times as decimal strings, attributes as `{ key, value: { stringValue } }`), for
@@ -53,7 +52,12 @@ const SCHEMAS: Record<MessageName, Schema> = {
     15: ['status', 'Status'],
     16: ['flags', 'fixed32'],
   },
-  Event: { 1: ['timeUnixNano', 'fixed64'], 2: ['name', 'string'], 3: ['attributes', 'KeyValue', true], 4: ['droppedAttributesCount', 'uint'] },
+  Event: {
+    1: ['timeUnixNano', 'fixed64'],
+    2: ['name', 'string'],
+    3: ['attributes', 'KeyValue', true],
+    4: ['droppedAttributesCount', 'uint'],
+  },
   Link: {
     1: ['traceId', 'bytes'],
     2: ['spanId', 'bytes'],
@@ -132,7 +136,9 @@ export function attributeValue(value: Json | undefined): unknown {
   if (!value) return undefined;
   if ('arrayValue' in value) return (((value.arrayValue as Json).values as Json[]) ?? []).map(attributeValue);
   if ('kvlistValue' in value) {
-    return Object.fromEntries((((value.kvlistValue as Json).values as Json[]) ?? []).map((kv) => [kv.key, attributeValue(kv.value as Json)]));
+    return Object.fromEntries(
+      (((value.kvlistValue as Json).values as Json[]) ?? []).map((kv) => [kv.key, attributeValue(kv.value as Json)]),
+    );
   }
   return Object.values(value)[0];
 }

@@ -102,7 +102,10 @@ export function key(value: unknown, field: string): string {
 
 function singleLineText(v: string, field: string): void {
   if (BIDI_CONTROL.test(v)) {
-    throw new BadInputError(`${field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).`, field);
+    throw new BadInputError(
+      `${field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).`,
+      field,
+    );
   }
 }
 
@@ -198,6 +201,7 @@ const EVENT_ID = /^[1-9][0-9]{0,18}$/;
 export function eventCursor(value: unknown, field = 'after'): string | null {
   if (value === null || value === undefined) return null;
   const id = typeof value === 'string' && value.length <= 40 ? Buffer.from(value, 'base64url').toString('utf8') : '';
-  if (!EVENT_ID.test(id) || BigInt(id) > 9223372036854775807n) throw new BadInputError(`${field} is not a cursor returned by events.`, field);
+  if (!EVENT_ID.test(id) || BigInt(id) > 9223372036854775807n)
+    throw new BadInputError(`${field} is not a cursor returned by events.`, field);
   return id;
 }

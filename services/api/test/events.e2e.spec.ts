@@ -15,7 +15,12 @@ let jwt: TestApi; // AUTH_MODE=jwt
 const SECRET = 'a-test-secret-of-at-least-32-characters!';
 const auth: AuthConfig = { mode: 'jwt', key: { kind: 'secret', secret: SECRET }, roleClaim: 'role', maxAgeSeconds: 3600 };
 const tokenFor = (sub: string, role?: string) =>
-  new SignJWT(role ? { role } : {}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+  new SignJWT(role ? { role } : {})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(SECRET));
 const bearer = async (sub: string, role?: string) => ({ authorization: `Bearer ${await tokenFor(sub, role)}` });
 
 beforeAll(async () => {
@@ -77,91 +82,193 @@ async function eventsOf(api: TestApi, id: string, page: { limit?: number; after?
 
 const anyone = { actor_id: null, actor_admin: true };
 
-test.each(['INLINE', 'QUEUED'] as const)('%s: every command appends exactly one event: its name, the ids it wrote, its actor and its validated arguments', async (sync) => {
-  const tag = `${sync.toLowerCase()}-${Date.now()}`;
-  const v = { sync };
+test.each(['INLINE', 'QUEUED'] as const)(
+  '%s: every command appends exactly one event: its name, the ids it wrote, its actor and its validated arguments',
+  async (sync) => {
+    const tag = `${sync.toLowerCase()}-${Date.now()}`;
+    const v = { sync };
 
-  const user = await appending(open, `mutation($sync: SyncMode) { createUser(email: " ${tag}@example.com ", username: "u_${tag.replace('-', '_')}", fullName: "Eve", sync: $sync) { id } }`, v);
-  const U = user.data.createUser.id as string;
-  expect(user.event).toEqual({
-    command: 'createUser',
-    entity_type: 'user',
-    entity_ids: [U],
-    ...anyone,
-    // Validated: the email trimmed, the bio given as null.
-    args: { email: `${tag}@example.com`, username: `u_${tag.replace('-', '_')}`, fullName: 'Eve', bio: null },
-  });
-
-  expect((await appending(open, `mutation($id: ID!, $sync: SyncMode) { updateUser(id: $id, bio: "b", sync: $sync) { id } }`, { id: U, ...v })).event).toEqual({
-    command: 'updateUser', entity_type: 'user', entity_ids: [U], ...anyone, args: { id: U, bio: 'b' },
-  });
-
-  const post = await appending(open, `mutation($a: ID!, $sync: SyncMode) { createPost(title: "  Events  ", content: "body", authorId: $a, sync: $sync) { id } }`, { a: U, ...v });
-  const P = post.data.createPost.id as string;
-  expect(post.event).toEqual({
-    command: 'createPost', entity_type: 'post', entity_ids: [P], ...anyone, args: { title: 'Events', content: 'body', authorId: U, published: false },
-  });
-
-  expect((await appending(open, `mutation($id: ID!, $sync: SyncMode) { updatePost(id: $id, title: "Events 2", sync: $sync) { id } }`, { id: P, ...v })).event).toEqual({
-    command: 'updatePost', entity_type: 'post', entity_ids: [P], ...anyone, args: { id: P, title: 'Events 2' },
-  });
-  expect((await appending(open, `mutation($id: ID!, $sync: SyncMode) { publishPost(id: $id, sync: $sync) { id } }`, { id: P, ...v })).event).toEqual({
-    command: 'publishPost', entity_type: 'post', entity_ids: [P], ...anyone, args: { id: P },
-  });
-
-  // A comment's events are about its post too.
-  const comment = await appending(open, `mutation($p: ID!, $a: ID!, $sync: SyncMode) { createComment(postId: $p, authorId: $a, content: "first", sync: $sync) { id } }`, { p: P, a: U, ...v });
-  const C = comment.data.createComment.id as string;
-  expect(comment.event).toEqual({
-    command: 'createComment', entity_type: 'comment', entity_ids: [C, P], ...anyone, args: { postId: P, authorId: U, content: 'first' },
-  });
-
-  const created = await appending(open, `mutation($sync: SyncMode) { createTag(name: "Tag ${tag}", sync: $sync) { id } }`, v);
-  const G = created.data.createTag.id as string;
-  expect(created.event).toEqual({ command: 'createTag', entity_type: 'tag', entity_ids: [G], ...anyone, args: { name: `Tag ${tag}`, slug: `tag-${tag}` } });
-  expect((await appending(open, `mutation($id: ID!, $sync: SyncMode) { renameTag(id: $id, name: "Renamed", sync: $sync) { id } }`, { id: G, ...v })).event).toEqual({
-    command: 'renameTag', entity_type: 'tag', entity_ids: [G], ...anyone, args: { id: G, name: 'Renamed' },
-  });
-  for (const command of ['tagPost', 'untagPost']) {
-    expect((await appending(open, `mutation($p: ID!, $t: [ID!]!, $sync: SyncMode) { ${command}(postId: $p, tagIds: $t, sync: $sync) { id } }`, { p: P, t: [G.toUpperCase()], ...v })).event).toEqual({
-      command, entity_type: 'post', entity_ids: [P, G], ...anyone, args: { postId: P, tagIds: [G] },
+    const user = await appending(
+      open,
+      `mutation($sync: SyncMode) { createUser(email: " ${tag}@example.com ", username: "u_${tag.replace('-', '_')}", fullName: "Eve", sync: $sync) { id } }`,
+      v,
+    );
+    const U = user.data.createUser.id as string;
+    expect(user.event).toEqual({
+      command: 'createUser',
+      entity_type: 'user',
+      entity_ids: [U],
+      ...anyone,
+      // Validated: the email trimmed, the bio given as null.
+      args: { email: `${tag}@example.com`, username: `u_${tag.replace('-', '_')}`, fullName: 'Eve', bio: null },
     });
-  }
 
-  expect((await appending(open, `mutation($id: ID!, $sync: SyncMode) { deleteComment(id: $id, sync: $sync) { id } }`, { id: C, ...v })).event).toEqual({
-    command: 'deleteComment', entity_type: 'comment', entity_ids: [C, P], ...anyone, args: { id: C },
-  });
+    expect(
+      (await appending(open, `mutation($id: ID!, $sync: SyncMode) { updateUser(id: $id, bio: "b", sync: $sync) { id } }`, { id: U, ...v }))
+        .event,
+    ).toEqual({
+      command: 'updateUser',
+      entity_type: 'user',
+      entity_ids: [U],
+      ...anyone,
+      args: { id: U, bio: 'b' },
+    });
 
-  // A deleted post's event names the comments deleted with it.
-  const second = await appending(open, `mutation($p: ID!, $a: ID!, $sync: SyncMode) { createComment(postId: $p, authorId: $a, content: "second", sync: $sync) { id } }`, { p: P, a: U, ...v });
-  const C2 = second.data.createComment.id as string;
-  expect((await appending(open, `mutation($id: ID!, $sync: SyncMode) { deletePost(id: $id, sync: $sync) { id } }`, { id: P, ...v })).event).toEqual({
-    command: 'deletePost', entity_type: 'post', entity_ids: [P, C2], ...anyone, args: { id: P },
-  });
+    const post = await appending(
+      open,
+      `mutation($a: ID!, $sync: SyncMode) { createPost(title: "  Events  ", content: "body", authorId: $a, sync: $sync) { id } }`,
+      { a: U, ...v },
+    );
+    const P = post.data.createPost.id as string;
+    expect(post.event).toEqual({
+      command: 'createPost',
+      entity_type: 'post',
+      entity_ids: [P],
+      ...anyone,
+      args: { title: 'Events', content: 'body', authorId: U, published: false },
+    });
 
-  // What happened to the post, newest first, as admins read it.
-  const events = await eventsOf(open, P);
-  expect(events.map((e) => e.command)).toEqual([
-    'deletePost', 'createComment', 'deleteComment', 'untagPost', 'tagPost', 'createComment', 'publishPost', 'updatePost', 'createPost',
-  ]);
-  expect(events.at(-1)).toEqual({
-    id: expect.stringMatching(/^\d+$/),
-    at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-    command: 'createPost',
-    entityType: 'post',
-    entityIds: [P],
-    actorId: null,
-    actorAdmin: true,
-    args: expect.any(String),
-    cursor: expect.any(String),
-  });
-  expect(JSON.parse(events.at(-1)!.args)).toEqual({ title: 'Events', content: 'body', authorId: U, published: false });
-  expect((await eventsOf(open, C)).map((e) => e.command)).toEqual(['deleteComment', 'createComment']);
-  expect((await eventsOf(open, U)).map((e) => e.command)).toEqual(['updateUser', 'createUser']);
-});
+    expect(
+      (
+        await appending(open, `mutation($id: ID!, $sync: SyncMode) { updatePost(id: $id, title: "Events 2", sync: $sync) { id } }`, {
+          id: P,
+          ...v,
+        })
+      ).event,
+    ).toEqual({
+      command: 'updatePost',
+      entity_type: 'post',
+      entity_ids: [P],
+      ...anyone,
+      args: { id: P, title: 'Events 2' },
+    });
+    expect(
+      (await appending(open, `mutation($id: ID!, $sync: SyncMode) { publishPost(id: $id, sync: $sync) { id } }`, { id: P, ...v })).event,
+    ).toEqual({
+      command: 'publishPost',
+      entity_type: 'post',
+      entity_ids: [P],
+      ...anyone,
+      args: { id: P },
+    });
+
+    // A comment's events are about its post too.
+    const comment = await appending(
+      open,
+      `mutation($p: ID!, $a: ID!, $sync: SyncMode) { createComment(postId: $p, authorId: $a, content: "first", sync: $sync) { id } }`,
+      { p: P, a: U, ...v },
+    );
+    const C = comment.data.createComment.id as string;
+    expect(comment.event).toEqual({
+      command: 'createComment',
+      entity_type: 'comment',
+      entity_ids: [C, P],
+      ...anyone,
+      args: { postId: P, authorId: U, content: 'first' },
+    });
+
+    const created = await appending(open, `mutation($sync: SyncMode) { createTag(name: "Tag ${tag}", sync: $sync) { id } }`, v);
+    const G = created.data.createTag.id as string;
+    expect(created.event).toEqual({
+      command: 'createTag',
+      entity_type: 'tag',
+      entity_ids: [G],
+      ...anyone,
+      args: { name: `Tag ${tag}`, slug: `tag-${tag}` },
+    });
+    expect(
+      (
+        await appending(open, `mutation($id: ID!, $sync: SyncMode) { renameTag(id: $id, name: "Renamed", sync: $sync) { id } }`, {
+          id: G,
+          ...v,
+        })
+      ).event,
+    ).toEqual({
+      command: 'renameTag',
+      entity_type: 'tag',
+      entity_ids: [G],
+      ...anyone,
+      args: { id: G, name: 'Renamed' },
+    });
+    for (const command of ['tagPost', 'untagPost']) {
+      expect(
+        (
+          await appending(
+            open,
+            `mutation($p: ID!, $t: [ID!]!, $sync: SyncMode) { ${command}(postId: $p, tagIds: $t, sync: $sync) { id } }`,
+            { p: P, t: [G.toUpperCase()], ...v },
+          )
+        ).event,
+      ).toEqual({
+        command,
+        entity_type: 'post',
+        entity_ids: [P, G],
+        ...anyone,
+        args: { postId: P, tagIds: [G] },
+      });
+    }
+
+    expect(
+      (await appending(open, `mutation($id: ID!, $sync: SyncMode) { deleteComment(id: $id, sync: $sync) { id } }`, { id: C, ...v })).event,
+    ).toEqual({
+      command: 'deleteComment',
+      entity_type: 'comment',
+      entity_ids: [C, P],
+      ...anyone,
+      args: { id: C },
+    });
+
+    // A deleted post's event names the comments deleted with it.
+    const second = await appending(
+      open,
+      `mutation($p: ID!, $a: ID!, $sync: SyncMode) { createComment(postId: $p, authorId: $a, content: "second", sync: $sync) { id } }`,
+      { p: P, a: U, ...v },
+    );
+    const C2 = second.data.createComment.id as string;
+    expect(
+      (await appending(open, `mutation($id: ID!, $sync: SyncMode) { deletePost(id: $id, sync: $sync) { id } }`, { id: P, ...v })).event,
+    ).toEqual({
+      command: 'deletePost',
+      entity_type: 'post',
+      entity_ids: [P, C2],
+      ...anyone,
+      args: { id: P },
+    });
+
+    // What happened to the post, newest first, as admins read it.
+    const events = await eventsOf(open, P);
+    expect(events.map((e) => e.command)).toEqual([
+      'deletePost',
+      'createComment',
+      'deleteComment',
+      'untagPost',
+      'tagPost',
+      'createComment',
+      'publishPost',
+      'updatePost',
+      'createPost',
+    ]);
+    expect(events.at(-1)).toEqual({
+      id: expect.stringMatching(/^\d+$/),
+      at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      command: 'createPost',
+      entityType: 'post',
+      entityIds: [P],
+      actorId: null,
+      actorAdmin: true,
+      args: expect.any(String),
+      cursor: expect.any(String),
+    });
+    expect(JSON.parse(events.at(-1)!.args)).toEqual({ title: 'Events', content: 'body', authorId: U, published: false });
+    expect((await eventsOf(open, C)).map((e) => e.command)).toEqual(['deleteComment', 'createComment']);
+    expect((await eventsOf(open, U)).map((e) => e.command)).toEqual(['updateUser', 'createUser']);
+  },
+);
 
 test('events pages newest first: limit, then `after` the last cursor, to the end', async () => {
-  const { createPost } = await open.data(`mutation { createPost(title: "Paged", content: "x", authorId: "${ALICE}", sync: INLINE) { id } }`);
+  const { createPost } = await open.data(
+    `mutation { createPost(title: "Paged", content: "x", authorId: "${ALICE}", sync: INLINE) { id } }`,
+  );
   const P = createPost.id as string;
   for (let i = 0; i < 4; i++) await open.data(`mutation { createComment(postId: "${P}", authorId: "${BOB}", content: "c${i}") { id } }`);
   const all = await eventsOf(open, P);
@@ -191,8 +298,12 @@ test('bad arguments of events: BAD_USER_INPUT naming each, and nothing read', as
     return (res.json.errors ?? []).map((e) => ({ code: e.extensions?.code, field: e.extensions?.field, message: e.message }));
   };
   expect(await refused({ id: 'not-a-uuid' })).toEqual([{ code: 'BAD_USER_INPUT', field: 'entityId', message: 'entityId must be a UUID.' }]);
-  expect(await refused({ id: POST1, limit: 0 })).toEqual([{ code: 'BAD_USER_INPUT', field: 'limit', message: 'limit must be between 1 and 100.' }]);
-  expect(await refused({ id: POST1, limit: 101 })).toEqual([{ code: 'BAD_USER_INPUT', field: 'limit', message: 'limit must be between 1 and 100.' }]);
+  expect(await refused({ id: POST1, limit: 0 })).toEqual([
+    { code: 'BAD_USER_INPUT', field: 'limit', message: 'limit must be between 1 and 100.' },
+  ]);
+  expect(await refused({ id: POST1, limit: 101 })).toEqual([
+    { code: 'BAD_USER_INPUT', field: 'limit', message: 'limit must be between 1 and 100.' },
+  ]);
   const notACursor = { code: 'BAD_USER_INPUT', field: 'after', message: 'after is not a cursor returned by events.' };
   expect(await refused({ id: POST1, after: 'garbage!' })).toEqual([notACursor]);
   expect(await refused({ id: POST1, after: Buffer.from('0').toString('base64url') })).toEqual([notACursor]);
@@ -207,12 +318,32 @@ test('bad arguments of events: BAD_USER_INPUT naming each, and nothing read', as
 describe('a command that fails appends no event (nor anything else)', () => {
   const UNKNOWN = '11111111-2222-4333-8444-555555555555';
   const cases: { name: string; query: string; code: string }[] = [
-    { name: 'bad input', query: `mutation { createPost(title: " ", content: "x", authorId: "${ALICE}", sync: INLINE) { id } }`, code: 'BAD_USER_INPUT' },
+    {
+      name: 'bad input',
+      query: `mutation { createPost(title: " ", content: "x", authorId: "${ALICE}", sync: INLINE) { id } }`,
+      code: 'BAD_USER_INPUT',
+    },
     // The event was sent behind the insert that failed, in the same batch: PostgreSQL skipped it.
-    { name: 'a missing post, INLINE', query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "x", sync: INLINE) { id } }`, code: 'NOT_FOUND' },
-    { name: 'a missing author, QUEUED', query: `mutation { createPost(title: "t", content: "x", authorId: "${UNKNOWN}", sync: QUEUED) { id } }`, code: 'NOT_FOUND' },
-    { name: 'a missing post to update', query: `mutation { updatePost(id: "${UNKNOWN}", title: "t", sync: INLINE) { id } }`, code: 'NOT_FOUND' },
-    { name: 'a taken username', query: `mutation { createUser(email: "x@example.com", username: "alice", fullName: "X") { id } }`, code: 'CONFLICT' },
+    {
+      name: 'a missing post, INLINE',
+      query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "x", sync: INLINE) { id } }`,
+      code: 'NOT_FOUND',
+    },
+    {
+      name: 'a missing author, QUEUED',
+      query: `mutation { createPost(title: "t", content: "x", authorId: "${UNKNOWN}", sync: QUEUED) { id } }`,
+      code: 'NOT_FOUND',
+    },
+    {
+      name: 'a missing post to update',
+      query: `mutation { updatePost(id: "${UNKNOWN}", title: "t", sync: INLINE) { id } }`,
+      code: 'NOT_FOUND',
+    },
+    {
+      name: 'a taken username',
+      query: `mutation { createUser(email: "x@example.com", username: "alice", fullName: "X") { id } }`,
+      code: 'CONFLICT',
+    },
   ];
   test.each(cases)('$name: $code', async ({ query, code }) => {
     const before = await writeCounts(file.pool);
@@ -224,7 +355,12 @@ describe('a command that fails appends no event (nor anything else)', () => {
 
 describe('AUTH_MODE=jwt', () => {
   test("the actor is the token's subject, and whether it is an admin; a forbidden command appends no event", async () => {
-    const mine = await appending(jwt, `mutation { createPost(title: "Mine", content: "x", published: true) { id } }`, {}, await bearer(ALICE));
+    const mine = await appending(
+      jwt,
+      `mutation { createPost(title: "Mine", content: "x", published: true) { id } }`,
+      {},
+      await bearer(ALICE),
+    );
     const P = mine.data.createPost.id as string;
     // authorId was omitted: the validated arguments hold the one the command used.
     expect(mine.event).toMatchObject({ command: 'createPost', actor_id: ALICE, actor_admin: false, args: { authorId: ALICE } });
@@ -234,8 +370,18 @@ describe('AUTH_MODE=jwt', () => {
     expect(res.json.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect(await writeCounts(file.pool)).toEqual(before);
 
-    const moderated = await appending(jwt, `mutation { updatePost(id: "${P}", title: "Moderated") { id } }`, {}, await bearer(CHARLIE, 'admin'));
-    expect(moderated.event).toMatchObject({ command: 'updatePost', actor_id: CHARLIE, actor_admin: true, args: { id: P, title: 'Moderated' } });
+    const moderated = await appending(
+      jwt,
+      `mutation { updatePost(id: "${P}", title: "Moderated") { id } }`,
+      {},
+      await bearer(CHARLIE, 'admin'),
+    );
+    expect(moderated.event).toMatchObject({
+      command: 'updatePost',
+      actor_id: CHARLIE,
+      actor_admin: true,
+      args: { id: P, title: 'Moderated' },
+    });
 
     const read = await jwt.post({ query: EVENTS, variables: { id: P } }, await bearer(CHARLIE, 'admin'));
     expect((read.json.data as { events: EventDoc[] }).events.map((e) => [e.command, e.actorId, e.actorAdmin])).toEqual([
@@ -247,12 +393,31 @@ describe('AUTH_MODE=jwt', () => {
   test('events is for admins only: FORBIDDEN, saying why, without a token or with a non-admin one', async () => {
     const asked = async (headers: Record<string, string>) => {
       const res = await jwt.post({ query: EVENTS, variables: { id: POST1 } }, headers);
-      return { status: res.status, data: res.json.data, code: res.json.errors?.[0]?.extensions?.code, message: res.json.errors?.[0]?.message };
+      return {
+        status: res.status,
+        data: res.json.data,
+        code: res.json.errors?.[0]?.extensions?.code,
+        message: res.json.errors?.[0]?.message,
+      };
     };
-    expect(await asked({})).toEqual({ status: 200, data: null, code: 'FORBIDDEN', message: expect.stringMatching(/only an admin may read the event log.*send an admin's token/i) });
-    expect(await asked(await bearer(ALICE))).toEqual({ status: 200, data: null, code: 'FORBIDDEN', message: expect.stringMatching(/only an admin may read the event log.*not admin/i) });
+    expect(await asked({})).toEqual({
+      status: 200,
+      data: null,
+      code: 'FORBIDDEN',
+      message: expect.stringMatching(/only an admin may read the event log.*send an admin's token/i),
+    });
+    expect(await asked(await bearer(ALICE))).toEqual({
+      status: 200,
+      data: null,
+      code: 'FORBIDDEN',
+      message: expect.stringMatching(/only an admin may read the event log.*not admin/i),
+    });
     expect(await asked({ authorization: 'Bearer not.a.token' })).toMatchObject({ data: null, code: 'UNAUTHENTICATED' });
-    expect(await asked(await bearer(CHARLIE, 'admin'))).toMatchObject({ status: 200, data: { events: expect.any(Array) }, code: undefined });
+    expect(await asked(await bearer(CHARLIE, 'admin'))).toMatchObject({
+      status: 200,
+      data: { events: expect.any(Array) },
+      code: undefined,
+    });
     // Authorization comes first: a non-admin learns nothing of the arguments either.
     const bad = await jwt.post({ query: EVENTS, variables: { id: 'not-a-uuid' } }, await bearer(ALICE));
     expect(bad.json.errors?.map((e) => e.extensions?.code)).toEqual(['FORBIDDEN']);

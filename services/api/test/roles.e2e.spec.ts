@@ -135,8 +135,18 @@ test('`migrate roles` creates both LOGIN roles with no special attributes, and i
        FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
     [[API_ROLE, WORKER_ROLE]],
   );
-  const plain = { rolcanlogin: true, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false };
-  expect(rows).toEqual([{ rolname: API_ROLE, ...plain }, { rolname: WORKER_ROLE, ...plain }]);
+  const plain = {
+    rolcanlogin: true,
+    rolsuper: false,
+    rolcreatedb: false,
+    rolcreaterole: false,
+    rolreplication: false,
+    rolbypassrls: false,
+  };
+  expect(rows).toEqual([
+    { rolname: API_ROLE, ...plain },
+    { rolname: WORKER_ROLE, ...plain },
+  ]);
 });
 
 test('the API as its role and the worker as its role: the seed operations and a QUEUED write, end to end', async () => {
@@ -168,7 +178,9 @@ test('the API as its role and the worker as its role: the seed operations and a 
   // Each appended its event, which the role reads back.
   const { events } = await api.data<{ events: { command: string }[] }>(`{ events(entityId: "${POST1}") { command } }`);
   expect(events.map((e) => e.command)).toEqual(['deleteComment', 'updatePost', 'createComment']);
-  const { rows: queued } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'projection-sync' AND state = 'created'`);
+  const { rows: queued } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'projection-sync' AND state = 'created'`,
+  );
   expect(queued[0]!.n).toBeGreaterThanOrEqual(4);
 
   // The worker, as its role, drains the queue: the projections catch up, nothing drifts.
@@ -211,13 +223,12 @@ const cases: [string, string][] = [
   ['UPDATE event_log_entity SET event_id = 0', DENIED],
 ];
 
-test.each([
-  ...cases,
-  ['DELETE FROM event_log', DENIED],
-  ['DELETE FROM event_log_entity', DENIED],
-])('the API role is refused: %s', async (sql, code) => {
-  expect(await as(API_ROLE, API_PASSWORD, sql)).toBe(code);
-});
+test.each([...cases, ['DELETE FROM event_log', DENIED], ['DELETE FROM event_log_entity', DENIED]])(
+  'the API role is refused: %s',
+  async (sql, code) => {
+    expect(await as(API_ROLE, API_PASSWORD, sql)).toBe(code);
+  },
+);
 
 test.each([
   ...cases,
@@ -225,7 +236,10 @@ test.each([
   [`UPDATE tb_post SET title = 'x'`, DENIED],
   ['DELETE FROM tb_comment', DENIED],
   ['SELECT * FROM schema_migrations', DENIED],
-  [`INSERT INTO event_log (command, entity_type, entity_ids, actor_admin, args) VALUES ('x', 'post', ARRAY[gen_random_uuid()], true, '{}')`, DENIED],
+  [
+    `INSERT INTO event_log (command, entity_type, entity_ids, actor_admin, args) VALUES ('x', 'post', ARRAY[gen_random_uuid()], true, '{}')`,
+    DENIED,
+  ],
 ])('the worker role is refused: %s', async (sql, code) => {
   expect(await as(WORKER_ROLE, WORKER_PASSWORD, sql)).toBe(code);
 });

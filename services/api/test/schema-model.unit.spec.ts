@@ -42,7 +42,8 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
       }
       const gql = object.getFields()[f]!.type;
       const at = `${where}: ${object.name}.${f}`;
-      const args = object.getFields()[f]!.args.map((a) => `${a.name}: ${String(a.type)}`).join(', ');
+      const fieldArgs = object.getFields()[f]!.args;
+      const args = fieldArgs.map((a) => `${a.name}: ${String(a.type)}`).join(', ');
       const wantArgs = field.kind === 'list' ? 'limit: Int, after: String' : '';
       if (args !== wantArgs) out.push(`${at} takes (${args}); declared (${wantArgs})`);
       switch (field.kind) {
@@ -54,7 +55,8 @@ function mismatches(schema: GraphQLSchema, model: readonly Entity[]): string[] {
           if (String(gql) !== 'Int!') out.push(`${at} must be Int! (a count)`);
           break;
         case 'embedsOne':
-          if (!(gql instanceof GraphQLNonNull) || unwrap(gql) instanceof GraphQLList) out.push(`${at} must be a non-null object (embeds one)`);
+          if (!(gql instanceof GraphQLNonNull) || unwrap(gql) instanceof GraphQLList)
+            out.push(`${at} must be a non-null object (embeds one)`);
           compare(at, gql, byName.get(field.entity)!, field.fields);
           break;
         case 'list':
@@ -133,7 +135,9 @@ test('the comparison finds a field added to a declaration, a removed one, a chan
     'post: Post.title is in no post document',
     // The comment items of a post embed the changed comment content, and comments embed the post's title.
     'post: Post.comments: PostComment.content must be Int! (a count)',
-    expect.stringMatching(/^Query\.posts takes \(after: String, authorId: ID, limit: Int, published: Boolean[^)]*\); declared \(after: String, limit: Int\)$/),
+    expect.stringMatching(
+      /^Query\.posts takes \(after: String, authorId: ID, limit: Int, published: Boolean[^)]*\); declared \(after: String, limit: Int\)$/,
+    ),
     'comment: Comment.content must be Int! (a count)',
     'comment: Comment.post: post has no field title',
   ]);

@@ -126,7 +126,10 @@ export class TestApi {
     if (!jobs?.length) return 0;
     await withTransaction(this.app.pool, async (client) => {
       await this.app.sync.refreshIn(client, mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));
-      await this.app.queue.expand(client, jobs.filter((j) => j.data.expand).map((j) => j.data));
+      await this.app.queue.expand(
+        client,
+        jobs.filter((j) => j.data.expand).map((j) => j.data),
+      );
     });
     // As a worker does: the API processes learn what was refreshed through the change feed.
     this.app.feed.committed(mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));

@@ -29,10 +29,7 @@ export const workerEnvSchema = z.object({
   // Name in pg_stat_activity and in pg-boss's instance registry (default: blog-worker).
   WORKER_NAME: optionalString(),
   // When set, GET /metrics on the health port needs `Authorization: Bearer <OPERATOR_TOKEN>`.
-  OPERATOR_TOKEN: z.preprocess(
-    unsetIfEmpty,
-    z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
-  ),
+  OPERATOR_TOKEN: z.preprocess(unsetIfEmpty, z.string().min(16, { error: 'must be at least 16 characters' }).optional()),
   LOG_LEVEL: enumVar(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'),
 });
 

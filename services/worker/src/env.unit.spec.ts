@@ -38,11 +38,19 @@ describe('worker configuration', () => {
       LOG_LEVEL: 'debug',
     });
     expect(env.LOG_LEVEL).toBe('DEBUG');
-    expect(workerConfigFromEnv(env)).toMatchObject({ batchSize: 250, concurrency: 4, pollIntervalMs: 750, healthPort: 0, name: 'worker-7', eventRetentionDays: 0 });
+    expect(workerConfigFromEnv(env)).toMatchObject({
+      batchSize: 250,
+      concurrency: 4,
+      pollIntervalMs: 750,
+      healthPort: 0,
+      name: 'worker-7',
+      eventRetentionDays: 0,
+    });
   });
 
   it('reports every bad variable by name, at once', () => {
-    const read = () => readWorkerEnv({ WORKER_BATCH_SIZE: '0', WORKER_POLL_INTERVAL_MS: '5', WORKER_HEALTH_PORT: 'x', EVENT_RETENTION_DAYS: '-1' });
+    const read = () =>
+      readWorkerEnv({ WORKER_BATCH_SIZE: '0', WORKER_POLL_INTERVAL_MS: '5', WORKER_HEALTH_PORT: 'x', EVENT_RETENTION_DAYS: '-1' });
     expect(read).toThrow(ConfigError);
     try {
       read();

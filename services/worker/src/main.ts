@@ -27,14 +27,17 @@ async function main(): Promise<void> {
   const logger = createLogger(config.name, env.LOG_LEVEL.toLowerCase());
   tracing.reportTo(logger);
   const worker = createWorker(config, { logger });
-  const health = await startHealthServer(worker, config.healthPort, logger, config.operatorToken ? { operatorToken: config.operatorToken } : {}).catch(
-    (err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-      // A second worker next to `npm start` (whose worker holds 8001): a configuration problem, said in one line.
-      process.stderr.write(`blog-worker: ${portInUseMessage(config.healthPort, 'WORKER_HEALTH_PORT')}\n`);
-      process.exit(EXIT.usage);
-    },
-  );
+  const health = await startHealthServer(
+    worker,
+    config.healthPort,
+    logger,
+    config.operatorToken ? { operatorToken: config.operatorToken } : {},
+  ).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    // A second worker next to `npm start` (whose worker holds 8001): a configuration problem, said in one line.
+    process.stderr.write(`blog-worker: ${portInUseMessage(config.healthPort, 'WORKER_HEALTH_PORT')}\n`);
+    process.exit(EXIT.usage);
+  });
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -22,7 +22,9 @@ describe('event retention', () => {
   async function append(entityId: string, daysAgo: number): Promise<void> {
     await withTransaction(pool, async (client) => {
       await appendEvent(client, { command: 'test', entityType: 'post', entityIds: [entityId], actorId: null, actorAdmin: true, args: {} });
-      await client.query(`UPDATE event_log SET at = now() - make_interval(days => $1) WHERE id = (SELECT max(id) FROM event_log)`, [daysAgo]);
+      await client.query(`UPDATE event_log SET at = now() - make_interval(days => $1) WHERE id = (SELECT max(id) FROM event_log)`, [
+        daysAgo,
+      ]);
     });
   }
 

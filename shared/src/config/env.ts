@@ -10,10 +10,7 @@ export class ConfigError extends Error {
  * Parses an environment object with a zod schema, once, at start-up. Every problem is reported
  * together, each naming the variable, so that an operator fixes them in one go.
  */
-export function parseEnv<S extends z.ZodType>(
-  schema: S,
-  env: Record<string, string | undefined> = process.env,
-): z.infer<S> {
+export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
@@ -71,9 +68,11 @@ export const optionalPgUrl = () =>
 export const enumVar = <const T extends readonly [string, ...string[]]>(values: T, def: T[number]) =>
   z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toUpperCase() : undefined),
-    z.enum(values.map((x) => x.toUpperCase()) as unknown as T, {
-      error: `must be one of ${values.join(', ')}`,
-    }).default(def.toUpperCase() as T[number]),
+    z
+      .enum(values.map((x) => x.toUpperCase()) as unknown as T, {
+        error: `must be one of ${values.join(', ')}`,
+      })
+      .default(def.toUpperCase() as T[number]),
   );
 
 /**

@@ -54,7 +54,9 @@ export interface PoolOptions {
  */
 export const TYPE_PARSERS: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 /**
@@ -232,10 +234,26 @@ function batchable(args: unknown[]): StatementConfig | undefined {
   const values = Array.isArray(second) ? (second as unknown[]) : undefined;
   if (typeof first === 'string') return { text: first, ...(values ? { values } : {}) };
   if (!first || typeof first !== 'object') return undefined;
-  const c = first as { text?: unknown; name?: string; values?: unknown[]; rowMode?: 'array'; types?: unknown; submit?: unknown; rows?: unknown; callback?: unknown; queryMode?: unknown };
+  const c = first as {
+    text?: unknown;
+    name?: string;
+    values?: unknown[];
+    rowMode?: 'array';
+    types?: unknown;
+    submit?: unknown;
+    rows?: unknown;
+    callback?: unknown;
+    queryMode?: unknown;
+  };
   if (typeof c.text !== 'string' || c.submit || c.rows || c.callback || c.queryMode === 'simple') return undefined;
   const v = values ?? c.values;
-  return { text: c.text, ...(c.name ? { name: c.name } : {}), ...(v ? { values: v } : {}), ...(c.rowMode ? { rowMode: c.rowMode } : {}), ...(c.types ? { types: c.types } : {}) };
+  return {
+    text: c.text,
+    ...(c.name ? { name: c.name } : {}),
+    ...(v ? { values: v } : {}),
+    ...(c.rowMode ? { rowMode: c.rowMode } : {}),
+    ...(c.types ? { types: c.types } : {}),
+  };
 }
 
 /**

@@ -104,24 +104,27 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
   const client = await connectClient({ connectionString: url, application_name: 'blog-migrate-roles' });
   try {
     await inTransaction(client, async () => {
-    const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
-    const db = rows[0]!.db;
-    // PostgreSQL < 15 lets every role create in public; 15+ does not. Make it so everywhere.
-    await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
-    for (const [service, role] of [['api', options.api], ['worker', options.worker]] as const) {
-      const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name]);
-      const verb = exists.rowCount ? 'ALTER' : 'CREATE';
-      const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
-      if (role.password) await run(client, `${verb} ROLE %1$I WITH LOGIN PASSWORD %3$L ${attributes}`, role.name, db, role.password);
-      else await run(client, `${verb} ROLE %1$I WITH NOLOGIN ${attributes}`, role.name, db);
-      for (const template of [...RESET, ...ROLE_GRANTS[service]]) await run(client, template, role.name, db);
-      // The tables of other versions of the documents (an earlier release may still run on them).
-      const { rows: others } = await client.query<{ table_name: string }>(
-        'SELECT table_name FROM sync_shape WHERE to_regclass(table_name) IS NOT NULL AND NOT table_name = ANY($1::text[])',
-        [MODEL.map((e) => e.view)],
-      );
-      for (const t of others) await run(client, `GRANT ${DML} ON %4$I TO %1$I`, role.name, db, t.table_name);
-    }
+      const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
+      const db = rows[0]!.db;
+      // PostgreSQL < 15 lets every role create in public; 15+ does not. Make it so everywhere.
+      await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+      for (const [service, role] of [
+        ['api', options.api],
+        ['worker', options.worker],
+      ] as const) {
+        const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name]);
+        const verb = exists.rowCount ? 'ALTER' : 'CREATE';
+        const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
+        if (role.password) await run(client, `${verb} ROLE %1$I WITH LOGIN PASSWORD %3$L ${attributes}`, role.name, db, role.password);
+        else await run(client, `${verb} ROLE %1$I WITH NOLOGIN ${attributes}`, role.name, db);
+        for (const template of [...RESET, ...ROLE_GRANTS[service]]) await run(client, template, role.name, db);
+        // The tables of other versions of the documents (an earlier release may still run on them).
+        const { rows: others } = await client.query<{ table_name: string }>(
+          'SELECT table_name FROM sync_shape WHERE to_regclass(table_name) IS NOT NULL AND NOT table_name = ANY($1::text[])',
+          [MODEL.map((e) => e.view)],
+        );
+        for (const t of others) await run(client, `GRANT ${DML} ON %4$I TO %1$I`, role.name, db, t.table_name);
+      }
     });
   } finally {
     await client.end();
@@ -152,6 +155,11 @@ export async function dropDbRoles(url: string, names: string[]): Promise<void> {
  * template of this module and parameters (%I quotes identifiers, %L literals), then run.
  */
 async function run(client: pg.Client, template: string, role: string, db: string, literal = ''): Promise<void> {
-  const { rows } = await client.query<{ sql: string }>('SELECT format($1, $2::text, $3::text, $4::text) AS sql', [template, role, db, literal]);
+  const { rows } = await client.query<{ sql: string }>('SELECT format($1, $2::text, $3::text, $4::text) AS sql', [
+    template,
+    role,
+    db,
+    literal,
+  ]);
   await client.query(rows[0]!.sql);
 }

@@ -8,7 +8,9 @@ describe('event log', () => {
   afterAll(() => pool.end());
 
   async function append(ids: string[]): Promise<void> {
-    await withTransaction(pool, (client) => appendEvent(client, { command: 'test', entityType: 'post', entityIds: ids, actorId: null, actorAdmin: true, args: { daysAgo: 0 } }));
+    await withTransaction(pool, (client) =>
+      appendEvent(client, { command: 'test', entityType: 'post', entityIds: ids, actorId: null, actorAdmin: true, args: { daysAgo: 0 } }),
+    );
   }
 
   async function rows(ids: string[]): Promise<{ events: number; entities: number }> {

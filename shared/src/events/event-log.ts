@@ -45,7 +45,14 @@ const APPEND = `
  */
 export function appendEvent(client: pg.ClientBase, event: CommandEvent): Promise<pg.QueryResult> {
   if (!event.entityIds.length) return Promise.reject(new Error(`the ${event.command} event names no entity`));
-  return client.query(APPEND, [event.command, event.entityType, event.entityIds, event.actorId, event.actorAdmin, JSON.stringify(event.args)]);
+  return client.query(APPEND, [
+    event.command,
+    event.entityType,
+    event.entityIds,
+    event.actorId,
+    event.actorAdmin,
+    JSON.stringify(event.args),
+  ]);
 }
 
 /** The largest bigint: the start of a walk from the newest event down. */

@@ -14,8 +14,17 @@ describe('event log retention', () => {
   /** Appends an event about `ids`, `daysAgo` days old (its `at` moved back in the same transaction). */
   async function append(ids: string[], daysAgo: number): Promise<void> {
     await withTransaction(pool, async (client) => {
-      await appendEvent(client, { command: 'test', entityType: 'post', entityIds: ids, actorId: null, actorAdmin: true, args: { daysAgo } });
-      await client.query('UPDATE event_log SET at = now() - make_interval(days => $1) WHERE id = (SELECT max(id) FROM event_log)', [daysAgo]);
+      await appendEvent(client, {
+        command: 'test',
+        entityType: 'post',
+        entityIds: ids,
+        actorId: null,
+        actorAdmin: true,
+        args: { daysAgo },
+      });
+      await client.query('UPDATE event_log SET at = now() - make_interval(days => $1) WHERE id = (SELECT max(id) FROM event_log)', [
+        daysAgo,
+      ]);
     });
   }
 

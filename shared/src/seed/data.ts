@@ -52,8 +52,7 @@ export const SEED_POSTS = [
     id: '00000000-0000-0000-0001-000000000003',
     authorId: SEED_USERS[1].id,
     title: 'Explicit Sync vs Triggers',
-    content:
-      'A trigger hides work inside the database. An explicit sync is code you can read, test, batch, defer and measure.',
+    content: 'A trigger hides work inside the database. An explicit sync is code you can read, test, batch, defer and measure.',
     createdAt: '2024-01-04T10:00:00.000Z',
   },
 ] as const;

@@ -66,4 +66,3 @@ export const SEED_OPERATIONS = {
   }
 }`,
 } as const;
-

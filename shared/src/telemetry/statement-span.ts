@@ -90,7 +90,12 @@ function textOf(args: unknown[]): string | undefined {
   const [first] = args;
   if (typeof args.at(-1) === 'function') return undefined; // callback style: not ours, left alone
   if (typeof first === 'string') return first;
-  if (first && typeof first === 'object' && typeof (first as { text?: unknown }).text === 'string' && !(first as { submit?: unknown }).submit) {
+  if (
+    first &&
+    typeof first === 'object' &&
+    typeof (first as { text?: unknown }).text === 'string' &&
+    !(first as { submit?: unknown }).submit
+  ) {
     return (first as { text: string }).text;
   }
   return undefined;

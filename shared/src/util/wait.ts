@@ -28,4 +28,5 @@ export async function waitFor<T>(
 }
 
 /** The wait before retry `attempt` (1, 2, ...): `baseMs` doubled each time, at most `maxMs`. */
-export const backoffMs = (attempt: number, baseMs: number, maxMs: number): number => Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
+export const backoffMs = (attempt: number, baseMs: number, maxMs: number): number =>
+  Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));

@@ -1,5 +1,14 @@
 import { UUID_PATTERN, type Logger } from '@blog/shared';
-import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type KeyObject } from 'jose';
+import {
+  createRemoteJWKSet,
+  errors,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type KeyObject,
+} from 'jose';
 import { MissingTokenError, UnauthenticatedError } from '../errors';
 import type { AuthConfig } from './config';
 
@@ -31,7 +40,9 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
   let algorithms: string[];
   if (config.key.kind === 'secret') {
     // Imported once: jose would import raw bytes again on every verification (about twice the cost).
-    key = await crypto.subtle.importKey('raw', new TextEncoder().encode(config.key.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+    key = await crypto.subtle.importKey('raw', new TextEncoder().encode(config.key.secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'verify',
+    ]);
     algorithms = ['HS256'];
   } else if (config.key.kind === 'publicKey') {
     try {
@@ -61,8 +72,7 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
     let payload: JWTPayload;
     try {
       // jose's overloads differ by key kind; both verify the same way.
-      ({ payload } =
-        typeof key === 'function' ? await jwtVerify(match[1]!, key, options) : await jwtVerify(match[1]!, key, options));
+      ({ payload } = typeof key === 'function' ? await jwtVerify(match[1]!, key, options) : await jwtVerify(match[1]!, key, options));
     } catch (err) {
       throw tokenError(err, logger);
     }
@@ -107,7 +117,8 @@ function tokenError(err: unknown, logger: Logger): Error {
     return new UnauthenticatedError(`The token's ${err.claim} claim is not valid (${err.reason}).`);
   }
   if (err instanceof errors.JWSSignatureVerificationFailed) return new UnauthenticatedError("The token's signature does not verify.");
-  if (err instanceof errors.JOSEAlgNotAllowed) return new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) {
     return new UnauthenticatedError('No key of the JWKS matches the token.');
   }

@@ -21,7 +21,10 @@ export const authEnvSchema = z.object({
   // RS256 keys from a JWKS endpoint (https://issuer/.well-known/jwks.json).
   JWT_JWKS_URL: z.preprocess(
     unsetIfEmpty,
-    z.string().refine((v) => /^https?:\/\//.test(v), { error: 'must be an http:// or https:// URL' }).optional(),
+    z
+      .string()
+      .refine((v) => /^https?:\/\//.test(v), { error: 'must be an http:// or https:// URL' })
+      .optional(),
   ),
   // When set, a token's iss / aud must match.
   JWT_ISSUER: optionalString(),
@@ -31,10 +34,7 @@ export const authEnvSchema = z.object({
   // The claim holding the role ("admin" may do everything); default "role".
   JWT_ROLE_CLAIM: z.preprocess(unsetIfEmpty, z.string().default('role')),
   // When set, GET /metrics and /metrics/prometheus need `Authorization: Bearer <OPERATOR_TOKEN>`.
-  OPERATOR_TOKEN: z.preprocess(
-    unsetIfEmpty,
-    z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
-  ),
+  OPERATOR_TOKEN: z.preprocess(unsetIfEmpty, z.string().min(16, { error: 'must be at least 16 characters' }).optional()),
 });
 
 type AuthEnv = z.infer<typeof authEnvSchema>;

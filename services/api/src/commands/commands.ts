@@ -88,7 +88,9 @@ export interface SyncReceipt {
 
 /** The receipt on a command's answer, if it has one. */
 export function receiptOf(answer: unknown): SyncReceipt | undefined {
-  return typeof answer === 'object' && answer !== null && SYNC_RECEIPT in answer ? (answer as { [SYNC_RECEIPT]: SyncReceipt })[SYNC_RECEIPT] : undefined;
+  return typeof answer === 'object' && answer !== null && SYNC_RECEIPT in answer
+    ? (answer as { [SYNC_RECEIPT]: SyncReceipt })[SYNC_RECEIPT]
+    : undefined;
 }
 
 /** An event as the GraphQL type Event has it. */
@@ -96,7 +98,6 @@ export interface EventDoc extends Omit<StoredEvent, 'at'> {
   at: string;
   cursor: string;
 }
-
 
 /**
  * The command's event (event_log): its name, the actor and its validated arguments (without the
@@ -207,22 +208,38 @@ export class Commands {
     const args = new v.ArgumentChecks();
     const id = args.check(() => v.uuid(input.id, 'id'));
     const sets = new Sets();
-    if (input.email !== undefined) sets.add('email', args.check(() => v.email(notNull(input.email, 'email'))));
-    if (input.username !== undefined) sets.add('username', args.check(() => v.username(notNull(input.username, 'username'))));
+    if (input.email !== undefined)
+      sets.add(
+        'email',
+        args.check(() => v.email(notNull(input.email, 'email'))),
+      );
+    if (input.username !== undefined)
+      sets.add(
+        'username',
+        args.check(() => v.username(notNull(input.username, 'username'))),
+      );
     if (input.fullName !== undefined) {
-      sets.add('full_name', args.check(() => v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true)));
+      sets.add(
+        'full_name',
+        args.check(() => v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true)),
+      );
     }
-    if (input.bio !== undefined) sets.add('bio', args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)));
+    if (input.bio !== undefined)
+      sets.add(
+        'bio',
+        args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)),
+      );
     args.done();
     if (!sets.size) throw new BadInputError('Give at least one of email, username, fullName, bio to change.');
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin && id !== actor.userId) throw new ForbiddenError('You may only change your own user.', 'id');
-      const { rowCount } = await client.query(
-        `UPDATE tb_user SET ${sets.sql()}, updated_at = now() WHERE id = $1`,
-        [id, ...sets.values],
-      );
+      const { rowCount } = await client.query(`UPDATE tb_user SET ${sets.sql()}, updated_at = now() WHERE id = $1`, [id, ...sets.values]);
       if (!rowCount) throw new NotFoundError('No user with that id.', 'id');
-      return { event: { command: 'updateUser', actor, args: { id, ...sets.fields() } }, changes: { user: [id] }, entity: { type: 'user', id } };
+      return {
+        event: { command: 'updateUser', actor, args: { id, ...sets.fields() } },
+        changes: { user: [id] },
+        entity: { type: 'user', id },
+      };
     });
   }
 
@@ -271,17 +288,33 @@ export class Commands {
     const args = new v.ArgumentChecks();
     const id = args.check(() => v.uuid(input.id, 'id'));
     const sets = new Sets();
-    if (input.title !== undefined) sets.add('title', args.check(() => v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true)));
+    if (input.title !== undefined)
+      sets.add(
+        'title',
+        args.check(() => v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true)),
+      );
     if (input.content !== undefined) {
-      sets.add('content', args.check(() => v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent)));
+      sets.add(
+        'content',
+        args.check(() => v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent)),
+      );
     }
-    if (input.published !== undefined) sets.add('published', args.check(() => bool(input.published, 'published')));
+    if (input.published !== undefined)
+      sets.add(
+        'published',
+        args.check(() => bool(input.published, 'published')),
+      );
     args.done();
     if (!sets.size) throw new BadInputError('Give at least one of title, content, published to change.');
     return this.entityCommand(mode, async (client) => {
       await lockOwned(client, 'post', id, actor);
       const changed = await updatePostReturningPublished(client, id, sets);
-      return { event: { command: 'updatePost', actor, args: { id, ...sets.fields() } }, changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
+      return {
+        event: { command: 'updatePost', actor, args: { id, ...sets.fields() } },
+        changes: { post: [id] },
+        entity: { type: 'post', id },
+        counts: [changed],
+      };
     });
   }
 
@@ -292,7 +325,12 @@ export class Commands {
       const sets = new Sets();
       sets.add('published', true);
       const changed = await updatePostReturningPublished(client, id, sets);
-      return { event: { command: 'publishPost', actor, args: { id } }, changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
+      return {
+        event: { command: 'publishPost', actor, args: { id } },
+        changes: { post: [id] },
+        entity: { type: 'post', id },
+        counts: [changed],
+      };
     });
   }
 
@@ -306,7 +344,10 @@ export class Commands {
       // Locked FOR UPDATE for admins too: createComment's FOR SHARE on the post waits, so no
       // comment appears meanwhile.
       const post = await lockOwned(client, 'post', id, actor, { evenForAdmins: true });
-      const { rows } = await client.query<{ id: string; author_id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id, author_id', [id]);
+      const { rows } = await client.query<{ id: string; author_id: string }>(
+        'DELETE FROM tb_comment WHERE post_id = $1 RETURNING id, author_id',
+        [id],
+      );
       const unlinked = await deleteLinks(client, 'post', [id]);
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
@@ -330,11 +371,7 @@ export class Commands {
 
   // ---- comments ----------------------------------------------------------------------------
 
-  createComment(
-    input: { postId?: unknown; authorId?: unknown; content?: unknown },
-    mode: SyncMode,
-    actor: Actor = ANYONE,
-  ): Promise<Doc> {
+  createComment(input: { postId?: unknown; authorId?: unknown; content?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<Doc> {
     const args = new v.ArgumentChecks();
     const row = {
       postId: args.check(() => v.uuid(input.postId, 'postId')),
@@ -413,17 +450,18 @@ export class Commands {
   }
 
   /** A command: `write` runs in its transaction, then the plan is refreshed (INLINE) or enqueued. */
-  async command<R>(
-    mode: SyncMode,
-    write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
-  ): Promise<R> {
+  async command<R>(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>): Promise<R> {
     try {
       let committed: Partial<SyncPlan> | undefined;
       // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
-      const answer = await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)), {
-        genericPlans: true,
-        beginWithFirstStatement: true,
-      });
+      const answer = await withTransaction(
+        this.pool,
+        (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)),
+        {
+          genericPlans: true,
+          beginWithFirstStatement: true,
+        },
+      );
       if (committed) this.options.onCommitted?.(committed);
       return answer;
     } catch (err) {
@@ -453,21 +491,30 @@ export class Commands {
     const bound = this.options.fanOutMaxIds;
     const [logged, planning] = sendTogether(
       client,
-      () => [appendEvent(client, eventOf(written)), written.inserted ? undefined : this.sync.planBounded(client, written.changes, bound)] as const,
+      () =>
+        [
+          appendEvent(client, eventOf(written)),
+          written.inserted ? undefined : this.sync.planBounded(client, written.changes, bound),
+        ] as const,
     );
     logged.catch(() => undefined); // observed now; awaited (and raised) below
-    let planned = written.inserted ? planForInserted(written.inserted) : await planning!.catch((err: unknown) => logged.then(() => Promise.reject(err)));
+    let planned = written.inserted
+      ? planForInserted(written.inserted)
+      : await planning!.catch((err: unknown) => logged.then(() => Promise.reject(err)));
     let fanOut: SyncPlan | undefined;
     if (!planned) {
       fanOut = mergePlans([written.changes]);
       planned = written.entity ? mergePlans([{ [written.entity.type]: [written.entity.id] }]) : splitPlan(fanOut, bound)[0]!;
     }
-    const plan = written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
+    const plan =
+      written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     const jobs: string[] = [];
     // The fan-out's enqueue goes with the command's other statements (it is part of its transaction).
-    const expanding = fanOut ? this.queue.enqueue(client, fanOut, { mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED', expand: true }) : undefined;
+    const expanding = fanOut
+      ? this.queue.enqueue(client, fanOut, { mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED', expand: true })
+      : undefined;
     expanding?.catch(() => undefined); // observed now; awaited (and raised) below
     if (mode === 'INLINE') {
       // The refresh applies the count changes after its own statements (kept-counts.ts, "Hot rows"),
@@ -491,7 +538,8 @@ export class Commands {
       jobs.push(...((await expanding) ?? []));
       if (written.entity) {
         const { type, id } = written.entity;
-        answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
+        answer =
+          report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
       // The enqueue, the preview and the count changes are sent without waiting in between (with the
@@ -509,7 +557,8 @@ export class Commands {
     // mode the rows whose kept counts it changed (merged in at read time from the counts rows).
     const countOwners = mergePlans(counts.map((c) => ({ [c.type]: [c.id] })));
     changed(mode === 'INLINE' ? mergePlans([plan, countOwners]) : countOwners);
-    if (typeof answer === 'object' && answer !== null) Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
+    if (typeof answer === 'object' && answer !== null)
+      Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
 }
@@ -582,12 +631,21 @@ export function authorOf(value: unknown, actor: Actor): string {
 
 /** Writing as `authorId`: yourself, or anyone for an admin. */
 export function mayWriteAs(actor: Actor, authorId: string): void {
-  if (!owns(actor, authorId)) throw new ForbiddenError("You may only write as yourself: authorId must be your token's subject.", 'authorId');
+  if (!owns(actor, authorId))
+    throw new ForbiddenError("You may only write as yourself: authorId must be your token's subject.", 'authorId');
 }
 
 export const OWNED = {
-  post: { sql: 'SELECT author_id, published FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change or delete this post.' },
-  comment: { sql: 'SELECT author_id, NULL::boolean AS published FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
+  post: {
+    sql: 'SELECT author_id, published FROM tb_post WHERE id = $1 FOR UPDATE',
+    missing: 'No post with that id.',
+    forbidden: 'Only the author (or an admin) may change or delete this post.',
+  },
+  comment: {
+    sql: 'SELECT author_id, NULL::boolean AS published FROM tb_comment WHERE id = $1 FOR UPDATE',
+    missing: 'No comment with that id.',
+    forbidden: 'Only the author (or an admin) may delete this comment.',
+  },
 } as const;
 
 /**

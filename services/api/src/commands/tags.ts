@@ -84,7 +84,12 @@ function createTag(commands: Commands, input: { name?: unknown; slug?: unknown }
       [id, name, made],
     );
     if (!rows.length) throw new ConflictError('That slug is already taken.', 'slug');
-    return { event: { command: 'createTag', actor, args: { name, slug: made } }, changes: { tag: [id] }, entity: { type: 'tag', id }, inserted: { type: 'tag', id, columns: {} } };
+    return {
+      event: { command: 'createTag', actor, args: { name, slug: made } },
+      changes: { tag: [id] },
+      entity: { type: 'tag', id },
+      inserted: { type: 'tag', id, columns: {} },
+    };
   });
 }
 
@@ -121,7 +126,11 @@ function changeTags(
   return commands.entityCommand(mode, async (client) => {
     await lockPost(client, postId, actor);
     const changed = await change(client, postId, ids);
-    return { event: { command, actor, args: { postId, tagIds: ids } }, changes: { post: [postId], tag: changed }, entity: { type: 'post', id: postId } };
+    return {
+      event: { command, actor, args: { postId, tagIds: ids } },
+      changes: { post: [postId], tag: changed },
+      entity: { type: 'post', id: postId },
+    };
   });
 }
 
@@ -148,10 +157,10 @@ async function addTags(client: pg.ClientBase, postId: string, ids: string[]): Pr
 
 /** Removes the tags; the remaining ones keep their order, numbered 1..n again. */
 async function removeTags(client: pg.ClientBase, postId: string, ids: string[]): Promise<string[]> {
-  const { rows } = await client.query<{ tag_id: string }>('DELETE FROM tb_post_tag WHERE post_id = $1 AND tag_id = ANY($2::uuid[]) RETURNING tag_id', [
-    postId,
-    ids,
-  ]);
+  const { rows } = await client.query<{ tag_id: string }>(
+    'DELETE FROM tb_post_tag WHERE post_id = $1 AND tag_id = ANY($2::uuid[]) RETURNING tag_id',
+    [postId, ids],
+  );
   if (rows.length) {
     await client.query(
       `UPDATE tb_post_tag l SET position = r.n

@@ -42,7 +42,8 @@ function sources(ctx: ApiContext): SubscriptionSources {
   return ctx.subscriptions;
 }
 
-const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) => ctx.reads.rootValue(info, ctx.readMemo, ctx.clientKey);
+const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) =>
+  ctx.reads.rootValue(info, ctx.readMemo, ctx.clientKey);
 
 /** Documents from tv_* / preview carry createdAt and id; read answers carry a cursor computed in SQL. */
 const cursor = (doc: { cursor?: string; createdAt: string; id: string }) => doc.cursor ?? encodeCursor(doc.createdAt, doc.id);
@@ -70,7 +71,8 @@ const write =
  */
 const events = async (_: unknown, a: Args, ctx: ApiContext): Promise<unknown> => {
   const actor = await ctx.actor().catch((err: unknown) => {
-    if (err instanceof MissingTokenError) throw new ForbiddenError("Only an admin may read the event log (events): send an admin's token (Authorization: Bearer <JWT>).");
+    if (err instanceof MissingTokenError)
+      throw new ForbiddenError("Only an admin may read the event log (events): send an admin's token (Authorization: Bearer <JWT>).");
     throw err;
   });
   return ctx.commands.events(a, actor);
