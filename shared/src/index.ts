@@ -1,4 +1,5 @@
 export * from './config/env';
+export * from './util/uuid';
 export * from './db/database';
 export * from './db/embedded';
 export * from './db/errors';
@@ -17,7 +18,19 @@ export * from './seed/seed';
 export * from './sync/dependencies';
 export * from './sync/engine';
 export * from './sync/errors';
-export { MODEL, commandTables, entityOf, isEntityType, isReadTime, relationsOf, type Entity, type EntityDeclaration, type Field, type ListFilter, type ReadTimeField } from './model';
+export {
+  MODEL,
+  commandTables,
+  entityOf,
+  isEntityType,
+  isReadTime,
+  relationsOf,
+  type Entity,
+  type EntityDeclaration,
+  type Field,
+  type ListFilter,
+  type ReadTimeField,
+} from './model';
 export * from './sync/documents';
 export * from './sync/types';
 export * from './sync/kept-counts';
@@ -27,11 +40,11 @@ export * from './cli/run';
 export * from './queue/dead-letter';
 export * from './queue/depth';
 export * from './sync/lag';
+export * from './events/event-log';
 export * from './sync/shapes';
 export * from './sync/feed';
 export * from './telemetry/metrics';
 export * from './telemetry/http-span';
-export * from './telemetry/fast-span';
 export * from './telemetry/statement-span';
 export * from './auth/operator-token';
 export * from './db/roles';

@@ -32,7 +32,8 @@ export async function createEmptyDatabase(): Promise<{ url: string; drop: () => 
   await withAdminClient(adminUrl, (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`));
   return {
     url: withDatabase(adminUrl, name),
-    drop: () => withAdminClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`)).then(() => undefined),
+    drop: () =>
+      withAdminClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`)).then(() => undefined),
   };
 }
 
@@ -60,7 +61,8 @@ export function builtFile(...segments: string[]): string {
  * count once), to hold a transaction to its number of round trips. `stop` puts the socket back.
  */
 export function watchSocketWrites(client: pg.ClientBase): { writes: number; stop(): void } {
-  const stream = (client as unknown as { connection: { stream: Record<'_write' | '_writev', (...args: unknown[]) => unknown> } }).connection.stream;
+  const stream = (client as unknown as { connection: { stream: Record<'_write' | '_writev', (...args: unknown[]) => unknown> } }).connection
+    .stream;
   const originals = { _write: stream._write, _writev: stream._writev };
   const watch = { writes: 0, stop: () => void Object.assign(stream, originals) };
   for (const method of ['_write', '_writev'] as const) {
@@ -77,7 +79,8 @@ export function watchSocketWrites(client: pg.ClientBase): { writes: number; stop
  * one per Sync (node-postgres sends a Sync per statement; a StatementBatch one per batch).
  */
 export function watchAnswers(client: pg.ClientBase): { answers: number; stop(): void } {
-  const connection = (client as unknown as { connection: { on(e: string, f: () => void): void; off(e: string, f: () => void): void } }).connection;
+  const connection = (client as unknown as { connection: { on(e: string, f: () => void): void; off(e: string, f: () => void): void } })
+    .connection;
   const watch = { answers: 0, stop: () => connection.off('readyForQuery', count) };
   const count = () => {
     watch.answers += 1;

@@ -1,5 +1,3 @@
-import { readFields, type WireField } from '../src/telemetry/otlp-protobuf';
-
 /**
  * Decodes an OTLP ExportTraceServiceRequest in protobuf into the shape of its OTLP/JSON form
  * (ids in hex, times as decimal strings, attributes as `{ key, value: { stringValue } }`), for
@@ -54,7 +52,12 @@ const SCHEMAS: Record<MessageName, Schema> = {
     15: ['status', 'Status'],
     16: ['flags', 'fixed32'],
   },
-  Event: { 1: ['timeUnixNano', 'fixed64'], 2: ['name', 'string'], 3: ['attributes', 'KeyValue', true], 4: ['droppedAttributesCount', 'uint'] },
+  Event: {
+    1: ['timeUnixNano', 'fixed64'],
+    2: ['name', 'string'],
+    3: ['attributes', 'KeyValue', true],
+    4: ['droppedAttributesCount', 'uint'],
+  },
   Link: {
     1: ['traceId', 'bytes'],
     2: ['spanId', 'bytes'],
@@ -133,7 +136,65 @@ export function attributeValue(value: Json | undefined): unknown {
   if (!value) return undefined;
   if ('arrayValue' in value) return (((value.arrayValue as Json).values as Json[]) ?? []).map(attributeValue);
   if ('kvlistValue' in value) {
-    return Object.fromEntries((((value.kvlistValue as Json).values as Json[]) ?? []).map((kv) => [kv.key, attributeValue(kv.value as Json)]));
+    return Object.fromEntries(
+      (((value.kvlistValue as Json).values as Json[]) ?? []).map((kv) => [kv.key, attributeValue(kv.value as Json)]),
+    );
   }
   return Object.values(value)[0];
+}
+
+// The protobuf wire format, as far as reading OTLP requests needs it.
+const VARINT = 0;
+const FIXED64 = 1;
+const LEN = 2;
+const FIXED32 = 5;
+
+export interface WireField {
+  field: number;
+  wire: number;
+  /** VARINT: the value (a bigint beyond 49 bits); FIXED64 / FIXED32: the raw bytes; LEN: the contents. */
+  value: number | bigint | Uint8Array;
+}
+
+/** The fields of one protobuf message, in order (no schema: embedded messages stay bytes). */
+export function readFields(bytes: Uint8Array): WireField[] {
+  const fields: WireField[] = [];
+  let pos = 0;
+  const byte = (): number => {
+    if (pos >= bytes.length) throw new Error('truncated protobuf field');
+    return bytes[pos++]!;
+  };
+  const varint = (): number | bigint => {
+    let result = 0;
+    for (let i = 0; i < 7; i += 1) {
+      const b = byte();
+      result += (b & 0x7f) * 2 ** (7 * i);
+      if (b < 0x80) return result;
+    }
+    // Past 49 bits a double is no longer exact: finish in BigInt.
+    let big = BigInt(result);
+    for (let shift = 49n; ; shift += 7n) {
+      const b = byte();
+      big |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return big;
+    }
+  };
+  const length = (): number => Number(varint());
+  const take = (n: number): Uint8Array => {
+    if (pos + n > bytes.length) throw new Error('truncated protobuf field');
+    const out = bytes.subarray(pos, pos + n);
+    pos += n;
+    return out;
+  };
+  while (pos < bytes.length) {
+    const key = length();
+    const field = Math.floor(key / 8);
+    const wire = key % 8;
+    if (wire === VARINT) fields.push({ field, wire, value: varint() });
+    else if (wire === FIXED64) fields.push({ field, wire, value: take(8) });
+    else if (wire === LEN) fields.push({ field, wire, value: take(length()) });
+    else if (wire === FIXED32) fields.push({ field, wire, value: take(4) });
+    else throw new Error(`unsupported protobuf wire type ${wire}`);
+  }
+  return fields;
 }

@@ -52,7 +52,10 @@ export function raceOperations(users: readonly string[], posts: readonly string[
         // Commands lock what they reference FOR SHARE (see dependencies.ts).
         await c.query('SELECT 1 FROM tb_user WHERE id = $1 FOR SHARE', [u]);
         await c.query('SELECT 1 FROM tb_post WHERE id = $1 FOR SHARE', [p]);
-        const { rows } = await c.query<{ id: string }>("INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, 'race') RETURNING id", [p, u]);
+        const { rows } = await c.query<{ id: string }>(
+          "INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, 'race') RETURNING id",
+          [p, u],
+        );
         return {
           comment: [rows[0]!.id],
           counts: [

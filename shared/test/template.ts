@@ -26,7 +26,9 @@ export async function ensureTemplate(adminUrl: string): Promise<string> {
       const building = `${name}_build`;
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(building)} WITH (FORCE)`);
       await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(building)}`);
-      await admin.query(`COMMENT ON DATABASE ${admin.escapeIdentifier(building)} IS 'blog test template, created ${new Date().toISOString()}'`);
+      await admin.query(
+        `COMMENT ON DATABASE ${admin.escapeIdentifier(building)} IS 'blog test template, created ${new Date().toISOString()}'`,
+      );
       const url = withDatabase(adminUrl, building);
       await new Migrator(url, { dir: defaultMigrationsDir }).up();
       await installQueueSchema(url);

@@ -159,10 +159,12 @@ const resolvers = {
   },
   Mutation: {
     createPost: (_, { title, content, authorId, published }) =>
-      one(
-        `INSERT INTO tb_post (author_id, title, content, published) VALUES ($1, $2, $3, $4) RETURNING ${POST}`,
-        [authorId, title, content, published],
-      ),
+      one(`INSERT INTO tb_post (author_id, title, content, published) VALUES ($1, $2, $3, $4) RETURNING ${POST}`, [
+        authorId,
+        title,
+        content,
+        published,
+      ]),
     createComment: (_, { postId, authorId, content }) =>
       one(`INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3) RETURNING ${COMMENT}`, [postId, authorId, content]),
   },
@@ -240,7 +242,9 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 65_000;
-server.listen(port, '127.0.0.1', () => process.stdout.write(`apollo (${useLoaders ? 'dataloader' : 'resolver per field'}) listening on ${port}\n`));
+server.listen(port, '127.0.0.1', () =>
+  process.stdout.write(`apollo (${useLoaders ? 'dataloader' : 'resolver per field'}) listening on ${port}\n`),
+);
 
 const stop = () => {
   server.close();

@@ -39,7 +39,11 @@ function main(): void {
   const statements = new Map(
     Object.entries(JSON.parse(readFileSync(file, 'utf8')) as BareStatements).map(([query, s], i) => [query, { ...s, name: `bare_${i}` }]),
   );
-  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.POOL_MAX ?? 10), application_name: 'bench-bare' });
+  const pool = new pg.Pool({
+    connectionString: process.env.DATABASE_URL,
+    max: Number(process.env.POOL_MAX ?? 10),
+    application_name: 'bench-bare',
+  });
   pool.on('error', () => undefined);
 
   const send = (res: http.ServerResponse, status: number, body: string) => {

@@ -29,7 +29,10 @@ function processTicks(pid: number | 'self', withChildren = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces: fields are counted after its closing ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const fields = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
     const own = (fields[11] ?? 0) + (fields[12] ?? 0);
     return withChildren ? own + (fields[13] ?? 0) + (fields[14] ?? 0) : own;

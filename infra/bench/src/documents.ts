@@ -266,7 +266,8 @@ export function checkWrite(kind: 'createPost' | 'createComment', data: unknown, 
   if (!entity) return `no data.${kind}`;
   if (typeof entity.id !== 'string' || !UUID.test(entity.id)) return `${kind}.id is not a uuid: ${JSON.stringify(entity.id)}`;
   if (kind === 'createPost' && entity.title !== NEW_POST_TITLE) return `createPost.title is ${JSON.stringify(entity.title)}`;
-  if (kind === 'createComment' && entity.content !== NEW_COMMENT_CONTENT) return `createComment.content is ${JSON.stringify(entity.content)}`;
+  if (kind === 'createComment' && entity.content !== NEW_COMMENT_CONTENT)
+    return `createComment.content is ${JSON.stringify(entity.content)}`;
   const username = (entity.author as Json | undefined)?.username;
   if (username !== authorUsername) return `${kind}.author.username is ${JSON.stringify(username)}, expected ${authorUsername}`;
   return undefined;

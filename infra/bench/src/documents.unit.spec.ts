@@ -2,7 +2,17 @@
  * @jest-environment-options {"database": false}
  */
 import { SEED_OPERATIONS } from '@blog/shared';
-import { canonicalRead, checkWrite, fillWrite, firstDifference, readRequest, recentPostsDocument, writeRequests, AUTHOR_SLOT, POST_SLOT } from './documents';
+import {
+  canonicalRead,
+  checkWrite,
+  fillWrite,
+  firstDifference,
+  readRequest,
+  recentPostsDocument,
+  writeRequests,
+  AUTHOR_SLOT,
+  POST_SLOT,
+} from './documents';
 
 describe('documents', () => {
   test('our documents are the seed documents (GetRecentPosts at limit 5 verbatim)', () => {
@@ -15,15 +25,31 @@ describe('documents', () => {
 
   test("PostGraphile's answer and ours reduce to the same canonical form", () => {
     const ours = {
-      posts: [{ id: 'p1', title: 'T', author: { username: 'u', fullName: 'U' }, commentCount: 1, comments: [{ content: 'c', author: { username: 'v' } }] }],
+      posts: [
+        {
+          id: 'p1',
+          title: 'T',
+          author: { username: 'u', fullName: 'U' },
+          commentCount: 1,
+          comments: [{ content: 'c', author: { username: 'v' } }],
+        },
+      ],
     };
     const postgraphile = {
       posts: [
-        { id: 'p1', title: 'T', author: { username: 'u', fullName: 'U' }, commentCount: { totalCount: 1 }, comments: [{ content: 'c', author: { username: 'v' } }] },
+        {
+          id: 'p1',
+          title: 'T',
+          author: { username: 'u', fullName: 'U' },
+          commentCount: { totalCount: 1 },
+          comments: [{ content: 'c', author: { username: 'v' } }],
+        },
       ],
     };
     expect(canonicalRead('recent5', postgraphile)).toEqual(canonicalRead('recent5', ours));
-    expect(canonicalRead('user', { user: { username: 'u', fullName: 'U', publishedPostCount: { totalCount: 2 }, commentCount: 3 } })).toEqual({
+    expect(
+      canonicalRead('user', { user: { username: 'u', fullName: 'U', publishedPostCount: { totalCount: 2 }, commentCount: 3 } }),
+    ).toEqual({
       username: 'u',
       fullName: 'U',
       publishedPostCount: 2,
@@ -46,8 +72,14 @@ describe('documents', () => {
     expect(fillWrite(ours.addComment, { authorId: 'a', postId: 'p' }).variables).toEqual({ postId: 'p', authorId: 'a' });
     const id = '00000000-0000-0000-0000-000000000001';
     expect(checkWrite('createPost', { createPost: { id, title: 'My New Post', author: { username: 'bob' } } }, 'bob')).toBeUndefined();
-    expect(checkWrite('createComment', { createComment: { comment: { id, content: 'Great post!', author: { username: 'bob' } } } }, 'bob')).toBeUndefined();
-    expect(checkWrite('createPost', { createPost: { id: 'x', title: 'My New Post', author: { username: 'bob' } } }, 'bob')).toMatch(/not a uuid/);
-    expect(checkWrite('createPost', { createPost: { id, title: 'My New Post', author: { username: 'al' } } }, 'bob')).toMatch(/expected bob/);
+    expect(
+      checkWrite('createComment', { createComment: { comment: { id, content: 'Great post!', author: { username: 'bob' } } } }, 'bob'),
+    ).toBeUndefined();
+    expect(checkWrite('createPost', { createPost: { id: 'x', title: 'My New Post', author: { username: 'bob' } } }, 'bob')).toMatch(
+      /not a uuid/,
+    );
+    expect(checkWrite('createPost', { createPost: { id, title: 'My New Post', author: { username: 'al' } } }, 'bob')).toMatch(
+      /expected bob/,
+    );
   });
 });

@@ -55,6 +55,13 @@ export class Fleet {
   async stop(): Promise<void> {
     const all = [...this.systems.values()];
     this.systems.clear();
-    await Promise.all(all.map((p) => p.then((s) => s.stop(), () => undefined)));
+    await Promise.all(
+      all.map((p) =>
+        p.then(
+          (s) => s.stop(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 }

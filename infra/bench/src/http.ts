@@ -27,7 +27,11 @@ export async function postGraphql(baseUrl: string, request: GraphqlRequest, time
 
 /** A response body as one short line (HTML tags dropped, whitespace collapsed). */
 export function oneLine(text: string, max = 200): string {
-  return text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, max);
+  return text
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, max);
 }
 
 /** What is wrong with an answer before its data can be looked at, or undefined. */

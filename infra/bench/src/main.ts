@@ -218,7 +218,9 @@ async function main(): Promise<number> {
         api: options.apiLabel ?? `${path.relative(repoRoot, paths.apiMain)} (${gitDescribe()})`,
         notes: [
           ...(options.smoke
-            ? ['SMOKE RUN: a tiny dataset, 2-second cells, and every system stays connected through the counting proxy for the whole run: it checks that the benchmark works, its figures are not for comparing.']
+            ? [
+                'SMOKE RUN: a tiny dataset, 2-second cells, and every system stays connected through the counting proxy for the whole run: it checks that the benchmark works, its figures are not for comparing.',
+              ]
             : []),
           ...(options.smoke
             ? []
@@ -226,7 +228,7 @@ async function main(): Promise<number> {
                 options.oneAtATime
                   ? 'Under load each system ran alone (--one-at-a-time), started and stopped in turn.'
                   : 'Under load all systems were running, idle except the one measured, and took turns cell by cell (document and connection count), ' +
-                    'so that a burst of other work on the shared machine lands on all systems of a cell alike rather than on one system\'s whole series; --one-at-a-time runs each alone.',
+                    "so that a burst of other work on the shared machine lands on all systems of a cell alike rather than on one system's whole series; --one-at-a-time runs each alone.",
               ]),
           ...(options.repeat > 1 ? [`Each cell is the best of ${options.repeat} rounds in which the systems took turns.`] : []),
           ...standardNotes(ctx),
@@ -263,14 +265,21 @@ async function main(): Promise<number> {
     out();
     for (const n of report.notes) out(`- ${n}`);
     out();
-    out(`results: ${path.relative(process.cwd(), path.join(resultsDir, `${base}latest.md`))} (and .json); system logs in ${path.relative(process.cwd(), logDir)}`);
-    const failures = report.results.filter((r) => (r.error && !r.absent) || r.cells.some((c) => Object.values(c.errors).some((n) => n > 0)));
+    out(
+      `results: ${path.relative(process.cwd(), path.join(resultsDir, `${base}latest.md`))} (and .json); system logs in ${path.relative(process.cwd(), logDir)}`,
+    );
+    const failures = report.results.filter(
+      (r) => (r.error && !r.absent) || r.cells.some((c) => Object.values(c.errors).some((n) => n > 0)),
+    );
     for (const f of failures) {
       process.stderr.write(`FAILED: ${SYSTEMS[f.system].label}, ${f.doc}: ${f.error ?? 'requests failed under load'}\n`);
     }
-    const cacheFailures = report.cacheUnderWrites.filter((r) => r.error || r.wrong.length || r.failedWrites || (r.cell && Object.values(r.cell.errors).some((n) => n > 0)));
+    const cacheFailures = report.cacheUnderWrites.filter(
+      (r) => r.error || r.wrong.length || r.failedWrites || (r.cell && Object.values(r.cell.errors).some((n) => n > 0)),
+    );
     for (const f of cacheFailures) {
-      const why = f.error ?? (f.wrong.length ? `${f.wrong.length} reads after a write were wrong, the first: ${f.wrong[0]}` : 'requests failed');
+      const why =
+        f.error ?? (f.wrong.length ? `${f.wrong.length} reads after a write were wrong, the first: ${f.wrong[0]}` : 'requests failed');
       process.stderr.write(`FAILED: ${SYSTEMS['ours-cached'].label} under writes, ${f.doc}: ${why}\n`);
     }
     return failures.length || cacheFailures.length ? 1 : 0;
@@ -371,7 +380,10 @@ async function readPhase(ctx: Context): Promise<void> {
   out('\n== reads: answers and SQL statements, through the counting proxy');
   const check = ctx.smokeFleet ?? fleet(ctx, ctx.proxiedUrl, 'reads-check');
   const isBare = (id: SystemId) => id === 'bare';
-  await startTimed(check, ids.filter((id) => !isBare(id)));
+  await startTimed(
+    check,
+    ids.filter((id) => !isBare(id)),
+  );
   let bareFiles: Partial<Record<SystemId, string>> | undefined;
   for (const id of ids) {
     if (isBare(id) && !bareFiles) {
@@ -452,7 +464,9 @@ async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemD
     r.answerBytes = Buffer.byteLength(answer.text);
     r.statementsPerRequest = 0;
     r.note = 'not checked against the data: a constant answer';
-    out(`   ${r.system} ${r.doc}: NOT CHECKED against the data (one constant answer of ${fmtNum(r.answerBytes)} bytes, whatever is asked); no SQL`);
+    out(
+      `   ${r.system} ${r.doc}: NOT CHECKED against the data (one constant answer of ${fmtNum(r.answerBytes)} bytes, whatever is asked); no SQL`,
+    );
     return;
   }
   const problem = await checkRead(system, r.doc, ctx);
@@ -481,7 +495,9 @@ async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemD
   r.countDetail = counts;
   if (r.system === 'ours') rememberOursStatement(ctx, r.doc, options.countRequests);
   const cacheNote = r.system === 'ours-cached' ? ' (answers from the response cache)' : '';
-  out(`   ${r.system} ${r.doc}: answer correct${r.system === 'ours-cached' ? ', and again from the cache' : ''}; ${fmtNum(r.statementsPerRequest)} SQL statements per request${cacheNote}`);
+  out(
+    `   ${r.system} ${r.doc}: answer correct${r.system === 'ours-cached' ? ', and again from the cache' : ''}; ${fmtNum(r.statementsPerRequest)} SQL statements per request${cacheNote}`,
+  );
 }
 
 /**
@@ -564,7 +580,9 @@ function writeBareStatements(ctx: Context): Partial<Record<SystemId, string>> {
     if (!captured) throw new Error(`our API's statement for ${doc} was not captured in this run: the bare server has nothing to run`);
     statements[query] = captured;
   }
-  ctx.notes.push('The bare server ran, for each document, exactly the SQL statement our API ran for it (captured on the wire in this run), with the same parameters.');
+  ctx.notes.push(
+    'The bare server ran, for each document, exactly the SQL statement our API ran for it (captured on the wire in this run), with the same parameters.',
+  );
   const files = { bare: path.join(ctx.logDir, 'bare-statements.json') };
   writeFileSync(files.bare, `${JSON.stringify(statements, null, 2)}\n`);
   return files;
@@ -613,16 +631,30 @@ async function cacheWritesPhase(ctx: Context): Promise<void> {
   const docs = CACHE_WRITES_DOCS.filter((d) => options.readDocs.includes(d) && !result(ctx, 'ours-cached', d).error);
   if (!docs.length) return;
   const connections = ctx.smokeFleet ? options.connections[0]! : CACHE_WRITES_CONNECTIONS;
-  out(`\n== the response cache under writes: ${SYSTEMS['ours-cached'].label} read at ${connections} connections while one client writes ${options.writeRate}/s (INLINE)`);
+  out(
+    `\n== the response cache under writes: ${SYSTEMS['ours-cached'].label} read at ${connections} connections while one client writes ${options.writeRate}/s (INLINE)`,
+  );
   const f = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'cache-writes');
   await startTimed(f, ['ours-cached']);
   const system = await f.get('ours-cached');
   try {
-    const newest = (await ctx.pool.query<{ id: string }>('SELECT id FROM tb_post ORDER BY created_at DESC, id DESC LIMIT 5')).rows.map((r) => r.id);
+    const newest = (await ctx.pool.query<{ id: string }>('SELECT id FROM tb_post ORDER BY created_at DESC, id DESC LIMIT 5')).rows.map(
+      (r) => r.id,
+    );
     const others = ctx.writePostIds.filter((id) => !newest.includes(id));
     for (const doc of docs) {
       const row: CacheWritesResult = {
-        doc, connections, writeRate: options.writeRate, writesPerSecond: 0, writes: 0, failedWrites: 0, hits: 0, misses: 0, checkReadsInRun: 0, checks: 0, wrong: [],
+        doc,
+        connections,
+        writeRate: options.writeRate,
+        writesPerSecond: 0,
+        writes: 0,
+        failedWrites: 0,
+        hits: 0,
+        misses: 0,
+        checkReadsInRun: 0,
+        checks: 0,
+        wrong: [],
         rpsWithoutWrites: result(ctx, 'ours-cached', doc).cells.find((c) => c.connections === connections)?.rps,
       };
       ctx.cacheUnderWrites.push(row);
@@ -659,24 +691,35 @@ async function cacheWritesPhase(ctx: Context): Promise<void> {
   }
 }
 
-async function cacheUnderWrites(ctx: Context, system: RunningSystem, row: CacheWritesResult, posts: { newest: string[]; others: string[] }): Promise<void> {
+async function cacheUnderWrites(
+  ctx: Context,
+  system: RunningSystem,
+  row: CacheWritesResult,
+  posts: { newest: string[]; others: string[] },
+): Promise<void> {
   const state: WriterState = { stop: false, writes: 0, failed: 0, writtenAt: [], checkedAt: [], checks: 0, wrong: [], failures: [] };
   const writing = writeSteadily(ctx, system, row.doc as ReadDocId, posts, state);
   let before: CacheLookups | undefined;
   const window = { from: 0, to: 0 };
   try {
-    row.cell = await measure(ctx, system, { kind: 'read', request: readRequest('ours-cached', row.doc as ReadDocId, ctx.userId) }, row.connections, {
-      before: async () => {
-        before = await cacheLookups(system.url);
-        window.from = performance.now();
+    row.cell = await measure(
+      ctx,
+      system,
+      { kind: 'read', request: readRequest('ours-cached', row.doc as ReadDocId, ctx.userId) },
+      row.connections,
+      {
+        before: async () => {
+          before = await cacheLookups(system.url);
+          window.from = performance.now();
+        },
+        after: async () => {
+          window.to = performance.now();
+          const lookups = lookupsBetween(before!, await cacheLookups(system.url));
+          row.hits = lookups.hit;
+          row.misses = lookups.miss;
+        },
       },
-      after: async () => {
-        window.to = performance.now();
-        const lookups = lookupsBetween(before!, await cacheLookups(system.url));
-        row.hits = lookups.hit;
-        row.misses = lookups.miss;
-      },
-    });
+    );
   } catch (err) {
     row.error = (err as Error).message;
   } finally {
@@ -705,7 +748,13 @@ const CHECK_EVERY = 5;
  * cached API, and compares it with the answer computed from tb_* (see cacheWritesPhase); then the
  * writes go on, catching up what fell due meanwhile.
  */
-async function writeSteadily(ctx: Context, system: RunningSystem, doc: ReadDocId, posts: { newest: string[]; others: string[] }, state: WriterState): Promise<void> {
+async function writeSteadily(
+  ctx: Context,
+  system: RunningSystem,
+  doc: ReadDocId,
+  posts: { newest: string[]; others: string[] },
+  state: WriterState,
+): Promise<void> {
   const period = 1000 / ctx.options.writeRate;
   const started = performance.now();
   const pick = <T>(list: readonly T[]) => list[Math.floor(Math.random() * list.length)]!;
@@ -720,7 +769,8 @@ async function writeSteadily(ctx: Context, system: RunningSystem, doc: ReadDocId
           }
         : {
             operationName: 'Comment',
-            query: 'mutation Comment($postId: ID!, $authorId: ID!) { createComment(postId: $postId, authorId: $authorId, content: "Written beside cached reads.", sync: INLINE) { id } }',
+            query:
+              'mutation Comment($postId: ID!, $authorId: ID!) { createComment(postId: $postId, authorId: $authorId, content: "Written beside cached reads.", sync: INLINE) { id } }',
             variables: { postId: pick(posts.others), authorId: i % 4 === 1 ? ctx.userId : pick(ctx.writeUserIds) },
           };
     const answer = await postGraphql(system.url, request).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
@@ -751,8 +801,13 @@ async function writeSteadily(ctx: Context, system: RunningSystem, doc: ReadDocId
 
 async function checkAfterWrites(ctx: Context, system: RunningSystem, doc: ReadDocId, state: WriterState, i: number): Promise<void> {
   state.checkedAt.push(performance.now());
-  const read = await postGraphql(system.url, readRequest('ours-cached', doc, ctx.userId)).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
-  const expected = doc === 'user' ? await expectedUser(ctx.pool, ctx.userId) : await expectedRecentPosts(ctx.pool, doc === 'recent5' ? 5 : 50);
+  const read = await postGraphql(system.url, readRequest('ours-cached', doc, ctx.userId)).catch((err: Error) => ({
+    status: 0,
+    text: err.message,
+    body: undefined,
+  }));
+  const expected =
+    doc === 'user' ? await expectedUser(ctx.pool, ctx.userId) : await expectedRecentPosts(ctx.pool, doc === 'recent5' ? 5 : 50);
   state.checks += 1;
   let diff = answerProblem(read);
   if (!diff) {
@@ -860,7 +915,11 @@ async function checkAndCountWrite(ctx: Context, system: RunningSystem, v: WriteV
   r.statementsPerRequest = total / (2 * n);
   r.roundTripsPerRequest = roundTrips / (2 * n);
   r.statementsByOperation = perOp;
-  out(`   ${v.system} ${v.doc}: answers correct; SQL statements per request: ${Object.entries(perOp).map(([k, x]) => `${k} ${fmtNum(x)}`).join(', ')}`);
+  out(
+    `   ${v.system} ${v.doc}: answers correct; SQL statements per request: ${Object.entries(perOp)
+      .map(([k, x]) => `${k} ${fmtNum(x)}`)
+      .join(', ')}`,
+  );
 }
 
 // -----------------------------------------------------------------------------------------------

@@ -60,8 +60,12 @@ export class UsageError extends Error {
 
 function list<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T[] | undefined {
   if (value === undefined) return undefined;
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const item of items) if (!allowed.includes(item as T)) throw new UsageError(`--${name}: unknown "${item}" (one of ${allowed.join(', ')})`);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const item of items)
+    if (!allowed.includes(item as T)) throw new UsageError(`--${name}: unknown "${item}" (one of ${allowed.join(', ')})`);
   if (!items.length) throw new UsageError(`--${name} is empty`);
   return items as T[];
 }

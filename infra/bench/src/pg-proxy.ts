@@ -149,7 +149,8 @@ export class PgCountingProxy {
         // No encryption through the proxy: answer "not supported", the client goes on in clear.
         client.write('N');
       } else {
-        if (code !== CANCEL_REQUEST) state.application = startupParameter(chunk.subarray(offset + 8, offset + length), 'application_name') ?? '';
+        if (code !== CANCEL_REQUEST)
+          state.application = startupParameter(chunk.subarray(offset + 8, offset + length), 'application_name') ?? '';
         upstream.write(chunk.subarray(offset, offset + length));
         state.startup = false;
       }

@@ -85,7 +85,9 @@ export interface RunReport {
 }
 
 const fmt = (n: number | undefined, digits = 0): string =>
-  n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  n === undefined || !Number.isFinite(n)
+    ? '—'
+    : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const ms = (n: number | undefined): string => (n === undefined ? '—' : n < 10 ? fmt(n, 2) : n < 100 ? fmt(n, 1) : fmt(n, 0));
 const ratio = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '—' : `${n >= 10 ? fmt(n, 0) : fmt(n, 2)}x`);
 const statements = (n: number | undefined): string => (n === undefined ? '—' : Number.isInteger(n) ? String(n) : fmt(n, 1));
@@ -101,7 +103,10 @@ function errorsOf(c: Cell): number {
 
 /** ours req/s ÷ this system's req/s for the same document (writes: against ours INLINE and QUEUED). */
 function ratioText(results: SystemDocResult[], r: SystemDocResult, c: Cell): string {
-  if (r.system === 'ours') return r.doc === 'writes-queued' ? `${ratio(c.rps / (cellOf(results, 'ours', 'writes-inline', c.connections)?.rps ?? NaN))} of INLINE` : '1x';
+  if (r.system === 'ours')
+    return r.doc === 'writes-queued'
+      ? `${ratio(c.rps / (cellOf(results, 'ours', 'writes-inline', c.connections)?.rps ?? NaN))} of INLINE`
+      : '1x';
   if (r.doc === 'writes') {
     const inline = cellOf(results, 'ours', 'writes-inline', c.connections);
     const queued = cellOf(results, 'ours', 'writes-queued', c.connections);
@@ -125,13 +130,17 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
   for (const group of groups) {
     const rows = results
       .filter((r) => group.includes(r.doc))
-      .sort((a, b) => SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system) || DOC_ORDER.indexOf(a.doc) - DOC_ORDER.indexOf(b.doc));
+      .sort(
+        (a, b) => SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system) || DOC_ORDER.indexOf(a.doc) - DOC_ORDER.indexOf(b.doc),
+      );
     if (!rows.length) continue;
     const docLabel = group.length > 1 ? 'write mix (CreatePost + AddComment)' : DOC_LABELS[group[0]!];
     const label = (r: SystemDocResult) =>
       `${SYSTEMS[r.system].label}${r.doc === 'writes-inline' ? ', INLINE' : r.doc === 'writes-queued' ? ', QUEUED' : ''}`;
     for (const r of rows.filter((x) => x.error)) {
-      lines.push(`| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | |`);
+      lines.push(
+        `| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | |`,
+      );
     }
     for (const c of connections) {
       for (const r of rows) {
@@ -140,12 +149,16 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
         const errs = errorsOf(cell);
         const stmt =
           r.statementsByOperation && Object.keys(r.statementsByOperation).length
-            ? `${statements(r.statementsPerRequest)} (${Object.entries(r.statementsByOperation).map(([k, v]) => `${k} ${statements(v)}`).join(', ')})`
+            ? `${statements(r.statementsPerRequest)} (${Object.entries(r.statementsByOperation)
+                .map(([k, v]) => `${k} ${statements(v)}`)
+                .join(', ')})`
             : statements(r.statementsPerRequest);
         if (cell.requests === 0) {
           // Every request took longer than the measured run: no latency sample at all.
           const over = `> ${fmt(cell.durationS * 1000)}`;
-          lines.push(`| ${docLabel} | ${c} | ${label(r)} | 0 | ${over} | ${over} | ${stmt} | no request completed in the ${fmt(cell.durationS)} s run | ${other(cell)} |`);
+          lines.push(
+            `| ${docLabel} | ${c} | ${label(r)} | 0 | ${over} | ${over} | ${stmt} | no request completed in the ${fmt(cell.durationS)} s run | ${other(cell)} |`,
+          );
           continue;
         }
         lines.push(
@@ -164,7 +177,11 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
  */
 export function pairedShares(results: SystemDocResult[], doc: DocId, connections: number): number[] {
   const rounds = (system: SystemId) =>
-    new Map((results.find((x) => x.system === system && x.doc === doc)?.rounds ?? []).filter((x) => x.connections === connections).map((x) => [x.round, x.rps]));
+    new Map(
+      (results.find((x) => x.system === system && x.doc === doc)?.rounds ?? [])
+        .filter((x) => x.connections === connections)
+        .map((x) => [x.round, x.rps]),
+    );
   const cached = rounds('ours-cached');
   const limit = rounds('constant');
   return [...cached].flatMap(([round, rps]) => {
@@ -199,7 +216,12 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
         const theirs = cellOf(results, v.system, doc, c);
         if (!ours || !theirs) {
           targets.push({
-            name: v.name, doc, connections: c, required: v.required, kind: 'ratio', status: 'not measured',
+            name: v.name,
+            doc,
+            connections: c,
+            required: v.required,
+            kind: 'ratio',
+            status: 'not measured',
             detail: `${ours ? '' : 'ours'}${!ours && !theirs ? ' and ' : ''}${theirs ? '' : SYSTEMS[v.system].label} not measured`,
           });
           continue;
@@ -208,13 +230,25 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
         const met = value >= v.required;
         if (theirs.requests === 0) {
           targets.push({
-            name: v.name, doc, connections: c, value, required: v.required, kind: 'ratio', status: 'met',
+            name: v.name,
+            doc,
+            connections: c,
+            value,
+            required: v.required,
+            kind: 'ratio',
+            status: 'met',
             detail: `no request of ${SYSTEMS[v.system].label} completed in ${fmt(theirs.durationS)} s; ours ${fmt(ours.rps)} req/s`,
           });
           continue;
         }
         targets.push({
-          name: v.name, doc, connections: c, value, required: v.required, kind: 'ratio', status: met ? 'met' : 'missed',
+          name: v.name,
+          doc,
+          connections: c,
+          value,
+          required: v.required,
+          kind: 'ratio',
+          status: met ? 'met' : 'missed',
           detail: met
             ? `${ratio(value)}`
             : `${ratio(value)}: short by ${fmt((1 - value / v.required) * 100)}% (ours would need ${fmt(theirs.rps * v.required)} req/s instead of ${fmt(ours.rps)})`,
@@ -231,8 +265,15 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
     const limit = cellOf(results, 'constant', doc, c);
     if (!cached || !limit || !limit.rps) {
       targets.push({
-        name, doc, connections: c, required: 0.5, kind: 'ratio', status: 'not measured',
-        detail: connections.includes(c) ? `${cached ? '' : 'ours, response cache'}${!cached && !limit ? ' and ' : ''}${limit ? '' : 'the constant server'} not measured` : `measured at ${c} connections only`,
+        name,
+        doc,
+        connections: c,
+        required: 0.5,
+        kind: 'ratio',
+        status: 'not measured',
+        detail: connections.includes(c)
+          ? `${cached ? '' : 'ours, response cache'}${!cached && !limit ? ' and ' : ''}${limit ? '' : 'the constant server'} not measured`
+          : `measured at ${c} connections only`,
       });
       continue;
     }
@@ -252,7 +293,11 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
     const r = results.find((x) => x.system === 'ours' && x.doc === doc);
     const value = r?.error ? undefined : r?.statementsPerRequest;
     targets.push({
-      name: 'exactly one SQL statement per read request', doc, value, required: 1, kind: 'statements',
+      name: 'exactly one SQL statement per read request',
+      doc,
+      value,
+      required: 1,
+      kind: 'statements',
       status: value === undefined ? 'not measured' : value === 1 ? 'met' : 'missed',
       detail: value === undefined ? 'ours not measured' : `${statements(value)} per request`,
     });
@@ -282,7 +327,10 @@ export function cacheRatiosTable(results: SystemDocResult[], connections: number
       if (!cached) continue;
       const limit = cellOf(results, 'constant', doc, c);
       const shares = pairedShares(results, doc, c);
-      const ofLimit = limit && limit.rps > 0 ? `${fmt((cached.rps / limit.rps) * 100)}%${shares.length > 1 ? ` (rounds: ${shares.map((x) => `${fmt(x * 100)}%`).join(', ')})` : ''}` : '—';
+      const ofLimit =
+        limit && limit.rps > 0
+          ? `${fmt((cached.rps / limit.rps) * 100)}%${shares.length > 1 ? ` (rounds: ${shares.map((x) => `${fmt(x * 100)}%`).join(', ')})` : ''}`
+          : '—';
       lines.push(
         `| ${DOC_LABELS[doc]} | ${c} | ${fmt(cached.rps)} | ${versus(doc, 'ours', c, cached)} | ${versus(doc, 'bare', c, cached)} | ${versus(doc, 'postgraphile', c, cached)} | ` +
           `${versus(doc, 'apollo-dataloader', c, cached)} | ${ofLimit} | ${bytes} |`,
@@ -302,7 +350,9 @@ export function cacheWritesTable(rows: CacheWritesResult[]): string {
     const c = r.cell;
     const checks = r.wrong.length ? `${r.wrong.length} of ${fmt(r.checks)} WRONG` : `${fmt(r.checks)}, all correct`;
     if (r.error || !c) {
-      lines.push(`| ${DOC_LABELS[r.doc]} | ${r.connections} | — | — | — | — | — | — | — | — | error: ${(r.error ?? 'not measured').replace(/\|/g, '/').slice(0, 160)} | |`);
+      lines.push(
+        `| ${DOC_LABELS[r.doc]} | ${r.connections} | — | — | — | — | — | — | — | — | error: ${(r.error ?? 'not measured').replace(/\|/g, '/').slice(0, 160)} | |`,
+      );
       continue;
     }
     const failed = errorsOf(c) + r.failedWrites;
@@ -336,7 +386,10 @@ export function markdownReport(report: RunReport): string {
     '',
     resultsTable(report.results, report.settings.connections),
     '',
-    ...section('**The response cache against the other rows** (req/s of ours, response cache, divided by theirs)', cacheRatiosTable(report.results, report.settings.connections)),
+    ...section(
+      '**The response cache against the other rows** (req/s of ours, response cache, divided by theirs)',
+      cacheRatiosTable(report.results, report.settings.connections),
+    ),
     ...section(
       '**The response cache under writes** (ours, response cache, read while one client writes INLINE at a steady rate; hits and misses from its Prometheus counters over the measured run)',
       cacheWritesTable(report.cacheUnderWrites),

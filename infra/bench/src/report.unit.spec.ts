@@ -17,8 +17,26 @@ const cell = (connections: number, rps: number): Cell => ({
 
 describe('report: the response cache against the constant limit', () => {
   const results: SystemDocResult[] = [
-    { system: 'ours-cached', doc: 'recent5', cells: [cell(16, 6000)], rounds: [{ connections: 16, round: 0, rps: 4000 }, { connections: 16, round: 1, rps: 6000 }, { connections: 16, round: 2, rps: 5500 }] },
-    { system: 'constant', doc: 'recent5', cells: [cell(16, 12_000)], rounds: [{ connections: 16, round: 0, rps: 10_000 }, { connections: 16, round: 1, rps: 12_000 }, { connections: 16, round: 2, rps: 10_000 }] },
+    {
+      system: 'ours-cached',
+      doc: 'recent5',
+      cells: [cell(16, 6000)],
+      rounds: [
+        { connections: 16, round: 0, rps: 4000 },
+        { connections: 16, round: 1, rps: 6000 },
+        { connections: 16, round: 2, rps: 5500 },
+      ],
+    },
+    {
+      system: 'constant',
+      doc: 'recent5',
+      cells: [cell(16, 12_000)],
+      rounds: [
+        { connections: 16, round: 0, rps: 10_000 },
+        { connections: 16, round: 1, rps: 12_000 },
+        { connections: 16, round: 2, rps: 10_000 },
+      ],
+    },
     { system: 'ours', doc: 'recent5', cells: [cell(16, 1000)] },
     { system: 'postgraphile', doc: 'recent5', cells: [cell(16, 500)] },
     { system: 'ours-cached', doc: 'user', cells: [cell(16, 4000)] },

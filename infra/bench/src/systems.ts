@@ -31,7 +31,13 @@ export const SYSTEMS: Record<SystemId, SystemSpec> = {
   constant: { id: 'constant', label: 'constant 3 KB (node:http)', reads: true, writes: [], checked: false },
   bare: { id: 'bare', label: 'bare node:http + pg (ceiling)', reads: true, writes: [], checked: true },
   postgraphile: { id: 'postgraphile', label: 'PostGraphile 5', reads: true, writes: ['none'], checked: true },
-  'apollo-dataloader': { id: 'apollo-dataloader', label: 'Apollo, resolver per field + DataLoader', reads: true, writes: ['none'], checked: true },
+  'apollo-dataloader': {
+    id: 'apollo-dataloader',
+    label: 'Apollo, resolver per field + DataLoader',
+    reads: true,
+    writes: ['none'],
+    checked: true,
+  },
   apollo: { id: 'apollo', label: 'Apollo, resolver per field (N+1)', reads: true, writes: ['none'], checked: true },
 };
 
@@ -76,7 +82,11 @@ function command(spec: SystemSpec, paths: Paths, o: StartOptions): { args: strin
     case 'constant':
       return { args: [path.join(paths.benchDist, 'constant-server.js')], cwd: paths.repoRoot, env: common };
     case 'bare':
-      return { args: [path.join(paths.benchDist, 'bare-server.js')], cwd: paths.repoRoot, env: { ...common, BARE_STATEMENTS: o.bareStatements ?? '' } };
+      return {
+        args: [path.join(paths.benchDist, 'bare-server.js')],
+        cwd: paths.repoRoot,
+        env: { ...common, BARE_STATEMENTS: o.bareStatements ?? '' },
+      };
     case 'postgraphile':
       return { args: [path.join(paths.peersDir, 'postgraphile.mjs')], cwd: paths.peersDir, env: { ...common, GRAPHILE_ENV: 'production' } };
     case 'apollo':

@@ -52,7 +52,13 @@ describe('wrk', () => {
     bodies.length = 0;
     const users = ['00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b'];
     const posts = ['00000000-0000-0000-0000-0000000000f1'];
-    const r = await runWrk({ url, connections: 1, durationS: 1, timeoutS: 5, load: { kind: 'write', requests: writeRequests('ours', 'QUEUED'), userIds: users, postIds: posts } });
+    const r = await runWrk({
+      url,
+      connections: 1,
+      durationS: 1,
+      timeoutS: 5,
+      load: { kind: 'write', requests: writeRequests('ours', 'QUEUED'), userIds: users, postIds: posts },
+    });
     const parsed = bodies.map((b) => JSON.parse(b) as { operationName: string; variables: Record<string, string> });
     // Alternating (wrk builds one request before the run starts, so the first sent may be either).
     for (let i = 1; i < parsed.length; i++) expect(parsed[i]!.operationName).not.toBe(parsed[i - 1]!.operationName);

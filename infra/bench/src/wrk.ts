@@ -23,8 +23,7 @@ export interface WrkResult {
 }
 
 export type Load =
-  | { kind: 'read'; request: GraphqlRequest }
-  | { kind: 'write'; requests: WriteRequests; userIds: string[]; postIds: string[] };
+  { kind: 'read'; request: GraphqlRequest } | { kind: 'write'; requests: WriteRequests; userIds: string[]; postIds: string[] };
 
 export interface WrkOptions {
   url: string;
@@ -104,7 +103,18 @@ export function parseWrkOutput(stdout: string): WrkResult {
   if (!line) throw new Error(`wrk printed no result line:\n${stdout.slice(-2000)}`);
   const n = line.slice(RESULT_MARK.length).trim().split(/\s+/).map(Number);
   const [requests, durationUs, p50, p99, mean, max, connect, read, write, timeout, status, graphql] = n as [
-    number, number, number, number, number, number, number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   const durationS = durationUs / 1e6;
   return {

@@ -9,7 +9,11 @@ import { readRepoFile } from './repo';
  */
 const readme = readRepoFile('README.md');
 const scripts = (file: string) => Object.keys((JSON.parse(readRepoFile(file)) as { scripts?: Record<string, string> }).scripts ?? {});
-const WORKSPACES: Record<string, string> = { '@blog/api': 'services/api/package.json', '@blog/worker': 'services/worker/package.json', '@blog/shared': 'shared/package.json' };
+const WORKSPACES: Record<string, string> = {
+  '@blog/api': 'services/api/package.json',
+  '@blog/worker': 'services/worker/package.json',
+  '@blog/shared': 'shared/package.json',
+};
 
 /** The commands named in the first column of the table under "## Commands", e.g. `npm run seed`, `npm start`. */
 function tableCommands(): string[] {
@@ -37,10 +41,12 @@ test('the Commands table is found and names commands (a sanity check of the pars
 });
 
 test('every script of the root package.json is in the README Commands table', () => {
-  const documented = new Set(tableCommands().flatMap((c) => {
-    const s = scriptOf(c);
-    return s && s.file === 'package.json' ? [s.script] : [];
-  }));
+  const documented = new Set(
+    tableCommands().flatMap((c) => {
+      const s = scriptOf(c);
+      return s && s.file === 'package.json' ? [s.script] : [];
+    }),
+  );
   expect(scripts('package.json').filter((name) => !documented.has(name))).toEqual([]);
 });
 

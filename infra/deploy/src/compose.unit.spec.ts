@@ -158,7 +158,11 @@ if (process.env.CI && !compose) {
     expect(r.status).toBe(0);
     const c = parse(r.stdout) as Config;
     const targets = (service: { ports?: unknown[] }) =>
-      (service.ports ?? []).map((p) => (typeof p === 'object' && p !== null ? Number((p as { target: unknown }).target) : Number(String(p).split('/')[0]!.split(':').at(-1))));
+      (service.ports ?? []).map((p) =>
+        typeof p === 'object' && p !== null
+          ? Number((p as { target: unknown }).target)
+          : Number(String(p).split('/')[0]!.split(':').at(-1)),
+      );
     for (const [name, [, published, target]] of Object.entries(moved)) {
       expect([name, publishedPorts(c.services[name]), targets(c.services[name])]).toEqual([name, published, target]);
     }

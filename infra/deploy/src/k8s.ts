@@ -15,7 +15,10 @@ export interface Manifest {
 /** Every document of every .yaml file in infra/k8s except the kustomization; throws on YAML errors. */
 export function loadManifests(dir = repoPath('infra', 'k8s')): Manifest[] {
   const out: Manifest[] = [];
-  for (const file of fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort()) {
+  for (const file of fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .sort()) {
     const docs = parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8'));
     for (const doc of docs) {
       if (doc.errors.length) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);

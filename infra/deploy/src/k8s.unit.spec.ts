@@ -77,7 +77,11 @@ test('api Deployment: 2 replicas, /ready and /health probes on its port, resourc
   expect(c.resources.requests).toBeDefined();
   expect(c.resources.limits.memory).toBeDefined();
   expect(pod.securityContext.runAsNonRoot).toBe(true);
-  expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  expect(c.securityContext).toMatchObject({
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+  });
   // Longer than the API's own shutdown timeout plus the preStop pause.
   expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(Number(config.SHUTDOWN_TIMEOUT_MS) + 5000);
 });

@@ -10,7 +10,11 @@ import pg from 'pg';
 const port = Number(process.env.BARE_PORT ?? 0);
 const text = process.env.BARE_SQL ?? '';
 const values = JSON.parse(process.env.BARE_VALUES ?? '[]') as unknown[];
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DB_POOL_MAX ?? 10), application_name: 'blog-bench-bare' });
+const pool = new pg.Pool({
+  connectionString: process.env.DATABASE_URL,
+  max: Number(process.env.DB_POOL_MAX ?? 10),
+  application_name: 'blog-bench-bare',
+});
 const statement = { name: 'bare_read', text, values, rowMode: 'array' as const };
 
 const server = http.createServer((req, res) => {

@@ -13,7 +13,7 @@
  */
 import http from 'node:http';
 import type net from 'node:net';
-import { readFields } from '@blog/shared/dist/telemetry/otlp-protobuf.js';
+import protobuf from 'protobufjs/minimal.js';
 
 export interface CollectorCounts {
   exports: number;
@@ -21,16 +21,22 @@ export interface CollectorCounts {
   spans: number;
 }
 
+/** The length-delimited fields numbered `field` of one protobuf message (others skipped), with protobufjs's reader. */
+function embedded(bytes: Uint8Array, field: number): Uint8Array[] {
+  const reader = protobuf.Reader.create(bytes);
+  const out: Uint8Array[] = [];
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === field && (tag & 7) === 2) out.push(reader.bytes());
+    else reader.skipType(tag & 7);
+  }
+  return out;
+}
+
 /** Spans in an OTLP protobuf ExportTraceServiceRequest: resource_spans (1) > scope_spans (2) > spans (2), not decoded further. */
 function protobufSpans(body: Uint8Array): number {
   let spans = 0;
-  for (const rs of readFields(body)) {
-    if (rs.field !== 1) continue;
-    for (const ss of readFields(rs.value as Uint8Array)) {
-      if (ss.field !== 2) continue;
-      for (const f of readFields(ss.value as Uint8Array)) if (f.field === 2) spans += 1;
-    }
-  }
+  for (const rs of embedded(body, 1)) for (const ss of embedded(rs, 2)) spans += embedded(ss, 2).length;
   return spans;
 }
 

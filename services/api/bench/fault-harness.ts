@@ -75,7 +75,13 @@ export const { waitFor, sleep } = shared;
 export async function startApiProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<Service & { url: string }> {
   // LOG_LEVEL info at least: the "API ready at" line is logged at info.
   // The load comes from one address, far above the default per-client mutation rate limit.
-  const api = spawnService('api', API_MAIN(), { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', ...env });
+  const api = spawnService('api', API_MAIN(), {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+    ...env,
+  });
   const match = await waitFor(
     'the API to start',
     async () => {
@@ -168,7 +174,10 @@ export interface Answer {
 }
 
 const READS = [
-  { query: 'query GetRecentPosts { posts(limit: 5) { id title author { username fullName } commentCount comments { content author { username } } } }' },
+  {
+    query:
+      'query GetRecentPosts { posts(limit: 5) { id title author { username fullName } commentCount comments { content author { username } } } }',
+  },
   { query: 'query GetUser($id: ID!) { user(id: $id) { username fullName publishedPostCount commentCount } }', user: true },
   { query: 'query GetPost($id: ID!) { post(id: $id) { id title content commentCount author { username } } }', post: true },
   { query: 'query SyncMetrics { syncMetrics(entityType: "post") { totalSyncs24h avgDurationMs successRate failures24h } }' },
@@ -455,7 +464,12 @@ export async function checkWrites(db: Pick<pg.Pool, 'query'>, load: Load): Promi
   for (const [post, attempts] of load.updates) {
     const lastAcked = attempts.findLastIndex((a) => a.acked);
     if (lastAcked < 0) continue;
-    const allowed = new Set(attempts.slice(lastAcked).filter((a, i) => i === 0 || !a.acked).map((a) => a.title));
+    const allowed = new Set(
+      attempts
+        .slice(lastAcked)
+        .filter((a, i) => i === 0 || !a.acked)
+        .map((a) => a.title),
+    );
     const row = titles.get(post);
     if (!row || !allowed.has(row.title)) lost.push(`update of post ${post} (title ${row?.title ?? 'none'})`);
     else {

@@ -77,7 +77,14 @@ export function post(port: number, body: string): Promise<{ status: number; text
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/graphql', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/graphql',
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -99,7 +106,12 @@ export function post(port: number, body: string): Promise<{ status: number; text
 export const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 /** One connection, requests one after another: latency and server time (X-Process-Time). */
-export async function sequential(port: number, body: string, n: number, warmUp = Math.min(1000, n)): Promise<LoadResult & { serverP50: number; serverP99: number; server: number[] }> {
+export async function sequential(
+  port: number,
+  body: string,
+  n: number,
+  warmUp = Math.min(1000, n),
+): Promise<LoadResult & { serverP50: number; serverP99: number; server: number[] }> {
   // A kept-alive socket idle since an earlier phase may be near the server's keep-alive timeout
   // (65 s): one request sent as the server closes it gets ECONNRESET. Start on a fresh connection.
   agent.destroy();
@@ -117,7 +129,16 @@ export async function sequential(port: number, body: string, n: number, warmUp =
   const seconds = (performance.now() - started) / 1000;
   client.sort((a, b) => a - b);
   server.sort((a, b) => a - b);
-  return { rps: n / seconds, p50: pct(client, 50), p99: pct(client, 99), errors, serverP50: pct(server, 50), serverP99: pct(server, 99), server, sent: warmUp + n };
+  return {
+    rps: n / seconds,
+    p50: pct(client, 50),
+    p99: pct(client, 99),
+    errors,
+    serverP50: pct(server, 50),
+    serverP99: pct(server, 99),
+    server,
+    sent: warmUp + n,
+  };
 }
 
 /**
@@ -209,4 +230,3 @@ export async function load(
     sent: warmUp.requests.total + r.requests.total,
   };
 }
-

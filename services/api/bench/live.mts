@@ -124,7 +124,14 @@ function send(port: number, query: string, variables: Record<string, unknown>, v
   const started = performance.now();
   return new Promise((resolve) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/graphql', method: 'POST', agent: via, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/graphql',
+        method: 'POST',
+        agent: via,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -271,7 +278,9 @@ async function fill(pool: pg.Pool): Promise<{ users: string[]; posts: string[] }
   await pool.query('VACUUM ANALYZE');
   const users = (await pool.query<{ id: string }>('SELECT id FROM tb_user ORDER BY id')).rows.map((r) => r.id);
   const posts = (await pool.query<{ id: string }>('SELECT id FROM tb_post ORDER BY id')).rows.map((r) => r.id);
-  log(`data: ${int(users.length)} users, ${int(posts.length)} posts, ${int(posts.length * SIZE.commentsPerPost)} comments, projected in ${f((performance.now() - started) / 1000, 1)} s`);
+  log(
+    `data: ${int(users.length)} users, ${int(posts.length)} posts, ${int(posts.length * SIZE.commentsPerPost)} comments, projected in ${f((performance.now() - started) / 1000, 1)} s`,
+  );
   return { users, posts };
 }
 
@@ -394,7 +403,18 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
     return `${f(pct(s, 50))} / ${f(pct(s, 99))}`;
   };
   table(
-    ['writes/s asked', 'sent', 'answered ok', 'ok/s', 'failed', 'not sent (256 in flight)', 'INLINE answer p50 / p99 ms', 'QUEUED answer p50 / p99 ms', 'queue drained after the last answer', 'machine (before, after)'],
+    [
+      'writes/s asked',
+      'sent',
+      'answered ok',
+      'ok/s',
+      'failed',
+      'not sent (256 in flight)',
+      'INLINE answer p50 / p99 ms',
+      'QUEUED answer p50 / p99 ms',
+      'queue drained after the last answer',
+      'machine (before, after)',
+    ],
     [
       [
         int(RATE),
@@ -413,7 +433,9 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
   if (errors.size) log(`\nerrors: ${[...errors].map(([k, v]) => `${v} x ${k}`).join('; ')}`);
   log(`(sending took ${f(sendingS, 1)} s, the last answer came ${f(answeredS - sendingS, 2)} s after the last send)\n`);
 
-  log('Feed delay as each API process reports it (blog_feed_delay_seconds over the run; one observation per feed message, from API A and from the worker):\n');
+  log(
+    'Feed delay as each API process reports it (blog_feed_delay_seconds over the run; one observation per feed message, from API A and from the worker):\n',
+  );
   const ms = (s: number) => f(s * 1000, 1);
   const delayRow = (name: string, h: Histogram) => {
     const p50 = quantile(h, 0.5);
@@ -428,22 +450,43 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
   const p99 = quantile(plus(delayA, delayB), 0.99);
   log(`\np99 of the feed delay: ${p99.above ? '> ' : ''}${ms(p99.value)} ms (target: under 50 ms at ${int(RATE)} writes/s)\n`);
 
-  log(`End to end: an updatePost through A (${f(trackRate, 0)} a second, part of the rate), from its answer to the change reaching a postChanged subscriber on B:\n`);
+  log(
+    `End to end: an updatePost through A (${f(trackRate, 0)} a second, part of the rate), from its answer to the change reaching a postChanged subscriber on B:\n`,
+  );
   const e2eRow = (mode: 'INLINE' | 'QUEUED') => {
     const all = [...tracked.values()].filter((t) => t.mode === mode && !t.failed && t.answeredAt !== undefined);
-    const got = all.filter((t) => t.receivedAt !== undefined).map((t) => t.receivedAt! - t.answeredAt!).sort((x, y) => x - y);
-    return [mode, int(all.length), int(got.length), f(pct(got, 50), 1), f(pct(got, 99), 1), f(got.at(-1) ?? Number.NaN, 1), f(got[0] ?? Number.NaN, 1), loadAfter];
+    const got = all
+      .filter((t) => t.receivedAt !== undefined)
+      .map((t) => t.receivedAt! - t.answeredAt!)
+      .sort((x, y) => x - y);
+    return [
+      mode,
+      int(all.length),
+      int(got.length),
+      f(pct(got, 50), 1),
+      f(pct(got, 99), 1),
+      f(got.at(-1) ?? Number.NaN, 1),
+      f(got[0] ?? Number.NaN, 1),
+      loadAfter,
+    ];
   };
-  table(['mode', 'writes answered', 'changes delivered', 'p50 ms', 'p99 ms', 'max ms', 'min ms', 'machine'], [e2eRow('INLINE'), e2eRow('QUEUED')]);
+  table(
+    ['mode', 'writes answered', 'changes delivered', 'p50 ms', 'p99 ms', 'max ms', 'min ms', 'machine'],
+    [e2eRow('INLINE'), e2eRow('QUEUED')],
+  );
   if (subscriptionErrors.length) log(`\nsubscription errors: ${JSON.stringify(subscriptionErrors.slice(0, 3))}`);
-  log('\n(a negative time: the change reached B before the answer reached this client; QUEUED includes the worker taking the job, WORKER_POLL_INTERVAL_MS 50)');
+  log(
+    '\n(a negative time: the change reached B before the answer reached this client; QUEUED includes the worker taking the job, WORKER_POLL_INTERVAL_MS 50)',
+  );
 }
 
 // ---- 2. fan-out --------------------------------------------------------------------------------------
 
 async function fanOut(a: Api, b: Api, postId: string): Promise<void> {
   const perApi = [Math.ceil(SUBSCRIBERS / 2), Math.floor(SUBSCRIBERS / 2)];
-  log(`\n## 2. Fan-out: ${int(SUBSCRIBERS)} subscribers of postChanged on one post (${int(perApi[0]!)} on API A, ${int(perApi[1]!)} on API B, one WebSocket each), one INLINE updatePost through A, ${ROUNDS} rounds\n`);
+  log(
+    `\n## 2. Fan-out: ${int(SUBSCRIBERS)} subscribers of postChanged on one post (${int(perApi[0]!)} on API A, ${int(perApi[1]!)} on API B, one WebSocket each), one INLINE updatePost through A, ${ROUNDS} rounds\n`,
+  );
   const openBefore = (await subscriptionsOpen(a)) + (await subscriptionsOpen(b));
   /** Per subscriber: which API, and when it got the title of the current round. */
   const subs: { api: 'A' | 'B'; client: Client; at?: number }[] = [];
@@ -472,7 +515,12 @@ async function fanOut(a: Api, b: Api, postId: string): Promise<void> {
     }
     await Promise.all(batch);
   }
-  await shared.waitFor('every subscription open', async () => (await subscriptionsOpen(a)) + (await subscriptionsOpen(b)) - openBefore >= SUBSCRIBERS, 60_000, 100);
+  await shared.waitFor(
+    'every subscription open',
+    async () => (await subscriptionsOpen(a)) + (await subscriptionsOpen(b)) - openBefore >= SUBSCRIBERS,
+    60_000,
+    100,
+  );
   const connectS = (performance.now() - connectStarted) / 1000;
   log(`${int(SUBSCRIBERS)} subscribers connected and subscribed in ${f(connectS, 1)} s (${loadAvg()})\n`);
 
@@ -515,7 +563,9 @@ async function fanOut(a: Api, b: Api, postId: string): Promise<void> {
     ],
   );
   const delivered = rounds.reduce((n, x) => n + x.delivered, 0);
-  log(`\ndeliveries: ${int(delivered)} of ${int(SUBSCRIBERS * ROUNDS)}${errors.length ? `; subscription errors: ${errors.length}, the first: ${JSON.stringify(errors[0]).slice(0, 200)}` : ''}`);
+  log(
+    `\ndeliveries: ${int(delivered)} of ${int(SUBSCRIBERS * ROUNDS)}${errors.length ? `; subscription errors: ${errors.length}, the first: ${JSON.stringify(errors[0]).slice(0, 200)}` : ''}`,
+  );
   log(`per round (ms from the answer, first / last): ${rounds.map((x) => `${f(x.first, 1)} / ${f(x.last, 1)}`).join(', ')}`);
   await Promise.all(subs.map((s) => s.client.dispose()));
 }
@@ -529,7 +579,12 @@ async function main(): Promise<void> {
   const started: { stop: () => Promise<void> }[] = [];
   try {
     const data = await fill(pool);
-    const worker = await startProcess('worker', [workerMain], { DATABASE_URL, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'info' }, /projection worker started/);
+    const worker = await startProcess(
+      'worker',
+      [workerMain],
+      { DATABASE_URL, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'info' },
+      /projection worker started/,
+    );
     started.push({ stop: () => stopProcess(worker) });
     const a = await startApi('API A');
     started.push(a);

@@ -54,8 +54,8 @@ const runs = (phase: string) => !ONLY || ONLY.has(phase);
 const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
 // The seed's read documents, verbatim (one copy, in @blog/shared).
 const OPERATIONS = { GetRecentPosts: shared.SEED_OPERATIONS.GetRecentPosts, GetUser: shared.SEED_OPERATIONS.GetUser };
-const createPostInline = (authorId: string) => `mutation CreatePost {
-  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${authorId}", published: true, sync: INLINE) {
+const createPostInline = (authorId: string, sync: 'INLINE' | 'QUEUED' = 'INLINE') => `mutation CreatePost {
+  createPost(title: "Benchmark post", content: "Written under load.", authorId: "${authorId}", published: true, sync: ${sync}) {
     id
     title
     author {
@@ -66,6 +66,7 @@ const createPostInline = (authorId: string) => `mutation CreatePost {
 // The seed's CreatePost writes as alice. The benchmark also writes as AUTHORS different users in
 // turn: four connections writing as one author all queue for that author's tv_user row.
 const CREATE_POST_INLINE = createPostInline(SEED_ALICE);
+const CREATE_POST_QUEUED = createPostInline(SEED_ALICE, 'QUEUED');
 const AUTHORS = 8;
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -86,7 +87,9 @@ async function prepare(): Promise<string[]> {
         await insertDataset(client, DEFAULT_SIZE);
       });
       const report = await new shared.SyncEngine(pool).all();
-      log(`  filled and projected in ${((performance.now() - started) / 1000).toFixed(1)} s: ${report.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')}`);
+      log(
+        `  filled and projected in ${((performance.now() - started) / 1000).toFixed(1)} s: ${report.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')}`,
+      );
     }
     // Posts the previous run's CreatePost phase added are removed, so every run reads the same data.
     const authors = (await pool.query<{ id: string }>('SELECT id FROM tb_user ORDER BY id LIMIT $1', [AUTHORS])).rows.map((r) => r.id);
@@ -105,6 +108,8 @@ async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise
   try {
     await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
     await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
+    // The sync jobs of the QUEUED phase (no worker drains them here).
+    await pool.query('DELETE FROM pgboss.job WHERE name = $1', [shared.SYNC_QUEUE]);
     // Deleted behind the commands' backs: the authors' kept counts are set from the rows again.
     await shared.withTransaction(pool, (client) => shared.recountKeptCounts(client, 'user', authors));
     await pool.query('VACUUM ANALYZE');
@@ -119,13 +124,22 @@ const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 async function main(): Promise<void> {
   if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
-  log(`benchmark: ${os.cpus().length} CPUs, node ${process.version}, load tool ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections`);
+  log(
+    `benchmark: ${os.cpus().length} CPUs, node ${process.version}, load tool ${TOOL}, ${SECONDS} s per phase, ${CONNECTIONS} connections`,
+  );
   const authors = await prepare();
 
   const apiPort = await freePort();
   // LOG_LEVEL info: the startup line, then nothing per request (the API logs no access lines).
   // The mutation rate limit is off: the benchmark is one client writing as fast as it can.
-  const apiEnv = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX), DEFAULT_SYNC_MODE: 'QUEUED', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0' };
+  const apiEnv = {
+    DATABASE_URL,
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    DB_POOL_MAX: String(POOL_MAX),
+    DEFAULT_SYNC_MODE: 'QUEUED',
+    RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+  };
   const api = await startProcess('api', [path.join(dist, 'main.js')], { ...apiEnv, PORT: String(apiPort) }, /API ready at/);
 
   const rows: string[][] = [];
@@ -140,7 +154,13 @@ async function main(): Promise<void> {
       const bare = await startProcess(
         'bare',
         [path.join(here, 'bare-server.mts')],
-        { DATABASE_URL, BARE_PORT: String(barePort), BARE_SQL: statement.text, BARE_VALUES: JSON.stringify(statement.values), DB_POOL_MAX: String(POOL_MAX) },
+        {
+          DATABASE_URL,
+          BARE_PORT: String(barePort),
+          BARE_SQL: statement.text,
+          BARE_VALUES: JSON.stringify(statement.values),
+          DB_POOL_MAX: String(POOL_MAX),
+        },
         /listening/,
       );
       try {
@@ -148,11 +168,36 @@ async function main(): Promise<void> {
         const theirs = await post(barePort, body);
         if (ours.text !== theirs.text) throw new Error(`${name}: our answer and the bare server's differ:\n${ours.text}\n${theirs.text}`);
         log(`${name}: ${Buffer.byteLength(ours.text)} bytes per answer, identical from both servers`);
-        for (const [server, port, pid] of [['bare', barePort, bare.pid], ['api', apiPort, api.pid]] as const) {
+        for (const [server, port, pid] of [
+          ['bare', barePort, bare.pid],
+          ['api', apiPort, api.pid],
+        ] as const) {
           const one = await sequential(port, body, SAMPLES);
-          rows.push([name, server, '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+          rows.push([
+            name,
+            server,
+            '1',
+            f(one.rps, 0),
+            f(one.p50),
+            f(one.p99),
+            f(one.serverP50, 3),
+            f(one.serverP99, 3),
+            '',
+            String(one.errors),
+          ]);
           const many = await load(port, body, CONNECTIONS, pid);
-          rows.push([name, server, String(CONNECTIONS), f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
+          rows.push([
+            name,
+            server,
+            String(CONNECTIONS),
+            f(many.rps, 0),
+            f(many.p50),
+            f(many.p99),
+            '',
+            '',
+            f(many.cpuUs ?? Number.NaN, 0),
+            String(many.errors),
+          ]);
         }
         const bareRps = Number(rows.at(-3)![3]);
         const apiRps = Number(rows.at(-1)![3]);
@@ -173,19 +218,95 @@ async function main(): Promise<void> {
       // (DB_PIPELINE=false), for the effect of pipelining. Each starts from the same data: the
       // posts a phase adds (thousands, which alice's counts then cover) are removed before the next.
       const plainPort = await freePort();
-      const plain = await startProcess('api (DB_PIPELINE=false)', [path.join(dist, 'main.js')], { ...apiEnv, PORT: String(plainPort), DB_PIPELINE: 'false' }, /API ready at/);
+      const plain = await startProcess(
+        'api (DB_PIPELINE=false)',
+        [path.join(dist, 'main.js')],
+        { ...apiEnv, PORT: String(plainPort), DB_PIPELINE: 'false' },
+        /API ready at/,
+      );
       try {
-        for (const [label, port, pid] of [['api', apiPort, api.pid], ['api, DB_PIPELINE=false', plainPort, plain.pid]] as const) {
+        for (const [label, port, pid] of [
+          ['api', apiPort, api.pid],
+          ['api, DB_PIPELINE=false', plainPort, plain.pid],
+        ] as const) {
           await removeBenchmarkPosts(authors);
           const body = JSON.stringify({ query: CREATE_POST_INLINE });
           const check = await post(port, body);
           if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
           const one = await sequential(port, body, Math.min(SAMPLES, 500));
-          rows.push(['CreatePost INLINE', label, '1', f(one.rps, 0), f(one.p50), f(one.p99), f(one.serverP50, 3), f(one.serverP99, 3), '', String(one.errors)]);
+          rows.push([
+            'CreatePost INLINE',
+            label,
+            '1',
+            f(one.rps, 0),
+            f(one.p50),
+            f(one.p99),
+            f(one.serverP50, 3),
+            f(one.serverP99, 3),
+            '',
+            String(one.errors),
+          ]);
           const four = await load(port, body, 4, pid);
-          rows.push(['CreatePost INLINE', label, '4', f(four.rps, 0), f(four.p50), f(four.p99), '', '', f(four.cpuUs ?? Number.NaN, 0), String(four.errors)]);
-          const many = await load(port, authors.map((a) => JSON.stringify({ query: createPostInline(a) })), 4, pid);
-          rows.push([`CreatePost INLINE, ${authors.length} authors`, label, '4', f(many.rps, 0), f(many.p50), f(many.p99), '', '', f(many.cpuUs ?? Number.NaN, 0), String(many.errors)]);
+          rows.push([
+            'CreatePost INLINE',
+            label,
+            '4',
+            f(four.rps, 0),
+            f(four.p50),
+            f(four.p99),
+            '',
+            '',
+            f(four.cpuUs ?? Number.NaN, 0),
+            String(four.errors),
+          ]);
+          const many = await load(
+            port,
+            authors.map((a) => JSON.stringify({ query: createPostInline(a) })),
+            4,
+            pid,
+          );
+          rows.push([
+            `CreatePost INLINE, ${authors.length} authors`,
+            label,
+            '4',
+            f(many.rps, 0),
+            f(many.p50),
+            f(many.p99),
+            '',
+            '',
+            f(many.cpuUs ?? Number.NaN, 0),
+            String(many.errors),
+          ]);
+          // QUEUED: the same write, its refresh enqueued in the transaction (no worker runs: the
+          // jobs wait in the queue and are removed with the posts).
+          await removeBenchmarkPosts(authors);
+          const queuedBody = JSON.stringify({ query: CREATE_POST_QUEUED });
+          const queuedOne = await sequential(port, queuedBody, Math.min(SAMPLES, 500));
+          rows.push([
+            'CreatePost QUEUED',
+            label,
+            '1',
+            f(queuedOne.rps, 0),
+            f(queuedOne.p50),
+            f(queuedOne.p99),
+            f(queuedOne.serverP50, 3),
+            f(queuedOne.serverP99, 3),
+            '',
+            String(queuedOne.errors),
+          ]);
+          const queuedFour = await load(port, queuedBody, 4, pid);
+          rows.push([
+            'CreatePost QUEUED',
+            label,
+            '4',
+            f(queuedFour.rps, 0),
+            f(queuedFour.p50),
+            f(queuedFour.p99),
+            '',
+            '',
+            f(queuedFour.cpuUs ?? Number.NaN, 0),
+            String(queuedFour.errors),
+          ]);
           summary.push(
             `CreatePost INLINE (two projections synced in the transaction), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
               `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
@@ -203,7 +324,18 @@ async function main(): Promise<void> {
     await stopProcess(api);
   }
 
-  const header = ['operation', 'server', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'X-Process-Time p50', 'X-Process-Time p99', 'server CPU µs/req', 'errors'];
+  const header = [
+    'operation',
+    'server',
+    'conns',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'X-Process-Time p50',
+    'X-Process-Time p99',
+    'server CPU µs/req',
+    'errors',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   log('');
@@ -212,11 +344,17 @@ async function main(): Promise<void> {
   for (const r of rows) log(line(r));
   log('');
   for (const s of summary) log(s);
-  log('(1-connection rows: sequential keep-alive requests from Node; many-connection rows: ' + (TOOL === 'wrk' ? 'wrk -t1' : 'autocannon') + '. Latencies are client-side.');
+  log(
+    '(1-connection rows: sequential keep-alive requests from Node; many-connection rows: ' +
+      (TOOL === 'wrk' ? 'wrk -t1' : 'autocannon') +
+      '. Latencies are client-side.',
+  );
   log(' Server CPU µs/req: user+system time of the server process during the many-connection phase, per request; it');
   log(' does not depend on what else the machine runs, unlike req/s and latencies.)');
   const load1 = os.loadavg()[0]!;
-  log(`load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`);
+  log(
+    `load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`,
+  );
 }
 
 // ---- the cost of tracing ----------------------------------------------------------------------
@@ -254,19 +392,29 @@ async function tracingMain(): Promise<void> {
     `tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${slices} slices of ${SLICE_SAMPLES} sequential requests and ${SLICE_SECONDS} s at ${CONNECTIONS} connections per process`,
   );
   await prepare();
-  const common = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX) };
+  // The response cache off: every read runs its statement, whose span is part of what is measured.
+  const common = { DATABASE_URL, HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MAX: String(POOL_MAX), RESPONSE_CACHE: 'off' };
   // No process inherits an OTLP endpoint or protocol from the caller's environment: "off" means off.
-  const noOtel = { OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '', OTEL_EXPORTER_OTLP_PROTOCOL: '', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '' };
+  const noOtel = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: '',
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
+    OTEL_EXPORTER_OTLP_PROTOCOL: '',
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: '',
+  };
   type Variant = 'off' | 'on' | 'json' | 'sampled';
   const variants: { name: Variant; label: string; env: Record<string, string> }[] = [
     { name: 'off', label: 'tracing off', env: {} },
-    // The default: OTLP protobuf, written by our encoder (shared/src/telemetry/otlp-protobuf.ts).
+    // The default: OTLP protobuf, through the SDK's protobuf exporter.
     { name: 'on', label: 'tracing on, every trace', env: {} },
     // The same spans through the SDK's own OTLP/JSON exporter, for comparison.
     { name: 'json', label: 'every trace, SDK JSON exporter', env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' } },
     // The production setting we document: a tenth of the traces sampled (parent-based, so a sampled
     // mutation's trace stays whole across the queue).
-    { name: 'sampled', label: 'tracing on, 10% sampled', env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' } },
+    {
+      name: 'sampled',
+      label: 'tracing on, 10% sampled',
+      env: { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' },
+    },
   ];
   // One collector per traced process, so that each one's spans can be counted against its requests.
   const collectors = new Map<Variant, Collector>();
@@ -286,7 +434,12 @@ async function tracingMain(): Promise<void> {
         collectors.set(v.name, collector);
         otel.OTEL_EXPORTER_OTLP_ENDPOINT = collector.url;
       }
-      const child = await startProcess(`api (${v.label})`, [path.join(dist, 'main.js')], { ...common, ...otel, PORT: String(port) }, /API ready at/);
+      const child = await startProcess(
+        `api (${v.label})`,
+        [path.join(dist, 'main.js')],
+        { ...common, ...otel, PORT: String(port) },
+        /API ready at/,
+      );
       processes.set(v.name, { child, port });
       results.set(v.name, { one: [], many: [], server: [], ticks: 0, requests: 0 });
       sent.set(v.name, 0);
@@ -295,7 +448,8 @@ async function tracingMain(): Promise<void> {
     for (const v of variants) {
       const answer = await post(processes.get(v.name)!.port, body);
       sent.set(v.name, sent.get(v.name)! + 1);
-      if (answer.text !== first.text || answer.status !== 200) throw new Error(`the processes answer differently:\n${first.text}\n${answer.text}`);
+      if (answer.text !== first.text || answer.status !== 200)
+        throw new Error(`the processes answer differently:\n${first.text}\n${answer.text}`);
     }
     // Warm-up: JIT, pools, prepared statements, the exporters' first batches.
     for (const v of variants) {
@@ -345,15 +499,23 @@ async function tracingMain(): Promise<void> {
   log(`|---|---:|${traced.map(() => '---:').join('|')}|`);
   for (const k of ['one', 'many'] as const) {
     const label = k === 'one' ? 'req/s, 1 connection' : `req/s, ${CONNECTIONS} connections`;
-    log(`| ${label} (median of slices; change: median of paired slices) | ${median(off[k]).toFixed(0)} | ${cells((v) => `${median(results.get(v)![k]).toFixed(0)} (${paired(k, v).toFixed(1)}%)`)} |`);
+    log(
+      `| ${label} (median of slices; change: median of paired slices) | ${median(off[k]).toFixed(0)} | ${cells((v) => `${median(results.get(v)![k]).toFixed(0)} (${paired(k, v).toFixed(1)}%)`)} |`,
+    );
   }
-  log(`| X-Process-Time p50 ms, 1 connection | ${p50('off').toFixed(3)} | ${cells((v) => `${p50(v).toFixed(3)} (${pctChange(p50(v), p50('off'))})`)} |`);
-  log(`| server CPU µs per request, ${CONNECTIONS} connections | ${cpu('off').toFixed(0)} | ${cells((v) => `${cpu(v).toFixed(0)} (${pctChange(cpu(v), cpu('off'))})`)} |`);
+  log(
+    `| X-Process-Time p50 ms, 1 connection | ${p50('off').toFixed(3)} | ${cells((v) => `${p50(v).toFixed(3)} (${pctChange(p50(v), p50('off'))})`)} |`,
+  );
+  log(
+    `| server CPU µs per request, ${CONNECTIONS} connections | ${cpu('off').toFixed(0)} | ${cells((v) => `${cpu(v).toFixed(0)} (${pctChange(cpu(v), cpu('off'))})`)} |`,
+  );
   log('');
   for (const v of traced) {
     const c = received.get(v.name)!;
     const n = sent.get(v.name)!;
-    log(`${v.label}: ${n} requests, the collector received ${c.spans} spans (${(c.spans / n).toFixed(2)} per request) in ${c.exports} exports, ${(c.bytes / 1e6).toFixed(1)} MB`);
+    log(
+      `${v.label}: ${n} requests, the collector received ${c.spans} spans (${(c.spans / n).toFixed(2)} per request) in ${c.exports} exports, ${(c.bytes / 1e6).toFixed(1)} MB`,
+    );
   }
   log('(target: throughput less than 15% lower with tracing on)');
   const load1 = os.loadavg()[0]!;

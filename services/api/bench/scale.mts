@@ -84,7 +84,8 @@ async function baseData(pool: pg.Pool): Promise<{ users: string[]; posts: string
        FROM generate_series(1, $1::int) i`,
     [BASE],
   );
-  const id = (kind: string, i: number) => pool.query<{ id: string }>(`SELECT md5($1)::uuid AS id`, [`scale-${kind}${i}`]).then((r) => r.rows[0]!.id);
+  const id = (kind: string, i: number) =>
+    pool.query<{ id: string }>(`SELECT md5($1)::uuid AS id`, [`scale-${kind}${i}`]).then((r) => r.rows[0]!.id);
   const prolific = await id('user', 0);
   // The big post, the newest: GetRecentPosts always reads it.
   const { rows } = await pool.query<{ id: string }>(
@@ -121,7 +122,9 @@ async function growComments(pool: pg.Pool, post: string, author: string, total: 
 }
 
 const createComment = (postId: string, authorId: string) =>
-  JSON.stringify({ query: `mutation { createComment(postId: "${postId}", authorId: "${authorId}", content: "Measured.", sync: INLINE) { id } }` });
+  JSON.stringify({
+    query: `mutation { createComment(postId: "${postId}", authorId: "${authorId}", content: "Measured.", sync: INLINE) { id } }`,
+  });
 
 // ---- scenarios ----------------------------------------------------------------------------------
 
@@ -138,12 +141,25 @@ async function growing(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
     const reads = await sequential(port, read, SAMPLES, 10);
     const bytes = Buffer.byteLength((await post(port, read)).text);
     first.push({ write: write.p50, read: reads.p50, bytes });
-    rows.push([n.toLocaleString('en'), f(write.p50), f(write.p99), f(reads.p50), bytes.toLocaleString('en'), `${f(loadedIn, 1)} s`, loadAvg()]);
+    rows.push([
+      n.toLocaleString('en'),
+      f(write.p50),
+      f(write.p99),
+      f(reads.p50),
+      bytes.toLocaleString('en'),
+      `${f(loadedIn, 1)} s`,
+      loadAvg(),
+    ]);
   }
-  table(['comments on the post', 'INLINE createComment p50 ms', 'p99 ms', 'GetRecentPosts p50 ms', 'answer bytes', '(loading)', 'machine'], rows);
+  table(
+    ['comments on the post', 'INLINE createComment p50 ms', 'p99 ms', 'GetRecentPosts p50 ms', 'answer bytes', '(loading)', 'machine'],
+    rows,
+  );
   const a = first[0]!;
   const z = first.at(-1)!;
-  log(`\nlargest against smallest: write p50 ${f(z.write / a.write)}x, read p50 ${f(z.read / a.read)}x, bytes ${f(z.bytes / a.bytes)}x (targets: 1.5x, 1.5x, the same)`);
+  log(
+    `\nlargest against smallest: write p50 ${f(z.write / a.write)}x, read p50 ${f(z.read / a.read)}x, bytes ${f(z.bytes / a.bytes)}x (targets: 1.5x, 1.5x, the same)`,
+  );
 }
 
 async function hotPost(port: number, pid: number | undefined, d: Awaited<ReturnType<typeof baseData>>): Promise<void> {
@@ -164,24 +180,38 @@ async function hotPost(port: number, pid: number | undefined, d: Awaited<ReturnT
     rows.push([name, f(r.rps, 0), f(r.p50), f(r.p99), String(r.errors), loadAvg()]);
   }
   table(['comments', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'machine'], rows);
-  log(`\none post against spread: ${f(rps[0]! / rps[1]!)}x the throughput (target: at least 0.5x); one author against spread: ${f(rps[2]! / rps[1]!)}x`);
+  log(
+    `\none post against spread: ${f(rps[0]! / rps[1]!)}x the throughput (target: at least 0.5x); one author against spread: ${f(rps[2]! / rps[1]!)}x`,
+  );
 }
 
 async function rename(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof baseData>>): Promise<void> {
   const { rows: counted } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM tb_comment WHERE author_id = $1', [d.prolific]);
   log(`\n## 4. Renaming the user who wrote ${counted[0]!.n.toLocaleString('en')} comments (INLINE), one worker\n`);
-  const worker = await startProcess('worker', [workerMain], { DATABASE_URL, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'info' }, /projection worker started/);
+  const worker = await startProcess(
+    'worker',
+    [workerMain],
+    { DATABASE_URL, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'info' },
+    /projection worker started/,
+  );
   try {
     // A rename of a user with a few rows first: the API's connections have planned the statements.
     await post(port, JSON.stringify({ query: `mutation { updateUser(id: "${d.users[0]}", fullName: "Warm Up", sync: INLINE) { id } }` }));
     const name = `Renamed ${Date.now()}`;
     const started = performance.now();
-    const answer = await post(port, JSON.stringify({ query: `mutation { updateUser(id: "${d.prolific}", fullName: "${name}", sync: INLINE) { id fullName } }` }));
+    const answer = await post(
+      port,
+      JSON.stringify({ query: `mutation { updateUser(id: "${d.prolific}", fullName: "${name}", sync: INLINE) { id fullName } }` }),
+    );
     const commandMs = performance.now() - started;
     if (answer.status !== 200) throw new Error(`the rename failed: ${answer.text}`);
     const stale = async () =>
-      (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tv_comment WHERE author_id = $1 AND data->'author'->>'fullName' <> $2`, [d.prolific, name]))
-        .rows[0]!.n;
+      (
+        await pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM tv_comment WHERE author_id = $1 AND data->'author'->>'fullName' <> $2`,
+          [d.prolific, name],
+        )
+      ).rows[0]!.n;
     while ((await stale()) > 0 || (await shared.syncQueueDepth(pool)).ready + (await shared.syncQueueDepth(pool)).active > 0) {
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -223,7 +253,9 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
   );
   await pool.query(`INSERT INTO tb_post_stats (post_id) SELECT id FROM tb_post ON CONFLICT DO NOTHING`);
   await pool.query('VACUUM ANALYZE');
-  log(`(loaded ${(addPosts + addComments).toLocaleString('en')} rows in ${f((performance.now() - loadStarted) / 1000, 1)} s; the rebuild projects them and recounts the kept counts)\n`);
+  log(
+    `(loaded ${(addPosts + addComments).toLocaleString('en')} rows in ${f((performance.now() - loadStarted) / 1000, 1)} s; the rebuild projects them and recounts the kept counts)\n`,
+  );
 
   const writes = (i: number) => createComment(d.posts[i % d.posts.length]!, d.users[i % d.users.length]!);
   /** Sequential INLINE writes until `until()`: their latencies, sorted, and how many failed. */
@@ -241,7 +273,10 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
   const { ms: idle } = await writer(() => performance.now() > idleUntil);
 
   const started = performance.now();
-  const child = spawn(process.execPath, [syncCli, 'rebuild'], { env: { ...env, DATABASE_URL, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [syncCli, 'rebuild'], {
+    env: { ...env, DATABASE_URL, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let done = false;
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
@@ -258,7 +293,20 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
     `SELECT (${shared.MODEL.map((e) => `(SELECT count(*) FROM ${e.table})`).join(' + ')})::int AS n`,
   );
   table(
-    ['rebuild s', 'rows/s', 'peak RSS MB', 'writes during', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'idle p50', 'idle p99', 'idle max', 'machine'],
+    [
+      'rebuild s',
+      'rows/s',
+      'peak RSS MB',
+      'writes during',
+      'failed',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'idle p50',
+      'idle p99',
+      'idle max',
+      'machine',
+    ],
     [
       [
         f(seconds, 1),
@@ -283,7 +331,8 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
 // ---- run ----------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  for (const file of [apiMain, workerMain, syncCli]) if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`);
+  for (const file of [apiMain, workerMain, syncCli])
+    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`);
   log(`scale benchmark: ${os.cpus().length} CPUs, node ${process.version}, ${DATABASE_URL}, ${loadAvg()}`);
   await freshDatabase();
   const pool = shared.createPool(DATABASE_URL, { applicationName: 'blog-bench-scale', max: 4 });
@@ -291,7 +340,14 @@ async function main(): Promise<void> {
   const api = await startProcess(
     'api',
     [apiMain],
-    { DATABASE_URL, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', DEFAULT_SYNC_MODE: 'QUEUED' },
+    {
+      DATABASE_URL,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+      DEFAULT_SYNC_MODE: 'QUEUED',
+    },
     /API ready at/,
   );
   try {

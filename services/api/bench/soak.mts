@@ -95,7 +95,10 @@ async function main(): Promise<number> {
     log(`soak: ${MINUTES} min, ${READS} reads/s + ${WRITES} writes/s (QUEUED and INLINE), worker restart every ${RESTART_EVERY_S} s`);
     log(`API ${api.url} (pid ${api.pid}), worker pid ${worker.pid}; ${os.cpus().length} CPUs, ${os.type()} ${os.release()}`);
 
-    const load = new Load({ url: api.url, readsPerSecond: READS, writesPerSecond: WRITES, authors, posts, modes: ['QUEUED', 'INLINE'] }, false);
+    const load = new Load(
+      { url: api.url, readsPerSecond: READS, writesPerSecond: WRITES, authors, posts, modes: ['QUEUED', 'INLINE'] },
+      false,
+    );
     const rss: RssSample[] = [];
     const sample = (label: string) => rss.push({ label, api: rssMiB(api!.pid), worker: worker ? rssMiB(worker.pid) : undefined });
     const startedAt = Date.now();
@@ -149,13 +152,17 @@ async function main(): Promise<number> {
 
     log('');
     log(`== soak figures (${new Date().toISOString()}, ${os.hostname()}, ${os.cpus().length} CPUs) ==`);
-    log(`duration: ${loadSeconds.toFixed(0)} s of load, ${restarts} worker restarts (${Math.ceil(restarts / 2)} SIGTERM, ${Math.floor(restarts / 2)} SIGKILL)`);
+    log(
+      `duration: ${loadSeconds.toFixed(0)} s of load, ${restarts} worker restarts (${Math.ceil(restarts / 2)} SIGTERM, ${Math.floor(restarts / 2)} SIGKILL)`,
+    );
     log(
       `requests sent: ${load.sent.reads + load.sent.writes} (${load.sent.reads} reads, ${load.sent.writes} writes; ` +
         `${((load.sent.reads + load.sent.writes) / loadSeconds).toFixed(1)}/s); not sent (over ${64} in flight): ${load.skipped}`,
     );
     log(`errors: ${load.errorCount()}${load.errorCount() ? `\n  ${formatErrors(load.errors).join('\n  ')}` : ''}`);
-    log(`acknowledged writes: ${writes.acknowledged}; found in tb_*: ${writes.found}; lost: ${writes.lost.length}; not projected: ${writes.unprojected.length}`);
+    log(
+      `acknowledged writes: ${writes.acknowledged}; found in tb_*: ${writes.found}; lost: ${writes.lost.length}; not projected: ${writes.unprojected.length}`,
+    );
     for (const l of writes.lost.slice(0, 10)) log(`  lost: ${l}`);
     log(`verify drift: ${verify.drift} (sync verify exit ${verify.exitCode})`);
     log(`queue: drained ${drainMs} ms after the load stopped; pending ${q.pending}, failed ${q.failed}, dead letters ${q.deadLetters}`);

@@ -126,11 +126,19 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     // be older than the feed's news (its replication lag), so with a replica it stays off.
     const responses =
       config.responseCache && readPool === pool
-        ? new ResponseCache({ ...config.responseCache, onLookup: (hit) => metrics.live?.cacheLookups.inc({ result: hit ? 'hit' : 'miss' }) })
+        ? new ResponseCache({
+            ...config.responseCache,
+            onLookup: (hit) => metrics.live?.cacheLookups.inc({ result: hit ? 'hit' : 'miss' }),
+          })
         : undefined;
-    if (config.responseCache && !responses) logger.warn('RESPONSE_CACHE=on is ignored with DATABASE_READ_URL (a replica may lag behind the change feed)');
+    if (config.responseCache && !responses)
+      logger.warn('RESPONSE_CACHE=on is ignored with DATABASE_READ_URL (a replica may lag behind the change feed)');
     if (responses && metrics.live) metrics.live.gauges.cacheBytes = () => responses.stats().bytes;
-    feed = new LiveFeed(config.databaseUrl, { logger, ...(responses ? { cache: responses } : {}), ...(metrics.live ? { metrics: metrics.live } : {}) });
+    feed = new LiveFeed(config.databaseUrl, {
+      logger,
+      ...(responses ? { cache: responses } : {}),
+      ...(metrics.live ? { metrics: metrics.live } : {}),
+    });
     await feed.start();
     const live = feed;
     const tokens = new SyncTokens(boss, config.syncWaitTimeoutMs);
@@ -150,6 +158,8 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       deferSeconds: config.deferSeconds,
       fanOutMaxIds: config.fanOutMaxIds,
       onCommitted: (changes) => live.committed(changes),
+      defaultPageSize: config.defaultPageSize,
+      maxPageSize: config.maxPageSize,
     });
     const authenticate = await createAuthenticator(config.auth, logger);
     const schema = createSchema();
@@ -241,7 +251,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     app.get(GRAPHQL_PATH, (req, res, next) => {
       if (!wantsIde(req)) return next();
       if (!config.ide) {
-        res.status(404).json({ errors: [{ message: 'The GraphQL IDE is not served here (GRAPHQL_IDE=false).', extensions: { code: 'NOT_FOUND' } }] });
+        res
+          .status(404)
+          .json({ errors: [{ message: 'The GraphQL IDE is not served here (GRAPHQL_IDE=false).', extensions: { code: 'NOT_FOUND' } }] });
         return;
       }
       res.type('html').send(idePage(GRAPHQL_PATH));
@@ -267,7 +279,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
       }
       if (isDatabaseUnavailable(err)) {
         logger.warn({ err }, 'request failed: database unavailable');
-        res.status(503).json({ errors: [{ message: 'The database is unavailable. Try again shortly.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
+        res
+          .status(503)
+          .json({ errors: [{ message: 'The database is unavailable. Try again shortly.', extensions: { code: 'SERVICE_UNAVAILABLE' } }] });
         return;
       }
       logger.error({ err }, 'request failed');

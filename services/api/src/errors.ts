@@ -37,6 +37,9 @@ export class UnauthenticatedError extends ClientError {
   readonly code = 'UNAUTHENTICATED' as const;
 }
 
+/** No token at all, where one is needed (AUTH_MODE=jwt). */
+export class MissingTokenError extends UnauthenticatedError {}
+
 /** A valid token whose subject may not do this (not the owner, not an admin). */
 export class ForbiddenError extends ClientError {
   override readonly name = 'ForbiddenError';

@@ -84,9 +84,7 @@ export class SchemaGate {
   private waitingFor: string | undefined;
   private waitingOn: NotReadyReason | undefined;
 
-  constructor(
-    private readonly deps: { pool: pg.Pool; boss: PgBoss; migrator: Migrator; url: string; logger: Logger; retryMs?: number },
-  ) {}
+  constructor(private readonly deps: { pool: pg.Pool; boss: PgBoss; migrator: Migrator; url: string; logger: Logger; retryMs?: number }) {}
 
   /** pg-boss started: the API can serve GraphQL. */
   get open(): boolean {
@@ -106,7 +104,9 @@ export class SchemaGate {
       await this.deps.pool.query('SELECT 1');
     } catch (err) {
       const described = describeConnectionError(err, this.deps.url);
-      throw new Error(described ? `cannot use DATABASE_URL: ${described}` : `the database does not answer: ${(err as Error).message}`, { cause: err });
+      throw new Error(described ? `cannot use DATABASE_URL: ${described}` : `the database does not answer: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (await this.tryStart()) return;
     this.deps.logger.warn(
@@ -183,6 +183,8 @@ export class SchemaGate {
    * follow what this API writes INLINE into this release's tables (shared/src/sync/shapes.ts).
    */
   private announce(): void {
-    announceShapes(this.deps.pool).catch((err: unknown) => this.deps.logger.warn({ err }, 'could not announce the versions of the documents this release runs'));
+    announceShapes(this.deps.pool).catch((err: unknown) =>
+      this.deps.logger.warn({ err }, 'could not announce the versions of the documents this release runs'),
+    );
   }
 }

@@ -1,3 +1,4 @@
+import { UUID_PATTERN } from '@blog/shared';
 import { BadInputError, InvalidArgumentsError } from './errors';
 
 /**
@@ -8,7 +9,6 @@ import { BadInputError, InvalidArgumentsError } from './errors';
  * store them), and single-line fields (email, username, fullName, title) may not contain
  * bidirectional control characters, which reorder how the text around them is displayed.
  */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USERNAME = /^[A-Za-z0-9_]{3,30}$/;
 // tb_user_email_format: '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$', at most 254 characters.
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
@@ -85,7 +85,7 @@ export class ArgumentChecks {
 }
 
 export function uuid(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !UUID.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
+  if (typeof value !== 'string' || !UUID_PATTERN.test(value)) throw new BadInputError(`${field} must be a UUID.`, field);
   return value.toLowerCase();
 }
 
@@ -102,7 +102,10 @@ export function key(value: unknown, field: string): string {
 
 function singleLineText(v: string, field: string): void {
   if (BIDI_CONTROL.test(v)) {
-    throw new BadInputError(`${field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).`, field);
+    throw new BadInputError(
+      `${field} must not contain bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).`,
+      field,
+    );
   }
 }
 
@@ -181,8 +184,24 @@ export function cursor(value: unknown, field = 'after'): Cursor | null {
   const bad = () => new BadInputError(`${field} is not a cursor returned by this API.`, field);
   if (typeof value !== 'string' || value.length > 200) throw bad();
   const [createdAt, id, ...rest] = Buffer.from(value, 'base64url').toString('utf8').split('|');
-  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID.test(id) || !realTimestamp(createdAt)) {
+  if (rest.length || !createdAt || !id || !ISO_MS.test(createdAt) || !UUID_PATTERN.test(id) || !realTimestamp(createdAt)) {
     throw bad();
   }
   return { createdAt, id: id.toLowerCase() };
+}
+
+/** An event's cursor (`events`): base64url of its id, a positive bigint. */
+export function encodeEventCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+const EVENT_ID = /^[1-9][0-9]{0,18}$/;
+
+/** The event id of an `events` cursor (its page holds older events only), or null when none is given. */
+export function eventCursor(value: unknown, field = 'after'): string | null {
+  if (value === null || value === undefined) return null;
+  const id = typeof value === 'string' && value.length <= 40 ? Buffer.from(value, 'base64url').toString('utf8') : '';
+  if (!EVENT_ID.test(id) || BigInt(id) > 9223372036854775807n)
+    throw new BadInputError(`${field} is not a cursor returned by events.`, field);
+  return id;
 }

@@ -5,7 +5,19 @@ import { testPool } from '@blog/shared/test/helpers';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import type pg from 'pg';
 import type { AuthConfig } from '../src/auth/config';
-import { ALICE, BOB, CHARLIE, mutationAnswer, POST1, POST3, SEED_OPERATIONS, startApi, UUID_RE, writeCounts, type TestApi } from './support';
+import {
+  ALICE,
+  BOB,
+  CHARLIE,
+  mutationAnswer,
+  POST1,
+  POST3,
+  SEED_OPERATIONS,
+  startApi,
+  UUID_RE,
+  writeCounts,
+  type TestApi,
+} from './support';
 
 /**
  * AUTH_MODE=jwt over real HTTP: who may write what. Every refusal asserts its code AND that
@@ -23,9 +35,19 @@ let api: TestApi;
 let bobComment: string;
 
 const MAX_AGE = 86_400;
-const hs256: AuthConfig = { mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: ISSUER, audience: AUDIENCE, roleClaim: 'role', maxAgeSeconds: MAX_AGE };
+const hs256: AuthConfig = {
+  mode: 'jwt',
+  key: { kind: 'secret', secret: SECRET },
+  issuer: ISSUER,
+  audience: AUDIENCE,
+  roleClaim: 'role',
+  maxAgeSeconds: MAX_AGE,
+};
 
-function sign(claims: JWTPayload, opts: { secret?: string; expiresIn?: string | number; issuer?: string; audience?: string; sub?: string | null } = {}): Promise<string> {
+function sign(
+  claims: JWTPayload,
+  opts: { secret?: string; expiresIn?: string | number; issuer?: string; audience?: string; sub?: string | null } = {},
+): Promise<string> {
   const jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256' })
     .setIssuedAt()
@@ -59,7 +81,11 @@ afterAll(async () => {
 async function refused(target: TestApi, headers: Record<string, string>, query: string, code: string, variables?: Record<string, unknown>) {
   const before = await writeCounts(pool);
   const res = await gqlAs(target, headers, query, variables);
-  expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code, data: res.json.data }).toEqual({ status: 200, code, data: null });
+  expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code, data: res.json.data }).toEqual({
+    status: 200,
+    code,
+    data: null,
+  });
   expect(res.json.errors?.[0]?.message).toEqual(expect.any(String));
   expect(await writeCounts(pool)).toEqual(before);
   return res;
@@ -70,38 +96,105 @@ const CREATE_POST = `mutation { createPost(title: "t", content: "c", authorId: "
 describe('authentication: UNAUTHENTICATED, nothing written', () => {
   const cases: { name: string; headers: () => Promise<Record<string, string>>; message: RegExp }[] = [
     { name: 'no token', headers: async () => ({}), message: /needs a token/ },
-    { name: 'an expired token', headers: async () => bearer(await sign({}, { expiresIn: Math.floor(Date.now() / 1000) - 60 })), message: /expired/ },
-    { name: 'a wrong signature', headers: async () => bearer(await sign({}, { secret: 'another-secret-of-at-least-32-characters' })), message: /signature/ },
-    { name: 'a tampered payload', headers: async () => {
-      const [h, , s] = (await tokenFor(ALICE)).split('.');
-      const forged = Buffer.from(JSON.stringify({ sub: ALICE, role: 'admin', iss: ISSUER, aud: AUDIENCE, exp: 9_999_999_999 })).toString('base64url');
-      return bearer(`${h}.${forged}.${s}`);
-    }, message: /signature/ },
+    {
+      name: 'an expired token',
+      headers: async () => bearer(await sign({}, { expiresIn: Math.floor(Date.now() / 1000) - 60 })),
+      message: /expired/,
+    },
+    {
+      name: 'a wrong signature',
+      headers: async () => bearer(await sign({}, { secret: 'another-secret-of-at-least-32-characters' })),
+      message: /signature/,
+    },
+    {
+      name: 'a tampered payload',
+      headers: async () => {
+        const [h, , s] = (await tokenFor(ALICE)).split('.');
+        const forged = Buffer.from(JSON.stringify({ sub: ALICE, role: 'admin', iss: ISSUER, aud: AUDIENCE, exp: 9_999_999_999 })).toString(
+          'base64url',
+        );
+        return bearer(`${h}.${forged}.${s}`);
+      },
+      message: /signature/,
+    },
     { name: 'a wrong issuer', headers: async () => bearer(await sign({}, { issuer: 'https://evil.test' })), message: /issuer/ },
     { name: 'a wrong audience', headers: async () => bearer(await sign({}, { audience: 'another-api' })), message: /audience/ },
-    { name: 'no expiry (exp is required)', headers: async () => {
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).sign(new TextEncoder().encode(SECRET));
-      return bearer(token);
-    }, message: /exp/ },
-    { name: 'exp: 1e20 (valid for longer than JWT_MAX_AGE_SECONDS from its iat)', headers: async () => bearer(await sign({}, { expiresIn: 1e20 })), message: /longer than this server accepts/ },
-    { name: 'a lifetime of a day and a second (JWT_MAX_AGE_SECONDS is a day)', headers: async () => {
-      const iat = Math.floor(Date.now() / 1000);
-      return bearer(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt(iat).setExpirationTime(iat + MAX_AGE + 1).sign(new TextEncoder().encode(SECRET)));
-    }, message: /longer than this server accepts/ },
-    { name: 'no iat, and exp two days from now', headers: async () => {
-      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('2d').sign(new TextEncoder().encode(SECRET));
-      return bearer(token);
-    }, message: /longer than this server accepts/ },
-    { name: 'an iat in the future (which would shorten the lifetime measured)', headers: async () => {
-      const iat = Math.floor(Date.now() / 1000) + 3600;
-      return bearer(await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt(iat).setExpirationTime(iat + 300).sign(new TextEncoder().encode(SECRET)));
-    }, message: /iat.*future/ },
+    {
+      name: 'no expiry (exp is required)',
+      headers: async () => {
+        const token = await new SignJWT({})
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject(ALICE)
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .sign(new TextEncoder().encode(SECRET));
+        return bearer(token);
+      },
+      message: /exp/,
+    },
+    {
+      name: 'exp: 1e20 (valid for longer than JWT_MAX_AGE_SECONDS from its iat)',
+      headers: async () => bearer(await sign({}, { expiresIn: 1e20 })),
+      message: /longer than this server accepts/,
+    },
+    {
+      name: 'a lifetime of a day and a second (JWT_MAX_AGE_SECONDS is a day)',
+      headers: async () => {
+        const iat = Math.floor(Date.now() / 1000);
+        return bearer(
+          await new SignJWT({})
+            .setProtectedHeader({ alg: 'HS256' })
+            .setSubject(ALICE)
+            .setIssuer(ISSUER)
+            .setAudience(AUDIENCE)
+            .setIssuedAt(iat)
+            .setExpirationTime(iat + MAX_AGE + 1)
+            .sign(new TextEncoder().encode(SECRET)),
+        );
+      },
+      message: /longer than this server accepts/,
+    },
+    {
+      name: 'no iat, and exp two days from now',
+      headers: async () => {
+        const token = await new SignJWT({})
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject(ALICE)
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .setExpirationTime('2d')
+          .sign(new TextEncoder().encode(SECRET));
+        return bearer(token);
+      },
+      message: /longer than this server accepts/,
+    },
+    {
+      name: 'an iat in the future (which would shorten the lifetime measured)',
+      headers: async () => {
+        const iat = Math.floor(Date.now() / 1000) + 3600;
+        return bearer(
+          await new SignJWT({})
+            .setProtectedHeader({ alg: 'HS256' })
+            .setSubject(ALICE)
+            .setIssuer(ISSUER)
+            .setAudience(AUDIENCE)
+            .setIssuedAt(iat)
+            .setExpirationTime(iat + 300)
+            .sign(new TextEncoder().encode(SECRET)),
+        );
+      },
+      message: /iat.*future/,
+    },
     { name: 'no subject', headers: async () => bearer(await sign({}, { sub: null })), message: /subject/ },
     { name: 'a subject that is not a UUID', headers: async () => bearer(await sign({}, { sub: 'alice' })), message: /subject/ },
-    { name: 'an unsigned token (alg none)', headers: async () => {
-      const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-      return bearer(`${part({ alg: 'none' })}.${part({ sub: ALICE, iss: ISSUER, aud: AUDIENCE, exp: 9_999_999_999 })}.`);
-    }, message: /not valid|algorithm/ },
+    {
+      name: 'an unsigned token (alg none)',
+      headers: async () => {
+        const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+        return bearer(`${part({ alg: 'none' })}.${part({ sub: ALICE, iss: ISSUER, aud: AUDIENCE, exp: 9_999_999_999 })}.`);
+      },
+      message: /not valid|algorithm/,
+    },
     { name: 'a malformed header (no Bearer)', headers: async () => ({ authorization: await tokenFor(ALICE) }), message: /Malformed/ },
     { name: 'a malformed header (Basic)', headers: async () => ({ authorization: 'Basic YWxpY2U6c2VjcmV0' }), message: /Malformed/ },
     { name: 'a malformed header (Bearer garbage)', headers: async () => ({ authorization: 'Bearer not.a.jwt' }), message: /not valid/ },
@@ -169,7 +262,12 @@ describe('authorization: FORBIDDEN, nothing written', () => {
   });
 
   test('createUser by a token that already has its user', async () => {
-    await refused(api, bearer(await tokenFor(ALICE)), `mutation { createUser(email: "a2@example.com", username: "alice2", fullName: "Alice 2") { id } }`, 'FORBIDDEN');
+    await refused(
+      api,
+      bearer(await tokenFor(ALICE)),
+      `mutation { createUser(email: "a2@example.com", username: "alice2", fullName: "Alice 2") { id } }`,
+      'FORBIDDEN',
+    );
   });
 
   test('a role other than admin is no admin', async () => {
@@ -206,7 +304,10 @@ describe('authorization: FORBIDDEN, nothing written', () => {
     }
     const after = await writeCounts(pool);
     // Only our delete (the post and its counts row).
-    expect({ ...after, tb_post: after.tb_post! + 1, tb_post_stats: after.tb_post_stats! + 1 }).toEqual({ ...before, tb_post_updated: after.tb_post_updated });
+    expect({ ...after, tb_post: after.tb_post! + 1, tb_post_stats: after.tb_post_stats! + 1 }).toEqual({
+      ...before,
+      tb_post_updated: after.tb_post_updated,
+    });
   });
 
   test('unknown ids stay NOT_FOUND for an authenticated user (nothing written)', async () => {
@@ -219,7 +320,13 @@ describe('allowed', () => {
     const iat = Math.floor(Date.now() / 1000);
     const key = new TextEncoder().encode(SECRET);
     const base = () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(ALICE).setIssuer(ISSUER).setAudience(AUDIENCE);
-    for (const token of [await base().setIssuedAt(iat).setExpirationTime(iat + MAX_AGE).sign(key), await base().setExpirationTime('23h').sign(key)]) {
+    for (const token of [
+      await base()
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + MAX_AGE)
+        .sign(key),
+      await base().setExpirationTime('23h').sign(key),
+    ]) {
       const res = await gqlAs(api, bearer(token), `mutation { createPost(title: "max age", content: "c") { author { id } } }`);
       expect(res.json).toEqual(mutationAnswer({ createPost: { author: { id: ALICE } } }));
     }
@@ -228,7 +335,11 @@ describe('allowed', () => {
   test('JWT_MAX_AGE_SECONDS=0: no limit (exp: 1e20 accepted)', async () => {
     const unlimited = await startApi({ auth: { ...hs256, maxAgeSeconds: 0 }, defaultSyncMode: 'QUEUED' });
     try {
-      const res = await gqlAs(unlimited, bearer(await sign({}, { expiresIn: 1e20 })), `mutation { createPost(title: "for ever", content: "c") { author { id } } }`);
+      const res = await gqlAs(
+        unlimited,
+        bearer(await sign({}, { expiresIn: 1e20 })),
+        `mutation { createPost(title: "for ever", content: "c") { author { id } } }`,
+      );
       expect(res.json).toEqual(mutationAnswer({ createPost: { author: { id: ALICE } } }));
     } finally {
       await unlimited.close();
@@ -257,7 +368,10 @@ describe('allowed', () => {
     expect(comment.author).toEqual({ id: BOB });
     expect((await ok(`mutation { deleteComment(id: "${comment.id as string}") { id } }`)).deleteComment).toEqual({ id: comment.id });
     expect((await ok(`mutation { updateUser(id: "${BOB}", bio: "Bob's bio") { bio } }`)).updateUser).toEqual({ bio: "Bob's bio" });
-    expect((await ok(`mutation { deletePost(id: "${post.id}") { id deletedCommentIds } }`)).deletePost).toEqual({ id: post.id, deletedCommentIds: [] });
+    expect((await ok(`mutation { deletePost(id: "${post.id}") { id deletedCommentIds } }`)).deletePost).toEqual({
+      id: post.id,
+      deletedCommentIds: [],
+    });
     const after = await writeCounts(pool);
     expect(after.tb_post).toBe(before.tb_post! + 1); // the explicit one stays
     expect(after.jobs).toBeGreaterThan(before.jobs!); // QUEUED: each write enqueued its sync
@@ -270,11 +384,16 @@ describe('allowed', () => {
       expect(res.json.errors).toBeUndefined();
       return res.json.data as Record<string, Record<string, unknown>>;
     };
-    const asAlice = (await ok(`mutation { createPost(title: "by admin", content: "c", authorId: "${ALICE}") { id author { id } } }`)).createPost!;
+    const asAlice = (await ok(`mutation { createPost(title: "by admin", content: "c", authorId: "${ALICE}") { id author { id } } }`))
+      .createPost!;
     expect(asAlice.author).toEqual({ id: ALICE });
-    expect((await ok(`mutation { updatePost(id: "${POST3}", content: "edited by admin") { content } }`)).updatePost).toEqual({ content: 'edited by admin' });
+    expect((await ok(`mutation { updatePost(id: "${POST3}", content: "edited by admin") { content } }`)).updatePost).toEqual({
+      content: 'edited by admin',
+    });
     expect((await ok(`mutation { publishPost(id: "${asAlice.id as string}") { published } }`)).publishPost).toEqual({ published: true });
-    expect((await ok(`mutation { updateUser(id: "${BOB}", fullName: "Robert Smith") { fullName } }`)).updateUser).toEqual({ fullName: 'Robert Smith' });
+    expect((await ok(`mutation { updateUser(id: "${BOB}", fullName: "Robert Smith") { fullName } }`)).updateUser).toEqual({
+      fullName: 'Robert Smith',
+    });
     const c = (await ok(`mutation { createComment(postId: "${POST3}", authorId: "${BOB}", content: "as bob") { id } }`)).createComment!;
     expect((await ok(`mutation { deleteComment(id: "${c.id as string}") { id } }`)).deleteComment).toEqual({ id: c.id });
     const user = (await ok(`mutation { createUser(email: "dave@example.com", username: "dave", fullName: "Dave") { id } }`)).createUser!;
@@ -291,13 +410,22 @@ describe('allowed', () => {
 
   test('sign-up: a token whose subject has no user yet creates it, with the subject as id', async () => {
     const token = bearer(await tokenFor(NEWCOMER));
-    const res = await gqlAs(api, token, `mutation { createUser(email: "new@example.com", username: "newcomer", fullName: "New Comer") { id username } }`);
+    const res = await gqlAs(
+      api,
+      token,
+      `mutation { createUser(email: "new@example.com", username: "newcomer", fullName: "New Comer") { id username } }`,
+    );
     expect(res.json).toEqual(mutationAnswer({ createUser: { id: NEWCOMER, username: 'newcomer' } }));
     // Then it writes as itself.
     const post = await gqlAs(api, token, `mutation { createPost(title: "hello", content: "c") { author { id } } }`);
     expect(post.json).toEqual(mutationAnswer({ createPost: { author: { id: NEWCOMER } } }));
     // A second user for the same subject: FORBIDDEN.
-    await refused(api, token, `mutation { createUser(email: "new2@example.com", username: "newcomer2", fullName: "Again") { id } }`, 'FORBIDDEN');
+    await refused(
+      api,
+      token,
+      `mutation { createUser(email: "new2@example.com", username: "newcomer2", fullName: "Again") { id } }`,
+      'FORBIDDEN',
+    );
   });
 });
 
@@ -307,14 +435,25 @@ describe('RS256', () => {
     ({ privateKey: otherKey } = await generateKeyPair('RS256'));
   });
   const rs = (key: CryptoKey, sub: string, kid?: string) =>
-    new SignJWT({}).setProtectedHeader({ alg: 'RS256', ...(kid ? { kid } : {}) }).setSubject(sub).setExpirationTime('5m').sign(key);
+    new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', ...(kid ? { kid } : {}) })
+      .setSubject(sub)
+      .setExpirationTime('5m')
+      .sign(key);
 
   test('with a PEM public key (JWT_PUBLIC_KEY)', async () => {
     const pair = await generateKeyPair('RS256', { extractable: true });
     const pem = await exportSPKI(pair.publicKey);
-    const rsApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'publicKey', pem }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
+    const rsApi = await startApi({
+      auth: { mode: 'jwt', key: { kind: 'publicKey', pem }, roleClaim: 'role', maxAgeSeconds: MAX_AGE },
+      defaultSyncMode: 'QUEUED',
+    });
     try {
-      const good = await gqlAs(rsApi, bearer(await rs(pair.privateKey, ALICE)), `mutation { createComment(postId: "${POST3}", content: "rs256") { author { id } } }`);
+      const good = await gqlAs(
+        rsApi,
+        bearer(await rs(pair.privateKey, ALICE)),
+        `mutation { createComment(postId: "${POST3}", content: "rs256") { author { id } } }`,
+      );
       expect(good.json).toEqual(mutationAnswer({ createComment: { author: { id: ALICE } } }));
       await refused(rsApi, bearer(await rs(otherKey, ALICE)), CREATE_POST, 'UNAUTHENTICATED');
       // An HS256 token (e.g. signed with the public key as a secret: the alg confusion attack) is refused.
@@ -335,9 +474,16 @@ describe('RS256', () => {
     });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
-    const jwksApi = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
+    const jwksApi = await startApi({
+      auth: { mode: 'jwt', key: { kind: 'jwks', url }, roleClaim: 'role', maxAgeSeconds: MAX_AGE },
+      defaultSyncMode: 'QUEUED',
+    });
     try {
-      const good = await gqlAs(jwksApi, bearer(await rs(pair.privateKey, BOB, 'k1')), `mutation { createComment(postId: "${POST3}", content: "jwks") { author { id } } }`);
+      const good = await gqlAs(
+        jwksApi,
+        bearer(await rs(pair.privateKey, BOB, 'k1')),
+        `mutation { createComment(postId: "${POST3}", content: "jwks") { author { id } } }`,
+      );
       expect(good.json).toEqual(mutationAnswer({ createComment: { author: { id: BOB } } }));
       expect(fetches).toBeGreaterThanOrEqual(1);
       // Same kid, another key: the signature does not verify.
@@ -351,16 +497,23 @@ describe('RS256', () => {
   });
 });
 
-test('a JWKS endpoint that cannot be reached is our failure (INTERNAL_SERVER_ERROR, logged), not the client\'s; nothing written', async () => {
+test("a JWKS endpoint that cannot be reached is our failure (INTERNAL_SERVER_ERROR, logged), not the client's; nothing written", async () => {
   // A port that was free a moment ago: connections are refused.
   const probe = http.createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = (probe.address() as AddressInfo).port;
   await new Promise((resolve) => probe.close(resolve));
-  const down = await startApi({ auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role', maxAgeSeconds: MAX_AGE }, defaultSyncMode: 'QUEUED' });
+  const down = await startApi({
+    auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role', maxAgeSeconds: MAX_AGE },
+    defaultSyncMode: 'QUEUED',
+  });
   try {
     const { privateKey } = await generateKeyPair('RS256');
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject(ALICE).setExpirationTime('5m').sign(privateKey);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject(ALICE)
+      .setExpirationTime('5m')
+      .sign(privateKey);
     await refused(down, bearer(token), CREATE_POST, 'INTERNAL_SERVER_ERROR');
   } finally {
     await down.close();
@@ -378,9 +531,13 @@ describe('AUTH_MODE=none (the demo default)', () => {
 
   test("the seed's mutations run verbatim, without a token", async () => {
     const post = await open.gql(SEED_OPERATIONS.CreatePost);
-    expect(post.json).toEqual(mutationAnswer({ createPost: { id: expect.stringMatching(UUID_RE), title: 'My New Post', author: { username: 'alice' } } }));
+    expect(post.json).toEqual(
+      mutationAnswer({ createPost: { id: expect.stringMatching(UUID_RE), title: 'My New Post', author: { username: 'alice' } } }),
+    );
     const comment = await open.gql(SEED_OPERATIONS.AddComment);
-    expect(comment.json).toEqual(mutationAnswer({ createComment: { id: expect.stringMatching(UUID_RE), content: 'Great post!', author: { username: 'bob' } } }));
+    expect(comment.json).toEqual(
+      mutationAnswer({ createComment: { id: expect.stringMatching(UUID_RE), content: 'Great post!', author: { username: 'bob' } } }),
+    );
   });
 
   test('an omitted authorId is BAD_USER_INPUT (there is no token to take it from), nothing written', async () => {
@@ -389,7 +546,11 @@ describe('AUTH_MODE=none (the demo default)', () => {
   });
 
   test('a token is ignored: anyone may change anything', async () => {
-    const res = await gqlAs(open, { authorization: 'Bearer not.a.jwt' }, `mutation { updatePost(id: "${POST1}", content: "anyone") { content } }`);
+    const res = await gqlAs(
+      open,
+      { authorization: 'Bearer not.a.jwt' },
+      `mutation { updatePost(id: "${POST1}", content: "anyone") { content } }`,
+    );
     expect(res.json).toEqual(mutationAnswer({ updatePost: { content: 'anyone' } }));
   });
 });
@@ -398,12 +559,20 @@ describe('operator token (OPERATOR_TOKEN) on /metrics', () => {
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${api.url}${path}`, { headers });
 
   test.each(['/metrics', '/metrics/prometheus'])('%s: 401 without or with a wrong token, 200 with it', async (path) => {
-    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token' }, { authorization: `Bearer ${OPERATOR_TOKEN}x` }, { authorization: OPERATOR_TOKEN }, { authorization: `Basic ${OPERATOR_TOKEN}` }];
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong-token' },
+      { authorization: `Bearer ${OPERATOR_TOKEN}x` },
+      { authorization: OPERATOR_TOKEN },
+      { authorization: `Basic ${OPERATOR_TOKEN}` },
+    ];
     for (const headers of attempts) {
       const res = await get(path, headers);
       expect(res.status).toBe(401);
       expect(res.headers.get('content-type')).toMatch(/application\/json/);
-      expect(await res.json()).toEqual({ errors: [{ message: expect.stringContaining('OPERATOR_TOKEN'), extensions: { code: 'UNAUTHENTICATED' } }] });
+      expect(await res.json()).toEqual({
+        errors: [{ message: expect.stringContaining('OPERATOR_TOKEN'), extensions: { code: 'UNAUTHENTICATED' } }],
+      });
     }
     const res = await get(path, { authorization: `Bearer ${OPERATOR_TOKEN}` });
     expect(res.status).toBe(200);

@@ -76,7 +76,9 @@ function withHttpRequest(declareLength) {
 
 function sendBigBodies(client: 'fetch' | 'content-length' | 'chunked'): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', CLIENT, `${api.url}/graphql`, client, String(TRIES)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', CLIENT, `${api.url}/graphql`, client, String(TRIES)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));

@@ -43,14 +43,20 @@ afterAll(async () => {
 
 test('a command that fails after enqueueing leaves neither its rows nor its job', async () => {
   const queue = new RecordingQueue(boss, pool);
-  const commands = new Commands(pool, new FailingAnswer(pool), queue, { defaultSyncMode: 'QUEUED', deferSeconds: 30, fanOutMaxIds: 1000 });
+  const commands = new Commands(pool, new FailingAnswer(pool), queue, {
+    defaultSyncMode: 'QUEUED',
+    deferSeconds: 30,
+    fanOutMaxIds: 1000,
+    defaultPageSize: 20,
+    maxPageSize: 100,
+  });
   const before = await writeCounts(pool);
   await expect(commands.createPost({ title: 'Lost', content: 'x', authorId: ALICE, published: true }, 'QUEUED')).rejects.toThrow(
     'injected failure after the enqueue',
   );
-  await expect(commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: ALICE, content: 'Lost' }, 'DEFERRED')).rejects.toThrow(
-    'injected failure after the enqueue',
-  );
+  await expect(
+    commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: ALICE, content: 'Lost' }, 'DEFERRED'),
+  ).rejects.toThrow('injected failure after the enqueue');
   expect(await writeCounts(pool)).toEqual(before);
   // Both jobs were inserted in their transactions, and rolled back with them.
   expect(queue.ids).toHaveLength(2);
@@ -59,7 +65,13 @@ test('a command that fails after enqueueing leaves neither its rows nor its job'
 });
 
 test('the same command without the failure commits its rows and exactly one job', async () => {
-  const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), { defaultSyncMode: 'QUEUED', deferSeconds: 30, fanOutMaxIds: 1000 });
+  const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), {
+    defaultSyncMode: 'QUEUED',
+    deferSeconds: 30,
+    fanOutMaxIds: 1000,
+    defaultPageSize: 20,
+    maxPageSize: 100,
+  });
   const before = await writeCounts(pool);
   const post = await commands.createPost({ title: 'Kept', content: 'x', authorId: ALICE, published: true }, 'QUEUED');
   expect(post.title).toBe('Kept');
@@ -79,7 +91,13 @@ describe('round trips', () => {
   test('an INLINE create sends its whole transaction (BEGIN to COMMIT) in one write, and PostgreSQL answers it once', async () => {
     const { own, watch: counter, answered } = await watchedPool();
     try {
-      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), { defaultSyncMode: 'QUEUED', deferSeconds: 30, fanOutMaxIds: 1000 });
+      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), {
+        defaultSyncMode: 'QUEUED',
+        deferSeconds: 30,
+        fanOutMaxIds: 1000,
+        defaultPageSize: 20,
+        maxPageSize: 100,
+      });
       for (let i = 0; i < 3; i++) {
         // The first of each kind on a connection waits for its BEGIN, then sends the rest at once,
         // each statement answered on its own (they are parsed and named then); later ones are one batch.
@@ -87,7 +105,10 @@ describe('round trips', () => {
         counter.writes = 0;
         answered.answers = 0;
         const post = await commands.createPost({ title: `One trip ${i}`, content: 'x', authorId: ALICE, published: true }, 'INLINE');
-        expect({ ...(i ? { answers: answered.answers } : {}), writes: counter.writes, title: post.title }).toEqual({ ...expected, title: `One trip ${i}` });
+        expect({ ...(i ? { answers: answered.answers } : {}), writes: counter.writes, title: post.title }).toEqual({
+          ...expected,
+          title: `One trip ${i}`,
+        });
         counter.writes = 0;
         answered.answers = 0;
         const comment = await commands.createComment({ postId: post.id, authorId: ALICE, content: 'and back' }, 'INLINE');
@@ -109,7 +130,13 @@ describe('round trips', () => {
   test('a QUEUED create sends its write, count change, enqueue and preview in one write, then COMMIT', async () => {
     const { own, watch: counter } = await watchedPool();
     try {
-      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), { defaultSyncMode: 'QUEUED', deferSeconds: 30, fanOutMaxIds: 1000 });
+      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), {
+        defaultSyncMode: 'QUEUED',
+        deferSeconds: 30,
+        fanOutMaxIds: 1000,
+        defaultPageSize: 20,
+        maxPageSize: 100,
+      });
       for (let i = 0; i < 2; i++) {
         counter.writes = 0;
         const post = await commands.createPost({ title: `Queued trip ${i}`, content: 'x', authorId: ALICE, published: true }, 'QUEUED');
@@ -120,15 +147,30 @@ describe('round trips', () => {
     }
   });
 
-  test.each(['INLINE', 'QUEUED', 'DEFERRED'] as const)('%s: a create of a missing reference is NOT_FOUND (from the insert), records no sync failure and writes nothing', async (mode) => {
-    const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), { defaultSyncMode: 'QUEUED', deferSeconds: 30, fanOutMaxIds: 1000 });
-    const unknown = '11111111-2222-4333-8444-555555555555';
-    const before = await writeCounts(pool);
-    await expect(commands.createPost({ title: 't', content: 'x', authorId: unknown }, mode)).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
-    await expect(commands.createComment({ postId: unknown, authorId: ALICE, content: 'c' }, mode)).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'postId' });
-    await expect(
-      commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: unknown, content: 'c' }, mode),
-    ).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
-    expect(await writeCounts(pool)).toEqual(before);
-  });
+  test.each(['INLINE', 'QUEUED', 'DEFERRED'] as const)(
+    '%s: a create of a missing reference is NOT_FOUND (from the insert), records no sync failure and writes nothing',
+    async (mode) => {
+      const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), {
+        defaultSyncMode: 'QUEUED',
+        deferSeconds: 30,
+        fanOutMaxIds: 1000,
+        defaultPageSize: 20,
+        maxPageSize: 100,
+      });
+      const unknown = '11111111-2222-4333-8444-555555555555';
+      const before = await writeCounts(pool);
+      await expect(commands.createPost({ title: 't', content: 'x', authorId: unknown }, mode)).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+        field: 'authorId',
+      });
+      await expect(commands.createComment({ postId: unknown, authorId: ALICE, content: 'c' }, mode)).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+        field: 'postId',
+      });
+      await expect(
+        commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: unknown, content: 'c' }, mode),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'authorId' });
+      expect(await writeCounts(pool)).toEqual(before);
+    },
+  );
 });

@@ -14,13 +14,18 @@ let created: string[];
 
 beforeAll(async () => {
   api = await file.api({ defaultPageSize: 10, maxPageSize: 15 });
-  post = (await api.data(`mutation { createPost(title: "Busy", content: "x", authorId: "${ALICE}", published: true, sync: INLINE) { id } }`)).createPost.id;
+  post = (
+    await api.data(`mutation { createPost(title: "Busy", content: "x", authorId: "${ALICE}", published: true, sync: INLINE) { id } }`)
+  ).createPost.id;
   created = [];
   for (let i = 0; i < 25; i++) {
-    const c = await api.data(`mutation($p: ID!, $t: String!) { createComment(postId: $p, authorId: "${BOB}", content: $t, sync: INLINE) { id } }`, {
-      p: post,
-      t: `comment ${i}`,
-    });
+    const c = await api.data(
+      `mutation($p: ID!, $t: String!) { createComment(postId: $p, authorId: "${BOB}", content: $t, sync: INLINE) { id } }`,
+      {
+        p: post,
+        t: `comment ${i}`,
+      },
+    );
     created.push(c.createComment.id);
   }
 });
@@ -61,7 +66,11 @@ test('limit past MAX_PAGE_SIZE, or below 1, and a bad cursor are BAD_USER_INPUT 
 });
 
 test('a post without comments: an empty page and a count of 0', async () => {
-  const empty = (await api.data(`mutation { createPost(title: "Quiet", content: "x", authorId: "${ALICE}", sync: INLINE) { id commentCount comments { id } } }`)).createPost;
+  const empty = (
+    await api.data(
+      `mutation { createPost(title: "Quiet", content: "x", authorId: "${ALICE}", sync: INLINE) { id commentCount comments { id } } }`,
+    )
+  ).createPost;
   expect(empty).toMatchObject({ commentCount: 0, comments: [] });
   expect((await api.data(page, { id: empty.id })).post).toEqual({ commentCount: 0, comments: [] });
 });
@@ -69,13 +78,19 @@ test('a post without comments: an empty page and a count of 0', async () => {
 test('aliases ask for different pages of one post in one request; lists of posts page each post', async () => {
   const first = await pageOf({ limit: 3 });
   const both = (
-    await api.data(`query($id: ID!, $after: String) { post(id: $id) { a: comments(limit: 3) { id } b: comments(limit: 2, after: $after) { id } } }`, {
-      id: post,
-      after: first.comments[2]!.cursor,
-    })
+    await api.data(
+      `query($id: ID!, $after: String) { post(id: $id) { a: comments(limit: 3) { id } b: comments(limit: 2, after: $after) { id } } }`,
+      {
+        id: post,
+        after: first.comments[2]!.cursor,
+      },
+    )
   ).post;
   expect(both).toEqual({ a: created.slice(0, 3).map((id) => ({ id })), b: created.slice(3, 5).map((id) => ({ id })) });
-  const posts = (await api.data(`{ posts(limit: 15) { id comments(limit: 2) { id } } }`)).posts as { id: string; comments: { id: string }[] }[];
+  const posts = (await api.data(`{ posts(limit: 15) { id comments(limit: 2) { id } } }`)).posts as {
+    id: string;
+    comments: { id: string }[];
+  }[];
   expect(posts.find((p) => p.id === post)!.comments).toEqual(created.slice(0, 2).map((id) => ({ id })));
   for (const p of posts) expect(p.comments.length).toBeLessThanOrEqual(2);
 });
@@ -86,7 +101,13 @@ test('the Apollo path answers the same pages, with aliases', async () => {
   const first = await pageOf({ limit: 2 });
   const res = await api.gql(query, { id: post, x: false, after: first.comments[1]!.cursor });
   expect(res.json).toEqual({
-    data: { post: { commentCount: 25, a: created.slice(0, 2).map((id) => ({ id })), b: [2, 3].map((i) => ({ id: created[i], content: `comment ${i}` })) } },
+    data: {
+      post: {
+        commentCount: 25,
+        a: created.slice(0, 2).map((id) => ({ id })),
+        b: [2, 3].map((i) => ({ id: created[i], content: `comment ${i}` })),
+      },
+    },
   });
   const bad = await api.gql(query, { id: post, x: true, after: 'nope' });
   expect(bad.json.errors?.[0]).toMatchObject({ message: expect.stringContaining('after'), extensions: { code: 'BAD_USER_INPUT' } });
@@ -94,7 +115,10 @@ test('the Apollo path answers the same pages, with aliases', async () => {
 
 test("a mutation's answer reads its comments and count too", async () => {
   const updated = (
-    await api.data(`mutation($id: ID!) { updatePost(id: $id, title: "Busier", sync: INLINE) { title commentCount comments(limit: 2) { content } } }`, { id: post })
+    await api.data(
+      `mutation($id: ID!) { updatePost(id: $id, title: "Busier", sync: INLINE) { title commentCount comments(limit: 2) { content } } }`,
+      { id: post },
+    )
   ).updatePost;
   expect(updated).toEqual({ title: 'Busier', commentCount: 25, comments: [{ content: 'comment 0' }, { content: 'comment 1' }] });
 });

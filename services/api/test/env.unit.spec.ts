@@ -73,15 +73,34 @@ describe('authentication and operator token variables', () => {
   });
 
   test('HS256: the secret, issuer, audience and role claim are read (AUTH_MODE is case-insensitive)', () => {
-    const c = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'JWT', JWT_SECRET: SECRET, JWT_ISSUER: 'https://idp.test', JWT_AUDIENCE: 'blog', JWT_ROLE_CLAIM: 'roles' });
-    expect(c.auth).toEqual({ mode: 'jwt', key: { kind: 'secret', secret: SECRET }, issuer: 'https://idp.test', audience: 'blog', roleClaim: 'roles', maxAgeSeconds: 86_400 });
+    const c = loadConfig({
+      DATABASE_URL: URL,
+      AUTH_MODE: 'JWT',
+      JWT_SECRET: SECRET,
+      JWT_ISSUER: 'https://idp.test',
+      JWT_AUDIENCE: 'blog',
+      JWT_ROLE_CLAIM: 'roles',
+    });
+    expect(c.auth).toEqual({
+      mode: 'jwt',
+      key: { kind: 'secret', secret: SECRET },
+      issuer: 'https://idp.test',
+      audience: 'blog',
+      roleClaim: 'roles',
+      maxAgeSeconds: 86_400,
+    });
   });
 
   test('RS256: a PEM public key (escaped newlines are unescaped) or a JWKS URL', () => {
     const pem = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: PEM.replace(/\n/g, '\\n') });
     expect(pem.auth).toEqual({ mode: 'jwt', key: { kind: 'publicKey', pem: PEM }, roleClaim: 'role', maxAgeSeconds: 86_400 });
     const jwks = loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_JWKS_URL: 'https://idp.test/.well-known/jwks.json' });
-    expect(jwks.auth).toEqual({ mode: 'jwt', key: { kind: 'jwks', url: 'https://idp.test/.well-known/jwks.json' }, roleClaim: 'role', maxAgeSeconds: 86_400 });
+    expect(jwks.auth).toEqual({
+      mode: 'jwt',
+      key: { kind: 'jwks', url: 'https://idp.test/.well-known/jwks.json' },
+      roleClaim: 'role',
+      maxAgeSeconds: 86_400,
+    });
   });
 
   test('JWT_MAX_AGE_SECONDS: 86400 by default, 0 for no limit, never negative', () => {
@@ -102,7 +121,9 @@ describe('authentication and operator token variables', () => {
     expect(message).toContain('JWT_SECRET: must be at least 32 characters');
     expect(message).toContain('JWT_JWKS_URL: must be an http:// or https:// URL (got "ftp://x")');
     expect(message).toContain('OPERATOR_TOKEN: must be at least 16 characters');
-    expect(() => loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: 'not a pem' })).toThrow(/JWT_PUBLIC_KEY: must be a PEM public key/);
+    expect(() => loadConfig({ DATABASE_URL: URL, AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: 'not a pem' })).toThrow(
+      /JWT_PUBLIC_KEY: must be a PEM public key/,
+    );
   });
 
   test('OPERATOR_TOKEN is read; empty means unset', () => {
@@ -133,9 +154,18 @@ describe('abuse limits', () => {
 
   test('NODE_ENV=production turns introspection and the IDE off; GRAPHQL_INTROSPECTION / GRAPHQL_IDE override either way', () => {
     expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production' })).toMatchObject({ introspection: false, ide: false });
-    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' })).toMatchObject({ introspection: true, ide: false });
-    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production', GRAPHQL_IDE: 'yes', GRAPHQL_INTROSPECTION: '' })).toMatchObject({ introspection: false, ide: true });
-    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'development', GRAPHQL_INTROSPECTION: 'false', GRAPHQL_IDE: '0' })).toMatchObject({ introspection: false, ide: false });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true' })).toMatchObject({
+      introspection: true,
+      ide: false,
+    });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production', GRAPHQL_IDE: 'yes', GRAPHQL_INTROSPECTION: '' })).toMatchObject({
+      introspection: false,
+      ide: true,
+    });
+    expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'development', GRAPHQL_INTROSPECTION: 'false', GRAPHQL_IDE: '0' })).toMatchObject({
+      introspection: false,
+      ide: false,
+    });
     expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'test' })).toMatchObject({ introspection: true, ide: true });
   });
 
@@ -147,8 +177,19 @@ describe('abuse limits', () => {
 
   test('values are read; PERSISTED_OPERATIONS is case-insensitive', () => {
     expect(
-      loadConfig({ DATABASE_URL: URL, MAX_QUERY_COST: '2000', RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', PERSISTED_OPERATIONS: 'ONLY', PERSISTED_OPERATIONS_FILE: '/etc/blog/ops.json' }),
-    ).toMatchObject({ maxQueryCost: 2000, rateLimitMutationsPerMinute: 0, persistedOperations: 'only', persistedOperationsFile: '/etc/blog/ops.json' });
+      loadConfig({
+        DATABASE_URL: URL,
+        MAX_QUERY_COST: '2000',
+        RATE_LIMIT_MUTATIONS_PER_MINUTE: '0',
+        PERSISTED_OPERATIONS: 'ONLY',
+        PERSISTED_OPERATIONS_FILE: '/etc/blog/ops.json',
+      }),
+    ).toMatchObject({
+      maxQueryCost: 2000,
+      rateLimitMutationsPerMinute: 0,
+      persistedOperations: 'only',
+      persistedOperationsFile: '/etc/blog/ops.json',
+    });
   });
 
   test('bad values are refused by name', () => {
@@ -175,7 +216,9 @@ describe('abuse limits', () => {
   });
 
   test('PERSISTED_OPERATIONS allow or only needs PERSISTED_OPERATIONS_FILE', () => {
-    expect(() => loadConfig({ DATABASE_URL: URL, PERSISTED_OPERATIONS: 'allow' })).toThrow(/PERSISTED_OPERATIONS_FILE: is required when PERSISTED_OPERATIONS is allow or only/);
+    expect(() => loadConfig({ DATABASE_URL: URL, PERSISTED_OPERATIONS: 'allow' })).toThrow(
+      /PERSISTED_OPERATIONS_FILE: is required when PERSISTED_OPERATIONS is allow or only/,
+    );
     expect(loadConfig({ DATABASE_URL: URL, PERSISTED_OPERATIONS: 'off' }).persistedOperations).toBe('off');
   });
 });

@@ -38,53 +38,256 @@ interface Case {
 }
 
 const createPost = (args: string) => `mutation { createPost(${args}) { id } }`;
-const deep = (n: number) => `{ __schema { types { ${'fields { type { '.repeat(Math.ceil(n / 2))}name${' } }'.repeat(Math.ceil(n / 2))} } } }`;
+const deep = (n: number) =>
+  `{ __schema { types { ${'fields { type { '.repeat(Math.ceil(n / 2))}name${' } }'.repeat(Math.ceil(n / 2))} } } }`;
 
 const cases: Case[] = [
   // bad UUIDs
-  { name: 'createPost with a malformed authorId', query: createPost(`title: "t", content: "c", authorId: "not-a-uuid"`), status: 200, code: 'BAD_USER_INPUT', field: 'authorId' },
+  {
+    name: 'createPost with a malformed authorId',
+    query: createPost(`title: "t", content: "c", authorId: "not-a-uuid"`),
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'authorId',
+  },
   { name: 'post(id) with a malformed id', query: `{ post(id: "42") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'id' },
-  { name: 'deleteComment with a malformed id', query: `mutation { deleteComment(id: "x'; DROP TABLE tb_comment; --") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'id' },
-  { name: 'posts with a malformed authorId filter', query: `{ posts(authorId: "alice") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'authorId' },
+  {
+    name: 'deleteComment with a malformed id',
+    query: `mutation { deleteComment(id: "x'; DROP TABLE tb_comment; --") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'id',
+  },
+  {
+    name: 'posts with a malformed authorId filter',
+    query: `{ posts(authorId: "alice") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'authorId',
+  },
   // unknown ids
-  { name: 'createPost by an unknown author', query: createPost(`title: "t", content: "c", authorId: "${UNKNOWN}"`), status: 200, code: 'NOT_FOUND', field: 'authorId' },
-  { name: 'createComment on an unknown post', query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "hi") { id } }`, status: 200, code: 'NOT_FOUND', field: 'postId' },
-  { name: 'createComment by an unknown author', query: `mutation { createComment(postId: "${POST1}", authorId: "${UNKNOWN}", content: "hi") { id } }`, status: 200, code: 'NOT_FOUND', field: 'authorId' },
+  {
+    name: 'createPost by an unknown author',
+    query: createPost(`title: "t", content: "c", authorId: "${UNKNOWN}"`),
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'authorId',
+  },
+  {
+    name: 'createComment on an unknown post',
+    query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "hi") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'postId',
+  },
+  {
+    name: 'createComment by an unknown author',
+    query: `mutation { createComment(postId: "${POST1}", authorId: "${UNKNOWN}", content: "hi") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'authorId',
+  },
   // the same with INLINE: the refresh and the COMMIT were sent behind the failing insert
-  { name: 'createPost INLINE by an unknown author', query: createPost(`title: "t", content: "c", authorId: "${UNKNOWN}", sync: INLINE`), status: 200, code: 'NOT_FOUND', field: 'authorId' },
-  { name: 'createComment INLINE on an unknown post', query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "hi", sync: INLINE) { id } }`, status: 200, code: 'NOT_FOUND', field: 'postId' },
-  { name: 'createComment INLINE by an unknown author', query: `mutation { createComment(postId: "${POST1}", authorId: "${UNKNOWN}", content: "hi", sync: INLINE) { id } }`, status: 200, code: 'NOT_FOUND', field: 'authorId' },
-  { name: 'updatePost of an unknown post', query: `mutation { updatePost(id: "${UNKNOWN}", title: "t") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
-  { name: 'publishPost of an unknown post', query: `mutation { publishPost(id: "${UNKNOWN}") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
-  { name: 'deletePost of an unknown post', query: `mutation { deletePost(id: "${UNKNOWN}") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
-  { name: 'deleteComment of an unknown comment', query: `mutation { deleteComment(id: "${UNKNOWN}") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
-  { name: 'updateUser of an unknown user', query: `mutation { updateUser(id: "${UNKNOWN}", fullName: "X") { id } }`, status: 200, code: 'NOT_FOUND', field: 'id' },
+  {
+    name: 'createPost INLINE by an unknown author',
+    query: createPost(`title: "t", content: "c", authorId: "${UNKNOWN}", sync: INLINE`),
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'authorId',
+  },
+  {
+    name: 'createComment INLINE on an unknown post',
+    query: `mutation { createComment(postId: "${UNKNOWN}", authorId: "${ALICE}", content: "hi", sync: INLINE) { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'postId',
+  },
+  {
+    name: 'createComment INLINE by an unknown author',
+    query: `mutation { createComment(postId: "${POST1}", authorId: "${UNKNOWN}", content: "hi", sync: INLINE) { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'authorId',
+  },
+  {
+    name: 'updatePost of an unknown post',
+    query: `mutation { updatePost(id: "${UNKNOWN}", title: "t") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'id',
+  },
+  {
+    name: 'publishPost of an unknown post',
+    query: `mutation { publishPost(id: "${UNKNOWN}") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'id',
+  },
+  {
+    name: 'deletePost of an unknown post',
+    query: `mutation { deletePost(id: "${UNKNOWN}") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'id',
+  },
+  {
+    name: 'deleteComment of an unknown comment',
+    query: `mutation { deleteComment(id: "${UNKNOWN}") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'id',
+  },
+  {
+    name: 'updateUser of an unknown user',
+    query: `mutation { updateUser(id: "${UNKNOWN}", fullName: "X") { id } }`,
+    status: 200,
+    code: 'NOT_FOUND',
+    field: 'id',
+  },
   // empty and oversized strings
-  { name: 'createPost with an empty title', query: createPost(`title: "", content: "c", authorId: "${ALICE}"`), status: 200, code: 'BAD_USER_INPUT', field: 'title' },
-  { name: 'createPost with a blank title', query: createPost(`title: " \\t\\n ", content: "c", authorId: "${ALICE}"`), status: 200, code: 'BAD_USER_INPUT', field: 'title' },
-  { name: 'createPost with a 301-character title', query: createPost(`title: "${'t'.repeat(301)}", content: "c", authorId: "${ALICE}"`), status: 200, code: 'BAD_USER_INPUT', field: 'title' },
-  { name: 'createPost with 100,001 characters of content', query: `mutation($c: String!) { createPost(title: "t", content: $c, authorId: "${ALICE}") { id } }`, variables: { c: 'x'.repeat(60_000) + 'é'.repeat(40_001) }, status: 200, code: 'BAD_USER_INPUT', field: 'content' },
-  { name: 'createComment with empty content', query: `mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'content' },
-  { name: 'createComment with a NUL character', query: `mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "a\\u0000b") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'content' },
-  { name: 'createUser with a 101-character full name', query: `mutation { createUser(email: "z@example.com", username: "zed", fullName: "${'z'.repeat(101)}") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'fullName' },
-  { name: 'createUser with a malformed email', query: `mutation { createUser(email: "not an email", username: "zed", fullName: "Zed") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'email' },
-  { name: 'createUser with a two-letter username', query: `mutation { createUser(email: "z@example.com", username: "zz", fullName: "Zed") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'username' },
-  { name: 'updatePost with nothing to change', query: `mutation { updatePost(id: "${POST1}") { id } }`, status: 200, code: 'BAD_USER_INPUT' },
-  { name: 'updateUser with a null username', query: `mutation { updateUser(id: "${ALICE}", username: null) { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'username' },
+  {
+    name: 'createPost with an empty title',
+    query: createPost(`title: "", content: "c", authorId: "${ALICE}"`),
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'title',
+  },
+  {
+    name: 'createPost with a blank title',
+    query: createPost(`title: " \\t\\n ", content: "c", authorId: "${ALICE}"`),
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'title',
+  },
+  {
+    name: 'createPost with a 301-character title',
+    query: createPost(`title: "${'t'.repeat(301)}", content: "c", authorId: "${ALICE}"`),
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'title',
+  },
+  {
+    name: 'createPost with 100,001 characters of content',
+    query: `mutation($c: String!) { createPost(title: "t", content: $c, authorId: "${ALICE}") { id } }`,
+    variables: { c: 'x'.repeat(60_000) + 'é'.repeat(40_001) },
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'content',
+  },
+  {
+    name: 'createComment with empty content',
+    query: `mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'content',
+  },
+  {
+    name: 'createComment with a NUL character',
+    query: `mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "a\\u0000b") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'content',
+  },
+  {
+    name: 'createUser with a 101-character full name',
+    query: `mutation { createUser(email: "z@example.com", username: "zed", fullName: "${'z'.repeat(101)}") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'fullName',
+  },
+  {
+    name: 'createUser with a malformed email',
+    query: `mutation { createUser(email: "not an email", username: "zed", fullName: "Zed") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'email',
+  },
+  {
+    name: 'createUser with a two-letter username',
+    query: `mutation { createUser(email: "z@example.com", username: "zz", fullName: "Zed") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'username',
+  },
+  {
+    name: 'updatePost with nothing to change',
+    query: `mutation { updatePost(id: "${POST1}") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+  },
+  {
+    name: 'updateUser with a null username',
+    query: `mutation { updateUser(id: "${ALICE}", username: null) { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'username',
+  },
   // taken usernames and emails (case-insensitive)
-  { name: 'createUser with a taken username, other case', query: `mutation { createUser(email: "new@example.com", username: "ALICE", fullName: "Alice Two") { id } }`, status: 200, code: 'CONFLICT', field: 'username' },
-  { name: 'createUser with a taken email, other case', query: `mutation { createUser(email: "Bob@Example.com", username: "bobby", fullName: "Bob Two") { id } }`, status: 200, code: 'CONFLICT', field: 'email' },
-  { name: 'updateUser taking another user’s username', query: `mutation { updateUser(id: "${ALICE}", username: "bob") { id } }`, status: 200, code: 'CONFLICT', field: 'username' },
+  {
+    name: 'createUser with a taken username, other case',
+    query: `mutation { createUser(email: "new@example.com", username: "ALICE", fullName: "Alice Two") { id } }`,
+    status: 200,
+    code: 'CONFLICT',
+    field: 'username',
+  },
+  {
+    name: 'createUser with a taken email, other case',
+    query: `mutation { createUser(email: "Bob@Example.com", username: "bobby", fullName: "Bob Two") { id } }`,
+    status: 200,
+    code: 'CONFLICT',
+    field: 'email',
+  },
+  {
+    name: 'updateUser taking another user’s username',
+    query: `mutation { updateUser(id: "${ALICE}", username: "bob") { id } }`,
+    status: 200,
+    code: 'CONFLICT',
+    field: 'username',
+  },
   // limits and cursors
-  { name: 'posts with a limit above the maximum', query: `{ posts(limit: 101) { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'limit' },
+  {
+    name: 'posts with a limit above the maximum',
+    query: `{ posts(limit: 101) { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'limit',
+  },
   { name: 'posts with a limit of zero', query: `{ posts(limit: 0) { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'limit' },
-  { name: 'posts with a forged cursor', query: `{ posts(after: "bm90IGEgY3Vyc29y") { id } }`, status: 200, code: 'BAD_USER_INPUT', field: 'after' },
-  { name: 'syncMetrics of an unknown entity type', query: `{ syncMetrics(entityType: "nothing") { totalSyncs24h } }`, status: 200, code: 'BAD_USER_INPUT', field: 'entityType' },
+  {
+    name: 'posts with a forged cursor',
+    query: `{ posts(after: "bm90IGEgY3Vyc29y") { id } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'after',
+  },
+  {
+    name: 'syncMetrics of an unknown entity type',
+    query: `{ syncMetrics(entityType: "nothing") { totalSyncs24h } }`,
+    status: 200,
+    code: 'BAD_USER_INPUT',
+    field: 'entityType',
+  },
   // wrong types
-  { name: 'a number where a String is expected', query: createPost(`title: 123, content: "c", authorId: "${ALICE}"`), status: 400, code: 'GRAPHQL_VALIDATION_FAILED' },
-  { name: 'a string variable for a Boolean', query: `mutation($p: Boolean) { createPost(title: "t", content: "c", authorId: "${ALICE}", published: $p) { id } }`, variables: { p: 'yes' }, status: 400, code: 'BAD_USER_INPUT' },
+  {
+    name: 'a number where a String is expected',
+    query: createPost(`title: 123, content: "c", authorId: "${ALICE}"`),
+    status: 400,
+    code: 'GRAPHQL_VALIDATION_FAILED',
+  },
+  {
+    name: 'a string variable for a Boolean',
+    query: `mutation($p: Boolean) { createPost(title: "t", content: "c", authorId: "${ALICE}", published: $p) { id } }`,
+    variables: { p: 'yes' },
+    status: 400,
+    code: 'BAD_USER_INPUT',
+  },
   { name: 'a float limit', query: `{ posts(limit: 2.5) { id } }`, status: 400, code: 'GRAPHQL_VALIDATION_FAILED' },
-  { name: 'an unknown sync mode', query: createPost(`title: "t", content: "c", authorId: "${ALICE}", sync: NOW`), status: 400, code: 'GRAPHQL_VALIDATION_FAILED' },
+  {
+    name: 'an unknown sync mode',
+    query: createPost(`title: "t", content: "c", authorId: "${ALICE}", sync: NOW`),
+    status: 400,
+    code: 'GRAPHQL_VALIDATION_FAILED',
+  },
   { name: 'an unknown field', query: `{ posts { id secret } }`, status: 400, code: 'GRAPHQL_VALIDATION_FAILED' },
   // malformed requests
   { name: 'a GraphQL syntax error', query: `{ posts { id `, status: 400, code: 'GRAPHQL_PARSE_FAILED' },
@@ -92,19 +295,31 @@ const cases: Case[] = [
   { name: 'a body without a query', body: { variables: {} }, status: 400, code: 'BAD_REQUEST' },
   { name: 'a query that is not a string', body: { query: 42 }, status: 400, code: 'BAD_REQUEST' },
   { name: 'a batch (arrays are not accepted)', body: [{ query: '{ posts { id } }' }], status: 400, code: 'BAD_REQUEST' },
-  { name: 'a text/plain POST (CSRF-style)', raw: '{"query":"{ posts { id } }"}', headers: { 'content-type': 'text/plain' }, status: 415, code: 'BAD_REQUEST' },
+  {
+    name: 'a text/plain POST (CSRF-style)',
+    raw: '{"query":"{ posts { id } }"}',
+    headers: { 'content-type': 'text/plain' },
+    status: 415,
+    code: 'BAD_REQUEST',
+  },
   // limits
   { name: 'a query deeper than MAX_QUERY_DEPTH', query: deep(20), status: 400, code: 'GRAPHQL_VALIDATION_FAILED' },
-  { name: 'a body larger than MAX_BODY_BYTES', body: { query: `mutation { createPost(title: "t", content: "${'x'.repeat(MAX_BODY_BYTES)}", authorId: "${ALICE}") { id } }` }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  {
+    name: 'a body larger than MAX_BODY_BYTES',
+    body: { query: `mutation { createPost(title: "t", content: "${'x'.repeat(MAX_BODY_BYTES)}", authorId: "${ALICE}") { id } }` },
+    status: 413,
+    code: 'PAYLOAD_TOO_LARGE',
+  },
 ];
 
 test.each(cases)('$name: $status $code, nothing written', async (c) => {
   const before = await writeCounts(pool);
-  const res = c.raw !== undefined
-    ? await api.raw(c.raw, c.headers)
-    : c.body !== undefined
-      ? await api.post(c.body, c.headers)
-      : await api.gql(c.query!, c.variables);
+  const res =
+    c.raw !== undefined
+      ? await api.raw(c.raw, c.headers)
+      : c.body !== undefined
+        ? await api.post(c.body, c.headers)
+        : await api.gql(c.query!, c.variables);
   expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code }).toEqual({ status: c.status, code: c.code });
   if (c.field) expect(res.json.errors?.[0]?.extensions?.field).toBe(c.field);
   expect(res.text).not.toMatch(/stack|at .+\.(ts|js):\d+/i);
@@ -128,10 +343,13 @@ test('a chunked body (no Content-Length) is cut off at MAX_BODY_BYTES with a 413
   const before = await writeCounts(pool);
   const { port } = new URL(api.url);
   const status = await new Promise<number>((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: Number(port), path: '/graphql', method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: Number(port), path: '/graphql', method: 'POST', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('error', reject);
     req.write(`{"query":"mutation { createPost(title: \\"t\\", authorId: \\"${ALICE}\\", content: \\"`);
     const chunk = 'x'.repeat(16 * 1024);
@@ -150,8 +368,16 @@ test('a chunked body (no Content-Length) is cut off at MAX_BODY_BYTES with a 413
 describe('every invalid argument of a mutation is reported, each naming its argument, and nothing is written', () => {
   // Each mutation with its bad arguments, and the fields the errors must name (in argument order).
   const mutations: { name: string; query: string; variables?: Record<string, unknown>; fields: string[] }[] = [
-    { name: 'createPost, two bad arguments', query: createPost(`title: "   ", content: "c", authorId: "not-a-uuid"`), fields: ['title', 'authorId'] },
-    { name: 'createPost, three bad arguments', query: createPost(`title: "   ", content: "", authorId: "not-a-uuid"`), fields: ['title', 'content', 'authorId'] },
+    {
+      name: 'createPost, two bad arguments',
+      query: createPost(`title: "   ", content: "c", authorId: "not-a-uuid"`),
+      fields: ['title', 'authorId'],
+    },
+    {
+      name: 'createPost, three bad arguments',
+      query: createPost(`title: "   ", content: "", authorId: "not-a-uuid"`),
+      fields: ['title', 'content', 'authorId'],
+    },
     {
       name: 'createUser, two bad arguments',
       query: `mutation { createUser(email: "not-an-email", username: "ok_name", fullName: "") { id } }`,
@@ -163,7 +389,11 @@ describe('every invalid argument of a mutation is reported, each naming its argu
       variables: { e: 'no-at-sign', u: 'x', f: '\u200b' },
       fields: ['email', 'username', 'fullName'],
     },
-    { name: 'updatePost, three bad arguments', query: `mutation { updatePost(id: "nope", title: "", content: null) { id } }`, fields: ['id', 'title', 'content'] },
+    {
+      name: 'updatePost, three bad arguments',
+      query: `mutation { updatePost(id: "nope", title: "", content: null) { id } }`,
+      fields: ['id', 'title', 'content'],
+    },
     {
       name: 'createComment, two bad arguments',
       query: `mutation { createComment(postId: "nope", authorId: "${ALICE}", content: " ") { id } }`,
@@ -172,7 +402,10 @@ describe('every invalid argument of a mutation is reported, each naming its argu
   ];
 
   // As sent (direct mutation path), and with `extensions: {}` (Apollo Server's path).
-  for (const [path, extra] of [['direct', {}], ['Apollo', { extensions: {} }]] as const) {
+  for (const [path, extra] of [
+    ['direct', {}],
+    ['Apollo', { extensions: {} }],
+  ] as const) {
     test.each(mutations)(`$name (${path} path)`, async ({ query, variables, fields }) => {
       const before = await writeCounts(pool);
       const res = await api.gql(query, variables, extra);

@@ -16,11 +16,17 @@ let n = 0;
 /** A user with `comments` comments (on one post of theirs), all synced. */
 async function prolific(comments: number): Promise<{ user: string; post: string; comments: string[] }> {
   n += 1;
-  const user = (await api.data(`mutation { createUser(email: "fan${n}@example.test", username: "fan${n}", fullName: "Fan ${n}", sync: INLINE) { id } }`)).createUser.id;
-  const post = (await api.data(`mutation { createPost(title: "Fan post ${n}", content: "x", authorId: "${user}", sync: INLINE) { id } }`)).createPost.id;
+  const user = (
+    await api.data(`mutation { createUser(email: "fan${n}@example.test", username: "fan${n}", fullName: "Fan ${n}", sync: INLINE) { id } }`)
+  ).createUser.id;
+  const post = (await api.data(`mutation { createPost(title: "Fan post ${n}", content: "x", authorId: "${user}", sync: INLINE) { id } }`))
+    .createPost.id;
   const ids: string[] = [];
   for (let i = 0; i < comments; i++) {
-    ids.push((await api.data(`mutation { createComment(postId: "${post}", authorId: "${user}", content: "c${i}", sync: INLINE) { id } }`)).createComment.id);
+    ids.push(
+      (await api.data(`mutation { createComment(postId: "${post}", authorId: "${user}", content: "c${i}", sync: INLINE) { id } }`))
+        .createComment.id,
+    );
   }
   return { user, post, comments: ids };
 }
@@ -29,10 +35,10 @@ const commentAuthor = async (id: string) =>
   (await file.pool.query<{ name: string }>("SELECT data->'author'->>'fullName' AS name FROM tv_comment WHERE id = $1", [id])).rows[0]?.name;
 
 async function fanOutJobs(user: string): Promise<{ plan: Record<string, string[]>; expand?: boolean }[]> {
-  const { rows } = await file.pool.query(`SELECT data FROM pgboss.job WHERE name = $1 AND state = 'created' AND data->>'expand' = 'true' AND data->'plan'->'user' ? $2`, [
-    SYNC_QUEUE,
-    user,
-  ]);
+  const { rows } = await file.pool.query(
+    `SELECT data FROM pgboss.job WHERE name = $1 AND state = 'created' AND data->>'expand' = 'true' AND data->'plan'->'user' ? $2`,
+    [SYNC_QUEUE, user],
+  );
   return rows.map((r) => r.data);
 }
 
@@ -63,9 +69,12 @@ test('a write within the bound answers without sync.restQueued and queues no fan
 test('QUEUED and on the Apollo path: the same fan-out job, the same extension', async () => {
   const f = await prolific(8);
   // A variable @include sends the mutation to Apollo Server.
-  const res = await api.gql(`mutation($x: Boolean!) { updateUser(id: "${f.user}", fullName: "Queued Fan", sync: QUEUED) { fullName @include(if: $x) } }`, {
-    x: true,
-  });
+  const res = await api.gql(
+    `mutation($x: Boolean!) { updateUser(id: "${f.user}", fullName: "Queued Fan", sync: QUEUED) { fullName @include(if: $x) } }`,
+    {
+      x: true,
+    },
+  );
   expect(res.json).toMatchObject({ data: { updateUser: { fullName: 'Queued Fan' } }, extensions: { sync: { restQueued: true } } });
   expect(await fanOutJobs(f.user)).toHaveLength(1);
   while ((await api.drainQueue()) > 0);

@@ -46,12 +46,14 @@ describe('cost limit', () => {
     ]);
   });
 
-  test('a text field costs 1 per 1,000 characters it can hold: nine aliases of 100 posts\' content (up to 100,000 characters each) are refused', async () => {
+  test("a text field costs 1 per 1,000 characters it can hold: nine aliases of 100 posts' content (up to 100,000 characters each) are refused", async () => {
     const def = await api({});
     const aliases = Array.from({ length: 9 }, (_, i) => `c${i}: content`).join(' ');
     const res = await def.gql(`{ posts(limit: 100, published: true) { ${aliases} } }`);
     expect(res.status).toBe(400);
-    expect(res.json.errors?.[0]?.extensions).toEqual(expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * 9 * 100, limit: 25_000 }));
+    expect(res.json.errors?.[0]?.extensions).toEqual(
+      expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * 9 * 100, limit: 25_000 }),
+    );
     // Short text fields still cost 1: a hundred titles are cheap.
     expect((await def.gql(`{ posts(limit: 100) { title } }`)).json.errors).toBeUndefined();
   });
@@ -59,14 +61,18 @@ describe('cost limit', () => {
   test('a variable limit counts as MAX_PAGE_SIZE, an omitted one as DEFAULT_PAGE_SIZE', async () => {
     // posts { id }: 1 + items × 1.
     const withVariable = await a.gql(`query($n: Int) { posts(limit: $n) { id title author { username } comments { id } } }`, { n: 1 });
-    expect(withVariable.json.errors?.[0]?.extensions).toEqual(expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * (1 + 1 + 2 + 21) }));
+    expect(withVariable.json.errors?.[0]?.extensions).toEqual(
+      expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * (1 + 1 + 2 + 21) }),
+    );
     const omitted = await a.gql(`{ posts { id title author { username } } }`);
     expect(omitted.json.errors).toBeUndefined();
   });
 
   test('refused identically whichever path would have run it: a read (compiled path) and a mutation (Apollo)', async () => {
     const read = await a.gql(`{ ${Array.from({ length: 501 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
-    const write = await a.gql(`mutation { ${Array.from({ length: 20 }, (_, i) => `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id comments { id content } }`).join(' ')} }`);
+    const write = await a.gql(
+      `mutation { ${Array.from({ length: 20 }, (_, i) => `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id comments { id content } }`).join(' ')} }`,
+    );
     for (const res of [read, write]) {
       expect(res.status).toBe(400);
       expect(res.json.errors?.[0]?.extensions?.code).toBe('QUERY_TOO_COMPLEX');
@@ -116,14 +122,19 @@ describe('mutation rate limit', () => {
     // Reads of the limited client: the compiled path and Apollo's.
     const read = await a.post({ query: `{ post(id: "${POST1}") { id } }` }, as('203.0.113.1'));
     expect(read.json).toEqual({ data: { post: { id: POST1 } } });
-    const apolloRead = await a.post({ query: `query($s: Boolean!) { post(id: "${POST1}") { id title @include(if: $s) } }`, variables: { s: false } }, as('203.0.113.1'));
+    const apolloRead = await a.post(
+      { query: `query($s: Boolean!) { post(id: "${POST1}") { id title @include(if: $s) } }`, variables: { s: false } },
+      as('203.0.113.1'),
+    );
     expect(apolloRead.json).toEqual({ data: { post: { id: POST1 } } });
   });
 
   test('each root field of a mutation takes a token: a document of more writes than the bucket holds is refused whole', async () => {
     const before = await writeCounts(seeded.pool);
     const res = await a.post(
-      { query: `mutation { ${[0, 1, 2, 3].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
+      {
+        query: `mutation { ${[0, 1, 2, 3].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }`,
+      },
       as('203.0.113.3'),
     );
     expect(res.status).toBe(429);
@@ -131,7 +142,9 @@ describe('mutation rate limit', () => {
     expect(await writeCounts(seeded.pool)).toEqual(before);
     // Three fit.
     const three = await a.post(
-      { query: `mutation { ${[0, 1, 2].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }` },
+      {
+        query: `mutation { ${[0, 1, 2].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }`,
+      },
       as('203.0.113.3'),
     );
     expect(three.json.errors).toBeUndefined();
@@ -165,7 +178,10 @@ describe('persisted operations', () => {
   const recent = sha256(SEED_OPERATIONS.GetRecentPosts);
   const addComment = sha256(SEED_OPERATIONS.AddComment);
   const unknown = sha256('{ posts { id } }');
-  const byHash = (hash: string, variables?: Record<string, unknown>) => ({ extensions: { persistedQuery: { version: 1, sha256Hash: hash } }, ...(variables ? { variables } : {}) });
+  const byHash = (hash: string, variables?: Record<string, unknown>) => ({
+    extensions: { persistedQuery: { version: 1, sha256Hash: hash } },
+    ...(variables ? { variables } : {}),
+  });
   let statements: string[] = [];
   let allow: TestApi;
   let only: TestApi;
@@ -175,7 +191,10 @@ describe('persisted operations', () => {
   beforeAll(async () => {
     fs.writeFileSync(file, JSON.stringify(list));
     allow = await api({ persistedOperations: 'allow', persistedOperationsFile: file }, { logger: logs.logger });
-    only = await api({ persistedOperations: 'only', persistedOperationsFile: file }, { onQuery: (text) => statements.push(text), logger: logs.logger });
+    only = await api(
+      { persistedOperations: 'only', persistedOperationsFile: file },
+      { onQuery: (text) => statements.push(text), logger: logs.logger },
+    );
     off = await api({ persistedOperations: 'off' }, { logger: logs.logger });
   });
 
@@ -225,15 +244,23 @@ describe('persisted operations', () => {
     expect(listed.status).toBe(200);
     const other = await GET(only, `/graphql?query=${encodeURIComponent('{ users { id } }')}`, { 'apollo-require-preflight': 'true' });
     expect(other.status).toBe(403);
-    expect(((await other.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('OPERATION_NOT_ALLOWED');
-    const byGet = await GET(only, `/graphql?extensions=${encodeURIComponent(JSON.stringify(byHash(recent).extensions))}`, { 'apollo-require-preflight': 'true' });
+    expect(((await other.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe(
+      'OPERATION_NOT_ALLOWED',
+    );
+    const byGet = await GET(only, `/graphql?extensions=${encodeURIComponent(JSON.stringify(byHash(recent).extensions))}`, {
+      'apollo-require-preflight': 'true',
+    });
     expect(byGet.status).toBe(200);
   });
 
   test('a hash that is not the sha256 of the query sent with it: 400 BAD_REQUEST saying so, off, allow and only alike, POST and GET, nothing logged as an error', async () => {
     const mismatched = { query: SEED_OPERATIONS.GetUser, ...byHash(unknown) };
     const errorsBefore = logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length;
-    for (const [mode, a] of [['off', off], ['allow', allow], ['only', only]] as const) {
+    for (const [mode, a] of [
+      ['off', off],
+      ['allow', allow],
+      ['only', only],
+    ] as const) {
       const posted = await a.post(mismatched);
       expect({ mode, status: posted.status, errors: posted.json.errors }).toEqual({
         mode,
@@ -242,7 +269,11 @@ describe('persisted operations', () => {
       });
       const params = new URLSearchParams({ query: mismatched.query, extensions: JSON.stringify(mismatched.extensions) });
       const got = await GET(a, `/graphql?${params}`, { 'apollo-require-preflight': 'true' });
-      expect({ mode, status: got.status, code: ((await got.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code }).toEqual({
+      expect({
+        mode,
+        status: got.status,
+        code: ((await got.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code,
+      }).toEqual({
         mode,
         status: 400,
         code: 'BAD_REQUEST',
@@ -254,7 +285,9 @@ describe('persisted operations', () => {
   test('a list file whose hash does not match its document stops the start, naming it', async () => {
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ [unknown]: '{ users { id } }' }));
-    await expect(startApi({ persistedOperations: 'only', persistedOperationsFile: bad })).rejects.toThrow(/is not the sha256 of its document/);
+    await expect(startApi({ persistedOperations: 'only', persistedOperationsFile: bad })).rejects.toThrow(
+      /is not the sha256 of its document/,
+    );
   });
 });
 
@@ -263,12 +296,18 @@ describe('production mode: introspection and the IDE', () => {
 
   test('introspection refused on both paths with INTROSPECTION_DISABLED; __typename still answers; the IDE is not served', async () => {
     const a = await api({ introspection: false, ide: false });
-    for (const query of [getIntrospectionQuery(), '{ __type(name: "Post") { name } }', `{ posts(limit: 1) { id } __schema { queryType { name } } }`]) {
+    for (const query of [
+      getIntrospectionQuery(),
+      '{ __type(name: "Post") { name } }',
+      `{ posts(limit: 1) { id } __schema { queryType { name } } }`,
+    ]) {
       const res = await a.gql(query);
       expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code }).toEqual({ status: 400, code: 'INTROSPECTION_DISABLED' });
     }
     // Over GET (Apollo only) as well.
-    const overGet = await GET(a, `/graphql?query=${encodeURIComponent('{ __schema { types { name } } }')}`, { 'apollo-require-preflight': 'true' });
+    const overGet = await GET(a, `/graphql?query=${encodeURIComponent('{ __schema { types { name } } }')}`, {
+      'apollo-require-preflight': 'true',
+    });
     expect(overGet.status).toBe(400);
     expect(await a.gql('{ __typename }')).toEqual(expect.objectContaining({ json: { data: { __typename: 'Query' } } }));
     expect((await a.gql(`{ posts(limit: 1) { __typename id } }`)).json.errors).toBeUndefined();
@@ -314,7 +353,10 @@ describe('production mode: introspection and the IDE', () => {
   test('in-process config matches what NODE_ENV=production and the overrides give', async () => {
     const url = 'postgres://u@h/db';
     expect(loadConfig({ DATABASE_URL: url, NODE_ENV: 'production' })).toMatchObject({ introspection: false, ide: false });
-    expect(loadConfig({ DATABASE_URL: url, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true', GRAPHQL_IDE: '1' })).toMatchObject({ introspection: true, ide: true });
+    expect(loadConfig({ DATABASE_URL: url, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true', GRAPHQL_IDE: '1' })).toMatchObject({
+      introspection: true,
+      ide: true,
+    });
     // Enabled by override, production or not: the page and introspection are back.
     const enabled = loadConfig({ DATABASE_URL: url, NODE_ENV: 'production', GRAPHQL_INTROSPECTION: 'true', GRAPHQL_IDE: 'true' });
     const a = await api({ introspection: enabled.introspection, ide: enabled.ide });
@@ -335,7 +377,8 @@ test('a mutation over a keep-alive connection is limited like any other (no per-
       req.on('error', reject);
       req.end(body);
     });
-  const q = (n: string) => JSON.stringify({ query: `mutation { createUser(email: "${n}@example.com", username: "${n}", fullName: "K") { id } }` });
+  const q = (n: string) =>
+    JSON.stringify({ query: `mutation { createUser(email: "${n}@example.com", username: "${n}", fullName: "K") { id } }` });
   expect(await send(q('ka_0'))).toBe(200);
   expect(await send(q('ka_1'))).toBe(429);
   agent.destroy();

@@ -37,7 +37,8 @@ describe('MutationRateLimiter', () => {
 });
 
 describe('clientKey', () => {
-  const req = (remoteAddress: string, xff?: string) => ({ socket: { remoteAddress }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as never;
+  const req = (remoteAddress: string, xff?: string) =>
+    ({ socket: { remoteAddress }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as never;
   test('the subject wins; else the peer address; X-Forwarded-For only through trusted proxies, counted from the right', () => {
     expect(clientKey(req('10.0.0.1', '1.1.1.1'), 1, 'user-7')).toBe('sub:user-7');
     expect(clientKey(req('10.0.0.1', '1.1.1.1'), 0)).toBe('ip:10.0.0.1');
@@ -50,7 +51,9 @@ describe('clientKey', () => {
 });
 
 test('mutationCost: one per root field, fragments expanded, __typename free', () => {
-  const doc = parse(`mutation { a: publishPost(id: "x") { id } ...F __typename ... on Mutation { c: deletePost(id: "y") { id } } } fragment F on Mutation { b: publishPost(id: "z") { id } }`);
+  const doc = parse(
+    `mutation { a: publishPost(id: "x") { id } ...F __typename ... on Mutation { c: deletePost(id: "y") { id } } } fragment F on Mutation { b: publishPost(id: "z") { id } }`,
+  );
   const op = doc.definitions[0] as OperationDefinitionNode;
   const fragments = { F: doc.definitions[1] as never };
   expect(mutationCost(op, fragments)).toBe(3);
@@ -70,9 +73,14 @@ describe('persisted operations', () => {
     const allow = new PersistedOperations('allow', list);
     const only = new PersistedOperations('only', list);
     const off = new PersistedOperations('off', list);
-    const byHash = (h: string, more: object = {}) => ({ operationName: 'GetUser', extensions: { persistedQuery: { version: 1, sha256Hash: h }, ...more } });
+    const byHash = (h: string, more: object = {}) => ({
+      operationName: 'GetUser',
+      extensions: { persistedQuery: { version: 1, sha256Hash: h }, ...more },
+    });
     expect(allow.resolve(byHash(hash))).toEqual({ body: { operationName: 'GetUser', query: SEED_OPERATIONS.GetUser } });
-    expect(allow.resolve(byHash(hash, { trace: true }))).toEqual({ body: { operationName: 'GetUser', query: SEED_OPERATIONS.GetUser, extensions: { trace: true } } });
+    expect(allow.resolve(byHash(hash, { trace: true }))).toEqual({
+      body: { operationName: 'GetUser', query: SEED_OPERATIONS.GetUser, extensions: { trace: true } },
+    });
     expect(allow.resolve(byHash('0'.repeat(64)))).toMatchObject({ status: 200, code: 'PERSISTED_QUERY_NOT_FOUND' });
     expect(allow.resolve({ query: '{ posts { id } }' })).toEqual({ body: { query: '{ posts { id } }' } });
     expect(only.resolve({ query: '{ posts { id } }' })).toMatchObject({ status: 403, code: 'OPERATION_NOT_ALLOWED' });
@@ -100,7 +108,9 @@ describe('the persisted-operations command', () => {
     expect(Object.keys(written)).toHaveLength(Object.keys(SEED_OPERATIONS).length + 2);
     expect(written[sha256('query A { posts(limit: 2) { id } }')]).toBe('query A { posts(limit: 2) { id } }');
     expect(persistedList(written).size).toBe(Object.keys(written).length);
-    expect(() => buildList([{ name: 'bad.graphql', document: '{ posts { secret } }' }])).toThrow(/bad.graphql: Cannot query field "secret"/);
+    expect(() => buildList([{ name: 'bad.graphql', document: '{ posts { secret } }' }])).toThrow(
+      /bad.graphql: Cannot query field "secret"/,
+    );
     await expect(main([])).rejects.toThrow(/Usage/);
   });
 });

@@ -27,7 +27,13 @@ beforeAll(async () => {
   await seed(pool);
   [a, b] = await Promise.all([startApi(), startApi()]);
   worker = spawn(process.execPath, [builtFile('services', 'worker', 'dist', 'main.js')], {
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: testDatabaseUrl(), WORKER_HEALTH_PORT: '0', WORKER_NAME: 'blog-worker-live', LOG_LEVEL: 'info' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: testDatabaseUrl(),
+      WORKER_HEALTH_PORT: '0',
+      WORKER_NAME: 'blog-worker-live',
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   worker.stdout!.on('data', (d: Buffer) => (workerOutput += d.toString()));
@@ -54,7 +60,9 @@ describe('sync tokens', () => {
     for (let i = 0; i < 100; i++) {
       // The other process has the old answer in its cache.
       expect((await titleOf(b, POST1)).status).toBe(200);
-      const written = await a.gql<{ updatePost: { title: string } }>(`mutation { updatePost(id: "${POST1}", title: "Queued ${i}", sync: QUEUED) { title } }`);
+      const written = await a.gql<{ updatePost: { title: string } }>(
+        `mutation { updatePost(id: "${POST1}", title: "Queued ${i}", sync: QUEUED) { title } }`,
+      );
       const token = written.json.extensions!.syncToken!;
       expect(token).toMatch(/^st1\./);
       const read = await titleOf(b, POST1, { 'X-Sync-Token': token });
@@ -76,7 +84,11 @@ describe('sync tokens', () => {
       const read = await titleOf(impatient, POST3, { 'X-Sync-Token': token });
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);
       expect(read.status).toBe(504);
-      expect(read.json).toEqual({ errors: [{ message: expect.stringMatching(/not projected within \d+ ms \(SYNC_WAIT_TIMEOUT_MS\)/), extensions: { code: 'SYNC_TIMEOUT' } }] });
+      expect(read.json).toEqual({
+        errors: [
+          { message: expect.stringMatching(/not projected within \d+ ms \(SYNC_WAIT_TIMEOUT_MS\)/), extensions: { code: 'SYNC_TIMEOUT' } },
+        ],
+      });
       for (const bad of ['nonsense', 'st1.bm90LWEtdXVpZA']) {
         const res = await titleOf(impatient, POST3, { 'X-Sync-Token': bad });
         expect(res.status).toBe(400);

@@ -49,7 +49,9 @@ test('starts, says where it is, answers, and stops on SIGTERM (a second SIGTERM 
     const socket = net.connect(Number(port), '127.0.0.1');
     await new Promise((r) => socket.once('connect', r));
     const body = JSON.stringify({ query: '{ users { username } }' });
-    socket.write(`POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    socket.write(
+      `POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
     let answer = '';
     socket.on('data', (d: Buffer) => (answer += d.toString()));
     await new Promise((r) => setTimeout(r, 200));
@@ -97,7 +99,10 @@ describe('a database it cannot use: exit 1 with what happened (not "is the datab
     const port = await freePort();
     const url = new URL(testDatabaseUrl());
     url.host = `127.0.0.1:${port}`;
-    await failsWith(url.toString(), new RegExp(`the API failed to start: cannot use DATABASE_URL: cannot connect to 127\\.0\\.0\\.1:${port}: connection refused`));
+    await failsWith(
+      url.toString(),
+      new RegExp(`the API failed to start: cannot use DATABASE_URL: cannot connect to 127\\.0\\.0\\.1:${port}: connection refused`),
+    );
   });
 
   test('the database does not exist', async () => {
@@ -115,7 +120,10 @@ describe('a database it cannot use: exit 1 with what happened (not "is the datab
       await server.start();
       const url = new URL(server.url('postgres'));
       url.password = 'not-the-password';
-      const output = await failsWith(url.toString(), /the API failed to start: cannot use DATABASE_URL: password authentication failed for user "postgres" at 127\.0\.0\.1:\d+/);
+      const output = await failsWith(
+        url.toString(),
+        /the API failed to start: cannot use DATABASE_URL: password authentication failed for user "postgres" at 127\.0\.0\.1:\d+/,
+      );
       expect(output).not.toContain('not-the-password');
     } finally {
       await server.stop();

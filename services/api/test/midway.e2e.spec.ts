@@ -27,8 +27,9 @@ beforeAll(async () => {
   }`);
   alice = users.a.id;
   bob = users.b.id;
-  post = (await api.data(`mutation { createPost(title: "Hello", content: "x", authorId: "${alice}", published: true, sync: INLINE) { id } }`))
-    .createPost.id;
+  post = (
+    await api.data(`mutation { createPost(title: "Hello", content: "x", authorId: "${alice}", published: true, sync: INLINE) { id } }`)
+  ).createPost.id;
 });
 
 afterAll(async () => {
@@ -63,7 +64,8 @@ const cases = [
     name: 'QUEUED createPost, killed while enqueueing (its tb_post row inserted)',
     lock: 'pgboss.job',
     syncFailures: 0,
-    mutation: () => `mutation { createPost(title: "Killed midway", content: "x", authorId: "${alice}", published: true, sync: QUEUED) { id } }`,
+    mutation: () =>
+      `mutation { createPost(title: "Killed midway", content: "x", authorId: "${alice}", published: true, sync: QUEUED) { id } }`,
   },
   {
     name: 'INLINE createComment, killed while refreshing the projections (its tb_comment row inserted)',

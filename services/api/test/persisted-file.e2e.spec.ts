@@ -18,7 +18,10 @@ function userEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs the API until it says it is ready (then stops it) or exits; returns its exit code and output. */
-function runApi(env: Record<string, string>, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string; ready: boolean }> {
+function runApi(
+  env: Record<string, string>,
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string; ready: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [builtFile('services', 'api', 'dist', 'main.js')], {
       cwd,
@@ -47,10 +50,14 @@ describe('the persisted operations file, with relative paths', () => {
   afterAll(() => fs.rmSync(userDir, { recursive: true, force: true }));
 
   it('npm run persisted-operations -w @blog/api -- --seed --out ops.json writes ops.json where the user ran it', async () => {
-    const { stderr } = await execFileAsync('npm', ['run', '-s', 'persisted-operations', '-w', '@blog/api', '--', '--seed', '--out', 'ops.json'], {
-      cwd: userDir,
-      env: userEnv(),
-    });
+    const { stderr } = await execFileAsync(
+      'npm',
+      ['run', '-s', 'persisted-operations', '-w', '@blog/api', '--', '--seed', '--out', 'ops.json'],
+      {
+        cwd: userDir,
+        env: userEnv(),
+      },
+    );
     const written = path.join(userDir, 'ops.json');
     expect(stderr).toContain(`written to ${written}`);
     expect(Object.values(JSON.parse(fs.readFileSync(written, 'utf8')) as Record<string, string>).sort()).toEqual(

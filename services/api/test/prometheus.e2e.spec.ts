@@ -13,7 +13,9 @@ const promtool = spawnSync('promtool', ['--version']).status === 0;
 test('serves valid exposition text with every API metric, counting the requests and syncs made', async () => {
   await seeded.api.data(SEED_OPERATIONS.GetRecentPosts); // compiled read
   await seeded.api.data('{ __schema { queryType { name } } }'); // Apollo
-  await seeded.api.data(`mutation { createPost(title: "Metered", content: "x", authorId: "${ALICE}", published: true, sync: INLINE) { id } }`);
+  await seeded.api.data(
+    `mutation { createPost(title: "Metered", content: "x", authorId: "${ALICE}", published: true, sync: INLINE) { id } }`,
+  );
   await seeded.api.data(`mutation { createPost(title: "Queued", content: "x", authorId: "${ALICE}", sync: QUEUED) { id } }`);
 
   const res = await fetch(`${seeded.api.url}/metrics/prometheus`);
@@ -21,7 +23,14 @@ test('serves valid exposition text with every API metric, counting the requests 
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
 
-  for (const name of [METRICS.httpDuration, METRICS.graphqlDuration, METRICS.syncDuration, METRICS.syncFailures, METRICS.queueJobs, METRICS.deadLetters]) {
+  for (const name of [
+    METRICS.httpDuration,
+    METRICS.graphqlDuration,
+    METRICS.syncDuration,
+    METRICS.syncFailures,
+    METRICS.queueJobs,
+    METRICS.deadLetters,
+  ]) {
     expect(text).toContain(`# TYPE ${name} `);
   }
   expect(text).toMatch(/blog_http_request_duration_seconds_count\{[^}]*route="\/graphql"[^}]*status_code="200"[^}]*\} [4-9]/);

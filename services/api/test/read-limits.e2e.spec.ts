@@ -73,7 +73,13 @@ describe('heavy reads and the pool', () => {
     await new Promise((r) => setTimeout(r, 50));
     const cheap = [
       track('lookup', a.post({ query: `{ user(id: "${BOB}") { username } }` }, as('203.0.113.50'))),
-      track('mutation', a.post({ query: `mutation { createComment(postId: "${POST1}", authorId: "${BOB}", content: "still here", sync: INLINE) { id } }` }, as('203.0.113.51'))),
+      track(
+        'mutation',
+        a.post(
+          { query: `mutation { createComment(postId: "${POST1}", authorId: "${BOB}", content: "still here", sync: INLINE) { id } }` },
+          as('203.0.113.51'),
+        ),
+      ),
     ];
     await Promise.all([...heavy, ...cheap]);
     clearInterval(sampler);

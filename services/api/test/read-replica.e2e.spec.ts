@@ -25,7 +25,9 @@ beforeAll(async () => {
   primary = testPool();
   await seed(primary);
   replicaName = `blog_test_${process.pid}_${randomBytes(4).toString('hex')}_replica`;
-  await admin((c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(replicaName)} TEMPLATE ${c.escapeIdentifier(process.env.BLOG_TEST_TEMPLATE!)}`));
+  await admin((c) =>
+    c.query(`CREATE DATABASE ${c.escapeIdentifier(replicaName)} TEMPLATE ${c.escapeIdentifier(process.env.BLOG_TEST_TEMPLATE!)}`),
+  );
   replicaUrl = withDatabase(testDatabaseUrl(), replicaName);
   replica = createPool(replicaUrl, { applicationName: 'blog-test-replica', max: 2 });
   await seed(replica);
@@ -93,7 +95,7 @@ test('a QUEUED write lands in the primary with its sync job; the replica has nei
   expect((await replica.query(job, [SYNC_QUEUE, id])).rows[0].n).toBe(0);
 });
 
-test("an INLINE mutation answers from the primary; a reader on a replica that lags does not see it yet", async () => {
+test('an INLINE mutation answers from the primary; a reader on a replica that lags does not see it yet', async () => {
   // Only the content changes: the title in the answer says which database answered.
   const updated = await api.data(`mutation { updatePost(id: "${POST1}", content: "Edited inline", sync: INLINE) { title content } }`);
   expect(updated.updatePost).toEqual({ title: 'Getting Started with FraiseQL', content: 'Edited inline' });

@@ -21,7 +21,10 @@ beforeAll(async () => {
 });
 afterAll(() => pool?.end());
 
-async function ready(url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; json: Record<string, unknown> }> {
+async function ready(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string; json: Record<string, unknown> }> {
   const res = await fetch(`${url}/ready`, { headers });
   const text = await res.text();
   return { status: res.status, text, json: JSON.parse(text) as Record<string, unknown> };
@@ -49,10 +52,19 @@ describe('/ready with a read replica that refuses connections', () => {
   });
 
   test('a wrong operator token gets the same; the right one gets the detail', async () => {
-    expect((await ready(api.url, { authorization: 'Bearer not-the-operator-token' })).json).toEqual({ status: 'unavailable', reason: 'read replica unavailable' });
+    expect((await ready(api.url, { authorization: 'Bearer not-the-operator-token' })).json).toEqual({
+      status: 'unavailable',
+      reason: 'read replica unavailable',
+    });
     const r = await ready(api.url, asOperator);
     expect(r.status).toBe(503);
-    expect(r.json).toEqual({ status: 'unavailable', reason: 'read replica unavailable', detail: expect.stringMatching(new RegExp(`^the read replica \\(DATABASE_READ_URL\\) does not answer: .*127\\.0\\.0\\.1:${port}: connection refused`)) });
+    expect(r.json).toEqual({
+      status: 'unavailable',
+      reason: 'read replica unavailable',
+      detail: expect.stringMatching(
+        new RegExp(`^the read replica \\(DATABASE_READ_URL\\) does not answer: .*127\\.0\\.0\\.1:${port}: connection refused`),
+      ),
+    });
   });
 
   test('the detail is logged as a warning, once while it stays the same', async () => {
@@ -71,7 +83,9 @@ test('/ready without OPERATOR_TOKEN: migrations out of step are a generic reason
     const r = await ready(api.url, asOperator);
     expect(r.status).toBe(503);
     expect(r.json).toEqual({ status: 'unavailable', reason: 'migrations do not match this build' });
-    expect(logs.lines.find((l) => l.level === LOG_LEVELS.warn && l.reason === 'migrations do not match this build')?.detail).toContain('998 (from_the_future)');
+    expect(logs.lines.find((l) => l.level === LOG_LEVELS.warn && l.reason === 'migrations do not match this build')?.detail).toContain(
+      '998 (from_the_future)',
+    );
   } finally {
     await pool.query('DELETE FROM schema_migrations WHERE version = 998');
   }
@@ -101,7 +115,10 @@ describe('an API started on a database that is not migrated yet', () => {
     expect(waiting.json).toEqual({ status: 'unavailable', reason: 'migrations pending' });
     const post = (query: string) =>
       fetch(`${app!.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
-    for (const query of ['{ posts { id } }', 'mutation { createUser(email: "w@example.com", username: "waiting", fullName: "W") { id } }']) {
+    for (const query of [
+      '{ posts { id } }',
+      'mutation { createUser(email: "w@example.com", username: "waiting", fullName: "W") { id } }',
+    ]) {
       const res = await post(query);
       expect(res.status).toBe(503);
       expect(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('SERVICE_UNAVAILABLE');
@@ -118,7 +135,9 @@ describe('an API started on a database that is not migrated yet', () => {
     expect(status).toBe(200);
     expect(logs.lines.some((l) => /is ready for this release/.test(l.msg ?? ''))).toBe(true);
     expect(await (await post('{ posts { id } }')).json()).toEqual({ data: { posts: [] } });
-    const created = (await (await post('mutation { createUser(email: "w@example.com", username: "waiting", fullName: "W") { username } }')).json()) as unknown;
+    const created = (await (
+      await post('mutation { createUser(email: "w@example.com", username: "waiting", fullName: "W") { username } }')
+    ).json()) as unknown;
     expect(created).toEqual(mutationAnswer({ createUser: { username: 'waiting' } }));
   }, 30_000);
 });
@@ -146,14 +165,20 @@ describe('an API whose release reads a projection table that is still being buil
        VALUES ('post', 1, 'tv_post', 'building', 3, 8, now())`,
     );
     app = await createApp(configFor(db.url, { operatorToken: OPERATOR_TOKEN }), { logger: logs.logger });
-    expect(logs.lines.some((l) => l.level === LOG_LEVELS.warn && /the workers are building this release's projection tables/.test(l.msg ?? ''))).toBe(true);
-    expect(await ready(app.url)).toEqual(expect.objectContaining({ status: 503, json: { status: 'unavailable', reason: 'projections building' } }));
+    expect(
+      logs.lines.some((l) => l.level === LOG_LEVELS.warn && /the workers are building this release's projection tables/.test(l.msg ?? '')),
+    ).toBe(true);
+    expect(await ready(app.url)).toEqual(
+      expect.objectContaining({ status: 503, json: { status: 'unavailable', reason: 'projections building' } }),
+    );
     expect((await ready(app.url, asOperator)).json.detail).toBe('post v1 (tv_post) building, 37% (3 of about 8 rows)');
     const post = (query: string) =>
       fetch(`${app!.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
     const refused = await post('{ posts { id } }');
     expect(refused.status).toBe(503);
-    expect(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/waiting for the workers to build its projection tables/);
+    expect(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(
+      /waiting for the workers to build its projection tables/,
+    );
     const metrics = await (await fetch(`${app.url}/metrics/prometheus`, { headers: asOperator })).text();
     expect(metrics).toMatch(/blog_projection_versions\{entity_type="post",version="1",table="tv_post",state="building"[^}]*\} 1/);
     expect(metrics).toMatch(/blog_projection_build_rows\{entity_type="post",version="1",kind="done"[^}]*\} 3/);

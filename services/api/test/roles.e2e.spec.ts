@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { dropDbRoles, seed, SyncEngine } from '@blog/shared';
+import { dropDbRoles, pruneEvents, seed, SyncEngine } from '@blog/shared';
 import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import pg from 'pg';
 import { createApp } from '../src/app';
@@ -135,8 +135,18 @@ test('`migrate roles` creates both LOGIN roles with no special attributes, and i
        FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`,
     [[API_ROLE, WORKER_ROLE]],
   );
-  const plain = { rolcanlogin: true, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false };
-  expect(rows).toEqual([{ rolname: API_ROLE, ...plain }, { rolname: WORKER_ROLE, ...plain }]);
+  const plain = {
+    rolcanlogin: true,
+    rolsuper: false,
+    rolcreatedb: false,
+    rolcreaterole: false,
+    rolreplication: false,
+    rolbypassrls: false,
+  };
+  expect(rows).toEqual([
+    { rolname: API_ROLE, ...plain },
+    { rolname: WORKER_ROLE, ...plain },
+  ]);
 });
 
 test('the API as its role and the worker as its role: the seed operations and a QUEUED write, end to end', async () => {
@@ -165,7 +175,12 @@ test('the API as its role and the worker as its role: the seed operations and a 
   await api.data(`mutation { updatePost(id: "${POST1}", title: "Renamed by blog_api") { id } }`);
   await api.data(`mutation { deleteComment(id: "${comment.createComment.id}") { id } }`);
   await api.data(`mutation { deletePost(id: "${inline.createPost.id}", sync: INLINE) { id } }`);
-  const { rows: queued } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'projection-sync' AND state = 'created'`);
+  // Each appended its event, which the role reads back.
+  const { events } = await api.data<{ events: { command: string }[] }>(`{ events(entityId: "${POST1}") { command } }`);
+  expect(events.map((e) => e.command)).toEqual(['deleteComment', 'updatePost', 'createComment']);
+  const { rows: queued } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'projection-sync' AND state = 'created'`,
+  );
   expect(queued[0]!.n).toBeGreaterThanOrEqual(4);
 
   // The worker, as its role, drains the queue: the projections catch up, nothing drifts.
@@ -203,11 +218,17 @@ const cases: [string, string][] = [
   ['CREATE INDEX evil ON tb_post (title)', DENIED],
   ['DELETE FROM schema_migrations', DENIED],
   ['DELETE FROM sync_log', DENIED],
+  // Events are immutable.
+  ["UPDATE event_log SET command = 'x'", DENIED],
+  ['UPDATE event_log_entity SET event_id = 0', DENIED],
 ];
 
-test.each(cases)('the API role is refused: %s', async (sql, code) => {
-  expect(await as(API_ROLE, API_PASSWORD, sql)).toBe(code);
-});
+test.each([...cases, ['DELETE FROM event_log', DENIED], ['DELETE FROM event_log_entity', DENIED]])(
+  'the API role is refused: %s',
+  async (sql, code) => {
+    expect(await as(API_ROLE, API_PASSWORD, sql)).toBe(code);
+  },
+);
 
 test.each([
   ...cases,
@@ -215,8 +236,23 @@ test.each([
   [`UPDATE tb_post SET title = 'x'`, DENIED],
   ['DELETE FROM tb_comment', DENIED],
   ['SELECT * FROM schema_migrations', DENIED],
+  [
+    `INSERT INTO event_log (command, entity_type, entity_ids, actor_admin, args) VALUES ('x', 'post', ARRAY[gen_random_uuid()], true, '{}')`,
+    DENIED,
+  ],
 ])('the worker role is refused: %s', async (sql, code) => {
   expect(await as(WORKER_ROLE, WORKER_PASSWORD, sql)).toBe(code);
+});
+
+test('the worker role prunes the event log (EVENT_RETENTION_DAYS)', async () => {
+  const client = new pg.Client({ connectionString: roleUrl(WORKER_ROLE, WORKER_PASSWORD) });
+  await client.connect();
+  try {
+    // The events of this file's commands are recent: a retention of one day deletes none of them.
+    expect(await pruneEvents(client, 1)).toBe(0);
+  } finally {
+    await client.end();
+  }
 });
 
 test('nothing was changed by the refused statements', async () => {

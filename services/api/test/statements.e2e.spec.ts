@@ -57,10 +57,27 @@ const reads: ReadCase[] = [
     }
     fragment P on Post { id comments { c: content author { u: username } } }`,
   },
-  { name: 'pages after a cursor, filtered by author', query: `query($a: ID) { posts(limit: 1, authorId: $a) { id cursor } }`, variables: { a: ALICE } },
-  { name: '@include on a variable (Apollo path)', query: `query($x: Boolean!) { posts { id title @include(if: $x) comments { id } } users { id } }`, variables: { x: false }, path: 'apollo' },
-  { name: 'introspection next to data (Apollo path)', query: `{ __type(name: "Post") { name fields { name } } posts(limit: 1) { id } }`, path: 'apollo' },
-  { name: 'a bad argument next to a good field (Apollo path)', query: `{ a: post(id: "bad") { id } b: posts(limit: 1) { id } }`, path: 'apollo' },
+  {
+    name: 'pages after a cursor, filtered by author',
+    query: `query($a: ID) { posts(limit: 1, authorId: $a) { id cursor } }`,
+    variables: { a: ALICE },
+  },
+  {
+    name: '@include on a variable (Apollo path)',
+    query: `query($x: Boolean!) { posts { id title @include(if: $x) comments { id } } users { id } }`,
+    variables: { x: false },
+    path: 'apollo',
+  },
+  {
+    name: 'introspection next to data (Apollo path)',
+    query: `{ __type(name: "Post") { name fields { name } } posts(limit: 1) { id } }`,
+    path: 'apollo',
+  },
+  {
+    name: 'a bad argument next to a good field (Apollo path)',
+    query: `{ a: post(id: "bad") { id } b: posts(limit: 1) { id } }`,
+    path: 'apollo',
+  },
   {
     name: '51 keys in one object (json_build_object takes 50; Apollo path)',
     query: `{ posts(limit: 2) { ${Array.from({ length: 51 }, (_, i) => `k${i}: title`).join(' ')} } }`,
@@ -98,14 +115,17 @@ test('a cursor from one page gives the next page', async () => {
  * `extensions` always goes to Apollo (the fast path leaves them alone), so it serves as the
  * reference.
  */
-test.each(reads.filter((r) => (r.count ?? 1) === 1))('$name: same answer from the fast path and from Apollo', async ({ query, variables }) => {
-  const fast = await api.gql(query, variables);
-  const apollo = await api.gql(query, variables, { extensions: {} });
-  expect(apollo.status).toBe(fast.status);
-  expect(fast.json).toEqual(apollo.json);
-  // Same key order too (GraphQL's order is the selection order).
-  expect(JSON.stringify(fast.json)).toBe(JSON.stringify(apollo.json));
-});
+test.each(reads.filter((r) => (r.count ?? 1) === 1))(
+  '$name: same answer from the fast path and from Apollo',
+  async ({ query, variables }) => {
+    const fast = await api.gql(query, variables);
+    const apollo = await api.gql(query, variables, { extensions: {} });
+    expect(apollo.status).toBe(fast.status);
+    expect(fast.json).toEqual(apollo.json);
+    // Same key order too (GraphQL's order is the selection order).
+    expect(JSON.stringify(fast.json)).toBe(JSON.stringify(apollo.json));
+  },
+);
 
 test('a mutation is not a read: it runs its own transaction statements', async () => {
   statements = [];

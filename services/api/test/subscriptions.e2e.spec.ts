@@ -31,7 +31,13 @@ beforeAll(async () => {
   await seed(pool);
   [a, b] = await Promise.all([startApi(), startApi()]);
   worker = spawn(process.execPath, [builtFile('services', 'worker', 'dist', 'main.js')], {
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: testDatabaseUrl(), WORKER_HEALTH_PORT: '0', WORKER_NAME: 'blog-worker-subs', LOG_LEVEL: 'info' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: testDatabaseUrl(),
+      WORKER_HEALTH_PORT: '0',
+      WORKER_NAME: 'blog-worker-subs',
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   worker.stdout!.on('data', (d: Buffer) => (workerOutput += d.toString()));
@@ -78,7 +84,8 @@ function subscribe(client: Client, query: string) {
 }
 
 /** A subscription is registered once the server counts it. */
-const openOn = (api: TestApi) => api.app.metrics.registry.getSingleMetricAsString('blog_subscriptions_open').then((t) => Number(/\} (\d+)/.exec(t)?.[1] ?? 0));
+const openOn = (api: TestApi) =>
+  api.app.metrics.registry.getSingleMetricAsString('blog_subscriptions_open').then((t) => Number(/\} (\d+)/.exec(t)?.[1] ?? 0));
 
 describe('postChanged and commentAdded across processes', () => {
   test('a subscriber on B gets the post as refreshed by A (INLINE) and by the worker (QUEUED), and the comments added to it only', async () => {
@@ -90,7 +97,9 @@ describe('postChanged and commentAdded across processes', () => {
 
     await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, inline", sync: INLINE) { id } }`);
     await waitFor(() => post.events.length === 1, 'the INLINE change');
-    expect(post.events[0]).toEqual({ postChanged: { id: POST1, title: 'Through A, inline', commentCount: expect.any(Number), author: { username: expect.any(String) } } });
+    expect(post.events[0]).toEqual({
+      postChanged: { id: POST1, title: 'Through A, inline', commentCount: expect.any(Number), author: { username: expect.any(String) } },
+    });
 
     await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, queued", sync: QUEUED) { id } }`);
     await waitFor(() => post.events.length === 2, 'the change synced by the worker');
@@ -130,7 +139,10 @@ describe('postChanged and commentAdded across processes', () => {
 
   test('a deleted post ends its subscription; bad ids and other operations are refused', async () => {
     const client = connect(b);
-    const { rows } = await pool.query<{ id: string }>("INSERT INTO tb_post (author_id, title, content) VALUES ($1, 'Doomed', 'x') RETURNING id", [ALICE]);
+    const { rows } = await pool.query<{ id: string }>(
+      "INSERT INTO tb_post (author_id, title, content) VALUES ($1, 'Doomed', 'x') RETURNING id",
+      [ALICE],
+    );
     const doomed = rows[0]!.id;
     await pool.query('INSERT INTO tb_post_stats (post_id) VALUES ($1)', [doomed]);
     const post = subscribe(client, `subscription { postChanged(id: "${doomed}") { title } }`);
@@ -148,7 +160,13 @@ describe('postChanged and commentAdded across processes', () => {
 
 describe('authentication, limits and shutdown', () => {
   const SECRET = 'a-test-secret-of-at-least-32-characters!!';
-  const token = (sub: string) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+  const token = (sub: string) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(SECRET));
 
   test('AUTH_MODE=jwt: a bad token closes the connection (4403); per-client limits; closing the API ends its subscriptions', async () => {
     const api = await startApi({
@@ -170,7 +188,9 @@ describe('authentication, limits and shutdown', () => {
       connect(api, { Authorization: `Bearer ${await token(ALICE)}` }, (code) => closes.push(code));
       await waitFor(() => closes.includes(4429), 'the third connection of one client refused');
 
-      await api.gql(`mutation { updatePost(id: "${POST2}", title: "Seen before shutdown", sync: INLINE) { id } }`, undefined).catch(() => undefined);
+      await api
+        .gql(`mutation { updatePost(id: "${POST2}", title: "Seen before shutdown", sync: INLINE) { id } }`, undefined)
+        .catch(() => undefined);
       await api.close();
       await waitFor(() => closes.includes(1001) || first.completed(), 'the subscription ended by the shutdown');
     } finally {

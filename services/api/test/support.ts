@@ -126,7 +126,10 @@ export class TestApi {
     if (!jobs?.length) return 0;
     await withTransaction(this.app.pool, async (client) => {
       await this.app.sync.refreshIn(client, mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));
-      await this.app.queue.expand(client, jobs.filter((j) => j.data.expand).map((j) => j.data));
+      await this.app.queue.expand(
+        client,
+        jobs.filter((j) => j.data.expand).map((j) => j.data),
+      );
     });
     // As a worker does: the API processes learn what was refreshed through the change feed.
     this.app.feed.committed(mergePlans(jobs.filter((j) => !j.data.expand).map((j) => j.data.plan)));
@@ -143,8 +146,9 @@ export class TestApi {
 }
 
 /**
- * Rows on the command side, jobs in pg-boss, and the sync's writes (tv_* rows written, sync_log rows
- * of syncs and of sync failures): what a rejected command must leave unchanged.
+ * Rows on the command side, jobs in pg-boss, events in the event log, and the sync's writes (tv_*
+ * rows written, sync_log rows of syncs and of sync failures): what a rejected command must leave
+ * unchanged.
  */
 export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>> {
   const updatedAt = (e: Entity) => Object.values(e.fields).some((f) => f.kind === 'column' && f.column === 'updated_at');
@@ -153,6 +157,7 @@ export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>
     ...MODEL.filter(updatedAt).map((e) => `(SELECT max(updated_at) FROM ${e.table})::text AS ${e.table}_updated`),
     ...MODEL.map((e) => `(SELECT max(synced_at) FROM ${e.view})::text AS ${e.view}_synced`),
     '(SELECT count(*) FROM pgboss.job)::int AS jobs',
+    '(SELECT count(*) FROM event_log)::int AS events',
     '(SELECT count(*) FROM sync_log WHERE success)::int AS syncs',
     '(SELECT count(*) FROM sync_log WHERE NOT success)::int AS sync_failures',
   ];

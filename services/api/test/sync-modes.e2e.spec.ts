@@ -109,7 +109,10 @@ describe('INLINE', () => {
     expect((await api.data(`query($p: ID!) { comments(postId: $p) { id } }`, { p: id })).comments).toEqual([]);
     expect((await api.data(userCounts, { id: ALICE })).user.postCount).toBe(before.alice.postCount - 1);
     expect((await api.data(userCounts, { id: BOB })).user.commentCount).toBe(before.bob.commentCount - 1);
-    const { rows } = await pool.query('SELECT (SELECT count(*) FROM tb_comment WHERE post_id = $1)::int AS c, (SELECT count(*) FROM tv_comment WHERE post_id = $1)::int AS v', [id]);
+    const { rows } = await pool.query(
+      'SELECT (SELECT count(*) FROM tb_comment WHERE post_id = $1)::int AS c, (SELECT count(*) FROM tv_comment WHERE post_id = $1)::int AS v',
+      [id],
+    );
     expect(rows[0]).toEqual({ c: 0, v: 0 });
   });
 

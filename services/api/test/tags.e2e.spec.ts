@@ -43,14 +43,21 @@ async function tagRows(): Promise<Record<string, number>> {
 describe('createTag', () => {
   test('INLINE: answers the tag; tag(slug) and tags read it at once; the slug is made from the name', async () => {
     const tag = await newTag('Node.js & Ünïcode tips');
-    expect(tag).toEqual({ id: expect.any(String), name: 'Node.js & Ünïcode tips', slug: 'node-js-unicode-tips', postCount: 0, createdAt: expect.any(String) });
+    expect(tag).toEqual({
+      id: expect.any(String),
+      name: 'Node.js & Ünïcode tips',
+      slug: 'node-js-unicode-tips',
+      postCount: 0,
+      createdAt: expect.any(String),
+    });
     expect((await api.data(tagBySlug, { slug: 'node-js-unicode-tips' })).tag).toEqual(tag);
     expect((await api.data(`{ tags(limit: 1) { id cursor } }`)).tags).toEqual([{ id: tag.id, cursor: expect.any(String) }]);
     expect((await api.data(tagBySlug, { slug: 'no-such-tag' })).tag).toBeNull();
   });
 
   test('QUEUED: answers the tag at once; other readers see it after the sync', async () => {
-    const created = (await api.data(`mutation { createTag(name: "Queued topic", slug: "queued-topic", sync: QUEUED) { ${TAG} } }`)).createTag;
+    const created = (await api.data(`mutation { createTag(name: "Queued topic", slug: "queued-topic", sync: QUEUED) { ${TAG} } }`))
+      .createTag;
     expect(created).toMatchObject({ name: 'Queued topic', slug: 'queued-topic', postCount: 0 });
     expect((await api.data(tagBySlug, { slug: 'queued-topic' })).tag).toBeNull();
     expect(await jobsNaming(created.id)).toEqual([{ plan: expect.objectContaining({ tag: [created.id] }), start_after: expect.any(Date) }]);
@@ -77,7 +84,11 @@ describe('createTag', () => {
     ];
     for (const [call, code, field] of cases) {
       const res = await api.gql(`mutation { ${call} { id } }`);
-      expect({ call, code: res.json.errors?.[0]?.extensions?.code, field: res.json.errors?.[0]?.extensions?.field }).toEqual({ call, code, field });
+      expect({ call, code: res.json.errors?.[0]?.extensions?.code, field: res.json.errors?.[0]?.extensions?.field }).toEqual({
+        call,
+        code,
+        field,
+      });
     }
     expect(await tagRows()).toEqual(before);
   });
@@ -86,8 +97,11 @@ describe('createTag', () => {
 describe('tagPost and untagPost', () => {
   test('INLINE: the post embeds its tags in order, each tag counts its posts, posts(tag:) finds them', async () => {
     const [a, b, c] = [await newTag(), await newTag(), await newTag()];
-    const tagged = (await api.data(`mutation($ids: [ID!]!) { tagPost(postId: "${POST1}", tagIds: $ids, sync: INLINE) { id tags { id name slug } } }`, { ids: [b!.id, a!.id] }))
-      .tagPost;
+    const tagged = (
+      await api.data(`mutation($ids: [ID!]!) { tagPost(postId: "${POST1}", tagIds: $ids, sync: INLINE) { id tags { id name slug } } }`, {
+        ids: [b!.id, a!.id],
+      })
+    ).tagPost;
     const summary = (t: typeof a) => ({ id: t!.id, name: t!.name, slug: t!.slug });
     expect(tagged).toEqual({ id: POST1, tags: [summary(b), summary(a)] });
     // Tagging again with one it has and one new: the new one goes last, the other stays where it is.
@@ -101,7 +115,8 @@ describe('tagPost and untagPost', () => {
     expect((await api.data(`{ posts(tag: "no-such-tag") { id } }`)).posts).toEqual([]);
 
     // Untagging the middle one: the others keep their order, and a new tag goes last again.
-    const untagged = (await api.data(`mutation { untagPost(postId: "${POST1}", tagIds: ["${a!.id}"], sync: INLINE) { tags { id } } }`)).untagPost;
+    const untagged = (await api.data(`mutation { untagPost(postId: "${POST1}", tagIds: ["${a!.id}"], sync: INLINE) { tags { id } } }`))
+      .untagPost;
     expect(untagged.tags).toEqual([{ id: b!.id }, { id: c!.id }]);
     expect((await api.data(tagBySlug, { slug: a!.slug })).tag.postCount).toBe(1);
     await api.data(`mutation { tagPost(postId: "${POST1}", tagIds: ["${a!.id}"], sync: INLINE) { id } }`);
@@ -110,9 +125,9 @@ describe('tagPost and untagPost', () => {
     expect(rows.map((r) => r.position)).toEqual([1, 2, 3]);
     // Untagging a tag the post does not have changes nothing.
     const other = await newTag();
-    expect((await api.data(`mutation { untagPost(postId: "${POST2}", tagIds: ["${other.id}"], sync: INLINE) { tags { id } } }`)).untagPost.tags).toEqual([
-      { id: a!.id },
-    ]);
+    expect(
+      (await api.data(`mutation { untagPost(postId: "${POST2}", tagIds: ["${other.id}"], sync: INLINE) { tags { id } } }`)).untagPost.tags,
+    ).toEqual([{ id: a!.id }]);
   });
 
   test('QUEUED and DEFERRED: the answer has the tags at once; readers see them, and the counts, after the sync', async () => {
@@ -127,7 +142,8 @@ describe('tagPost and untagPost', () => {
     expect((await api.data(postTags, { id: POST3 })).post.tags).toEqual([{ id: t.id, name: t.name, slug: t.slug }]);
     expect((await api.data(tagBySlug, { slug: t.slug })).tag.postCount).toBe(1);
 
-    const deferred = (await api.data(`mutation { untagPost(postId: "${POST3}", tagIds: ["${t.id}"], sync: DEFERRED) { tags { id } } }`)).untagPost;
+    const deferred = (await api.data(`mutation { untagPost(postId: "${POST3}", tagIds: ["${t.id}"], sync: DEFERRED) { tags { id } } }`))
+      .untagPost;
     expect(deferred.tags).toEqual([]);
     const jobs = await jobsNaming(t.id);
     expect(jobs).toHaveLength(1);
@@ -138,7 +154,9 @@ describe('tagPost and untagPost', () => {
   test('at most 20 tags a post; unknown tags and posts are NOT_FOUND; nothing is written', async () => {
     const tags = await Promise.all(Array.from({ length: 21 }, () => newTag()));
     const before = await tagRows();
-    const tooMany = await api.gql(`mutation($ids: [ID!]!) { tagPost(postId: "${POST2}", tagIds: $ids, sync: INLINE) { id } }`, { ids: tags.map((t) => t.id) });
+    const tooMany = await api.gql(`mutation($ids: [ID!]!) { tagPost(postId: "${POST2}", tagIds: $ids, sync: INLINE) { id } }`, {
+      ids: tags.map((t) => t.id),
+    });
     expect(tooMany.json.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'tagIds' });
     // Twenty in all, with the one POST2 has: the constraint of the link table refuses the last.
     const twenty = await api.gql(`mutation($ids: [ID!]!) { tagPost(postId: "${POST2}", tagIds: $ids, sync: INLINE) { id } }`, {
@@ -146,15 +164,21 @@ describe('tagPost and untagPost', () => {
     });
     expect(twenty.json.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'tagIds' });
     expect(twenty.json.errors?.[0]?.message).toMatch(/at most 20 tags/);
-    const unknownTag = await api.gql(`mutation { tagPost(postId: "${POST2}", tagIds: ["${tags[0]!.id}", "00000000-0000-0000-0000-00000000dead"]) { id } }`);
+    const unknownTag = await api.gql(
+      `mutation { tagPost(postId: "${POST2}", tagIds: ["${tags[0]!.id}", "00000000-0000-0000-0000-00000000dead"]) { id } }`,
+    );
     expect(unknownTag.json.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND', field: 'tagIds' });
-    const unknownPost = await api.gql(`mutation { untagPost(postId: "00000000-0000-0000-0000-00000000dead", tagIds: ["${tags[0]!.id}"]) { id } }`);
+    const unknownPost = await api.gql(
+      `mutation { untagPost(postId: "00000000-0000-0000-0000-00000000dead", tagIds: ["${tags[0]!.id}"]) { id } }`,
+    );
     expect(unknownPost.json.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND', field: 'postId' });
     const empty = await api.gql(`mutation { tagPost(postId: "${POST2}", tagIds: []) { id } }`);
     expect(empty.json.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'tagIds' });
     expect(await tagRows()).toEqual(before);
     // Nineteen more fit beside the one it has.
-    await api.data(`mutation($ids: [ID!]!) { tagPost(postId: "${POST2}", tagIds: $ids, sync: INLINE) { id } }`, { ids: tags.slice(0, 19).map((t) => t.id) });
+    await api.data(`mutation($ids: [ID!]!) { tagPost(postId: "${POST2}", tagIds: $ids, sync: INLINE) { id } }`, {
+      ids: tags.slice(0, 19).map((t) => t.id),
+    });
     expect((await api.data(postTags, { id: POST2 })).post.tags).toHaveLength(20);
   });
 });
@@ -173,7 +197,9 @@ describe('renameTag', () => {
   test('QUEUED: the posts show the new name after the sync; DEFERRED waits', async () => {
     const t = await newTag('Before');
     await api.data(`mutation { tagPost(postId: "${POST1}", tagIds: ["${t.id}"], sync: INLINE) { id } }`);
-    expect((await api.data(`mutation { renameTag(id: "${t.id}", name: "After", sync: QUEUED) { name } }`)).renameTag).toEqual({ name: 'After' });
+    expect((await api.data(`mutation { renameTag(id: "${t.id}", name: "After", sync: QUEUED) { name } }`)).renameTag).toEqual({
+      name: 'After',
+    });
     expect((await api.data(postTags, { id: POST1 })).post.tags).toContainEqual({ id: t.id, name: 'Before', slug: t.slug });
     await api.drainQueue();
     expect((await api.data(postTags, { id: POST1 })).post.tags).toContainEqual({ id: t.id, name: 'After', slug: t.slug });
@@ -186,7 +212,14 @@ describe('renameTag', () => {
     const missing = await api.gql(`mutation { renameTag(id: "00000000-0000-0000-0000-00000000dead", name: "x") { id } }`);
     expect(missing.json.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND', field: 'id' });
     const secret = 'a-test-secret-of-at-least-32-characters!';
-    const auth: AuthConfig = { mode: 'jwt', key: { kind: 'secret', secret }, issuer: 'https://issuer.test', audience: 'blog-api', roleClaim: 'role', maxAgeSeconds: 3600 };
+    const auth: AuthConfig = {
+      mode: 'jwt',
+      key: { kind: 'secret', secret },
+      issuer: 'https://issuer.test',
+      audience: 'blog-api',
+      roleClaim: 'role',
+      maxAgeSeconds: 3600,
+    };
     const jwtApi = await file.api({ auth });
     const token = (sub: string, role?: string) =>
       new SignJWT(role ? { role } : {})
@@ -199,16 +232,25 @@ describe('renameTag', () => {
         .sign(new TextEncoder().encode(secret));
     const as = async (sub: string, role?: string) => ({ authorization: `Bearer ${await token(sub, role)}` });
     const t = await newTag('Guarded');
-    const byUser = await jwtApi.post({ query: `mutation { renameTag(id: "${t.id}", name: "Taken over", sync: INLINE) { name } }` }, await as(BOB));
+    const byUser = await jwtApi.post(
+      { query: `mutation { renameTag(id: "${t.id}", name: "Taken over", sync: INLINE) { name } }` },
+      await as(BOB),
+    );
     expect(byUser.json.errors?.[0]?.extensions).toMatchObject({ code: 'FORBIDDEN' });
     expect((await api.data(tagBySlug, { slug: t.slug })).tag.name).toBe('Guarded');
-    const byAdmin = await jwtApi.post({ query: `mutation { renameTag(id: "${t.id}", name: "Renamed", sync: INLINE) { name } }` }, await as(ALICE, 'admin'));
+    const byAdmin = await jwtApi.post(
+      { query: `mutation { renameTag(id: "${t.id}", name: "Renamed", sync: INLINE) { name } }` },
+      await as(ALICE, 'admin'),
+    );
     expect(byAdmin.json.data).toEqual({ renameTag: { name: 'Renamed' } });
     const created = await jwtApi.post({ query: `mutation { createTag(name: "By Bob", sync: INLINE) { slug } }` }, await as(BOB));
     expect(created.json.data).toEqual({ createTag: { slug: 'by-bob' } });
     // Tagging is the post's author's: bob may not tag alice's post.
     const { rows } = await file.pool.query<{ id: string }>('SELECT id FROM tb_post WHERE author_id = $1 LIMIT 1', [ALICE]);
-    const foreign = await jwtApi.post({ query: `mutation { tagPost(postId: "${rows[0]!.id}", tagIds: ["${t.id}"]) { id } }` }, await as(BOB));
+    const foreign = await jwtApi.post(
+      { query: `mutation { tagPost(postId: "${rows[0]!.id}", tagIds: ["${t.id}"]) { id } }` },
+      await as(BOB),
+    );
     expect(foreign.json.errors?.[0]?.extensions).toMatchObject({ code: 'FORBIDDEN', field: 'postId' });
   });
 });
@@ -216,7 +258,8 @@ describe('renameTag', () => {
 describe('deleting a tagged post, and verify', () => {
   test('deletePost removes its links: each tag counts one post less, and verify finds no drift', async () => {
     const [t1, t2] = [await newTag(), await newTag()];
-    const post = (await api.data(`mutation { createPost(title: "Tagged", content: "c", authorId: "${ALICE}", sync: INLINE) { id } }`)).createPost.id;
+    const post = (await api.data(`mutation { createPost(title: "Tagged", content: "c", authorId: "${ALICE}", sync: INLINE) { id } }`))
+      .createPost.id;
     await api.data(`mutation { tagPost(postId: "${post}", tagIds: ["${t1!.id}", "${t2!.id}"], sync: INLINE) { id } }`);
     await api.data(`mutation { tagPost(postId: "${POST3}", tagIds: ["${t1!.id}"], sync: INLINE) { id } }`);
     expect((await api.data(tagBySlug, { slug: t1!.slug })).tag.postCount).toBe(2);

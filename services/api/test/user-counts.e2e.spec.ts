@@ -42,7 +42,9 @@ async function answered(userId: string): Promise<Counts> {
 }
 
 async function newUser(name: string): Promise<string> {
-  const made = await seeded.api.data(`mutation { createUser(email: "${name}@example.com", username: "${name}", fullName: "${name}", sync: INLINE) { id } }`);
+  const made = await seeded.api.data(
+    `mutation { createUser(email: "${name}@example.com", username: "${name}", fullName: "${name}", sync: INLINE) { id } }`,
+  );
   return made.createUser.id as string;
 }
 
@@ -54,7 +56,9 @@ async function createPost(authorId: string, published: boolean, sync: 'INLINE' |
 }
 
 async function createComment(postId: string, authorId: string): Promise<string> {
-  const made = await seeded.api.data(`mutation { createComment(postId: "${postId}", authorId: "${authorId}", content: "Counted", sync: INLINE) { id } }`);
+  const made = await seeded.api.data(
+    `mutation { createComment(postId: "${postId}", authorId: "${authorId}", content: "Counted", sync: INLINE) { id } }`,
+  );
   return made.createComment.id as string;
 }
 
@@ -103,7 +107,9 @@ test('a rejected command changes no count', async () => {
   const before = await kept(CHARLIE);
   const res = await seeded.api.gql(`mutation { createPost(title: "", content: "x", authorId: "${CHARLIE}", sync: INLINE) { id } }`);
   expect(res.json.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-  const missing = await seeded.api.gql(`mutation { createComment(postId: "00000000-0000-4000-8000-000000000999", authorId: "${CHARLIE}", content: "x") { id } }`);
+  const missing = await seeded.api.gql(
+    `mutation { createComment(postId: "00000000-0000-4000-8000-000000000999", authorId: "${CHARLIE}", content: "x") { id } }`,
+  );
   expect(missing.json.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   expect(await kept(CHARLIE)).toEqual(before);
 });

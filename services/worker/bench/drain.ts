@@ -54,13 +54,19 @@ async function main(): Promise<void> {
   const url = withDatabase(ADMIN_URL, dbName);
   await ensureDatabaseExists(url);
   const pool = createPool(url, { applicationName: 'blog-bench', max: 24 });
-  const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  const load = () =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ');
   out(`machine: ${os.cpus().length} CPUs, load average ${load()} at start`);
   try {
     await prepareDatabase(url, { seedWhenEmpty: false });
     let t = Date.now();
     await createDataset(pool);
-    out(`dataset: ${DATA.users} users, ${DATA.posts} posts, ${DATA.comments} comments, projected in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    out(
+      `dataset: ${DATA.users} users, ${DATA.posts} posts, ${DATA.comments} comments, projected in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
 
     const drains: DrainResult[] = [];
     for (const workers of env.BENCH_SKIP_DRAIN === '1' ? [] : [1, 2]) {
@@ -94,7 +100,9 @@ async function main(): Promise<void> {
     out(r ? `| ${r.p50_ms} | ${r.p95_ms} | ${r.p99_ms} | ${r.max_ms} | ${r.avg_ms} |` : '| - | - | - | - | - |');
     out('');
     out(`queue depth (ready + active jobs) every 5 s: ${lag.depth.filter((_, i) => i % 5 === 4).join(', ')}`);
-    out(`queue depth max over ${lag.depth.length} one-second samples: ${Math.max(...lag.depth)}; at the end of the load: ${lag.depth.at(-1)}`);
+    out(
+      `queue depth max over ${lag.depth.length} one-second samples: ${Math.max(...lag.depth)}; at the end of the load: ${lag.depth.at(-1)}`,
+    );
     out(`load average at the end: ${load()} (other processes on the machine compete for the same CPUs)`);
   } finally {
     await pool.end();
@@ -171,7 +179,9 @@ async function enqueueBacklog(pool: pg.Pool, url: string): Promise<void> {
   try {
     const now = Date.now();
     for (let i = 0; i < rows.length; i += 5000) {
-      const jobs = rows.slice(i, i + 5000).map((r) => ({ data: { v: 1, plan: r.plan, mode: 'QUEUED', enqueuedAt: now } satisfies SyncJobData, priority: 10 }));
+      const jobs = rows
+        .slice(i, i + 5000)
+        .map((r) => ({ data: { v: 1, plan: r.plan, mode: 'QUEUED', enqueuedAt: now } satisfies SyncJobData, priority: 10 }));
       await boss.insert(SYNC_QUEUE, jobs);
     }
   } finally {
@@ -192,7 +202,15 @@ interface DrainResult {
 
 function spawnWorker(url: string, i: number): ChildProcess {
   return spawn(process.execPath, [MAIN], {
-    env: { PATH: env.PATH ?? '', DATABASE_URL: url, WORKER_HEALTH_PORT: '0', WORKER_BATCH_SIZE: BATCH, WORKER_CONCURRENCY, WORKER_NAME: `blog-bench-worker-${i}`, LOG_LEVEL: WORKER_LOG_LEVEL },
+    env: {
+      PATH: env.PATH ?? '',
+      DATABASE_URL: url,
+      WORKER_HEALTH_PORT: '0',
+      WORKER_BATCH_SIZE: BATCH,
+      WORKER_CONCURRENCY,
+      WORKER_NAME: `blog-bench-worker-${i}`,
+      LOG_LEVEL: WORKER_LOG_LEVEL,
+    },
     stdio: ['ignore', WORKER_LOG_LEVEL === 'warn' ? 'ignore' : 'inherit', 'inherit'],
   });
 }
@@ -259,7 +277,10 @@ async function drain(pool: pg.Pool, url: string, workers: number): Promise<Drain
 }
 
 /** RATE writes/s for SECONDS s through the real write path; lag and queue depth while it runs. */
-async function steadyLoad(pool: pg.Pool, url: string): Promise<{ writes: number; seconds: number; report: Awaited<ReturnType<typeof lagPercentilesSince>>['QUEUED']; depth: number[] }> {
+async function steadyLoad(
+  pool: pg.Pool,
+  url: string,
+): Promise<{ writes: number; seconds: number; report: Awaited<ReturnType<typeof lagPercentilesSince>>['QUEUED']; depth: number[] }> {
   await pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [SYNC_QUEUE]);
   await pool.query(`DELETE FROM sync_lag`);
   await pool.query(`VACUUM ANALYZE ${MODEL.flatMap((e) => [e.table, e.view]).join(', ')}, pgboss.job`);

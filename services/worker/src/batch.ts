@@ -1,5 +1,7 @@
 import {
+  backoffMs,
   ENTITY_TYPES,
+  inTransaction,
   isRetryablePgError,
   MAX_IDS_PER_JOB,
   mergePlans,
@@ -156,45 +158,50 @@ export class BatchProcessor {
     };
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      // The sync spans carry how long this batch's jobs waited since their writes committed.
-      const waited = jobs.map((j) => Date.now() - j.data.enqueuedAt).sort((a, b) => a - b);
-      const report = await sync.refreshIn(client, plan, {
-        spanAttributes: {
-          'blog.sync.jobs': jobs.length,
-          'blog.sync.lag_ms.p50': waited[Math.floor((waited.length - 1) / 2)] ?? 0,
-          'blog.sync.lag_ms.max': waited.at(-1) ?? 0,
+      const { report, lags, now } = await inTransaction(
+        client,
+        async () => {
+          // The sync spans carry how long this batch's jobs waited since their writes committed.
+          const waited = jobs.map((j) => Date.now() - j.data.enqueuedAt).sort((a, b) => a - b);
+          const report = await sync.refreshIn(client, plan, {
+            spanAttributes: {
+              'blog.sync.jobs': jobs.length,
+              'blog.sync.lag_ms.p50': waited[Math.floor((waited.length - 1) / 2)] ?? 0,
+              'blog.sync.lag_ms.max': waited.at(-1) ?? 0,
+            },
+          });
+          await queue.expand(
+            client,
+            fanOut.map((j) => j.data),
+          );
+          // Taken as late as possible: the next statements are the lag insert, the completion and COMMIT.
+          const now = Date.now();
+          const lags: Record<LagMode, number[]> = { QUEUED: [], DEFERRED: [] };
+          for (const job of jobs) lags[job.data.mode].push(now - job.data.enqueuedAt);
+          await recordLag(client, slot, lags);
+          // Fenced to the attempts this worker fetched: a job whose claim lapsed meanwhile (its heartbeat
+          // was lost and another worker took the retry) is left to that attempt. The refresh commits
+          // anyway; syncs are idempotent and the other attempt will refresh from the same or newer state.
+          // pg-boss's types declare CommandResponse empty; at run time it is { jobs, requested, affected }.
+          const done = (await boss.complete(
+            SYNC_QUEUE,
+            jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
+            null,
+            { db: transactionDb(client) },
+          )) as { affected?: number };
+          if (done.affected !== undefined && done.affected !== jobs.length) {
+            logger.warn({ requested: jobs.length, completed: done.affected }, 'some jobs were no longer held by this worker');
+          }
+          return { report, lags, now };
         },
-      });
-      await queue.expand(client, fanOut.map((j) => j.data));
-      // Taken as late as possible: the next statements are the lag insert, the completion and COMMIT.
-      const now = Date.now();
-      const lags: Record<LagMode, number[]> = { QUEUED: [], DEFERRED: [] };
-      for (const job of jobs) lags[job.data.mode].push(now - job.data.enqueuedAt);
-      await recordLag(client, slot, lags);
-      // Fenced to the attempts this worker fetched: a job whose claim lapsed meanwhile (its heartbeat
-      // was lost and another worker took the retry) is left to that attempt. The refresh commits
-      // anyway; syncs are idempotent and the other attempt will refresh from the same or newer state.
-      // pg-boss's types declare CommandResponse empty; at run time it is { jobs, requested, affected }.
-      const done = (await boss.complete(
-        SYNC_QUEUE,
-        jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
-        null,
-        { db: transactionDb(client) },
-      )) as { affected?: number };
-      if (done.affected !== undefined && done.affected !== jobs.length) {
-        logger.warn({ requested: jobs.length, completed: done.affected }, 'some jobs were no longer held by this worker');
-      }
-      await client.query('COMMIT');
+        { onRollbackFailure: (err) => (broken = err) },
+      );
       this.deps.onCommitted?.(plan);
       for (const mode of ['QUEUED', 'DEFERRED'] as const) outcome.lagsMs.push(...lags[mode]);
       for (const r of report.results) timings[r.entityType] = (timings[r.entityType] ?? 0) + r.durationMs;
       timings.settle += Date.now() - now;
       return planSize(plan);
     } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-        broken = rollbackErr;
-      });
       if (isTransient(err)) broken ??= err as Error;
       throw err;
     } finally {
@@ -222,7 +229,7 @@ export class BatchProcessor {
         return await fn();
       } catch (err) {
         if (!isTransient(err) || attempt >= TRANSIENT_RETRIES || this.deps.stopping()) throw err;
-        const wait = Math.min(TRANSIENT_BACKOFF_MAX_MS, TRANSIENT_BACKOFF_MS * 2 ** (attempt - 1));
+        const wait = backoffMs(attempt, TRANSIENT_BACKOFF_MS, TRANSIENT_BACKOFF_MAX_MS);
         this.deps.logger.warn({ err, attempt, waitMs: wait }, 'database unavailable; retrying the batch');
         await new Promise((r) => setTimeout(r, wait));
       }

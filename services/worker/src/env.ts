@@ -1,4 +1,4 @@
-import { enumVar, intVar, optionalString, parseEnv } from '@blog/shared';
+import { enumVar, intVar, optionalString, parseEnv, unsetIfEmpty } from '@blog/shared';
 import { z } from 'zod';
 
 /**
@@ -21,16 +21,15 @@ export const workerEnvSchema = z.object({
   WORKER_SUPERVISE_INTERVAL_SECONDS: intVar(10, 1, 3600),
   // How long lag samples are kept (the API reports the last 24 h).
   WORKER_LAG_RETENTION_HOURS: intVar(48, 1, 24 * 365),
+  // Days the event log keeps an event; 0 keeps them for ever.
+  EVENT_RETENTION_DAYS: intVar(90, 0, 36_500),
   WORKER_HEALTH_PORT: intVar(8001, 0, 65535),
   // /health answers 503 once the database has been unreachable this long.
   WORKER_UNHEALTHY_AFTER_MS: intVar(30_000, 1000, 3_600_000),
   // Name in pg_stat_activity and in pg-boss's instance registry (default: blog-worker).
   WORKER_NAME: optionalString(),
   // When set, GET /metrics on the health port needs `Authorization: Bearer <OPERATOR_TOKEN>`.
-  OPERATOR_TOKEN: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
-  ),
+  OPERATOR_TOKEN: z.preprocess(unsetIfEmpty, z.string().min(16, { error: 'must be at least 16 characters' }).optional()),
   LOG_LEVEL: enumVar(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'),
 });
 
@@ -44,6 +43,8 @@ export interface WorkerConfig {
   shutdownTimeoutMs: number;
   superviseIntervalSeconds: number;
   lagRetentionHours: number;
+  /** Events older than this many days are deleted; 0: never. */
+  eventRetentionDays: number;
   healthPort: number;
   unhealthyAfterMs: number;
   name: string;
@@ -64,6 +65,7 @@ export function workerConfigFromEnv(env: WorkerEnv): WorkerConfig {
     shutdownTimeoutMs: env.WORKER_SHUTDOWN_TIMEOUT_MS,
     superviseIntervalSeconds: env.WORKER_SUPERVISE_INTERVAL_SECONDS,
     lagRetentionHours: env.WORKER_LAG_RETENTION_HOURS,
+    eventRetentionDays: env.EVENT_RETENTION_DAYS,
     healthPort: env.WORKER_HEALTH_PORT,
     unhealthyAfterMs: env.WORKER_UNHEALTHY_AFTER_MS,
     name: env.WORKER_NAME ?? 'blog-worker',

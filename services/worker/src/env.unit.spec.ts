@@ -15,6 +15,7 @@ describe('worker configuration', () => {
       shutdownTimeoutMs: 10_000,
       superviseIntervalSeconds: 10,
       lagRetentionHours: 48,
+      eventRetentionDays: 90,
       healthPort: 8001,
       unhealthyAfterMs: 30_000,
       name: 'blog-worker',
@@ -30,17 +31,26 @@ describe('worker configuration', () => {
       WORKER_SHUTDOWN_TIMEOUT_MS: '3000',
       WORKER_SUPERVISE_INTERVAL_SECONDS: '5',
       WORKER_LAG_RETENTION_HOURS: '72',
+      EVENT_RETENTION_DAYS: '0',
       WORKER_HEALTH_PORT: '0',
       WORKER_UNHEALTHY_AFTER_MS: '5000',
       WORKER_NAME: 'worker-7',
       LOG_LEVEL: 'debug',
     });
     expect(env.LOG_LEVEL).toBe('DEBUG');
-    expect(workerConfigFromEnv(env)).toMatchObject({ batchSize: 250, concurrency: 4, pollIntervalMs: 750, healthPort: 0, name: 'worker-7' });
+    expect(workerConfigFromEnv(env)).toMatchObject({
+      batchSize: 250,
+      concurrency: 4,
+      pollIntervalMs: 750,
+      healthPort: 0,
+      name: 'worker-7',
+      eventRetentionDays: 0,
+    });
   });
 
   it('reports every bad variable by name, at once', () => {
-    const read = () => readWorkerEnv({ WORKER_BATCH_SIZE: '0', WORKER_POLL_INTERVAL_MS: '5', WORKER_HEALTH_PORT: 'x' });
+    const read = () =>
+      readWorkerEnv({ WORKER_BATCH_SIZE: '0', WORKER_POLL_INTERVAL_MS: '5', WORKER_HEALTH_PORT: 'x', EVENT_RETENTION_DAYS: '-1' });
     expect(read).toThrow(ConfigError);
     try {
       read();
@@ -50,6 +60,7 @@ describe('worker configuration', () => {
       expect(message).toMatch(/WORKER_BATCH_SIZE: must be at least 1/);
       expect(message).toMatch(/WORKER_POLL_INTERVAL_MS: must be at least 10/);
       expect(message).toMatch(/WORKER_HEALTH_PORT: must be a number/);
+      expect(message).toMatch(/EVENT_RETENTION_DAYS: must be at least 0/);
     }
   });
 

@@ -1,6 +1,6 @@
 // First: tracing must be set up before the modules it instruments are loaded.
 import { tracing } from './instrument';
-import { ConfigError, createLogger, EXIT, portInUseMessage } from '@blog/shared';
+import { backoffMs, ConfigError, createLogger, EXIT, portInUseMessage } from '@blog/shared';
 import { readWorkerEnv, workerConfigFromEnv } from './env';
 import { startHealthServer } from './health';
 import { createWorker } from './worker';
@@ -27,14 +27,17 @@ async function main(): Promise<void> {
   const logger = createLogger(config.name, env.LOG_LEVEL.toLowerCase());
   tracing.reportTo(logger);
   const worker = createWorker(config, { logger });
-  const health = await startHealthServer(worker, config.healthPort, logger, config.operatorToken ? { operatorToken: config.operatorToken } : {}).catch(
-    (err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-      // A second worker next to `npm start` (whose worker holds 8001): a configuration problem, said in one line.
-      process.stderr.write(`blog-worker: ${portInUseMessage(config.healthPort, 'WORKER_HEALTH_PORT')}\n`);
-      process.exit(EXIT.usage);
-    },
-  );
+  const health = await startHealthServer(
+    worker,
+    config.healthPort,
+    logger,
+    config.operatorToken ? { operatorToken: config.operatorToken } : {},
+  ).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    // A second worker next to `npm start` (whose worker holds 8001): a configuration problem, said in one line.
+    process.stderr.write(`blog-worker: ${portInUseMessage(config.healthPort, 'WORKER_HEALTH_PORT')}\n`);
+    process.exit(EXIT.usage);
+  });
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
       await worker.start();
       return;
     } catch (err) {
-      const waitMs = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+      const waitMs = backoffMs(attempt, 500, 30_000);
       logger.error({ err, attempt, retryInMs: waitMs }, 'could not start the worker; retrying');
       await new Promise((r) => setTimeout(r, waitMs));
     }

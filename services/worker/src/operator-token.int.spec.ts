@@ -29,12 +29,19 @@ describe('operator token on the worker health port', () => {
     fetch(`http://127.0.0.1:${server.port}${path}`, { headers });
 
   it('answers /metrics 401 (JSON) without the token or with a wrong one', async () => {
-    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN.slice(0, -1)}` }, { authorization: TOKEN }];
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer nope' },
+      { authorization: `Bearer ${TOKEN.slice(0, -1)}` },
+      { authorization: TOKEN },
+    ];
     for (const headers of attempts) {
       const res = await get(guarded, '/metrics', headers);
       expect(res.status).toBe(401);
       expect(res.headers.get('content-type')).toBe('application/json');
-      expect(await res.json()).toEqual({ errors: [{ message: expect.stringContaining('OPERATOR_TOKEN'), extensions: { code: 'UNAUTHENTICATED' } }] });
+      expect(await res.json()).toEqual({
+        errors: [{ message: expect.stringContaining('OPERATOR_TOKEN'), extensions: { code: 'UNAUTHENTICATED' } }],
+      });
     }
   });
 
@@ -49,16 +56,23 @@ describe('operator token on the worker health port', () => {
     expect((await get(open, '/metrics')).status).toBe(200);
   });
 
-  it("shows the last error on /health only with the token (its text may name internal addresses)", async () => {
+  it('shows the last error on /health only with the token (its text may name internal addresses)', async () => {
     // An error of the worker's: the server ends its connections (pg-boss reports the lost ones).
     const pool = testPool(1);
     try {
-      await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1', [NAME]);
+      await pool.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+        [NAME],
+      );
     } finally {
       await pool.end();
     }
     await waitFor('the worker to record the error', async () => worker.status().lastError !== null);
-    for (const [server, headers] of [[guarded, {}], [guarded, { authorization: 'Bearer nope' }], [open, {}]] as const) {
+    for (const [server, headers] of [
+      [guarded, {}],
+      [guarded, { authorization: 'Bearer nope' }],
+      [open, {}],
+    ] as const) {
       const body = (await (await get(server, '/health', headers)).json()) as Record<string, unknown>;
       expect(body).toHaveProperty('jobsCompleted');
       expect(body).not.toHaveProperty('lastError');

@@ -46,8 +46,15 @@ describe('poison jobs', () => {
     for (let i = 0; i < 10; i++) good.push(...(await writer.retitle(f.posts[i]!, `good ${i}`)));
     // A job whose plan holds a malformed id: its set-based statement fails (22P02), every time.
     // Inserted between the good ones, with 2 quick retries instead of the queue's 5 with backoff.
-    const poison: SyncJobData = { v: 1, plan: { ...emptyPlan(), post: [f.posts[10]!, 'not-a-uuid'] }, mode: 'QUEUED', enqueuedAt: Date.now() };
-    await writer.boss.insert(SYNC_QUEUE, [{ id: '00000000-0000-4000-8000-00000000dead', data: poison, priority: 10, retryLimit: 2, retryDelay: 1, retryBackoff: false }]);
+    const poison: SyncJobData = {
+      v: 1,
+      plan: { ...emptyPlan(), post: [f.posts[10]!, 'not-a-uuid'] },
+      mode: 'QUEUED',
+      enqueuedAt: Date.now(),
+    };
+    await writer.boss.insert(SYNC_QUEUE, [
+      { id: '00000000-0000-4000-8000-00000000dead', data: poison, priority: 10, retryLimit: 2, retryDelay: 1, retryBackoff: false },
+    ]);
     for (let i = 11; i < 20; i++) good.push(...(await writer.retitle(f.posts[i]!, `good ${i}`)));
     const poisonId = '00000000-0000-4000-8000-00000000dead';
 
@@ -79,7 +86,9 @@ describe('poison jobs', () => {
     expect(letters[0]!.error).toMatch(/uuid/i);
     expect(letters[0]!.data.plan.post).toContain('not-a-uuid');
     // The failures are in sync_log too.
-    const failures = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM sync_log WHERE NOT success AND error_message ~* 'uuid'`);
+    const failures = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sync_log WHERE NOT success AND error_message ~* 'uuid'`,
+    );
     expect(failures.rows[0]!.n).toBeGreaterThanOrEqual(3);
 
     // Replay moves it back onto the sync queue, where the worker takes it again.
@@ -96,7 +105,9 @@ describe('poison jobs', () => {
   it('fails a job whose payload is malformed without blocking the others', async () => {
     const f = await createFixture(pool, { users: 1, posts: 2, comments: 0 });
     const good = [...(await writer.retitle(f.posts[0]!, 'fine')), ...(await writer.retitle(f.posts[1]!, 'fine too'))];
-    await writer.boss.insert(SYNC_QUEUE, [{ id: '00000000-0000-4000-8000-0000000000ba', data: { hello: 'world' }, priority: 10, retryLimit: 0 }]);
+    await writer.boss.insert(SYNC_QUEUE, [
+      { id: '00000000-0000-4000-8000-0000000000ba', data: { hello: 'world' }, priority: 10, retryLimit: 0 },
+    ]);
     const outcomes: BatchOutcome[] = [];
     worker = createWorker(testWorkerConfig(), { onBatch: (o) => outcomes.push(o) });
     await worker.start();

@@ -48,13 +48,19 @@ describe('a worker whose release has a projection table to build', () => {
       health = await startHealthServer(worker, 0, createLogger('test', 'silent'));
       const ready = () => fetch(`http://127.0.0.1:${health!.port}/ready`);
       await waitFor('the build waits for the held row', async () => {
-        const { rows } = await pool.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'blog-worker-shapes' AND wait_event_type = 'Lock'");
+        const { rows } = await pool.query(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = 'blog-worker-shapes' AND wait_event_type = 'Lock'",
+        );
         return rows.length > 0;
       });
       const notReady = await ready();
       expect(notReady.status).toBe(503);
       expect(await notReady.json()).toEqual(
-        expect.objectContaining({ healthy: false, status: 'running', building: [expect.stringMatching(/^post v1 \(tv_post\) building, \d+% /)] }),
+        expect.objectContaining({
+          healthy: false,
+          status: 'running',
+          building: [expect.stringMatching(/^post v1 \(tv_post\) building, \d+% /)],
+        }),
       );
       expect((await fetch(`http://127.0.0.1:${health.port}/health`)).status).toBe(200);
       expect(await countCompleted(pool, jobs)).toBe(0);

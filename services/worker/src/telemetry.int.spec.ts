@@ -71,7 +71,15 @@ describe('worker telemetry', () => {
 
   it('exposes its Prometheus metrics, with the batch, lag and sync figures of the work done', () => {
     const text = report.metrics;
-    for (const name of [METRICS.syncDuration, METRICS.syncFailures, METRICS.batchJobs, METRICS.batchEntities, METRICS.queueJobs, METRICS.projectionLag, METRICS.deadLetters]) {
+    for (const name of [
+      METRICS.syncDuration,
+      METRICS.syncFailures,
+      METRICS.batchJobs,
+      METRICS.batchEntities,
+      METRICS.queueJobs,
+      METRICS.projectionLag,
+      METRICS.deadLetters,
+    ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toMatch(/blog_sync_duration_seconds_count\{[^}]*entity_type="post"[^}]*mode="batch"[^}]*\} [1-9]/);

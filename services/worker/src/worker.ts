@@ -14,6 +14,7 @@ import {
   createPool,
   ENTITY_TYPES,
   deleteOldLag,
+  pruneEvents,
   silentLogger,
   SYNC_QUEUE,
   SyncEngine,
@@ -58,8 +59,8 @@ export interface WorkerOptions {
 
 /** How often the worker checks that the database answers (for /health). */
 const DB_CHECK_INTERVAL_MS = 5000;
-/** How often old lag samples are deleted. */
-const LAG_RETENTION_INTERVAL_MS = 3600_000;
+/** How often old lag samples and old events are deleted. */
+const RETENTION_INTERVAL_MS = 3600_000;
 
 /**
  * The projection worker: drains the sync queue in batches through pg-boss.
@@ -186,8 +187,12 @@ export class ProjectionWorker {
     }
     this.timers.push(setInterval(() => void this.keepShapes(), FOLLOW_EVERY_MS));
     this.timers.push(setInterval(() => void this.checkDatabase(), DB_CHECK_INTERVAL_MS));
-    this.timers.push(setInterval(() => void this.deleteOldLag(), LAG_RETENTION_INTERVAL_MS));
+    this.timers.push(setInterval(() => void this.deleteOldLag(), RETENTION_INTERVAL_MS));
     void this.deleteOldLag();
+    if (config.eventRetentionDays > 0) {
+      this.timers.push(setInterval(() => void this.pruneEvents(), RETENTION_INTERVAL_MS));
+      void this.pruneEvents();
+    }
     this.state = 'running';
     this.log.info(
       { instance: this.instance, batchSize: config.batchSize, concurrency: config.concurrency, pollIntervalMs: config.pollIntervalMs },
@@ -403,6 +408,16 @@ export class ProjectionWorker {
       if (deleted) this.log.info({ deleted }, 'old lag samples deleted');
     } catch (err) {
       this.log.warn({ err }, 'could not delete old lag samples');
+    }
+  }
+
+  /** Deletes the events older than EVENT_RETENTION_DAYS (several workers may: each deletes what is left). */
+  private async pruneEvents(): Promise<void> {
+    try {
+      const deleted = await pruneEvents(this.pool!, this.config.eventRetentionDays);
+      if (deleted) this.log.info({ deleted, retentionDays: this.config.eventRetentionDays }, 'old events deleted');
+    } catch (err) {
+      this.log.warn({ err }, 'could not delete old events');
     }
   }
 }

@@ -29,10 +29,19 @@ describe('npm run dead-letter', () => {
   it('lists dead letters, replays them by id or all, with exit codes 0/1/2', async () => {
     const boss = createBoss({ url: testDatabaseUrl(), applicationName: 'blog-test-dlq', maintenance: false });
     await boss.start();
-    const data = (n: number) => ({ v: 1, plan: { ...emptyPlan(), post: [`00000000-0000-4000-8000-00000000000${n}`] }, mode: 'QUEUED', enqueuedAt: Date.now() });
+    const data = (n: number) => ({
+      v: 1,
+      plan: { ...emptyPlan(), post: [`00000000-0000-4000-8000-00000000000${n}`] },
+      mode: 'QUEUED',
+      enqueuedAt: Date.now(),
+    });
     let ids: string[];
     try {
-      ids = [(await boss.send(SYNC_DEAD_LETTER_QUEUE, data(1)))!, (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(2)))!, (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(3)))!];
+      ids = [
+        (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(1)))!,
+        (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(2)))!,
+        (await boss.send(SYNC_DEAD_LETTER_QUEUE, data(3)))!,
+      ];
     } finally {
       await boss.stop({ graceful: false, close: true });
     }

@@ -1,14 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  createBoss,
-  planSync,
-  SyncEngine,
-  SyncQueue,
-  waitFor,
-  withTransaction,
-  type ChangeSet,
-  type SyncMode,
-} from '@blog/shared';
+import { createBoss, planSync, SyncEngine, SyncQueue, waitFor, withTransaction, type ChangeSet, type SyncMode } from '@blog/shared';
 import { builtFile, testDatabaseUrl } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
@@ -24,6 +15,7 @@ export function testWorkerConfig(overrides: Partial<WorkerConfig> = {}): WorkerC
     shutdownTimeoutMs: 5000,
     superviseIntervalSeconds: 1,
     lagRetentionHours: 48,
+    eventRetentionDays: 90,
     healthPort: 0,
     unhealthyAfterMs: 30_000,
     name: 'blog-worker-test',
@@ -100,7 +92,13 @@ export class Writer {
   }
 
   /** Runs `sql` with `params`, then enqueues the dependency map's plan for `changes`, in one transaction. */
-  async write(sql: string, params: unknown[], changes: ChangeSet, mode: Exclude<SyncMode, 'INLINE'> = 'QUEUED', deferSeconds?: number): Promise<string[]> {
+  async write(
+    sql: string,
+    params: unknown[],
+    changes: ChangeSet,
+    mode: Exclude<SyncMode, 'INLINE'> = 'QUEUED',
+    deferSeconds?: number,
+  ): Promise<string[]> {
     return withTransaction(this.pool, async (c) => {
       await c.query(sql, params);
       const plan = await planSync(c, changes);
@@ -109,7 +107,13 @@ export class Writer {
   }
 
   retitle(postId: string, title: string, mode: Exclude<SyncMode, 'INLINE'> = 'QUEUED', deferSeconds?: number): Promise<string[]> {
-    return this.write(`UPDATE tb_post SET title = $2, updated_at = now() WHERE id = $1`, [postId, title], { post: [postId] }, mode, deferSeconds);
+    return this.write(
+      `UPDATE tb_post SET title = $2, updated_at = now() WHERE id = $1`,
+      [postId, title],
+      { post: [postId] },
+      mode,
+      deferSeconds,
+    );
   }
 
   comment(postId: string, authorId: string, content: string): Promise<string[]> {

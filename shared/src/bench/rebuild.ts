@@ -94,7 +94,9 @@ export async function measureRebuild(options: RebuildBenchOptions = {}): Promise
     // from): a vacuumed table's visibility map lets the users' kept-count recount count from an
     // index alone, where an unvacuumed one reads every page of tb_comment (200 users: 15 ms, not 260).
     await pool.query(`VACUUM ANALYZE ${commandTables().join(', ')}`);
-    log(`dataset: ${size.users} users, ${size.posts} posts, ${size.comments} comments, projected in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    log(
+      `dataset: ${size.users} users, ${size.posts} posts, ${size.comments} comments, projected in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+    );
     const { rows } = await pool.query<{ id: string }>('SELECT id FROM tb_post');
     const posts = rows.map((r) => r.id);
 
@@ -119,7 +121,9 @@ export async function measureRebuild(options: RebuildBenchOptions = {}): Promise
         ...(result.chunks ? { chunks: result.chunks } : {}),
       };
       runs.push(run);
-      log(`${mode}: ${run.seconds.toFixed(1)} s (${seconds.toFixed(1)} s with the process start), ${Math.round(run.rowsPerSecond)} rows/s, peak ${run.peakRssMb.toFixed(0)} MB; writes ${describeLatency(writers)}`);
+      log(
+        `${mode}: ${run.seconds.toFixed(1)} s (${seconds.toFixed(1)} s with the process start), ${Math.round(run.rowsPerSecond)} rows/s, peak ${run.peakRssMb.toFixed(0)} MB; writes ${describeLatency(writers)}`,
+      );
     }
     const drift = await new SyncEngine(pool).verify();
     if (drift.total) throw new Error(`the rebuilds left drift: ${drift.total} row(s)`);
@@ -149,7 +153,10 @@ async function writeWhile(pool: pg.Pool, posts: string[], count: number, until: 
       const post = posts[Math.floor(Math.random() * posts.length)]!;
       const started = performance.now();
       await withTransaction(pool, async (client) => {
-        await client.query('UPDATE tb_post SET title = $2, updated_at = now() WHERE id = $1', [post, `Title ${Math.random().toString(36).slice(2, 8)}`]);
+        await client.query('UPDATE tb_post SET title = $2, updated_at = now() WHERE id = $1', [
+          post,
+          `Title ${Math.random().toString(36).slice(2, 8)}`,
+        ]);
         await sync.refreshIn(client, await planSync(client, { post: [post] }));
       });
       if (!done) latencies.push(performance.now() - started);
@@ -166,7 +173,8 @@ function latencyFigures(ms: number[]): LatencyFigures {
   return { writes: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? 0 };
 }
 
-const describeLatency = (l: LatencyFigures) => `${l.writes} writes, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms`;
+const describeLatency = (l: LatencyFigures) =>
+  `${l.writes} writes, p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms`;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -241,7 +249,9 @@ async function main(): Promise<void> {
   const chunk = process.env.BENCH_REBUILD_CHUNK ? Number(process.env.BENCH_REBUILD_CHUNK) : DEFAULT_REBUILD_CHUNK;
   const figures = await measureRebuild({ size, chunk, log: (line) => process.stdout.write(`${line}\n`) });
   const ms = (n: number) => n.toFixed(1).padStart(7);
-  process.stdout.write(`\nchunks of ${figures.chunk} ids; every projection stale before each rebuild; ${figures.idle.writes > 0 ? 'INLINE writes (post title + its post, comments, author)' : ''}\n`);
+  process.stdout.write(
+    `\nchunks of ${figures.chunk} ids; every projection stale before each rebuild; ${figures.idle.writes > 0 ? 'INLINE writes (post title + its post, comments, author)' : ''}\n`,
+  );
   process.stdout.write('| rebuild          | seconds | rows/s  | peak RSS | writes | write p50 | write p99 | write max |\n');
   process.stdout.write('|------------------|--------:|--------:|---------:|-------:|----------:|----------:|----------:|\n');
   const row = (name: string, l: LatencyFigures, r?: RebuildRunFigures) =>
@@ -252,7 +262,9 @@ async function main(): Promise<void> {
   for (const r of figures.runs) row(r.mode, r.writers, r);
   for (const r of figures.runs) {
     for (const c of r.chunks ?? []) {
-      process.stdout.write(`${r.mode} ${c.entityType}: ${c.chunks} chunks, p50 ${c.p50Ms.toFixed(1)} ms, max ${c.maxMs.toFixed(1)} ms per chunk\n`);
+      process.stdout.write(
+        `${r.mode} ${c.entityType}: ${c.chunks} chunks, p50 ${c.p50Ms.toFixed(1)} ms, max ${c.maxMs.toFixed(1)} ms per chunk\n`,
+      );
     }
   }
   if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(figures, null, 2));

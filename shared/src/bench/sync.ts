@@ -35,7 +35,9 @@ async function main() {
   try {
     let t = performance.now();
     await generateDataset(pool, SIZE);
-    process.stdout.write(`dataset: ${SIZE.users} users, ${SIZE.posts} posts, ${SIZE.comments} comments generated in ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      `dataset: ${SIZE.users} users, ${SIZE.posts} posts, ${SIZE.comments} comments generated in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
+    );
     t = performance.now();
     const full = await sync.all();
     process.stdout.write(
@@ -44,10 +46,7 @@ async function main() {
 
     for (const entity of ENTITY_TYPES) {
       const { table } = entityOf(entity);
-      const { rows } = await pool.query<{ id: string }>(
-        `SELECT id FROM ${table} ORDER BY md5(id::text) LIMIT $1`,
-        [SAMPLE],
-      );
+      const { rows } = await pool.query<{ id: string }>(`SELECT id FROM ${table} ORDER BY md5(id::text) LIMIT $1`, [SAMPLE]);
       const ids = rows.map((r) => r.id);
       if (!ids.length) {
         process.stdout.write(`${entity}: no rows in the data set (generateDataset makes none), not measured\n`);

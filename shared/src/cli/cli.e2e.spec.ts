@@ -99,7 +99,8 @@ describe('command-line tools', () => {
     const clean = await cli('sync', ['verify']);
     expect(clean).toMatchObject({ code: 0 });
     // Its progress on stderr (no terminal: a line per entity type), as the rebuild's.
-    for (const t of ['comment', 'post', 'user', 'tag']) expect(clean.stderr).toMatch(new RegExp(`verify ${t}\\s+done: [\\d,]+/[\\d,]+ rows`));
+    for (const t of ['comment', 'post', 'user', 'tag'])
+      expect(clean.stderr).toMatch(new RegExp(`verify ${t}\\s+done: [\\d,]+/[\\d,]+ rows`));
 
     // A write that skipped its sync (as a buggy command would), and an orphaned projection.
     await pool.query("UPDATE tb_user SET full_name = 'Robert Smith', updated_at = now() WHERE username = 'bob'");

@@ -51,11 +51,11 @@ runCli(async (argv) => {
       await installQueueSchema(db.url);
       const pool = createPool(db.url, { applicationName: 'blog-migrate', max: 1 });
       const created = await prepareShapes(pool).finally(() => pool.end());
-      process.stdout.write(
-        applied.length ? `applied ${applied.map((m) => m.file).join(', ')}\n` : 'database is up to date\n',
-      );
+      process.stdout.write(applied.length ? `applied ${applied.map((m) => m.file).join(', ')}\n` : 'database is up to date\n');
       for (const t of created) {
-        process.stdout.write(`created ${t.table} (${t.entityType} v${t.version}) beside ${t.from}: the workers build it; \`npm run sync -- shapes\` shows its progress\n`);
+        process.stdout.write(
+          `created ${t.table} (${t.entityType} v${t.version}) beside ${t.from}: the workers build it; \`npm run sync -- shapes\` shows its progress\n`,
+        );
       }
       return EXIT.ok;
     }

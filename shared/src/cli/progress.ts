@@ -35,7 +35,11 @@ function rates(p: RebuildProgress): { perSecond: number; left: number } {
  * entity type is done. `total` is an estimate (the planner's row count), so the bar may end short
  * of, or past, its end.
  */
-export function progressPrinter(out: ProgressStream, now: () => number = () => performance.now(), verb = 'rebuild'): (p: RebuildProgress) => void {
+export function progressPrinter(
+  out: ProgressStream,
+  now: () => number = () => performance.now(),
+  verb = 'rebuild',
+): (p: RebuildProgress) => void {
   let last = Number.NEGATIVE_INFINITY;
   const tty = out.isTTY === true;
   return (p) => {

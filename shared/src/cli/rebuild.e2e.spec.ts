@@ -6,7 +6,10 @@ import { SyncEngine } from '../sync/engine';
 import { createKeptCounts } from '../sync/kept-counts';
 
 /** `npm run sync -- rebuild` as a process of its own (the compiled CLI), its output collected. */
-function start(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exit: Promise<number | null> } {
+function start(
+  args: string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exit: Promise<number | null> } {
   const child = spawn(process.execPath, [builtFile('shared', 'dist', 'cli', 'sync.js'), ...args], {
     env: { ...process.env, DATABASE_URL: testDatabaseUrl(), LOG_LEVEL: 'error', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -98,9 +101,7 @@ describe('sync rebuild, killed with SIGKILL halfway', () => {
 
     const resumed = await run(['rebuild'], { REBUILD_CHUNK: '10' });
     expect(resumed.code).toBe(0);
-    expect(resumed.stdout).toContain(
-      `rebuild ${comment.run_id}: resumed (started `,
-    );
+    expect(resumed.stdout).toContain(`rebuild ${comment.run_id}: resumed (started `);
     expect(resumed.stdout).toContain(`, ${committedBefore} chunk(s) committed before); continuing with comment after ${comment.last_id}\n`);
     expect(resumed.stdout).toMatch(/full comment\s+200 entities, 200 written, 0 deleted/);
     const thisRun = Number(/: (\d+) chunk\(s\) in [\d.]+ s, after (\d+) committed before/.exec(resumed.stdout)![1]);
@@ -116,7 +117,8 @@ describe('sync rebuild, killed with SIGKILL halfway', () => {
   it('prints its progress on stderr when it is no terminal: a line per entity type, and the summary on stdout', async () => {
     const rebuilt = await run(['rebuild', '--restart'], { REBUILD_CHUNK: '50' });
     expect(rebuilt.code).toBe(0);
-    for (const t of ['comment', 'post', 'user', 'tag']) expect(rebuilt.stderr).toMatch(new RegExp(`rebuild ${t}\\s+done: [\\d,]+/[\\d,]+ rows, [\\d,]+ rows/s`));
+    for (const t of ['comment', 'post', 'user', 'tag'])
+      expect(rebuilt.stderr).toMatch(new RegExp(`rebuild ${t}\\s+done: [\\d,]+/[\\d,]+ rows, [\\d,]+ rows/s`));
     expect(rebuilt.stdout).toMatch(/full comment\s+200 entities, 0 written, 0 deleted, [\d.]+ ms\n/);
     expect(rebuilt.stdout).toMatch(/row\(s\) with kept counts recounted; peak memory \d+ MB\n$/);
     const bad = await run(['rebuild', '--fast']);

@@ -64,7 +64,8 @@ function printed(p: Started, pattern: RegExp, what: string, timeoutMs: number): 
 }
 
 /** `npm start`'s script after its compile step: node shared/dist/cli/start.js. */
-const startScript = (env: Record<string, string>) => startProcess(process.execPath, [builtFile('shared', 'dist', 'cli', 'start.js')], userEnv(env));
+const startScript = (env: Record<string, string>) =>
+  startProcess(process.execPath, [builtFile('shared', 'dist', 'cli', 'start.js')], userEnv(env));
 
 /** A plain HTTP server that answers 200 to /health, as a running API would. */
 async function impostor(host?: string): Promise<{ port: number; close: () => Promise<void> }> {
@@ -130,7 +131,9 @@ describe('npm start', () => {
       const dbUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/blog`;
       expect(out).toContain(`DATABASE_URL=${dbUrl} (the embedded PostgreSQL; data in ${path.join(tmp, 'pg')})\n`);
       const recipe = /More workers \(another terminal\): (.*)\n/.exec(out)?.[1];
-      expect(recipe).toBe(`DATABASE_URL=${dbUrl} WORKER_HEALTH_PORT=0 node ${path.join(repoRoot, 'services', 'worker', 'dist', 'main.js')}`);
+      expect(recipe).toBe(
+        `DATABASE_URL=${dbUrl} WORKER_HEALTH_PORT=0 node ${path.join(repoRoot, 'services', 'worker', 'dist', 'main.js')}`,
+      );
 
       // The recipe, pasted in a shell elsewhere, starts a second worker beside npm start's.
       const second = startProcess('/bin/sh', ['-c', `exec env LOG_LEVEL=info ${recipe!}`], userEnv({}), os.tmpdir());

@@ -106,7 +106,9 @@ runCli(async (argv) => {
 });
 
 /** verify's progress on stderr, as the rebuild shows its own: per entity type, rows compared of the estimated total. */
-async function verifyProgress(pool: Parameters<typeof estimateRows>[0]): Promise<(t: EntityType, compared: number, event: 'start' | 'chunk' | 'done') => void> {
+async function verifyProgress(
+  pool: Parameters<typeof estimateRows>[0],
+): Promise<(t: EntityType, compared: number, event: 'start' | 'chunk' | 'done') => void> {
   const totals = new Map<EntityType, number>();
   for (const t of ENTITY_TYPES) totals.set(t, await estimateRows(pool, entityOf(t).table));
   const print = progressPrinter(process.stderr, undefined, 'verify');
@@ -136,7 +138,13 @@ async function rebuild(sync: SyncEngine, chunk: number, restart: boolean): Promi
   process.on('SIGTERM', onSignal);
   let result: RebuildResult;
   try {
-    result = await sync.rebuild({ chunk, restart, signal: stop.signal, onStart: printStart(chunk), onProgress: progressPrinter(process.stderr) });
+    result = await sync.rebuild({
+      chunk,
+      restart,
+      signal: stop.signal,
+      onStart: printStart(chunk),
+      onProgress: progressPrinter(process.stderr),
+    });
   } catch (err) {
     if (err instanceof RebuildBusyError) {
       process.stderr.write(`${err.message}\n`);
@@ -182,7 +190,17 @@ async function shapes(pool: pg.Pool, chunk: number, flag: string | undefined): P
       const r = await buildShapes(pool, {
         chunk,
         signal: stop.signal,
-        onProgress: (p) => print({ runId: '', entityType: p.entityType as EntityType, event: p.event, total: p.total, done: p.done, doneBefore: 0, chunks: 0, elapsedMs: p.elapsedMs }),
+        onProgress: (p) =>
+          print({
+            runId: '',
+            entityType: p.entityType as EntityType,
+            event: p.event,
+            total: p.total,
+            done: p.done,
+            doneBefore: 0,
+            chunks: 0,
+            elapsedMs: p.elapsedMs,
+          }),
       });
       for (const t of r.built) process.stdout.write(`built ${t}\n`);
       for (const t of r.busy) process.stdout.write(`${t}: another process is building it\n`);
@@ -198,7 +216,8 @@ async function shapes(pool: pg.Pool, chunk: number, flag: string | undefined): P
   process.stdout.write('entity   version  table            state     rows built        last run by a process\n');
   for (const r of rows) {
     const ours = declared.get(r.entity_type as EntityType) === r.version ? ' (this release)' : '';
-    const built = r.state === 'ready' ? 'all' : `${Number(r.rows_done).toLocaleString('en-US')} of ~${Number(r.rows_total).toLocaleString('en-US')}`;
+    const built =
+      r.state === 'ready' ? 'all' : `${Number(r.rows_done).toLocaleString('en-US')} of ~${Number(r.rows_total).toLocaleString('en-US')}`;
     process.stdout.write(
       `${r.entity_type.padEnd(8)} ${`v${r.version}`.padEnd(8)} ${r.table_name.padEnd(16)} ${r.state.padEnd(9)} ${built.padEnd(17)} ${r.seen_at?.toISOString() ?? 'never'}${ours}\n`,
     );

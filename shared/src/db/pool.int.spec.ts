@@ -37,14 +37,16 @@ test('a checked-out client whose connection is terminated: no crash, a retryable
  * there, an uncaught exception that ended the process. The pools' sockets (GuardedSocket) turn it
  * into the failure of the statement; the connection is replaced.
  */
-test("an answer node-postgres cannot decode fails its statement, not the process; the pool carries on", async () => {
+test('an answer node-postgres cannot decode fails its statement, not the process; the pool carries on', async () => {
   const pool = testPool(2);
   try {
     const failure = await pool.query("SELECT repeat(repeat('x', 1000000), 600) AS x").then(
       () => undefined,
       (err: unknown) => err as Error,
     );
-    expect(failure?.message).toMatch(/^Could not read the database's answer \(Cannot create a string longer than 0x1fffffe8 characters\); the connection was closed\.$/);
+    expect(failure?.message).toMatch(
+      /^Could not read the database's answer \(Cannot create a string longer than 0x1fffffe8 characters\); the connection was closed\.$/,
+    );
     expect((await pool.query<{ ok: number }>('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   } finally {
     await pool.end();
@@ -242,7 +244,7 @@ describe('beginWithFirstStatement', () => {
     expect({ waited, stored: await stored() }).toEqual({ waited: 3, stored: [1, 2, 3, 4] });
   });
 
-  test("a BEGIN that fails (a connection left in an aborted transaction): its error, and what was sent behind it is not written", async () => {
+  test('a BEGIN that fails (a connection left in an aborted transaction): its error, and what was sent behind it is not written', async () => {
     const client = await pool.connect();
     await client.query('BEGIN');
     await client.query('SELECT 1/0').catch(() => undefined);
@@ -252,7 +254,9 @@ describe('beginWithFirstStatement', () => {
     ).rejects.toMatchObject({ code: '25P02' });
     expect(await stored()).toEqual([1, 2, 3, 4]);
     // The ROLLBACK after the failure left the connection usable.
-    await withTransaction(pool, async (c) => void (await c.query(`INSERT INTO ${table} VALUES ($1)`, [5])), { beginWithFirstStatement: true });
+    await withTransaction(pool, async (c) => void (await c.query(`INSERT INTO ${table} VALUES ($1)`, [5])), {
+      beginWithFirstStatement: true,
+    });
     expect(await stored()).toEqual([1, 2, 3, 4, 5]);
   });
 
@@ -291,11 +295,7 @@ describe('beginWithFirstStatement', () => {
         withTransaction(
           pool,
           async (c) => {
-            const sent = [
-              c.query({ ...named, values: [9] }),
-              c.query('SELECT 1 / $1::int', [0]),
-              c.query({ ...named, values: [10] }),
-            ];
+            const sent = [c.query({ ...named, values: [9] }), c.query('SELECT 1 / $1::int', [0]), c.query({ ...named, values: [10] })];
             commitNow(c);
             outcomes.push(...(await Promise.allSettled(sent)));
             await Promise.all(sent);
@@ -303,7 +303,11 @@ describe('beginWithFirstStatement', () => {
           { beginWithFirstStatement: true },
         ),
       ).rejects.toMatchObject({ code: '22012' });
-      expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code?: string }).code))).toEqual(['ok', '22012', '25P02']);
+      expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code?: string }).code))).toEqual([
+        'ok',
+        '22012',
+        '25P02',
+      ]);
       // The batch and its one answer, then the ROLLBACK.
       expect({ answers: answered.answers, writes: writes.writes }).toEqual({ answers: 2, writes: 2 });
       expect(await stored()).toEqual([1, 2, 3, 4, 5, 6, 7]);
@@ -316,9 +320,13 @@ describe('beginWithFirstStatement', () => {
   test('a value node-postgres cannot serialize fails its statement before anything is sent', async () => {
     const circular: Record<string, unknown> = {};
     circular.self = circular;
-    await withTransaction(pool, async (c) => void (await c.query({ name: 'pool_spec_batch_json', text: 'SELECT $1::jsonb AS j', values: [{}] })), {
-      beginWithFirstStatement: true,
-    });
+    await withTransaction(
+      pool,
+      async (c) => void (await c.query({ name: 'pool_spec_batch_json', text: 'SELECT $1::jsonb AS j', values: [{}] })),
+      {
+        beginWithFirstStatement: true,
+      },
+    );
     await expect(
       withTransaction(
         pool,

@@ -46,9 +46,18 @@ export interface PoolOptions {
   pipeline?: boolean;
 }
 
-// node-postgres parses timestamptz into Date and bigint (int8) into string by default. Counts in
-// this project come back as int8 from count(*); parse them as numbers (they never exceed 2^53).
-pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+/**
+ * The type parsers of our connections (createPool, connectClient): node-postgres's, except int8
+ * (bigint), which it gives as a string; counts in this project come back as int8 from count(*), and
+ * never exceed 2^53: numbers. Per connection, not node-postgres's global table, so that other
+ * libraries' connections in the process (pg-boss's) keep the parsing they expect.
+ */
+export const TYPE_PARSERS: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
 
 /**
  * The socket of every connection the pools open: a net.Socket whose 'data' listeners cannot crash
@@ -77,6 +86,7 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   const pool = new pg.Pool({
     connectionString,
     stream: () => new GuardedSocket(),
+    types: TYPE_PARSERS,
     application_name: options.applicationName,
     max: options.max ?? 10,
     idleTimeoutMillis: options.idleTimeoutMillis ?? 30_000,
@@ -132,7 +142,7 @@ function namespaceOf(connectionString: string): string | undefined {
  * the event from killing the process. The caller ends the client.
  */
 export async function connectClient(config: pg.ClientConfig): Promise<pg.Client> {
-  const client = new pg.Client(config);
+  const client = new pg.Client({ types: TYPE_PARSERS, ...config });
   client.on('error', () => undefined);
   await client.connect();
   return client;
@@ -224,10 +234,26 @@ function batchable(args: unknown[]): StatementConfig | undefined {
   const values = Array.isArray(second) ? (second as unknown[]) : undefined;
   if (typeof first === 'string') return { text: first, ...(values ? { values } : {}) };
   if (!first || typeof first !== 'object') return undefined;
-  const c = first as { text?: unknown; name?: string; values?: unknown[]; rowMode?: 'array'; types?: unknown; submit?: unknown; rows?: unknown; callback?: unknown; queryMode?: unknown };
+  const c = first as {
+    text?: unknown;
+    name?: string;
+    values?: unknown[];
+    rowMode?: 'array';
+    types?: unknown;
+    submit?: unknown;
+    rows?: unknown;
+    callback?: unknown;
+    queryMode?: unknown;
+  };
   if (typeof c.text !== 'string' || c.submit || c.rows || c.callback || c.queryMode === 'simple') return undefined;
   const v = values ?? c.values;
-  return { text: c.text, ...(c.name ? { name: c.name } : {}), ...(v ? { values: v } : {}), ...(c.rowMode ? { rowMode: c.rowMode } : {}), ...(c.types ? { types: c.types } : {}) };
+  return {
+    text: c.text,
+    ...(c.name ? { name: c.name } : {}),
+    ...(v ? { values: v } : {}),
+    ...(c.rowMode ? { rowMode: c.rowMode } : {}),
+    ...(c.types ? { types: c.types } : {}),
+  };
 }
 
 /**
@@ -289,7 +315,30 @@ export function commitNow(client: pg.ClientBase): boolean {
 }
 
 /**
- * Runs `fn` inside BEGIN/COMMIT on one client; rolls back and rethrows on any error. `fn` may send
+ * Runs `fn` inside BEGIN/COMMIT on a connection the caller holds; rolls back and rethrows on any
+ * error. When the ROLLBACK itself fails (the connection is gone), `onRollbackFailure` is told, so
+ * the caller can discard the connection.
+ */
+export async function inTransaction<T>(
+  client: pg.ClientBase,
+  fn: () => Promise<T>,
+  options: { onRollbackFailure?: (err: Error) => void } = {},
+): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn();
+    // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
+    const committed = await client.query('COMMIT');
+    if (committed.command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackErr: Error) => options.onRollbackFailure?.(rollbackErr));
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT on one client of `pool`; rolls back and rethrows on any error. `fn` may send
  * the COMMIT itself, early, with commitNow(). See TransactionOptions.beginWithFirstStatement for
  * sending BEGIN without waiting for its answer.
  */

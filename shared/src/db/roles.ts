@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { QUEUE_SCHEMA } from '../queue/install';
-import { connectClient } from './pool';
+import { connectClient, inTransaction } from './pool';
 import { commandTables, MODEL } from '../model';
 
 /**
@@ -64,6 +64,9 @@ export const ROLE_GRANTS = {
     'GRANT SELECT ON schema_migrations TO %1$I',
     // /ready checks that its projection tables are built; the API says it runs (shapes.ts)
     'GRANT SELECT, INSERT, UPDATE ON sync_shape TO %1$I',
+    // commands append to the event log and `events` reads it; nothing may change or remove an
+    // event (identity values are drawn without a grant on the sequence)
+    'GRANT SELECT, INSERT ON event_log, event_log_entity TO %1$I',
   ],
   worker: [
     ...COMMON,
@@ -77,6 +80,8 @@ export const ROLE_GRANTS = {
     // roles' sessions only to members of pg_read_all_stats, a read-only monitoring role)
     'GRANT SELECT, INSERT, UPDATE ON sync_shape TO %1$I',
     'GRANT pg_read_all_stats TO %1$I',
+    // deletes events older than EVENT_RETENTION_DAYS
+    'GRANT SELECT, DELETE ON event_log, event_log_entity TO %1$I',
   ],
 } as const;
 
@@ -98,29 +103,29 @@ export async function createDbRoles(url: string, options: DbRolesOptions): Promi
   if (options.api.name === options.worker.name) throw new Error('The API and the worker need two different roles.');
   const client = await connectClient({ connectionString: url, application_name: 'blog-migrate-roles' });
   try {
-    await client.query('BEGIN');
-    const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
-    const db = rows[0]!.db;
-    // PostgreSQL < 15 lets every role create in public; 15+ does not. Make it so everywhere.
-    await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
-    for (const [service, role] of [['api', options.api], ['worker', options.worker]] as const) {
-      const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name]);
-      const verb = exists.rowCount ? 'ALTER' : 'CREATE';
-      const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
-      if (role.password) await run(client, `${verb} ROLE %1$I WITH LOGIN PASSWORD %3$L ${attributes}`, role.name, db, role.password);
-      else await run(client, `${verb} ROLE %1$I WITH NOLOGIN ${attributes}`, role.name, db);
-      for (const template of [...RESET, ...ROLE_GRANTS[service]]) await run(client, template, role.name, db);
-      // The tables of other versions of the documents (an earlier release may still run on them).
-      const { rows: others } = await client.query<{ table_name: string }>(
-        'SELECT table_name FROM sync_shape WHERE to_regclass(table_name) IS NOT NULL AND NOT table_name = ANY($1::text[])',
-        [MODEL.map((e) => e.view)],
-      );
-      for (const t of others) await run(client, `GRANT ${DML} ON %4$I TO %1$I`, role.name, db, t.table_name);
-    }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
+    await inTransaction(client, async () => {
+      const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
+      const db = rows[0]!.db;
+      // PostgreSQL < 15 lets every role create in public; 15+ does not. Make it so everywhere.
+      await client.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+      for (const [service, role] of [
+        ['api', options.api],
+        ['worker', options.worker],
+      ] as const) {
+        const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name]);
+        const verb = exists.rowCount ? 'ALTER' : 'CREATE';
+        const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
+        if (role.password) await run(client, `${verb} ROLE %1$I WITH LOGIN PASSWORD %3$L ${attributes}`, role.name, db, role.password);
+        else await run(client, `${verb} ROLE %1$I WITH NOLOGIN ${attributes}`, role.name, db);
+        for (const template of [...RESET, ...ROLE_GRANTS[service]]) await run(client, template, role.name, db);
+        // The tables of other versions of the documents (an earlier release may still run on them).
+        const { rows: others } = await client.query<{ table_name: string }>(
+          'SELECT table_name FROM sync_shape WHERE to_regclass(table_name) IS NOT NULL AND NOT table_name = ANY($1::text[])',
+          [MODEL.map((e) => e.view)],
+        );
+        for (const t of others) await run(client, `GRANT ${DML} ON %4$I TO %1$I`, role.name, db, t.table_name);
+      }
+    });
   } finally {
     await client.end();
   }
@@ -150,6 +155,11 @@ export async function dropDbRoles(url: string, names: string[]): Promise<void> {
  * template of this module and parameters (%I quotes identifiers, %L literals), then run.
  */
 async function run(client: pg.Client, template: string, role: string, db: string, literal = ''): Promise<void> {
-  const { rows } = await client.query<{ sql: string }>('SELECT format($1, $2::text, $3::text, $4::text) AS sql', [template, role, db, literal]);
+  const { rows } = await client.query<{ sql: string }>('SELECT format($1, $2::text, $3::text, $4::text) AS sql', [
+    template,
+    role,
+    db,
+    literal,
+  ]);
   await client.query(rows[0]!.sql);
 }

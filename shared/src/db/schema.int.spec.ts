@@ -45,23 +45,113 @@ describe('schema 001', () => {
   const fresh = () => randomUUID().slice(0, 8);
   type Case = { name: string; sql: () => [string, unknown[]]; code: string; constraint?: string };
   const cases: Case[] = [
-    { name: 'empty title', sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, '', 'body']], code: '23514', constraint: 'tb_post_title_length' },
-    { name: 'blank title', sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, '   ', 'body']], code: '23514', constraint: 'tb_post_title_length' },
-    { name: 'title over 300 chars', sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, 't'.repeat(301), 'body']], code: '23514', constraint: 'tb_post_title_length' },
-    { name: 'empty post content', sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, 'T', '']], code: '23514', constraint: 'tb_post_content_length' },
-    { name: 'null title', sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, NULL, $2)', [author, 'body']], code: '23502' },
-    { name: 'post by unknown author', sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [randomUUID(), 'T', 'body']], code: '23503', constraint: 'tb_post_author_id_fkey' },
-    { name: 'email without @', sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', ['nobody.example.com', `u_${fresh()}`, 'N']], code: '23514', constraint: 'tb_user_email_format' },
-    { name: 'email without domain dot', sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', ['a@b', `u_${fresh()}`, 'N']], code: '23514', constraint: 'tb_user_email_format' },
-    { name: 'email with spaces', sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', ['a b@c.de', `u_${fresh()}`, 'N']], code: '23514', constraint: 'tb_user_email_format' },
-    { name: 'username with a space', sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, 'bad name', 'N']], code: '23514', constraint: 'tb_user_username_format' },
-    { name: 'username too short', sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, 'ab', 'N']], code: '23514', constraint: 'tb_user_username_format' },
-    { name: 'blank full name', sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, `u_${fresh()}`, ' ']], code: '23514', constraint: 'tb_user_full_name_length' },
-    { name: 'bio over 2000 chars', sql: () => ['INSERT INTO tb_user (email, username, full_name, bio) VALUES ($1, $2, $3, $4)', [`${fresh()}@x.io`, `u_${fresh()}`, 'N', 'b'.repeat(2001)]], code: '23514', constraint: 'tb_user_bio_length' },
-    { name: 'empty comment', sql: () => ['INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3)', [post, author, '']], code: '23514', constraint: 'tb_comment_content_length' },
-    { name: 'comment on unknown post', sql: () => ['INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3)', [randomUUID(), author, 'hi']], code: '23503', constraint: 'tb_comment_post_id_fkey' },
-    { name: 'updated before created', sql: () => ['UPDATE tb_post SET updated_at = created_at - interval \'1 day\' WHERE id = $1', [post]], code: '23514', constraint: 'tb_post_timestamps' },
-    { name: 'deleting a post that has comments', sql: () => ['WITH c AS (INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3)) DELETE FROM tb_post WHERE id = $1', [post, author, 'keep me']], code: '23503', constraint: 'tb_comment_post_id_fkey' },
+    {
+      name: 'empty title',
+      sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, '', 'body']],
+      code: '23514',
+      constraint: 'tb_post_title_length',
+    },
+    {
+      name: 'blank title',
+      sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, '   ', 'body']],
+      code: '23514',
+      constraint: 'tb_post_title_length',
+    },
+    {
+      name: 'title over 300 chars',
+      sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, 't'.repeat(301), 'body']],
+      code: '23514',
+      constraint: 'tb_post_title_length',
+    },
+    {
+      name: 'empty post content',
+      sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [author, 'T', '']],
+      code: '23514',
+      constraint: 'tb_post_content_length',
+    },
+    {
+      name: 'null title',
+      sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, NULL, $2)', [author, 'body']],
+      code: '23502',
+    },
+    {
+      name: 'post by unknown author',
+      sql: () => ['INSERT INTO tb_post (author_id, title, content) VALUES ($1, $2, $3)', [randomUUID(), 'T', 'body']],
+      code: '23503',
+      constraint: 'tb_post_author_id_fkey',
+    },
+    {
+      name: 'email without @',
+      sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', ['nobody.example.com', `u_${fresh()}`, 'N']],
+      code: '23514',
+      constraint: 'tb_user_email_format',
+    },
+    {
+      name: 'email without domain dot',
+      sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', ['a@b', `u_${fresh()}`, 'N']],
+      code: '23514',
+      constraint: 'tb_user_email_format',
+    },
+    {
+      name: 'email with spaces',
+      sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', ['a b@c.de', `u_${fresh()}`, 'N']],
+      code: '23514',
+      constraint: 'tb_user_email_format',
+    },
+    {
+      name: 'username with a space',
+      sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, 'bad name', 'N']],
+      code: '23514',
+      constraint: 'tb_user_username_format',
+    },
+    {
+      name: 'username too short',
+      sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, 'ab', 'N']],
+      code: '23514',
+      constraint: 'tb_user_username_format',
+    },
+    {
+      name: 'blank full name',
+      sql: () => ['INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, `u_${fresh()}`, ' ']],
+      code: '23514',
+      constraint: 'tb_user_full_name_length',
+    },
+    {
+      name: 'bio over 2000 chars',
+      sql: () => [
+        'INSERT INTO tb_user (email, username, full_name, bio) VALUES ($1, $2, $3, $4)',
+        [`${fresh()}@x.io`, `u_${fresh()}`, 'N', 'b'.repeat(2001)],
+      ],
+      code: '23514',
+      constraint: 'tb_user_bio_length',
+    },
+    {
+      name: 'empty comment',
+      sql: () => ['INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3)', [post, author, '']],
+      code: '23514',
+      constraint: 'tb_comment_content_length',
+    },
+    {
+      name: 'comment on unknown post',
+      sql: () => ['INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3)', [randomUUID(), author, 'hi']],
+      code: '23503',
+      constraint: 'tb_comment_post_id_fkey',
+    },
+    {
+      name: 'updated before created',
+      sql: () => ["UPDATE tb_post SET updated_at = created_at - interval '1 day' WHERE id = $1", [post]],
+      code: '23514',
+      constraint: 'tb_post_timestamps',
+    },
+    {
+      name: 'deleting a post that has comments',
+      sql: () => [
+        'WITH c AS (INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3)) DELETE FROM tb_post WHERE id = $1',
+        [post, author, 'keep me'],
+      ],
+      code: '23503',
+      constraint: 'tb_comment_post_id_fkey',
+    },
   ];
 
   it.each(cases)('rejects $name', async ({ sql, code, constraint }) => {
@@ -79,7 +169,11 @@ describe('schema 001', () => {
       pool.query('INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [u.email.toUpperCase(), `u_${fresh()}`, 'N']),
     ).rejects.toMatchObject({ code: '23505', constraint: 'tb_user_email_key' });
     await expect(
-      pool.query('INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [`${fresh()}@x.io`, u.username.toUpperCase(), 'N']),
+      pool.query('INSERT INTO tb_user (email, username, full_name) VALUES ($1, $2, $3)', [
+        `${fresh()}@x.io`,
+        u.username.toUpperCase(),
+        'N',
+      ]),
     ).rejects.toMatchObject({ code: '23505', constraint: 'tb_user_username_key' });
   });
 

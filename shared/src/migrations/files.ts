@@ -37,9 +37,7 @@ export async function readMigrationFiles(dir: string): Promise<MigrationFile[]> 
   for (const file of entries.filter((f) => f.endsWith('.sql')).sort()) {
     const match = MIGRATION_FILE_PATTERN.exec(file);
     if (!match) {
-      throw new MigrationError(
-        `Migration file name ${file} is not of the form NNN_name.sql (digits, underscore, lowercase name).`,
-      );
+      throw new MigrationError(`Migration file name ${file} is not of the form NNN_name.sql (digits, underscore, lowercase name).`);
     }
     const version = Number(match[1]);
     const other = seen.get(version);

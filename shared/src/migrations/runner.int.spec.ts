@@ -55,7 +55,10 @@ describe('migration runner', () => {
     const applied = await new Migrator(db.url, { dir: defaultMigrationsDir }).up();
     expect(applied.map((m) => m.file)).toEqual(files.map((f) => f.file));
 
-    const rows = await query<{ version: number; checksum: string }>(db.url, 'SELECT version, checksum FROM schema_migrations ORDER BY version');
+    const rows = await query<{ version: number; checksum: string }>(
+      db.url,
+      'SELECT version, checksum FROM schema_migrations ORDER BY version',
+    );
     expect(rows).toEqual(files.map((f) => ({ version: f.version, checksum: checksum(f.sql) })));
     const tables = await query<{ t: string }>(
       db.url,
@@ -92,7 +95,7 @@ describe('migration runner', () => {
     expect((await migrator.status()).find((s) => s.version === first.version)?.state).toBe('edited');
   });
 
-  it('checkOn (the readiness probe): on the caller\'s pool, files read once, the history read every time', async () => {
+  it("checkOn (the readiness probe): on the caller's pool, files read once, the history read every time", async () => {
     const dir = await tempDir();
     const migrator = new Migrator(db.url, { dir });
     await migrator.up();
@@ -181,18 +184,22 @@ describe('migration runner', () => {
 
   it('a failing statement of a no-transaction file: named with its line, earlier ones kept, the file not recorded', async () => {
     const dir = await tempDir({
-      '900_half.sql': '-- migrate:no-transaction\nCREATE TABLE half_kept (id int);\n\nSELECT no_such_function();\nCREATE TABLE never_made (id int);\n',
+      '900_half.sql':
+        '-- migrate:no-transaction\nCREATE TABLE half_kept (id int);\n\nSELECT no_such_function();\nCREATE TABLE never_made (id int);\n',
     });
     await expect(new Migrator(db.url, { dir }).up()).rejects.toThrow(
       /900_half\.sql failed at statement 2 of 3 \(line 4\): function no_such_function\(\) does not exist\. It runs without a transaction, so the 1 statement\(s\) before it stay applied/,
     );
-    expect(await query(db.url, "SELECT to_regclass('half_kept')::text AS a, to_regclass('never_made')::text AS b")).toEqual([{ a: 'half_kept', b: null }]);
+    expect(await query(db.url, "SELECT to_regclass('half_kept')::text AS a, to_regclass('never_made')::text AS b")).toEqual([
+      { a: 'half_kept', b: null },
+    ]);
     expect(await query(db.url, 'SELECT version FROM schema_migrations WHERE version = 900')).toEqual([]);
   });
 
   it('refuses a no-transaction file it cannot split before applying anything', async () => {
     const atomic = await tempDir({
-      '900_atomic.sql': '-- migrate:no-transaction\nCREATE TABLE before_atomic (id int);\nCREATE FUNCTION one() RETURNS int LANGUAGE sql\nBEGIN ATOMIC SELECT 1; END;\n',
+      '900_atomic.sql':
+        '-- migrate:no-transaction\nCREATE TABLE before_atomic (id int);\nCREATE FUNCTION one() RETURNS int LANGUAGE sql\nBEGIN ATOMIC SELECT 1; END;\n',
     });
     await expect(new Migrator(db.url, { dir: atomic }).up()).rejects.toThrow(
       /900_atomic\.sql, line 3: a BEGIN ATOMIC body cannot be split into statements; put it in a migration without -- migrate:no-transaction/,
@@ -201,7 +208,9 @@ describe('migration runner', () => {
     expect(await query(db.url, "SELECT to_regclass('schema_migrations')::text AS t")).toEqual([{ t: 'schema_migrations' }]);
     expect(await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations')).toEqual([{ n: 0 }]);
     const open = await tempDir({ '900_open.sql': "-- migrate:no-transaction\nSELECT 1;\nSELECT 'not closed;\n" });
-    await expect(new Migrator(db.url, { dir: open }).up()).rejects.toThrow(/900_open\.sql: a quoted string starting on line 3 is not closed/);
+    await expect(new Migrator(db.url, { dir: open }).up()).rejects.toThrow(
+      /900_open\.sql: a quoted string starting on line 3 is not closed/,
+    );
   });
 
   it('splits SQL at the semicolons that end statements only', () => {

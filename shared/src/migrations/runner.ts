@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { connectClient, type Queryable } from '../db/pool';
+import { connectClient, inTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MigrationError, readMigrationFiles, type MigrationFile } from './files';
@@ -118,12 +118,11 @@ export class Migrator {
     const started = performance.now();
     this.log.info({ migration: file.file }, 'applying migration');
     try {
-      await client.query('BEGIN');
-      await client.query(file.sql);
-      await record(client, file, started);
-      await client.query('COMMIT');
+      await inTransaction(client, async () => {
+        await client.query(file.sql);
+        await record(client, file, started);
+      });
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       throw new MigrationError(`Migration ${file.file} failed and was rolled back: ${describe(err)}`, { cause: err });
     }
   }
@@ -175,13 +174,9 @@ function describe(err: unknown): string {
 }
 
 async function readApplied(client: Queryable): Promise<AppliedRow[]> {
-  const { rows: exists } = await client.query<{ t: string | null }>(
-    "SELECT to_regclass('schema_migrations')::text AS t",
-  );
+  const { rows: exists } = await client.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
   if (!exists[0]?.t) return [];
-  const { rows } = await client.query<AppliedRow>(
-    'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version',
-  );
+  const { rows } = await client.query<AppliedRow>('SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version');
   return rows;
 }
 
@@ -245,11 +240,16 @@ function assertHistoryIntact(states: MigrationStatus[]): void {
 
 /** Creates the next numbered, empty migration file and returns its path. */
 export async function createMigrationFile(dir: string, name: string): Promise<string> {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  const slug = name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   if (!slug) throw new MigrationError(`"${name}" is not a usable migration name (use letters, digits, underscores).`);
   const files = await readMigrationFiles(dir);
   const next = (files.at(-1)?.version ?? 0) + 1;
   const file = path.join(dir, `${String(next).padStart(3, '0')}_${slug}.sql`);
-  await fs.writeFile(file, `-- ${String(next).padStart(3, '0')}: ${name}\n-- Runs in one transaction. No triggers: sync is explicit.\n\n`, { flag: 'wx' });
+  await fs.writeFile(file, `-- ${String(next).padStart(3, '0')}: ${name}\n-- Runs in one transaction. No triggers: sync is explicit.\n\n`, {
+    flag: 'wx',
+  });
   return file;
 }

@@ -24,6 +24,9 @@ export const comment = declare({
     updatedAt: timestamp('updated_at'),
     // The same type as the post's author (described there).
     author: embedsOne('user', 'author_id', ['id', 'username', 'fullName'], { type: 'Author' }),
-    post: embedsOne('post', 'post_id', ['id', 'title'], { type: 'PostSummary', description: 'The post a comment belongs to, as embedded in the comment.' }),
+    post: embedsOne('post', 'post_id', ['id', 'title'], {
+      type: 'PostSummary',
+      description: 'The post a comment belongs to, as embedded in the comment.',
+    }),
   },
 });

@@ -219,7 +219,8 @@ export function isReadTime(field: Field): field is ReadTimeField {
 
 /** The projection table of a version of an entity's documents: `tv_post`, then `tv_post_v2`, ... */
 export function projectionTable(base: string, version: number): string {
-  if (!Number.isInteger(version) || version < 1) throw new Error(`${base}: a declaration's version must be a positive integer (got ${version})`);
+  if (!Number.isInteger(version) || version < 1)
+    throw new Error(`${base}: a declaration's version must be a positive integer (got ${version})`);
   return version === 1 ? base : `${base}_v${version}`;
 }
 

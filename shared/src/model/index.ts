@@ -89,23 +89,30 @@ function check(entity: Entity): void {
     // finds the rows that referenced a deleted row there.
     const referencing = field.kind === 'embedsOne' ? entity : other;
     if (field.kind !== 'embedsMany' && !(field.kind === 'count' && field.through) && !(field.via in referencing.columns)) {
-      throw new Error(`${where(name)}: "${field.via}" must be a plain column of ${referencing.view} (declared in ${referencing.name}.columns)`);
+      throw new Error(
+        `${where(name)}: "${field.via}" must be a plain column of ${referencing.view} (declared in ${referencing.name}.columns)`,
+      );
     }
     if (field.kind === 'embedsOne' || field.kind === 'list' || field.kind === 'embedsMany') {
       for (const f of field.fields) if (!(f in other.fields)) throw new Error(`${where(name)}: ${other.name} has no field "${f}"`);
     }
-    if (field.kind === 'count' && field.kept && !entity.keptCounts) throw new Error(`${where(name)}: kept counts need ${entity.name}.keptCounts`);
-    if (field.kind === 'count' && field.kept && field.through) throw new Error(`${where(name)}: a count through a link table cannot be kept`);
+    if (field.kind === 'count' && field.kept && !entity.keptCounts)
+      throw new Error(`${where(name)}: kept counts need ${entity.name}.keptCounts`);
+    if (field.kind === 'count' && field.kept && field.through)
+      throw new Error(`${where(name)}: a count through a link table cannot be kept`);
     // Read-time values are read from the other entity's projection: its plain columns must say.
     if (field.kind === 'count' && field.where && !(field.where in other.columns)) {
       throw new Error(`${where(name)}: "${field.where}" must be a plain column of ${other.view} (declared in ${other.name}.columns)`);
     }
-    if (field.kind === 'list' && !('created_at' in other.columns)) throw new Error(`${where(name)}: ${other.view} must keep created_at (lists page by it)`);
+    if (field.kind === 'list' && !('created_at' in other.columns))
+      throw new Error(`${where(name)}: ${other.view} must keep created_at (lists page by it)`);
   }
   for (const [arg, filter] of Object.entries(entity.read.list?.filters ?? {})) {
     if (filter.contains) {
-      if (entity.fields[filter.contains.field]?.kind !== 'embedsMany') throw new Error(`model ${entity.name}.read.list.filters.${arg}: ${filter.contains.field} is not an embedded list`);
-    } else if (!(filter.column in entity.columns)) throw new Error(`model ${entity.name}.read.list.filters.${arg}: "${filter.column}" is not a plain column of ${entity.view}`);
+      if (entity.fields[filter.contains.field]?.kind !== 'embedsMany')
+        throw new Error(`model ${entity.name}.read.list.filters.${arg}: ${filter.contains.field} is not an embedded list`);
+    } else if (!(filter.column in entity.columns))
+      throw new Error(`model ${entity.name}.read.list.filters.${arg}: "${filter.column}" is not a plain column of ${entity.view}`);
   }
 }
 MODEL.forEach(check);

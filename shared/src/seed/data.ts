@@ -1,5 +1,5 @@
 /**
- * The fixed sample data of the product (PRODUCT.md, "Seed data"): three users, three published
+ * The fixed sample data of the product's original specification: three users, three published
  * posts, four comments, with fixed ids and timestamps so that examples and tests can name them.
  */
 export const SEED_USERS = [
@@ -52,8 +52,7 @@ export const SEED_POSTS = [
     id: '00000000-0000-0000-0001-000000000003',
     authorId: SEED_USERS[1].id,
     title: 'Explicit Sync vs Triggers',
-    content:
-      'A trigger hides work inside the database. An explicit sync is code you can read, test, batch, defer and measure.',
+    content: 'A trigger hides work inside the database. An explicit sync is code you can read, test, batch, defer and measure.',
     createdAt: '2024-01-04T10:00:00.000Z',
   },
 ] as const;

@@ -1,5 +1,6 @@
 /**
- * The GraphQL documents of the seed's README, verbatim (PRODUCT.md: they must run as written).
+ * The GraphQL documents of the product's original specification, verbatim: clients written against
+ * it keep working, so these must run as written.
  * One copy for everything that sends them: the API's tests, the IDE's default query, the
  * persisted-operations list (`npm run persisted-operations -w @blog/api -- --seed`).
  */
@@ -65,4 +66,3 @@ export const SEED_OPERATIONS = {
   }
 }`,
 } as const;
-

@@ -77,7 +77,13 @@ describe('seed', () => {
         await sync.refreshIn(c, await planSync(c, { comment: [changed] }));
       });
     const added = '00000000-0000-0000-00ee-000000000001';
-    await command("INSERT INTO tb_comment (id, post_id, author_id, content) VALUES ($1, $2, $3, 'One more')", [added, SEED_POSTS[0].id, bob], 1, added, SEED_POSTS[0].id);
+    await command(
+      "INSERT INTO tb_comment (id, post_id, author_id, content) VALUES ($1, $2, $3, 'One more')",
+      [added, SEED_POSTS[0].id, bob],
+      1,
+      added,
+      SEED_POSTS[0].id,
+    );
     await command('DELETE FROM tb_comment WHERE id = $1', [sample.id], -1, sample.id, sample.postId);
     const onSamplePost = await keptCount(pool, 'post', 'commentCount', sample.postId);
     const kept = async () =>

@@ -15,7 +15,6 @@ const WRITERS = 8;
 const OPS_PER_WRITER = 60;
 const SYNCERS = 4;
 
-
 /**
  * Many writers and several syncers race on a small set of rows (so that they collide constantly),
  * with pauses inside transactions to widen every window. Half the writes sync INLINE in their own
@@ -150,9 +149,10 @@ describe('a placeholder committed during the claim', () => {
       // ...then commit A: B's claim finds A's row and locks it.
       await a.query('COMMIT');
       await claimedByB;
-      const third = await pool
-        .query('SELECT 1 FROM tv_post WHERE id = $1 FOR UPDATE NOWAIT', [post])
-        .then(() => 'not locked', (err: { code?: string }) => err.code);
+      const third = await pool.query('SELECT 1 FROM tv_post WHERE id = $1 FOR UPDATE NOWAIT', [post]).then(
+        () => 'not locked',
+        (err: { code?: string }) => err.code,
+      );
       expect(third).toBe('55P03'); // lock_not_available: B holds it
       await b.query('ROLLBACK');
       // Released with B's transaction; A's placeholder stays (committed), unchanged by B's claim.
@@ -180,7 +180,7 @@ describe('a source deleted while a sync of it is uncommitted', () => {
   });
   afterAll(() => pool.end());
 
-  it.each(['few', 'ids'] as const)('leaves no orphan: the delete\'s sync waits for the other one (%s statements)', async (scope) => {
+  it.each(['few', 'ids'] as const)("leaves no orphan: the delete's sync waits for the other one (%s statements)", async (scope) => {
     const [u] = await insertUsers(pool, 1);
     const [post] = await insertPosts(pool, [u!.id], 1);
     const [comment] = await insertComments(pool, [post!], [u!.id], 1);

@@ -6,7 +6,11 @@ import { withTransaction } from '../db/pool';
 import { SyncEngine } from './engine';
 import { emptyPlan, type SyncPlan } from './types';
 
-const sorted = (plan: Pick<SyncPlan, 'user' | 'post' | 'comment'>) => ({ user: [...plan.user].sort(), post: [...plan.post].sort(), comment: [...plan.comment].sort() });
+const sorted = (plan: Pick<SyncPlan, 'user' | 'post' | 'comment'>) => ({
+  user: [...plan.user].sort(),
+  post: [...plan.post].sort(),
+  comment: [...plan.comment].sort(),
+});
 
 describe('dependency map', () => {
   let pool: pg.Pool;
@@ -42,10 +46,14 @@ describe('dependency map', () => {
   it('an entity just inserted is planned without a query exactly as planSync plans it, in the inserting transaction', async () => {
     await withTransaction(pool, async (client) => {
       const [user] = await insertUsers(client, 1);
-      expect(sorted(await planSync(client, { user: [user!.id] }))).toEqual(sorted(planForInserted({ type: 'user', id: user!.id, columns: {} })));
+      expect(sorted(await planSync(client, { user: [user!.id] }))).toEqual(
+        sorted(planForInserted({ type: 'user', id: user!.id, columns: {} })),
+      );
       // A post by bob, who already wrote posts and comments: only the new post and bob are planned.
       const [post] = await insertPosts(client, [bob], 1);
-      expect(sorted(await planSync(client, { post: [post!] }))).toEqual(sorted(planForInserted({ type: 'post', id: post!, columns: { author_id: bob } })));
+      expect(sorted(await planSync(client, { post: [post!] }))).toEqual(
+        sorted(planForInserted({ type: 'post', id: post!, columns: { author_id: bob } })),
+      );
       const [comment] = await insertComments(client, [postA], [carol, bob], 1);
       expect(sorted(await planSync(client, { comment: [comment!] }))).toEqual(
         sorted(planForInserted({ type: 'comment', id: comment!, columns: { post_id: postA, author_id: bob } })),

@@ -192,7 +192,9 @@ export async function deleteLinks(client: Queryable, type: EntityType, ids: read
     }
   }
   for (const [table, column] of tables) {
-    const { rows } = await client.query<Record<string, string>>(`DELETE FROM ${table} WHERE ${column} = ANY($1::uuid[]) RETURNING *`, [ids]);
+    const { rows } = await client.query<Record<string, string>>(`DELETE FROM ${table} WHERE ${column} = ANY($1::uuid[]) RETURNING *`, [
+      ids,
+    ]);
     for (const e of MODEL) {
       for (const link of linksOf(e)) {
         if (link.table !== table) continue;

@@ -40,7 +40,10 @@ export function describeEntity(name: string): string {
 
 /** The statement without the indentation it has in the source. */
 function dedent(sql: string): string {
-  const lines = sql.replace(/^\s*\n/, '').replace(/\s+$/, '').split('\n');
+  const lines = sql
+    .replace(/^\s*\n/, '')
+    .replace(/\s+$/, '')
+    .split('\n');
   const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
   return lines.map((l) => l.slice(indent)).join('\n');
 }

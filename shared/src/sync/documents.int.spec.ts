@@ -16,10 +16,12 @@ beforeAll(() => {
 afterAll(() => pool.end());
 
 describe('user projection', () => {
-
   it('has exactly the documented keys and values', async () => {
     const [u, other] = await insertUsers(pool, 2);
-    await pool.query("UPDATE tb_user SET bio = 'Writes about databases', created_at = '2024-05-01T08:00:00.123Z', updated_at = '2024-05-02T09:30:00.456Z' WHERE id = $1", [u!.id]);
+    await pool.query(
+      "UPDATE tb_user SET bio = 'Writes about databases', created_at = '2024-05-01T08:00:00.123Z', updated_at = '2024-05-02T09:30:00.456Z' WHERE id = $1",
+      [u!.id],
+    );
     const published = await insertPosts(pool, [u!.id], 2, { published: true });
     await insertPosts(pool, [u!.id], 1, { published: false });
     // three comments by u (authors rotate: the factory gives comment i to authors[(i+1) % n])
@@ -43,7 +45,9 @@ describe('user projection', () => {
     const [u] = await insertUsers(pool, 1);
     const preview = await sync.preview('user', [u!.id]);
     expect(preview.get(u!.id)).toMatchObject({ bio: null });
-    expect(Object.keys(preview.get(u!.id)!).sort()).toEqual(['bio', 'createdAt', 'email', 'fullName', 'id', 'updatedAt', 'username'].sort());
+    expect(Object.keys(preview.get(u!.id)!).sort()).toEqual(
+      ['bio', 'createdAt', 'email', 'fullName', 'id', 'updatedAt', 'username'].sort(),
+    );
   });
 
   it('the same documents for a few ids, many ids and all rows, and a batch past FEW_IDS writes them', async () => {
@@ -66,13 +70,15 @@ describe('user projection', () => {
     expect(await documents('all')).toEqual(few);
     // Through the engine: a batch larger than FEW_IDS is written with the grouped form.
     await sync.users(ids);
-    const { rows } = await pool.query<{ id: string; data: Record<string, unknown> }>('SELECT id, data FROM tv_user WHERE id = ANY($1::uuid[]) ORDER BY id', [ids]);
+    const { rows } = await pool.query<{ id: string; data: Record<string, unknown> }>(
+      'SELECT id, data FROM tv_user WHERE id = ANY($1::uuid[]) ORDER BY id',
+      [ids],
+    );
     expect(rows).toEqual(few);
   });
 });
 
 describe('post projection', () => {
-
   it('embeds the author and the tags; its comments and their count are not in it (merged in by reads)', async () => {
     const [author, c1, c2] = await insertUsers(pool, 3);
     const [post] = await insertPosts(pool, [author!.id], 1, { published: false });
@@ -114,7 +120,6 @@ describe('post projection', () => {
 });
 
 describe('comment projection', () => {
-
   it('embeds its author and its post (id and title)', async () => {
     const [postAuthor, commenter] = await insertUsers(pool, 2);
     const [post] = await insertPosts(pool, [postAuthor!.id], 1);

@@ -1,4 +1,13 @@
-import { documentFields, entityOf, isReadTime, type ColumnField, type CountField, type EmbedsManyField, type Entity, type Field } from '../model';
+import {
+  documentFields,
+  entityOf,
+  isReadTime,
+  type ColumnField,
+  type CountField,
+  type EmbedsManyField,
+  type Entity,
+  type Field,
+} from '../model';
 import { fromById, IDS_PARAM, inScope, isoUtc, joinById, type Scope } from './scope';
 
 /** How documentsSql builds the documents of the 'ids' scope. */
@@ -66,7 +75,8 @@ function embedded(scope: Scope, from: Entity, fromAlias: string, name: string, f
   const alias = `${fromAlias}_${name.toLowerCase()}`;
   const columns = field.fields.map((f) => {
     const column = target.fields[f];
-    if (column?.kind !== 'column') throw new Error(`model ${from.name}.${name}: ${target.name}.${f} is not a column (only columns can be embedded)`);
+    if (column?.kind !== 'column')
+      throw new Error(`model ${from.name}.${name}: ${target.name}.${f} is not a column (only columns can be embedded)`);
     return column;
   });
   const read = [...new Set(columns.map((c) => c.column))].join(', ');
@@ -120,7 +130,7 @@ function aggregate(scope: Scope, group: Group, item: Group['items'][number]): { 
   }
   // An embedded list: the linked rows, by key, with the columns the list holds; in the link's order.
   const target = entityOf(field.entity);
-    const alias = `${r}_${item.column}`;
+  const alias = `${r}_${item.column}`;
   const columns = field.fields.map((f) => target.fields[f] as ColumnField);
   const read = [...new Set(columns.map((c) => c.column))].join(', ');
   const values = field.fields.map((f, i) => `'${f}', ${columnValue(alias, columns[i]!)}`).join(', ');
@@ -163,7 +173,11 @@ function groupJoin(scope: Scope, alias: string, group: Group, ids: string): stri
  */
 export function keptCountsOf(entity: Entity): { field: string; column: string; counted: string }[] {
   return groupsOf(entity, 'kept').flatMap((g) =>
-    g.items.flatMap((i) => (i.field.kind === 'count' && i.field.kept ? [{ field: i.name, column: i.field.kept, counted: `coalesce(${g.alias}.${i.column}, 0)` }] : [])),
+    g.items.flatMap((i) =>
+      i.field.kind === 'count' && i.field.kept
+        ? [{ field: i.name, column: i.field.kept, counted: `coalesce(${g.alias}.${i.column}, 0)` }]
+        : [],
+    ),
   );
 }
 

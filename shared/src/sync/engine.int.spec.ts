@@ -59,8 +59,17 @@ describe('sync engine', () => {
 
   it('refreshes thousands in one batch: one log row per entity type, every document right', async () => {
     const users = await insertUsers(pool, 50);
-    const posts = await insertPosts(pool, users.map((u) => u.id), 3000);
-    const comments = await insertComments(pool, posts, users.map((u) => u.id), 6000);
+    const posts = await insertPosts(
+      pool,
+      users.map((u) => u.id),
+      3000,
+    );
+    const comments = await insertComments(
+      pool,
+      posts,
+      users.map((u) => u.id),
+      6000,
+    );
     const since = await lastLogId();
     const report = await sync.refresh({ user: users.map((u) => u.id), post: posts, comment: comments });
     // In SYNC_ORDER: the most contended rows (users) are locked last.
@@ -123,11 +132,15 @@ describe('sync engine', () => {
     const [u] = await insertUsers(pool, 1);
     const posts = await insertPosts(pool, [u!.id], FEW_IDS + 1);
     const first = posts[0]!;
-    const small = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first], user: [u!.id] }, { answer: { type: 'post', id: first } }));
+    const small = await withTransaction(pool, (client) =>
+      sync.refreshIn(client, { post: [first], user: [u!.id] }, { answer: { type: 'post', id: first } }),
+    );
     expect(small.answer).toEqual(await projection(pool, 'tv_post', first));
     expect(small.answer).toMatchObject({ id: first, author: { id: u!.id } });
     // Unchanged since: the same document comes back although nothing is rewritten.
-    const again = await withTransaction(pool, (client) => sync.refreshIn(client, { post: [first] }, { answer: { type: 'post', id: first } }));
+    const again = await withTransaction(pool, (client) =>
+      sync.refreshIn(client, { post: [first] }, { answer: { type: 'post', id: first } }),
+    );
     expect(again.results[0]).toMatchObject({ updated: 0 });
     expect(again.answer).toEqual(small.answer);
     // Past FEW_IDS ids of its type the caller reads it from tv_* itself.
@@ -254,9 +267,7 @@ describe('sync engine', () => {
     const [u] = await insertUsers(pool, 1);
     const [p] = await insertPosts(pool, [u!.id], 1);
     await insertComments(pool, [p!], [u!.id], 2);
-    await pool.query(
-      "INSERT INTO tv_user (id, data, created_at) VALUES ('00000000-0000-4000-8000-0000000000aa', '{}', now())",
-    );
+    await pool.query("INSERT INTO tv_user (id, data, created_at) VALUES ('00000000-0000-4000-8000-0000000000aa', '{}', now())");
     const since = await lastLogId();
     const report = await sync.all();
     expect(report.operation).toBe('full');
@@ -276,7 +287,9 @@ describe('sync engine', () => {
     await createKeptCounts(pool, 'user', [alice!.id, bob!.id]);
     await sync.users([alice!.id, bob!.id]);
     const problemsOf = (report: Awaited<ReturnType<SyncEngine['verify']>>, id: string) =>
-      Object.entries(report.problems.user).filter(([, ids]) => ids.includes(id)).map(([problem]) => problem);
+      Object.entries(report.problems.user)
+        .filter(([, ids]) => ids.includes(id))
+        .map(([problem]) => problem);
     expect(problemsOf(await sync.verify(), alice!.id)).toEqual([]);
 
     // A count changed behind the commands' back: tv_user still shows the right one.

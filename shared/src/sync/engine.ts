@@ -202,7 +202,13 @@ export class SyncEngine {
       }
       const row = write.status === 'fulfilled' ? write.value.rows[0] : undefined;
       if (answer?.type === entityType && row?.answer) answered = row.answer;
-      const result: EntitySyncResult = { entityType, count: ids.length, updated: row?.updated ?? 0, deleted: row?.deleted ?? 0, durationMs };
+      const result: EntitySyncResult = {
+        entityType,
+        count: ids.length,
+        updated: row?.updated ?? 0,
+        deleted: row?.deleted ?? 0,
+        durationMs,
+      };
       span.setAttributes({ [SYNC_SPAN_ATTRIBUTES.updated]: result.updated, [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted });
       span.end();
       this.observe({ entityType, operation: 'incremental', count: ids.length, durationMs, success: true });
@@ -213,7 +219,8 @@ export class SyncEngine {
     // snapshot follows its claim), and the whole refresh costs one round trip instead of two per type.
     const pipelined = isPipelined(client);
     let counted: Promise<unknown> | undefined;
-    const send = (b: (typeof batches)[number]): SentRefresh => this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
+    const send = (b: (typeof batches)[number]): SentRefresh =>
+      this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
     const waiting = pipelined
       ? sendTogether(client, () => {
           const sent = batches.map(send);
@@ -341,9 +348,13 @@ export class SyncEngine {
         // The kept counts after the projections, in the order commands lock them (kept-counts.ts, "Lock order").
         for (const type of KEPT_COUNT_OWNERS) {
           const recounted = await recountKeptCounts(client, type, 'all');
-          if (recounted.length) this.log.warn({ entityType: type, rows: recounted.length }, 'kept counts differed from the rows; recounted');
+          if (recounted.length)
+            this.log.warn({ entityType: type, rows: recounted.length }, 'kept counts differed from the rows; recounted');
         }
-        await this.writeLog(client, results.map((r) => ({ ...r, operation: 'full', success: true, error: null })));
+        await this.writeLog(
+          client,
+          results.map((r) => ({ ...r, operation: 'full', success: true, error: null })),
+        );
         return { operation: 'full' as const, results };
       });
       this.onCommitted?.(Object.fromEntries(SYNC_ORDER.map((t) => [t, '*'])));
@@ -360,11 +371,7 @@ export class SyncEngine {
    * The current documents for these ids, computed from tb_* without writing anything (the answer
    * of a QUEUED mutation). Runs on `client` when given, to see that transaction's writes.
    */
-  async preview<T = Record<string, unknown>>(
-    entityType: EntityType,
-    ids: readonly string[],
-    client?: Queryable,
-  ): Promise<Map<string, T>> {
+  async preview<T = Record<string, unknown>>(entityType: EntityType, ids: readonly string[], client?: Queryable): Promise<Map<string, T>> {
     const db = client ?? this.pool;
     const { rows } = await db.query<{ id: string; data: T }>(STATEMENTS[entityType].preview, [dedupe(ids)]);
     return new Map(rows.map((r) => [r.id, r.data]));
@@ -408,7 +415,13 @@ export class SyncEngine {
         this.onCommitted?.({ [entityType]: ids });
         for (const r of report.results) {
           const sum = sums.get(r.entityType) ?? { entityType: r.entityType, count: 0, updated: 0, deleted: 0, durationMs: 0 };
-          sums.set(r.entityType, { ...sum, count: sum.count + r.count, updated: sum.updated + r.updated, deleted: sum.deleted + r.deleted, durationMs: sum.durationMs + r.durationMs });
+          sums.set(r.entityType, {
+            ...sum,
+            count: sum.count + r.count,
+            updated: sum.updated + r.updated,
+            deleted: sum.deleted + r.deleted,
+            durationMs: sum.durationMs + r.durationMs,
+          });
         }
       },
     });
@@ -468,9 +481,7 @@ export class SyncEngine {
     try {
       // On the pool, not the failed transaction's client: the failure must be recorded although
       // that transaction rolls back.
-      await this.writeLog(this.pool, [
-        { entityType, operation, count, durationMs, success: false, error },
-      ]);
+      await this.writeLog(this.pool, [{ entityType, operation, count, durationMs, success: false, error }]);
     } catch (logErr) {
       this.log.error({ err: logErr }, 'could not record the sync failure in sync_log');
     }

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { connectClient } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
+import { backoffMs } from '../util/wait';
 import { ENTITY_TYPES, isEntityType, type EntityType } from '../model';
 
 /**
@@ -276,7 +277,7 @@ export class ChangeListener {
 
   private retry(): void {
     if (this.closed || this.retryTimer) return;
-    const delay = Math.min(5000, 100 * 2 ** this.failures);
+    const delay = backoffMs(this.failures + 1, 100, 5000);
     this.failures += 1;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

@@ -46,7 +46,9 @@ describe('the few-ids refresh statements under generic plans', () => {
       `INSERT INTO tb_user_stats (user_id, post_count, published_post_count, comment_count)
        SELECT id, 1, 1, 1 FROM tb_user ON CONFLICT DO NOTHING`,
     );
-    await pool.query(`INSERT INTO tb_tag (id, name, slug, created_at) SELECT gen_random_uuid(), 'Tag ' || i, 'tag-' || i, now() FROM generate_series(1, 1000) i`);
+    await pool.query(
+      `INSERT INTO tb_tag (id, name, slug, created_at) SELECT gen_random_uuid(), 'Tag ' || i, 'tag-' || i, now() FROM generate_series(1, 1000) i`,
+    );
     await pool.query(
       `INSERT INTO tb_post_tag (post_id, tag_id, position)
        SELECT p.id, t.id, 1 FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM tb_post) p
@@ -74,7 +76,9 @@ describe('the few-ids refresh statements under generic plans', () => {
       ] as const) {
         await client.query(`PREPARE few_${entity}_${name} AS ${text}`);
         const args = name === 'claimFew' ? `('{${ids[entity]}}')` : `('{${ids[entity]}}', '${ids[entity]}')`;
-        const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE few_${entity}_${name}${args}`);
+        const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+          `EXPLAIN (FORMAT JSON) EXECUTE few_${entity}_${name}${args}`,
+        );
         found[name] = scans(rows[0]!['QUERY PLAN'][0].Plan);
       }
       expect(found).toEqual({ claimFew: [], writeFew: [] });

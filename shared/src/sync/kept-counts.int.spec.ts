@@ -54,12 +54,21 @@ describe('applyCountChanges', () => {
     const ids = await withCounts(cases.map((c) => c[0]));
     const changes = cases.map((c, i) => ({ type: 'user' as const, id: ids[i]!, counts: c[1] }));
     // The first user's change split in two: the grouped statement adds them up.
-    await applyCountChanges(pool, [...changes.slice(1), { type: 'user', id: ids[0]!, counts: { postCount: 1, publishedPostCount: 1 } }, { type: 'user', id: ids[0]!, counts: { commentCount: 2 } }]);
+    await applyCountChanges(pool, [
+      ...changes.slice(1),
+      { type: 'user', id: ids[0]!, counts: { postCount: 1, publishedPostCount: 1 } },
+      { type: 'user', id: ids[0]!, counts: { commentCount: 2 } },
+    ]);
     expect(await kept(ids)).toEqual(cases.map((c) => c[2]));
   });
 
   test('nothing is sent for changes that change nothing', () => {
-    expect(applyCountChanges(pool, [{ type: 'user', id: '00000000-0000-0000-0000-000000000000', counts: {} }, { type: 'post', id: 'x', counts: { commentCount: 0 } }])).toBeUndefined();
+    expect(
+      applyCountChanges(pool, [
+        { type: 'user', id: '00000000-0000-0000-0000-000000000000', counts: {} },
+        { type: 'post', id: 'x', counts: { commentCount: 0 } },
+      ]),
+    ).toBeUndefined();
     expect(() => applyCountChanges(pool, [{ type: 'user', id: 'x', counts: { karma: 1 } }])).toThrow('karma is not a kept count of user');
     expect(() => applyCountChanges(pool, [{ type: 'comment', id: 'x', counts: { likes: 1 } }])).toThrow('comment keeps no counts');
   });

@@ -42,7 +42,11 @@ describe('lag histograms', () => {
     expect(r.QUEUED!.samples).toBe(1000);
     expect(r.QUEUED!.max_ms).toBe(1000);
     expect(r.QUEUED!.avg_ms).toBeCloseTo(500.5, 1);
-    for (const [p, exact] of [[r.QUEUED!.p50_ms, 500], [r.QUEUED!.p95_ms, 950], [r.QUEUED!.p99_ms, 990]] as const) {
+    for (const [p, exact] of [
+      [r.QUEUED!.p50_ms, 500],
+      [r.QUEUED!.p95_ms, 950],
+      [r.QUEUED!.p99_ms, 990],
+    ] as const) {
       expect(p).toBeGreaterThanOrEqual(exact);
       expect(p).toBeLessThanOrEqual(exact * 1.1);
     }

@@ -147,9 +147,7 @@ export function lagPercentiles24h(db: Pick<pg.Pool, 'query'>): Promise<LagReport
 
 /** Deletes lag rows older than `maxAgeSeconds`, in one statement. Returns the rows deleted. */
 export async function deleteOldLag(db: Pick<pg.Pool, 'query'>, maxAgeSeconds: number): Promise<number> {
-  const { rowCount } = await db.query(`DELETE FROM sync_lag WHERE minute < now() - make_interval(secs => $1)`, [
-    maxAgeSeconds,
-  ]);
+  const { rowCount } = await db.query(`DELETE FROM sync_lag WHERE minute < now() - make_interval(secs => $1)`, [maxAgeSeconds]);
   return rowCount ?? 0;
 }
 

@@ -51,7 +51,9 @@ async function wholeTableVerify(): Promise<VerifyReport['problems']> {
 }
 
 function sortedProblems(p: VerifyReport['problems']): VerifyReport['problems'] {
-  return Object.fromEntries(ENTITY_TYPES.map((t) => [t, Object.fromEntries(VERIFY_PROBLEMS.map((k) => [k, [...p[t][k]].sort()]))])) as VerifyReport['problems'];
+  return Object.fromEntries(
+    ENTITY_TYPES.map((t) => [t, Object.fromEntries(VERIFY_PROBLEMS.map((k) => [k, [...p[t][k]].sort()]))]),
+  ) as VerifyReport['problems'];
 }
 
 async function progressRows(): Promise<{ entity_type: string; last_id: string | null; done: boolean; chunks: number; run_id: string }[]> {
@@ -123,7 +125,9 @@ describe('online rebuild and chunked verify on a corrupted database', () => {
     expect((await sync.verify()).total).toBe(0);
     expect(await wholeTableVerify()).toEqual(NO_DRIFT);
     const { rows: stats } = await pool.query('SELECT comment_count FROM tb_user_stats WHERE user_id = $1', [b.users[1]]);
-    expect(stats).toEqual([{ comment_count: (await pool.query('SELECT count(*)::int AS n FROM tb_comment WHERE author_id = $1', [b.users[1]])).rows[0].n }]);
+    expect(stats).toEqual([
+      { comment_count: (await pool.query('SELECT count(*)::int AS n FROM tb_comment WHERE author_id = $1', [b.users[1]])).rows[0].n },
+    ]);
     // Each chunk's write logged itself as part of a full rebuild.
     const { rows: log } = await pool.query<{ operation: string; success: boolean; n: number }>(
       'SELECT operation, success, count(*)::int AS n FROM sync_log WHERE id > $1 GROUP BY 1, 2',
@@ -138,7 +142,10 @@ describe('online rebuild and chunked verify on a corrupted database', () => {
     await sync.rebuild();
     await pool.query("UPDATE tb_user SET full_name = 'Renamed Behind' WHERE id = $1", [b.users[0]]);
     await pool.query('DELETE FROM tv_post WHERE id = $1', [b.posts[1]]);
-    await pool.query('UPDATE tb_user_stats SET post_count = post_count + 1, published_post_count = published_post_count + 1 WHERE user_id = $1', [b.users[2]]);
+    await pool.query(
+      'UPDATE tb_user_stats SET post_count = post_count + 1, published_post_count = published_post_count + 1 WHERE user_id = $1',
+      [b.users[2]],
+    );
     const before = await sync.verify();
     const { found, repaired } = await sync.verifyAndRepair({ chunk: 2 });
     expect(sortedProblems(found.problems)).toEqual(sortedProblems(before.problems));
@@ -251,7 +258,9 @@ describe('a rebuild beside live writes', () => {
     const starts: RebuildStart[] = [];
     const second = await sync.rebuild({ chunk: 4, onStart: (s) => starts.push(s) });
     expect(second).toMatchObject({ runId: first.runId, resumed: true, stopped: false, chunksBefore: 3 });
-    expect(starts).toEqual([expect.objectContaining({ resumed: true, chunksBefore: 3, from: { entityType: 'comment', after: comment.last_id } })]);
+    expect(starts).toEqual([
+      expect.objectContaining({ resumed: true, chunksBefore: 3, from: { entityType: 'comment', after: comment.last_id } }),
+    ]);
     // Counts over the whole run: every comment walked once.
     const comments = (await pool.query('SELECT count(*)::int AS n FROM tb_comment')).rows[0].n;
     expect(second.report.results.find((r) => r.entityType === 'comment')!.count).toBe(comments);

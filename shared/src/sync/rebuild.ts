@@ -152,7 +152,8 @@ const ADD_ENTITIES = `
 /** Runs the online rebuild on a connection of its own from `pool` (see the comment at the top). */
 export async function rebuildOnline(pool: pg.Pool, options: RebuildOptions = {}): Promise<RebuildResult> {
   const chunkSize = options.chunk ?? DEFAULT_REBUILD_CHUNK;
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`rebuild: the chunk size must be a positive integer (got ${chunkSize})`);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new Error(`rebuild: the chunk size must be a positive integer (got ${chunkSize})`);
   const log = options.logger ?? silentLogger;
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -195,7 +196,9 @@ async function run(pool: pg.Pool, client: pg.PoolClient, chunkSize: number, opti
   const saved = await client.query<ProgressRow>(`SELECT ${PROGRESS_COLUMNS} FROM sync_rebuild ORDER BY started_at DESC`);
   const latest = saved.rows[0];
   // (A row of an entity type no longer declared does not keep a run unfinished.)
-  const unfinished = latest !== undefined && saved.rows.some((r) => r.run_id === latest.run_id && !r.done && SYNC_ORDER.includes(r.entity_type as EntityType));
+  const unfinished =
+    latest !== undefined &&
+    saved.rows.some((r) => r.run_id === latest.run_id && !r.done && SYNC_ORDER.includes(r.entity_type as EntityType));
   const resumed = unfinished && !options.restart;
   const runId = resumed ? latest.run_id : randomUUID();
   const startedAt = resumed ? latest.started_at : new Date();
@@ -205,12 +208,21 @@ async function run(pool: pg.Pool, client: pg.PoolClient, chunkSize: number, opti
   }
   await client.query(ADD_ENTITIES, [runId, startedAt, SYNC_ORDER]);
   const rows = new Map(
-    (await client.query<ProgressRow>(`SELECT ${PROGRESS_COLUMNS} FROM sync_rebuild WHERE run_id = $1`, [runId])).rows.map((r) => [r.entity_type, r]),
+    (await client.query<ProgressRow>(`SELECT ${PROGRESS_COLUMNS} FROM sync_rebuild WHERE run_id = $1`, [runId])).rows.map((r) => [
+      r.entity_type,
+      r,
+    ]),
   );
   const chunksBefore = [...rows.values()].reduce((n, r) => n + r.chunks, 0);
   if (resumed) log.info({ runId, chunksBefore }, 'continuing the rebuild an earlier process left unfinished');
   const next = SYNC_ORDER.find((t) => !rows.get(t)!.done);
-  options.onStart?.({ runId, startedAt, resumed, chunksBefore, from: next ? { entityType: next, after: rows.get(next)!.last_id } : undefined });
+  options.onStart?.({
+    runId,
+    startedAt,
+    resumed,
+    chunksBefore,
+    from: next ? { entityType: next, after: rows.get(next)!.last_id } : undefined,
+  });
 
   let chunks = 0;
   let stopped = false;
@@ -269,7 +281,16 @@ async function walk(pool: pg.Pool, client: pg.PoolClient, w: Walk): Promise<{ ch
   const doneBefore = done;
   const began = performance.now();
   const report = (event: RebuildProgress['event']) =>
-    options.onProgress?.({ runId, entityType, event, total: Math.max(total, done), done, doneBefore, chunks: chunkCount, elapsedMs: performance.now() - began });
+    options.onProgress?.({
+      runId,
+      entityType,
+      event,
+      total: Math.max(total, done),
+      done,
+      doneBefore,
+      chunks: chunkCount,
+      elapsedMs: performance.now() - began,
+    });
   report('start');
   let chunks = 0;
   for (;;) {
@@ -347,7 +368,10 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
       // BEGIN and the chunk's ids sent together (PostgreSQL runs them in order), as are the progress
       // row and COMMIT below: a chunk costs three round trips (five with a recount: its two).
       const [begun, chunk] = await Promise.allSettled(
-        sendTogether(client, () => [client.query(BEGIN_CHUNK), client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize])]),
+        sendTogether(client, () => [
+          client.query(BEGIN_CHUNK),
+          client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize]),
+        ]),
       );
       if (begun.status === 'rejected') throw begun.reason;
       if (chunk.status === 'rejected') throw chunk.reason;
@@ -360,7 +384,10 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
       if (ids.length) {
         // Claim, then write, sent together (PostgreSQL runs them in order; see statements.ts).
         const [claim, write] = await Promise.allSettled(
-          sendTogether(client, () => [client.query(s.claim, [ids]), client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids])]),
+          sendTogether(client, () => [
+            client.query(s.claim, [ids]),
+            client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids]),
+          ]),
         );
         if (claim.status === 'rejected') throw claim.reason;
         if (write.status === 'rejected') throw write.reason;
@@ -370,8 +397,18 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
         if (c.recount) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
       }
       const last = hi ?? ids.at(-1) ?? null;
-      const [text, values] = c.record({ last, finished: hi === null, ids: ids.length, updated, deleted, recounted, durationMs: performance.now() - began });
-      const [recorded, committed] = await Promise.allSettled(sendTogether(client, () => [client.query(text, values), client.query('COMMIT')]));
+      const [text, values] = c.record({
+        last,
+        finished: hi === null,
+        ids: ids.length,
+        updated,
+        deleted,
+        recounted,
+        durationMs: performance.now() - began,
+      });
+      const [recorded, committed] = await Promise.allSettled(
+        sendTogether(client, () => [client.query(text, values), client.query('COMMIT')]),
+      );
       if (recorded.status === 'rejected') throw recorded.reason;
       if (committed.status === 'rejected') throw committed.reason;
       // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.

@@ -32,7 +32,10 @@ const { content: _dropped, ...keptFields } = post.fields;
 const post2 = declare({ ...post, version: 2, fields: { ...keptFields, authorId: column('author_id', 'ID!') } });
 const post3 = declare({ ...post2, version: 3 });
 
-const keysOf = (e: Entity) => documentFields(e).map(([name]) => name).sort();
+const keysOf = (e: Entity) =>
+  documentFields(e)
+    .map(([name]) => name)
+    .sort();
 
 let pool: pg.Pool;
 let sync: SyncEngine;
@@ -227,8 +230,15 @@ describe('a change of a document shape, built beside the served version', () => 
 
   it('a version whose table cannot be made says why; the tables of versions not run any more are dropped', async () => {
     // An entity no migration made a table for (not one of the model's names, hence the cast).
-    const orphan = declare({ ...MODEL.find((e) => e.name === 'tag')!, name: 'nothing', base: 'tv_nothing_here', version: 2 }) as unknown as Entity;
-    await expect(prepareShapes(pool, [orphan])).rejects.toThrow(/nothing v2: no table of another version of nothing to copy the structure of tv_nothing_here_v2 from/);
+    const orphan = declare({
+      ...MODEL.find((e) => e.name === 'tag')!,
+      name: 'nothing',
+      base: 'tv_nothing_here',
+      version: 2,
+    }) as unknown as Entity;
+    await expect(prepareShapes(pool, [orphan])).rejects.toThrow(
+      /nothing v2: no table of another version of nothing to copy the structure of tv_nothing_here_v2 from/,
+    );
     expect(await pendingShapes(pool, [orphan])).toEqual([expect.objectContaining({ state: 'missing', table: 'tv_nothing_here_v2' })]);
 
     // Version 1 and 2 were seen a moment ago: kept. Once their processes are gone, dropped.

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { withTransaction, type Queryable } from '../db/pool';
+import { inTransaction, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { MODEL, type ColumnType, type Entity } from '../model';
@@ -50,7 +50,8 @@ export interface ShapeRow {
   seen_at: Date | null;
 }
 
-const ROW_COLUMNS = 'entity_type, version, table_name, state, created_at, ready_at, last_id, rows_done::float8 AS rows_done, rows_total::float8 AS rows_total, followed_to, seen_at';
+const ROW_COLUMNS =
+  'entity_type, version, table_name, state, created_at, ready_at, last_id, rows_done::float8 AS rows_done, rows_total::float8 AS rows_total, followed_to, seen_at';
 
 /** How often a worker follows the other versions (and builds what is waiting). */
 export const FOLLOW_EVERY_MS = 2000;
@@ -92,7 +93,15 @@ export interface PendingShape {
  * migration and has been kept by the syncs since: it is ready.
  */
 export async function pendingShapes(db: Queryable, model: readonly Entity[] = MODEL): Promise<PendingShape[]> {
-  const { rows } = await db.query<{ entity_type: string; version: number; table_name: string; present: boolean; state: string | null; done: number; total: number }>(
+  const { rows } = await db.query<{
+    entity_type: string;
+    version: number;
+    table_name: string;
+    present: boolean;
+    state: string | null;
+    done: number;
+    total: number;
+  }>(
     `SELECT t.entity_type, t.version, t.table_name, to_regclass(t.table_name) IS NOT NULL AS present,
             s.state, coalesce(s.rows_done, 0)::float8 AS done, coalesce(s.rows_total, 0)::float8 AS total
        FROM unnest($1::text[], $2::int[], $3::text[]) AS t(entity_type, version, table_name)
@@ -101,7 +110,14 @@ export async function pendingShapes(db: Queryable, model: readonly Entity[] = MO
   );
   return rows
     .filter((r) => !r.present || r.state === 'building')
-    .map((r) => ({ entityType: r.entity_type, version: r.version, table: r.table_name, state: r.present ? 'building' : 'missing', done: r.done, total: r.total }));
+    .map((r) => ({
+      entityType: r.entity_type,
+      version: r.version,
+      table: r.table_name,
+      state: r.present ? 'building' : 'missing',
+      done: r.done,
+      total: r.total,
+    }));
 }
 
 /** One line for logs, /ready and errors: `post v2 (tv_post_v2) building, 41% (8,200 of 20,000 rows)`. */
@@ -147,7 +163,10 @@ export async function prepareShapes(pool: pg.Pool, model: readonly Entity[] = MO
       const { rows } = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [e.view]);
       if (rows[0]!.present) continue;
       const from = await copySource(client, e);
-      if (!from) throw new Error(`${e.name} v${e.version}: no table of another version of ${e.name} to copy the structure of ${e.view} from (the migrations create version 1, ${e.base})`);
+      if (!from)
+        throw new Error(
+          `${e.name} v${e.version}: no table of another version of ${e.name} to copy the structure of ${e.view} from (the migrations create version 1, ${e.base})`,
+        );
       await client.query(`CREATE TABLE ${e.view} (LIKE ${from} INCLUDING ALL)`);
       const { rows: cols } = await client.query<{ name: string }>(
         `SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
@@ -156,7 +175,8 @@ export async function prepareShapes(pool: pg.Pool, model: readonly Entity[] = MO
       const have = new Set(cols.map((c) => c.name));
       const keep = new Set(['id', 'data', 'synced_at', ...Object.keys(e.columns)]);
       for (const c of have) if (!keep.has(c)) await client.query(`ALTER TABLE ${e.view} DROP COLUMN ${c}`);
-      for (const [c, type] of Object.entries(e.columns)) if (!have.has(c)) await client.query(`ALTER TABLE ${e.view} ADD COLUMN ${c} ${SQL_TYPE[type]}`);
+      for (const [c, type] of Object.entries(e.columns))
+        if (!have.has(c)) await client.query(`ALTER TABLE ${e.view} ADD COLUMN ${c} ${SQL_TYPE[type]}`);
       // The roles that may use the table copied from may use this one alike.
       const { rows: grants } = await client.query<{ sql: string }>(
         `SELECT format('GRANT %s ON %I TO %I', string_agg(privilege_type, ', '), $2::text, grantee) AS sql
@@ -239,7 +259,10 @@ export async function buildShapes(pool: pg.Pool, options: BuildOptions = {}): Pr
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
-      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [BUILD_LOCK, e.view]);
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [
+        BUILD_LOCK,
+        e.view,
+      ]);
       if (!rows[0]!.locked) {
         result.busy.push(e.view);
         continue;
@@ -263,8 +286,18 @@ export async function buildShapes(pool: pg.Pool, options: BuildOptions = {}): Pr
 }
 
 /** Walks one table to its end (true), or until the signal (false). */
-async function buildOne(pool: pg.Pool, client: pg.PoolClient, e: Entity, chunkSize: number, options: BuildOptions, log: Logger): Promise<boolean> {
-  const { rows } = await client.query<ShapeRow>(`SELECT ${ROW_COLUMNS} FROM sync_shape WHERE entity_type = $1 AND version = $2`, [e.name, e.version]);
+async function buildOne(
+  pool: pg.Pool,
+  client: pg.PoolClient,
+  e: Entity,
+  chunkSize: number,
+  options: BuildOptions,
+  log: Logger,
+): Promise<boolean> {
+  const { rows } = await client.query<ShapeRow>(`SELECT ${ROW_COLUMNS} FROM sync_shape WHERE entity_type = $1 AND version = $2`, [
+    e.name,
+    e.version,
+  ]);
   const row = rows[0];
   if (!row || row.state !== 'building') return true;
   const statements = statementsFor(e);
@@ -273,7 +306,15 @@ async function buildOne(pool: pg.Pool, client: pg.PoolClient, e: Entity, chunkSi
   let done = row.rows_done;
   let total = Math.max(row.rows_total, done);
   const report = (event: BuildProgress['event']) =>
-    options.onProgress?.({ entityType: e.name, version: e.version, table: e.view, event, done, total: Math.max(total, done), elapsedMs: performance.now() - began });
+    options.onProgress?.({
+      entityType: e.name,
+      version: e.version,
+      table: e.view,
+      event,
+      done,
+      total: Math.max(total, done),
+      elapsedMs: performance.now() - began,
+    });
   log.info({ table: e.view, from: lo }, `building ${e.name} v${e.version} (${e.view})${lo ? ', continuing' : ''}`);
   report('start');
   for (;;) {
@@ -298,9 +339,15 @@ async function buildOne(pool: pg.Pool, client: pg.PoolClient, e: Entity, chunkSi
   }
   // What the other releases wrote meanwhile, before readers are let in.
   await followShapes(pool, { model: [e], logger: log });
-  await client.query(`UPDATE sync_shape SET state = 'ready', ready_at = now(), rows_total = rows_done WHERE entity_type = $1 AND version = $2`, [e.name, e.version]);
+  await client.query(
+    `UPDATE sync_shape SET state = 'ready', ready_at = now(), rows_total = rows_done WHERE entity_type = $1 AND version = $2`,
+    [e.name, e.version],
+  );
   report('done');
-  log.info({ table: e.view, rows: done, ms: Math.round(performance.now() - began) }, `${e.name} v${e.version} (${e.view}) is built: this release serves it`);
+  log.info(
+    { table: e.view, rows: done, ms: Math.round(performance.now() - began) },
+    `${e.name} v${e.version} (${e.view}) is built: this release serves it`,
+  );
   return true;
 }
 
@@ -355,7 +402,10 @@ export async function followShapes(
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
-      const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [FOLLOW_LOCK, e.view]);
+      const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [
+        FOLLOW_LOCK,
+        e.view,
+      ]);
       if (!lock[0]!.locked) continue;
       try {
         const one = await followOne(client, e, r.followed_to!, r.next, r.others.map(checkedName), options.onCommitted);
@@ -388,7 +438,9 @@ async function followOne(
     const changed = await client.query<{ id: string }>(`SELECT id FROM ${other} WHERE synced_at >= $1`, [from]);
     for (const r of changed.rows) ids.add(r.id);
   }
-  const gone = await client.query<{ id: string }>(`SELECT t.id FROM ${e.view} t WHERE NOT EXISTS (SELECT 1 FROM ${e.table} s WHERE s.id = t.id)`);
+  const gone = await client.query<{ id: string }>(
+    `SELECT t.id FROM ${e.view} t WHERE NOT EXISTS (SELECT 1 FROM ${e.table} s WHERE s.id = t.id)`,
+  );
   for (const r of gone.rows) ids.add(r.id);
   const refreshed = await refreshWhereStale(client, e, [...ids], onCommitted);
   // Another process may have followed further meanwhile (a pass that started before this one's lock).
@@ -417,15 +469,10 @@ export async function refreshWhereStale(
     const { rows } = await client.query<{ id: string }>(s.staleAmong, [ids.slice(i, i + FOLLOW_CHUNK)]);
     if (!rows.length) continue;
     const stale = rows.map((r) => r.id).sort();
-    await client.query('BEGIN');
-    try {
+    await inTransaction(client, async () => {
       await client.query(s.claim, [stale]);
       await client.query(s.write, [stale]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+    });
     onCommitted?.({ [e.name]: stale });
     refreshed += stale.length;
   }
@@ -436,7 +483,10 @@ export async function refreshWhereStale(
  * Drops the tables of versions this code does not declare whose processes were not seen for
  * `unseenMs` (default 2 minutes), and their rows. For the owner of the schema.
  */
-export async function dropOldShapes(pool: pg.Pool, options: { model?: readonly Entity[]; unseenMs?: number } = {}): Promise<{ dropped: string[]; kept: string[] }> {
+export async function dropOldShapes(
+  pool: pg.Pool,
+  options: { model?: readonly Entity[]; unseenMs?: number } = {},
+): Promise<{ dropped: string[]; kept: string[] }> {
   const model = options.model ?? MODEL;
   const unseen = options.unseenMs ?? 120_000;
   return withTransaction(pool, async (client) => {

@@ -308,4 +308,6 @@ export function statementsFor(e: Entity): ProjectionStatements {
   return built;
 }
 
-export const STATEMENTS = Object.fromEntries(MODEL.map((e) => [e.name, statementsFor(e)])) as Readonly<Record<EntityType, ProjectionStatements>>;
+export const STATEMENTS = Object.fromEntries(MODEL.map((e) => [e.name, statementsFor(e)])) as Readonly<
+  Record<EntityType, ProjectionStatements>
+>;

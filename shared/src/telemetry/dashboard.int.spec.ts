@@ -14,9 +14,11 @@ interface Panel {
   targets: { expr?: string; rawSql?: string; datasource: { type: string; uid: string } }[];
 }
 
-const dashboard = JSON.parse(
-  fs.readFileSync(path.join(repoRoot, 'infra', 'grafana', 'dashboards', 'sync.json'), 'utf8'),
-) as { panels: Panel[]; uid: string; title: string };
+const dashboard = JSON.parse(fs.readFileSync(path.join(repoRoot, 'infra', 'grafana', 'dashboards', 'sync.json'), 'utf8')) as {
+  panels: Panel[];
+  uid: string;
+  title: string;
+};
 const datasources = fs.readFileSync(path.join(repoRoot, 'infra', 'grafana', 'provisioning', 'datasources', 'datasources.yml'), 'utf8');
 
 const targets = dashboard.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, ...t })));
@@ -44,19 +46,23 @@ describe('the Sync dashboard', () => {
     const series = [...new Set(expr.match(/\bblog_[a-z_]+\b/g) ?? [])];
     expect(series.length).toBeGreaterThan(0);
     for (const s of series) {
-      const known = exported.has(baseName(s)) || s.startsWith(`${DEFAULT_METRICS_PREFIX}process_`) || s.startsWith(`${DEFAULT_METRICS_PREFIX}nodejs_`);
+      const known =
+        exported.has(baseName(s)) || s.startsWith(`${DEFAULT_METRICS_PREFIX}process_`) || s.startsWith(`${DEFAULT_METRICS_PREFIX}nodejs_`);
       expect({ series: s, known }).toEqual({ series: s, known: true });
     }
   });
 
-  it.each(targets.filter((t) => t.rawSql).map((t) => [t.panel, t.rawSql!] as const))('%s: its SQL runs against the schema', async (_panel, sql) => {
-    // Grafana's macros, expanded as its PostgreSQL data source does.
-    const runnable = sql
-      .replace(/\$__timeGroupAlias\((\w+),\s*'1m'\)/g, "date_trunc('minute', $1) AS time")
-      .replace(/\$__timeFilter\((\w+)\)/g, "$1 BETWEEN now() - interval '1 hour' AND now()");
-    expect(runnable).not.toContain('$__');
-    await expect(pool.query(runnable)).resolves.toBeDefined();
-  });
+  it.each(targets.filter((t) => t.rawSql).map((t) => [t.panel, t.rawSql!] as const))(
+    '%s: its SQL runs against the schema',
+    async (_panel, sql) => {
+      // Grafana's macros, expanded as its PostgreSQL data source does.
+      const runnable = sql
+        .replace(/\$__timeGroupAlias\((\w+),\s*'1m'\)/g, "date_trunc('minute', $1) AS time")
+        .replace(/\$__timeFilter\((\w+)\)/g, "$1 BETWEEN now() - interval '1 hour' AND now()");
+      expect(runnable).not.toContain('$__');
+      await expect(pool.query(runnable)).resolves.toBeDefined();
+    },
+  );
 
   it('uses only data sources that are provisioned', () => {
     const uids = new Set(targets.map((t) => t.datasource.uid));

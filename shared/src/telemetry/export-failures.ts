@@ -45,7 +45,10 @@ export class ExportFailureReporter {
 
   succeeded(): void {
     if (!this.sinceSuccess) return;
-    this.log?.info({ endpoint: this.endpoint, failures: this.sinceSuccess }, `trace export to ${this.endpoint} works again (${this.sinceSuccess} failed exports before)`);
+    this.log?.info(
+      { endpoint: this.endpoint, failures: this.sinceSuccess },
+      `trace export to ${this.endpoint} works again (${this.sinceSuccess} failed exports before)`,
+    );
     this.sinceSuccess = 0;
     this.untold = 0;
     this.lastToldAt = undefined;

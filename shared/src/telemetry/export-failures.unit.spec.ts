@@ -19,7 +19,15 @@ function setup() {
   const exporter = reportingExporter(inner, reporter);
   const results: ExportResult[] = [];
   const exportOnce = () => exporter.export([] as ReadableSpan[], (r) => results.push(r));
-  return { lines, reporter, log, exportOnce, results, tick: (ms: number) => (now += ms), succeedFromNowOn: () => (next = { code: ExportResultCode.SUCCESS }) };
+  return {
+    lines,
+    reporter,
+    log,
+    exportOnce,
+    results,
+    tick: (ms: number) => (now += ms),
+    succeedFromNowOn: () => (next = { code: ExportResultCode.SUCCESS }),
+  };
 }
 
 test('the first failure is a warning naming the endpoint and the error; the next ones within a minute are only counted', () => {
@@ -30,7 +38,11 @@ test('the first failure is a warning naming the endpoint and the error; the next
     t.tick(5_000);
   }
   expect(t.lines).toEqual([
-    { level: 'warn', fields: { endpoint: 'http://127.0.0.1:4318', failures: 1, error: 'connect ECONNREFUSED 127.0.0.1:4318' }, message: expect.stringMatching(/^trace export to http:\/\/127\.0\.0\.1:4318 failed \(connect ECONNREFUSED/) },
+    {
+      level: 'warn',
+      fields: { endpoint: 'http://127.0.0.1:4318', failures: 1, error: 'connect ECONNREFUSED 127.0.0.1:4318' },
+      message: expect.stringMatching(/^trace export to http:\/\/127\.0\.0\.1:4318 failed \(connect ECONNREFUSED/),
+    },
   ]);
   // The exporter's own result still reaches the SDK.
   expect(t.results.map((r) => r.code)).toEqual(new Array(5).fill(ExportResultCode.FAILED));

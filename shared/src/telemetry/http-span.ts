@@ -1,7 +1,6 @@
 import type http from 'node:http';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import { fastTracer } from './fast-span';
 
 /**
  * The server span of an incoming HTTP request, made by us rather than by
@@ -19,7 +18,7 @@ import { fastTracer } from './fast-span';
  * `http.request.method`, `url.path`, `http.route`, `http.response.status_code` attributes, ERROR
  * status for 5xx) and continues a W3C `traceparent` sent by the client.
  */
-const tracer = fastTracer('@blog/http-server');
+const tracer = trace.getTracer('@blog/http-server');
 
 export interface HttpServerTracing {
   /**

@@ -1,7 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { isTracingSuppressed, suppressTracing } from '@opentelemetry/core';
 import type pg from 'pg';
-import { fastTracer } from './fast-span';
 
 /**
  * Spans for our SQL statements, made by us instead of @opentelemetry/instrumentation-pg.
@@ -20,7 +19,7 @@ import { fastTracer } from './fast-span';
  *   - outside a recording span (tracing off, the request not sampled) the statement runs as it is,
  *     after one context lookup.
  */
-const tracer = fastTracer('@blog/sql');
+const tracer = trace.getTracer('@blog/sql');
 
 interface StatementInfo {
   /** The span name: the low-cardinality summary of the statement, such as `SELECT tv_post`. */
@@ -91,7 +90,12 @@ function textOf(args: unknown[]): string | undefined {
   const [first] = args;
   if (typeof args.at(-1) === 'function') return undefined; // callback style: not ours, left alone
   if (typeof first === 'string') return first;
-  if (first && typeof first === 'object' && typeof (first as { text?: unknown }).text === 'string' && !(first as { submit?: unknown }).submit) {
+  if (
+    first &&
+    typeof first === 'object' &&
+    typeof (first as { text?: unknown }).text === 'string' &&
+    !(first as { submit?: unknown }).submit
+  ) {
     return (first as { text: string }).text;
   }
   return undefined;

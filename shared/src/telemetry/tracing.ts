@@ -4,31 +4,27 @@
  * `pino` when those are first required. Our SQL statements get their spans from
  * ./statement-span.ts (every pool made by createPool; not pg-boss's polling). Incoming HTTP requests get their server span from
  * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why). Those two and the
- * compiled read's GraphQL span are made by ./fast-span.ts, on the SDK's sampler, processor and exporter set up here.
- * It deliberately imports nothing of ours that would load them.
+ * compiled read's GraphQL span use the API's global tracer, which the SDK started here provides.
+ * It deliberately imports nothing of ours that would load the instrumented modules.
  *
  * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set,
  * and exports over OTLP/HTTP (Jaeger accepts it on port 4318). Without an endpoint it is off and
  * silent: no SDK, no exporter, no retries against nothing.
  *
- * The protocol is OTLP's default, `http/protobuf`, encoded by ./otlp-protobuf.ts (see there why)
- * and sent by the SDK's own HTTP transport (timeouts, retries, headers and compression from the
- * standard OTEL_EXPORTER_OTLP_* variables). OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=http/json selects
- * the SDK's JSON exporter instead; gRPC is not supported (no gRPC stack in the services).
+ * The protocol is OTLP's default, `http/protobuf`, through the SDK's protobuf exporter (timeouts,
+ * retries, headers and compression from the standard OTEL_EXPORTER_OTLP_* variables).
+ * OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=http/json selects the SDK's JSON exporter instead; gRPC is
+ * not supported (no gRPC stack in the services).
  */
 import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
-import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { GraphQLInstrumentation } from '@opentelemetry/instrumentation-graphql';
 import { PinoInstrumentation } from '@opentelemetry/instrumentation-pino';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { ExportFailureReporter, reportingExporter, type ExportFailureLog } from './export-failures';
-import { resetFastTracers } from './fast-span';
-import { decodeTraceResponse, encodeTraceRequest } from './otlp-protobuf';
 
 export interface TracingOptions {
   serviceName: string;
@@ -69,14 +65,9 @@ export function startTracing(options: TracingOptions): Tracing {
     ],
   });
   sdk.start();
-  // Our hot-path tracers take the SDK's sampler, processor and limits from now on (./fast-span.ts).
-  resetFastTracers();
   return {
     enabled: true,
-    shutdown: async () => {
-      await sdk.shutdown();
-      resetFastTracers();
-    },
+    shutdown: () => sdk.shutdown(),
     reportTo: (log) => failures.reportTo(log),
   };
 }
@@ -100,16 +91,7 @@ export function otlpExporter(env: Record<string, string | undefined>): SpanExpor
   if (protocol !== 'http/protobuf') {
     throw new TracingConfigError(`${variable} must be one of ${OTLP_PROTOCOLS.join(', ')} (gRPC is not supported); got "${protocol}"`);
   }
-  return new OTLPExporterBase<ReadableSpan[]>(
-    createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions({}, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
-      { serializeRequest: encodeTraceRequest, deserializeResponse: decodeTraceResponse },
-      // The component type the SDK's own HTTP span exporters report in their self-metrics.
-      'otlp_http_span_exporter',
-      TraceExporterMetricsHelper,
-      undefined,
-    ),
-  );
+  return new OTLPProtoTraceExporter();
 }
 
 /**

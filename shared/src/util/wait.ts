@@ -26,3 +26,7 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/** The wait before retry `attempt` (1, 2, ...): `baseMs` doubled each time, at most `maxMs`. */
+export const backoffMs = (attempt: number, baseMs: number, maxMs: number): number =>
+  Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));

@@ -1,6 +1,15 @@
-import type { Logger } from '@blog/shared';
-import { createRemoteJWKSet, errors, importSPKI, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type KeyObject } from 'jose';
-import { UnauthenticatedError } from '../errors';
+import { UUID_PATTERN, type Logger } from '@blog/shared';
+import {
+  createRemoteJWKSet,
+  errors,
+  importSPKI,
+  jwtVerify,
+  type CryptoKey,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type KeyObject,
+} from 'jose';
+import { MissingTokenError, UnauthenticatedError } from '../errors';
 import type { AuthConfig } from './config';
 
 /**
@@ -19,7 +28,6 @@ export const ANYONE: Actor = Object.freeze({ userId: null, admin: true });
 /** From the Authorization header of a request to the Actor; throws UnauthenticatedError. */
 export type Authenticate = (authorization: string | undefined) => Promise<Actor>;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*) *$/i;
 
 /**
@@ -32,7 +40,9 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
   let algorithms: string[];
   if (config.key.kind === 'secret') {
     // Imported once: jose would import raw bytes again on every verification (about twice the cost).
-    key = await crypto.subtle.importKey('raw', new TextEncoder().encode(config.key.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+    key = await crypto.subtle.importKey('raw', new TextEncoder().encode(config.key.secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'verify',
+    ]);
     algorithms = ['HS256'];
   } else if (config.key.kind === 'publicKey') {
     try {
@@ -56,20 +66,19 @@ export async function createAuthenticator(config: AuthConfig, logger: Logger): P
   const maxAgeSeconds = config.maxAgeSeconds;
 
   return async (authorization) => {
-    if (!authorization) throw new UnauthenticatedError('This mutation needs a token: send Authorization: Bearer <JWT>.');
+    if (!authorization) throw new MissingTokenError('This mutation needs a token: send Authorization: Bearer <JWT>.');
     const match = BEARER.exec(authorization);
     if (!match) throw new UnauthenticatedError('Malformed Authorization header: expected "Bearer <JWT>".');
     let payload: JWTPayload;
     try {
       // jose's overloads differ by key kind; both verify the same way.
-      ({ payload } =
-        typeof key === 'function' ? await jwtVerify(match[1]!, key, options) : await jwtVerify(match[1]!, key, options));
+      ({ payload } = typeof key === 'function' ? await jwtVerify(match[1]!, key, options) : await jwtVerify(match[1]!, key, options));
     } catch (err) {
       throw tokenError(err, logger);
     }
     const tooLong = lifetimeProblem(payload, maxAgeSeconds);
     if (tooLong) throw new UnauthenticatedError(tooLong);
-    if (typeof payload.sub !== 'string' || !UUID.test(payload.sub)) {
+    if (typeof payload.sub !== 'string' || !UUID_PATTERN.test(payload.sub)) {
       throw new UnauthenticatedError("The token's subject (sub) must be a user id (a UUID).");
     }
     const role = payload[roleClaim];
@@ -108,7 +117,8 @@ function tokenError(err: unknown, logger: Logger): Error {
     return new UnauthenticatedError(`The token's ${err.claim} claim is not valid (${err.reason}).`);
   }
   if (err instanceof errors.JWSSignatureVerificationFailed) return new UnauthenticatedError("The token's signature does not verify.");
-  if (err instanceof errors.JOSEAlgNotAllowed) return new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
+  if (err instanceof errors.JOSEAlgNotAllowed)
+    return new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) {
     return new UnauthenticatedError('No key of the JWKS matches the token.');
   }

@@ -1,4 +1,4 @@
-import { intVar, optionalString } from '@blog/shared';
+import { intVar, optionalString, unsetIfEmpty } from '@blog/shared';
 import { z } from 'zod';
 
 /**
@@ -13,15 +13,18 @@ export const authEnvSchema = z.object({
   ),
   // HS256 shared secret (at least 32 characters).
   JWT_SECRET: z.preprocess(
-    (v) => (v === '' ? undefined : v),
+    unsetIfEmpty,
     z.string().min(32, { error: 'must be at least 32 characters (an HS256 key of 256 bits)' }).optional(),
   ),
   // RS256 public key, PEM (SPKI: -----BEGIN PUBLIC KEY-----).
   JWT_PUBLIC_KEY: optionalString(),
   // RS256 keys from a JWKS endpoint (https://issuer/.well-known/jwks.json).
   JWT_JWKS_URL: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z.string().refine((v) => /^https?:\/\//.test(v), { error: 'must be an http:// or https:// URL' }).optional(),
+    unsetIfEmpty,
+    z
+      .string()
+      .refine((v) => /^https?:\/\//.test(v), { error: 'must be an http:// or https:// URL' })
+      .optional(),
   ),
   // When set, a token's iss / aud must match.
   JWT_ISSUER: optionalString(),
@@ -29,12 +32,9 @@ export const authEnvSchema = z.object({
   // Longest lifetime of a token, in seconds (exp - iat, or exp - now without iat); 0: no limit.
   JWT_MAX_AGE_SECONDS: intVar(86_400, 0, 315_360_000),
   // The claim holding the role ("admin" may do everything); default "role".
-  JWT_ROLE_CLAIM: z.preprocess((v) => (v === '' ? undefined : v), z.string().default('role')),
+  JWT_ROLE_CLAIM: z.preprocess(unsetIfEmpty, z.string().default('role')),
   // When set, GET /metrics and /metrics/prometheus need `Authorization: Bearer <OPERATOR_TOKEN>`.
-  OPERATOR_TOKEN: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z.string().min(16, { error: 'must be at least 16 characters' }).optional(),
-  ),
+  OPERATOR_TOKEN: z.preprocess(unsetIfEmpty, z.string().min(16, { error: 'must be at least 16 characters' }).optional()),
 });
 
 type AuthEnv = z.infer<typeof authEnvSchema>;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  appendEvent,
   applyCountChanges,
   commitNow,
   mergePlans,
@@ -10,11 +11,15 @@ import {
   referencedBy,
   deleteLinks,
   entityOf,
+  readEvents,
+  sendTogether,
   withTransaction,
   type ChangeSet,
+  type CommandEvent,
   type CountChange,
   type EntityType,
   type RowRefs,
+  type StoredEvent,
   type SyncEngine,
   type SyncMode,
   type SyncPlan,
@@ -41,7 +46,8 @@ import * as v from '../validate';
  *   5. INLINE: refresh the projections in this transaction and answer from tv_*;
  *      QUEUED / DEFERRED: enqueue the plan with pg-boss ON THIS TRANSACTION'S CLIENT and answer with
  *      the entity computed from tb_* (preview)
- *   6. COMMIT. A command that fails anywhere rolls back whole: no row, no job.
+ *   6. append the command's event (event_log, migration 010), sent with the statements of step 4 or 5
+ *   7. COMMIT. A command that fails anywhere rolls back whole: no row, no job, no event.
  *
  * Authorization (AUTH_MODE=jwt; `actor` is ANYONE, an admin, with AUTH_MODE=none) happens inside
  * the transaction, on the rows it locks: an update or delete locks the row FOR UPDATE and compares
@@ -61,6 +67,9 @@ export interface CommandsOptions {
   fanOutMaxIds: number;
   /** After a command's transaction committed: the rows it changed for readers (for the change feed). */
   onCommitted?: (changes: Partial<SyncPlan>) => void;
+  /** DEFAULT_PAGE_SIZE and MAX_PAGE_SIZE, for `events` (see Commands.events). */
+  defaultPageSize: number;
+  maxPageSize: number;
 }
 
 /**
@@ -79,12 +88,33 @@ export interface SyncReceipt {
 
 /** The receipt on a command's answer, if it has one. */
 export function receiptOf(answer: unknown): SyncReceipt | undefined {
-  return typeof answer === 'object' && answer !== null && SYNC_RECEIPT in answer ? (answer as { [SYNC_RECEIPT]: SyncReceipt })[SYNC_RECEIPT] : undefined;
+  return typeof answer === 'object' && answer !== null && SYNC_RECEIPT in answer
+    ? (answer as { [SYNC_RECEIPT]: SyncReceipt })[SYNC_RECEIPT]
+    : undefined;
 }
 
+/** An event as the GraphQL type Event has it. */
+export interface EventDoc extends Omit<StoredEvent, 'at'> {
+  at: string;
+  cursor: string;
+}
+
+/**
+ * The command's event (event_log): its name, the actor and its validated arguments (without the
+ * sync mode). Its entities are the one it answers with or deleted first, then every id of
+ * `changes`, then `about`.
+ */
+export interface EventOf {
+  command: string;
+  actor: Actor;
+  args: Record<string, unknown>;
+  /** Other entities the event is about, which the command did not write: a comment's post. */
+  about?: string[];
+}
 
 /** What a command wrote, for its transaction to plan, refresh or enqueue, and answer (Commands.command). */
 export interface Written {
+  event: EventOf;
   changes: ChangeSet;
   /** The entity to answer with, if any. */
   entity?: { type: EntityType; id: string };
@@ -143,6 +173,7 @@ export class Commands {
       bio: args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)),
     };
     args.done();
+    const event = { command: 'createUser', actor, args: row };
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin) {
         const { rows } = await client.query<{ id: string }>(
@@ -154,7 +185,7 @@ export class Commands {
         );
         if (!rows[0]) throw new ForbiddenError('Your token already has its user; only an admin may create other users.');
         const id = rows[0].id;
-        return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
+        return { event, changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
       }
       // With its counts row (zeros), which the commands keep from now on.
       const { rows } = await client.query<{ id: string }>(
@@ -165,7 +196,7 @@ export class Commands {
         [row.email, row.username, row.fullName, row.bio],
       );
       const id = rows[0]!.id;
-      return { changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
+      return { event, changes: { user: [id] }, entity: { type: 'user', id }, inserted: { type: 'user', id, columns: {} } };
     });
   }
 
@@ -177,22 +208,38 @@ export class Commands {
     const args = new v.ArgumentChecks();
     const id = args.check(() => v.uuid(input.id, 'id'));
     const sets = new Sets();
-    if (input.email !== undefined) sets.add('email', args.check(() => v.email(notNull(input.email, 'email'))));
-    if (input.username !== undefined) sets.add('username', args.check(() => v.username(notNull(input.username, 'username'))));
+    if (input.email !== undefined)
+      sets.add(
+        'email',
+        args.check(() => v.email(notNull(input.email, 'email'))),
+      );
+    if (input.username !== undefined)
+      sets.add(
+        'username',
+        args.check(() => v.username(notNull(input.username, 'username'))),
+      );
     if (input.fullName !== undefined) {
-      sets.add('full_name', args.check(() => v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true)));
+      sets.add(
+        'full_name',
+        args.check(() => v.text(notNull(input.fullName, 'fullName'), 'fullName', v.LIMITS.fullName, true)),
+      );
     }
-    if (input.bio !== undefined) sets.add('bio', args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)));
+    if (input.bio !== undefined)
+      sets.add(
+        'bio',
+        args.check(() => v.optionalText(input.bio, 'bio', v.LIMITS.bio)),
+      );
     args.done();
     if (!sets.size) throw new BadInputError('Give at least one of email, username, fullName, bio to change.');
     return this.entityCommand(mode, async (client) => {
       if (!actor.admin && id !== actor.userId) throw new ForbiddenError('You may only change your own user.', 'id');
-      const { rowCount } = await client.query(
-        `UPDATE tb_user SET ${sets.sql()}, updated_at = now() WHERE id = $1`,
-        [id, ...sets.values],
-      );
+      const { rowCount } = await client.query(`UPDATE tb_user SET ${sets.sql()}, updated_at = now() WHERE id = $1`, [id, ...sets.values]);
       if (!rowCount) throw new NotFoundError('No user with that id.', 'id');
-      return { changes: { user: [id] }, entity: { type: 'user', id } };
+      return {
+        event: { command: 'updateUser', actor, args: { id, ...sets.fields() } },
+        changes: { user: [id] },
+        entity: { type: 'user', id },
+      };
     });
   }
 
@@ -223,6 +270,7 @@ export class Commands {
         [id, row.authorId, row.title, row.content, row.published],
       );
       return {
+        event: { command: 'createPost', actor, args: row },
         changes: { post: [id] },
         entity: { type: 'post', id },
         counts: [{ type: 'user', id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
@@ -240,17 +288,33 @@ export class Commands {
     const args = new v.ArgumentChecks();
     const id = args.check(() => v.uuid(input.id, 'id'));
     const sets = new Sets();
-    if (input.title !== undefined) sets.add('title', args.check(() => v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true)));
+    if (input.title !== undefined)
+      sets.add(
+        'title',
+        args.check(() => v.text(notNull(input.title, 'title'), 'title', v.LIMITS.title, true)),
+      );
     if (input.content !== undefined) {
-      sets.add('content', args.check(() => v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent)));
+      sets.add(
+        'content',
+        args.check(() => v.text(notNull(input.content, 'content'), 'content', v.LIMITS.postContent)),
+      );
     }
-    if (input.published !== undefined) sets.add('published', args.check(() => bool(input.published, 'published')));
+    if (input.published !== undefined)
+      sets.add(
+        'published',
+        args.check(() => bool(input.published, 'published')),
+      );
     args.done();
     if (!sets.size) throw new BadInputError('Give at least one of title, content, published to change.');
     return this.entityCommand(mode, async (client) => {
       await lockOwned(client, 'post', id, actor);
       const changed = await updatePostReturningPublished(client, id, sets);
-      return { changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
+      return {
+        event: { command: 'updatePost', actor, args: { id, ...sets.fields() } },
+        changes: { post: [id] },
+        entity: { type: 'post', id },
+        counts: [changed],
+      };
     });
   }
 
@@ -261,7 +325,12 @@ export class Commands {
       const sets = new Sets();
       sets.add('published', true);
       const changed = await updatePostReturningPublished(client, id, sets);
-      return { changes: { post: [id] }, entity: { type: 'post', id }, counts: [changed] };
+      return {
+        event: { command: 'publishPost', actor, args: { id } },
+        changes: { post: [id] },
+        entity: { type: 'post', id },
+        counts: [changed],
+      };
     });
   }
 
@@ -275,7 +344,10 @@ export class Commands {
       // Locked FOR UPDATE for admins too: createComment's FOR SHARE on the post waits, so no
       // comment appears meanwhile.
       const post = await lockOwned(client, 'post', id, actor, { evenForAdmins: true });
-      const { rows } = await client.query<{ id: string; author_id: string }>('DELETE FROM tb_comment WHERE post_id = $1 RETURNING id, author_id', [id]);
+      const { rows } = await client.query<{ id: string; author_id: string }>(
+        'DELETE FROM tb_comment WHERE post_id = $1 RETURNING id, author_id',
+        [id],
+      );
       const unlinked = await deleteLinks(client, 'post', [id]);
       await client.query('DELETE FROM tb_post WHERE id = $1', [id]);
       const deletedCommentIds = rows.map((r) => r.id);
@@ -284,6 +356,7 @@ export class Commands {
         ...rows.map((r) => ({ type: 'user' as const, id: r.author_id, counts: { commentCount: -1 } })),
       ];
       return {
+        event: { command: 'deletePost', actor, args: { id } },
         changes: { post: [id], comment: deletedCommentIds },
         removed: [
           { type: 'post', id, columns: { author_id: post!.author_id } },
@@ -298,11 +371,7 @@ export class Commands {
 
   // ---- comments ----------------------------------------------------------------------------
 
-  createComment(
-    input: { postId?: unknown; authorId?: unknown; content?: unknown },
-    mode: SyncMode,
-    actor: Actor = ANYONE,
-  ): Promise<Doc> {
+  createComment(input: { postId?: unknown; authorId?: unknown; content?: unknown }, mode: SyncMode, actor: Actor = ANYONE): Promise<Doc> {
     const args = new v.ArgumentChecks();
     const row = {
       postId: args.check(() => v.uuid(input.postId, 'postId')),
@@ -320,6 +389,7 @@ export class Commands {
         [id, row.postId, row.authorId, row.content],
       );
       return {
+        event: { command: 'createComment', actor, args: row, about: [row.postId] },
         changes: { comment: [id] },
         entity: { type: 'comment', id },
         counts: [
@@ -342,6 +412,7 @@ export class Commands {
       );
       if (!rows[0]) throw new NotFoundError('No comment with that id.', 'id');
       return {
+        event: { command: 'deleteComment', actor, args: { id }, about: [rows[0].post_id] },
         changes: { comment: [id] },
         removed: [{ type: 'comment', id, columns: { post_id: rows[0].post_id, author_id: rows[0].author_id } }],
         result: { id, deletedCommentIds: [] },
@@ -353,6 +424,24 @@ export class Commands {
     });
   }
 
+  // ---- the event log -----------------------------------------------------------------------
+
+  /**
+   * `events(entityId, limit, after)`: an entity's events, newest first, a page at a time (`after`:
+   * the cursor of the previous page's last event). Admins only. Read from the primary, which the
+   * commands append to.
+   */
+  async events(input: { entityId?: unknown; limit?: unknown; after?: unknown }, actor: Actor): Promise<EventDoc[]> {
+    if (!actor.admin) throw new ForbiddenError("Only an admin may read the event log (events); this token's role is not admin.");
+    const args = new v.ArgumentChecks();
+    const entityId = args.check(() => v.uuid(input.entityId, 'entityId'));
+    const limit = args.check(() => v.limit(input.limit, this.options.defaultPageSize, this.options.maxPageSize));
+    const after = args.check(() => v.eventCursor(input.after));
+    args.done();
+    const events = await readEvents(this.pool, entityId, limit, after ?? undefined);
+    return events.map((e) => ({ ...e, at: e.at.toISOString(), cursor: v.encodeEventCursor(e.id) }));
+  }
+
   // ---- the transaction ---------------------------------------------------------------------
 
   /** A command answering with an entity: from tv_* after an INLINE sync, else its preview. */
@@ -361,17 +450,18 @@ export class Commands {
   }
 
   /** A command: `write` runs in its transaction, then the plan is refreshed (INLINE) or enqueued. */
-  async command<R>(
-    mode: SyncMode,
-    write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>,
-  ): Promise<R> {
+  async command<R>(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>): Promise<R> {
     try {
       let committed: Partial<SyncPlan> | undefined;
       // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
-      const answer = await withTransaction(this.pool, (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)), {
-        genericPlans: true,
-        beginWithFirstStatement: true,
-      });
+      const answer = await withTransaction(
+        this.pool,
+        (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)),
+        {
+          genericPlans: true,
+          beginWithFirstStatement: true,
+        },
+      );
       if (committed) this.options.onCommitted?.(committed);
       return answer;
     } catch (err) {
@@ -395,19 +485,36 @@ export class Commands {
     // the transaction refreshes only what the command wrote itself (at most fanOutMaxIds ids) and
     // enqueues the change for the workers, which expand it and sync it in bounded chunks
     // (services/worker/src/batch.ts): no command becomes one huge transaction.
+    // The command's event is not waited for: it leaves with the dependency map's statement, or,
+    // for a create, with the rest of the transaction (its refresh or enqueue, and COMMIT). Its
+    // failure is raised as the command's, before anything that followed it.
     const bound = this.options.fanOutMaxIds;
-    let planned = written.inserted ? planForInserted(written.inserted) : await this.sync.planBounded(client, written.changes, bound);
+    const [logged, planning] = sendTogether(
+      client,
+      () =>
+        [
+          appendEvent(client, eventOf(written)),
+          written.inserted ? undefined : this.sync.planBounded(client, written.changes, bound),
+        ] as const,
+    );
+    logged.catch(() => undefined); // observed now; awaited (and raised) below
+    let planned = written.inserted
+      ? planForInserted(written.inserted)
+      : await planning!.catch((err: unknown) => logged.then(() => Promise.reject(err)));
     let fanOut: SyncPlan | undefined;
     if (!planned) {
       fanOut = mergePlans([written.changes]);
       planned = written.entity ? mergePlans([{ [written.entity.type]: [written.entity.id] }]) : splitPlan(fanOut, bound)[0]!;
     }
-    const plan = written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
+    const plan =
+      written.removed || written.also ? mergePlans([planned, ...(written.removed ?? []).map(referencedBy), written.also ?? {}]) : planned;
     const counts = written.counts ?? [];
     let answer: R | Doc | undefined = written.result;
     const jobs: string[] = [];
     // The fan-out's enqueue goes with the command's other statements (it is part of its transaction).
-    const expanding = fanOut ? this.queue.enqueue(client, fanOut, { mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED', expand: true }) : undefined;
+    const expanding = fanOut
+      ? this.queue.enqueue(client, fanOut, { mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED', expand: true })
+      : undefined;
     expanding?.catch(() => undefined); // observed now; awaited (and raised) below
     if (mode === 'INLINE') {
       // The refresh applies the count changes after its own statements (kept-counts.ts, "Hot rows"),
@@ -415,7 +522,7 @@ export class Commands {
       const refreshed = this.sync.refreshIn(client, plan, {
         counts,
         ...(written.entity ? { answer: written.entity } : {}),
-        ...(written.checked ? { after: written.checked } : {}),
+        after: written.checked ? Promise.all([written.checked, logged]) : logged,
         ...(written.inserted ? { created: written.inserted } : {}),
       });
       // Its statements are all sent (pipelined): when nothing is left to send, COMMIT goes right
@@ -431,7 +538,8 @@ export class Commands {
       jobs.push(...((await expanding) ?? []));
       if (written.entity) {
         const { type, id } = written.entity;
-        answer = report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
+        answer =
+          report.answer ?? (await client.query<{ data: Doc }>(`SELECT data FROM ${entityOf(type).view} WHERE id = $1`, [id])).rows[0]?.data;
       }
     } else {
       // The enqueue, the preview and the count changes are sent without waiting in between (with the
@@ -440,7 +548,7 @@ export class Commands {
       const enqueued = this.queue.enqueue(client, plan, { mode, deferSeconds: this.options.deferSeconds });
       const previewed = written.entity ? this.sync.preview<Doc>(written.entity.type, [written.entity.id], client) : undefined;
       const counted = applyCountChanges(client, counts);
-      await raiseCause([written.checked, counted, enqueued, previewed, expanding]);
+      await raiseCause([written.checked, logged, counted, enqueued, previewed, expanding]);
       jobs.push(...(await enqueued), ...((await expanding) ?? []));
       if (previewed) answer = (await previewed).get(written.entity!.id);
     }
@@ -449,9 +557,19 @@ export class Commands {
     // mode the rows whose kept counts it changed (merged in at read time from the counts rows).
     const countOwners = mergePlans(counts.map((c) => ({ [c.type]: [c.id] })));
     changed(mode === 'INLINE' ? mergePlans([plan, countOwners]) : countOwners);
-    if (typeof answer === 'object' && answer !== null) Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
+    if (typeof answer === 'object' && answer !== null)
+      Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
+}
+
+/** The event_log row of what a command wrote (see EventOf). */
+function eventOf(written: Written): CommandEvent {
+  const { command, actor, args, about = [] } = written.event;
+  const subject = written.entity ?? written.removed?.[0];
+  if (!subject) throw new Error(`${command} names no entity for its event`);
+  const ids = new Set([subject.id, ...Object.values(written.changes).flat(), ...about]);
+  return { command, entityType: subject.type, entityIds: [...ids], actorId: actor.userId, actorAdmin: actor.admin, args };
 }
 
 /**
@@ -479,6 +597,10 @@ class Sets {
   /** Placeholders start at $2 ($1 is the id). */
   sql(): string {
     return this.columns.map((c, i) => `${c} = $${i + 2}`).join(', ');
+  }
+  /** The values by argument name (the column's name in camelCase: full_name is fullName). */
+  fields(): Record<string, unknown> {
+    return Object.fromEntries(this.columns.map((c, i) => [c.replace(/_([a-z])/g, (_, l: string) => l.toUpperCase()), this.values[i]]));
   }
 }
 
@@ -509,12 +631,21 @@ export function authorOf(value: unknown, actor: Actor): string {
 
 /** Writing as `authorId`: yourself, or anyone for an admin. */
 export function mayWriteAs(actor: Actor, authorId: string): void {
-  if (!owns(actor, authorId)) throw new ForbiddenError("You may only write as yourself: authorId must be your token's subject.", 'authorId');
+  if (!owns(actor, authorId))
+    throw new ForbiddenError("You may only write as yourself: authorId must be your token's subject.", 'authorId');
 }
 
 export const OWNED = {
-  post: { sql: 'SELECT author_id, published FROM tb_post WHERE id = $1 FOR UPDATE', missing: 'No post with that id.', forbidden: 'Only the author (or an admin) may change or delete this post.' },
-  comment: { sql: 'SELECT author_id, NULL::boolean AS published FROM tb_comment WHERE id = $1 FOR UPDATE', missing: 'No comment with that id.', forbidden: 'Only the author (or an admin) may delete this comment.' },
+  post: {
+    sql: 'SELECT author_id, published FROM tb_post WHERE id = $1 FOR UPDATE',
+    missing: 'No post with that id.',
+    forbidden: 'Only the author (or an admin) may change or delete this post.',
+  },
+  comment: {
+    sql: 'SELECT author_id, NULL::boolean AS published FROM tb_comment WHERE id = $1 FOR UPDATE',
+    missing: 'No comment with that id.',
+    forbidden: 'Only the author (or an admin) may delete this comment.',
+  },
 } as const;
 
 /**

@@ -84,7 +84,12 @@ function createTag(commands: Commands, input: { name?: unknown; slug?: unknown }
       [id, name, made],
     );
     if (!rows.length) throw new ConflictError('That slug is already taken.', 'slug');
-    return { changes: { tag: [id] }, entity: { type: 'tag', id }, inserted: { type: 'tag', id, columns: {} } };
+    return {
+      event: { command: 'createTag', actor, args: { name, slug: made } },
+      changes: { tag: [id] },
+      entity: { type: 'tag', id },
+      inserted: { type: 'tag', id, columns: {} },
+    };
   });
 }
 
@@ -97,7 +102,7 @@ function renameTag(commands: Commands, input: { id?: unknown; name?: unknown }, 
   return commands.entityCommand(mode, async (client) => {
     const { rows } = await client.query('UPDATE tb_tag SET name = $2 WHERE id = $1 RETURNING id', [id, name]);
     if (!rows.length) throw new NotFoundError('No tag with that id.', 'id');
-    return { changes: { tag: [id] }, entity: { type: 'tag', id } };
+    return { event: { command: 'renameTag', actor, args: { id, name } }, changes: { tag: [id] }, entity: { type: 'tag', id } };
   });
 }
 
@@ -107,6 +112,7 @@ function renameTag(commands: Commands, input: { id?: unknown; name?: unknown }, 
  * returns the tags it added or removed.
  */
 function changeTags(
+  command: 'tagPost' | 'untagPost',
   commands: Commands,
   input: { postId?: unknown; tagIds?: unknown },
   mode: SyncMode,
@@ -120,7 +126,11 @@ function changeTags(
   return commands.entityCommand(mode, async (client) => {
     await lockPost(client, postId, actor);
     const changed = await change(client, postId, ids);
-    return { changes: { post: [postId], tag: changed }, entity: { type: 'post', id: postId } };
+    return {
+      event: { command, actor, args: { postId, tagIds: ids } },
+      changes: { post: [postId], tag: changed },
+      entity: { type: 'post', id: postId },
+    };
   });
 }
 
@@ -147,10 +157,10 @@ async function addTags(client: pg.ClientBase, postId: string, ids: string[]): Pr
 
 /** Removes the tags; the remaining ones keep their order, numbered 1..n again. */
 async function removeTags(client: pg.ClientBase, postId: string, ids: string[]): Promise<string[]> {
-  const { rows } = await client.query<{ tag_id: string }>('DELETE FROM tb_post_tag WHERE post_id = $1 AND tag_id = ANY($2::uuid[]) RETURNING tag_id', [
-    postId,
-    ids,
-  ]);
+  const { rows } = await client.query<{ tag_id: string }>(
+    'DELETE FROM tb_post_tag WHERE post_id = $1 AND tag_id = ANY($2::uuid[]) RETURNING tag_id',
+    [postId, ids],
+  );
   if (rows.length) {
     await client.query(
       `UPDATE tb_post_tag l SET position = r.n
@@ -178,7 +188,7 @@ export const tagCommands: CommandModule = {
   mutations: {
     createTag: (c, a, mode, actor) => createTag(c, a, mode, actor),
     renameTag: (c, a, mode, actor) => renameTag(c, a, mode, actor),
-    tagPost: (c, a, mode, actor) => changeTags(c, a, mode, actor, addTags),
-    untagPost: (c, a, mode, actor) => changeTags(c, a, mode, actor, removeTags),
+    tagPost: (c, a, mode, actor) => changeTags('tagPost', c, a, mode, actor, addTags),
+    untagPost: (c, a, mode, actor) => changeTags('untagPost', c, a, mode, actor, removeTags),
   },
 };

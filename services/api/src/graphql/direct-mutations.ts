@@ -50,7 +50,8 @@ export class DirectMutations {
   ): Promise<DirectResponse | undefined> {
     const started = process.hrtime.bigint();
     const definitions = mutation.operation.variableDefinitions;
-    if (definitions?.length && getVariableValues(this.schema, definitions, request.variables ?? {}, { maxErrors: 1 }).errors) return undefined;
+    if (definitions?.length && getVariableValues(this.schema, definitions, request.variables ?? {}, { maxErrors: 1 }).errors)
+      return undefined;
     let result: ExecutionResult;
     const refused = this.options.limiter
       ? await takeMutationTokens(this.options.limiter, mutation.cost, contextValue, this.options.rateLimit)

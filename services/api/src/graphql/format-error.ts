@@ -91,7 +91,14 @@ export function splitArgumentErrors(errors: readonly GraphQLError[]): GraphQLErr
     const original = unwrapResolverError(error);
     if (!(original instanceof InvalidArgumentsError)) return [error];
     return original.errors.map(
-      (each) => new GraphQLError(each.message, { nodes: error.nodes ?? null, source: error.source ?? null, positions: error.positions ?? null, path: error.path ?? null, originalError: each }),
+      (each) =>
+        new GraphQLError(each.message, {
+          nodes: error.nodes ?? null,
+          source: error.source ?? null,
+          positions: error.positions ?? null,
+          path: error.path ?? null,
+          originalError: each,
+        }),
     );
   });
 }

@@ -25,10 +25,15 @@ export function modelTypeDefs(model: readonly Entity[]): string {
       case 'list': {
         const target = entityOf(field.entity);
         const items = field.fields.map((f) => `    ${f}: ${typeOf(target, f, target.fields[f]!)}`);
-        if (field.kind === 'list') items.push(`    ${describe(`Opaque position of this item in the list; pass it as \`after\` for the next page.`)}`, '    cursor: String!');
+        if (field.kind === 'list')
+          items.push(
+            `    ${describe(`Opaque position of this item in the list; pass it as \`after\` for the next page.`)}`,
+            '    cursor: String!',
+          );
         const body = items.join('\n');
         const seen = embeddedTypes.get(field.type);
-        if (seen && seen.fields !== body) throw new Error(`model ${owner.name}.${name}: type ${field.type} is declared elsewhere with other fields`);
+        if (seen && seen.fields !== body)
+          throw new Error(`model ${owner.name}.${name}: type ${field.type} is declared elsewhere with other fields`);
         if (!seen || (!seen.description && field.description)) {
           embeddedTypes.set(field.type, { fields: body, ...(field.description ? { description: field.description } : {}) });
         }
@@ -43,14 +48,19 @@ export function modelTypeDefs(model: readonly Entity[]): string {
     const fields = Object.entries(entity.fields).map(([name, field]) => `    ${name}${argsOf(field)}: ${typeOf(entity, name, field)}`);
     const { byKey, list } = entity.read;
     if (list) {
-      fields.push(`    ${describe(`Opaque position of this ${entity.name} in the ${list.field} list; pass it as \`after\` for the next page.`)}`);
+      fields.push(
+        `    ${describe(`Opaque position of this ${entity.name} in the ${list.field} list; pass it as \`after\` for the next page.`)}`,
+      );
       fields.push('    cursor: String!');
       const filters = Object.entries(list.filters ?? {}).map(([arg, f]) => `, ${arg}: ${f.type}${f.required ? '!' : ''}`);
       if (list.description) query.push(`    ${describe(list.description)}`);
       query.push(`    ${list.field}(limit: Int, after: String${filters.join('')}): [${entity.graphqlType}!]!`);
     }
     if (byKey) query.push(`    ${byKey.field}(${byKey.arg}: ${byKey.type}!): ${entity.graphqlType}`);
-    types.set(entity.graphqlType, `${entity.description ? `  ${describe(entity.description)}\n` : ''}  type ${entity.graphqlType} {\n${fields.join('\n')}\n  }`);
+    types.set(
+      entity.graphqlType,
+      `${entity.description ? `  ${describe(entity.description)}\n` : ''}  type ${entity.graphqlType} {\n${fields.join('\n')}\n  }`,
+    );
   }
   const embedded = [...embeddedTypes].map(
     ([name, t]) => `${t.description ? `  ${describe(t.description)}\n` : ''}  type ${name} {\n${t.fields}\n  }`,

@@ -6,7 +6,7 @@ import { encodeSyncToken } from '../live/sync-tokens';
 import { COMMAND_MODULES } from '../commands/modules';
 import type { ReadEngine } from '../reads/read-engine';
 import { ROOT_FIELDS } from '../reads/root-fields';
-import { BadInputError } from '../errors';
+import { BadInputError, ForbiddenError, MissingTokenError } from '../errors';
 import type { SubscriptionSources } from '../live/subscriptions';
 import { encodeCursor, uuid } from '../validate';
 
@@ -42,7 +42,8 @@ function sources(ctx: ApiContext): SubscriptionSources {
   return ctx.subscriptions;
 }
 
-const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) => ctx.reads.rootValue(info, ctx.readMemo, ctx.clientKey);
+const read = (_parent: unknown, _args: Args, ctx: ApiContext, info: GraphQLResolveInfo) =>
+  ctx.reads.rootValue(info, ctx.readMemo, ctx.clientKey);
 
 /** Documents from tv_* / preview carry createdAt and id; read answers carry a cursor computed in SQL. */
 const cursor = (doc: { cursor?: string; createdAt: string; id: string }) => doc.cursor ?? encodeCursor(doc.createdAt, doc.id);
@@ -65,13 +66,27 @@ const write =
   };
 
 /**
+ * `events`, admins only: the actor is verified for it as for a mutation. A request without a token
+ * (AUTH_MODE=jwt) is FORBIDDEN, saying what to send; a token that does not verify is UNAUTHENTICATED.
+ */
+const events = async (_: unknown, a: Args, ctx: ApiContext): Promise<unknown> => {
+  const actor = await ctx.actor().catch((err: unknown) => {
+    if (err instanceof MissingTokenError)
+      throw new ForbiddenError("Only an admin may read the event log (events): send an admin's token (Authorization: Bearer <JWT>).");
+    throw err;
+  });
+  return ctx.commands.events(a, actor);
+};
+
+/**
  * Resolvers for the Apollo path. Reads: every Query field takes its part of the operation's one
  * statement. Mutations: the Commands (one transaction each). Nested fields use graphql-js's default
  * resolvers: a type's fields are the keys of its JSON document.
  */
 export const resolvers = {
-  // Every Query field (the entities' and syncMetrics) is answered by the read engine.
-  Query: Object.fromEntries(Object.keys(ROOT_FIELDS).map((name) => [name, read])),
+  // Every Query field (the entities' and syncMetrics) is answered by the read engine, but `events`
+  // (admins only, from the primary), which the read engine leaves to Apollo.
+  Query: { ...Object.fromEntries(Object.keys(ROOT_FIELDS).map((name) => [name, read])), events },
   Subscription: {
     postChanged: {
       subscribe: (_: unknown, a: Args, ctx: ApiContext) => sources(ctx).postChanged(uuid(a.id, 'id')),

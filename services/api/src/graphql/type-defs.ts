@@ -1,5 +1,5 @@
 /**
- * The hand-written part of the GraphQL schema: sync modes, metrics and the mutations. The entities'
+ * The hand-written part of the GraphQL schema: sync modes, metrics, the event log and the mutations. The entities'
  * types and Query fields are derived from their declarations (model-sdl.ts).
  */
 export const typeDefs = /* GraphQL */ `
@@ -38,9 +38,31 @@ export const typeDefs = /* GraphQL */ `
     commentAdded(postId: ID!): Comment!
   }
 
+  "A command that committed, from the event log: what it did, to what, and who sent it."
+  type Event {
+    id: ID!
+    "When the command's transaction started (ISO 8601, UTC)."
+    at: String!
+    "The mutation: createPost, tagPost..."
+    command: String!
+    "The type of the first of entityIds, the entity the command is about."
+    entityType: String!
+    "That entity, then the other rows the command wrote (a deleted post's comments...) and the post of a comment."
+    entityIds: [ID!]!
+    "The token's subject; null without a token (AUTH_MODE=none)."
+    actorId: ID
+    actorAdmin: Boolean!
+    "The arguments as the command validated them (JSON text), without sync."
+    args: String!
+    "Pass it as events(after:) for the next page."
+    cursor: String!
+  }
+
   extend type Query {
     "entityType: one of the entity types the sync engine projects (as in sync_log)."
     syncMetrics(entityType: String!): SyncMetrics!
+    "Admins only: the commands that wrote the entity (any id in their entityIds), newest first."
+    events(entityId: ID!, limit: Int, after: String): [Event!]!
   }
 
   type Mutation {

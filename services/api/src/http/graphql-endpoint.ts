@@ -1,6 +1,6 @@
 import type http from 'node:http';
-import { fastTracer, isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
-import { context, SpanStatusCode } from '@opentelemetry/api';
+import { isRetryablePgError, type Logger, type ServiceMetrics } from '@blog/shared';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ReadRefusedError } from '../errors';
 import type { DirectMutations } from '../graphql/direct-mutations';
 import type { ApiContext } from '../graphql/resolvers';
@@ -33,7 +33,7 @@ export interface GraphqlEndpointOptions {
   tokens?: SyncTokens;
 }
 
-const tracer = fastTracer('blog-api');
+const tracer = trace.getTracer('blog-api');
 /** Strict: a malformed byte sequence throws instead of becoming U+FFFD. */
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -129,10 +129,22 @@ async function answer(
     const waited = await options.tokens.wait(jobs);
     options.metrics?.live?.tokenWait.observe({ outcome: waited.kind }, waited.waitedMs / 1000);
     if (waited.kind === 'timeout') {
-      return sendError(res, startNs, 504, 'SYNC_TIMEOUT', `The writes named by X-Sync-Token were not projected within ${Math.round(waited.waitedMs)} ms (SYNC_WAIT_TIMEOUT_MS); retry the read later.`);
+      return sendError(
+        res,
+        startNs,
+        504,
+        'SYNC_TIMEOUT',
+        `The writes named by X-Sync-Token were not projected within ${Math.round(waited.waitedMs)} ms (SYNC_WAIT_TIMEOUT_MS); retry the read later.`,
+      );
     }
     if (waited.kind === 'failed') {
-      return sendError(res, startNs, 409, 'SYNC_FAILED', `The sync of a write named by X-Sync-Token failed (job ${waited.job}, in the dead letter queue): it is not projected until an operator replays it.`);
+      return sendError(
+        res,
+        startNs,
+        409,
+        'SYNC_FAILED',
+        `The sync of a write named by X-Sync-Token failed (job ${waited.job}, in the dead letter queue): it is not projected until an operator replays it.`,
+      );
     }
     consistent = true;
     waitedMs = waited.waitedMs;
@@ -167,7 +179,12 @@ async function answer(
   const outcome = await tracer.startActiveSpan(`graphql.read${operationName ? ` ${operationName}` : ''}`, async (span) => {
     const started = process.hrtime.bigint();
     try {
-      const result = await options.reads.execute(plan, variables, options.clientOf?.(req), consistent ? { cache: false, primary: true } : {});
+      const result = await options.reads.execute(
+        plan,
+        variables,
+        options.clientOf?.(req),
+        consistent ? { cache: false, primary: true } : {},
+      );
       if (result.kind === 'fallback') {
         // Not a read this path compiles (introspection, a mutation when direct mutations are off...): Apollo answers it, with
         // the GraphQL instrumentation's spans.
@@ -198,7 +215,14 @@ async function answer(
   if (outcome.kind === 'error' && outcome.err instanceof ReadRefusedError) {
     const refused = outcome.err;
     const text = JSON.stringify({ errors: [{ message: refused.message, extensions: refused.extensions }] });
-    return sendJson(req, res, startNs, refused.status, text, refused.retryAfterSeconds ? { 'Retry-After': String(refused.retryAfterSeconds) } : {});
+    return sendJson(
+      req,
+      res,
+      startNs,
+      refused.status,
+      text,
+      refused.retryAfterSeconds ? { 'Retry-After': String(refused.retryAfterSeconds) } : {},
+    );
   }
   if (outcome.kind === 'error') {
     if (isRetryablePgError(outcome.err)) {
@@ -213,7 +237,14 @@ async function answer(
 }
 
 /** A GraphQL response: the media type the client accepts, its length and X-Process-Time. */
-function sendJson(req: http.IncomingMessage, res: http.ServerResponse, startNs: bigint, status: number, text: string, headers: Record<string, string> = {}): void {
+function sendJson(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  startNs: bigint,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
   const accept = req.headers.accept ?? '';
   res.writeHead(status, {
     ...headers,

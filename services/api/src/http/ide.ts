@@ -58,5 +58,7 @@ export function ideAssets(): express.Router {
 
 /** True for a browser asking for a page (GET with Accept: text/html and no query in the URL). */
 export function wantsIde(req: express.Request): boolean {
-  return req.method === 'GET' && !('query' in (req.query as object)) && Boolean(req.accepts(['application/json', 'text/html']) === 'text/html');
+  return (
+    req.method === 'GET' && !('query' in (req.query as object)) && Boolean(req.accepts(['application/json', 'text/html']) === 'text/html')
+  );
 }

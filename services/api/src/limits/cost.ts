@@ -74,6 +74,8 @@ const TEXT_FIELD_CHARS: Readonly<Record<string, number>> = {
   'Comment.content': LIMITS.commentContent,
   'PostComment.content': LIMITS.commentContent,
   'User.bio': LIMITS.bio,
+  // A command's arguments: a createPost's hold its content.
+  'Event.args': LIMITS.postContent,
 };
 
 /** What a leaf field of `type` costs per value of its parent. */
@@ -112,7 +114,10 @@ export function costLimitRule(limits: CostLimits): ValidationRule {
           new GraphQLError(
             `The operation${node.name ? ` ${node.name.value}` : ''} costs ${shown}; the cost limit is ${limits.maxQueryCost} ` +
               '(every field counts 1 and a long text field 1 per 1,000 characters it can hold, times the items of the lists it is in: ask for fewer fields or smaller pages).',
-            { nodes: [node], extensions: ruleExtensions('QUERY_TOO_COMPLEX', { cost: Number.isFinite(cost) ? cost : null, limit: limits.maxQueryCost }) },
+            {
+              nodes: [node],
+              extensions: ruleExtensions('QUERY_TOO_COMPLEX', { cost: Number.isFinite(cost) ? cost : null, limit: limits.maxQueryCost }),
+            },
           ),
         );
       }
@@ -201,7 +206,12 @@ class CostCounter {
  * as soon as `budget` is passed (the answer is then "more than the limit": an unbounded nesting of
  * `fields { type { fields ... } } }` is refused after at most `budget` steps).
  */
-function introspectionCost(schema: GraphQLSchema, node: FieldNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>, budget: number): number {
+function introspectionCost(
+  schema: GraphQLSchema,
+  node: FieldNode,
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+  budget: number,
+): number {
   const counter = { n: 0, budget };
   const queryType = schema.getQueryType();
   if (!queryType || !node.selectionSet) return 0;
@@ -212,8 +222,7 @@ function introspectionCost(schema: GraphQLSchema, node: FieldNode, fragments: Re
     }
     // __type(name): the named type when the name is written, else the most expensive type.
     const arg = node.arguments?.find((a) => a.name.value === 'name');
-    const candidates =
-      arg?.value.kind === Kind.STRING ? [schema.getType(arg.value.value)] : Object.values(schema.getTypeMap());
+    const candidates = arg?.value.kind === Kind.STRING ? [schema.getType(arg.value.value)] : Object.values(schema.getTypeMap());
     let most = 0;
     for (const type of candidates) {
       if (!type) continue;

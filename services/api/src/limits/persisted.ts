@@ -110,7 +110,12 @@ export class PersistedOperations {
       const rest = Object.keys(otherExtensions).length ? { ...withoutExtensions, extensions: otherExtensions } : withoutExtensions;
       if (b.query === undefined || b.query === null) {
         const doc = this.list.get(pq.sha256Hash);
-        if (!doc) return { status: 200, code: 'PERSISTED_QUERY_NOT_FOUND', message: 'PersistedQueryNotFound: no operation with that sha256Hash is in the list.' };
+        if (!doc)
+          return {
+            status: 200,
+            code: 'PERSISTED_QUERY_NOT_FOUND',
+            message: 'PersistedQueryNotFound: no operation with that sha256Hash is in the list.',
+          };
         return { body: { ...rest, query: doc } };
       }
       // Both a document and a hash: they must agree (Apollo Server answers the mismatch).

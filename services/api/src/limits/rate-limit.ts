@@ -144,14 +144,22 @@ export async function takeMutationTokens<C extends { clientKey?: string }>(
 }
 
 /** The Apollo Server plugin: refuses mutations of a client over its limit, before they run. */
-export function rateLimitPlugin<C extends { clientKey?: string }>(limiter: MutationRateLimiter, options: RateLimitOptions<C> = {}): ApolloServerPlugin<C> {
+export function rateLimitPlugin<C extends { clientKey?: string }>(
+  limiter: MutationRateLimiter,
+  options: RateLimitOptions<C> = {},
+): ApolloServerPlugin<C> {
   return {
     async requestDidStart() {
       return {
         async didResolveOperation(ctx) {
           const op = ctx.operation;
           if (!op || op.operation !== 'mutation') return;
-          const refused = await takeMutationTokens(limiter, mutationCost(op, ctx.document ? fragmentsOf(ctx.document.definitions) : {}), ctx.contextValue, options);
+          const refused = await takeMutationTokens(
+            limiter,
+            mutationCost(op, ctx.document ? fragmentsOf(ctx.document.definitions) : {}),
+            ctx.contextValue,
+            options,
+          );
           if (refused) throw refused;
         },
       };

@@ -1,4 +1,4 @@
-import { SYNC_QUEUE } from '@blog/shared';
+import { SYNC_QUEUE, UUID_PATTERN } from '@blog/shared';
 import type { PgBoss } from 'pg-boss';
 
 /**
@@ -15,7 +15,6 @@ import type { PgBoss } from 'pg-boss';
 export const SYNC_TOKEN_HEADER = 'x-sync-token';
 
 const PREFIX = 'st1.';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Jobs a request may wait for (a token names at most a few; a header could name thousands). */
 const MAX_JOBS = 100;
 
@@ -29,10 +28,16 @@ export function parseSyncTokens(header: string): string[] | Error {
   for (const raw of header.split(',')) {
     const token = raw.trim();
     if (!token) continue;
-    if (!token.startsWith(PREFIX)) return new Error(`X-Sync-Token: "${token.slice(0, 40)}" is not a sync token of this API (take them from a mutation's extensions.syncToken)`);
+    if (!token.startsWith(PREFIX))
+      return new Error(
+        `X-Sync-Token: "${token.slice(0, 40)}" is not a sync token of this API (take them from a mutation's extensions.syncToken)`,
+      );
     const text = Buffer.from(token.slice(PREFIX.length), 'base64url').toString('utf8');
     for (const id of text ? text.split(',') : []) {
-      if (!UUID.test(id)) return new Error(`X-Sync-Token: "${token.slice(0, 40)}" is damaged (take tokens from a mutation's extensions.syncToken as they are)`);
+      if (!UUID_PATTERN.test(id))
+        return new Error(
+          `X-Sync-Token: "${token.slice(0, 40)}" is damaged (take tokens from a mutation's extensions.syncToken as they are)`,
+        );
       jobs.add(id);
     }
   }
@@ -40,7 +45,8 @@ export function parseSyncTokens(header: string): string[] | Error {
   return [...jobs];
 }
 
-export type WaitOutcome = { kind: 'synced'; waitedMs: number } | { kind: 'timeout'; waitedMs: number } | { kind: 'failed'; job: string; waitedMs: number };
+export type WaitOutcome =
+  { kind: 'synced'; waitedMs: number } | { kind: 'timeout'; waitedMs: number } | { kind: 'failed'; job: string; waitedMs: number };
 
 /** How often pending jobs are looked at again when no change comes from the feed meanwhile. */
 const POLL_MS = 50;
@@ -64,7 +70,9 @@ export class SyncTokens {
     const deadline = started + this.timeoutMs;
     let pending = [...jobs];
     for (;;) {
-      const states = await Promise.all(pending.map(async (id) => ({ id, state: (await this.boss.findJobs(SYNC_QUEUE, { id }))[0]?.state })));
+      const states = await Promise.all(
+        pending.map(async (id) => ({ id, state: (await this.boss.findJobs(SYNC_QUEUE, { id }))[0]?.state })),
+      );
       const failed = states.find((s) => s.state === 'failed' || s.state === 'cancelled');
       if (failed) return { kind: 'failed', job: failed.id, waitedMs: performance.now() - started };
       pending = states.filter((s) => s.state === 'created' || s.state === 'retry' || s.state === 'active').map((s) => s.id);

@@ -229,7 +229,11 @@ export class ReadEngine {
       return { kind: 'ok', body: JSON.stringify({ data: Object.fromEntries(entry.roots.map((r) => [r.key, 'Query'])) }) };
     }
     const { load } = entry;
-    if (responses && entry.deps === undefined) entry.deps = dependenciesOf(bound.statement.text, entry.roots.every((r) => r.field !== ROOT_FIELDS.syncMetrics));
+    if (responses && entry.deps === undefined)
+      entry.deps = dependenciesOf(
+        bound.statement.text,
+        entry.roots.every((r) => r.field !== ROOT_FIELDS.syncMetrics),
+      );
     const snapshot = responses && entry.deps ? responses.snapshot(entry.deps) : undefined;
     let body: string;
     try {
@@ -314,10 +318,17 @@ export class ReadEngine {
         if (name) release = this.holdsTooMany(connection, name);
         return result.rows[0]![0];
       } catch (err) {
-        if (pgErrorCode(err) === ANSWER_TOO_LARGE) throw tooLarge(Number((err as { detail?: string }).detail), this.options.maxResponseBytes);
+        if (pgErrorCode(err) === ANSWER_TOO_LARGE)
+          throw tooLarge(Number((err as { detail?: string }).detail), this.options.maxResponseBytes);
         release = err instanceof Error ? err : new Error(String(err));
         if (pgErrorCode(err) === QUERY_CANCELED) {
-          throw new ReadRefusedError('SERVICE_UNAVAILABLE', 'The read took longer than the statement timeout and was cancelled; ask for less, or retry later.', 1, {}, { cause: err });
+          throw new ReadRefusedError(
+            'SERVICE_UNAVAILABLE',
+            'The read took longer than the statement timeout and was cancelled; ask for less, or retry later.',
+            1,
+            {},
+            { cause: err },
+          );
         }
         throw err;
       } finally {
@@ -389,7 +400,13 @@ export class ReadEngine {
         throw err;
       }
       // A nested list with bad arguments reads nothing: its resolver answers with the error.
-      const select = renderHoles(selectionSql(def, nodes, { ...options, byResponseKey: false }, aliases), options.holes.map(orNull), variables, this.options.limits, p);
+      const select = renderHoles(
+        selectionSql(def, nodes, { ...options, byResponseKey: false }, aliases),
+        options.holes.map(orNull),
+        variables,
+        this.options.limits,
+        p,
+      );
       columns.push(`coalesce((${field.sql(args, select, p)})::text, 'null')`);
       keys.push(key);
     }
@@ -423,7 +440,13 @@ export class ReadEngine {
     const p = new Params();
     const doc = `jsonb_build_object('id', ${p.add(source.id, 'uuid')})`;
     const fields = new Map([[info.fieldName, [...info.fieldNodes]]]);
-    const sql = renderHoles(objectSql(info.parentType, fields, doc, options, new AliasCounter()), options.holes, info.variableValues, this.options.limits, p);
+    const sql = renderHoles(
+      objectSql(info.parentType, fields, doc, options, new AliasCounter()),
+      options.holes,
+      info.variableValues,
+      this.options.limits,
+      p,
+    );
     const answer = JSON.parse(await this.run(this.pool, this.capped(`${sql}::text`, p), client, false)) as Record<string, unknown>;
     return answer[key];
   }

@@ -146,12 +146,15 @@ export class ReadGate {
           resolve();
         },
       };
-      const timer = setTimeout(() => {
-        const i = queue.indexOf(waiter);
-        if (i >= 0) queue.splice(i, 1);
-        this.counts.refused += 1;
-        reject(busy(this.options.waitMs));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          const i = queue.indexOf(waiter);
+          if (i >= 0) queue.splice(i, 1);
+          this.counts.refused += 1;
+          reject(busy(this.options.waitMs));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       queue.push(waiter);
     });
   }

@@ -8,7 +8,14 @@ import { ReadEngine, type ReadRequest } from './read-engine';
  */
 export function readStatement(
   request: ReadRequest,
-  limits = { defaultPageSize: 20, maxPageSize: 100, maxQueryDepth: 15, maxQueryCost: 25_000, introspection: true, maxResponseBytes: 16 * 1024 * 1024 },
+  limits = {
+    defaultPageSize: 20,
+    maxPageSize: 100,
+    maxQueryDepth: 15,
+    maxQueryCost: 25_000,
+    introspection: true,
+    maxResponseBytes: 16 * 1024 * 1024,
+  },
 ): { text: string; values: unknown[] } | undefined {
   const unused = { connect: () => Promise.reject(new Error('readStatement does not run queries')) };
   const engine = new ReadEngine(createSchema(), unused as never, {

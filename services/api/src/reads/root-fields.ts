@@ -64,11 +64,21 @@ export function pageArgs(raw: Record<string, unknown>, limits: ReadLimits): Page
  * after the cursor, in (created_at, id) `order`, at most `limit`; each row as `select`, SQL over the
  * row's document `<alias>.data`. An index range scan on (…, created_at, id) whatever the offset.
  */
-export function pageSql(view: string, order: 'ASC' | 'DESC', where: string[], page: PageArgs, select: string, alias: string, p: Params): string {
+export function pageSql(
+  view: string,
+  order: 'ASC' | 'DESC',
+  where: string[],
+  page: PageArgs,
+  select: string,
+  alias: string,
+  p: Params,
+): string {
   const conditions = [...where];
   if (page.after) {
     // Rows strictly after the cursor in list order.
-    conditions.push(`(created_at, id) ${order === 'DESC' ? '<' : '>'} (${p.add(page.after.createdAt, 'timestamptz')}, ${p.add(page.after.id, 'uuid')})`);
+    conditions.push(
+      `(created_at, id) ${order === 'DESC' ? '<' : '>'} (${p.add(page.after.createdAt, 'timestamptz')}, ${p.add(page.after.id, 'uuid')})`,
+    );
   }
   return (
     `(SELECT coalesce(json_agg(${select} ORDER BY ${alias}.created_at ${order}, ${alias}.id ${order}), '[]'::json) ` +

@@ -93,7 +93,13 @@ const MARK = '\u0000';
  * The SQL of a compiled selection for one request: each hole replaced by its SQL for the field's
  * arguments with `variables` (and the holes inside it, in turn).
  */
-export function renderHoles(sql: string, holes: readonly Hole[], variables: Record<string, unknown>, limits: ReadLimits, p: Params): string {
+export function renderHoles(
+  sql: string,
+  holes: readonly Hole[],
+  variables: Record<string, unknown>,
+  limits: ReadLimits,
+  p: Params,
+): string {
   if (!sql.includes(MARK)) return sql;
   const parts = sql.split(MARK);
   for (let i = 1; i < parts.length; i += 2) {
@@ -105,7 +111,11 @@ export function renderHoles(sql: string, holes: readonly Hole[], variables: Reco
 
 /** The fields entities merge in at read time, by GraphQL type and field name. */
 const READ_TIME = new Map<string, { entity: Entity; field: ReadTimeField }>(
-  MODEL.flatMap((e) => Object.entries(e.fields).flatMap(([name, field]) => (isReadTime(field) ? [[`${e.graphqlType}.${name}`, { entity: e, field }] as const] : []))),
+  MODEL.flatMap((e) =>
+    Object.entries(e.fields).flatMap(([name, field]) =>
+      isReadTime(field) ? [[`${e.graphqlType}.${name}`, { entity: e, field }] as const] : [],
+    ),
+  ),
 );
 
 /** The entity whose field this is, when the field is merged in at read time. */
@@ -170,13 +180,7 @@ export class AliasCounter {
 /**
  * SQL building the JSON of `type` with the selected fields from the jsonb expression `doc`.
  */
-export function objectSql(
-  type: GraphQLObjectType,
-  fields: FieldMap,
-  doc: string,
-  options: CollectOptions,
-  aliases: AliasCounter,
-): string {
+export function objectSql(type: GraphQLObjectType, fields: FieldMap, doc: string, options: CollectOptions, aliases: AliasCounter): string {
   const parts: string[] = [];
   const defs = type.getFields();
   for (const [key, nodes] of fields) {
@@ -234,7 +238,12 @@ function fieldSql(
     const item = objectSql(named, sub, `${alias}.data`, options, aliases);
     const child = entityOf(merged.field.entity);
     const where = [`${merged.field.via} = ${id}`];
-    const index = options.holes.push({ def, node: nodes[0]!, sql: (args, limits, p) => pageSql(child.view, 'ASC', where, pageArgs(args, limits), item, alias, p) }) - 1;
+    const index =
+      options.holes.push({
+        def,
+        node: nodes[0]!,
+        sql: (args, limits, p) => pageSql(child.view, 'ASC', where, pageArgs(args, limits), item, alias, p),
+      }) - 1;
     return `${MARK}${index}${MARK}`;
   }
   if (isListType(unwrapped)) {

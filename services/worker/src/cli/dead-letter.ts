@@ -10,6 +10,7 @@ import {
   runCli,
   SYNC_DEAD_LETTER_QUEUE,
   SYNC_QUEUE,
+  UUID_PATTERN,
   UsageError,
 } from '@blog/shared';
 
@@ -25,7 +26,6 @@ Replayed jobs start over with the queue's retries; syncs are idempotent, so a re
 Exit codes: 0 done, 1 failure (including ids that are not waiting dead letters), 2 usage.
 Connects to DATABASE_URL; without it, to the embedded PostgreSQL.`;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LIST_LIMIT = 1000;
 
 runCli(async (argv) => {
@@ -38,7 +38,7 @@ runCli(async (argv) => {
   if (command === 'replay') {
     if (!args.length) throw new UsageError(`replay needs --all or dead letter ids.\n\n${USAGE}`);
     if (args.includes('--all') && args.length > 1) throw new UsageError(`replay takes either --all or ids, not both.\n\n${USAGE}`);
-    const bad = args.filter((a) => a !== '--all' && !UUID.test(a));
+    const bad = args.filter((a) => a !== '--all' && !UUID_PATTERN.test(a));
     if (bad.length) throw new UsageError(`Not a job id: ${bad.join(' ')}\n\n${USAGE}`);
   } else if (command !== 'list') {
     throw new UsageError(`Unknown command "${command}".\n\n${USAGE}`);
