@@ -953,6 +953,7 @@ async function measureInTurns(ctx: Context, f: Fleet, entries: { r: SystemDocRes
         const cell = await measure(ctx, system, load, connections);
         const prev = best.get(r);
         if (!prev || cell.rps > prev.rps) best.set(r, cell);
+        (r.rounds ??= []).push({ connections, round, rps: cell.rps });
       } catch (err) {
         r.error = (err as Error).message;
       }

@@ -26,6 +26,8 @@ export interface SystemDocResult {
   /** For writes: statements of CreatePost and of AddComment apart. */
   statementsByOperation?: Record<string, number>;
   countDetail?: StatementCounts;
+  /** req/s of every round (with --repeat, the cells keep only the best one). */
+  rounds?: { connections: number; round: number; rps: number }[];
   /** Bytes of the answer's body (the last one checked). */
   answerBytes?: number;
   note?: string;
@@ -168,6 +170,31 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
   return lines.join('\n');
 }
 
+/**
+ * The cached API's req/s as a share of the constant server's, round by round (the two took their
+ * turns within minutes of each other in each round, so a slow spell of the shared machine tends to
+ * fall on both): one share per round in which both were measured.
+ */
+export function pairedShares(results: SystemDocResult[], doc: DocId, connections: number): number[] {
+  const rounds = (system: SystemId) =>
+    new Map(
+      (results.find((x) => x.system === system && x.doc === doc)?.rounds ?? [])
+        .filter((x) => x.connections === connections)
+        .map((x) => [x.round, x.rps]),
+    );
+  const cached = rounds('ours-cached');
+  const limit = rounds('constant');
+  return [...cached].flatMap(([round, rps]) => {
+    const l = limit.get(round);
+    return l ? [rps / l] : [];
+  });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 /** The connection count of the response cache's target. */
 export const CACHE_TARGET_CONNECTIONS = 16;
 
@@ -250,17 +277,17 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
       });
       continue;
     }
-    const value = cached.rps / limit.rps;
-    targets.push({
-      name,
-      doc,
-      connections: c,
-      value,
-      required: 0.5,
-      kind: 'ratio',
-      status: value >= 0.5 ? 'met' : 'missed',
-      detail: `${fmt(value * 100)}% (${fmt(cached.rps)} of ${fmt(limit.rps)} req/s)${value >= 0.5 ? '' : `: short by ${fmt(limit.rps * 0.5 - cached.rps)} req/s`}`,
-    });
+    // With several rounds, the median of the rounds' own shares decides (see pairedShares); the
+    // best rounds of the two, which may come from different rounds, are shown beside it.
+    const shares = pairedShares(results, doc, c);
+    const best = cached.rps / limit.rps;
+    const value = shares.length > 1 ? median(shares) : best;
+    const pct = (x: number) => `${fmt(x * 100)}%`;
+    const detail =
+      shares.length > 1
+        ? `${pct(value)}, the median of ${shares.length} rounds (${shares.map(pct).join(', ')}); best rounds ${fmt(cached.rps)} of ${fmt(limit.rps)} req/s, ${pct(best)}`
+        : `${pct(value)} (${fmt(cached.rps)} of ${fmt(limit.rps)} req/s)${value >= 0.5 ? '' : `: short by ${fmt(limit.rps * 0.5 - cached.rps)} req/s`}`;
+    targets.push({ name, doc, connections: c, value, required: 0.5, kind: 'ratio', status: value >= 0.5 ? 'met' : 'missed', detail });
   }
   for (const doc of ['recent5', 'recent50', 'user'] as DocId[]) {
     const r = results.find((x) => x.system === 'ours' && x.doc === doc);
@@ -299,9 +326,14 @@ export function cacheRatiosTable(results: SystemDocResult[], connections: number
       const cached = r.cells.find((x) => x.connections === c);
       if (!cached) continue;
       const limit = cellOf(results, 'constant', doc, c);
+      const shares = pairedShares(results, doc, c);
+      const ofLimit =
+        limit && limit.rps > 0
+          ? `${fmt((cached.rps / limit.rps) * 100)}%${shares.length > 1 ? ` (rounds: ${shares.map((x) => `${fmt(x * 100)}%`).join(', ')})` : ''}`
+          : '—';
       lines.push(
         `| ${DOC_LABELS[doc]} | ${c} | ${fmt(cached.rps)} | ${versus(doc, 'ours', c, cached)} | ${versus(doc, 'bare', c, cached)} | ${versus(doc, 'postgraphile', c, cached)} | ` +
-          `${versus(doc, 'apollo-dataloader', c, cached)} | ${limit && limit.rps > 0 ? `${fmt((cached.rps / limit.rps) * 100)}%` : '—'} | ${bytes} |`,
+          `${versus(doc, 'apollo-dataloader', c, cached)} | ${ofLimit} | ${bytes} |`,
       );
     }
   }
