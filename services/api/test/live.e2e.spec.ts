@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { seed, type ChangeMessage } from '@blog/shared';
-import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { startWorkerProcess, stopService, waitFor, type Service } from '../bench/fault-harness';
 import type pg from 'pg';
 import { POST1, POST2, POST3, startApi, type TestApi } from './support';
 
@@ -11,40 +11,18 @@ import { POST1, POST2, POST3, startApi, type TestApi } from './support';
 let pool: pg.Pool;
 let a: TestApi;
 let b: TestApi;
-let worker: ChildProcess;
-let workerOutput = '';
-
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+let worker: Service | undefined;
 
 beforeAll(async () => {
   pool = testPool(4);
   await seed(pool);
   [a, b] = await Promise.all([startApi(), startApi()]);
-  worker = spawn(process.execPath, [builtFile('services', 'worker', 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      DATABASE_URL: testDatabaseUrl(),
-      WORKER_HEALTH_PORT: '0',
-      WORKER_NAME: 'blog-worker-live',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  worker.stdout!.on('data', (d: Buffer) => (workerOutput += d.toString()));
-  worker.stderr!.on('data', (d: Buffer) => (workerOutput += d.toString()));
-  await waitFor(() => /projection worker started/.test(workerOutput), 'the worker');
-  await waitFor(() => a.app.feed.live && b.app.feed.live, 'both feeds');
+  worker = await startWorkerProcess({ DATABASE_URL: testDatabaseUrl(), WORKER_NAME: 'blog-worker-live', LOG_LEVEL: 'info' });
+  await waitFor('both feeds', () => a.app.feed.live && b.app.feed.live, 10_000, 20);
 }, 30_000);
 
 afterAll(async () => {
-  worker?.kill('SIGTERM');
-  await new Promise((r) => worker?.once('exit', r));
+  if (worker) await stopService(worker);
   await Promise.all([a?.close(), b?.close()]);
   await pool?.end();
 });
@@ -156,30 +134,35 @@ describe('the response cache under concurrent writes', () => {
     const hits = a.app.reads.responseCacheStats()!.hits + b.app.reads.responseCacheStats()!.hits - hitsBefore;
     expect(hits).toBeGreaterThan(0);
     // Quiet again: both answer the last version.
-    await waitFor(async () => (await titleOf(b, POST2)).json.data?.post.title === `v${WRITES - 1}`, 'the last version on B', 5000);
+    await waitFor('the last version on B', async () => (await titleOf(b, POST2)).json.data?.post.title === `v${WRITES - 1}`, 5000, 20);
   }, 60_000);
 });
 
 describe('a feed that was lost', () => {
   test('after its connection is killed, what was cached is dropped: no stale answer afterwards', async () => {
     await b.gql(`mutation { updatePost(id: "${POST3}", title: "Before the loss", sync: INLINE) { title } }`);
-    await waitFor(async () => (await titleOf(b, POST3)).json.data?.post.title === 'Before the loss', 'B current');
+    await waitFor('B current', async () => (await titleOf(b, POST3)).json.data?.post.title === 'Before the loss', 10_000, 20);
     // Answered from B's cache (once the messages of earlier tests have all arrived).
-    await waitFor(async () => {
-      const hits = b.app.reads.responseCacheStats()!.hits;
-      const title = (await titleOf(b, POST3)).json.data?.post.title;
-      return title === 'Before the loss' && b.app.reads.responseCacheStats()!.hits === hits + 1;
-    }, 'a cached answer on B');
+    await waitFor(
+      'a cached answer on B',
+      async () => {
+        const hits = b.app.reads.responseCacheStats()!.hits;
+        const title = (await titleOf(b, POST3)).json.data?.post.title;
+        return title === 'Before the loss' && b.app.reads.responseCacheStats()!.hits === hits + 1;
+      },
+      10_000,
+      20,
+    );
 
     // Every listener's connection killed (a network cut, a restarted server), and a write while
     // nobody listens: its message is lost for good.
     await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'blog-api-listen'");
-    await waitFor(() => !b.app.feed.live, 'B noticing the loss');
+    await waitFor('B noticing the loss', () => !b.app.feed.live, 10_000, 20);
     await pool.query("UPDATE tb_post SET title = 'Written while the feed was down' WHERE id = $1", [POST3]);
     await pool.query("UPDATE tv_post SET data = jsonb_set(data, '{title}', '\"Written while the feed was down\"') WHERE id = $1", [POST3]);
     // Not live: reads go to the database.
     expect((await titleOf(b, POST3)).json.data?.post.title).toBe('Written while the feed was down');
-    await waitFor(() => b.app.feed.live, 'B listening again');
+    await waitFor('B listening again', () => b.app.feed.live, 10_000, 20);
     expect((await titleOf(b, POST3)).json.data?.post.title).toBe('Written while the feed was down');
     expect((await titleOf(a, POST3)).json.data?.post.title).toBe('Written while the feed was down');
   }, 30_000);

@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { seed } from '@blog/shared';
-import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { startWorkerProcess, stopService, waitFor, type Service } from '../bench/fault-harness';
 import { createClient, type Client } from 'graphql-ws';
 import { SignJWT } from 'jose';
 import type pg from 'pg';
@@ -14,42 +14,20 @@ import { ALICE, BOB, POST1, POST2, POST3, startApi, type TestApi } from './suppo
 let pool: pg.Pool;
 let a: TestApi;
 let b: TestApi;
-let worker: ChildProcess;
-let workerOutput = '';
+let worker: Service | undefined;
 const clients: Client[] = [];
-
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 beforeAll(async () => {
   pool = testPool(4);
   await seed(pool);
   [a, b] = await Promise.all([startApi(), startApi()]);
-  worker = spawn(process.execPath, [builtFile('services', 'worker', 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      DATABASE_URL: testDatabaseUrl(),
-      WORKER_HEALTH_PORT: '0',
-      WORKER_NAME: 'blog-worker-subs',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  worker.stdout!.on('data', (d: Buffer) => (workerOutput += d.toString()));
-  worker.stderr!.on('data', (d: Buffer) => (workerOutput += d.toString()));
-  await waitFor(() => /projection worker started/.test(workerOutput), 'the worker', 30_000);
-  await waitFor(() => a.app.feed.live && b.app.feed.live, 'both feeds');
+  worker = await startWorkerProcess({ DATABASE_URL: testDatabaseUrl(), WORKER_NAME: 'blog-worker-subs', LOG_LEVEL: 'info' });
+  await waitFor('both feeds', () => a.app.feed.live && b.app.feed.live, 10_000, 20);
 }, 40_000);
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
-  worker?.kill('SIGTERM');
-  await new Promise((r) => worker?.once('exit', r));
+  if (worker) await stopService(worker);
   await Promise.all([a?.close(), b?.close()]);
   await pool?.end();
 });
@@ -93,22 +71,22 @@ describe('postChanged and commentAdded across processes', () => {
     const before = await openOn(b);
     const post = subscribe(client, `subscription { postChanged(id: "${POST1}") { id title commentCount author { username } } }`);
     const comments = subscribe(client, `subscription { commentAdded(postId: "${POST1}") { content author { username } } }`);
-    await waitFor(async () => (await openOn(b)) === before + 2, 'two subscriptions open on B');
+    await waitFor('two subscriptions open on B', async () => (await openOn(b)) === before + 2, 10_000, 20);
 
     await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, inline", sync: INLINE) { id } }`);
-    await waitFor(() => post.events.length === 1, 'the INLINE change');
+    await waitFor('the INLINE change', () => post.events.length === 1, 10_000, 20);
     expect(post.events[0]).toEqual({
       postChanged: { id: POST1, title: 'Through A, inline', commentCount: expect.any(Number), author: { username: expect.any(String) } },
     });
 
     await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, queued", sync: QUEUED) { id } }`);
-    await waitFor(() => post.events.length === 2, 'the change synced by the worker');
+    await waitFor('the change synced by the worker', () => post.events.length === 2, 10_000, 20);
     expect((post.events[1]!.postChanged as { title: string }).title).toBe('Through A, queued');
 
     await a.gql(`mutation { createComment(postId: "${POST1}", authorId: "${BOB}", content: "First, queued", sync: QUEUED) { id } }`);
     await b.gql(`mutation { createComment(postId: "${POST2}", authorId: "${BOB}", content: "Elsewhere", sync: INLINE) { id } }`);
     await b.gql(`mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "Second, inline", sync: INLINE) { id } }`);
-    await waitFor(() => comments.events.length === 2, 'both comments');
+    await waitFor('both comments', () => comments.events.length === 2, 10_000, 20);
     expect(comments.events.map((e) => e.commentAdded).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))).toEqual([
       { content: 'First, queued', author: { username: 'bob' } },
       { content: 'Second, inline', author: { username: 'alice' } },
@@ -121,18 +99,18 @@ describe('postChanged and commentAdded across processes', () => {
     expect(post.errors).toEqual([]);
     post.stop();
     comments.stop();
-    await waitFor(async () => (await openOn(b)) === before, 'the subscriptions closed on B');
+    await waitFor('the subscriptions closed on B', async () => (await openOn(b)) === before, 10_000, 20);
   });
 
   test('a change missed while the feed was lost is delivered once it listens again', async () => {
     const client = connect(b);
     const post = subscribe(client, `subscription { postChanged(id: "${POST3}") { title } }`);
-    await waitFor(async () => (await openOn(b)) >= 1, 'the subscription');
+    await waitFor('the subscription', async () => (await openOn(b)) >= 1, 10_000, 20);
     await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'blog-api-listen'");
-    await waitFor(() => !b.app.feed.live, 'B noticing the loss');
+    await waitFor('B noticing the loss', () => !b.app.feed.live, 10_000, 20);
     await pool.query("UPDATE tb_post SET title = 'Missed by the feed' WHERE id = $1", [POST3]);
     await pool.query("UPDATE tv_post SET data = jsonb_set(data, '{title}', '\"Missed by the feed\"') WHERE id = $1", [POST3]);
-    await waitFor(() => post.events.length === 1, 'the missed change', 15_000);
+    await waitFor('the missed change', () => post.events.length === 1, 15_000, 20);
     expect(post.events[0]).toEqual({ postChanged: { title: 'Missed by the feed' } });
     post.stop();
   });
@@ -146,13 +124,13 @@ describe('postChanged and commentAdded across processes', () => {
     const doomed = rows[0]!.id;
     await pool.query('INSERT INTO tb_post_stats (post_id) VALUES ($1)', [doomed]);
     const post = subscribe(client, `subscription { postChanged(id: "${doomed}") { title } }`);
-    await waitFor(async () => (await openOn(b)) >= 1, 'the subscription');
+    await waitFor('the subscription', async () => (await openOn(b)) >= 1, 10_000, 20);
     await a.gql(`mutation { deletePost(id: "${doomed}", sync: INLINE) { id } }`);
-    await waitFor(() => post.completed(), 'the end of the subscription');
+    await waitFor('the end of the subscription', () => post.completed(), 10_000, 20);
 
     const bad = subscribe(client, 'subscription { postChanged(id: "not-a-uuid") { title } }');
     const query = subscribe(client, '{ posts { id } }');
-    await waitFor(() => bad.errors.length > 0 && query.errors.length > 0, 'both refused');
+    await waitFor('both refused', () => bad.errors.length > 0 && query.errors.length > 0, 10_000, 20);
     expect(JSON.stringify(bad.errors)).toMatch(/id/);
     expect(JSON.stringify(query.errors)).toMatch(/Over WebSocket this API serves subscriptions only/);
   });
@@ -177,22 +155,22 @@ describe('authentication, limits and shutdown', () => {
     try {
       const closes: number[] = [];
       connect(api, { Authorization: 'Bearer not.a.token' }, (code) => closes.push(code));
-      await waitFor(() => closes.includes(4403), 'the bad token refused');
+      await waitFor('the bad token refused', () => closes.includes(4403), 10_000, 20);
 
       const good = connect(api, { Authorization: `Bearer ${await token(ALICE)}` }, (code) => closes.push(code));
       const first = subscribe(good, `subscription { postChanged(id: "${POST2}") { title } }`);
       const second = subscribe(good, `subscription { postChanged(id: "${POST3}") { title } }`);
-      await waitFor(() => second.errors.length > 0, 'the second subscription refused');
+      await waitFor('the second subscription refused', () => second.errors.length > 0, 10_000, 20);
       expect(JSON.stringify(second.errors)).toMatch(/At most 1 subscriptions per client/);
       connect(api, { Authorization: `Bearer ${await token(ALICE)}` }, (code) => closes.push(code));
       connect(api, { Authorization: `Bearer ${await token(ALICE)}` }, (code) => closes.push(code));
-      await waitFor(() => closes.includes(4429), 'the third connection of one client refused');
+      await waitFor('the third connection of one client refused', () => closes.includes(4429), 10_000, 20);
 
       await api
         .gql(`mutation { updatePost(id: "${POST2}", title: "Seen before shutdown", sync: INLINE) { id } }`, undefined)
         .catch(() => undefined);
       await api.close();
-      await waitFor(() => closes.includes(1001) || first.completed(), 'the subscription ended by the shutdown');
+      await waitFor('the subscription ended by the shutdown', () => closes.includes(1001) || first.completed(), 10_000, 20);
     } finally {
       await api.close();
     }
