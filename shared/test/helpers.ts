@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { withDatabase } from '../src/db/database';
-import { createPool } from '../src/db/pool';
+import { createPool, GuardedSocket } from '../src/db/pool';
 
 /** This test file's own database (created by the test environment from the migrated template). */
 export function testDatabaseUrl(): string {
@@ -57,35 +57,21 @@ export function builtFile(...segments: string[]): string {
 }
 
 /**
- * Counts the writes to a connection's socket (each one system call: statements corked together
- * count once), to hold a transaction to its number of round trips. `stop` puts the socket back.
+ * Counts the writes the pools' connections (GuardedSocket) hand to the kernel while the watch runs,
+ * each one system call: statements issued in the same turn of the event loop count once. Every
+ * pool's connections in the process count: watch work on one pool with nothing else running.
+ * `stop` puts the socket class back.
  */
-export function watchSocketWrites(client: pg.ClientBase): { writes: number; stop(): void } {
-  const stream = (client as unknown as { connection: { stream: Record<'_write' | '_writev', (...args: unknown[]) => unknown> } }).connection
-    .stream;
-  const originals = { _write: stream._write, _writev: stream._writev };
-  const watch = { writes: 0, stop: () => void Object.assign(stream, originals) };
+export function watchSocketWrites(): { writes: number; stop(): void } {
+  const proto = GuardedSocket.prototype as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
+  const watch = { writes: 0, stop: () => void (delete proto._write, delete proto._writev) };
+  const parent = net.Socket.prototype as unknown as typeof proto;
   for (const method of ['_write', '_writev'] as const) {
-    stream[method] = function (this: unknown, ...args: unknown[]) {
+    proto[method] = function (this: unknown, ...args: unknown[]) {
       watch.writes += 1;
-      return originals[method].apply(this, args);
+      return parent[method]!.apply(this, args);
     };
   }
-  return watch;
-}
-
-/**
- * Counts the answers PostgreSQL completes on this client's connection: its ReadyForQuery messages,
- * one per Sync (node-postgres sends a Sync per statement; a StatementBatch one per batch).
- */
-export function watchAnswers(client: pg.ClientBase): { answers: number; stop(): void } {
-  const connection = (client as unknown as { connection: { on(e: string, f: () => void): void; off(e: string, f: () => void): void } })
-    .connection;
-  const watch = { answers: 0, stop: () => connection.off('readyForQuery', count) };
-  const count = () => {
-    watch.answers += 1;
-  };
-  connection.on('readyForQuery', count);
   return watch;
 }
 

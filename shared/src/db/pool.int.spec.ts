@@ -1,4 +1,4 @@
-import { testDatabaseUrl, testPool, watchAnswers, watchSocketWrites } from '../../test/helpers';
+import { testDatabaseUrl, testPool, watchSocketWrites } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
 import { commitNow, connectClient, createPool, isPipelined, withTransaction } from './pool';
 
@@ -206,9 +206,9 @@ describe('beginWithFirstStatement', () => {
 
   /** The socket writes of the pool's one connection while `run` runs. */
   async function writesDuring(run: () => Promise<unknown>): Promise<number> {
-    const client = await pool.connect();
+    const client = await pool.connect(); // opened before counting
     client.release();
-    const watch = watchSocketWrites(client);
+    const watch = watchSocketWrites();
     try {
       await run();
     } finally {
@@ -230,7 +230,7 @@ describe('beginWithFirstStatement', () => {
       ),
     );
     expect({ writes, stored: await stored() }).toEqual({ writes: 1, stored: [1, 2] });
-    // Waiting for an answer uncorks: two statements with a wait between them are two writes, then COMMIT.
+    // Waiting for an answer ends the turn: two statements with a wait between them are two writes, then COMMIT.
     const waited = await writesDuring(() =>
       withTransaction(
         pool,
@@ -260,21 +260,19 @@ describe('beginWithFirstStatement', () => {
     expect(await stored()).toEqual([1, 2, 3, 4, 5]);
   });
 
-  test('one batch, answered once: each statement its own result; a failing one gets its error, the ones behind it 25P02, nothing is written', async () => {
+  test('statements sent together, each its own result; a failing one gets its error, the ones behind it 25P02, nothing is written', async () => {
     const named = { name: 'pool_spec_batch_insert', text: `INSERT INTO ${table} VALUES ($1) RETURNING n` };
-    // The connection's first use of the name: BEGIN is waited for, and node-postgres records the name.
-    await withTransaction(pool, async (c) => void (await c.query({ ...named, values: [6] })), { beginWithFirstStatement: true });
-    const client = await pool.connect();
+    const client = await pool.connect(); // opened before counting
     client.release();
-    const answered = watchAnswers(client);
-    const writes = watchSocketWrites(client);
+    const writes = watchSocketWrites();
     try {
       const rows = await withTransaction(
         pool,
         async (c) => {
           const results = [
-            c.query<{ n: number }>({ ...named, values: [7] }),
+            c.query<{ n: number }>({ ...named, values: [6] }),
             c.query<{ n: number; m: string }>({ text: 'SELECT $1::int AS n, $2::text AS m', values: [8, 'eight'] }),
+            c.query<{ n: number }>({ ...named, values: [7] }), // the name's second use, while its Parse is in flight
             c.query<{ n: number }>({ text: `SELECT n FROM ${table} WHERE n = ANY($1::int[]) ORDER BY n`, values: [[6, 7]] }),
           ];
           commitNow(c);
@@ -282,13 +280,11 @@ describe('beginWithFirstStatement', () => {
         },
         { beginWithFirstStatement: true },
       );
-      expect({ rows, answers: answered.answers, writes: writes.writes }).toEqual({
-        rows: [[{ n: 7 }], [{ n: 8, m: 'eight' }], [{ n: 6 }, { n: 7 }]],
-        answers: 1,
+      expect({ rows, writes: writes.writes }).toEqual({
+        rows: [[{ n: 6 }], [{ n: 8, m: 'eight' }], [{ n: 7 }], [{ n: 6 }, { n: 7 }]],
         writes: 1,
       });
 
-      answered.answers = 0;
       writes.writes = 0;
       const outcomes: PromiseSettledResult<unknown>[] = [];
       await expect(
@@ -308,16 +304,15 @@ describe('beginWithFirstStatement', () => {
         '22012',
         '25P02',
       ]);
-      // The batch and its one answer, then the ROLLBACK.
-      expect({ answers: answered.answers, writes: writes.writes }).toEqual({ answers: 2, writes: 2 });
+      // The transaction in one write, then the ROLLBACK.
+      expect(writes.writes).toBe(2);
       expect(await stored()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     } finally {
-      answered.stop();
       writes.stop();
     }
   });
 
-  test('a value node-postgres cannot serialize fails its statement before anything is sent', async () => {
+  test('a value node-postgres cannot serialize fails its statement, and the transaction writes nothing', async () => {
     const circular: Record<string, unknown> = {};
     circular.self = circular;
     await withTransaction(

@@ -1,7 +1,6 @@
 import net from 'node:net';
 import pg from 'pg';
 import { traceQueries } from '../telemetry/statement-span';
-import { namesParsed, queryConfig, skippedStatement, StatementBatch, type BatchedStatement, type StatementConfig } from './batch';
 import { databaseName } from './database';
 
 /**
@@ -60,15 +59,45 @@ export const TYPE_PARSERS: pg.CustomTypesConfig = {
 };
 
 /**
- * The socket of every connection the pools open: a net.Socket whose 'data' listeners cannot crash
- * the process. node-postgres parses the server's messages inside the socket's 'data' event, and its
- * parser throws when a message cannot be decoded (a value longer than Node's largest string, for
- * one), which Node would report as an uncaught exception and exit. Here the connection is destroyed
- * with that error instead: the statement in flight fails with it and the pool replaces the
- * connection. (A TLS connection reads through the TLS socket node-postgres wraps around this one,
- * which this guard does not cover; the read engine's answer cap keeps reads far below such sizes.)
+ * The socket of every connection the pools open, a net.Socket that adds two things:
+ *
+ * - Writes made in the same turn of the event loop leave together: the first write corks the socket
+ *   and setImmediate uncorks it once the turn's callbacks and their promise continuations have run
+ *   (writable.cork's pattern, at the end of the turn rather than of the tick). A transaction whose
+ *   statements are issued without waiting (pipeline mode: BEGIN, the write, the enqueue, the refresh,
+ *   COMMIT), whoever issues them, reaches PostgreSQL in one system call and one packet instead of one
+ *   per statement, and PostgreSQL reads them in one wake-up.
+ * - Its 'data' listeners cannot crash the process. node-postgres parses the server's messages inside
+ *   the socket's 'data' event, and its parser throws when a message cannot be decoded (a value longer
+ *   than Node's largest string, for one), which Node would report as an uncaught exception and exit.
+ *   Here the connection is destroyed with that error instead: the statement in flight fails with it
+ *   and the pool replaces the connection. (A TLS connection reads through the TLS socket
+ *   node-postgres wraps around this one, which this guard does not cover; the read engine's answer
+ *   cap keeps reads far below such sizes.)
  */
 export class GuardedSocket extends net.Socket {
+  private corked = false;
+
+  override connect(...args: unknown[]): this {
+    (super.connect as (...a: unknown[]) => this).apply(this, args);
+    // net.Socket.connect sets its own write method on the instance (undoing an earlier end's), which
+    // would hide the one below: removed, so that this class's write applies again.
+    if (Object.hasOwn(this, 'write') && this.write === net.Socket.prototype.write) delete (this as { write?: unknown }).write;
+    return this;
+  }
+
+  override write(chunk: unknown, encodingOrCallback?: unknown, callback?: unknown): boolean {
+    if (!this.corked) {
+      this.corked = true;
+      this.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.uncork();
+      });
+    }
+    return (super.write as (...args: unknown[]) => boolean).call(this, chunk, encodingOrCallback, callback);
+  }
+
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event !== 'data') return super.emit(event, ...args);
     try {
@@ -81,6 +110,9 @@ export class GuardedSocket extends net.Socket {
     }
   }
 }
+
+/** The connections of pools opened with pipeline mode (see PoolOptions.pipeline). */
+const pipelinedClients = new WeakSet<pg.ClientBase>();
 
 export function createPool(connectionString: string, options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
@@ -102,10 +134,10 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
   // that moment would emit 'error' on the client with nobody listening, and crash the process. The
   // error is not lost: the client is marked not queryable, so the statement in flight or the next
   // one fails (a retryable error, see isRetryablePgError) and release() discards the connection.
+  const pipeline = options.pipeline ?? true;
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
-    // First, so that it is the innermost: the statement observers and spans still see every statement.
-    collectStatements(client);
+    if (pipeline) pipelinedClients.add(client);
   });
   // Spans for our statements inside traced work (nothing is done when tracing is off).
   traceQueries(pool, namespaceOf(connectionString));
@@ -159,139 +191,27 @@ export interface TransactionOptions {
    * force_generic_plan, for this transaction only). PostgreSQL otherwise re-plans a statement on
    * every execution whenever its generic plan looks costlier than a custom one, which is always the
    * case for `id = ANY($1::uuid[])`: the sync statements of an INLINE mutation then spent about as
-   * long being planned as being run (their plans are the same index lookups either way). Set with
-   * BEGIN in the same round trip (in the same batch, as a statement of its own, with
-   * beginWithFirstStatement).
+   * long being planned as being run (their plans are the same index lookups either way). Set in the
+   * same message as BEGIN.
    */
   genericPlans?: boolean;
   /**
-   * On a pipelined connection of a pool made by createPool, do not wait for BEGIN's answer: BEGIN
-   * and the statements the callback issues before it first waits are sent as one StatementBatch
-   * (batchUntilIdle: one write, one Sync, one answer), and a command that sends everything up to
-   * its COMMIT without waiting costs one round trip. PostgreSQL skips whatever follows a failed
-   * statement up to the Sync, so nothing behind a failed BEGIN runs. A connection's first
-   * transaction that names a statement not yet prepared on it waits for BEGIN instead (see
-   * batchUntilIdle), and so does every transaction on other connections. For the API's commands;
-   * the worker waits for BEGIN.
+   * On a pipelined connection (createPool's default), do not wait for BEGIN's answer: the statements
+   * the callback issues follow it at once, and a command that sends everything up to its COMMIT
+   * without waiting costs one round trip. BEGIN (with the plan setting, one simple-protocol message)
+   * is a constant statement that PostgreSQL fails only with the connection itself, and then nothing
+   * sent behind it runs either; a statement of the callback that fails aborts the transaction, so
+   * PostgreSQL refuses every later one (25P02) and answers COMMIT with ROLLBACK. For the API's
+   * commands; the worker waits for BEGIN.
    */
   beginWithFirstStatement?: boolean;
 }
 
-const GENERIC_PLANS = 'SET LOCAL plan_cache_mode = force_generic_plan';
-const BEGIN_GENERIC_PLANS = `BEGIN; ${GENERIC_PLANS}`;
+const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
 
 /** Whether statements issued on this client are sent at once (pipeline mode; see PoolOptions). */
 export function isPipelined(client: pg.ClientBase): boolean {
-  return (client as { pipeline?: boolean }).pipeline === true;
-}
-
-type CorkableStream = { cork?: () => void; uncork?: () => void };
-
-function streamOf(client: pg.ClientBase): CorkableStream | undefined {
-  return (client as { connection?: { stream?: CorkableStream } }).connection?.stream;
-}
-
-/**
- * Runs `send`, which issues several statements at once on a pipelined client, with the connection's
- * socket corked, so that they leave in one write (one system call and one packet) instead of one
- * each. `send` must only issue statements, never wait for one: nothing is sent before it returns.
- */
-export function sendTogether<T>(client: pg.ClientBase, send: () => T): T {
-  const stream = streamOf(client);
-  if (!stream?.cork || !stream.uncork) return send();
-  stream.cork();
-  try {
-    return send();
-  } finally {
-    stream.uncork();
-  }
-}
-
-/** Statements issued while a batch is being collected (batchUntilIdle), per client. */
-const collecting = new WeakMap<pg.ClientBase, BatchedStatement[]>();
-/** node-postgres's own query method of each client, under the collector. */
-const plainQuery = new WeakMap<pg.ClientBase, (...args: unknown[]) => unknown>();
-
-/**
- * Wraps the client's query method: while a batch is being collected on the client, a statement
- * issued promise-style (text or config, with values, no callback, no cursor) joins the batch and
- * gets a promise of its own result; anything else, and everything outside a batch, runs as usual.
- */
-function collectStatements(client: pg.ClientBase): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-  plainQuery.set(client, query);
-  (client as { query: unknown }).query = (...args: unknown[]) => {
-    const batch = collecting.get(client);
-    const statement = batch ? batchable(args) : undefined;
-    if (!batch || !statement) return query(...args);
-    return new Promise<pg.QueryResult>((resolve, reject) => batch.push({ ...statement, resolve, reject }));
-  };
-}
-
-function batchable(args: unknown[]): StatementConfig | undefined {
-  const [first, second, third] = args;
-  if (typeof second === 'function' || typeof third === 'function') return undefined;
-  const values = Array.isArray(second) ? (second as unknown[]) : undefined;
-  if (typeof first === 'string') return { text: first, ...(values ? { values } : {}) };
-  if (!first || typeof first !== 'object') return undefined;
-  const c = first as {
-    text?: unknown;
-    name?: string;
-    values?: unknown[];
-    rowMode?: 'array';
-    types?: unknown;
-    submit?: unknown;
-    rows?: unknown;
-    callback?: unknown;
-    queryMode?: unknown;
-  };
-  if (typeof c.text !== 'string' || c.submit || c.rows || c.callback || c.queryMode === 'simple') return undefined;
-  const v = values ?? c.values;
-  return {
-    text: c.text,
-    ...(c.name ? { name: c.name } : {}),
-    ...(v ? { values: v } : {}),
-    ...(c.rowMode ? { rowMode: c.rowMode } : {}),
-    ...(c.types ? { types: c.types } : {}),
-  };
-}
-
-/**
- * Collects the statements issued on this client by the code running now and every promise
- * continuation it queues (Node's own cork-then-uncork-on-next-tick window: code that awaits an answer
- * meanwhile lets the queue drain, which ends the window, so nothing waits on itself), then sends
- * them as one StatementBatch: one write and one Sync, so PostgreSQL answers them at once and skips
- * everything behind a statement that fails. The first statement is the transaction's BEGIN.
- *
- * A connection's first transaction of a kind names statements node-postgres has not parsed on it
- * yet; a batch cannot record them (node-postgres keeps that record per query object). That
- * transaction waits for its BEGIN, then sends the rest together as before (one round trip more),
- * and node-postgres parses and records them; the connection's later transactions are batched.
- */
-function batchUntilIdle(client: pg.ClientBase): void {
-  const batch: BatchedStatement[] = [];
-  collecting.set(client, batch);
-  process.nextTick(() => {
-    collecting.delete(client);
-    if (!batch.length) return;
-    const query = plainQuery.get(client)!;
-    if (namesParsed(client, batch)) {
-      query(new StatementBatch(batch, (client as { _types?: unknown })._types));
-      return;
-    }
-    const [begin, ...rest] = batch;
-    const send = (s: BatchedStatement) => (query(queryConfig(s)) as Promise<pg.QueryResult>).then(s.resolve, s.reject);
-    (query(begin!.text) as Promise<pg.QueryResult>).then(
-      (result) => {
-        begin!.resolve(result);
-        sendTogether(client, () => rest.forEach(send));
-      },
-      (err: unknown) => {
-        begin!.reject(err);
-        for (const s of rest) s.reject(skippedStatement());
-      },
-    );
-  });
+  return pipelinedClients.has(client);
 }
 
 /** The COMMIT a withTransaction() callback sent early (commitNow), per client inside withTransaction(). */
@@ -352,15 +272,8 @@ export async function withTransaction<T>(
   if (isPipelined(client)) transactions.set(client, transaction);
   try {
     // BEGIN not waited for (see beginWithFirstStatement): its error, if any, is raised below.
-    const early = options.beginWithFirstStatement === true && isPipelined(client) && plainQuery.has(client);
-    let begun: Promise<unknown>;
-    if (early) {
-      // One batch (one statement per protocol message: BEGIN and the plan setting apart).
-      batchUntilIdle(client);
-      begun = Promise.all([client.query('BEGIN'), ...(options.genericPlans ? [client.query(GENERIC_PLANS)] : [])]);
-    } else {
-      begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
-    }
+    const begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
+    const early = options.beginWithFirstStatement === true && isPipelined(client);
     if (early) begun.catch(() => undefined);
     else await begun;
     let result: T;

@@ -1,6 +1,6 @@
 import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type pg from 'pg';
-import { isPipelined, sendTogether, withTransaction, type Queryable } from '../db/pool';
+import { isPipelined, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { planSync, planSyncBounded } from './dependencies';
@@ -221,13 +221,8 @@ export class SyncEngine {
     let counted: Promise<unknown> | undefined;
     const send = (b: (typeof batches)[number]): SentRefresh =>
       this.sendRefresh(client, b.entityType, b.ids, spanAttributes, answer, created);
-    const waiting = pipelined
-      ? sendTogether(client, () => {
-          const sent = batches.map(send);
-          counted = applyCountChanges(client, counts);
-          return sent;
-        })
-      : [];
+    const waiting = pipelined ? batches.map(send) : [];
+    if (pipelined) counted = applyCountChanges(client, counts);
     try {
       if (after) await after;
       for (const b of batches) await finish(pipelined ? waiting.shift()! : send(b));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { sendTogether, type Queryable } from '../db/pool';
+import type { Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { entityOf } from '../model';
@@ -367,12 +367,10 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
     try {
       // BEGIN and the chunk's ids sent together (PostgreSQL runs them in order), as are the progress
       // row and COMMIT below: a chunk costs three round trips (five with a recount: its two).
-      const [begun, chunk] = await Promise.allSettled(
-        sendTogether(client, () => [
-          client.query(BEGIN_CHUNK),
-          client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize]),
-        ]),
-      );
+      const [begun, chunk] = await Promise.allSettled([
+        client.query(BEGIN_CHUNK),
+        client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize]),
+      ]);
       if (begun.status === 'rejected') throw begun.reason;
       if (chunk.status === 'rejected') throw chunk.reason;
       const { rows } = chunk.value;
@@ -383,12 +381,10 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
       let deleted = 0;
       if (ids.length) {
         // Claim, then write, sent together (PostgreSQL runs them in order; see statements.ts).
-        const [claim, write] = await Promise.allSettled(
-          sendTogether(client, () => [
-            client.query(s.claim, [ids]),
-            client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids]),
-          ]),
-        );
+        const [claim, write] = await Promise.allSettled([
+          client.query(s.claim, [ids]),
+          client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids]),
+        ]);
         if (claim.status === 'rejected') throw claim.reason;
         if (write.status === 'rejected') throw write.reason;
         updated = write.value.rows[0]?.updated ?? 0;
@@ -406,9 +402,7 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
         recounted,
         durationMs: performance.now() - began,
       });
-      const [recorded, committed] = await Promise.allSettled(
-        sendTogether(client, () => [client.query(text, values), client.query('COMMIT')]),
-      );
+      const [recorded, committed] = await Promise.allSettled([client.query(text, values), client.query('COMMIT')]);
       if (recorded.status === 'rejected') throw recorded.reason;
       if (committed.status === 'rejected') throw committed.reason;
       // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.

@@ -12,7 +12,6 @@ import {
   deleteLinks,
   entityOf,
   readEvents,
-  sendTogether,
   withTransaction,
   type ChangeSet,
   type CommandEvent,
@@ -489,14 +488,8 @@ export class Commands {
     // for a create, with the rest of the transaction (its refresh or enqueue, and COMMIT). Its
     // failure is raised as the command's, before anything that followed it.
     const bound = this.options.fanOutMaxIds;
-    const [logged, planning] = sendTogether(
-      client,
-      () =>
-        [
-          appendEvent(client, eventOf(written)),
-          written.inserted ? undefined : this.sync.planBounded(client, written.changes, bound),
-        ] as const,
-    );
+    const logged = appendEvent(client, eventOf(written));
+    const planning = written.inserted ? undefined : this.sync.planBounded(client, written.changes, bound);
     logged.catch(() => undefined); // observed now; awaited (and raised) below
     let planned = written.inserted
       ? planForInserted(written.inserted)
@@ -575,8 +568,7 @@ function eventOf(written: Written): CommandEvent {
 /**
  * Waits for statements sent together and raises the cause of their failure, if any: the first error
  * that is not "the transaction is aborted" (which only follows the cause), else the first error.
- * (pg-boss sends its statement a few microtasks after it is called, so the order of sending is not
- * the order of `sent`.)
+ * (`sent` is not in the order of sending: pg-boss sends its statement when it is ready.)
  */
 async function raiseCause(sent: (Promise<unknown> | undefined)[]): Promise<void> {
   const failures = (await Promise.allSettled(sent)).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
