@@ -23,7 +23,6 @@ import type { PgBoss } from 'pg-boss';
 import { createAuthenticator, lazyActor } from './auth/authenticator';
 import { OPERATOR_PATHS, requireOperatorToken } from './auth/operator';
 import { Commands } from './commands/commands';
-import { autoPrepare } from './db/auto-prepare';
 import type { ApiConfig } from './env';
 import { isDatabaseUnavailable } from './errors';
 import { DirectMutations } from './graphql/direct-mutations';
@@ -93,9 +92,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     max: config.poolMax,
     statementTimeoutMs: config.statementTimeoutMs,
     pipeline: config.pipeline,
+    prepare: config.autoPrepare,
+    ...(options.onQuery ? { onStatement: options.onQuery } : {}),
   });
-  if (config.autoPrepare) autoPrepare(pool);
-  if (options.onQuery) observeQueries(pool, options.onQuery);
   // A second pool only when reads go elsewhere (a replica). Read-your-writes is the primary's
   // property: a mutation's own answer, INLINE included, never comes from this pool.
   const readPool =
@@ -106,11 +105,9 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
           max: config.poolMax,
           statementTimeoutMs: config.statementTimeoutMs,
           pipeline: config.pipeline,
+          prepare: config.autoPrepare,
+          ...(options.onQuery ? { onStatement: options.onQuery } : {}),
         });
-  if (readPool !== pool) {
-    if (config.autoPrepare) autoPrepare(readPool);
-    if (options.onQuery) observeQueries(readPool, options.onQuery);
-  }
   const boss = createBoss({ url: config.databaseUrl, applicationName: 'blog-api-queue', maintenance: false, max: 2 });
   boss.on('error', (err: unknown) => logger.error({ err }, 'pg-boss error'));
   const migrator = new Migrator(config.databaseUrl, { dir: defaultMigrationsDir });
@@ -432,16 +429,4 @@ function operationMetricsPlugin(metrics: ServiceMetrics): ApolloServerPlugin<Api
       };
     },
   };
-}
-
-/** Wraps the query method of every connection the pool opens. */
-function observeQueries(pool: pg.Pool, onQuery: (text: string) => void): void {
-  pool.on('connect', (client) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    (client as { query: unknown }).query = (...args: unknown[]) => {
-      const first = args[0];
-      onQuery(typeof first === 'string' ? first : String((first as { text?: string }).text ?? ''));
-      return query(...args);
-    };
-  });
 }

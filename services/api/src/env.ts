@@ -36,7 +36,7 @@ export const apiEnvSchema = z
     // Read statements one connection may hold prepared (about 35 KB of the backend's memory each); a
     // connection holding more is closed and replaced.
     DB_PREPARED_READS_MAX: intVar(200, 0, 100_000),
-    // Prepare every parameterized statement once per connection (see db/auto-prepare.ts).
+    // Prepare every parameterized statement once per connection (QueryHooks.prepare in shared/src/db/queries.ts).
     DB_AUTO_PREPARE: boolVar(true),
     // Send a transaction's statements without waiting for each answer where the code allows it
     // (node-postgres pipeline mode; see shared/src/db/pool.ts).

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import pg from 'pg';
-import { traceQueries } from '../telemetry/statement-span';
 import { databaseName } from './database';
+import { wrapQueries, type QueryHooks } from './queries';
 
 /**
  * Every pool the process opens goes through here. Pools are registered until `end()` so that the
@@ -28,7 +28,7 @@ function openPools(): Set<PoolRecord> {
 /** A pool or a client: anything that runs a query. */
 export type Queryable = Pick<pg.Pool, 'query'>;
 
-export interface PoolOptions {
+export interface PoolOptions extends Omit<QueryHooks, 'namespace'> {
   /** Shown in pg_stat_activity; helps find who holds connections. */
   applicationName: string;
   max?: number;
@@ -139,8 +139,13 @@ export function createPool(connectionString: string, options: PoolOptions): pg.P
     client.on('error', () => undefined);
     if (pipeline) pipelinedClients.add(client);
   });
-  // Spans for our statements inside traced work (nothing is done when tracing is off).
-  traceQueries(pool, namespaceOf(connectionString));
+  // Statement names, observers, and spans inside traced work (queries.ts).
+  const namespace = namespaceOf(connectionString);
+  wrapQueries(pool, {
+    ...(options.prepare ? { prepare: true } : {}),
+    ...(options.onStatement ? { onStatement: options.onStatement } : {}),
+    ...(namespace ? { namespace } : {}),
+  });
   const record: PoolRecord = {
     pool,
     name: options.applicationName,

@@ -1,6 +1,5 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { isTracingSuppressed, suppressTracing } from '@opentelemetry/core';
-import type pg from 'pg';
 
 /**
  * Spans for our SQL statements, made by us instead of @opentelemetry/instrumentation-pg.
@@ -83,10 +82,10 @@ function statementSummary(text: string): string {
   return summary;
 }
 
-type QueryFn = (...args: unknown[]) => unknown;
+export type QueryFn = (...args: unknown[]) => unknown;
 
 /** The text of a `query(text, values)` or `query({ text, ... })` call, or undefined for anything else. */
-function textOf(args: unknown[]): string | undefined {
+export function statementText(args: unknown[]): string | undefined {
   const [first] = args;
   if (typeof args.at(-1) === 'function') return undefined; // callback style: not ours, left alone
   if (typeof first === 'string') return first;
@@ -101,26 +100,19 @@ function textOf(args: unknown[]): string | undefined {
   return undefined;
 }
 
-function traced(query: QueryFn, self: unknown, namespace: string | undefined): QueryFn {
+/**
+ * `query` (a pool's or a connection's, called on `self`) with a span for each statement sent inside
+ * a recording span (the span is made in the caller's context, so `pool.query` has it before the
+ * pool lends a connection, and the connection's own query below it is not traced again).
+ */
+export function tracedQuery(query: QueryFn, self: unknown, namespace: string | undefined): QueryFn {
   return function (...args: unknown[]) {
     if (!recordingParent()) return query.apply(self, args);
-    const text = textOf(args);
+    const text = statementText(args);
     if (text === undefined) return query.apply(self, args);
     return traceStatement(
       () => ({ summary: statementSummary(text), text, ...(namespace ? { namespace } : {}) }),
       () => query.apply(self, args) as Promise<unknown>,
     );
   };
-}
-
-/**
- * Traces the statements of this pool: `pool.query(...)` (the span is made in the caller's context,
- * before the pool lends a connection) and `client.query(...)` on the connections it lends
- * (transactions).
- */
-export function traceQueries(pool: pg.Pool, namespace?: string): void {
-  (pool as { query: unknown }).query = traced(pool.query as QueryFn, pool, namespace);
-  pool.on('connect', (client) => {
-    (client as { query: unknown }).query = traced(client.query as QueryFn, client, namespace);
-  });
 }

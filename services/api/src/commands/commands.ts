@@ -452,7 +452,7 @@ export class Commands {
   async command<R>(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written & { result: R | undefined }>): Promise<R> {
     try {
       let committed: Partial<SyncPlan> | undefined;
-      // Its statements are prepared (db/auto-prepare.ts): plan them once per connection.
+      // Its statements are prepared (QueryHooks.prepare, shared/src/db/queries.ts): plan them once per connection.
       const answer = await withTransaction(
         this.pool,
         (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)),
@@ -524,7 +524,7 @@ export class Commands {
       // PostgreSQL's: a failed statement turns that COMMIT into ROLLBACK and its error is raised,
       // and the code left to run only reads the refresh's answers (the engine's metrics hook is
       // isolated from it). Not for QUEUED: its answer (the preview) is computed in JavaScript after
-      // its last statement, and a failure there must still roll back (test/commands.int.spec.ts).
+      // its last statement, and a failure there must still roll back (commands.int.spec.ts).
       const answered = (!written.entity || this.sync.answers(plan, written.entity)) && !expanding;
       if (answered) commitNow(client);
       const report = await refreshed;

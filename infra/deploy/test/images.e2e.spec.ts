@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '@blog/shared';
 import { testDatabaseUrl } from '@blog/shared/test/helpers';
-import { repoPath, repoRoot } from './repo';
+import { repoPath, repoRoot } from '../src/repo';
 
 /**
  * What the images hold, checked without a Docker engine (there is none here): the Dockerfiles stage

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type pg from 'pg';
-import { insertComments, insertPosts, insertUsers } from '../../test/factory';
-import { builtFile, testDatabaseUrl, testPool } from '../../test/helpers';
-import { SyncEngine } from '../sync/engine';
-import { createKeptCounts } from '../sync/kept-counts';
+import { insertComments, insertPosts, insertUsers } from './factory';
+import { builtFile, testDatabaseUrl, testPool } from './helpers';
+import { SyncEngine } from '../src/sync/engine';
+import { createKeptCounts } from '../src/sync/kept-counts';
 
 /** `npm run sync -- rebuild` as a process of its own (the compiled CLI), its output collected. */
 function start(

@@ -3,8 +3,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseWrkOutput, runWrk, wrkScript, wrkVersion } from './wrk';
-import { writeRequests } from './documents';
+import { parseWrkOutput, runWrk, wrkScript, wrkVersion } from '../src/wrk';
+import { writeRequests } from '../src/documents';
 
 /**
  * The load generator's script against a real HTTP server: read bodies arrive as sent, write bodies

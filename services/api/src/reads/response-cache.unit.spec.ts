@@ -1,4 +1,4 @@
-import { dependenciesOf, ResponseCache } from '../src/reads/response-cache';
+import { dependenciesOf, ResponseCache } from './response-cache';
 
 describe('the response cache', () => {
   let now = 0;

@@ -2,8 +2,8 @@ import { createBoss, seed, SyncEngine, SyncQueue, type EnqueueOptions, type Enti
 import { testDatabaseUrl, testPool, watchSocketWrites } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import { Commands } from '../src/commands/commands';
-import { ALICE, writeCounts } from './support';
+import { Commands } from './commands';
+import { ALICE, writeCounts } from '../../test/support';
 
 /**
  * The enqueue is part of the command's transaction: when the transaction fails AFTER the job was

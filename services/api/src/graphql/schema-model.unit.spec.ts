@@ -12,8 +12,8 @@ import {
   type GraphQLOutputType,
   type GraphQLSchema,
 } from 'graphql';
-import { createSchema } from '../src/graphql/schema';
-import { ROOT_FIELDS } from '../src/reads/root-fields';
+import { createSchema } from './schema';
+import { ROOT_FIELDS } from '../reads/root-fields';
 
 /** Hand-written Query fields with resolvers of their own (src/graphql/resolvers.ts), not the read engine's. */
 const OWN_RESOLVERS = ['events'];

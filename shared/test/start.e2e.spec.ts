@@ -5,9 +5,9 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { acceptsConnections, builtFile, testDatabaseUrl } from '../../test/helpers';
-import { repoRoot } from '../db/paths';
-import { freePort } from '../net/free-port';
+import { acceptsConnections, builtFile, testDatabaseUrl } from './helpers';
+import { repoRoot } from '../src/db/paths';
+import { freePort } from '../src/net/free-port';
 
 const run = promisify(execFile);
 

@@ -2,7 +2,7 @@
  * @jest-environment-options {"database": false}
  */
 import { ConfigError } from '@blog/shared';
-import { loadConfig } from '../src/env';
+import { loadConfig } from './env';
 
 const URL = 'postgres://u@h:5432/db';
 

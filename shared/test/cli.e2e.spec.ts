@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
-import { builtFile, testDatabaseUrl, testPool } from '../../test/helpers';
-import { defaultMigrationsDir } from '../db/paths';
-import { ENTITY_TYPES, entityOf } from '../model';
+import { builtFile, testDatabaseUrl, testPool } from './helpers';
+import { defaultMigrationsDir } from '../src/db/paths';
+import { ENTITY_TYPES, entityOf } from '../src/model';
 
 const run = promisify(execFile);
 

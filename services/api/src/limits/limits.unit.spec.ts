@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { SEED_OPERATIONS } from '@blog/shared';
 import { parse, type OperationDefinitionNode } from 'graphql';
-import { buildList, graphqlFiles, main } from '../src/cli/persisted-operations';
-import { persistedList, PersistedOperations, sha256 } from '../src/limits/persisted';
-import { clientKey, mutationCost, MutationRateLimiter, rateLimitPlugin } from '../src/limits/rate-limit';
+import { buildList, graphqlFiles, main } from '../cli/persisted-operations';
+import { persistedList, PersistedOperations, sha256 } from './persisted';
+import { clientKey, mutationCost, MutationRateLimiter, rateLimitPlugin } from './rate-limit';
 
 describe('MutationRateLimiter', () => {
   test('a full bucket of perMinute tokens, refilled continuously; the wait is until enough are back', () => {
