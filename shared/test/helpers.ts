@@ -63,7 +63,7 @@ export function builtFile(...segments: string[]): string {
  * `stop` puts the socket class back.
  */
 export function watchSocketWrites(): { writes: number; stop(): void } {
-  const proto = GuardedSocket.prototype as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
+  const proto = GuardedSocket.prototype as unknown as Partial<Record<'_write' | '_writev', (...args: unknown[]) => unknown>>;
   const watch = { writes: 0, stop: () => void (delete proto._write, delete proto._writev) };
   const parent = net.Socket.prototype as unknown as typeof proto;
   for (const method of ['_write', '_writev'] as const) {
