@@ -3,8 +3,8 @@
  * canonical form so that answers can be compared with each other and with the truth computed from
  * tb_* (see reference.ts).
  *
- * Our API, the two Apollo peers and the bare server get the seed's documents verbatim
- * (seed-complete-cqrs-blog.md: GetRecentPosts, GetUser, CreatePost, AddComment); GetRecentPosts is
+ * Our API, the two Apollo peers and the bare server get the example operations verbatim
+ * (SEED_OPERATIONS, shared/src/seed: GetRecentPosts, GetUser, CreatePost, AddComment); GetRecentPosts is
  * also sent with limit 50, GetUser names a user of the generated dataset instead of the seed's
  * alice, and the write documents take their ids as variables (so that each request writes for a
  * random user and post while the document text stays the same, as a real client's would).
