@@ -53,8 +53,8 @@ export function httpServerTracing(options: HttpServerTracingOptions): HttpServer
       const span = tracer.startSpan(route ? `${method} ${route}` : method, { kind: SpanKind.SERVER }, parent);
       if (!span.isRecording()) {
         // Not sampled, so nothing under it would be recorded either: run the request with tracing
-        // suppressed, which sends every instrumentation below down its cheapest path (no span
-        // objects, ids or attributes; pg's instrumentation does not even wrap the query). One
+        // suppressed, which sends everything below down its cheapest path (no span objects, ids or
+        // attributes; the statement spans of db/queries.ts return at their first check). One
         // consequence: a QUEUED mutation of an unsampled request stores no trace context in its
         // job, so the worker samples that batch on its own (at the same ratio).
         context.with(suppressTracing(parent), handle);
