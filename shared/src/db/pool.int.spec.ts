@@ -1,6 +1,6 @@
 import { testDatabaseUrl, testPool, watchSocketWrites } from '../../test/helpers';
 import { isRetryablePgError } from './errors';
-import { commitNow, connectClient, createPool, isPipelined, withTransaction } from './pool';
+import { commitNow, connectClient, createPool, GENERIC_PLANS, inTransaction, isPipelined, withTransaction } from './pool';
 
 /**
  * A connection the server drops while the client is lent out of the pool (a transaction between
@@ -74,7 +74,7 @@ test('a single connection (connectClient) ended by the server: no crash, the nex
 });
 
 /**
- * withTransaction({ genericPlans: true }): prepared statements in the transaction use a generic
+ * withTransaction({ settings: GENERIC_PLANS }): prepared statements in the transaction use a generic
  * plan (planned once per connection), and the setting ends with the transaction, committed or not.
  */
 test('generic plans for one transaction only, committed or rolled back', async () => {
@@ -93,7 +93,7 @@ test('generic plans for one transaction only, committed or rolled back', async (
         );
         return { mode: await mode(client), plans: rows[0] };
       },
-      { genericPlans: true },
+      { settings: GENERIC_PLANS },
     );
     expect(inside).toEqual({ mode: 'force_generic_plan', plans: { generic_plans: 3, custom_plans: 0 } });
     expect(await mode(pool)).toBe('auto');
@@ -103,12 +103,35 @@ test('generic plans for one transaction only, committed or rolled back', async (
         async () => {
           throw new Error('rolled back');
         },
-        { genericPlans: true },
+        { settings: GENERIC_PLANS },
       ),
     ).rejects.toThrow('rolled back');
     expect(await mode(pool)).toBe('auto');
     expect(await withTransaction(pool, (client) => mode(client))).toBe('auto');
   } finally {
+    await pool.end();
+  }
+});
+
+test("transaction settings are the code's words: anything else is refused before BEGIN is sent, and the connection stays usable", async () => {
+  const pool = testPool(1);
+  const client = await pool.connect();
+  try {
+    await expect(inTransaction(client, async () => 1, { settings: { work_mem: "'64MB'; DROP TABLE x" } })).rejects.toThrow(
+      /not a transaction setting: work_mem/,
+    );
+    expect(
+      await inTransaction(
+        client,
+        async () => (await client.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]!.s,
+        {
+          settings: { synchronous_commit: 'off' },
+        },
+      ),
+    ).toBe('off');
+    expect((await client.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]!.s).toBe('on');
+  } finally {
+    client.release();
     await pool.end();
   }
 });

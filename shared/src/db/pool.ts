@@ -192,98 +192,86 @@ export function listOpenPools(): { name: string; stack: string }[] {
 
 export interface TransactionOptions {
   /**
-   * Plan the transaction's prepared statements once per connection (plan_cache_mode =
-   * force_generic_plan, for this transaction only). PostgreSQL otherwise re-plans a statement on
-   * every execution whenever its generic plan looks costlier than a custom one, which is always the
-   * case for `id = ANY($1::uuid[])`: the sync statements of an INLINE mutation then spent about as
-   * long being planned as being run (their plans are the same index lookups either way). Set in the
-   * same message as BEGIN.
+   * Settings for this transaction only (`SET LOCAL name = value`), sent in the same message as
+   * BEGIN. Names and values are the code's constants (checked: lower-case words), never input.
+   * GENERIC_PLANS is the commands' setting.
    */
-  genericPlans?: boolean;
+  settings?: Readonly<Record<string, string>>;
   /**
    * On a pipelined connection (createPool's default), do not wait for BEGIN's answer: the statements
-   * the callback issues follow it at once, and a command that sends everything up to its COMMIT
-   * without waiting costs one round trip. BEGIN (with the plan setting, one simple-protocol message)
-   * is a constant statement that PostgreSQL fails only with the connection itself, and then nothing
-   * sent behind it runs either; a statement of the callback that fails aborts the transaction, so
-   * PostgreSQL refuses every later one (25P02) and answers COMMIT with ROLLBACK. For the API's
-   * commands; the worker waits for BEGIN.
+   * the callback issues follow it at once, and a transaction that sends everything up to its COMMIT
+   * without waiting (commitNow) costs one round trip. BEGIN (with the settings, one simple-protocol
+   * message) is a constant statement that PostgreSQL fails only with the connection itself, and then
+   * nothing sent behind it runs either; a statement of the callback that fails aborts the
+   * transaction, so PostgreSQL refuses every later one (25P02) and answers COMMIT with ROLLBACK.
    */
   beginWithFirstStatement?: boolean;
+  /** Told when the ROLLBACK after a failure fails too (the connection is gone), so the caller can discard the connection. */
+  onRollbackFailure?: (err: Error) => void;
 }
 
-const BEGIN_GENERIC_PLANS = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
+/**
+ * Plan the transaction's prepared statements once per connection. PostgreSQL otherwise re-plans a
+ * statement on every execution whenever its generic plan looks costlier than a custom one, which is
+ * always the case for `id = ANY($1::uuid[])`: the sync statements of an INLINE mutation then spent
+ * about as long being planned as being run (their plans are the same index lookups either way).
+ */
+export const GENERIC_PLANS = { plan_cache_mode: 'force_generic_plan' } as const;
+
+const SETTING_WORD = /^[a-z_]+$/;
+
+/** BEGIN and the transaction's settings, as one simple-protocol message. */
+function beginText(settings: Readonly<Record<string, string>> = {}): string {
+  const sets = Object.entries(settings).map(([name, value]) => {
+    if (!SETTING_WORD.test(name) || !SETTING_WORD.test(value)) throw new Error(`not a transaction setting: ${name} = ${value}`);
+    return `; SET LOCAL ${name} = ${value}`;
+  });
+  return `BEGIN${sets.join('')}`;
+}
 
 /** Whether statements issued on this client are sent at once (pipeline mode; see PoolOptions). */
 export function isPipelined(client: pg.ClientBase): boolean {
   return pipelinedClients.has(client);
 }
 
-/** The COMMIT a withTransaction() callback sent early (commitNow), per client inside withTransaction(). */
+/** The COMMIT a transaction's callback sent early (commitNow), per client inside inTransaction(). */
 const transactions = new WeakMap<pg.ClientBase, { commit?: Promise<pg.QueryResult> }>();
 
 /**
  * Sends COMMIT now, right behind the statements already sent on this pipelined connection, without
- * waiting for their answers; withTransaction() then awaits it instead of sending its own. PostgreSQL
+ * waiting for their answers; the transaction then awaits it instead of sending its own. PostgreSQL
  * runs the COMMIT after them, and answers it with ROLLBACK (not an error) if one of them failed, in
- * which case withTransaction() raises that statement's error and nothing is written. Row locks are
+ * which case the transaction raises that statement's error and nothing is written. Row locks are
  * released without a round trip back to us first. The caller must send nothing more in this
  * transaction. Returns false, and sends nothing, when the client does not pipeline or is not inside
- * withTransaction(): the transaction then commits as usual when the callback returns.
+ * a transaction of inTransaction() or withTransaction(): the transaction then commits as usual when
+ * the callback returns.
  */
 export function commitNow(client: pg.ClientBase): boolean {
   const transaction = transactions.get(client);
   if (!transaction || transaction.commit) return false;
   transaction.commit = client.query('COMMIT');
-  transaction.commit.catch(() => undefined); // observed now; awaited by withTransaction()
+  transaction.commit.catch(() => undefined); // observed now; awaited by inTransaction()
   return true;
 }
 
 /**
  * Runs `fn` inside BEGIN/COMMIT on a connection the caller holds; rolls back and rethrows on any
- * error. When the ROLLBACK itself fails (the connection is gone), `onRollbackFailure` is told, so
- * the caller can discard the connection.
+ * error. The one transaction helper: withTransaction() is this on a connection of a pool. See
+ * TransactionOptions for settings, not waiting for BEGIN and committing early.
  */
-export async function inTransaction<T>(
-  client: pg.ClientBase,
-  fn: () => Promise<T>,
-  options: { onRollbackFailure?: (err: Error) => void } = {},
-): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const result = await fn();
-    // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
-    const committed = await client.query('COMMIT');
-    if (committed.command !== 'COMMIT') throw new Error('the transaction was rolled back at COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch((rollbackErr: Error) => options.onRollbackFailure?.(rollbackErr));
-    throw err;
-  }
-}
-
-/**
- * Runs `fn` inside BEGIN/COMMIT on one client of `pool`; rolls back and rethrows on any error. `fn` may send
- * the COMMIT itself, early, with commitNow(). See TransactionOptions.beginWithFirstStatement for
- * sending BEGIN without waiting for its answer.
- */
-export async function withTransaction<T>(
-  pool: pg.Pool,
-  fn: (client: pg.PoolClient) => Promise<T>,
-  options: TransactionOptions = {},
-): Promise<T> {
-  const client = await pool.connect();
+export async function inTransaction<T>(client: pg.ClientBase, fn: () => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const transaction: { commit?: Promise<pg.QueryResult> } = {};
-  if (isPipelined(client)) transactions.set(client, transaction);
+  const pipelined = isPipelined(client);
+  if (pipelined) transactions.set(client, transaction);
   try {
-    // BEGIN not waited for (see beginWithFirstStatement): its error, if any, is raised below.
-    const begun = client.query(options.genericPlans ? BEGIN_GENERIC_PLANS : 'BEGIN');
-    const early = options.beginWithFirstStatement === true && isPipelined(client);
-    if (early) begun.catch(() => undefined);
+    const begun = client.query(beginText(options.settings));
+    if (options.beginWithFirstStatement && pipelined)
+      begun.catch(() => undefined); // raised below
     else await begun;
     let result: T;
     try {
-      result = await fn(client);
+      result = await fn();
     } catch (err) {
       await begun; // a failed BEGIN is the cause
       throw err;
@@ -297,8 +285,20 @@ export async function withTransaction<T>(
   } catch (err) {
     transactions.delete(client);
     if (transaction.commit) await transaction.commit.catch(() => undefined);
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch((rollbackErr: Error) => options.onRollbackFailure?.(rollbackErr));
     throw err;
+  }
+}
+
+/** inTransaction() on one connection of `pool`, given back to the pool afterwards. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  options: TransactionOptions = {},
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    return await inTransaction(client, () => fn(client), options);
   } finally {
     client.release();
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type { Queryable } from '../db/pool';
+import { commitNow, inTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
 import { entityOf } from '../model';
@@ -133,7 +133,7 @@ const PROGRESS_COLUMNS = 'run_id, entity_type, started_at, last_id, done, chunks
  * right after, the chunk and its progress row are lost together and the next rebuild does that
  * chunk again. Live writes keep their own setting. It saves a WAL flush per chunk.
  */
-const BEGIN_CHUNK = 'BEGIN; SET LOCAL synchronous_commit = off';
+const CHUNK_SETTINGS = { synchronous_commit: 'off' } as const;
 
 /** A committed chunk: adds to its entity's row (same transaction as the chunk). */
 const RECORD_CHUNK = `
@@ -367,50 +367,49 @@ export async function refreshChunk(pool: pg.Pool, client: pg.PoolClient, c: Chun
     try {
       // BEGIN and the chunk's ids sent together (PostgreSQL runs them in order), as are the progress
       // row and COMMIT below: a chunk costs three round trips (five with a recount: its two).
-      const [begun, chunk] = await Promise.allSettled([
-        client.query(BEGIN_CHUNK),
-        client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize]),
-      ]);
-      if (begun.status === 'rejected') throw begun.reason;
-      if (chunk.status === 'rejected') throw chunk.reason;
-      const { rows } = chunk.value;
-      const hi = rows[0]?.hi ?? null;
-      ids = rows[0]?.ids ?? [];
-      let recounted = 0;
-      let updated = 0;
-      let deleted = 0;
-      if (ids.length) {
-        // Claim, then write, sent together (PostgreSQL runs them in order; see statements.ts).
-        const [claim, write] = await Promise.allSettled([
-          client.query(s.claim, [ids]),
-          client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids]),
-        ]);
-        if (claim.status === 'rejected') throw claim.reason;
-        if (write.status === 'rejected') throw write.reason;
-        updated = write.value.rows[0]?.updated ?? 0;
-        deleted = write.value.rows[0]?.deleted ?? 0;
-        // The kept counts after the projection rows, in the order commands lock them (kept-counts.ts, "Lock order").
-        if (c.recount) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
-      }
-      const last = hi ?? ids.at(-1) ?? null;
-      const [text, values] = c.record({
-        last,
-        finished: hi === null,
-        ids: ids.length,
-        updated,
-        deleted,
-        recounted,
-        durationMs: performance.now() - began,
+      return await inTransaction(
+        client,
+        async () => {
+          const { rows } = await client.query<{ hi: string | null; ids: string[] }>(s.chunk, [c.lo, c.chunkSize]);
+          const hi = rows[0]?.hi ?? null;
+          ids = rows[0]?.ids ?? [];
+          let recounted = 0;
+          let updated = 0;
+          let deleted = 0;
+          if (ids.length) {
+            // Claim, then write, sent together (PostgreSQL runs them in order; see statements.ts).
+            const [claim, write] = await Promise.allSettled([
+              client.query(s.claim, [ids]),
+              client.query<{ updated: number; deleted: number }>(s.writeChunk, [ids]),
+            ]);
+            if (claim.status === 'rejected') throw claim.reason;
+            if (write.status === 'rejected') throw write.reason;
+            updated = write.value.rows[0]?.updated ?? 0;
+            deleted = write.value.rows[0]?.deleted ?? 0;
+            // The kept counts after the projection rows, in the order commands lock them (kept-counts.ts, "Lock order").
+            if (c.recount) recounted = (await recountKeptCounts(client, c.entityType, ids)).length;
+          }
+          const last = hi ?? ids.at(-1) ?? null;
+          const [text, values] = c.record({
+            last,
+            finished: hi === null,
+            ids: ids.length,
+            updated,
+            deleted,
+            recounted,
+            durationMs: performance.now() - began,
+          });
+          const recorded = client.query(text, values);
+          commitNow(client);
+          await recorded;
+          return { hi, ids: ids.length, changed: updated + deleted + recounted > 0 };
+        },
+        { settings: CHUNK_SETTINGS, beginWithFirstStatement: true },
+      ).then((done) => {
+        if (done.changed) c.onCommitted?.({ [c.entityType]: ids });
+        return { hi: done.hi, ids: done.ids };
       });
-      const [recorded, committed] = await Promise.allSettled([client.query(text, values), client.query('COMMIT')]);
-      if (recorded.status === 'rejected') throw recorded.reason;
-      if (committed.status === 'rejected') throw committed.reason;
-      // PostgreSQL answers a COMMIT that follows a failed statement with ROLLBACK, not an error.
-      if (committed.value.command !== 'COMMIT') throw new Error('the chunk was rolled back at COMMIT');
-      if (updated + deleted + recounted > 0) c.onCommitted?.({ [c.entityType]: ids });
-      return { hi, ids: ids.length };
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       const code = (err as { code?: string }).code;
       if (code && RETRY_CODES.has(code) && attempt < CHUNK_ATTEMPTS) continue;
       await recordFailure(pool, c.entityType, ids.length, performance.now() - began, err);

@@ -3,6 +3,7 @@ import {
   appendEvent,
   applyCountChanges,
   commitNow,
+  GENERIC_PLANS,
   mergePlans,
   pgErrorCode,
   IN_FAILED_TRANSACTION,
@@ -456,10 +457,7 @@ export class Commands {
       const answer = await withTransaction(
         this.pool,
         (client) => this.inTransaction(client, mode, write, (changed) => (committed = changed)),
-        {
-          genericPlans: true,
-          beginWithFirstStatement: true,
-        },
+        { settings: GENERIC_PLANS, beginWithFirstStatement: true },
       );
       if (committed) this.options.onCommitted?.(committed);
       return answer;
