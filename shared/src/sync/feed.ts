@@ -93,6 +93,8 @@ export function mergeChanges(into: Map<EntityType, Set<string> | '*'>, more: Cha
   }
 }
 
+const PUBLISH = `SELECT pg_notify('${FEED_CHANNEL}', p) FROM unnest($1::text[]) AS p`;
+
 /** Sends the changes this process commits (see the comment at the top). */
 export class ChangePublisher {
   readonly id = randomBytes(6).toString('hex');
@@ -138,7 +140,8 @@ export class ChangePublisher {
         for (let attempt = 1; ; attempt += 1) {
           try {
             const client = await this.connection();
-            await client.query(`SELECT pg_notify('${FEED_CHANNEL}', p) FROM unnest($1::text[]) AS p`, [texts]);
+            // Named: parsed once per connection, not for every message (it is sent after most writes).
+            await client.query({ name: 'blog_feed_publish', text: PUBLISH, values: [texts] });
             break;
           } catch (err) {
             this.client = undefined;
