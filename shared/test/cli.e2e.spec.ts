@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import { builtFile, testDatabaseUrl, testPool } from './helpers';
 import { defaultMigrationsDir } from '../src/db/paths';
-import { ENTITY_TYPES, entityOf } from '../src/model';
+import { ENTITY_TYPES, entityOf, MODEL } from '../src/model';
+import { announceShapes } from '../src/sync/shapes';
 
 const run = promisify(execFile);
 
@@ -46,6 +47,19 @@ describe('command-line tools', () => {
     expect(status.stdout).toContain('database is up to date');
     expect(await cli('migrate', ['up'])).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
     expect(await cli('migrate', ['check'])).toMatchObject({ code: 0 });
+  });
+
+  it('sync shapes: says when no process has recorded its versions yet, then lists what they recorded', async () => {
+    const before = await cli('sync', ['shapes']);
+    expect(before).toMatchObject({ code: 0 });
+    expect(before.stdout).toBe(
+      `no version recorded yet (no API or worker has run on this database); this release reads ${MODEL.map((e) => e.view).join(', ')}\n`,
+    );
+    await announceShapes(pool); // what an API or worker does when it starts
+    const after = await cli('sync', ['shapes']);
+    expect(after).toMatchObject({ code: 0 });
+    for (const e of MODEL)
+      expect(after.stdout).toMatch(new RegExp(`^${e.name}\\s+v${e.version}\\s+${e.view}\\s+ready\\s+all\\s+.*\\(this release\\)$`, 'm'));
   });
 
   it('migrate refuses an edited migration with exit code 1, naming the file', async () => {

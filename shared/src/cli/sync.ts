@@ -213,7 +213,12 @@ async function shapes(pool: pg.Pool, chunk: number, flag: string | undefined): P
   const rows = await shapeRows(pool);
   const pending = await pendingShapes(pool);
   const declared = new Map(MODEL.map((e) => [e.name, e.version]));
-  process.stdout.write('entity   version  table            state     rows built        last run by a process\n');
+  if (!rows.length) {
+    // The registry fills as API and worker processes start (each records its release's versions).
+    process.stdout.write(
+      `no version recorded yet (no API or worker has run on this database); this release reads ${MODEL.map((e) => e.view).join(', ')}\n`,
+    );
+  } else process.stdout.write('entity   version  table            state     rows built        last run by a process\n');
   for (const r of rows) {
     const ours = declared.get(r.entity_type as EntityType) === r.version ? ' (this release)' : '';
     const built =
