@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { statementText, tracedQuery, type QueryFn } from '../telemetry/statement-span';
+import { tracedQuery, type QueryFn } from '../telemetry/statement-span';
 
 export interface QueryHooks {
   /**
@@ -65,7 +65,7 @@ export function wrapQueries(pool: pg.Pool, hooks: QueryHooks): void {
   pool.on('connect', (client) => {
     const send = tracedQuery(client.query as QueryFn, client, namespace);
     (client as { query: unknown }).query = (...args: unknown[]) => {
-      onStatement?.(statementText(args) ?? '');
+      if (onStatement) onStatement(typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: unknown } | undefined)?.text ?? ''));
       return send(...(names ? names.named(args) : args));
     };
   });

@@ -85,7 +85,7 @@ function statementSummary(text: string): string {
 export type QueryFn = (...args: unknown[]) => unknown;
 
 /** The text of a `query(text, values)` or `query({ text, ... })` call, or undefined for anything else. */
-export function statementText(args: unknown[]): string | undefined {
+function statementText(args: unknown[]): string | undefined {
   const [first] = args;
   if (typeof args.at(-1) === 'function') return undefined; // callback style: not ours, left alone
   if (typeof first === 'string') return first;
