@@ -57,22 +57,21 @@ export function builtFile(...segments: string[]): string {
 }
 
 /**
- * Counts the writes the pools' connections (GuardedSocket) hand to the kernel while the watch runs,
- * each one system call: statements issued in the same turn of the event loop count once. Every
- * pool's connections in the process count: watch work on one pool with nothing else running.
- * `stop` puts the socket class back.
+ * Counts the writes the pools' connections (GuardedSocket) hand to the kernel from now on, each
+ * one system call: statements issued in the same turn of the event loop count once. Every pool's
+ * connections in the process count: watch work on one pool with nothing else running. Setting
+ * `writes` (to 0) starts the count again.
  */
-export function watchSocketWrites(): { writes: number; stop(): void } {
-  const proto = GuardedSocket.prototype as unknown as Partial<Record<'_write' | '_writev', (...args: unknown[]) => unknown>>;
-  const watch = { writes: 0, stop: () => void (delete proto._write, delete proto._writev) };
-  const parent = net.Socket.prototype as unknown as typeof proto;
-  for (const method of ['_write', '_writev'] as const) {
-    proto[method] = function (this: unknown, ...args: unknown[]) {
-      watch.writes += 1;
-      return parent[method]!.apply(this, args);
-    };
-  }
-  return watch;
+export function watchSocketWrites(): { writes: number } {
+  let base = GuardedSocket.flushes;
+  return {
+    get writes() {
+      return GuardedSocket.flushes - base;
+    },
+    set writes(value: number) {
+      base = GuardedSocket.flushes - value;
+    },
+  };
 }
 
 export interface LogLine {

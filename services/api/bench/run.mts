@@ -122,6 +122,34 @@ async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise
 
 const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
+/** A row of the table for sequential requests at 1 connection (client latencies and X-Process-Time). */
+const sequentialRow = (operation: string, server: string, r: Awaited<ReturnType<typeof sequential>>): string[] => [
+  operation,
+  server,
+  '1',
+  f(r.rps, 0),
+  f(r.p50),
+  f(r.p99),
+  f(r.serverP50, 3),
+  f(r.serverP99, 3),
+  '',
+  String(r.errors),
+];
+
+/** A row of the table for a load at `connections` (client latencies and the server's CPU per request). */
+const loadRow = (operation: string, server: string, connections: number, r: Awaited<ReturnType<typeof load>>): string[] => [
+  operation,
+  server,
+  String(connections),
+  f(r.rps, 0),
+  f(r.p50),
+  f(r.p99),
+  '',
+  '',
+  f(r.cpuUs ?? Number.NaN, 0),
+  String(r.errors),
+];
+
 async function main(): Promise<void> {
   if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
   log(
@@ -173,31 +201,9 @@ async function main(): Promise<void> {
           ['api', apiPort, api.pid],
         ] as const) {
           const one = await sequential(port, body, SAMPLES);
-          rows.push([
-            name,
-            server,
-            '1',
-            f(one.rps, 0),
-            f(one.p50),
-            f(one.p99),
-            f(one.serverP50, 3),
-            f(one.serverP99, 3),
-            '',
-            String(one.errors),
-          ]);
+          rows.push(sequentialRow(name, server, one));
           const many = await load(port, body, CONNECTIONS, pid);
-          rows.push([
-            name,
-            server,
-            String(CONNECTIONS),
-            f(many.rps, 0),
-            f(many.p50),
-            f(many.p99),
-            '',
-            '',
-            f(many.cpuUs ?? Number.NaN, 0),
-            String(many.errors),
-          ]);
+          rows.push(loadRow(name, server, CONNECTIONS, many));
         }
         const bareRps = Number(rows.at(-3)![3]);
         const apiRps = Number(rows.at(-1)![3]);
@@ -234,79 +240,24 @@ async function main(): Promise<void> {
           const check = await post(port, body);
           if (check.status !== 200 || check.text.includes('errors')) throw new Error(`CreatePost failed: ${check.text}`);
           const one = await sequential(port, body, Math.min(SAMPLES, 500));
-          rows.push([
-            'CreatePost INLINE',
-            label,
-            '1',
-            f(one.rps, 0),
-            f(one.p50),
-            f(one.p99),
-            f(one.serverP50, 3),
-            f(one.serverP99, 3),
-            '',
-            String(one.errors),
-          ]);
+          rows.push(sequentialRow('CreatePost INLINE', label, one));
           const four = await load(port, body, 4, pid);
-          rows.push([
-            'CreatePost INLINE',
-            label,
-            '4',
-            f(four.rps, 0),
-            f(four.p50),
-            f(four.p99),
-            '',
-            '',
-            f(four.cpuUs ?? Number.NaN, 0),
-            String(four.errors),
-          ]);
+          rows.push(loadRow('CreatePost INLINE', label, 4, four));
           const many = await load(
             port,
             authors.map((a) => JSON.stringify({ query: createPostInline(a) })),
             4,
             pid,
           );
-          rows.push([
-            `CreatePost INLINE, ${authors.length} authors`,
-            label,
-            '4',
-            f(many.rps, 0),
-            f(many.p50),
-            f(many.p99),
-            '',
-            '',
-            f(many.cpuUs ?? Number.NaN, 0),
-            String(many.errors),
-          ]);
+          rows.push(loadRow(`CreatePost INLINE, ${authors.length} authors`, label, 4, many));
           // QUEUED: the same write, its refresh enqueued in the transaction (no worker runs: the
           // jobs wait in the queue and are removed with the posts).
           await removeBenchmarkPosts(authors);
           const queuedBody = JSON.stringify({ query: CREATE_POST_QUEUED });
           const queuedOne = await sequential(port, queuedBody, Math.min(SAMPLES, 500));
-          rows.push([
-            'CreatePost QUEUED',
-            label,
-            '1',
-            f(queuedOne.rps, 0),
-            f(queuedOne.p50),
-            f(queuedOne.p99),
-            f(queuedOne.serverP50, 3),
-            f(queuedOne.serverP99, 3),
-            '',
-            String(queuedOne.errors),
-          ]);
+          rows.push(sequentialRow('CreatePost QUEUED', label, queuedOne));
           const queuedFour = await load(port, queuedBody, 4, pid);
-          rows.push([
-            'CreatePost QUEUED',
-            label,
-            '4',
-            f(queuedFour.rps, 0),
-            f(queuedFour.p50),
-            f(queuedFour.p99),
-            '',
-            '',
-            f(queuedFour.cpuUs ?? Number.NaN, 0),
-            String(queuedFour.errors),
-          ]);
+          rows.push(loadRow('CreatePost QUEUED', label, 4, queuedFour));
           summary.push(
             `CreatePost INLINE (two projections synced in the transaction), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
               `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,

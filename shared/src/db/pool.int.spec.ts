@@ -232,11 +232,7 @@ describe('beginWithFirstStatement', () => {
     const client = await pool.connect(); // opened before counting
     client.release();
     const watch = watchSocketWrites();
-    try {
-      await run();
-    } finally {
-      watch.stop();
-    }
+    await run();
     return watch.writes;
   }
 
@@ -288,51 +284,43 @@ describe('beginWithFirstStatement', () => {
     const client = await pool.connect(); // opened before counting
     client.release();
     const writes = watchSocketWrites();
-    try {
-      const rows = await withTransaction(
+    const rows = await withTransaction(
+      pool,
+      async (c) => {
+        const results = [
+          c.query<{ n: number }>({ ...named, values: [6] }),
+          c.query<{ n: number; m: string }>({ text: 'SELECT $1::int AS n, $2::text AS m', values: [8, 'eight'] }),
+          c.query<{ n: number }>({ ...named, values: [7] }), // the name's second use, while its Parse is in flight
+          c.query<{ n: number }>({ text: `SELECT n FROM ${table} WHERE n = ANY($1::int[]) ORDER BY n`, values: [[6, 7]] }),
+        ];
+        commitNow(c);
+        return (await Promise.all(results)).map((r) => r.rows);
+      },
+      { beginWithFirstStatement: true },
+    );
+    expect({ rows, writes: writes.writes }).toEqual({
+      rows: [[{ n: 6 }], [{ n: 8, m: 'eight' }], [{ n: 7 }], [{ n: 6 }, { n: 7 }]],
+      writes: 1,
+    });
+
+    writes.writes = 0;
+    const outcomes: PromiseSettledResult<unknown>[] = [];
+    await expect(
+      withTransaction(
         pool,
         async (c) => {
-          const results = [
-            c.query<{ n: number }>({ ...named, values: [6] }),
-            c.query<{ n: number; m: string }>({ text: 'SELECT $1::int AS n, $2::text AS m', values: [8, 'eight'] }),
-            c.query<{ n: number }>({ ...named, values: [7] }), // the name's second use, while its Parse is in flight
-            c.query<{ n: number }>({ text: `SELECT n FROM ${table} WHERE n = ANY($1::int[]) ORDER BY n`, values: [[6, 7]] }),
-          ];
+          const sent = [c.query({ ...named, values: [9] }), c.query('SELECT 1 / $1::int', [0]), c.query({ ...named, values: [10] })];
           commitNow(c);
-          return (await Promise.all(results)).map((r) => r.rows);
+          outcomes.push(...(await Promise.allSettled(sent)));
+          await Promise.all(sent);
         },
         { beginWithFirstStatement: true },
-      );
-      expect({ rows, writes: writes.writes }).toEqual({
-        rows: [[{ n: 6 }], [{ n: 8, m: 'eight' }], [{ n: 7 }], [{ n: 6 }, { n: 7 }]],
-        writes: 1,
-      });
-
-      writes.writes = 0;
-      const outcomes: PromiseSettledResult<unknown>[] = [];
-      await expect(
-        withTransaction(
-          pool,
-          async (c) => {
-            const sent = [c.query({ ...named, values: [9] }), c.query('SELECT 1 / $1::int', [0]), c.query({ ...named, values: [10] })];
-            commitNow(c);
-            outcomes.push(...(await Promise.allSettled(sent)));
-            await Promise.all(sent);
-          },
-          { beginWithFirstStatement: true },
-        ),
-      ).rejects.toMatchObject({ code: '22012' });
-      expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code?: string }).code))).toEqual([
-        'ok',
-        '22012',
-        '25P02',
-      ]);
-      // The transaction in one write, then the ROLLBACK.
-      expect(writes.writes).toBe(2);
-      expect(await stored()).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    } finally {
-      writes.stop();
-    }
+      ),
+    ).rejects.toMatchObject({ code: '22012' });
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? 'ok' : (o.reason as { code?: string }).code))).toEqual(['ok', '22012', '25P02']);
+    // The transaction in one write, then the ROLLBACK.
+    expect(writes.writes).toBe(2);
+    expect(await stored()).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   test('a value node-postgres cannot serialize fails its statement, and the transaction writes nothing', async () => {

@@ -76,6 +76,8 @@ export const TYPE_PARSERS: pg.CustomTypesConfig = {
  *   cap keeps reads far below such sizes.)
  */
 export class GuardedSocket extends net.Socket {
+  /** Turns of the event loop in which a socket of this class sent something: each is one write to the kernel. */
+  static flushes = 0;
   private corked = false;
 
   override connect(...args: unknown[]): this {
@@ -92,6 +94,7 @@ export class GuardedSocket extends net.Socket {
       this.cork();
       setImmediate(() => {
         this.corked = false;
+        if (this.writableLength > 0) GuardedSocket.flushes += 1;
         this.uncork();
       });
     }

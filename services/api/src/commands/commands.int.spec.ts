@@ -36,6 +36,17 @@ beforeAll(async () => {
   await boss.start();
 });
 
+/** The commands on `db`, with the real sync engine and queue unless given others. */
+function commandsOn(db: pg.Pool, parts: { sync?: SyncEngine; queue?: SyncQueue } = {}): Commands {
+  return new Commands(db, parts.sync ?? new SyncEngine(db), parts.queue ?? new SyncQueue(boss, db), {
+    defaultSyncMode: 'QUEUED',
+    deferSeconds: 30,
+    fanOutMaxIds: 1000,
+    defaultPageSize: 20,
+    maxPageSize: 100,
+  });
+}
+
 afterAll(async () => {
   await boss?.stop({ graceful: false, close: true });
   await pool?.end();
@@ -43,13 +54,7 @@ afterAll(async () => {
 
 test('a command that fails after enqueueing leaves neither its rows nor its job', async () => {
   const queue = new RecordingQueue(boss, pool);
-  const commands = new Commands(pool, new FailingAnswer(pool), queue, {
-    defaultSyncMode: 'QUEUED',
-    deferSeconds: 30,
-    fanOutMaxIds: 1000,
-    defaultPageSize: 20,
-    maxPageSize: 100,
-  });
+  const commands = commandsOn(pool, { sync: new FailingAnswer(pool), queue });
   const before = await writeCounts(pool);
   await expect(commands.createPost({ title: 'Lost', content: 'x', authorId: ALICE, published: true }, 'QUEUED')).rejects.toThrow(
     'injected failure after the enqueue',
@@ -65,13 +70,7 @@ test('a command that fails after enqueueing leaves neither its rows nor its job'
 });
 
 test('the same command without the failure commits its rows and exactly one job', async () => {
-  const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), {
-    defaultSyncMode: 'QUEUED',
-    deferSeconds: 30,
-    fanOutMaxIds: 1000,
-    defaultPageSize: 20,
-    maxPageSize: 100,
-  });
+  const commands = commandsOn(pool);
   const before = await writeCounts(pool);
   const post = await commands.createPost({ title: 'Kept', content: 'x', authorId: ALICE, published: true }, 'QUEUED');
   expect(post.title).toBe('Kept');
@@ -81,7 +80,7 @@ test('the same command without the failure commits its rows and exactly one job'
 
 describe('round trips', () => {
   /** A one-connection pool whose connection is opened here, and the socket writes of the process's pools from then on. */
-  async function watchedPool(): Promise<{ own: pg.Pool; watch: { writes: number; stop(): void } }> {
+  async function watchedPool(): Promise<{ own: pg.Pool; watch: { writes: number } }> {
     const own = testPool(1);
     const client = await own.connect();
     client.release();
@@ -91,13 +90,7 @@ describe('round trips', () => {
   test('an INLINE create sends its whole transaction (BEGIN to COMMIT) in one write', async () => {
     const { own, watch: counter } = await watchedPool();
     try {
-      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), {
-        defaultSyncMode: 'QUEUED',
-        deferSeconds: 30,
-        fanOutMaxIds: 1000,
-        defaultPageSize: 20,
-        maxPageSize: 100,
-      });
+      const commands = commandsOn(own);
       for (let i = 0; i < 3; i++) {
         counter.writes = 0;
         const post = await commands.createPost({ title: `One trip ${i}`, content: 'x', authorId: ALICE, published: true }, 'INLINE');
@@ -112,7 +105,6 @@ describe('round trips', () => {
       );
       expect(rows[0]!.n).toBe(3);
     } finally {
-      counter.stop();
       await own.end();
     }
   });
@@ -120,20 +112,13 @@ describe('round trips', () => {
   test('a QUEUED create sends its write, count change, enqueue and preview in one write, then COMMIT', async () => {
     const { own, watch: counter } = await watchedPool();
     try {
-      const commands = new Commands(own, new SyncEngine(own), new SyncQueue(boss, own), {
-        defaultSyncMode: 'QUEUED',
-        deferSeconds: 30,
-        fanOutMaxIds: 1000,
-        defaultPageSize: 20,
-        maxPageSize: 100,
-      });
+      const commands = commandsOn(own);
       for (let i = 0; i < 2; i++) {
         counter.writes = 0;
         const post = await commands.createPost({ title: `Queued trip ${i}`, content: 'x', authorId: ALICE, published: true }, 'QUEUED');
         expect({ writes: counter.writes, title: post.title }).toEqual({ writes: 2, title: `Queued trip ${i}` });
       }
     } finally {
-      counter.stop();
       await own.end();
     }
   });
@@ -141,13 +126,7 @@ describe('round trips', () => {
   test.each(['INLINE', 'QUEUED', 'DEFERRED'] as const)(
     '%s: a create of a missing reference is NOT_FOUND (from the insert), records no sync failure and writes nothing',
     async (mode) => {
-      const commands = new Commands(pool, new SyncEngine(pool), new SyncQueue(boss, pool), {
-        defaultSyncMode: 'QUEUED',
-        deferSeconds: 30,
-        fanOutMaxIds: 1000,
-        defaultPageSize: 20,
-        maxPageSize: 100,
-      });
+      const commands = commandsOn(pool);
       const unknown = '11111111-2222-4333-8444-555555555555';
       const before = await writeCounts(pool);
       await expect(commands.createPost({ title: 't', content: 'x', authorId: unknown }, mode)).rejects.toMatchObject({
