@@ -14,6 +14,19 @@ const env = process.env;
 export const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 export const TOOL = env.BENCH_TOOL ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
 
+// ---- output ---------------------------------------------------------------------------------------
+
+export const log = (line = '') => process.stdout.write(`${line}\n`);
+/** A figure with `d` decimals, or '-' when there is none. */
+export const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+export const loadAvg = () => `load ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} CPUs`;
+
+/** Whether `part` is to run, given a comma-separated list of parts to run only (unset: all). */
+export function onlyParts(list: string | undefined): (part: string) => boolean {
+  const only = list ? new Set(list.split(',').map((s) => s.trim())) : undefined;
+  return (part) => !only || only.has(part);
+}
+
 // ---- processes ----------------------------------------------------------------------------------
 
 export async function startProcess(name: string, args: string[], extraEnv: Record<string, string>, ready: RegExp): Promise<ChildProcess> {

@@ -36,7 +36,7 @@ import shared from '@blog/shared';
 import { createClient, type Client } from 'graphql-ws';
 import type pg from 'pg';
 import { insertDataset } from './dataset.mts';
-import { pct, startProcess, stopProcess } from './harness.mts';
+import { f, loadAvg, log, onlyParts, pct, startProcess, stopProcess } from './harness.mts';
 
 const env = process.env;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -50,19 +50,15 @@ const SECONDS = Number(env.BENCH_LIVE_SECONDS ?? 20);
 const TRACK_MS = Number(env.BENCH_LIVE_TRACK_MS ?? 100);
 const SUBSCRIBERS = Number(env.BENCH_LIVE_SUBSCRIBERS ?? 1000);
 const ROUNDS = Number(env.BENCH_LIVE_ROUNDS ?? 10);
-const ONLY = env.BENCH_LIVE_ONLY ? new Set(env.BENCH_LIVE_ONLY.split(',').map((s) => s.trim())) : undefined;
-const runs = (part: string) => !ONLY || ONLY.has(part);
+const runs = onlyParts(env.BENCH_LIVE_ONLY);
 /** Posts watched on B in part 1 (each updated at most once every TRACKED * TRACK_MS ms). */
 const TRACKED = 20;
 /** Requests in flight at most in part 1 (tracked ones aside); a write due beyond it is not sent (and counted). */
 const MAX_IN_FLIGHT = 256;
 const SIZE = { users: 1000, posts: 2000, commentsPerPost: 5, contentChars: 1000 };
 
-const log = (line = '') => process.stdout.write(`${line}\n`);
-const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en') : '-');
-const loadAvg = () => `load ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} CPUs`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const { sleep } = shared;
 const table = (header: string[], rows: string[][]) => {
   log(`| ${header.join(' | ')} |`);
   log(`|${header.map((_, i) => (i ? '---:' : '---')).join('|')}|`);

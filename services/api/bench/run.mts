@@ -31,7 +31,7 @@ import type pg from 'pg';
 import type * as ReadStatementModule from '../src/reads/read-statement.ts';
 import type { CollectorCounts } from './collector.mts';
 import { DEFAULT_SIZE, datasetMatches, insertDataset } from './dataset.mts';
-import { agent, load, post, SECONDS, sequential, startProcess, stopProcess, TICK_US, TOOL } from './harness.mts';
+import { agent, f, load, log, onlyParts, post, SECONDS, sequential, startProcess, stopProcess, TICK_US, TOOL } from './harness.mts';
 
 const { freePort } = shared;
 
@@ -48,8 +48,7 @@ const POOL_MAX = 10;
 const SLICE_SAMPLES = Number(env.BENCH_SLICE_SAMPLES ?? 300);
 const SLICE_SECONDS = Number(env.BENCH_SLICE_SECONDS ?? 1);
 // BENCH_ONLY=GetRecentPosts,GetUser,CreatePost (any of them): run only these phases.
-const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
-const runs = (phase: string) => !ONLY || ONLY.has(phase);
+const runs = onlyParts(env.BENCH_ONLY);
 
 const SEED_ALICE = '00000000-0000-0000-0000-000000000001';
 // The seed's read documents, verbatim (one copy, in @blog/shared).
@@ -68,8 +67,6 @@ const createPostInline = (authorId: string, sync: 'INLINE' | 'QUEUED' = 'INLINE'
 const CREATE_POST_INLINE = createPostInline(SEED_ALICE);
 const CREATE_POST_QUEUED = createPostInline(SEED_ALICE, 'QUEUED');
 const AUTHORS = 8;
-
-const log = (line: string) => process.stdout.write(`${line}\n`);
 
 // ---- database --------------------------------------------------------------------------------
 
@@ -119,8 +116,6 @@ async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise
 }
 
 // ---- run ----------------------------------------------------------------------------------------
-
-const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 /** A row of the table for sequential requests at 1 connection (client latencies and X-Process-Time). */
 const sequentialRow = (operation: string, server: string, r: Awaited<ReturnType<typeof sequential>>): string[] => [

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import shared from '@blog/shared';
 import type pg from 'pg';
-import { load, pct, post, SECONDS, sequential, startProcess, stopProcess } from './harness.mts';
+import { f, load, loadAvg, log, onlyParts, pct, post, SECONDS, sequential, startProcess, stopProcess } from './harness.mts';
 
 const env = process.env;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,16 +40,12 @@ const POSTS = Number(env.BENCH_SCALE_POSTS ?? 100_000);
 const COMMENTS = Number(env.BENCH_SCALE_COMMENTS ?? 1_000_000);
 const SAMPLES = Number(env.BENCH_SCALE_SAMPLES ?? 50);
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 16);
-const ONLY = env.BENCH_SCALE_ONLY ? new Set(env.BENCH_SCALE_ONLY.split(',').map((s) => s.trim())) : undefined;
-const runs = (scenario: string) => !ONLY || ONLY.has(scenario);
+const runs = onlyParts(env.BENCH_SCALE_ONLY);
 /** Users and posts of the base data set (commenters and posts of scenario 2). */
 const BASE = 1000;
 /** Ids refreshed per transaction while loading (the engine's set-based batches). */
 const LOAD_CHUNK = 5000;
 
-const log = (line: string) => process.stdout.write(`${line}\n`);
-const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
-const loadAvg = () => `load ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} CPUs`;
 const table = (header: string[], rows: string[][]) => {
   log(`| ${header.join(' | ')} |`);
   log(`|${header.map((_, i) => (i ? '---:' : '---')).join('|')}|`);

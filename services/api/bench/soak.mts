@@ -35,6 +35,7 @@ import {
   waitFor,
   type Service,
 } from './fault-harness.ts';
+import { log } from './harness.mts';
 
 const { freePort } = shared;
 
@@ -59,7 +60,6 @@ const RESTART_EVERY_S = num(args['restart-every'], env.SOAK_RESTART_EVERY_SECOND
 const DRAIN_TIMEOUT_MS = 180_000;
 const WORKER_START_TIMEOUT_MS = 120_000;
 
-const log = (line: string) => process.stdout.write(`${line}\n`);
 const stamp = () => new Date().toISOString().slice(11, 19);
 
 interface RssSample {
