@@ -1,26 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { appendTestEvent, eventRows } from '../../test/events';
 import { testPool } from '../../test/helpers';
-import { withTransaction } from '../db/pool';
-import { appendEvent, readEvents } from './event-log';
+import { readEvents } from './event-log';
 
 describe('event log', () => {
   const pool = testPool();
   afterAll(() => pool.end());
 
-  async function append(ids: string[]): Promise<void> {
-    await withTransaction(pool, (client) =>
-      appendEvent(client, { command: 'test', entityType: 'post', entityIds: ids, actorId: null, actorAdmin: true, args: { daysAgo: 0 } }),
-    );
-  }
-
-  async function rows(ids: string[]): Promise<{ events: number; entities: number }> {
-    const { rows: r } = await pool.query<{ events: number; entities: number }>(
-      `SELECT (SELECT count(*) FROM event_log WHERE entity_ids && $1::uuid[])::int AS events,
-              (SELECT count(*) FROM event_log_entity WHERE entity_id = ANY($1::uuid[]))::int AS entities`,
-      [ids],
-    );
-    return r[0]!;
-  }
+  const append = (ids: string[]) => appendTestEvent(pool, ids);
+  const rows = (ids: string[]) => eventRows(pool, ids);
 
   it('appends one event with a row per entity, read newest first, a page below a given id', async () => {
     const [post, comment] = [randomUUID(), randomUUID()];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { appendTestEvent, eventRows } from '../../test/events';
 import { testPool } from '../../test/helpers';
-import { withTransaction } from '../db/pool';
-import { appendEvent, pruneEvents, readEvents } from './event-log';
+import { pruneEvents, readEvents } from './event-log';
 
 /**
  * Retention (EVENT_RETENTION_DAYS). A file of its own: its events are appended oldest first, as
@@ -11,31 +11,8 @@ describe('event log retention', () => {
   const pool = testPool();
   afterAll(() => pool.end());
 
-  /** Appends an event about `ids`, `daysAgo` days old (its `at` moved back in the same transaction). */
-  async function append(ids: string[], daysAgo: number): Promise<void> {
-    await withTransaction(pool, async (client) => {
-      await appendEvent(client, {
-        command: 'test',
-        entityType: 'post',
-        entityIds: ids,
-        actorId: null,
-        actorAdmin: true,
-        args: { daysAgo },
-      });
-      await client.query('UPDATE event_log SET at = now() - make_interval(days => $1) WHERE id = (SELECT max(id) FROM event_log)', [
-        daysAgo,
-      ]);
-    });
-  }
-
-  async function rows(ids: string[]): Promise<{ events: number; entities: number }> {
-    const { rows: r } = await pool.query<{ events: number; entities: number }>(
-      `SELECT (SELECT count(*) FROM event_log WHERE entity_ids && $1::uuid[])::int AS events,
-              (SELECT count(*) FROM event_log_entity WHERE entity_id = ANY($1::uuid[]))::int AS entities`,
-      [ids],
-    );
-    return r[0]!;
-  }
+  const append = (ids: string[], daysAgo: number) => appendTestEvent(pool, ids, daysAgo);
+  const rows = (ids: string[]) => eventRows(pool, ids);
 
   it('deletes the events older than the retention, with their entities, in batches; 0 keeps everything', async () => {
     const old = Array.from({ length: 5 }, () => randomUUID());
