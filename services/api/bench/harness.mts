@@ -9,10 +9,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const env = process.env;
 export const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 export const TOOL = env.BENCH_TOOL ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
+
+// ---- the built programs the benchmarks start ---------------------------------------------------------
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const API_MAIN = path.join(root, 'services', 'api', 'dist', 'main.js');
+export const WORKER_MAIN = path.join(root, 'services', 'worker', 'dist', 'main.js');
+export const SYNC_CLI = path.join(root, 'shared', 'dist', 'cli', 'sync.js');
 
 // ---- output ---------------------------------------------------------------------------------------
 

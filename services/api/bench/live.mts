@@ -30,19 +30,13 @@
  */
 import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import shared from '@blog/shared';
 import { createClient, type Client } from 'graphql-ws';
 import type pg from 'pg';
 import { insertDataset } from './dataset.mts';
-import { f, loadAvg, log, onlyParts, pct, startProcess, stopProcess } from './harness.mts';
+import { API_MAIN, f, loadAvg, log, onlyParts, pct, startProcess, stopProcess, WORKER_MAIN } from './harness.mts';
 
 const env = process.env;
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.join(here, '..', '..', '..');
-const apiMain = path.join(here, '..', 'dist', 'main.js');
-const workerMain = path.join(root, 'services', 'worker', 'dist', 'main.js');
 
 const DATABASE_URL = env.BENCH_LIVE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/blog_bench_live';
 const RATE = Number(env.BENCH_LIVE_RATE ?? 500);
@@ -78,7 +72,7 @@ async function startApi(name: string): Promise<Api> {
   const port = await shared.freePort();
   const child = await startProcess(
     name,
-    [apiMain],
+    [API_MAIN],
     {
       DATABASE_URL,
       HOST: '127.0.0.1',
@@ -577,7 +571,7 @@ async function main(): Promise<void> {
     const data = await fill(pool);
     const worker = await startProcess(
       'worker',
-      [workerMain],
+      [WORKER_MAIN],
       { DATABASE_URL, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'info' },
       /projection worker started/,
     );

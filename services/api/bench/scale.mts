@@ -21,18 +21,26 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import shared from '@blog/shared';
 import type pg from 'pg';
-import { f, load, loadAvg, log, onlyParts, pct, post, SECONDS, sequential, startProcess, stopProcess } from './harness.mts';
+import {
+  API_MAIN,
+  f,
+  load,
+  loadAvg,
+  log,
+  onlyParts,
+  pct,
+  post,
+  SECONDS,
+  sequential,
+  startProcess,
+  stopProcess,
+  SYNC_CLI,
+  WORKER_MAIN,
+} from './harness.mts';
 
 const env = process.env;
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.join(here, '..', '..', '..');
-const apiMain = path.join(here, '..', 'dist', 'main.js');
-const workerMain = path.join(root, 'services', 'worker', 'dist', 'main.js');
-const syncCli = path.join(root, 'shared', 'dist', 'cli', 'sync.js');
 
 const DATABASE_URL = env.BENCH_SCALE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/blog_bench_scale';
 const STEPS = (env.BENCH_SCALE_STEPS ?? '10,1000,10000,100000').split(',').map(Number);
@@ -186,7 +194,7 @@ async function rename(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof 
   log(`\n## 4. Renaming the user who wrote ${counted[0]!.n.toLocaleString('en')} comments (INLINE), one worker\n`);
   const worker = await startProcess(
     'worker',
-    [workerMain],
+    [WORKER_MAIN],
     { DATABASE_URL, WORKER_HEALTH_PORT: '0', LOG_LEVEL: 'info' },
     /projection worker started/,
   );
@@ -269,7 +277,7 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
   const { ms: idle } = await writer(() => performance.now() > idleUntil);
 
   const started = performance.now();
-  const child = spawn(process.execPath, [syncCli, 'rebuild'], {
+  const child = spawn(process.execPath, [SYNC_CLI, 'rebuild'], {
     env: { ...env, DATABASE_URL, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -327,7 +335,7 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
 // ---- run ----------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  for (const file of [apiMain, workerMain, syncCli])
+  for (const file of [API_MAIN, WORKER_MAIN, SYNC_CLI])
     if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`);
   log(`scale benchmark: ${os.cpus().length} CPUs, node ${process.version}, ${DATABASE_URL}, ${loadAvg()}`);
   await freshDatabase();
@@ -335,7 +343,7 @@ async function main(): Promise<void> {
   const port = await shared.freePort();
   const api = await startProcess(
     'api',
-    [apiMain],
+    [API_MAIN],
     {
       DATABASE_URL,
       HOST: '127.0.0.1',
