@@ -223,13 +223,21 @@ export const GENERIC_PLANS = { plan_cache_mode: 'force_generic_plan' } as const;
 
 const SETTING_WORD = /^[a-z_]+$/;
 
-/** BEGIN and the transaction's settings, as one simple-protocol message. */
-function beginText(settings: Readonly<Record<string, string>> = {}): string {
-  const sets = Object.entries(settings).map(([name, value]) => {
-    if (!SETTING_WORD.test(name) || !SETTING_WORD.test(value)) throw new Error(`not a transaction setting: ${name} = ${value}`);
-    return `; SET LOCAL ${name} = ${value}`;
-  });
-  return `BEGIN${sets.join('')}`;
+const beginTexts = new WeakMap<object, string>();
+
+/** BEGIN and the transaction's settings, as one simple-protocol message (made once per settings object). */
+function beginText(settings?: Readonly<Record<string, string>>): string {
+  if (!settings) return 'BEGIN';
+  let text = beginTexts.get(settings);
+  if (text === undefined) {
+    const sets = Object.entries(settings).map(([name, value]) => {
+      if (!SETTING_WORD.test(name) || !SETTING_WORD.test(value)) throw new Error(`not a transaction setting: ${name} = ${value}`);
+      return `; SET LOCAL ${name} = ${value}`;
+    });
+    text = `BEGIN${sets.join('')}`;
+    beginTexts.set(settings, text);
+  }
+  return text;
 }
 
 /** Whether statements issued on this client are sent at once (pipeline mode; see PoolOptions). */
