@@ -138,7 +138,7 @@ export async function createApp(config: ApiConfig, options: AppOptions = {}): Pr
     });
     await feed.start();
     const live = feed;
-    const tokens = new SyncTokens(boss, config.syncWaitTimeoutMs);
+    const tokens = new SyncTokens(boss, pool, config.syncWaitTimeoutMs);
     live.onChange(() => tokens.wake());
     const sync = new SyncEngine(pool, {
       onCommitted: (changes) => live.committed(changes),

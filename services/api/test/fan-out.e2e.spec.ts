@@ -34,7 +34,9 @@ async function prolific(comments: number): Promise<{ user: string; post: string;
 const commentAuthor = async (id: string) =>
   (await file.pool.query<{ name: string }>("SELECT data->'author'->>'fullName' AS name FROM tv_comment WHERE id = $1", [id])).rows[0]?.name;
 
+/** The waiting fan-out jobs naming `user`, once the sync outbox is relayed to pg-boss (as a worker would). */
 async function fanOutJobs(user: string): Promise<{ plan: Record<string, string[]>; expand?: boolean }[]> {
+  await api.app.queue.relay();
   const { rows } = await file.pool.query(
     `SELECT data FROM pgboss.job WHERE name = $1 AND state = 'created' AND data->>'expand' = 'true' AND data->'plan'->'user' ? $2`,
     [SYNC_QUEUE, user],

@@ -7,7 +7,7 @@ import { startApi, writeCounts, type TestApi } from './support';
  * its COMMIT) answers SERVICE_UNAVAILABLE with HTTP 503 and leaves neither rows nor jobs; the API
  * carries on (the dead connection is discarded, the next mutation succeeds).
  *
- * How: another session holds a lock on the table the mutation writes after its INSERT (pgboss.job
+ * How: another session holds a lock on the table the mutation writes after its INSERT (sync_outbox
  * for QUEUED: the enqueue; tv_comment for INLINE: the projection refresh), so the mutation waits
  * there with its row inserted; that backend is then terminated (pg_terminate_backend), as a server
  * restart or a network cut would.
@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 /**
- * The API's backend waiting for a lock on `relation` (or one of its partitions: pgboss.job is
+ * The API's backend waiting for a lock on `relation` (or one of its partitions, if it is
  * partitioned), once it is. Found through pg_locks (the lock
  * it waits for), not through pg_stat_activity's query text, which can still show the statement
  * before while the next one waits at its Parse.
@@ -62,7 +62,7 @@ async function blockedApiBackend(relation: string): Promise<{ pid: number }> {
 const cases = [
   {
     name: 'QUEUED createPost, killed while enqueueing (its tb_post row inserted)',
-    lock: 'pgboss.job',
+    lock: 'sync_outbox',
     syncFailures: 0,
     mutation: () =>
       `mutation { createPost(title: "Killed midway", content: "x", authorId: "${alice}", published: true, sync: QUEUED) { id } }`,

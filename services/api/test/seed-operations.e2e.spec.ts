@@ -67,6 +67,7 @@ test('CreatePost writes the post, answers it, and enqueues its sync (server defa
   const { rows } = await seeded.pool.query('SELECT author_id, title, content, published FROM tb_post WHERE id = $1', [post.id]);
   expect(rows).toEqual([{ author_id: ALICE, title: 'My New Post', content: 'This is the content...', published: true }]);
   // The sync plan is the dependency map's: the post alone (its author's post count is kept, not in a document).
+  await seeded.api.app.queue.relay(); // as a worker would: the job moves from the sync outbox to pg-boss
   const jobs = await seeded.pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'post' ? $2`, [
     SYNC_QUEUE,
     post.id,
@@ -84,6 +85,7 @@ test('AddComment writes the comment, answers it, enqueues its sync and counts it
   expect(comment).toEqual({ id: expect.stringMatching(UUID_RE), content: 'Great post!', author: { username: 'bob' } });
   const { rows } = await seeded.pool.query('SELECT post_id, author_id, content FROM tb_comment WHERE id = $1', [comment.id]);
   expect(rows).toEqual([{ post_id: POST1, author_id: BOB, content: 'Great post!' }]);
+  await seeded.api.app.queue.relay(); // as a worker would: the job moves from the sync outbox to pg-boss
   const jobs = await seeded.pool.query(`SELECT data->'plan' AS plan FROM pgboss.job WHERE name = $1 AND data->'plan'->'comment' ? $2`, [
     SYNC_QUEUE,
     comment.id,

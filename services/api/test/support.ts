@@ -118,10 +118,11 @@ export class TestApi {
   }
 
   /**
-   * What the worker does, done here: fetches the sync jobs that are available now, refreshes the
+   * What the worker does, done here: relays the sync outbox to pg-boss, fetches the sync jobs that are available now, refreshes the
    * union of their plans in one transaction, completes them. Returns how many jobs ran.
    */
   async drainQueue(): Promise<number> {
+    await this.app.queue.relay();
     const jobs = await this.app.boss.fetch<SyncJobData>(SYNC_QUEUE, { batchSize: 1000 });
     if (!jobs?.length) return 0;
     await withTransaction(this.app.pool, async (client) => {
@@ -146,7 +147,7 @@ export class TestApi {
 }
 
 /**
- * Rows on the command side, jobs in pg-boss, events in the event log, and the sync's writes (tv_*
+ * Rows on the command side, jobs in the sync outbox and in pg-boss, events in the event log, and the sync's writes (tv_*
  * rows written, sync_log rows of syncs and of sync failures): what a rejected command must leave
  * unchanged.
  */
@@ -157,6 +158,7 @@ export async function writeCounts(pool: pg.Pool): Promise<Record<string, number>
     ...MODEL.filter(updatedAt).map((e) => `(SELECT max(updated_at) FROM ${e.table})::text AS ${e.table}_updated`),
     ...MODEL.map((e) => `(SELECT max(synced_at) FROM ${e.view})::text AS ${e.view}_synced`),
     '(SELECT count(*) FROM pgboss.job)::int AS jobs',
+    '(SELECT count(*) FROM sync_outbox)::int AS outbox',
     '(SELECT count(*) FROM event_log)::int AS events',
     '(SELECT count(*) FROM sync_log WHERE success)::int AS syncs',
     '(SELECT count(*) FROM sync_log WHERE NOT success)::int AS sync_failures',

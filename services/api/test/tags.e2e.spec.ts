@@ -24,7 +24,9 @@ async function newTag(name = `Topic ${++n}`): Promise<{ id: string; name: string
   return (await api.data(`mutation($name: String!) { createTag(name: $name, sync: INLINE) { ${TAG} } }`, { name })).createTag;
 }
 
+/** The waiting jobs naming `id`, once the sync outbox is relayed to pg-boss (as a worker would). */
 async function jobsNaming(id: string): Promise<{ plan: Record<string, string[]>; start_after: Date }[]> {
+  await api.app.queue.relay();
   const { rows } = await file.pool.query(
     `SELECT data->'plan' AS plan, start_after FROM pgboss.job WHERE name = $1 AND state = 'created' AND data::text LIKE '%' || $2 || '%'`,
     [SYNC_QUEUE, id],

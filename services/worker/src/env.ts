@@ -13,7 +13,8 @@ export const workerEnvSchema = z.object({
   WORKER_BATCH_SIZE: intVar(100, 1, 10_000),
   // Batches this process runs at once, each on its own connection.
   WORKER_CONCURRENCY: intVar(1, 1, 64),
-  // How often an idle worker looks for due jobs (QUEUED ones, DEFERRED ones coming due, retries).
+  // How often an idle worker looks for due jobs (QUEUED ones, DEFERRED ones coming due, retries)
+  // and relays the sync outbox to pg-boss.
   WORKER_POLL_INTERVAL_MS: intVar(50, 10, 60_000),
   // SIGTERM/SIGINT: how long the batch in hand gets to finish before the process gives up on it.
   WORKER_SHUTDOWN_TIMEOUT_MS: intVar(10_000, 100, 600_000),

@@ -43,6 +43,8 @@ describe('priorities and deferral', () => {
       await boss.stop({ graceful: false, close: true });
     }
     expect(ids).toHaveLength(1);
+    // The running worker relays it from the sync outbox to pg-boss within its poll interval.
+    await waitFor('job relayed to pg-boss', async () => (await jobRows(pool, ids)).length === 1);
     const [job] = await jobRows(pool, ids);
     expect(job!.priority).toBe(0);
 

@@ -16,6 +16,7 @@ import {
   deleteOldLag,
   pruneEvents,
   silentLogger,
+  RELAY_BATCH,
   SYNC_QUEUE,
   SyncEngine,
   SyncQueue,
@@ -71,7 +72,8 @@ const RETENTION_INTERVAL_MS = 3600_000;
  * looks again after `pollIntervalMs` (50 ms by default: we wake pg-boss's fetch loops with
  * notifyWorker(), whose own poll cannot go below 0.5 s). The queue does not NOTIFY on new jobs (see
  * shared/src/queue/queues.ts for why); if it is turned on, the LISTEN connection wakes the loops too.
- * Each batch is settled by BatchProcessor.
+ * The jobs reach pg-boss through the sync outbox, which every worker relays (relayOutbox). Each
+ * batch is settled by BatchProcessor.
  */
 export class ProjectionWorker {
   readonly instance: string;
@@ -82,6 +84,9 @@ export class ProjectionWorker {
   private pool?: pg.Pool;
   private boss?: PgBoss;
   private processor?: BatchProcessor;
+  private queue?: SyncQueue;
+  /** The relay in hand (relayOutbox), awaited before stopping. */
+  private relaying?: Promise<void>;
   private timers: NodeJS.Timeout[] = [];
   private freeSlots: number[];
   private inFlight = 0;
@@ -155,11 +160,13 @@ export class ProjectionWorker {
     // process through the change feed (shared/src/sync/feed.ts).
     const publisher = new ChangePublisher(config.databaseUrl, { applicationName: `${config.name}-feed`, logger: this.log });
     this.publisher = publisher;
+    const queue = new SyncQueue(boss, pool);
+    this.queue = queue;
     this.processor = new BatchProcessor({
       onCommitted: (plan) => publisher.publish(plan),
       pool,
       boss,
-      queue: new SyncQueue(boss, pool),
+      queue,
       sync: new SyncEngine(pool, {
         onCommitted: (changes) => publisher.publish(changes),
         logger: this.log,
@@ -185,6 +192,8 @@ export class ProjectionWorker {
     } else {
       await this.consume();
     }
+    this.timers.push(setInterval(() => void this.relayOutbox(), config.pollIntervalMs));
+    void this.relayOutbox();
     this.timers.push(setInterval(() => void this.keepShapes(), FOLLOW_EVERY_MS));
     this.timers.push(setInterval(() => void this.checkDatabase(), DB_CHECK_INTERVAL_MS));
     this.timers.push(setInterval(() => void this.deleteOldLag(), RETENTION_INTERVAL_MS));
@@ -221,13 +230,38 @@ export class ProjectionWorker {
     if (config.pollIntervalMs < 500) {
       // The fast poll: wake every fetch loop of ours so it fetches now instead of sleeping out
       // pg-boss's 0.5 s minimum. A loop busy with a batch fetches again as soon as it is done.
-      this.timers.push(
-        setInterval(() => {
-          for (const w of boss.getWipData()) if (w.name === SYNC_QUEUE) boss.notifyWorker(w.id);
-        }, config.pollIntervalMs),
-      );
+      this.timers.push(setInterval(() => this.wakeFetchLoops(), config.pollIntervalMs));
     }
     this.consuming = true;
+  }
+
+  private wakeFetchLoops(): void {
+    const boss = this.boss!;
+    for (const w of boss.getWipData()) if (w.name === SYNC_QUEUE) boss.notifyWorker(w.id);
+  }
+
+  /**
+   * Every pollIntervalMs: moves the sync outbox's committed rows to pg-boss (SyncQueue.relay), a
+   * batch per transaction while batches come back full, then wakes the fetch loops if it moved any.
+   * Every worker relays; their batches never overlap (SKIP LOCKED).
+   */
+  private relayOutbox(): Promise<void> {
+    this.relaying ??= (async () => {
+      try {
+        let moved = 0;
+        for (;;) {
+          const n = await this.queue!.relay(RELAY_BATCH);
+          moved += n;
+          if (n < RELAY_BATCH || this.stopping.signal.aborted) break;
+        }
+        if (moved && this.consuming) this.wakeFetchLoops();
+      } catch (err) {
+        this.onError(err as Error, 'outbox relay');
+      } finally {
+        this.relaying = undefined;
+      }
+    })();
+    return this.relaying;
   }
 
   private async announce(): Promise<void> {
@@ -291,6 +325,7 @@ export class ProjectionWorker {
     // A build stops after its chunk in hand (committed: the next start continues from there).
     this.stopping.abort();
     await this.shapeWork;
+    await this.relaying;
     this.log.info({ inFlight: this.inFlight }, 'stopping: finishing the batch in hand, taking no more');
     // pg-boss stops fetching, waits for running handlers up to the timeout, then fails (for retry)
     // the jobs of any handler still running, and closes its pool.

@@ -69,7 +69,8 @@ export async function createFixture(pool: pg.Pool, n: { users: number; posts: nu
 
 /**
  * Writes as the API does: change tb_* and enqueue the sync in the same transaction (QUEUED or
- * DEFERRED mode). Returns the job ids.
+ * DEFERRED mode), then relays the sync outbox as a running worker would, so the jobs are in pg-boss
+ * when a write returns (a test may start its worker after writing). Returns the job ids.
  */
 export class Writer {
   readonly boss: PgBoss;
@@ -99,11 +100,19 @@ export class Writer {
     mode: Exclude<SyncMode, 'INLINE'> = 'QUEUED',
     deferSeconds?: number,
   ): Promise<string[]> {
-    return withTransaction(this.pool, async (c) => {
-      await c.query(sql, params);
-      const plan = await planSync(c, changes);
-      return this.queue.enqueue(c, plan, { mode, ...(deferSeconds !== undefined ? { deferSeconds } : {}) });
-    });
+    return this.relayed(
+      withTransaction(this.pool, async (c) => {
+        await c.query(sql, params);
+        const plan = await planSync(c, changes);
+        return this.queue.enqueue(c, plan, { mode, ...(deferSeconds !== undefined ? { deferSeconds } : {}) });
+      }),
+    );
+  }
+
+  private async relayed(written: Promise<string[]>): Promise<string[]> {
+    const ids = await written;
+    while ((await this.queue.relay()) > 0);
+    return ids;
   }
 
   retitle(postId: string, title: string, mode: Exclude<SyncMode, 'INLINE'> = 'QUEUED', deferSeconds?: number): Promise<string[]> {
@@ -117,14 +126,16 @@ export class Writer {
   }
 
   comment(postId: string, authorId: string, content: string): Promise<string[]> {
-    return withTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<{ id: string }>(
-        `INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3) RETURNING id`,
-        [postId, authorId, content],
-      );
-      const plan = await planSync(c, { comment: [rows[0]!.id] });
-      return this.queue.enqueue(c, plan, { mode: 'QUEUED' });
-    });
+    return this.relayed(
+      withTransaction(this.pool, async (c) => {
+        const { rows } = await c.query<{ id: string }>(
+          `INSERT INTO tb_comment (post_id, author_id, content) VALUES ($1, $2, $3) RETURNING id`,
+          [postId, authorId, content],
+        );
+        const plan = await planSync(c, { comment: [rows[0]!.id] });
+        return this.queue.enqueue(c, plan, { mode: 'QUEUED' });
+      }),
+    );
   }
 
   rename(userId: string, fullName: string): Promise<string[]> {

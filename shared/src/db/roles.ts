@@ -67,6 +67,8 @@ export const ROLE_GRANTS = {
     // commands append to the event log and `events` reads it; nothing may change or remove an
     // event (identity values are drawn without a grant on the sequence)
     'GRANT SELECT, INSERT ON event_log, event_log_entity TO %1$I',
+    // QUEUED and DEFERRED commands record their sync jobs in the outbox; sync tokens look there
+    'GRANT SELECT, INSERT ON sync_outbox TO %1$I',
   ],
   worker: [
     ...COMMON,
@@ -82,6 +84,9 @@ export const ROLE_GRANTS = {
     'GRANT pg_read_all_stats TO %1$I',
     // deletes events older than EVENT_RETENTION_DAYS
     'GRANT SELECT, DELETE ON event_log, event_log_entity TO %1$I',
+    // relays the outbox to pg-boss (its rows locked FOR UPDATE SKIP LOCKED, which takes the UPDATE
+    // privilege; no statement updates them); the fan-outs it expands are recorded there too
+    'GRANT SELECT, INSERT, UPDATE, DELETE ON sync_outbox TO %1$I',
   ],
 } as const;
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { context, propagation, ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
 import type { PgBoss } from 'pg-boss';
 import { withTransaction } from '../db/pool';
 import { planSync } from '../sync/dependencies';
@@ -48,16 +49,54 @@ export interface EnqueueOptions {
   enqueuedAt?: number;
 }
 
-/** pg-boss's database adapter over our client, so the enqueue is part of the caller's transaction. */
+/** pg-boss's database adapter over our client, so the insert is part of the caller's transaction. */
 export function transactionDb(client: pg.ClientBase): { executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> } {
   return { executeSql: (text, values) => client.query(text, values as unknown[]) };
 }
 
+/** Outbox rows a relay moves to pg-boss per transaction. */
+export const RELAY_BATCH = 1000;
+
+/** One outbox row per job, from the JSON array of the jobs (migration 011). */
+const RECORD = `
+  INSERT INTO sync_outbox (id, data, priority, start_after, trace)
+  SELECT id, data, priority, start_after, trace
+    FROM jsonb_to_recordset($1::jsonb) AS j(id uuid, data jsonb, priority int, start_after timestamptz, trace jsonb)`;
+
+/** Takes up to $1 rows no other relay holds, and removes them: they become jobs in the same transaction. */
+const TAKE = `
+  DELETE FROM sync_outbox
+   WHERE id IN (SELECT id FROM sync_outbox LIMIT $1 FOR UPDATE SKIP LOCKED)
+  RETURNING id, data, priority, start_after, trace`;
+
+interface OutboxRow {
+  id: string;
+  data: SyncJobData;
+  priority: number;
+  start_after: Date | null;
+  trace: Record<string, string> | null;
+}
+
 /**
- * The producer side of the sync queue.
+ * The W3C trace context of the active span when it is sampled, for the job to continue its trace
+ * (null otherwise: an unsampled context would make every job a group of its own in the relay).
+ */
+function sampledTraceContext(): Record<string, string> | null {
+  const span = trace.getSpan(context.active())?.spanContext();
+  if (!span || !(span.traceFlags & TraceFlags.SAMPLED)) return null;
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return Object.keys(carrier).length ? carrier : null;
+}
+
+/**
+ * The sync queue: jobs on pg-boss's queue SYNC_QUEUE, reached through the sync outbox.
  *
- * `enqueue` runs inside the caller's transaction (through pg-boss's `db` option): a write that rolls
- * back leaves no job, and a write that commits always has its job.
+ * `enqueue` records the jobs in the outbox (migration 011) as part of the caller's transaction: a
+ * write that rolls back leaves no job, and a write that commits always has its job. `relay` (the
+ * workers run it every poll interval) moves committed rows to pg-boss in batches, under the ids
+ * chosen at enqueue, so a sync token names the job before and after the move. A row is in the
+ * outbox or its job is in pg-boss, never neither: the relay deletes and inserts in one transaction.
  */
 export class SyncQueue {
   constructor(
@@ -66,11 +105,12 @@ export class SyncQueue {
     private readonly defaults: { deferSeconds: number } = { deferSeconds: 30 },
   ) {}
 
-  /** Enqueues the refresh of `plan` as part of `client`'s open transaction. Returns the job ids. */
+  /** Records the refresh of `plan` as part of `client`'s open transaction. Returns the job ids. */
   async enqueue(client: pg.ClientBase, plan: SyncPlan, options: EnqueueOptions): Promise<string[]> {
     if (!planSize(plan)) return [];
     const startAfter =
-      options.mode === 'DEFERRED' ? new Date(Date.now() + 1000 * (options.deferSeconds ?? this.defaults.deferSeconds)) : undefined;
+      options.mode === 'DEFERRED' ? new Date(Date.now() + 1000 * (options.deferSeconds ?? this.defaults.deferSeconds)) : null;
+    const traceContext = sampledTraceContext();
     const jobs = splitPlan(plan, MAX_IDS_PER_JOB).map((part) => {
       const data: SyncJobData = {
         v: 1,
@@ -79,11 +119,39 @@ export class SyncQueue {
         mode: options.mode,
         enqueuedAt: options.enqueuedAt ?? Date.now(),
       };
-      // Ids chosen here so the caller knows them (pg-boss returns none for a batch insert).
-      return { id: randomUUID(), data, priority: SYNC_PRIORITY[options.mode], ...(startAfter ? { startAfter } : {}) };
+      // Ids chosen here so the caller knows them; the relay gives them to the jobs.
+      return { id: randomUUID(), data, priority: SYNC_PRIORITY[options.mode], start_after: startAfter, trace: traceContext };
     });
-    await this.boss.insert(SYNC_QUEUE, jobs, { db: transactionDb(client) });
+    await client.query(RECORD, [JSON.stringify(jobs)]);
     return jobs.map((j) => j.id);
+  }
+
+  /**
+   * Moves up to `limit` committed outbox rows to pg-boss, in one transaction: the rows are deleted
+   * and inserted as jobs (one pg-boss insert per trace context: the untraced ones together). Rows
+   * another relay holds are skipped, so workers relay side by side. Returns how many it moved.
+   */
+  async relay(limit = RELAY_BATCH): Promise<number> {
+    return withTransaction(this.pool, async (client) => {
+      const { rows } = await client.query<OutboxRow>(TAKE, [limit]);
+      const byTrace = new Map<string, OutboxRow[]>();
+      for (const row of rows) {
+        const key = row.trace ? JSON.stringify(row.trace) : '';
+        byTrace.set(key, [...(byTrace.get(key) ?? []), row]);
+      }
+      for (const [key, group] of byTrace) {
+        const jobs = group.map((r) => ({
+          id: r.id,
+          data: r.data,
+          priority: r.priority,
+          ...(r.start_after ? { startAfter: r.start_after } : {}),
+        }));
+        // pg-boss stores the trace context active at its insert on the jobs (propagateContext).
+        const parent = key ? propagation.extract(ROOT_CONTEXT, group[0]!.trace) : ROOT_CONTEXT;
+        await context.with(parent, () => this.boss.insert(SYNC_QUEUE, jobs, { db: transactionDb(client) }));
+      }
+      return rows.length;
+    });
   }
 
   /**
@@ -107,6 +175,12 @@ export class SyncQueue {
       this.enqueue(client, await planSync(client, changes), { mode: options.mode ?? 'DEFERRED', ...options }),
     );
   }
+}
+
+/** Of these job ids, those still in the outbox: committed, not yet relayed to pg-boss. */
+export async function unrelayedJobs(db: Pick<pg.Pool, 'query'>, ids: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM sync_outbox WHERE id = ANY($1::uuid[])', [ids]);
+  return new Set(rows.map((r) => r.id));
 }
 
 /** Splits a plan into parts of at most `max` ids in all. */

@@ -131,7 +131,7 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
   };
   new Gauge({
     name: METRICS.queueJobs,
-    help: 'Jobs of the sync queue by state: ready, scheduled (deferred or in retry backoff), retrying, active',
+    help: 'Jobs of the sync queue: ready, scheduled (deferred or in retry backoff), active; of ready + scheduled, retrying and outbox (not yet relayed to pg-boss)',
     labelNames: ['state'],
     registers,
     async collect() {
@@ -141,6 +141,7 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
       this.set({ state: 'ready' }, d.ready);
       this.set({ state: 'scheduled' }, d.scheduled);
       this.set({ state: 'retrying' }, d.retrying);
+      this.set({ state: 'outbox' }, d.outbox);
       this.set({ state: 'active' }, d.active);
     },
   });

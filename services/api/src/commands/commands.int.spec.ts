@@ -63,9 +63,9 @@ test('a command that fails after enqueueing leaves neither its rows nor its job'
     commands.createComment({ postId: '00000000-0000-0000-0001-000000000001', authorId: ALICE, content: 'Lost' }, 'DEFERRED'),
   ).rejects.toThrow('injected failure after the enqueue');
   expect(await writeCounts(pool)).toEqual(before);
-  // Both jobs were inserted in their transactions, and rolled back with them.
+  // Both jobs were recorded in their transactions, and rolled back with them.
   expect(queue.ids).toHaveLength(2);
-  const { rows } = await pool.query('SELECT count(*)::int AS n FROM pgboss.job WHERE id = ANY($1::uuid[])', [queue.ids]);
+  const { rows } = await pool.query('SELECT count(*)::int AS n FROM sync_outbox WHERE id = ANY($1::uuid[])', [queue.ids]);
   expect(rows[0].n).toBe(0);
 });
 
@@ -75,7 +75,7 @@ test('the same command without the failure commits its rows and exactly one job'
   const post = await commands.createPost({ title: 'Kept', content: 'x', authorId: ALICE, published: true }, 'QUEUED');
   expect(post.title).toBe('Kept');
   const after = await writeCounts(pool);
-  expect({ posts: after.tb_post, jobs: after.jobs }).toEqual({ posts: before.tb_post! + 1, jobs: before.jobs! + 1 });
+  expect({ posts: after.tb_post, outbox: after.outbox }).toEqual({ posts: before.tb_post! + 1, outbox: before.outbox! + 1 });
 });
 
 describe('round trips', () => {

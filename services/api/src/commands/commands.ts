@@ -44,8 +44,9 @@ import * as v from '../validate';
  *   3. write tb_* (timestamps set here: no triggers)
  *   4. plan = the dependency map over the changed ids (for a create, planForInserted: no query)
  *   5. INLINE: refresh the projections in this transaction and answer from tv_*;
- *      QUEUED / DEFERRED: enqueue the plan with pg-boss ON THIS TRANSACTION'S CLIENT and answer with
- *      the entity computed from tb_* (preview)
+ *      QUEUED / DEFERRED: record the plan's sync jobs in the sync outbox ON THIS TRANSACTION'S CLIENT
+ *      (the workers relay them to pg-boss: shared/src/queue/sync-queue.ts) and answer with the
+ *      entity computed from tb_* (preview)
  *   6. append the command's event (event_log, migration 010), sent with the statements of step 4 or 5
  *   7. COMMIT. A command that fails anywhere rolls back whole: no row, no job, no event.
  *
@@ -566,7 +567,6 @@ function eventOf(written: Written): CommandEvent {
 /**
  * Waits for statements sent together and raises the cause of their failure, if any: the first error
  * that is not "the transaction is aborted" (which only follows the cause), else the first error.
- * (`sent` is not in the order of sending: pg-boss sends its statement when it is ready.)
  */
 async function raiseCause(sent: (Promise<unknown> | undefined)[]): Promise<void> {
   const failures = (await Promise.allSettled(sent)).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));

@@ -138,6 +138,7 @@ export function operationsRouter(deps: {
           name: SYNC_QUEUE,
           ready: depth.ready,
           scheduled: depth.scheduled,
+          outbox: depth.outbox,
           retrying: depth.retrying,
           active: depth.active,
           dead_letters: depth.deadLetters,

@@ -1,4 +1,5 @@
-import { SYNC_QUEUE, UUID_PATTERN } from '@blog/shared';
+import { SYNC_QUEUE, unrelayedJobs, UUID_PATTERN } from '@blog/shared';
+import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 
 /**
@@ -8,8 +9,8 @@ import type { PgBoss } from 'pg-boss';
  * answered once every job named is completed, which is when its refresh committed (the worker
  * completes a batch's jobs in the batch's transaction), from the database and not from the response
  * cache; after SYNC_WAIT_TIMEOUT_MS it is answered with SYNC_TIMEOUT and no data. The jobs are
- * looked up through pg-boss's findJobs, so any API process answers for writes made through any
- * other. A fan-out left to the workers (`extensions.sync.restQueued`) is covered as far as its
+ * looked up in the sync outbox (not yet relayed: pending) and through pg-boss's findJobs, so any API
+ * process answers for writes made through any other. A fan-out left to the workers (`extensions.sync.restQueued`) is covered as far as its
  * expansion job: the chunks that job enqueues follow later.
  */
 export const SYNC_TOKEN_HEADER = 'x-sync-token';
@@ -56,6 +57,8 @@ export class SyncTokens {
 
   constructor(
     private readonly boss: Pick<PgBoss, 'findJobs'>,
+    /** Where the sync outbox is read (the primary: the commands write it). */
+    private readonly db: Pick<pg.Pool, 'query'>,
     private readonly timeoutMs: number,
   ) {}
 
@@ -70,8 +73,14 @@ export class SyncTokens {
     const deadline = started + this.timeoutMs;
     let pending = [...jobs];
     for (;;) {
+      // The outbox first: a job the relay moves meanwhile is then found in pg-boss (the relay deletes
+      // the row and inserts the job in one transaction), never missed in both.
+      const unrelayed = await unrelayedJobs(this.db, pending);
       const states = await Promise.all(
-        pending.map(async (id) => ({ id, state: (await this.boss.findJobs(SYNC_QUEUE, { id }))[0]?.state })),
+        pending.map(async (id) => ({
+          id,
+          state: unrelayed.has(id) ? 'created' : (await this.boss.findJobs(SYNC_QUEUE, { id }))[0]?.state,
+        })),
       );
       const failed = states.find((s) => s.state === 'failed' || s.state === 'cancelled');
       if (failed) return { kind: 'failed', job: failed.id, waitedMs: performance.now() - started };

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { testDatabaseUrl, testPool } from '../../test/helpers';
+import { withTransaction } from '../db/pool';
+import { emptyPlan, type SyncPlan } from '../sync/types';
+import { createBoss } from './boss';
+import { SYNC_QUEUE } from './queues';
+import { SyncQueue, unrelayedJobs, type SyncJobData } from './sync-queue';
+
+describe('the sync outbox and its relay to pg-boss', () => {
+  const pool = testPool(8);
+  const boss = createBoss({ url: testDatabaseUrl(), applicationName: 'blog-test-outbox', maintenance: false });
+  const queue = new SyncQueue(boss, pool);
+  beforeAll(() => boss.start());
+  afterEach(() => pool.query('DELETE FROM sync_outbox'));
+  afterAll(async () => {
+    await boss.stop({ graceful: false, close: true });
+    await pool.end();
+  });
+
+  const postPlan = (): SyncPlan => ({ ...emptyPlan(), post: [randomUUID()] });
+  const jobsIn = async (ids: readonly string[]) =>
+    (
+      await pool.query<{ id: string; data: SyncJobData; priority: number; start_after: Date }>(
+        'SELECT id, data, priority, start_after FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])',
+        [SYNC_QUEUE, ids],
+      )
+    ).rows;
+  const outboxSize = async () => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sync_outbox')).rows[0]!.n;
+
+  it('records jobs with the transaction that enqueues them, and nothing when it rolls back', async () => {
+    await expect(
+      withTransaction(pool, async (client) => {
+        await queue.enqueue(client, postPlan(), { mode: 'QUEUED' });
+        throw new Error('the write failed');
+      }),
+    ).rejects.toThrow('the write failed');
+    expect(await outboxSize()).toBe(0);
+
+    const plan = postPlan();
+    const [id] = await withTransaction(pool, (client) => queue.enqueue(client, plan, { mode: 'QUEUED' }));
+    expect(await outboxSize()).toBe(1);
+    expect([...(await unrelayedJobs(pool, [id!]))]).toEqual([id]);
+    expect(await jobsIn([id!])).toEqual([]);
+  });
+
+  it('moves committed rows to pg-boss under the ids the writes were given, with their payload, priority and start', async () => {
+    const queuedPlan = postPlan();
+    const deferredPlan = postPlan();
+    const before = Date.now();
+    const [queued, deferred] = await withTransaction(pool, async (client) => [
+      ...(await queue.enqueue(client, queuedPlan, { mode: 'QUEUED' })),
+      ...(await queue.enqueue(client, deferredPlan, { mode: 'DEFERRED', deferSeconds: 60 })),
+    ]);
+    expect(await queue.relay()).toBe(2);
+    expect(await outboxSize()).toBe(0);
+    expect((await unrelayedJobs(pool, [queued!, deferred!])).size).toBe(0);
+    const jobs = new Map((await jobsIn([queued!, deferred!])).map((j) => [j.id, j]));
+    expect(jobs.get(queued!)).toMatchObject({ priority: 10, data: { v: 1, plan: queuedPlan, mode: 'QUEUED' } });
+    expect(jobs.get(queued!)!.data.enqueuedAt).toBeGreaterThanOrEqual(before);
+    expect(jobs.get(queued!)!.start_after.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(jobs.get(deferred!)).toMatchObject({ priority: 0, data: { plan: deferredPlan, mode: 'DEFERRED' } });
+    expect(jobs.get(deferred!)!.start_after.getTime()).toBeGreaterThanOrEqual(before + 59_000);
+    expect(await queue.relay()).toBe(0);
+  });
+
+  it('leaves the rows of a transaction still open, and relays them once it commits', async () => {
+    const open = await pool.connect();
+    try {
+      await open.query('BEGIN');
+      const [late] = await queue.enqueue(open, postPlan(), { mode: 'QUEUED' });
+      const [early] = await withTransaction(pool, (client) => queue.enqueue(client, postPlan(), { mode: 'QUEUED' }));
+      expect(await queue.relay()).toBe(1);
+      expect((await jobsIn([early!, late!])).map((j) => j.id)).toEqual([early]);
+      await open.query('COMMIT');
+      expect(await queue.relay()).toBe(1);
+      expect((await jobsIn([early!, late!])).map((j) => j.id).sort()).toEqual([early, late].sort());
+    } finally {
+      open.release();
+    }
+  });
+
+  it('relays each row exactly once when several relays run at the same time', async () => {
+    const ids = (
+      await Promise.all(
+        Array.from({ length: 20 }, () =>
+          withTransaction(pool, async (client) => {
+            const made: string[] = [];
+            for (let i = 0; i < 25; i += 1) made.push(...(await queue.enqueue(client, postPlan(), { mode: 'QUEUED' })));
+            return made;
+          }),
+        ),
+      )
+    ).flat();
+    const moved = await Promise.all([queue.relay(100), queue.relay(100), queue.relay(100), queue.relay(100)]);
+    let more = 0;
+    for (let n = await queue.relay(100); n > 0; n = await queue.relay(100)) more += n;
+    expect(moved.reduce((a, b) => a + b, 0) + more).toBe(500);
+    expect(moved.filter((n) => n > 0).length).toBeGreaterThan(1);
+    const jobs = await jobsIn(ids);
+    expect(jobs).toHaveLength(500);
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(500);
+    expect(await outboxSize()).toBe(0);
+  });
+});
