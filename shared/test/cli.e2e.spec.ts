@@ -119,7 +119,8 @@ describe('command-line tools', () => {
     // A write that skipped its sync (as a buggy command would), and an orphaned projection.
     await pool.query("UPDATE tb_user SET full_name = 'Robert Smith', updated_at = now() WHERE username = 'bob'");
     await pool.query(
-      "INSERT INTO tv_comment (id, data, post_id, author_id, created_at) VALUES ('00000000-0000-0000-00ff-000000000001', '{}', gen_random_uuid(), gen_random_uuid(), now())",
+      'INSERT INTO tv_comment (id, data, post_id, author_id, created_at) ' +
+        "VALUES ('00000000-0000-0000-00ff-000000000001', '{}', gen_random_uuid(), gen_random_uuid(), now())",
     );
     const drift = await cli('sync', ['verify']);
     expect(drift.code).toBe(1);

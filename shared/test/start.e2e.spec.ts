@@ -107,48 +107,53 @@ describe('npm start', () => {
     }
   });
 
-  it('PORT=0: the API picks a free port, npm start prints its real URL and the database URL, and the printed worker recipe runs next to it', async () => {
-    await run('npm', ['run', '-s', 'compile'], { cwd: repoRoot, env: userEnv({}) });
-    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-start-'));
-    await fs.chmod(tmp, 0o755); // as root, the postgres OS user must reach the data directory
-    const pgPort = await freePort();
-    const workerHealthPort = await freePort();
-    try {
-      const start = startScript({
-        EMBEDDED_PG_DIR: path.join(tmp, 'pg'),
-        EMBEDDED_PG_PORT: String(pgPort),
-        PORT: '0',
-        WORKER_HEALTH_PORT: String(workerHealthPort),
-      });
-      running.push(start);
-      const ready = await printed(start, /API ready at http:\/\/localhost:(\d+)\/graphql/, 'npm start: API ready', 90_000);
-      const port = Number(ready[1]);
-      expect(port).toBeGreaterThan(0);
-      const health = await fetch(`http://127.0.0.1:${port}/health`);
-      expect(health.status).toBe(200);
+  it(
+    'PORT=0: the API picks a free port, npm start prints its real URL and the database URL, ' +
+      'and the printed worker recipe runs next to it',
+    async () => {
+      await run('npm', ['run', '-s', 'compile'], { cwd: repoRoot, env: userEnv({}) });
+      const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'blog-start-'));
+      await fs.chmod(tmp, 0o755); // as root, the postgres OS user must reach the data directory
+      const pgPort = await freePort();
+      const workerHealthPort = await freePort();
+      try {
+        const start = startScript({
+          EMBEDDED_PG_DIR: path.join(tmp, 'pg'),
+          EMBEDDED_PG_PORT: String(pgPort),
+          PORT: '0',
+          WORKER_HEALTH_PORT: String(workerHealthPort),
+        });
+        running.push(start);
+        const ready = await printed(start, /API ready at http:\/\/localhost:(\d+)\/graphql/, 'npm start: API ready', 90_000);
+        const port = Number(ready[1]);
+        expect(port).toBeGreaterThan(0);
+        const health = await fetch(`http://127.0.0.1:${port}/health`);
+        expect(health.status).toBe(200);
 
-      const out = start.stdout.join('');
-      const dbUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/blog`;
-      expect(out).toContain(`DATABASE_URL=${dbUrl} (the embedded PostgreSQL; data in ${path.join(tmp, 'pg')})\n`);
-      const recipe = /More workers \(another terminal\): (.*)\n/.exec(out)?.[1];
-      expect(recipe).toBe(
-        `DATABASE_URL=${dbUrl} WORKER_HEALTH_PORT=0 node ${path.join(repoRoot, 'services', 'worker', 'dist', 'main.js')}`,
-      );
+        const out = start.stdout.join('');
+        const dbUrl = `postgres://postgres:postgres@127.0.0.1:${pgPort}/blog`;
+        expect(out).toContain(`DATABASE_URL=${dbUrl} (the embedded PostgreSQL; data in ${path.join(tmp, 'pg')})\n`);
+        const recipe = /More workers \(another terminal\): (.*)\n/.exec(out)?.[1];
+        expect(recipe).toBe(
+          `DATABASE_URL=${dbUrl} WORKER_HEALTH_PORT=0 node ${path.join(repoRoot, 'services', 'worker', 'dist', 'main.js')}`,
+        );
 
-      // The recipe, pasted in a shell elsewhere, starts a second worker beside npm start's.
-      const second = startProcess('/bin/sh', ['-c', `exec env LOG_LEVEL=info ${recipe!}`], userEnv({}), os.tmpdir());
-      running.push(second);
-      await printed(second, /projection worker started/, 'the second worker', 30_000);
-      second.child.kill('SIGTERM');
-      expect(await second.exited).toBe(0);
+        // The recipe, pasted in a shell elsewhere, starts a second worker beside npm start's.
+        const second = startProcess('/bin/sh', ['-c', `exec env LOG_LEVEL=info ${recipe!}`], userEnv({}), os.tmpdir());
+        running.push(second);
+        await printed(second, /projection worker started/, 'the second worker', 30_000);
+        second.child.kill('SIGTERM');
+        expect(await second.exited).toBe(0);
 
-      start.child.kill('SIGTERM');
-      expect(await start.exited).toBe(0);
-      // Everything stopped, the embedded server last.
-      await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
-      expect(await acceptsConnections(pgPort)).toBe(false);
-    } finally {
-      await fs.rm(tmp, { recursive: true, force: true });
-    }
-  }, 180_000);
+        start.child.kill('SIGTERM');
+        expect(await start.exited).toBe(0);
+        // Everything stopped, the embedded server last.
+        await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+        expect(await acceptsConnections(pgPort)).toBe(false);
+      } finally {
+        await fs.rm(tmp, { recursive: true, force: true });
+      }
+    },
+    180_000,
+  );
 });

@@ -162,6 +162,9 @@ export const POST_SLOT = '@@POST@@';
 export const NEW_POST_TITLE = 'My New Post';
 export const NEW_COMMENT_CONTENT = 'Great post!';
 
+const POSTGRAPHILE_POST_INPUT =
+  `{ tbPost: { title: "${NEW_POST_TITLE}", content: "This is the content...", ` + 'authorId: $authorId, published: true } }';
+
 export interface WriteRequests {
   createPost: GraphqlRequest;
   addComment: GraphqlRequest;
@@ -174,7 +177,7 @@ export function writeRequests(system: SystemId, sync?: 'INLINE' | 'QUEUED'): Wri
       createPost: {
         operationName: 'CreatePost',
         query: `mutation CreatePost($authorId: UUID!) {
-  createPost: createTbPost(input: { tbPost: { title: "${NEW_POST_TITLE}", content: "This is the content...", authorId: $authorId, published: true } }) {
+  createPost: createTbPost(input: ${POSTGRAPHILE_POST_INPUT}) {
     post: tbPost {
       id: rowId
       title

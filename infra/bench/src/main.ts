@@ -219,7 +219,8 @@ async function main(): Promise<number> {
         notes: [
           ...(options.smoke
             ? [
-                'SMOKE RUN: a tiny dataset, 2-second cells, and every system stays connected through the counting proxy for the whole run: it checks that the benchmark works, its figures are not for comparing.',
+                'SMOKE RUN: a tiny dataset, 2-second cells, and every system stays connected through the counting proxy ' +
+                  'for the whole run: it checks that the benchmark works, its figures are not for comparing.',
               ]
             : []),
           ...(options.smoke
@@ -227,8 +228,10 @@ async function main(): Promise<number> {
             : [
                 options.oneAtATime
                   ? 'Under load each system ran alone (--one-at-a-time), started and stopped in turn.'
-                  : 'Under load all systems were running, idle except the one measured, and took turns cell by cell (document and connection count), ' +
-                    "so that a burst of other work on the shared machine lands on all systems of a cell alike rather than on one system's whole series; --one-at-a-time runs each alone.",
+                  : 'Under load all systems were running, idle except the one measured, ' +
+                    'and took turns cell by cell (document and connection count), ' +
+                    'so that a burst of other work on the shared machine lands on all systems of a cell alike ' +
+                    "rather than on one system's whole series; --one-at-a-time runs each alone.",
               ]),
           ...(options.repeat > 1 ? [`Each cell is the best of ${options.repeat} rounds in which the systems took turns.`] : []),
           ...standardNotes(ctx),
@@ -266,7 +269,8 @@ async function main(): Promise<number> {
     for (const n of report.notes) out(`- ${n}`);
     out();
     out(
-      `results: ${path.relative(process.cwd(), path.join(resultsDir, `${base}latest.md`))} (and .json); system logs in ${path.relative(process.cwd(), logDir)}`,
+      `results: ${path.relative(process.cwd(), path.join(resultsDir, `${base}latest.md`))} (and .json); ` +
+        `system logs in ${path.relative(process.cwd(), logDir)}`,
     );
     const failures = report.results.filter(
       (r) => (r.error && !r.absent) || r.cells.some((c) => Object.values(c.errors).some((n) => n > 0)),
@@ -465,7 +469,8 @@ async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemD
     r.statementsPerRequest = 0;
     r.note = 'not checked against the data: a constant answer';
     out(
-      `   ${r.system} ${r.doc}: NOT CHECKED against the data (one constant answer of ${fmtNum(r.answerBytes)} bytes, whatever is asked); no SQL`,
+      `   ${r.system} ${r.doc}: NOT CHECKED against the data ` +
+        `(one constant answer of ${fmtNum(r.answerBytes)} bytes, whatever is asked); no SQL`,
     );
     return;
   }
@@ -496,7 +501,8 @@ async function checkAndCountRead(ctx: Context, system: RunningSystem, r: SystemD
   if (r.system === 'ours') rememberOursStatement(ctx, r.doc, options.countRequests);
   const cacheNote = r.system === 'ours-cached' ? ' (answers from the response cache)' : '';
   out(
-    `   ${r.system} ${r.doc}: answer correct${r.system === 'ours-cached' ? ', and again from the cache' : ''}; ${fmtNum(r.statementsPerRequest)} SQL statements per request${cacheNote}`,
+    `   ${r.system} ${r.doc}: answer correct${r.system === 'ours-cached' ? ', and again from the cache' : ''}; ` +
+      `${fmtNum(r.statementsPerRequest)} SQL statements per request${cacheNote}`,
   );
 }
 
@@ -581,7 +587,8 @@ function writeBareStatements(ctx: Context): Partial<Record<SystemId, string>> {
     statements[query] = captured;
   }
   ctx.notes.push(
-    'The bare server ran, for each document, exactly the SQL statement our API ran for it (captured on the wire in this run), with the same parameters.',
+    'The bare server ran, for each document, exactly the SQL statement our API ran for it ' +
+      '(captured on the wire in this run), with the same parameters.',
   );
   const files = { bare: path.join(ctx.logDir, 'bare-statements.json') };
   writeFileSync(files.bare, `${JSON.stringify(statements, null, 2)}\n`);
@@ -632,7 +639,8 @@ async function cacheWritesPhase(ctx: Context): Promise<void> {
   if (!docs.length) return;
   const connections = ctx.smokeFleet ? options.connections[0]! : CACHE_WRITES_CONNECTIONS;
   out(
-    `\n== the response cache under writes: ${SYSTEMS['ours-cached'].label} read at ${connections} connections while one client writes ${options.writeRate}/s (INLINE)`,
+    `\n== the response cache under writes: ${SYSTEMS['ours-cached'].label} read at ${connections} connections ` +
+      `while one client writes ${options.writeRate}/s (INLINE)`,
   );
   const f = ctx.smokeFleet ?? fleet(ctx, ctx.directUrl, 'cache-writes');
   await startTimed(f, ['ours-cached']);
@@ -666,20 +674,26 @@ async function cacheWritesPhase(ctx: Context): Promise<void> {
       const c = row.cell;
       out(
         c
-          ? `   ours-cached ${doc} x${connections} under ${row.writesPerSecond.toFixed(1)} writes/s: ${Math.round(c.rps)} req/s (no writes: ${row.rpsWithoutWrites === undefined ? '—' : Math.round(row.rpsWithoutWrites)}), ` +
+          ? `   ours-cached ${doc} x${connections} under ${row.writesPerSecond.toFixed(1)} writes/s: ${Math.round(c.rps)} req/s ` +
+              `(no writes: ${row.rpsWithoutWrites === undefined ? '—' : Math.round(row.rpsWithoutWrites)}), ` +
               `p50 ${c.p50Ms.toFixed(2)} ms, p99 ${c.p99Ms.toFixed(2)} ms; cache hits ${row.hits}, misses ${row.misses} ` +
-              `(${((row.hits / Math.max(1, row.hits + row.misses)) * 100).toFixed(1)}%); ${row.checks} reads after a write checked, ${row.wrong.length ? `${row.wrong.length} WRONG: ${row.wrong[0]}` : 'all correct'}` +
+              `(${((row.hits / Math.max(1, row.hits + row.misses)) * 100).toFixed(1)}%); ${row.checks} reads after a write checked, ` +
+              `${row.wrong.length ? `${row.wrong.length} WRONG: ${row.wrong[0]}` : 'all correct'}` +
               `${row.failedWrites ? `; ${row.failedWrites} writes FAILED: ${row.error ?? ''}` : ''}${failedText(c)}`
           : `   ours-cached ${doc}: ${row.error ?? 'not measured'}`,
       );
     }
     const inRuns = ctx.cacheUnderWrites.reduce((n, r) => n + r.checkReadsInRun, 0);
     ctx.notes.push(
-      `The response cache under writes: ${SYSTEMS['ours-cached'].label} read by wrk at ${connections} connections, one document at a time, while one client wrote through the same API ` +
-        `at ${options.writeRate}/s (INLINE, up to ${WRITES_IN_FLIGHT} at a time; updatePost of one of the five newest posts and createComment, every other one by GetUser's user). ` +
-        `After every ${CHECK_EVERY}th write, once all writes sent were answered, a read of the document was compared with the answer computed from tb_* at that moment. ` +
+      `The response cache under writes: ${SYSTEMS['ours-cached'].label} read by wrk at ${connections} connections, ` +
+        'one document at a time, while one client wrote through the same API ' +
+        `at ${options.writeRate}/s (INLINE, up to ${WRITES_IN_FLIGHT} at a time; ` +
+        "updatePost of one of the five newest posts and createComment, every other one by GetUser's user). " +
+        `After every ${CHECK_EVERY}th write, once all writes sent were answered, ` +
+        'a read of the document was compared with the answer computed from tb_* at that moment. ' +
         "Every write drops both documents from the cache (they read posts, comments and users' counts). " +
-        `Hits and misses are the API's counters (blog_response_cache_lookups_total) over the measured run; they include the writer's ${inRuns} check reads in those runs, nearly all misses (each follows a write). ` +
+        "Hits and misses are the API's counters (blog_response_cache_lookups_total) over the measured run; " +
+        `they include the writer's ${inRuns} check reads in those runs, nearly all misses (each follows a write). ` +
         '"req/s, no writes" is the same cell of the read phase.',
     );
     // What the writes changed is the truth from now on.
@@ -770,7 +784,8 @@ async function writeSteadily(
         : {
             operationName: 'Comment',
             query:
-              'mutation Comment($postId: ID!, $authorId: ID!) { createComment(postId: $postId, authorId: $authorId, content: "Written beside cached reads.", sync: INLINE) { id } }',
+              'mutation Comment($postId: ID!, $authorId: ID!) { ' +
+              'createComment(postId: $postId, authorId: $authorId, content: "Written beside cached reads.", sync: INLINE) { id } }',
             variables: { postId: pick(posts.others), authorId: i % 4 === 1 ? ctx.userId : pick(ctx.writeUserIds) },
           };
     const answer = await postGraphql(system.url, request).catch((err: Error) => ({ status: 0, text: err.message, body: undefined }));
@@ -967,7 +982,8 @@ async function measureInTurns(ctx: Context, f: Fleet, entries: { r: SystemDocRes
     out(
       cell.requests === 0
         ? `   ${r.system} ${r.doc} x${connections}: no request completed in ${cell.durationS.toFixed(1)} s${other}`
-        : `   ${r.system} ${r.doc} x${connections}: ${Math.round(cell.rps)} req/s, p50 ${cell.p50Ms.toFixed(2)} ms, p99 ${cell.p99Ms.toFixed(2)} ms${failedText(cell)}${other}`,
+        : `   ${r.system} ${r.doc} x${connections}: ${Math.round(cell.rps)} req/s, ` +
+            `p50 ${cell.p50Ms.toFixed(2)} ms, p99 ${cell.p99Ms.toFixed(2)} ms${failedText(cell)}${other}`,
     );
   }
 }
@@ -1009,23 +1025,35 @@ function fmtNum(n: number | undefined): string {
 function standardNotes(ctx: Context): string[] {
   return [
     'req/s, p50 and p99 come from wrk (1 thread, keep-alive connections, the same POST body each time for reads); ' +
-      '"ours ÷ this" divides our req/s by that system\'s on the same document and connection count (for the write mix: ours INLINE and ours QUEUED).',
-    '"other work": the share of the machine\'s CPU (all cores) used during the measured run by anything but the system under test, its PostgreSQL backends, ' +
+      '"ours ÷ this" divides our req/s by that system\'s on the same document and connection count ' +
+      '(for the write mix: ours INLINE and ours QUEUED).',
+    '"other work": the share of the machine\'s CPU (all cores) used during the measured run ' +
+      'by anything but the system under test, its PostgreSQL backends, ' +
       'the harness and wrk (from /proc): other tenants of a shared machine. A high figure means that cell was disturbed.',
     'SQL statements / request: every statement PostgreSQL completed (CommandComplete messages, BEGIN and COMMIT included) while ' +
-      `${ctx.options.countRequests} requests ran one after another, counted by a proxy reading the PostgreSQL protocol between the system and the server ` +
+      `${ctx.options.countRequests} requests ran one after another, ` +
+      'counted by a proxy reading the PostgreSQL protocol between the system and the server ' +
       "(not counted: the probe our API's change feed listener sends itself every second); " +
       'load is measured with each system connected directly.',
-    'Every answer is checked before the load (and reads again after it) against the same data computed from tb_* by the harness: same posts in the same order, same comments, counts and authors; ' +
+    'Every answer is checked before the load (and reads again after it) against the same data computed from tb_* by the harness: ' +
+      'same posts in the same order, same comments, counts and authors; ' +
       "the cached API's twice before the load (its first answer comes from SQL, the second from the cache, as its counters confirm). " +
-      "NOT CHECKED: the constant 3 KB server's answers. It answers one fixed text whatever is asked, so there is no data to compare: it is the limit of a cached answer, not a system that reads data.",
-    'ours (services/api, response cache off) runs with RESPONSE_CACHE=off: every read runs its SQL statement (the row the targets against the peers and the ceiling are about). ' +
-      'ours, response cache is the same build with RESPONSE_CACHE=on (the default): wrk sends one body again and again, so after the first read every read is a cache hit. ' +
-      'constant 3 KB (node:http) reads each request body and answers a constant JSON text of 3,072 bytes, no GraphQL, no lookup, no database: what a cached answer cannot beat.',
-    'PostGraphile 5 (Amber preset, tables as they are, list fields enabled, ordering allowed on every column) and the two Apollo servers read and write tb_*; ' +
-      'the harness adds one index for them, tb_post (created_at DESC, id DESC), so that their newest-first list is an index scan like ours.',
-    'The write mix alternates CreatePost and AddComment for random users and posts of the dataset. Ours writes tb_* and refreshes tv_* in the same transaction (INLINE) ' +
-      'or enqueues the refresh in pg-boss (QUEUED: no worker runs during the benchmark, the sync is left to the worker); the peers only write tb_* (they have no projections).',
+      "NOT CHECKED: the constant 3 KB server's answers. It answers one fixed text whatever is asked, so there is no data to compare: " +
+      'it is the limit of a cached answer, not a system that reads data.',
+    'ours (services/api, response cache off) runs with RESPONSE_CACHE=off: every read runs its SQL statement ' +
+      '(the row the targets against the peers and the ceiling are about). ' +
+      'ours, response cache is the same build with RESPONSE_CACHE=on (the default): wrk sends one body again and again, ' +
+      'so after the first read every read is a cache hit. ' +
+      'constant 3 KB (node:http) reads each request body and answers a constant JSON text of 3,072 bytes, ' +
+      'no GraphQL, no lookup, no database: what a cached answer cannot beat.',
+    'PostGraphile 5 (Amber preset, tables as they are, list fields enabled, ordering allowed on every column) ' +
+      'and the two Apollo servers read and write tb_*; ' +
+      'the harness adds one index for them, tb_post (created_at DESC, id DESC), ' +
+      'so that their newest-first list is an index scan like ours.',
+    'The write mix alternates CreatePost and AddComment for random users and posts of the dataset. ' +
+      'Ours writes tb_* and refreshes tv_* in the same transaction (INLINE) ' +
+      'or enqueues the refresh in pg-boss (QUEUED: no worker runs during the benchmark, the sync is left to the worker); ' +
+      'the peers only write tb_* (they have no projections).',
   ];
 }
 

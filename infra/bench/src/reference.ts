@@ -14,7 +14,8 @@ export async function expectedRecentPosts(db: Queryable, limit: number): Promise
               'title', p.title,
               'author', json_build_object('username', u.username, 'fullName', u.full_name),
               'commentCount', (SELECT count(*)::int FROM tb_comment c WHERE c.post_id = p.id),
-              'comments', (SELECT coalesce(json_agg(json_build_object('content', c.content, 'author', json_build_object('username', cu.username))
+              'comments', (SELECT coalesce(json_agg(json_build_object('content', c.content,
+                                                                      'author', json_build_object('username', cu.username))
                                                     ORDER BY c.created_at, c.id), '[]'::json)
                              FROM tb_comment c JOIN tb_user cu ON cu.id = c.author_id
                             WHERE c.post_id = p.id)

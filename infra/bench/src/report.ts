@@ -139,7 +139,8 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
       `${SYSTEMS[r.system].label}${r.doc === 'writes-inline' ? ', INLINE' : r.doc === 'writes-queued' ? ', QUEUED' : ''}`;
     for (const r of rows.filter((x) => x.error)) {
       lines.push(
-        `| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | |`,
+        `| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ` +
+          `${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | |`,
       );
     }
     for (const c of connections) {
@@ -157,12 +158,14 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
           // Every request took longer than the measured run: no latency sample at all.
           const over = `> ${fmt(cell.durationS * 1000)}`;
           lines.push(
-            `| ${docLabel} | ${c} | ${label(r)} | 0 | ${over} | ${over} | ${stmt} | no request completed in the ${fmt(cell.durationS)} s run | ${other(cell)} |`,
+            `| ${docLabel} | ${c} | ${label(r)} | 0 | ${over} | ${over} | ${stmt} | ` +
+              `no request completed in the ${fmt(cell.durationS)} s run | ${other(cell)} |`,
           );
           continue;
         }
         lines.push(
-          `| ${docLabel} | ${c} | ${label(r)} | ${fmt(cell.rps)} | ${ms(cell.p50Ms)} | ${ms(cell.p99Ms)} | ${stmt} | ${ratioText(results, r, cell)}${errs ? ` (${errs} failed requests)` : ''} | ${other(cell)} |`,
+          `| ${docLabel} | ${c} | ${label(r)} | ${fmt(cell.rps)} | ${ms(cell.p50Ms)} | ${ms(cell.p99Ms)} | ${stmt} | ` +
+            `${ratioText(results, r, cell)}${errs ? ` (${errs} failed requests)` : ''} | ${other(cell)} |`,
         );
       }
     }
@@ -251,7 +254,8 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
           status: met ? 'met' : 'missed',
           detail: met
             ? `${ratio(value)}`
-            : `${ratio(value)}: short by ${fmt((1 - value / v.required) * 100)}% (ours would need ${fmt(theirs.rps * v.required)} req/s instead of ${fmt(ours.rps)})`,
+            : `${ratio(value)}: short by ${fmt((1 - value / v.required) * 100)}% ` +
+              `(ours would need ${fmt(theirs.rps * v.required)} req/s instead of ${fmt(ours.rps)})`,
         });
       }
     }
@@ -285,8 +289,10 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
     const pct = (x: number) => `${fmt(x * 100)}%`;
     const detail =
       shares.length > 1
-        ? `${pct(value)}, the median of ${shares.length} rounds (${shares.map(pct).join(', ')}); best rounds ${fmt(cached.rps)} of ${fmt(limit.rps)} req/s, ${pct(best)}`
-        : `${pct(value)} (${fmt(cached.rps)} of ${fmt(limit.rps)} req/s)${value >= 0.5 ? '' : `: short by ${fmt(limit.rps * 0.5 - cached.rps)} req/s`}`;
+        ? `${pct(value)}, the median of ${shares.length} rounds (${shares.map(pct).join(', ')}); ` +
+          `best rounds ${fmt(cached.rps)} of ${fmt(limit.rps)} req/s, ${pct(best)}`
+        : `${pct(value)} (${fmt(cached.rps)} of ${fmt(limit.rps)} req/s)` +
+          `${value >= 0.5 ? '' : `: short by ${fmt(limit.rps * 0.5 - cached.rps)} req/s`}`;
     targets.push({ name, doc, connections: c, value, required: 0.5, kind: 'ratio', status: value >= 0.5 ? 'met' : 'missed', detail });
   }
   for (const doc of ['recent5', 'recent50', 'user'] as DocId[]) {
@@ -311,7 +317,8 @@ export function evaluateTargets(results: SystemDocResult[], connections: number[
  */
 export function cacheRatiosTable(results: SystemDocResult[], connections: number[]): string {
   const lines = [
-    '| document | conns | ours, response cache (req/s) | ÷ ours, cache off | ÷ bare ceiling | ÷ PostGraphile 5 | ÷ Apollo + DataLoader | of the constant 3 KB limit | answer bytes (constant) |',
+    '| document | conns | ours, response cache (req/s) | ÷ ours, cache off | ÷ bare ceiling | ÷ PostGraphile 5 | ' +
+      '÷ Apollo + DataLoader | of the constant 3 KB limit | answer bytes (constant) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const versus = (doc: DocId, system: SystemId, c: number, cached: Cell) => {
@@ -329,10 +336,12 @@ export function cacheRatiosTable(results: SystemDocResult[], connections: number
       const shares = pairedShares(results, doc, c);
       const ofLimit =
         limit && limit.rps > 0
-          ? `${fmt((cached.rps / limit.rps) * 100)}%${shares.length > 1 ? ` (rounds: ${shares.map((x) => `${fmt(x * 100)}%`).join(', ')})` : ''}`
+          ? `${fmt((cached.rps / limit.rps) * 100)}%` +
+            `${shares.length > 1 ? ` (rounds: ${shares.map((x) => `${fmt(x * 100)}%`).join(', ')})` : ''}`
           : '—';
       lines.push(
-        `| ${DOC_LABELS[doc]} | ${c} | ${fmt(cached.rps)} | ${versus(doc, 'ours', c, cached)} | ${versus(doc, 'bare', c, cached)} | ${versus(doc, 'postgraphile', c, cached)} | ` +
+        `| ${DOC_LABELS[doc]} | ${c} | ${fmt(cached.rps)} | ${versus(doc, 'ours', c, cached)} | ${versus(doc, 'bare', c, cached)} | ` +
+          `${versus(doc, 'postgraphile', c, cached)} | ` +
           `${versus(doc, 'apollo-dataloader', c, cached)} | ${ofLimit} | ${bytes} |`,
       );
     }
@@ -343,7 +352,8 @@ export function cacheRatiosTable(results: SystemDocResult[], connections: number
 export function cacheWritesTable(rows: CacheWritesResult[]): string {
   if (!rows.length) return '';
   const lines = [
-    '| document | conns | writes/s (asked) | req/s under writes | req/s, no writes | p50 ms | p99 ms | cache hits | misses | hit ratio | reads checked after a write | other work |',
+    '| document | conns | writes/s (asked) | req/s under writes | req/s, no writes | p50 ms | p99 ms | ' +
+      'cache hits | misses | hit ratio | reads checked after a write | other work |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
   ];
   for (const r of rows) {
@@ -351,14 +361,17 @@ export function cacheWritesTable(rows: CacheWritesResult[]): string {
     const checks = r.wrong.length ? `${r.wrong.length} of ${fmt(r.checks)} WRONG` : `${fmt(r.checks)}, all correct`;
     if (r.error || !c) {
       lines.push(
-        `| ${DOC_LABELS[r.doc]} | ${r.connections} | — | — | — | — | — | — | — | — | error: ${(r.error ?? 'not measured').replace(/\|/g, '/').slice(0, 160)} | |`,
+        `| ${DOC_LABELS[r.doc]} | ${r.connections} | — | — | — | — | — | — | — | — | ` +
+          `error: ${(r.error ?? 'not measured').replace(/\|/g, '/').slice(0, 160)} | |`,
       );
       continue;
     }
     const failed = errorsOf(c) + r.failedWrites;
     lines.push(
-      `| ${DOC_LABELS[r.doc]} | ${r.connections} | ${fmt(r.writesPerSecond, 1)} (${fmt(r.writeRate)}) | ${fmt(c.rps)}${failed ? ` (${failed} failed requests)` : ''} | ${fmt(r.rpsWithoutWrites)} | ` +
-        `${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${fmt(r.hits)} | ${fmt(r.misses)} | ${r.hits + r.misses ? `${fmt((r.hits / (r.hits + r.misses)) * 100, 1)}%` : '—'} | ${checks} | ${other(c)} |`,
+      `| ${DOC_LABELS[r.doc]} | ${r.connections} | ${fmt(r.writesPerSecond, 1)} (${fmt(r.writeRate)}) | ` +
+        `${fmt(c.rps)}${failed ? ` (${failed} failed requests)` : ''} | ${fmt(r.rpsWithoutWrites)} | ` +
+        `${ms(c.p50Ms)} | ${ms(c.p99Ms)} | ${fmt(r.hits)} | ${fmt(r.misses)} | ` +
+        `${r.hits + r.misses ? `${fmt((r.hits / (r.hits + r.misses)) * 100, 1)}%` : '—'} | ${checks} | ${other(c)} |`,
     );
   }
   return lines.join('\n');
@@ -391,7 +404,8 @@ export function markdownReport(report: RunReport): string {
       cacheRatiosTable(report.results, report.settings.connections),
     ),
     ...section(
-      '**The response cache under writes** (ours, response cache, read while one client writes INLINE at a steady rate; hits and misses from its Prometheus counters over the measured run)',
+      '**The response cache under writes** (ours, response cache, read while one client writes INLINE at a steady rate; ' +
+        'hits and misses from its Prometheus counters over the measured run)',
       cacheWritesTable(report.cacheUnderWrites),
     ),
     '**Targets**',

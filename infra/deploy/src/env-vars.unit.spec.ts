@@ -20,7 +20,8 @@ test('zod object keys: top level only, past strings, comments and regular expres
 });
 
 test('direct reads: process.env.X, process.env["X"], env.X', () => {
-  const source = `const a = process.env.ALPHA; const b = process.env['BETA']; const c = env.GAMMA ?? env["DELTA"]; const d = other.EPSILON;`;
+  const source =
+    `const a = process.env.ALPHA; const b = process.env['BETA']; ` + `const c = env.GAMMA ?? env["DELTA"]; const d = other.EPSILON;`;
   expect(envReadsIn(source).sort()).toEqual(['ALPHA', 'BETA', 'DELTA', 'GAMMA']);
 });
 

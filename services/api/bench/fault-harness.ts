@@ -176,7 +176,8 @@ export interface Answer {
 const READS = [
   {
     query:
-      'query GetRecentPosts { posts(limit: 5) { id title author { username fullName } commentCount comments { content author { username } } } }',
+      'query GetRecentPosts { posts(limit: 5) { id title author { username fullName } commentCount ' +
+      'comments { content author { username } } } }',
   },
   { query: 'query GetUser($id: ID!) { user(id: $id) { username fullName publishedPostCount commentCount } }', user: true },
   { query: 'query GetPost($id: ID!) { post(id: $id) { id title content commentCount author { username } } }', post: true },
@@ -292,7 +293,8 @@ export class Load {
     this.sent.writes += 1;
     if (kind === 'createPost') {
       const res = await this.request(
-        `mutation($a: ID!, $t: String!) { createPost(title: $t, content: "Written under load.", authorId: $a, published: true, sync: ${mode}) { id } }`,
+        'mutation($a: ID!, $t: String!) { ' +
+          `createPost(title: $t, content: "Written under load.", authorId: $a, published: true, sync: ${mode}) { id } }`,
         { a: author, t: `load ${tag}` },
       );
       const id = this.record(kind, res)?.createPost?.id;

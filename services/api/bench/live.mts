@@ -146,7 +146,8 @@ function failure(a: Answer): string | undefined {
 
 const UPDATE_POST = (mode: string) => `mutation ($id: ID!, $title: String!) { updatePost(id: $id, title: $title, sync: ${mode}) { id } }`;
 const CREATE_COMMENT = (mode: string) =>
-  `mutation ($postId: ID!, $authorId: ID!) { createComment(postId: $postId, authorId: $authorId, content: "Written at a steady rate.", sync: ${mode}) { id } }`;
+  'mutation ($postId: ID!, $authorId: ID!) { ' +
+  `createComment(postId: $postId, authorId: $authorId, content: "Written at a steady rate.", sync: ${mode}) { id } }`;
 
 function subscriber(api: Api, on: { connected?: () => void } = {}): Client {
   return createClient({
@@ -269,7 +270,8 @@ async function fill(pool: pg.Pool): Promise<{ users: string[]; posts: string[] }
   const users = (await pool.query<{ id: string }>('SELECT id FROM tb_user ORDER BY id')).rows.map((r) => r.id);
   const posts = (await pool.query<{ id: string }>('SELECT id FROM tb_post ORDER BY id')).rows.map((r) => r.id);
   log(
-    `data: ${int(users.length)} users, ${int(posts.length)} posts, ${int(posts.length * SIZE.commentsPerPost)} comments, projected in ${f((performance.now() - started) / 1000, 1)} s`,
+    `data: ${int(users.length)} users, ${int(posts.length)} posts, ${int(posts.length * SIZE.commentsPerPost)} comments, ` +
+      `projected in ${f((performance.now() - started) / 1000, 1)} s`,
   );
   return { users, posts };
 }
@@ -424,7 +426,8 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
   log(`(sending took ${f(sendingS, 1)} s, the last answer came ${f(answeredS - sendingS, 2)} s after the last send)\n`);
 
   log(
-    'Feed delay as each API process reports it (blog_feed_delay_seconds over the run; one observation per feed message, from API A and from the worker):\n',
+    'Feed delay as each API process reports it ' +
+      '(blog_feed_delay_seconds over the run; one observation per feed message, from API A and from the worker):\n',
   );
   const ms = (s: number) => f(s * 1000, 1);
   const delayRow = (name: string, h: Histogram) => {
@@ -441,7 +444,8 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
   log(`\np99 of the feed delay: ${p99.above ? '> ' : ''}${ms(p99.value)} ms (target: under 50 ms at ${int(RATE)} writes/s)\n`);
 
   log(
-    `End to end: an updatePost through A (${f(trackRate, 0)} a second, part of the rate), from its answer to the change reaching a postChanged subscriber on B:\n`,
+    `End to end: an updatePost through A (${f(trackRate, 0)} a second, part of the rate), ` +
+      'from its answer to the change reaching a postChanged subscriber on B:\n',
   );
   const e2eRow = (mode: 'INLINE' | 'QUEUED') => {
     const all = [...tracked.values()].filter((t) => t.mode === mode && !t.failed && t.answeredAt !== undefined);
@@ -466,7 +470,8 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
   );
   if (subscriptionErrors.length) log(`\nsubscription errors: ${JSON.stringify(subscriptionErrors.slice(0, 3))}`);
   log(
-    '\n(a negative time: the change reached B before the answer reached this client; QUEUED includes the worker taking the job, WORKER_POLL_INTERVAL_MS 50)',
+    '\n(a negative time: the change reached B before the answer reached this client; ' +
+      'QUEUED includes the worker taking the job, WORKER_POLL_INTERVAL_MS 50)',
   );
 }
 
@@ -475,7 +480,9 @@ async function feedDelay(pool: pg.Pool, a: Api, b: Api, data: { users: string[];
 async function fanOut(a: Api, b: Api, postId: string): Promise<void> {
   const perApi = [Math.ceil(SUBSCRIBERS / 2), Math.floor(SUBSCRIBERS / 2)];
   log(
-    `\n## 2. Fan-out: ${int(SUBSCRIBERS)} subscribers of postChanged on one post (${int(perApi[0]!)} on API A, ${int(perApi[1]!)} on API B, one WebSocket each), one INLINE updatePost through A, ${ROUNDS} rounds\n`,
+    `\n## 2. Fan-out: ${int(SUBSCRIBERS)} subscribers of postChanged on one post ` +
+      `(${int(perApi[0]!)} on API A, ${int(perApi[1]!)} on API B, one WebSocket each), ` +
+      `one INLINE updatePost through A, ${ROUNDS} rounds\n`,
   );
   const openBefore = (await subscriptionsOpen(a)) + (await subscriptionsOpen(b));
   /** Per subscriber: which API, and when it got the title of the current round. */
@@ -554,7 +561,8 @@ async function fanOut(a: Api, b: Api, postId: string): Promise<void> {
   );
   const delivered = rounds.reduce((n, x) => n + x.delivered, 0);
   log(
-    `\ndeliveries: ${int(delivered)} of ${int(SUBSCRIBERS * ROUNDS)}${errors.length ? `; subscription errors: ${errors.length}, the first: ${JSON.stringify(errors[0]).slice(0, 200)}` : ''}`,
+    `\ndeliveries: ${int(delivered)} of ${int(SUBSCRIBERS * ROUNDS)}` +
+      `${errors.length ? `; subscription errors: ${errors.length}, the first: ${JSON.stringify(errors[0]).slice(0, 200)}` : ''}`,
   );
   log(`per round (ms from the answer, first / last): ${rounds.map((x) => `${f(x.first, 1)} / ${f(x.last, 1)}`).join(', ')}`);
   await Promise.all(subs.map((s) => s.client.dispose()));

@@ -85,7 +85,8 @@ async function prepare(): Promise<string[]> {
       });
       const report = await new shared.SyncEngine(pool).all();
       log(
-        `  filled and projected in ${((performance.now() - started) / 1000).toFixed(1)} s: ${report.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')}`,
+        `  filled and projected in ${((performance.now() - started) / 1000).toFixed(1)} s: ` +
+          `${report.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')}`,
       );
     }
     // Posts the previous run's CreatePost phase added are removed, so every run reads the same data.
@@ -206,8 +207,10 @@ async function main(): Promise<void> {
         const bareCpu = Number(rows.at(-3)![8]);
         const apiCpu = Number(rows.at(-1)![8]);
         summary.push(
-          `${name}: throughput ${((100 * apiRps) / bareRps).toFixed(0)}% of the bare server's at ${CONNECTIONS} connections (target >= 70%); ` +
-            `server CPU per request ${apiCpu.toFixed(0)} µs vs ${bareCpu.toFixed(0)} µs bare (${((100 * bareCpu) / apiCpu).toFixed(0)}% efficiency); ` +
+          `${name}: throughput ${((100 * apiRps) / bareRps).toFixed(0)}% of the bare server's ` +
+            `at ${CONNECTIONS} connections (target >= 70%); ` +
+            `server CPU per request ${apiCpu.toFixed(0)} µs vs ${bareCpu.toFixed(0)} µs bare ` +
+            `(${((100 * bareCpu) / apiCpu).toFixed(0)}% efficiency); ` +
             `median X-Process-Time ${apiServerP50.toFixed(3)} ms at 1 connection (target < 1 ms)`,
         );
       } finally {
@@ -255,7 +258,8 @@ async function main(): Promise<void> {
           rows.push(loadRow('CreatePost QUEUED', label, 4, queuedFour));
           summary.push(
             `CreatePost INLINE (two projections synced in the transaction), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
-              `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
+              `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ` +
+              `${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
           );
         }
       } finally {
@@ -299,7 +303,8 @@ async function main(): Promise<void> {
   log(' does not depend on what else the machine runs, unlike req/s and latencies.)');
   const load1 = os.loadavg()[0]!;
   log(
-    `load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`,
+    `load average at the end: ${load1.toFixed(2)} on ${os.cpus().length} CPUs` +
+      `${load1 > 2.5 ? ' (the machine was busy with other work: wall-clock figures are pessimistic)' : ''}`,
   );
 }
 
@@ -335,7 +340,8 @@ async function tracingMain(): Promise<void> {
   if (!existsSync(path.join(dist, 'main.js'))) throw new Error('services/api/dist is missing: run `npm run build` first');
   const slices = Number(env.BENCH_SLICES ?? 20);
   log(
-    `tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ${slices} slices of ${SLICE_SAMPLES} sequential requests and ${SLICE_SECONDS} s at ${CONNECTIONS} connections per process`,
+    `tracing cost: ${os.cpus().length} CPUs, node ${process.version}, ${TOOL}, ` +
+      `${slices} slices of ${SLICE_SAMPLES} sequential requests and ${SLICE_SECONDS} s at ${CONNECTIONS} connections per process`,
   );
   await prepare();
   // The response cache off: every read runs its statement, whose span is part of what is measured.
@@ -446,21 +452,25 @@ async function tracingMain(): Promise<void> {
   for (const k of ['one', 'many'] as const) {
     const label = k === 'one' ? 'req/s, 1 connection' : `req/s, ${CONNECTIONS} connections`;
     log(
-      `| ${label} (median of slices; change: median of paired slices) | ${median(off[k]).toFixed(0)} | ${cells((v) => `${median(results.get(v)![k]).toFixed(0)} (${paired(k, v).toFixed(1)}%)`)} |`,
+      `| ${label} (median of slices; change: median of paired slices) | ${median(off[k]).toFixed(0)} | ` +
+        `${cells((v) => `${median(results.get(v)![k]).toFixed(0)} (${paired(k, v).toFixed(1)}%)`)} |`,
     );
   }
   log(
-    `| X-Process-Time p50 ms, 1 connection | ${p50('off').toFixed(3)} | ${cells((v) => `${p50(v).toFixed(3)} (${pctChange(p50(v), p50('off'))})`)} |`,
+    `| X-Process-Time p50 ms, 1 connection | ${p50('off').toFixed(3)} | ` +
+      `${cells((v) => `${p50(v).toFixed(3)} (${pctChange(p50(v), p50('off'))})`)} |`,
   );
   log(
-    `| server CPU µs per request, ${CONNECTIONS} connections | ${cpu('off').toFixed(0)} | ${cells((v) => `${cpu(v).toFixed(0)} (${pctChange(cpu(v), cpu('off'))})`)} |`,
+    `| server CPU µs per request, ${CONNECTIONS} connections | ${cpu('off').toFixed(0)} | ` +
+      `${cells((v) => `${cpu(v).toFixed(0)} (${pctChange(cpu(v), cpu('off'))})`)} |`,
   );
   log('');
   for (const v of traced) {
     const c = received.get(v.name)!;
     const n = sent.get(v.name)!;
     log(
-      `${v.label}: ${n} requests, the collector received ${c.spans} spans (${(c.spans / n).toFixed(2)} per request) in ${c.exports} exports, ${(c.bytes / 1e6).toFixed(1)} MB`,
+      `${v.label}: ${n} requests, the collector received ${c.spans} spans (${(c.spans / n).toFixed(2)} per request) ` +
+        `in ${c.exports} exports, ${(c.bytes / 1e6).toFixed(1)} MB`,
     );
   }
   log('(target: throughput less than 15% lower with tracing on)');

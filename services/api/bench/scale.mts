@@ -162,7 +162,8 @@ async function growing(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
   const a = first[0]!;
   const z = first.at(-1)!;
   log(
-    `\nlargest against smallest: write p50 ${f(z.write / a.write)}x, read p50 ${f(z.read / a.read)}x, bytes ${f(z.bytes / a.bytes)}x (targets: 1.5x, 1.5x, the same)`,
+    `\nlargest against smallest: write p50 ${f(z.write / a.write)}x, read p50 ${f(z.read / a.read)}x, bytes ${f(z.bytes / a.bytes)}x ` +
+      '(targets: 1.5x, 1.5x, the same)',
   );
 }
 
@@ -185,7 +186,8 @@ async function hotPost(port: number, pid: number | undefined, d: Awaited<ReturnT
   }
   table(['comments', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'machine'], rows);
   log(
-    `\none post against spread: ${f(rps[0]! / rps[1]!)}x the throughput (target: at least 0.5x); one author against spread: ${f(rps[2]! / rps[1]!)}x`,
+    `\none post against spread: ${f(rps[0]! / rps[1]!)}x the throughput (target: at least 0.5x); ` +
+      `one author against spread: ${f(rps[2]! / rps[1]!)}x`,
   );
 }
 
@@ -258,7 +260,8 @@ async function rebuild(pool: pg.Pool, port: number, d: Awaited<ReturnType<typeof
   await pool.query(`INSERT INTO tb_post_stats (post_id) SELECT id FROM tb_post ON CONFLICT DO NOTHING`);
   await pool.query('VACUUM ANALYZE');
   log(
-    `(loaded ${(addPosts + addComments).toLocaleString('en')} rows in ${f((performance.now() - loadStarted) / 1000, 1)} s; the rebuild projects them and recounts the kept counts)\n`,
+    `(loaded ${(addPosts + addComments).toLocaleString('en')} rows in ${f((performance.now() - loadStarted) / 1000, 1)} s; ` +
+      'the rebuild projects them and recounts the kept counts)\n',
   );
 
   const writes = (i: number) => createComment(d.posts[i % d.posts.length]!, d.users[i % d.users.length]!);

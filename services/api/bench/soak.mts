@@ -153,7 +153,8 @@ async function main(): Promise<number> {
     log('');
     log(`== soak figures (${new Date().toISOString()}, ${os.hostname()}, ${os.cpus().length} CPUs) ==`);
     log(
-      `duration: ${loadSeconds.toFixed(0)} s of load, ${restarts} worker restarts (${Math.ceil(restarts / 2)} SIGTERM, ${Math.floor(restarts / 2)} SIGKILL)`,
+      `duration: ${loadSeconds.toFixed(0)} s of load, ` +
+        `${restarts} worker restarts (${Math.ceil(restarts / 2)} SIGTERM, ${Math.floor(restarts / 2)} SIGKILL)`,
     );
     log(
       `requests sent: ${load.sent.reads + load.sent.writes} (${load.sent.reads} reads, ${load.sent.writes} writes; ` +
@@ -161,7 +162,8 @@ async function main(): Promise<number> {
     );
     log(`errors: ${load.errorCount()}${load.errorCount() ? `\n  ${formatErrors(load.errors).join('\n  ')}` : ''}`);
     log(
-      `acknowledged writes: ${writes.acknowledged}; found in tb_*: ${writes.found}; lost: ${writes.lost.length}; not projected: ${writes.unprojected.length}`,
+      `acknowledged writes: ${writes.acknowledged}; found in tb_*: ${writes.found}; ` +
+        `lost: ${writes.lost.length}; not projected: ${writes.unprojected.length}`,
     );
     for (const l of writes.lost.slice(0, 10)) log(`  lost: ${l}`);
     log(`verify drift: ${verify.drift} (sync verify exit ${verify.exitCode})`);

@@ -133,24 +133,28 @@ describe('authentication and operator token variables', () => {
 });
 
 describe('abuse limits', () => {
-  test('defaults: cost 25000, answers of 16 MiB, heavy reads two at a time, 600 mutations a minute, no trusted proxy, persisted operations off, development: introspection and IDE on', () => {
-    expect(loadConfig({ DATABASE_URL: URL })).toMatchObject({
-      maxQueryCost: 25_000,
-      maxResponseBytes: 16 * 1024 * 1024,
-      heavyReadCost: 1000,
-      heavyReadsMax: 2,
-      heavyReadsPerClient: 4,
-      writeConnections: 2,
-      preparedReadsMax: 200,
-      queryCacheBytes: 32 * 1024 * 1024,
-      rateLimitMutationsPerMinute: 600,
-      trustProxy: 0,
-      persistedOperations: 'off',
-      introspection: true,
-      ide: true,
-    });
-    expect(loadConfig({ DATABASE_URL: URL }).persistedOperationsFile).toBeUndefined();
-  });
+  test(
+    'defaults: cost 25000, answers of 16 MiB, heavy reads two at a time, 600 mutations a minute, no trusted proxy, ' +
+      'persisted operations off, development: introspection and IDE on',
+    () => {
+      expect(loadConfig({ DATABASE_URL: URL })).toMatchObject({
+        maxQueryCost: 25_000,
+        maxResponseBytes: 16 * 1024 * 1024,
+        heavyReadCost: 1000,
+        heavyReadsMax: 2,
+        heavyReadsPerClient: 4,
+        writeConnections: 2,
+        preparedReadsMax: 200,
+        queryCacheBytes: 32 * 1024 * 1024,
+        rateLimitMutationsPerMinute: 600,
+        trustProxy: 0,
+        persistedOperations: 'off',
+        introspection: true,
+        ide: true,
+      });
+      expect(loadConfig({ DATABASE_URL: URL }).persistedOperationsFile).toBeUndefined();
+    },
+  );
 
   test('NODE_ENV=production turns introspection and the IDE off; GRAPHQL_INTROSPECTION / GRAPHQL_IDE override either way', () => {
     expect(loadConfig({ DATABASE_URL: URL, NODE_ENV: 'production' })).toMatchObject({ introspection: false, ide: false });

@@ -112,8 +112,10 @@ export class SchemaGate {
     this.deps.logger.warn(
       { reason: this.waitingFor },
       this.waitingOn === 'projections building'
-        ? `the workers are building this release's projection tables (${this.waitingFor}): GraphQL and /ready answer 503 until they are done; looking again every ${this.retryMs / 1000} s`
-        : `the database is not migrated yet (${this.waitingFor}): GraphQL and /ready answer 503 until \`npm run migrate\` has run on it; looking again every ${this.retryMs / 1000} s`,
+        ? `the workers are building this release's projection tables (${this.waitingFor}): ` +
+            `GraphQL and /ready answer 503 until they are done; looking again every ${this.retryMs / 1000} s`
+        : `the database is not migrated yet (${this.waitingFor}): ` +
+            `GraphQL and /ready answer 503 until \`npm run migrate\` has run on it; looking again every ${this.retryMs / 1000} s`,
     );
     this.schedule();
   }

@@ -287,7 +287,8 @@ describe('authorization: FORBIDDEN, nothing written', () => {
       // The mutation's ownership check waits on the row lock...
       for (let i = 0; ; i++) {
         const { rows } = await pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT author_id, published FROM tb_post%'`,
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' " +
+            "AND query LIKE 'SELECT author_id, published FROM tb_post%'",
         );
         if (rows[0]!.n > 0) break;
         if (i > 100) throw new Error('the ownership check did not wait for the row lock');
@@ -497,28 +498,31 @@ describe('RS256', () => {
   });
 });
 
-test("a JWKS endpoint that cannot be reached is our failure (INTERNAL_SERVER_ERROR, logged), not the client's; nothing written", async () => {
-  // A port that was free a moment ago: connections are refused.
-  const probe = http.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  const down = await startApi({
-    auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role', maxAgeSeconds: MAX_AGE },
-    defaultSyncMode: 'QUEUED',
-  });
-  try {
-    const { privateKey } = await generateKeyPair('RS256');
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-      .setSubject(ALICE)
-      .setExpirationTime('5m')
-      .sign(privateKey);
-    await refused(down, bearer(token), CREATE_POST, 'INTERNAL_SERVER_ERROR');
-  } finally {
-    await down.close();
-  }
-});
+test(
+  "a JWKS endpoint that cannot be reached is our failure (INTERNAL_SERVER_ERROR, logged), not the client's; " + 'nothing written',
+  async () => {
+    // A port that was free a moment ago: connections are refused.
+    const probe = http.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const down = await startApi({
+      auth: { mode: 'jwt', key: { kind: 'jwks', url: `http://127.0.0.1:${port}/jwks.json` }, roleClaim: 'role', maxAgeSeconds: MAX_AGE },
+      defaultSyncMode: 'QUEUED',
+    });
+    try {
+      const { privateKey } = await generateKeyPair('RS256');
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setSubject(ALICE)
+        .setExpirationTime('5m')
+        .sign(privateKey);
+      await refused(down, bearer(token), CREATE_POST, 'INTERNAL_SERVER_ERROR');
+    } finally {
+      await down.close();
+    }
+  },
+);
 
 describe('AUTH_MODE=none (the demo default)', () => {
   let open: TestApi;

@@ -65,9 +65,12 @@ const m = (field: string, args: string, vars: string[] = []) =>
 const createPostWith = (title: string, content = '"c"', authorId = `"${ALICE}"`) =>
   m('createPost', `title: ${title}, content: ${content}, authorId: ${authorId}`);
 const createPostVar = (which: 'title' | 'content') =>
-  `mutation($x: String!) { createPost(title: ${which === 'title' ? '$x' : '"t"'}, content: ${which === 'content' ? '$x' : '"c"'}, authorId: "${ALICE}") { id } }`;
+  `mutation($x: String!) { createPost(title: ${which === 'title' ? '$x' : '"t"'}, ` +
+  `content: ${which === 'content' ? '$x' : '"c"'}, authorId: "${ALICE}") { id } }`;
 const createUserVar = (which: 'email' | 'username' | 'fullName' | 'bio') =>
-  `mutation($x: String${which === 'bio' ? '' : '!'}) { createUser(email: ${which === 'email' ? '$x' : '"new@example.com"'}, username: ${which === 'username' ? '$x' : '"newbie"'}, fullName: ${which === 'fullName' ? '$x' : '"New"'}${which === 'bio' ? ', bio: $x' : ''}) { id } }`;
+  `mutation($x: String${which === 'bio' ? '' : '!'}) { ` +
+  `createUser(email: ${which === 'email' ? '$x' : '"new@example.com"'}, username: ${which === 'username' ? '$x' : '"newbie"'}, ` +
+  `fullName: ${which === 'fullName' ? '$x' : '"New"'}${which === 'bio' ? ', bio: $x' : ''}) { id } }`;
 const commentVar = `mutation($x: String!) { createComment(postId: "${POST1}", authorId: "${ALICE}", content: $x) { id } }`;
 const forgedCursor = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
 const aliases = (n: number, field: string) => `{ ${Array.from({ length: n }, (_, i) => `a${i}: ${field}`).join(' ')} }`;
@@ -630,7 +633,12 @@ const cases: Case[] = [
   },
   {
     name: 'wide: 150 aliased createPost in one document (the cost rule refuses it before any write)',
-    query: `mutation { ${Array.from({ length: 150 }, (_, i) => `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id author { username } comments { id content author { username } } }`).join(' ')} }`,
+    query: `mutation { ${Array.from(
+      { length: 150 },
+      (_, i) =>
+        `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id author { username } ` +
+        'comments { id content author { username } } }',
+    ).join(' ')} }`,
     status: 400,
     code: 'QUERY_TOO_COMPLEX',
   },

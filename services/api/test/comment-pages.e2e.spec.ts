@@ -30,7 +30,9 @@ beforeAll(async () => {
   }
 });
 
-const page = `query($id: ID!, $limit: Int, $after: String) { post(id: $id) { commentCount comments(limit: $limit, after: $after) { id content cursor author { username } } } }`;
+const page =
+  'query($id: ID!, $limit: Int, $after: String) { post(id: $id) { commentCount ' +
+  'comments(limit: $limit, after: $after) { id content cursor author { username } } } }';
 type Item = { id: string; content: string; cursor: string; author: { username: string } };
 const pageOf = async (variables: Record<string, unknown>): Promise<{ commentCount: number; comments: Item[] }> =>
   (await api.data(page, { id: post, ...variables })).post;
@@ -97,7 +99,9 @@ test('aliases ask for different pages of one post in one request; lists of posts
 
 test('the Apollo path answers the same pages, with aliases', async () => {
   // A variable @include sends the document to Apollo Server (graphql-js resolvers).
-  const query = `query($id: ID!, $x: Boolean!, $after: String) { post(id: $id) { title @include(if: $x) commentCount a: comments(limit: 2) { id } b: comments(limit: 2, after: $after) { id content } } }`;
+  const query =
+    'query($id: ID!, $x: Boolean!, $after: String) { post(id: $id) { title @include(if: $x) commentCount ' +
+    'a: comments(limit: 2) { id } b: comments(limit: 2, after: $after) { id content } } }';
   const first = await pageOf({ limit: 2 });
   const res = await api.gql(query, { id: post, x: false, after: first.comments[1]!.cursor });
   expect(res.json).toEqual({

@@ -49,7 +49,9 @@ const cases: { name: string; body: Record<string, unknown>; status: number; code
   {
     name: 'variables, a fragment and __typename',
     body: {
-      query: `mutation Make($t: String!) { p: ${createPost('x').replace('"x"', '$t')} { ...P __typename } } fragment P on Post { title commentCount }`,
+      query:
+        `mutation Make($t: String!) { p: ${createPost('x').replace('"x"', '$t')} { ...P __typename } } ` +
+        'fragment P on Post { title commentCount }',
       variables: { t: 'From a variable' },
     },
     status: 200,

@@ -90,7 +90,8 @@ test.each(['INLINE', 'QUEUED'] as const)(
 
     const user = await appending(
       open,
-      `mutation($sync: SyncMode) { createUser(email: " ${tag}@example.com ", username: "u_${tag.replace('-', '_')}", fullName: "Eve", sync: $sync) { id } }`,
+      'mutation($sync: SyncMode) { ' +
+        `createUser(email: " ${tag}@example.com ", username: "u_${tag.replace('-', '_')}", fullName: "Eve", sync: $sync) { id } }`,
       v,
     );
     const U = user.data.createUser.id as string;

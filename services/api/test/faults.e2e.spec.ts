@@ -126,7 +126,8 @@ test('PostgreSQL restarted under load: 503 meanwhile, recovery by itself, no ack
     ).catch((err: Error) => {
       const since = ready.statuses.filter((s) => s.at > stoppedAt - 1000).map((s) => `${s.at - stoppedAt}ms:${s.status}`);
       throw new Error(
-        `${err.message}\n/ready around the stop: ${since.join(' ')}\nAPI alive: ${alive(api)}\nAPI output (tail):\n${api.output().slice(-3000)}`,
+        `${err.message}\n/ready around the stop: ${since.join(' ')}\nAPI alive: ${alive(api)}\n` +
+          `API output (tail):\n${api.output().slice(-3000)}`,
       );
     });
     await waitFor(

@@ -32,31 +32,42 @@ describe('cost limit', () => {
     a = await api({ maxQueryCost: 500, defaultPageSize: 20, maxPageSize: 100 });
   });
 
-  test('the seed GetRecentPosts (cost 1,236) passes a limit of 2,000; at limit 10 (2,471) it is refused with the cost and the limit', async () => {
-    const b = await api({ maxQueryCost: 2000, defaultPageSize: 20, maxPageSize: 100 });
-    expect((await b.gql(SEED_OPERATIONS.GetRecentPosts)).json.errors).toBeUndefined();
-    const res = await b.gql(SEED_OPERATIONS.GetRecentPosts.replace('limit: 5', 'limit: 10'));
-    expect(res.status).toBe(400);
-    // Per post: id, title, author { username fullName }, commentCount, comments (20 × (content 10 + author { username })).
-    expect(res.json.errors).toEqual([
-      expect.objectContaining({
-        message: expect.stringContaining('costs 2471; the cost limit is 2000'),
-        extensions: expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 10 * (1 + 1 + 3 + 1 + 1 + 20 * (10 + 2)), limit: 2000 }),
-      }),
-    ]);
-  });
+  test(
+    'the seed GetRecentPosts (cost 1,236) passes a limit of 2,000; ' + 'at limit 10 (2,471) it is refused with the cost and the limit',
+    async () => {
+      const b = await api({ maxQueryCost: 2000, defaultPageSize: 20, maxPageSize: 100 });
+      expect((await b.gql(SEED_OPERATIONS.GetRecentPosts)).json.errors).toBeUndefined();
+      const res = await b.gql(SEED_OPERATIONS.GetRecentPosts.replace('limit: 5', 'limit: 10'));
+      expect(res.status).toBe(400);
+      // Per post: id, title, author { username fullName }, commentCount, comments (20 × (content 10 + author { username })).
+      expect(res.json.errors).toEqual([
+        expect.objectContaining({
+          message: expect.stringContaining('costs 2471; the cost limit is 2000'),
+          extensions: expect.objectContaining({
+            code: 'QUERY_TOO_COMPLEX',
+            cost: 1 + 10 * (1 + 1 + 3 + 1 + 1 + 20 * (10 + 2)),
+            limit: 2000,
+          }),
+        }),
+      ]);
+    },
+  );
 
-  test("a text field costs 1 per 1,000 characters it can hold: nine aliases of 100 posts' content (up to 100,000 characters each) are refused", async () => {
-    const def = await api({});
-    const aliases = Array.from({ length: 9 }, (_, i) => `c${i}: content`).join(' ');
-    const res = await def.gql(`{ posts(limit: 100, published: true) { ${aliases} } }`);
-    expect(res.status).toBe(400);
-    expect(res.json.errors?.[0]?.extensions).toEqual(
-      expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * 9 * 100, limit: 25_000 }),
-    );
-    // Short text fields still cost 1: a hundred titles are cheap.
-    expect((await def.gql(`{ posts(limit: 100) { title } }`)).json.errors).toBeUndefined();
-  });
+  test(
+    'a text field costs 1 per 1,000 characters it can hold: ' +
+      "nine aliases of 100 posts' content (up to 100,000 characters each) are refused",
+    async () => {
+      const def = await api({});
+      const aliases = Array.from({ length: 9 }, (_, i) => `c${i}: content`).join(' ');
+      const res = await def.gql(`{ posts(limit: 100, published: true) { ${aliases} } }`);
+      expect(res.status).toBe(400);
+      expect(res.json.errors?.[0]?.extensions).toEqual(
+        expect.objectContaining({ code: 'QUERY_TOO_COMPLEX', cost: 1 + 100 * 9 * 100, limit: 25_000 }),
+      );
+      // Short text fields still cost 1: a hundred titles are cheap.
+      expect((await def.gql(`{ posts(limit: 100) { title } }`)).json.errors).toBeUndefined();
+    },
+  );
 
   test('a variable limit counts as MAX_PAGE_SIZE, an omitted one as DEFAULT_PAGE_SIZE', async () => {
     // posts { id }: 1 + items × 1.
@@ -71,7 +82,10 @@ describe('cost limit', () => {
   test('refused identically whichever path would have run it: a read (compiled path) and a mutation (Apollo)', async () => {
     const read = await a.gql(`{ ${Array.from({ length: 501 }, (_, i) => `a${i}: __typename`).join(' ')} }`);
     const write = await a.gql(
-      `mutation { ${Array.from({ length: 20 }, (_, i) => `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id comments { id content } }`).join(' ')} }`,
+      `mutation { ${Array.from(
+        { length: 20 },
+        (_, i) => `p${i}: createPost(title: "t", content: "c", authorId: "${ALICE}") { id comments { id content } }`,
+      ).join(' ')} }`,
     );
     for (const res of [read, write]) {
       expect(res.status).toBe(400);
@@ -98,42 +112,47 @@ describe('mutation rate limit', () => {
   const createUser = (n: string) => `mutation { createUser(email: "${n}@example.com", username: "${n}", fullName: "${n}") { id } }`;
   const as = (ip: string) => ({ 'x-forwarded-for': ip });
 
-  test('a client gets its limit, then 429 RATE_LIMITED with Retry-After, nothing written; another client and reads are unaffected', async () => {
-    for (let i = 0; i < 3; i++) {
-      const ok = await a.post({ query: createUser(`rl_a${i}`) }, as('203.0.113.1'));
-      expect(ok.json.errors).toBeUndefined();
-    }
-    const before = await writeCounts(seeded.pool);
-    const limited = await a.post({ query: createUser('rl_a3') }, as('203.0.113.1'));
-    expect(limited.status).toBe(429);
-    // A token every 20 s: the next one is at most 20 s away.
-    const wait = Number(limited.headers.get('retry-after'));
-    expect(wait).toBeGreaterThanOrEqual(15);
-    expect(wait).toBeLessThanOrEqual(20);
-    expect(limited.json.errors?.[0]?.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: wait });
-    expect(limited.json.errors?.[0]?.message).toMatch(/Too many mutations/);
-    expect(limited.json.data ?? null).toBeNull();
-    expect(await writeCounts(seeded.pool)).toEqual(before);
+  test(
+    'a client gets its limit, then 429 RATE_LIMITED with Retry-After, nothing written; ' + 'another client and reads are unaffected',
+    async () => {
+      for (let i = 0; i < 3; i++) {
+        const ok = await a.post({ query: createUser(`rl_a${i}`) }, as('203.0.113.1'));
+        expect(ok.json.errors).toBeUndefined();
+      }
+      const before = await writeCounts(seeded.pool);
+      const limited = await a.post({ query: createUser('rl_a3') }, as('203.0.113.1'));
+      expect(limited.status).toBe(429);
+      // A token every 20 s: the next one is at most 20 s away.
+      const wait = Number(limited.headers.get('retry-after'));
+      expect(wait).toBeGreaterThanOrEqual(15);
+      expect(wait).toBeLessThanOrEqual(20);
+      expect(limited.json.errors?.[0]?.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: wait });
+      expect(limited.json.errors?.[0]?.message).toMatch(/Too many mutations/);
+      expect(limited.json.data ?? null).toBeNull();
+      expect(await writeCounts(seeded.pool)).toEqual(before);
 
-    // Another client (another address behind the same proxy) still writes.
-    const other = await a.post({ query: createUser('rl_b0') }, as('203.0.113.2'));
-    expect(other.status).toBe(200);
-    expect(other.json.errors).toBeUndefined();
-    // Reads of the limited client: the compiled path and Apollo's.
-    const read = await a.post({ query: `{ post(id: "${POST1}") { id } }` }, as('203.0.113.1'));
-    expect(read.json).toEqual({ data: { post: { id: POST1 } } });
-    const apolloRead = await a.post(
-      { query: `query($s: Boolean!) { post(id: "${POST1}") { id title @include(if: $s) } }`, variables: { s: false } },
-      as('203.0.113.1'),
-    );
-    expect(apolloRead.json).toEqual({ data: { post: { id: POST1 } } });
-  });
+      // Another client (another address behind the same proxy) still writes.
+      const other = await a.post({ query: createUser('rl_b0') }, as('203.0.113.2'));
+      expect(other.status).toBe(200);
+      expect(other.json.errors).toBeUndefined();
+      // Reads of the limited client: the compiled path and Apollo's.
+      const read = await a.post({ query: `{ post(id: "${POST1}") { id } }` }, as('203.0.113.1'));
+      expect(read.json).toEqual({ data: { post: { id: POST1 } } });
+      const apolloRead = await a.post(
+        { query: `query($s: Boolean!) { post(id: "${POST1}") { id title @include(if: $s) } }`, variables: { s: false } },
+        as('203.0.113.1'),
+      );
+      expect(apolloRead.json).toEqual({ data: { post: { id: POST1 } } });
+    },
+  );
 
   test('each root field of a mutation takes a token: a document of more writes than the bucket holds is refused whole', async () => {
     const before = await writeCounts(seeded.pool);
     const res = await a.post(
       {
-        query: `mutation { ${[0, 1, 2, 3].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }`,
+        query: `mutation { ${[0, 1, 2, 3]
+          .map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`)
+          .join(' ')} }`,
       },
       as('203.0.113.3'),
     );
@@ -143,7 +162,9 @@ describe('mutation rate limit', () => {
     // Three fit.
     const three = await a.post(
       {
-        query: `mutation { ${[0, 1, 2].map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`).join(' ')} }`,
+        query: `mutation { ${[0, 1, 2]
+          .map((i) => `u${i}: createUser(email: "rl_c${i}@example.com", username: "rl_c${i}", fullName: "C") { id }`)
+          .join(' ')} }`,
       },
       as('203.0.113.3'),
     );
@@ -213,31 +234,41 @@ describe('persisted operations', () => {
     expect((write.json.data as { createComment: { content: string } }).createComment.content).toBe('Great post!');
   });
 
-  test('allow: full documents not in the list are accepted; an unknown hash is PERSISTED_QUERY_NOT_FOUND; nothing is registered', async () => {
-    expect((await allow.gql('{ posts(limit: 1) { id } }')).json.errors).toBeUndefined();
-    const miss = await allow.post(byHash(unknown));
-    expect(miss.json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
-    // APQ registration (hash + document) does not add to the list.
-    await allow.post({ query: '{ posts { id } }', ...byHash(unknown) });
-    expect((await allow.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
-  });
+  test(
+    'allow: full documents not in the list are accepted; ' + 'an unknown hash is PERSISTED_QUERY_NOT_FOUND; nothing is registered',
+    async () => {
+      expect((await allow.gql('{ posts(limit: 1) { id } }')).json.errors).toBeUndefined();
+      const miss = await allow.post(byHash(unknown));
+      expect(miss.json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+      // APQ registration (hash + document) does not add to the list.
+      await allow.post({ query: '{ posts { id } }', ...byHash(unknown) });
+      expect((await allow.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    },
+  );
 
-  test('only: listed documents run, by hash or in full; anything else is OPERATION_NOT_ALLOWED (403) before it is compiled, nothing written', async () => {
-    statements = [];
-    const hashed = await only.post(byHash(recent));
-    expect(hashed.status).toBe(200);
-    expect(statements.filter((s) => readPathOf(s) === 'fast')).toHaveLength(1);
-    expect((await only.gql(SEED_OPERATIONS.GetUser)).json.errors).toBeUndefined();
-    const before = await writeCounts(seeded.pool);
-    statements = [];
-    for (const query of ['{ posts(limit: 1) { id } }', `mutation { deletePost(id: "${POST1}") { id } }`, SEED_OPERATIONS.GetUser + ' ']) {
-      const res = await only.gql(query);
-      expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code }).toEqual({ status: 403, code: 'OPERATION_NOT_ALLOWED' });
-    }
-    expect(statements).toEqual([]);
-    expect((await only.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
-    expect(await writeCounts(seeded.pool)).toEqual(before);
-  });
+  test(
+    'only: listed documents run, by hash or in full; ' +
+      'anything else is OPERATION_NOT_ALLOWED (403) before it is compiled, nothing written',
+    async () => {
+      statements = [];
+      const hashed = await only.post(byHash(recent));
+      expect(hashed.status).toBe(200);
+      expect(statements.filter((s) => readPathOf(s) === 'fast')).toHaveLength(1);
+      expect((await only.gql(SEED_OPERATIONS.GetUser)).json.errors).toBeUndefined();
+      const before = await writeCounts(seeded.pool);
+      statements = [];
+      for (const query of ['{ posts(limit: 1) { id } }', `mutation { deletePost(id: "${POST1}") { id } }`, SEED_OPERATIONS.GetUser + ' ']) {
+        const res = await only.gql(query);
+        expect({ status: res.status, code: res.json.errors?.[0]?.extensions?.code }).toEqual({
+          status: 403,
+          code: 'OPERATION_NOT_ALLOWED',
+        });
+      }
+      expect(statements).toEqual([]);
+      expect((await only.post(byHash(unknown))).json.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+      expect(await writeCounts(seeded.pool)).toEqual(before);
+    },
+  );
 
   test('only: GraphQL over GET (Apollo only) is held to the list as well', async () => {
     const listed = await GET(only, `/graphql?query=${encodeURIComponent(SEED_OPERATIONS.GetUser)}`, { 'apollo-require-preflight': 'true' });
@@ -253,34 +284,38 @@ describe('persisted operations', () => {
     expect(byGet.status).toBe(200);
   });
 
-  test('a hash that is not the sha256 of the query sent with it: 400 BAD_REQUEST saying so, off, allow and only alike, POST and GET, nothing logged as an error', async () => {
-    const mismatched = { query: SEED_OPERATIONS.GetUser, ...byHash(unknown) };
-    const errorsBefore = logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length;
-    for (const [mode, a] of [
-      ['off', off],
-      ['allow', allow],
-      ['only', only],
-    ] as const) {
-      const posted = await a.post(mismatched);
-      expect({ mode, status: posted.status, errors: posted.json.errors }).toEqual({
-        mode,
-        status: 400,
-        errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }],
-      });
-      const params = new URLSearchParams({ query: mismatched.query, extensions: JSON.stringify(mismatched.extensions) });
-      const got = await GET(a, `/graphql?${params}`, { 'apollo-require-preflight': 'true' });
-      expect({
-        mode,
-        status: got.status,
-        code: ((await got.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code,
-      }).toEqual({
-        mode,
-        status: 400,
-        code: 'BAD_REQUEST',
-      });
-    }
-    expect(logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length).toBe(errorsBefore);
-  });
+  test(
+    'a hash that is not the sha256 of the query sent with it: 400 BAD_REQUEST saying so, ' +
+      'off, allow and only alike, POST and GET, nothing logged as an error',
+    async () => {
+      const mismatched = { query: SEED_OPERATIONS.GetUser, ...byHash(unknown) };
+      const errorsBefore = logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length;
+      for (const [mode, a] of [
+        ['off', off],
+        ['allow', allow],
+        ['only', only],
+      ] as const) {
+        const posted = await a.post(mismatched);
+        expect({ mode, status: posted.status, errors: posted.json.errors }).toEqual({
+          mode,
+          status: 400,
+          errors: [{ message: 'provided sha does not match query', extensions: { code: 'BAD_REQUEST' } }],
+        });
+        const params = new URLSearchParams({ query: mismatched.query, extensions: JSON.stringify(mismatched.extensions) });
+        const got = await GET(a, `/graphql?${params}`, { 'apollo-require-preflight': 'true' });
+        expect({
+          mode,
+          status: got.status,
+          code: ((await got.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code,
+        }).toEqual({
+          mode,
+          status: 400,
+          code: 'BAD_REQUEST',
+        });
+      }
+      expect(logs.lines.filter((l) => l.level >= LOG_LEVELS.error).length).toBe(errorsBefore);
+    },
+  );
 
   test('a list file whose hash does not match its document stops the start, naming it', async () => {
     const bad = path.join(dir, 'bad.json');
@@ -316,31 +351,38 @@ describe('production mode: introspection and the IDE', () => {
     expect((await GET(a, '/ide/graphiql.js')).status).toBe(404);
   });
 
-  test('with introspection off, errors suggest no names ("Did you mean"), for reads and mutations, fields, arguments, enum values and variables', async () => {
-    const off = await api({ introspection: false, ide: false });
-    const on = await api({});
-    // Each document with the name a suggestion would reveal.
-    const misspelled: [string, string, Record<string, unknown>?][] = [
-      ['{ posts(limit: 1) { titl } }', 'title'],
-      ['{ posts(limt: 1) { id } }', 'limit'],
-      ['query ($n: Int) { postz(limit: $n) { id } }', 'posts', { n: 1 }],
-      [`mutation { createPost(title: "t", content: "c", authorI: "${ALICE}") { id } }`, 'authorId'],
-      [`mutation { createPost(title: "t", content: "c", authorId: "${ALICE}") { titl } }`, 'title'],
-      [`mutation { publishPost(id: "${POST1}", sync: INLIN) { id } }`, 'INLINE'],
-      [`mutation ($s: SyncMode) { publishPost(id: "${POST1}", sync: $s) { id } }`, 'INLINE', { s: 'INLIN' }],
-    ];
-    const before = await writeCounts(seeded.pool);
-    for (const [query, name, variables] of misspelled) {
-      const shown = await on.gql(query, variables);
-      expect({ query, message: shown.json.errors?.[0]?.message }).toEqual({ query, message: expect.stringContaining(`Did you mean`) });
-      expect(shown.json.errors?.[0]?.message).toContain(`"${name}"`);
-      const hidden = await off.gql(query, variables);
-      expect({ query, status: hidden.status, errors: hidden.json.errors?.length }).toEqual({ query, status: 400, errors: 1 });
-      expect({ query, message: hidden.json.errors![0]!.message }).toEqual({ query, message: expect.not.stringContaining('Did you mean') });
-      expect(hidden.json.errors![0]!.message).not.toContain(`"${name}"`);
-    }
-    expect(await writeCounts(seeded.pool)).toEqual(before);
-  });
+  test(
+    'with introspection off, errors suggest no names ("Did you mean"), ' +
+      'for reads and mutations, fields, arguments, enum values and variables',
+    async () => {
+      const off = await api({ introspection: false, ide: false });
+      const on = await api({});
+      // Each document with the name a suggestion would reveal.
+      const misspelled: [string, string, Record<string, unknown>?][] = [
+        ['{ posts(limit: 1) { titl } }', 'title'],
+        ['{ posts(limt: 1) { id } }', 'limit'],
+        ['query ($n: Int) { postz(limit: $n) { id } }', 'posts', { n: 1 }],
+        [`mutation { createPost(title: "t", content: "c", authorI: "${ALICE}") { id } }`, 'authorId'],
+        [`mutation { createPost(title: "t", content: "c", authorId: "${ALICE}") { titl } }`, 'title'],
+        [`mutation { publishPost(id: "${POST1}", sync: INLIN) { id } }`, 'INLINE'],
+        [`mutation ($s: SyncMode) { publishPost(id: "${POST1}", sync: $s) { id } }`, 'INLINE', { s: 'INLIN' }],
+      ];
+      const before = await writeCounts(seeded.pool);
+      for (const [query, name, variables] of misspelled) {
+        const shown = await on.gql(query, variables);
+        expect({ query, message: shown.json.errors?.[0]?.message }).toEqual({ query, message: expect.stringContaining(`Did you mean`) });
+        expect(shown.json.errors?.[0]?.message).toContain(`"${name}"`);
+        const hidden = await off.gql(query, variables);
+        expect({ query, status: hidden.status, errors: hidden.json.errors?.length }).toEqual({ query, status: 400, errors: 1 });
+        expect({ query, message: hidden.json.errors![0]!.message }).toEqual({
+          query,
+          message: expect.not.stringContaining('Did you mean'),
+        });
+        expect(hidden.json.errors![0]!.message).not.toContain(`"${name}"`);
+      }
+      expect(await writeCounts(seeded.pool)).toEqual(before);
+    },
+  );
 
   test('development defaults: both on', async () => {
     const a = await api({});

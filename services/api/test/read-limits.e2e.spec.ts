@@ -99,20 +99,24 @@ describe('heavy reads and the pool', () => {
     }
   });
 
-  test('one client gets at most HEAVY_READS_PER_CLIENT heavy reads running or waiting; more are RATE_LIMITED (429, Retry-After), other clients unaffected', async () => {
-    // Smaller heavy reads here (10 posts, 6 MB, over a 1 MB cap): one client's run one after another.
-    const a = await api({ trustProxy: 1, heavyReadsPerClient: 3, maxResponseBytes: 1_000_000 });
-    const tenPosts = '{ posts(limit: 10, published: true) { content } }';
-    const mine = await Promise.all(Array.from({ length: 5 }, () => a.post({ query: tenPosts }, as('198.51.100.200'))));
-    const limited = mine.filter((r) => r.status === 429);
-    expect(limited).toHaveLength(2);
-    for (const r of limited) {
-      expect(r.json.errors?.[0]?.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: 1 });
-      expect(r.headers.get('retry-after')).toBe('1');
-    }
-    expect(mine.filter((r) => r.json.errors?.[0]?.extensions?.code === 'RESPONSE_TOO_LARGE')).toHaveLength(3);
-    expect((await a.post({ query: tenPosts }, as('198.51.100.201'))).json.errors?.[0]?.extensions?.code).toBe('RESPONSE_TOO_LARGE');
-  });
+  test(
+    'one client gets at most HEAVY_READS_PER_CLIENT heavy reads running or waiting; ' +
+      'more are RATE_LIMITED (429, Retry-After), other clients unaffected',
+    async () => {
+      // Smaller heavy reads here (10 posts, 6 MB, over a 1 MB cap): one client's run one after another.
+      const a = await api({ trustProxy: 1, heavyReadsPerClient: 3, maxResponseBytes: 1_000_000 });
+      const tenPosts = '{ posts(limit: 10, published: true) { content } }';
+      const mine = await Promise.all(Array.from({ length: 5 }, () => a.post({ query: tenPosts }, as('198.51.100.200'))));
+      const limited = mine.filter((r) => r.status === 429);
+      expect(limited).toHaveLength(2);
+      for (const r of limited) {
+        expect(r.json.errors?.[0]?.extensions).toEqual({ code: 'RATE_LIMITED', retryAfterSeconds: 1 });
+        expect(r.headers.get('retry-after')).toBe('1');
+      }
+      expect(mine.filter((r) => r.json.errors?.[0]?.extensions?.code === 'RESPONSE_TOO_LARGE')).toHaveLength(3);
+      expect((await a.post({ query: tenPosts }, as('198.51.100.201'))).json.errors?.[0]?.extensions?.code).toBe('RESPONSE_TOO_LARGE');
+    },
+  );
 
   test('a document whose cost may be heavy takes a heavy turn until it has answered lightly at that cost', async () => {
     const a = await api();

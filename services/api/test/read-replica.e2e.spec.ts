@@ -103,7 +103,8 @@ test('an INLINE mutation answers from the primary; a reader on a replica that la
   expect(rows[0].content).toBe('Edited inline');
 
   const created = await api.data(
-    `mutation { createPost(title: "Inline on the primary", content: "Body", authorId: "${ALICE}", published: true, sync: INLINE) { id title } }`,
+    `mutation { createPost(title: "Inline on the primary", content: "Body", authorId: "${ALICE}", ` +
+      'published: true, sync: INLINE) { id title } }',
   );
   const id = created.createPost.id as string;
   expect(created.createPost.title).toBe('Inline on the primary');

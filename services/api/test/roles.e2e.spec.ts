@@ -237,7 +237,8 @@ test.each([
   ['DELETE FROM tb_comment', DENIED],
   ['SELECT * FROM schema_migrations', DENIED],
   [
-    `INSERT INTO event_log (command, entity_type, entity_ids, actor_admin, args) VALUES ('x', 'post', ARRAY[gen_random_uuid()], true, '{}')`,
+    'INSERT INTO event_log (command, entity_type, entity_ids, actor_admin, args) ' +
+      "VALUES ('x', 'post', ARRAY[gen_random_uuid()], true, '{}')",
     DENIED,
   ],
 ])('the worker role is refused: %s', async (sql, code) => {

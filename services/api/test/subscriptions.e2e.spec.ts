@@ -66,41 +66,44 @@ const openOn = (api: TestApi) =>
   api.app.metrics.registry.getSingleMetricAsString('blog_subscriptions_open').then((t) => Number(/\} (\d+)/.exec(t)?.[1] ?? 0));
 
 describe('postChanged and commentAdded across processes', () => {
-  test('a subscriber on B gets the post as refreshed by A (INLINE) and by the worker (QUEUED), and the comments added to it only', async () => {
-    const client = connect(b);
-    const before = await openOn(b);
-    const post = subscribe(client, `subscription { postChanged(id: "${POST1}") { id title commentCount author { username } } }`);
-    const comments = subscribe(client, `subscription { commentAdded(postId: "${POST1}") { content author { username } } }`);
-    await waitFor('two subscriptions open on B', async () => (await openOn(b)) === before + 2, 10_000, 20);
+  test(
+    'a subscriber on B gets the post as refreshed by A (INLINE) and by the worker (QUEUED), ' + 'and the comments added to it only',
+    async () => {
+      const client = connect(b);
+      const before = await openOn(b);
+      const post = subscribe(client, `subscription { postChanged(id: "${POST1}") { id title commentCount author { username } } }`);
+      const comments = subscribe(client, `subscription { commentAdded(postId: "${POST1}") { content author { username } } }`);
+      await waitFor('two subscriptions open on B', async () => (await openOn(b)) === before + 2, 10_000, 20);
 
-    await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, inline", sync: INLINE) { id } }`);
-    await waitFor('the INLINE change', () => post.events.length === 1, 10_000, 20);
-    expect(post.events[0]).toEqual({
-      postChanged: { id: POST1, title: 'Through A, inline', commentCount: expect.any(Number), author: { username: expect.any(String) } },
-    });
+      await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, inline", sync: INLINE) { id } }`);
+      await waitFor('the INLINE change', () => post.events.length === 1, 10_000, 20);
+      expect(post.events[0]).toEqual({
+        postChanged: { id: POST1, title: 'Through A, inline', commentCount: expect.any(Number), author: { username: expect.any(String) } },
+      });
 
-    await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, queued", sync: QUEUED) { id } }`);
-    await waitFor('the change synced by the worker', () => post.events.length === 2, 10_000, 20);
-    expect((post.events[1]!.postChanged as { title: string }).title).toBe('Through A, queued');
+      await a.gql(`mutation { updatePost(id: "${POST1}", title: "Through A, queued", sync: QUEUED) { id } }`);
+      await waitFor('the change synced by the worker', () => post.events.length === 2, 10_000, 20);
+      expect((post.events[1]!.postChanged as { title: string }).title).toBe('Through A, queued');
 
-    await a.gql(`mutation { createComment(postId: "${POST1}", authorId: "${BOB}", content: "First, queued", sync: QUEUED) { id } }`);
-    await b.gql(`mutation { createComment(postId: "${POST2}", authorId: "${BOB}", content: "Elsewhere", sync: INLINE) { id } }`);
-    await b.gql(`mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "Second, inline", sync: INLINE) { id } }`);
-    await waitFor('both comments', () => comments.events.length === 2, 10_000, 20);
-    expect(comments.events.map((e) => e.commentAdded).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))).toEqual([
-      { content: 'First, queued', author: { username: 'bob' } },
-      { content: 'Second, inline', author: { username: 'alice' } },
-    ]);
-    // Once each: nothing more comes. (A comment changes its post's count, merged in at read time,
-    // not the post's document: the post is not refreshed, so postChanged does not fire.)
-    await new Promise((r) => setTimeout(r, 300));
-    expect(comments.events).toHaveLength(2);
-    expect(post.events).toHaveLength(2);
-    expect(post.errors).toEqual([]);
-    post.stop();
-    comments.stop();
-    await waitFor('the subscriptions closed on B', async () => (await openOn(b)) === before, 10_000, 20);
-  });
+      await a.gql(`mutation { createComment(postId: "${POST1}", authorId: "${BOB}", content: "First, queued", sync: QUEUED) { id } }`);
+      await b.gql(`mutation { createComment(postId: "${POST2}", authorId: "${BOB}", content: "Elsewhere", sync: INLINE) { id } }`);
+      await b.gql(`mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "Second, inline", sync: INLINE) { id } }`);
+      await waitFor('both comments', () => comments.events.length === 2, 10_000, 20);
+      expect(comments.events.map((e) => e.commentAdded).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))).toEqual([
+        { content: 'First, queued', author: { username: 'bob' } },
+        { content: 'Second, inline', author: { username: 'alice' } },
+      ]);
+      // Once each: nothing more comes. (A comment changes its post's count, merged in at read time,
+      // not the post's document: the post is not refreshed, so postChanged does not fire.)
+      await new Promise((r) => setTimeout(r, 300));
+      expect(comments.events).toHaveLength(2);
+      expect(post.events).toHaveLength(2);
+      expect(post.errors).toEqual([]);
+      post.stop();
+      comments.stop();
+      await waitFor('the subscriptions closed on B', async () => (await openOn(b)) === before, 10_000, 20);
+    },
+  );
 
   test('a change missed while the feed was lost is delivered once it listens again', async () => {
     const client = connect(b);

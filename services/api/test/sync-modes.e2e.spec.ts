@@ -24,7 +24,9 @@ afterAll(async () => {
 });
 
 const userCounts = `query($id: ID!) { user(id: $id) { postCount publishedPostCount commentCount } }`;
-const postById = `query($id: ID!) { post(id: $id) { id title published commentCount comments { id content author { username } } author { username } } }`;
+const postById =
+  'query($id: ID!) { post(id: $id) { id title published commentCount ' +
+  'comments { id content author { username } } author { username } } }';
 
 async function jobsFor(id: string): Promise<{ priority: number; start_after: Date; plan: Record<string, string[]> }[]> {
   const { rows } = await pool.query(
@@ -39,7 +41,8 @@ describe('INLINE', () => {
   test('createPost: every reader sees the post and the author counts at once; nothing is enqueued', async () => {
     const before = (await api.data(userCounts, { id: BOB })).user;
     const created = await api.data(
-      `mutation { createPost(title: "Inline post", content: "Body", authorId: "${BOB}", published: true, sync: INLINE) { id title commentCount author { username } } }`,
+      `mutation { createPost(title: "Inline post", content: "Body", authorId: "${BOB}", published: true, sync: INLINE) ` +
+        '{ id title commentCount author { username } } }',
     );
     const id = created.createPost.id as string;
     expect(created.createPost).toEqual({ id, title: 'Inline post', commentCount: 0, author: { username: 'bob' } });
@@ -60,7 +63,8 @@ describe('INLINE', () => {
 
   test('createComment: the post embeds it and the author counts it, at once', async () => {
     const res = await api.data(
-      `mutation { createComment(postId: "${POST3}", authorId: "${CHARLIE}", content: "Inline comment", sync: INLINE) { id post { id title } author { username } } }`,
+      `mutation { createComment(postId: "${POST3}", authorId: "${CHARLIE}", content: "Inline comment", sync: INLINE) ` +
+        '{ id post { id title } author { username } } }',
     );
     const id = res.createComment.id as string;
     expect(res.createComment.post).toEqual({ id: POST3, title: 'Explicit Sync vs Triggers' });
@@ -110,7 +114,8 @@ describe('INLINE', () => {
     expect((await api.data(userCounts, { id: ALICE })).user.postCount).toBe(before.alice.postCount - 1);
     expect((await api.data(userCounts, { id: BOB })).user.commentCount).toBe(before.bob.commentCount - 1);
     const { rows } = await pool.query(
-      'SELECT (SELECT count(*) FROM tb_comment WHERE post_id = $1)::int AS c, (SELECT count(*) FROM tv_comment WHERE post_id = $1)::int AS v',
+      'SELECT (SELECT count(*) FROM tb_comment WHERE post_id = $1)::int AS c, ' +
+        '(SELECT count(*) FROM tv_comment WHERE post_id = $1)::int AS v',
       [id],
     );
     expect(rows[0]).toEqual({ c: 0, v: 0 });
@@ -132,7 +137,8 @@ describe('QUEUED', () => {
     await api.drainQueue(); // jobs of earlier tests out of the way
     const before = (await api.data(userCounts, { id: ALICE })).user;
     const created = await api.data(
-      `mutation { createPost(title: "Queued post", content: "Later", authorId: "${ALICE}", published: true, sync: QUEUED) { id title published commentCount author { id username fullName } } }`,
+      `mutation { createPost(title: "Queued post", content: "Later", authorId: "${ALICE}", published: true, sync: QUEUED) ` +
+        '{ id title published commentCount author { id username fullName } } }',
     );
     const id = created.createPost.id as string;
     // The mutation's own answer is the correct, current entity (computed from tb_*).

@@ -216,7 +216,8 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       'mutation { createUser(email: "traced@example.com", username: "traced", fullName: "Traced Author", sync: INLINE) { id } }',
     );
     const { createPost } = await gql(
-      'mutation Traced($a: ID!) { createPost(title: "Traced post", content: "Follow me", authorId: $a, published: true, sync: QUEUED) { id } }',
+      'mutation Traced($a: ID!) { ' +
+        'createPost(title: "Traced post", content: "Follow me", authorId: $a, published: true, sync: QUEUED) { id } }',
       { a: createUser!.id },
       'Traced',
     );
@@ -260,7 +261,12 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
 
     // HTTP server span at the root of the mutation's trace, GraphQL under it, SQL under GraphQL.
     const root = ancestors(mutation).at(-1);
-    expect(root).toMatchObject({ service: 'blog-api', scope: '@blog/http-server', name: 'POST /graphql', kind: 2 }); // SpanKind.SERVER (OTLP numbering)
+    expect(root).toMatchObject({
+      service: 'blog-api',
+      scope: '@blog/http-server',
+      name: 'POST /graphql',
+      kind: 2, // SpanKind.SERVER (OTLP numbering)
+    });
     expect(root!.attributes).toMatchObject({ 'http.request.method': 'POST', 'http.route': '/graphql', 'url.path': '/graphql' });
     expect(Number(root!.attributes['http.response.status_code'])).toBe(200);
     expect(root!.parentSpanId).toBeUndefined();

@@ -65,7 +65,8 @@ async function main(): Promise<void> {
     let t = Date.now();
     await createDataset(pool);
     out(
-      `dataset: ${DATA.users} users, ${DATA.posts} posts, ${DATA.comments} comments, projected in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+      `dataset: ${DATA.users} users, ${DATA.posts} posts, ${DATA.comments} comments, ` +
+        `projected in ${((Date.now() - t) / 1000).toFixed(1)} s`,
     );
 
     const drains: DrainResult[] = [];
@@ -131,7 +132,8 @@ async function createDataset(pool: pg.Pool): Promise<void> {
     );
     await c.query(
       `INSERT INTO tb_comment (post_id, author_id, content)
-       SELECT p.ids[1 + (g::bigint * 104729) % cardinality(p.ids)], u.ids[1 + (g::bigint * 31) % cardinality(u.ids)], 'Comment number ' || g || ' with some text'
+       SELECT p.ids[1 + (g::bigint * 104729) % cardinality(p.ids)], u.ids[1 + (g::bigint * 31) % cardinality(u.ids)],
+              'Comment number ' || g || ' with some text'
          FROM generate_series(1, $1) g,
               (SELECT array_agg(id ORDER BY id) AS ids FROM tb_post) p,
               (SELECT array_agg(id ORDER BY id) AS ids FROM tb_user) u`,

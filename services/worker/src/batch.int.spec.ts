@@ -82,38 +82,42 @@ describe('batch drain', () => {
     expect(titles.rows[0]!.title).toBe('title 9');
   });
 
-  it('expands a fan-out job into jobs of at most MAX_IDS_PER_JOB ids and settles them in transactions of at most MAX_IDS_PER_TRANSACTION ids', async () => {
-    const f = await createFixture(pool, { users: 1, posts: 3, comments: 7000 });
-    await new SyncEngine(pool).refresh({ user: f.users, post: f.posts, comment: f.comments });
-    const [user] = f.users as [string];
-    // A rename left to the workers, as a command past SYNC_FANOUT_MAX_IDS leaves it.
-    const [fanOut] = await withTransaction(pool, async (c) => {
-      await c.query(`UPDATE tb_user SET full_name = 'Fanned Out', updated_at = now() WHERE id = $1`, [user]);
-      return writer.queue.enqueue(c, { ...emptyPlan(), user: [user] }, { mode: 'QUEUED', expand: true });
-    });
-    const since = new Date();
-    const outcomes: BatchOutcome[] = [];
-    worker = createWorker(testWorkerConfig({ batchSize: 100 }), { onBatch: (o) => outcomes.push(o) });
-    await worker.start();
-    await waitFor('the fan-out synced', async () => {
-      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM tv_comment WHERE data->'author'->>'fullName' = 'Fanned Out'`);
-      return rows[0].n === 7000 && (await syncQueueDepth(pool)).ready === 0;
-    });
-    expect(await countCompleted(pool, [fanOut!])).toBe(1);
-    // The expansion: 1 user + 3 posts + 7,000 comments, in jobs of at most 2,000 ids.
-    const { rows: jobs } = await pool.query<{ n: number }>(
-      `SELECT (SELECT count(*) FROM jsonb_each(data->'plan') e, jsonb_array_elements(e.value))::int AS n
+  it(
+    'expands a fan-out job into jobs of at most MAX_IDS_PER_JOB ids ' +
+      'and settles them in transactions of at most MAX_IDS_PER_TRANSACTION ids',
+    async () => {
+      const f = await createFixture(pool, { users: 1, posts: 3, comments: 7000 });
+      await new SyncEngine(pool).refresh({ user: f.users, post: f.posts, comment: f.comments });
+      const [user] = f.users as [string];
+      // A rename left to the workers, as a command past SYNC_FANOUT_MAX_IDS leaves it.
+      const [fanOut] = await withTransaction(pool, async (c) => {
+        await c.query(`UPDATE tb_user SET full_name = 'Fanned Out', updated_at = now() WHERE id = $1`, [user]);
+        return writer.queue.enqueue(c, { ...emptyPlan(), user: [user] }, { mode: 'QUEUED', expand: true });
+      });
+      const since = new Date();
+      const outcomes: BatchOutcome[] = [];
+      worker = createWorker(testWorkerConfig({ batchSize: 100 }), { onBatch: (o) => outcomes.push(o) });
+      await worker.start();
+      await waitFor('the fan-out synced', async () => {
+        const { rows } = await pool.query(`SELECT count(*)::int AS n FROM tv_comment WHERE data->'author'->>'fullName' = 'Fanned Out'`);
+        return rows[0].n === 7000 && (await syncQueueDepth(pool)).ready === 0;
+      });
+      expect(await countCompleted(pool, [fanOut!])).toBe(1);
+      // The expansion: 1 user + 3 posts + 7,000 comments, in jobs of at most 2,000 ids.
+      const { rows: jobs } = await pool.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM jsonb_each(data->'plan') e, jsonb_array_elements(e.value))::int AS n
          FROM pgboss.job WHERE name = 'projection-sync' AND created_on >= $1 AND data->>'expand' IS NULL`,
-      [since],
-    );
-    expect(jobs.map((j) => j.n).reduce((a, b) => a + b, 0)).toBe(7004);
-    for (const j of jobs) expect(j.n).toBeLessThanOrEqual(MAX_IDS_PER_JOB);
-    // Every sync transaction's comment refresh stayed within the bound.
-    const log = await syncLogSince(since);
-    expect(log.filter((r) => r.entity_type === 'comment').every((r) => r.entity_count <= MAX_IDS_PER_TRANSACTION)).toBe(true);
-    expect(outcomes.reduce((n, o) => n + o.transactions, 0)).toBeGreaterThanOrEqual(Math.ceil(7004 / MAX_IDS_PER_TRANSACTION) + 1);
-    expect((await new SyncEngine(pool).verify()).total).toBe(0);
-  });
+        [since],
+      );
+      expect(jobs.map((j) => j.n).reduce((a, b) => a + b, 0)).toBe(7004);
+      for (const j of jobs) expect(j.n).toBeLessThanOrEqual(MAX_IDS_PER_JOB);
+      // Every sync transaction's comment refresh stayed within the bound.
+      const log = await syncLogSince(since);
+      expect(log.filter((r) => r.entity_type === 'comment').every((r) => r.entity_count <= MAX_IDS_PER_TRANSACTION)).toBe(true);
+      expect(outcomes.reduce((n, o) => n + o.transactions, 0)).toBeGreaterThanOrEqual(Math.ceil(7004 / MAX_IDS_PER_TRANSACTION) + 1);
+      expect((await new SyncEngine(pool).verify()).total).toBe(0);
+    },
+  );
 
   it('coalesces a burst of writes to one entity into a few syncs and keeps the last change', async () => {
     const f = await createFixture(pool, { users: 1, posts: 1, comments: 0 });

@@ -95,7 +95,8 @@ export async function measureRebuild(options: RebuildBenchOptions = {}): Promise
     // index alone, where an unvacuumed one reads every page of tb_comment (200 users: 15 ms, not 260).
     await pool.query(`VACUUM ANALYZE ${commandTables().join(', ')}`);
     log(
-      `dataset: ${size.users} users, ${size.posts} posts, ${size.comments} comments, projected in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+      `dataset: ${size.users} users, ${size.posts} posts, ${size.comments} comments, ` +
+        `projected in ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
     const { rows } = await pool.query<{ id: string }>('SELECT id FROM tb_post');
     const posts = rows.map((r) => r.id);
@@ -122,7 +123,8 @@ export async function measureRebuild(options: RebuildBenchOptions = {}): Promise
       };
       runs.push(run);
       log(
-        `${mode}: ${run.seconds.toFixed(1)} s (${seconds.toFixed(1)} s with the process start), ${Math.round(run.rowsPerSecond)} rows/s, peak ${run.peakRssMb.toFixed(0)} MB; writes ${describeLatency(writers)}`,
+        `${mode}: ${run.seconds.toFixed(1)} s (${seconds.toFixed(1)} s with the process start), ` +
+          `${Math.round(run.rowsPerSecond)} rows/s, peak ${run.peakRssMb.toFixed(0)} MB; writes ${describeLatency(writers)}`,
       );
     }
     const drift = await new SyncEngine(pool).verify();
@@ -250,13 +252,17 @@ async function main(): Promise<void> {
   const figures = await measureRebuild({ size, chunk, log: (line) => process.stdout.write(`${line}\n`) });
   const ms = (n: number) => n.toFixed(1).padStart(7);
   process.stdout.write(
-    `\nchunks of ${figures.chunk} ids; every projection stale before each rebuild; ${figures.idle.writes > 0 ? 'INLINE writes (post title + its post, comments, author)' : ''}\n`,
+    `\nchunks of ${figures.chunk} ids; every projection stale before each rebuild; ` +
+      `${figures.idle.writes > 0 ? 'INLINE writes (post title + its post, comments, author)' : ''}\n`,
   );
   process.stdout.write('| rebuild          | seconds | rows/s  | peak RSS | writes | write p50 | write p99 | write max |\n');
   process.stdout.write('|------------------|--------:|--------:|---------:|-------:|----------:|----------:|----------:|\n');
   const row = (name: string, l: LatencyFigures, r?: RebuildRunFigures) =>
     process.stdout.write(
-      `| ${name.padEnd(16)} | ${r ? r.seconds.toFixed(1).padStart(7) : '      -'} | ${r ? String(Math.round(r.rowsPerSecond)).padStart(7) : '      -'} | ${r ? `${r.peakRssMb.toFixed(0)} MB`.padStart(8) : '       -'} | ${String(l.writes).padStart(6)} | ${ms(l.p50Ms)} ms | ${ms(l.p99Ms)} ms | ${ms(l.maxMs)} ms |\n`,
+      `| ${name.padEnd(16)} | ${r ? r.seconds.toFixed(1).padStart(7) : '      -'} | ` +
+        `${r ? String(Math.round(r.rowsPerSecond)).padStart(7) : '      -'} | ` +
+        `${r ? `${r.peakRssMb.toFixed(0)} MB`.padStart(8) : '       -'} | ${String(l.writes).padStart(6)} | ` +
+        `${ms(l.p50Ms)} ms | ${ms(l.p99Ms)} ms | ${ms(l.maxMs)} ms |\n`,
     );
   row('none (idle)', figures.idle);
   for (const r of figures.runs) row(r.mode, r.writers, r);

@@ -36,12 +36,14 @@ async function main() {
     let t = performance.now();
     await generateDataset(pool, SIZE);
     process.stdout.write(
-      `dataset: ${SIZE.users} users, ${SIZE.posts} posts, ${SIZE.comments} comments generated in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
+      `dataset: ${SIZE.users} users, ${SIZE.posts} posts, ${SIZE.comments} comments ` +
+        `generated in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
     );
     t = performance.now();
     const full = await sync.all();
     process.stdout.write(
-      `full rebuild: ${full.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')} in ${((performance.now() - t) / 1000).toFixed(2)} s\n\n`,
+      `full rebuild: ${full.results.map((r) => `${r.count} ${r.entityType}s`).join(', ')} ` +
+        `in ${((performance.now() - t) / 1000).toFixed(2)} s\n\n`,
     );
 
     for (const entity of ENTITY_TYPES) {
@@ -78,7 +80,9 @@ async function main() {
   process.stdout.write('|---------|-----------:|---------:|--------:|---------------:|--------------:|\n');
   for (const r of rows) {
     process.stdout.write(
-      `| ${r.entity.padEnd(7)} | ${String(r.batch === 'one-by-one' ? '1 (one-by-one)' : r.batch).padStart(10)} | ${String(r.entities).padStart(8)} | ${r.seconds.toFixed(2).padStart(7)} | ${Math.round(r.perSecond).toString().padStart(14)} | ${r.speedup.toFixed(1).padStart(12)}x |\n`,
+      `| ${r.entity.padEnd(7)} | ${String(r.batch === 'one-by-one' ? '1 (one-by-one)' : r.batch).padStart(10)} | ` +
+        `${String(r.entities).padStart(8)} | ${r.seconds.toFixed(2).padStart(7)} | ` +
+        `${Math.round(r.perSecond).toString().padStart(14)} | ${r.speedup.toFixed(1).padStart(12)}x |\n`,
     );
   }
   if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify({ size: SIZE, sample: SAMPLE, rows }, null, 2));

@@ -54,7 +54,8 @@ runCli(async (argv) => {
       process.stdout.write(applied.length ? `applied ${applied.map((m) => m.file).join(', ')}\n` : 'database is up to date\n');
       for (const t of created) {
         process.stdout.write(
-          `created ${t.table} (${t.entityType} v${t.version}) beside ${t.from}: the workers build it; \`npm run sync -- shapes\` shows its progress\n`,
+          `created ${t.table} (${t.entityType} v${t.version}) beside ${t.from}: ` +
+            'the workers build it; `npm run sync -- shapes` shows its progress\n',
         );
       }
       return EXIT.ok;

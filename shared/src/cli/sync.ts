@@ -224,7 +224,8 @@ async function shapes(pool: pg.Pool, chunk: number, flag: string | undefined): P
     const built =
       r.state === 'ready' ? 'all' : `${Number(r.rows_done).toLocaleString('en-US')} of ~${Number(r.rows_total).toLocaleString('en-US')}`;
     process.stdout.write(
-      `${r.entity_type.padEnd(8)} ${`v${r.version}`.padEnd(8)} ${r.table_name.padEnd(16)} ${r.state.padEnd(9)} ${built.padEnd(17)} ${r.seen_at?.toISOString() ?? 'never'}${ours}\n`,
+      `${r.entity_type.padEnd(8)} ${`v${r.version}`.padEnd(8)} ${r.table_name.padEnd(16)} ${r.state.padEnd(9)} ` +
+        `${built.padEnd(17)} ${r.seen_at?.toISOString() ?? 'never'}${ours}\n`,
     );
   }
   for (const p of pending) process.stdout.write(`waiting: ${describePending(p)}\n`);
@@ -236,7 +237,8 @@ function printStart(chunk: number): (start: RebuildStart) => void {
     const where = from ? `${from.entityType}${from.after ? ` after ${from.after}` : ''}` : 'nothing left';
     process.stdout.write(
       resumed
-        ? `rebuild ${runId}: resumed (started ${startedAt.toISOString()}, ${chunksBefore} chunk(s) committed before); continuing with ${where}\n`
+        ? `rebuild ${runId}: resumed (started ${startedAt.toISOString()}, ${chunksBefore} chunk(s) committed before); ` +
+            `continuing with ${where}\n`
         : `rebuild ${runId}: started, chunks of ${chunk} ids\n`,
     );
   };
@@ -260,7 +262,8 @@ function printVerify(report: VerifyReport): void {
 function printReport(report: SyncReport): void {
   for (const r of report.results) {
     process.stdout.write(
-      `${report.operation} ${r.entityType.padEnd(8)} ${r.count} entities, ${r.updated} written, ${r.deleted} deleted, ${r.durationMs.toFixed(1)} ms\n`,
+      `${report.operation} ${r.entityType.padEnd(8)} ${r.count} entities, ` +
+        `${r.updated} written, ${r.deleted} deleted, ${r.durationMs.toFixed(1)} ms\n`,
     );
   }
 }

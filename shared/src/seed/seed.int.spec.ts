@@ -37,7 +37,8 @@ describe('seed', () => {
     expect(await isEmpty(pool)).toBe(false);
 
     const { rows } = await pool.query(
-      "SELECT data->>'username' AS username, s.published_post_count AS published, s.comment_count AS comments FROM tv_user JOIN tb_user_stats s ON s.user_id = id ORDER BY data->>'username'",
+      "SELECT data->>'username' AS username, s.published_post_count AS published, s.comment_count AS comments " +
+        "FROM tv_user JOIN tb_user_stats s ON s.user_id = id ORDER BY data->>'username'",
     );
     expect(rows).toEqual([
       { username: 'alice', published: 2, comments: 1 },

@@ -46,7 +46,8 @@ function branchesOf(changed: EntityType): string[] {
         const { table, from, to } = field.through;
         out.push(`SELECT '${e.name}', x.${from} FROM ${table} x WHERE x.${to} = ANY($X::uuid[])`);
         out.push(
-          `SELECT '${e.name}', x.id FROM unnest($X::uuid[]) AS k(id) JOIN ${e.view} x ON x.data->'${name}' @> jsonb_build_array(jsonb_build_object('id', k.id))`,
+          `SELECT '${e.name}', x.id FROM unnest($X::uuid[]) AS k(id) ` +
+            `JOIN ${e.view} x ON x.data->'${name}' @> jsonb_build_array(jsonb_build_object('id', k.id))`,
         );
       } else if (field.kind === 'count' && field.through) {
         if (field.entity !== changed) continue;
@@ -57,7 +58,8 @@ function branchesOf(changed: EntityType): string[] {
         for (const embed of relationsOf(counted)) {
           if (embed.field.kind === 'embedsMany' && embed.field.through.table === table && embed.field.entity === e.name) {
             out.push(
-              `SELECT '${e.name}', (item->>'id')::uuid FROM ${counted.view} x CROSS JOIN LATERAL jsonb_array_elements(x.data->'${embed.name}') AS item WHERE x.id = ANY($X::uuid[])`,
+              `SELECT '${e.name}', (item->>'id')::uuid FROM ${counted.view} x ` +
+                `CROSS JOIN LATERAL jsonb_array_elements(x.data->'${embed.name}') AS item WHERE x.id = ANY($X::uuid[])`,
             );
           }
         }

@@ -21,7 +21,8 @@ export function describeEntity(name: string): string {
     [`dependency map: what to refresh when ${entity.name}s change ($1)`, statementFor([entity.name]).text],
     [
       `plan of a ${entity.name} just inserted, without a query`,
-      `  ${entity.name} <id>${planned.length ? `; ${planned.join('; ')}` : ''}\n  (a delete of a ${entity.name} adds the same from its row's values)`,
+      `  ${entity.name} <id>${planned.length ? `; ${planned.join('; ')}` : ''}\n` +
+        `  (a delete of a ${entity.name} adds the same from its row's values)`,
     ],
     ['claim (statement 1 of a refresh)', s.claim],
     ['claim of a few ids', s.claimFew],

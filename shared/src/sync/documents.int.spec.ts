@@ -19,7 +19,8 @@ describe('user projection', () => {
   it('has exactly the documented keys and values', async () => {
     const [u, other] = await insertUsers(pool, 2);
     await pool.query(
-      "UPDATE tb_user SET bio = 'Writes about databases', created_at = '2024-05-01T08:00:00.123Z', updated_at = '2024-05-02T09:30:00.456Z' WHERE id = $1",
+      "UPDATE tb_user SET bio = 'Writes about databases', created_at = '2024-05-01T08:00:00.123Z', " +
+        "updated_at = '2024-05-02T09:30:00.456Z' WHERE id = $1",
       [u!.id],
     );
     const published = await insertPosts(pool, [u!.id], 2, { published: true });
@@ -58,7 +59,8 @@ describe('user projection', () => {
     await insertComments(pool, posts, ids, 300);
     const documents = async (scope: 'few' | 'ids' | 'all') => {
       const { rows } = await pool.query<{ id: string; data: Record<string, unknown> }>(
-        `SELECT id, data FROM (${documentsSql(entityOf('user'), scope)}) d${scope === 'all' ? ' WHERE id = ANY($1::uuid[])' : ''} ORDER BY id`,
+        `SELECT id, data FROM (${documentsSql(entityOf('user'), scope)}) d` +
+          `${scope === 'all' ? ' WHERE id = ANY($1::uuid[])' : ''} ORDER BY id`,
         [ids],
       );
       return rows;
@@ -83,7 +85,8 @@ describe('post projection', () => {
     const [author, c1, c2] = await insertUsers(pool, 3);
     const [post] = await insertPosts(pool, [author!.id], 1, { published: false });
     await pool.query(
-      "UPDATE tb_post SET title = 'Hello', content = 'World', created_at = '2024-03-01T10:00:00Z', updated_at = '2024-03-01T10:00:00Z' WHERE id = $1",
+      "UPDATE tb_post SET title = 'Hello', content = 'World', created_at = '2024-03-01T10:00:00Z', " +
+        "updated_at = '2024-03-01T10:00:00Z' WHERE id = $1",
       [post],
     );
     // Inserted newest first, to show the order comes from created_at, not insertion order.
@@ -125,7 +128,8 @@ describe('comment projection', () => {
     const [post] = await insertPosts(pool, [postAuthor!.id], 1);
     const [comment] = await insertComments(pool, [post!], [postAuthor!.id], 1); // authored by authors[1 % 1]
     await pool.query(
-      "UPDATE tb_comment SET author_id = $2, content = 'Nice post', created_at = '2024-06-01T00:00:00Z', updated_at = '2024-06-02T00:00:00Z' WHERE id = $1",
+      "UPDATE tb_comment SET author_id = $2, content = 'Nice post', created_at = '2024-06-01T00:00:00Z', " +
+        "updated_at = '2024-06-02T00:00:00Z' WHERE id = $1",
       [comment, commenter!.id],
     );
     await sync.comments([comment!]);

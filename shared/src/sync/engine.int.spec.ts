@@ -84,7 +84,8 @@ describe('sync engine', () => {
       ['user', 50, true],
     ]);
     const { rows } = await pool.query(
-      'SELECT count(DISTINCT p.id)::int AS n, count(c.id)::int AS comments FROM tv_post p LEFT JOIN tv_comment c ON c.post_id = p.id WHERE p.id = ANY($1::uuid[])',
+      'SELECT count(DISTINCT p.id)::int AS n, count(c.id)::int AS comments ' +
+        'FROM tv_post p LEFT JOIN tv_comment c ON c.post_id = p.id WHERE p.id = ANY($1::uuid[])',
       [posts],
     );
     expect(rows[0]).toEqual({ n: 3000, comments: 6000 });
@@ -148,83 +149,90 @@ describe('sync engine', () => {
     expect(big.answer).toBeUndefined();
   });
 
-  it('on a pipelined connection, sends every statement of the refresh before the first answer; the write statements log the batch', async () => {
-    const [u] = await insertUsers(pool, 1);
-    const [p] = await insertPosts(pool, [u!.id], 1);
-    const [c] = await insertComments(pool, [p!], [u!.id], 1);
-    const since = await lastLogId();
-    const events: string[] = [];
-    let atReturn: string[] = [];
-    let restore = () => undefined as void;
-    const report = await withTransaction(pool, async (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      restore = () => void ((client as { query: unknown }).query = query);
-      (client as { query: unknown }).query = (...args: unknown[]) => {
-        const text = String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim();
-        const label = text.split(/\s+/).slice(0, 3).join(' ');
-        events.push(`sent ${label}`);
-        return query(...args).finally(() => events.push(`answered ${label}`));
-      };
-      const result = await sync.refreshIn(client, { user: [u!.id], post: [p!], comment: [c!] });
-      atReturn = [...events];
-      return result;
-    });
-    restore();
-    expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
-      ['comment', 1],
-      ['post', 1],
-      ['user', 1],
-    ]);
-    // Two statements per type (claim, write), all sent before any answer; no statement of its own
-    // for the log rows (each write statement writes its type's row).
-    expect(atReturn.slice(0, 6).every((e) => e.startsWith('sent'))).toBe(true);
-    expect(atReturn.slice(6).every((e) => e.startsWith('answered'))).toBe(true);
-    expect(atReturn).toHaveLength(12);
-    expect(events.slice(12)).toEqual(['sent COMMIT', 'answered COMMIT']);
-    // The rows carry the write statements' time on the server.
-    const { rows: durations } = await pool.query<{ d: number }>('SELECT duration_ms AS d FROM sync_log WHERE id > $1', [since]);
-    for (const { d } of durations) expect(d).toBeGreaterThan(0);
-    expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
-      ['comment', 1, true],
-      ['post', 1, true],
-      ['user', 1, true],
-    ]);
-    expect(await projection(pool, 'tv_comment', c!)).toMatchObject({ id: c, post: { id: p } });
-  });
+  it(
+    'on a pipelined connection, sends every statement of the refresh before the first answer; ' + 'the write statements log the batch',
+    async () => {
+      const [u] = await insertUsers(pool, 1);
+      const [p] = await insertPosts(pool, [u!.id], 1);
+      const [c] = await insertComments(pool, [p!], [u!.id], 1);
+      const since = await lastLogId();
+      const events: string[] = [];
+      let atReturn: string[] = [];
+      let restore = () => undefined as void;
+      const report = await withTransaction(pool, async (client) => {
+        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+        restore = () => void ((client as { query: unknown }).query = query);
+        (client as { query: unknown }).query = (...args: unknown[]) => {
+          const text = String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim();
+          const label = text.split(/\s+/).slice(0, 3).join(' ');
+          events.push(`sent ${label}`);
+          return query(...args).finally(() => events.push(`answered ${label}`));
+        };
+        const result = await sync.refreshIn(client, { user: [u!.id], post: [p!], comment: [c!] });
+        atReturn = [...events];
+        return result;
+      });
+      restore();
+      expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
+        ['comment', 1],
+        ['post', 1],
+        ['user', 1],
+      ]);
+      // Two statements per type (claim, write), all sent before any answer; no statement of its own
+      // for the log rows (each write statement writes its type's row).
+      expect(atReturn.slice(0, 6).every((e) => e.startsWith('sent'))).toBe(true);
+      expect(atReturn.slice(6).every((e) => e.startsWith('answered'))).toBe(true);
+      expect(atReturn).toHaveLength(12);
+      expect(events.slice(12)).toEqual(['sent COMMIT', 'answered COMMIT']);
+      // The rows carry the write statements' time on the server.
+      const { rows: durations } = await pool.query<{ d: number }>('SELECT duration_ms AS d FROM sync_log WHERE id > $1', [since]);
+      for (const { d } of durations) expect(d).toBeGreaterThan(0);
+      expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
+        ['comment', 1, true],
+        ['post', 1, true],
+        ['user', 1, true],
+      ]);
+      expect(await projection(pool, 'tv_comment', c!)).toMatchObject({ id: c, post: { id: p } });
+    },
+  );
 
-  it('created: the document of an entity inserted by the transaction is inserted by one statement (no claim), as a claimed refresh would write it', async () => {
-    const [u] = await insertUsers(pool, 1);
-    const since = await lastLogId();
-    const texts: string[] = [];
-    const { report, post } = await withTransaction(pool, async (client) => {
-      const [p] = await insertPosts(client, [u!.id], 1);
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      (client as { query: unknown }).query = (...args: unknown[]) => {
-        texts.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim());
-        return query(...args);
-      };
-      try {
-        const created = { type: 'post' as const, id: p! };
-        return { report: await sync.refreshIn(client, { post: [p!], user: [u!.id] }, { created, answer: created }), post: p! };
-      } finally {
-        (client as { query: unknown }).query = query;
-      }
-    });
-    // The post: one INSERT (of its document); the user: its claim and its write.
-    expect(texts.map((t) => t.split(/\s+/).slice(0, 3).join(' '))).toEqual(['WITH doc AS', 'INSERT INTO tv_user', 'WITH doc AS']);
-    expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
-      ['post', 1],
-      ['user', 1],
-    ]);
-    expect(report.answer).toEqual(await projection(pool, 'tv_post', post));
-    expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
-      ['post', 1, true],
-      ['user', 1, true],
-    ]);
-    // What a claimed refresh computes from the same rows: nothing left to change.
-    const again = await sync.refresh({ post: [post] });
-    expect(again.results[0]).toMatchObject({ entityType: 'post', updated: 0, deleted: 0 });
-  });
+  it(
+    'created: the document of an entity inserted by the transaction is inserted by one statement (no claim), ' +
+      'as a claimed refresh would write it',
+    async () => {
+      const [u] = await insertUsers(pool, 1);
+      const since = await lastLogId();
+      const texts: string[] = [];
+      const { report, post } = await withTransaction(pool, async (client) => {
+        const [p] = await insertPosts(client, [u!.id], 1);
+        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+        (client as { query: unknown }).query = (...args: unknown[]) => {
+          texts.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text).trim());
+          return query(...args);
+        };
+        try {
+          const created = { type: 'post' as const, id: p! };
+          return { report: await sync.refreshIn(client, { post: [p!], user: [u!.id] }, { created, answer: created }), post: p! };
+        } finally {
+          (client as { query: unknown }).query = query;
+        }
+      });
+      // The post: one INSERT (of its document); the user: its claim and its write.
+      expect(texts.map((t) => t.split(/\s+/).slice(0, 3).join(' '))).toEqual(['WITH doc AS', 'INSERT INTO tv_user', 'WITH doc AS']);
+      expect(report.results.map((r) => [r.entityType, r.updated])).toEqual([
+        ['post', 1],
+        ['user', 1],
+      ]);
+      expect(report.answer).toEqual(await projection(pool, 'tv_post', post));
+      expect((await logSince(since)).map((r) => [r.entity_type, r.entity_count, r.success])).toEqual([
+        ['post', 1, true],
+        ['user', 1, true],
+      ]);
+      // What a claimed refresh computes from the same rows: nothing left to change.
+      const again = await sync.refresh({ post: [post] });
+      expect(again.results[0]).toMatchObject({ entityType: 'post', updated: 0, deleted: 0 });
+    },
+  );
 
   it('a failing onRefresh hook (metrics) fails neither the sync nor its caller', async () => {
     const [u] = await insertUsers(pool, 1);

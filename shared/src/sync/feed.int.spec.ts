@@ -32,40 +32,43 @@ describe('the change feed', () => {
     expect(parseMessage('{"from":"a","at":1,"changes":{"nothing":["x"],"post":[1]}}')).toEqual({ from: 'a', at: 1, changes: {} });
   });
 
-  test('a listener gets what publishers send, coalesced while a send is in flight; a killed connection is a loss, then it listens again', async () => {
-    const got: ChangeMessage[] = [];
-    const events: string[] = [];
-    const listener = new ChangeListener(testDatabaseUrl(), {
-      applicationName: 'blog-test-listen',
-      onChange: (m) => got.push(m),
-      onLost: (reason) => events.push(`lost: ${reason}`),
-      onListening: () => events.push('listening'),
-    });
-    const publisher = new ChangePublisher(testDatabaseUrl(), { applicationName: 'blog-test-feed' });
-    try {
-      await listener.start();
-      expect(listener.live).toBe(true);
-      const ids = Array.from({ length: 200 }, () => randomUUID());
-      for (const id of ids) publisher.publish({ post: [id] });
-      await publisher.flush();
-      await waitFor(() => got.flatMap((m) => m.changes.post ?? []).length === ids.length, 'every id');
-      // Sends are fewer than publishes (what came while one was in flight went with the next).
-      expect(got.length).toBeLessThan(ids.length);
-      expect(got.every((m) => m.from === publisher.id)).toBe(true);
-      expect(new Set(got.flatMap((m) => m.changes.post as string[]))).toEqual(new Set(ids));
+  test(
+    'a listener gets what publishers send, coalesced while a send is in flight; ' + 'a killed connection is a loss, then it listens again',
+    async () => {
+      const got: ChangeMessage[] = [];
+      const events: string[] = [];
+      const listener = new ChangeListener(testDatabaseUrl(), {
+        applicationName: 'blog-test-listen',
+        onChange: (m) => got.push(m),
+        onLost: (reason) => events.push(`lost: ${reason}`),
+        onListening: () => events.push('listening'),
+      });
+      const publisher = new ChangePublisher(testDatabaseUrl(), { applicationName: 'blog-test-feed' });
+      try {
+        await listener.start();
+        expect(listener.live).toBe(true);
+        const ids = Array.from({ length: 200 }, () => randomUUID());
+        for (const id of ids) publisher.publish({ post: [id] });
+        await publisher.flush();
+        await waitFor(() => got.flatMap((m) => m.changes.post ?? []).length === ids.length, 'every id');
+        // Sends are fewer than publishes (what came while one was in flight went with the next).
+        expect(got.length).toBeLessThan(ids.length);
+        expect(got.every((m) => m.from === publisher.id)).toBe(true);
+        expect(new Set(got.flatMap((m) => m.changes.post as string[]))).toEqual(new Set(ids));
 
-      await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'blog-test-listen'");
-      await waitFor(() => events.some((e) => e.startsWith('lost: ')), 'the loss');
-      expect(listener.live).toBe(false);
-      await waitFor(() => listener.live, 'listening again');
-      expect(events.filter((e) => e === 'listening')).toHaveLength(2);
-      const before = got.length;
-      publisher.publish({ user: '*' });
-      await waitFor(() => got.length > before, 'a message after the reconnection');
-      expect(got.at(-1)!.changes).toEqual({ user: '*' });
-    } finally {
-      await publisher.close();
-      await listener.close();
-    }
-  });
+        await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'blog-test-listen'");
+        await waitFor(() => events.some((e) => e.startsWith('lost: ')), 'the loss');
+        expect(listener.live).toBe(false);
+        await waitFor(() => listener.live, 'listening again');
+        expect(events.filter((e) => e === 'listening')).toHaveLength(2);
+        const before = got.length;
+        publisher.publish({ user: '*' });
+        await waitFor(() => got.length > before, 'a message after the reconnection');
+        expect(got.at(-1)!.changes).toEqual({ user: '*' });
+      } finally {
+        await publisher.close();
+        await listener.close();
+      }
+    },
+  );
 });

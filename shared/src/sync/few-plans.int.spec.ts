@@ -47,7 +47,8 @@ describe('the few-ids refresh statements under generic plans', () => {
        SELECT id, 1, 1, 1 FROM tb_user ON CONFLICT DO NOTHING`,
     );
     await pool.query(
-      `INSERT INTO tb_tag (id, name, slug, created_at) SELECT gen_random_uuid(), 'Tag ' || i, 'tag-' || i, now() FROM generate_series(1, 1000) i`,
+      'INSERT INTO tb_tag (id, name, slug, created_at) ' +
+        "SELECT gen_random_uuid(), 'Tag ' || i, 'tag-' || i, now() FROM generate_series(1, 1000) i",
     );
     await pool.query(
       `INSERT INTO tb_post_tag (post_id, tag_id, position)

@@ -177,7 +177,8 @@ describe('a rebuild beside live writes', () => {
       rebuild = sync.rebuild({ chunk: 2, restart: true, onStart: (s) => starts.push(s) });
       await waitFor(async () => {
         const { rows } = await pool.query(
-          "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tv_comment AS t%'",
+          "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' " +
+            "AND query LIKE '%INSERT INTO tv_comment AS t%'",
         );
         return rows.length > 0;
       }, 'the rebuild waits for the held row');
@@ -237,46 +238,49 @@ describe('a rebuild beside live writes', () => {
     expect(await sync.verify()).toMatchObject({ total: 0, problems: NO_DRIFT });
   });
 
-  it('stopped after some chunks, the next rebuild continues from its last committed chunk; a finished run, or --restart, starts afresh', async () => {
-    await blog(3, 8, 30);
-    await sync.rebuild();
-    await pool.query(`UPDATE tv_comment SET data = data || '{"content": "stale"}'`);
-    const stop = new AbortController();
-    const first = await sync.rebuild({
-      chunk: 4,
-      signal: stop.signal,
-      onProgress: (p: RebuildProgress) => {
-        if (p.event === 'chunk' && p.chunks >= 3) stop.abort();
-      },
-    });
-    expect(first).toMatchObject({ stopped: true, chunks: 3, resumed: false });
-    const saved = await progressRows();
-    expect(saved.reduce((n, r) => n + r.chunks, 0)).toBe(3);
-    const comment = saved.find((r) => r.entity_type === 'comment')!;
-    expect(comment).toMatchObject({ done: false, chunks: 3 });
+  it(
+    'stopped after some chunks, the next rebuild continues from its last committed chunk; ' + 'a finished run, or --restart, starts afresh',
+    async () => {
+      await blog(3, 8, 30);
+      await sync.rebuild();
+      await pool.query(`UPDATE tv_comment SET data = data || '{"content": "stale"}'`);
+      const stop = new AbortController();
+      const first = await sync.rebuild({
+        chunk: 4,
+        signal: stop.signal,
+        onProgress: (p: RebuildProgress) => {
+          if (p.event === 'chunk' && p.chunks >= 3) stop.abort();
+        },
+      });
+      expect(first).toMatchObject({ stopped: true, chunks: 3, resumed: false });
+      const saved = await progressRows();
+      expect(saved.reduce((n, r) => n + r.chunks, 0)).toBe(3);
+      const comment = saved.find((r) => r.entity_type === 'comment')!;
+      expect(comment).toMatchObject({ done: false, chunks: 3 });
 
-    const starts: RebuildStart[] = [];
-    const second = await sync.rebuild({ chunk: 4, onStart: (s) => starts.push(s) });
-    expect(second).toMatchObject({ runId: first.runId, resumed: true, stopped: false, chunksBefore: 3 });
-    expect(starts).toEqual([
-      expect.objectContaining({ resumed: true, chunksBefore: 3, from: { entityType: 'comment', after: comment.last_id } }),
-    ]);
-    // Counts over the whole run: every comment walked once.
-    const comments = (await pool.query('SELECT count(*)::int AS n FROM tb_comment')).rows[0].n;
-    expect(second.report.results.find((r) => r.entityType === 'comment')!.count).toBe(comments);
-    expect(await sync.verify()).toMatchObject({ total: 0, problems: NO_DRIFT });
+      const starts: RebuildStart[] = [];
+      const second = await sync.rebuild({ chunk: 4, onStart: (s) => starts.push(s) });
+      expect(second).toMatchObject({ runId: first.runId, resumed: true, stopped: false, chunksBefore: 3 });
+      expect(starts).toEqual([
+        expect.objectContaining({ resumed: true, chunksBefore: 3, from: { entityType: 'comment', after: comment.last_id } }),
+      ]);
+      // Counts over the whole run: every comment walked once.
+      const comments = (await pool.query('SELECT count(*)::int AS n FROM tb_comment')).rows[0].n;
+      expect(second.report.results.find((r) => r.entityType === 'comment')!.count).toBe(comments);
+      expect(await sync.verify()).toMatchObject({ total: 0, problems: NO_DRIFT });
 
-    const third = await sync.rebuild({ chunk: 4 });
-    expect(third).toMatchObject({ resumed: false, chunksBefore: 0 });
-    expect(third.runId).not.toBe(first.runId);
-    expect(third.chunks).toBe(first.chunks + second.chunks);
+      const third = await sync.rebuild({ chunk: 4 });
+      expect(third).toMatchObject({ resumed: false, chunksBefore: 0 });
+      expect(third.runId).not.toBe(first.runId);
+      expect(third.chunks).toBe(first.chunks + second.chunks);
 
-    const again = new AbortController();
-    await sync.rebuild({ chunk: 4, signal: again.signal, onProgress: () => again.abort() });
-    const restarted = await sync.rebuild({ chunk: 4, restart: true });
-    expect(restarted).toMatchObject({ resumed: false, chunksBefore: 0, chunks: third.chunks });
-    expect(new Set((await progressRows()).map((r) => r.run_id))).toEqual(new Set([restarted.runId]));
-  });
+      const again = new AbortController();
+      await sync.rebuild({ chunk: 4, signal: again.signal, onProgress: () => again.abort() });
+      const restarted = await sync.rebuild({ chunk: 4, restart: true });
+      expect(restarted).toMatchObject({ resumed: false, chunksBefore: 0, chunks: third.chunks });
+      expect(new Set((await progressRows()).map((r) => r.run_id))).toEqual(new Set([restarted.runId]));
+    },
+  );
 
   it('racing live writers and their syncs (tiny chunks, rebuild after rebuild) ends with zero drift', async () => {
     const b = await blog(6, 24, 120);

@@ -185,7 +185,8 @@ async function takeLock(client: pg.PoolClient): Promise<void> {
   );
   const h = holder.rows[0];
   throw new RebuildBusyError(
-    `Another rebuild is running on this database${h ? ` (server process ${h.pid}, ${h.application_name || 'no application name'}, ${h.state})` : ''}. ` +
+    'Another rebuild is running on this database' +
+      `${h ? ` (server process ${h.pid}, ${h.application_name || 'no application name'}, ${h.state})` : ''}. ` +
       'Wait for it to finish. If the process that started it is gone, its server process ends when its statement does; ' +
       `to end it now: SELECT pg_terminate_backend(${h?.pid ?? '<pid>'});`,
   );
@@ -422,7 +423,8 @@ async function recordFailure(pool: pg.Pool, entityType: EntityType, count: numbe
   const message = err instanceof Error ? err.message : String(err);
   await pool
     .query(
-      `INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message) VALUES ($1, 'full', $2, $3, false, $4)`,
+      'INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message) ' +
+        "VALUES ($1, 'full', $2, $3, false, $4)",
       [entityType, count, durationMs, message],
     )
     .catch(() => undefined);

@@ -39,5 +39,6 @@ export const joinById = (scope: Scope, table: string, alias: string, columns: st
  */
 export const fromById = (scope: Scope, table: string, alias: string): string =>
   scope === 'few'
-    ? `(SELECT DISTINCT unnest($1::uuid[]) AS id) ${alias}_key CROSS JOIN LATERAL (SELECT * FROM ${table} WHERE id = ${alias}_key.id LIMIT 1) ${alias}`
+    ? `(SELECT DISTINCT unnest($1::uuid[]) AS id) ${alias}_key ` +
+      `CROSS JOIN LATERAL (SELECT * FROM ${table} WHERE id = ${alias}_key.id LIMIT 1) ${alias}`
     : `${table} ${alias}`;

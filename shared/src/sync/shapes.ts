@@ -51,7 +51,8 @@ export interface ShapeRow {
 }
 
 const ROW_COLUMNS =
-  'entity_type, version, table_name, state, created_at, ready_at, last_id, rows_done::float8 AS rows_done, rows_total::float8 AS rows_total, followed_to, seen_at';
+  'entity_type, version, table_name, state, created_at, ready_at, last_id, ' +
+  'rows_done::float8 AS rows_done, rows_total::float8 AS rows_total, followed_to, seen_at';
 
 /** How often a worker follows the other versions (and builds what is waiting). */
 export const FOLLOW_EVERY_MS = 2000;
@@ -124,7 +125,10 @@ export async function pendingShapes(db: Queryable, model: readonly Entity[] = MO
 export function describePending(p: PendingShape): string {
   if (p.state === 'missing') return `${p.entityType} v${p.version} (${p.table}) has no table yet: run \`npm run migrate\``;
   const pct = p.total ? Math.min(99, Math.floor((100 * p.done) / p.total)) : 0;
-  return `${p.entityType} v${p.version} (${p.table}) building, ${pct}% (${p.done.toLocaleString('en-US')} of about ${p.total.toLocaleString('en-US')} rows)`;
+  return (
+    `${p.entityType} v${p.version} (${p.table}) building, ${pct}% ` +
+    `(${p.done.toLocaleString('en-US')} of about ${p.total.toLocaleString('en-US')} rows)`
+  );
 }
 
 const declared = (model: readonly Entity[]) => [model.map((e) => e.name), model.map((e) => e.version), model.map((e) => e.view)];
@@ -165,7 +169,8 @@ export async function prepareShapes(pool: pg.Pool, model: readonly Entity[] = MO
       const from = await copySource(client, e);
       if (!from)
         throw new Error(
-          `${e.name} v${e.version}: no table of another version of ${e.name} to copy the structure of ${e.view} from (the migrations create version 1, ${e.base})`,
+          `${e.name} v${e.version}: no table of another version of ${e.name} to copy the structure of ${e.view} from ` +
+            `(the migrations create version 1, ${e.base})`,
         );
       await client.query(`CREATE TABLE ${e.view} (LIKE ${from} INCLUDING ALL)`);
       const { rows: cols } = await client.query<{ name: string }>(
@@ -326,7 +331,8 @@ async function buildOne(
       chunkSize,
       recount: false,
       record: (c) => [
-        `UPDATE sync_shape SET last_id = coalesce($3::uuid, last_id), rows_done = rows_done + $4, rows_total = greatest(rows_total, rows_done + $4)
+        `UPDATE sync_shape SET last_id = coalesce($3::uuid, last_id), rows_done = rows_done + $4,
+                               rows_total = greatest(rows_total, rows_done + $4)
           WHERE entity_type = $1 AND version = $2`,
         [e.name, e.version, c.last, c.ids],
       ],
@@ -363,9 +369,10 @@ export interface FollowResult {
  * the rows of this version's table whose source is gone, refreshed in this version's table where
  * they differ from its documents. Versions whose processes were not seen since the watermark are
  * not read (nor are tables still building: a release's processes do not serve or take syncs until
- * its tables are built, so those tables take no writes but the build's). The next watermark is the start of the oldest transaction still open on the database
- * (a refresh stamps its rows with its transaction's start and may commit after this pass has read),
- * or the pass's start. One process follows a table at a time.
+ * its tables are built, so those tables take no writes but the build's). The next watermark is the
+ * start of the oldest transaction still open on the database (a refresh stamps its rows with its
+ * transaction's start and may commit after this pass has read), or the pass's start. One process
+ * follows a table at a time.
  */
 export async function followShapes(
   pool: pg.Pool,

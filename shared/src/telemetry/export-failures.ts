@@ -61,8 +61,10 @@ export class ExportFailureReporter {
     this.log.warn(
       { endpoint: this.endpoint, failures: this.untold, error: this.lastError },
       first
-        ? `trace export to ${this.endpoint} failed (${this.lastError}): spans are being dropped; further failures are counted and told at most every ${seconds} s`
-        : `trace export to ${this.endpoint} failed ${this.untold} time(s) since the last warning (last error: ${this.lastError}): spans are being dropped`,
+        ? `trace export to ${this.endpoint} failed (${this.lastError}): spans are being dropped; ` +
+            `further failures are counted and told at most every ${seconds} s`
+        : `trace export to ${this.endpoint} failed ${this.untold} time(s) since the last warning ` +
+            `(last error: ${this.lastError}): spans are being dropped`,
     );
     this.untold = 0;
     this.lastToldAt = this.now();

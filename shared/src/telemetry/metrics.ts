@@ -131,7 +131,9 @@ export function createMetrics(options: MetricsOptions): ServiceMetrics {
   };
   new Gauge({
     name: METRICS.queueJobs,
-    help: 'Jobs of the sync queue: ready, scheduled (deferred or in retry backoff), active; of ready + scheduled, retrying and outbox (not yet relayed to pg-boss)',
+    help:
+      'Jobs of the sync queue: ready, scheduled (deferred or in retry backoff), active; ' +
+      'of ready + scheduled, retrying and outbox (not yet relayed to pg-boss)',
     labelNames: ['state'],
     registers,
     async collect() {

@@ -103,7 +103,10 @@ function lifetimeProblem(payload: JWTPayload, maxAgeSeconds: number, now = Date.
   if (typeof iat === 'number' && iat > now + IAT_CLOCK_SKEW_SECONDS) return "The token's iat (issued at) is in the future.";
   const lifetime = payload.exp - (typeof iat === 'number' ? iat : now);
   if (lifetime > maxAgeSeconds) {
-    return `The token is valid for longer than this server accepts (at most ${maxAgeSeconds} s from its iat, or from now without one; JWT_MAX_AGE_SECONDS).`;
+    return (
+      'The token is valid for longer than this server accepts ' +
+      `(at most ${maxAgeSeconds} s from its iat, or from now without one; JWT_MAX_AGE_SECONDS).`
+    );
   }
   return undefined;
 }

@@ -12,10 +12,12 @@ import { responseExtensions, type ApiContext } from './resolvers';
  *
  * Why: a mutation's own work is small (one transaction, sent in one round trip for INLINE creates),
  * and Express's routing and Apollo's pipeline (its plugins' hooks, request hashing, response
- * assembly) cost a tenth to a quarter of the API's CPU per CreatePost (docs/benchmarks.md, "The API's own benchmark"). The document comes parsed and validated from the read engine's cache (the same rules as
- * Apollo's); the resolvers, the schema and the error formatting are Apollo's own, so the answer is
- * the one Apollo gives: the same body (errors first, then data), the same codes, HTTP 429 with
- * Retry-After when the rate limit refuses, 503 when the database is away, `cache-control: no-store`.
+ * assembly) cost a tenth to a quarter of the API's CPU per CreatePost (docs/benchmarks.md, "The
+ * API's own benchmark"). The document comes parsed and validated from the read engine's cache (the
+ * same rules as Apollo's); the resolvers, the schema and the error formatting are Apollo's own, so
+ * the answer is the one Apollo gives: the same body (errors first, then data), the same codes,
+ * HTTP 429 with Retry-After when the rate limit refuses, 503 when the database is away,
+ * `cache-control: no-store`.
  *
  * What stays with Apollo: a request whose variables do not coerce (its 400 error response), and
  * everything that is not a valid single mutation (parse and validation errors, batches, APQ).

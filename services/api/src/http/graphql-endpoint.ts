@@ -134,7 +134,8 @@ async function answer(
         startNs,
         504,
         'SYNC_TIMEOUT',
-        `The writes named by X-Sync-Token were not projected within ${Math.round(waited.waitedMs)} ms (SYNC_WAIT_TIMEOUT_MS); retry the read later.`,
+        `The writes named by X-Sync-Token were not projected within ${Math.round(waited.waitedMs)} ms ` +
+          '(SYNC_WAIT_TIMEOUT_MS); retry the read later.',
       );
     }
     if (waited.kind === 'failed') {
@@ -143,7 +144,8 @@ async function answer(
         startNs,
         409,
         'SYNC_FAILED',
-        `The sync of a write named by X-Sync-Token failed (job ${waited.job}, in the dead letter queue): it is not projected until an operator replays it.`,
+        `The sync of a write named by X-Sync-Token failed (job ${waited.job}, in the dead letter queue): ` +
+          'it is not projected until an operator replays it.',
       );
     }
     consistent = true;

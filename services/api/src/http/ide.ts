@@ -15,7 +15,8 @@ const ASSETS: Record<string, string> = {
   'graphiql.css': path.join(dir('graphiql'), 'graphiql.min.css'),
 };
 
-const DEFAULT_QUERY = `# Welcome to the CQRS blog API. Every read below is answered by one SQL statement.\n${SEED_OPERATIONS.GetRecentPosts}\n`;
+const DEFAULT_QUERY =
+  '# Welcome to the CQRS blog API. Every read below is answered by one SQL statement.\n' + `${SEED_OPERATIONS.GetRecentPosts}\n`;
 
 export const IDE_ASSET_PREFIX = '/ide/';
 

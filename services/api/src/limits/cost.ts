@@ -113,7 +113,8 @@ export function costLimitRule(limits: CostLimits): ValidationRule {
         context.reportError(
           new GraphQLError(
             `The operation${node.name ? ` ${node.name.value}` : ''} costs ${shown}; the cost limit is ${limits.maxQueryCost} ` +
-              '(every field counts 1 and a long text field 1 per 1,000 characters it can hold, times the items of the lists it is in: ask for fewer fields or smaller pages).',
+              '(every field counts 1 and a long text field 1 per 1,000 characters it can hold, ' +
+              'times the items of the lists it is in: ask for fewer fields or smaller pages).',
             {
               nodes: [node],
               extensions: ruleExtensions('QUERY_TOO_COMPLEX', { cost: Number.isFinite(cost) ? cost : null, limit: limits.maxQueryCost }),

@@ -52,7 +52,8 @@ describe('clientKey', () => {
 
 test('mutationCost: one per root field, fragments expanded, __typename free', () => {
   const doc = parse(
-    `mutation { a: publishPost(id: "x") { id } ...F __typename ... on Mutation { c: deletePost(id: "y") { id } } } fragment F on Mutation { b: publishPost(id: "z") { id } }`,
+    'mutation { a: publishPost(id: "x") { id } ...F __typename ... on Mutation { c: deletePost(id: "y") { id } } } ' +
+      'fragment F on Mutation { b: publishPost(id: "z") { id } }',
   );
   const op = doc.definitions[0] as OperationDefinitionNode;
   const fragments = { F: doc.definitions[1] as never };
@@ -115,29 +116,32 @@ describe('the persisted-operations command', () => {
   });
 });
 
-test('rateLimitPlugin: an authenticated subject is its own client whatever its address; a failed verification counts as its address', async () => {
-  const limiter = new MutationRateLimiter(1);
-  const subjects: Record<string, string | Error | undefined> = { alice: 'u-alice', bad: new Error('invalid token') };
-  const plugin = rateLimitPlugin<{ clientKey?: string; token?: string }>(limiter, {
-    subjectOf: async (c) => {
-      const s = c.token ? subjects[c.token] : undefined;
-      if (s instanceof Error) throw s;
-      return s;
-    },
-  });
-  const document = parse('mutation { publishPost(id: "x") { id } }');
-  const run = async (contextValue: { clientKey?: string; token?: string }) => {
-    const hooks = await plugin.requestDidStart!({} as never);
-    try {
-      await hooks!.didResolveOperation!({ operation: document.definitions[0], document, contextValue } as never);
-      return 'ok';
-    } catch (err) {
-      return (err as { extensions: { code: string } }).extensions.code;
-    }
-  };
-  expect(await run({ clientKey: 'ip:1.1.1.1', token: 'alice' })).toBe('ok');
-  expect(await run({ clientKey: 'ip:2.2.2.2', token: 'alice' })).toBe('RATE_LIMITED'); // same subject, other address
-  expect(await run({ clientKey: 'ip:1.1.1.1' })).toBe('ok'); // the address itself is another client
-  expect(await run({ clientKey: 'ip:1.1.1.1', token: 'bad' })).toBe('RATE_LIMITED'); // falls back to the address
-  expect(await run({ clientKey: 'ip:3.3.3.3', token: 'bad' })).toBe('ok');
-});
+test(
+  'rateLimitPlugin: an authenticated subject is its own client whatever its address; ' + 'a failed verification counts as its address',
+  async () => {
+    const limiter = new MutationRateLimiter(1);
+    const subjects: Record<string, string | Error | undefined> = { alice: 'u-alice', bad: new Error('invalid token') };
+    const plugin = rateLimitPlugin<{ clientKey?: string; token?: string }>(limiter, {
+      subjectOf: async (c) => {
+        const s = c.token ? subjects[c.token] : undefined;
+        if (s instanceof Error) throw s;
+        return s;
+      },
+    });
+    const document = parse('mutation { publishPost(id: "x") { id } }');
+    const run = async (contextValue: { clientKey?: string; token?: string }) => {
+      const hooks = await plugin.requestDidStart!({} as never);
+      try {
+        await hooks!.didResolveOperation!({ operation: document.definitions[0], document, contextValue } as never);
+        return 'ok';
+      } catch (err) {
+        return (err as { extensions: { code: string } }).extensions.code;
+      }
+    };
+    expect(await run({ clientKey: 'ip:1.1.1.1', token: 'alice' })).toBe('ok');
+    expect(await run({ clientKey: 'ip:2.2.2.2', token: 'alice' })).toBe('RATE_LIMITED'); // same subject, other address
+    expect(await run({ clientKey: 'ip:1.1.1.1' })).toBe('ok'); // the address itself is another client
+    expect(await run({ clientKey: 'ip:1.1.1.1', token: 'bad' })).toBe('RATE_LIMITED'); // falls back to the address
+    expect(await run({ clientKey: 'ip:3.3.3.3', token: 'bad' })).toBe('ok');
+  },
+);

@@ -131,7 +131,8 @@ function byKeyField(entity: Entity): RootField<{ key: string }> {
   return {
     args: (raw) => ({ key: type === 'ID' ? v.uuid(raw[arg], arg) : v.key(raw[arg], arg) }),
     sql: (args, select, p) =>
-      `(SELECT ${select} FROM (SELECT ${DOC} FROM ${entity.view} WHERE ${column} = ${p.add(args.key, type === 'ID' ? 'uuid' : 'text')} OFFSET 0) t)`,
+      `(SELECT ${select} FROM (SELECT ${DOC} FROM ${entity.view} ` +
+      `WHERE ${column} = ${p.add(args.key, type === 'ID' ? 'uuid' : 'text')} OFFSET 0) t)`,
   };
 }
 

@@ -249,7 +249,10 @@ function fieldSql(
   if (isListType(unwrapped)) {
     const n = aliases.next();
     // WITH ORDINALITY + ORDER BY: the embedded order (comments oldest first) is kept exactly.
-    return `(SELECT coalesce(json_agg(${objectSql(named, sub, `e${n}`, options, aliases)} ORDER BY o${n}), '[]'::json) FROM jsonb_array_elements(${value}) WITH ORDINALITY AS x${n}(e${n}, o${n}))`;
+    return (
+      `(SELECT coalesce(json_agg(${objectSql(named, sub, `e${n}`, options, aliases)} ORDER BY o${n}), '[]'::json) ` +
+      `FROM jsonb_array_elements(${value}) WITH ORDINALITY AS x${n}(e${n}, o${n}))`
+    );
   }
   const obj = objectSql(named, sub, `(${value})`, options, aliases);
   return isNonNullType(def.type) ? obj : `CASE WHEN jsonb_typeof(${value}) = 'object' THEN ${obj} END`;

@@ -60,7 +60,8 @@ runCli(async (argv) => {
         const p = d.data?.plan ?? {};
         const entities = `users ${p.user?.length ?? 0}, posts ${p.post?.length ?? 0}, comments ${p.comment?.length ?? 0}`;
         process.stdout.write(
-          `${d.id}  dead since ${d.deadSince.toISOString()}  job ${d.sourceId ?? '?'}  attempts ${d.attempts ?? '?'}  ${d.data?.mode ?? '?'}  ${entities}\n` +
+          `${d.id}  dead since ${d.deadSince.toISOString()}  job ${d.sourceId ?? '?'}  ` +
+            `attempts ${d.attempts ?? '?'}  ${d.data?.mode ?? '?'}  ${entities}\n` +
             `    error: ${d.error ?? '(none recorded)'}\n`,
         );
       }
