@@ -28,7 +28,9 @@ const postById =
   'query($id: ID!) { post(id: $id) { id title published commentCount ' +
   'comments { id content author { username } } author { username } } }';
 
+/** The jobs whose plan names `id`, once the sync outbox is relayed to pg-boss (as a worker would). */
 async function jobsFor(id: string): Promise<{ priority: number; start_after: Date; plan: Record<string, string[]> }[]> {
+  await api.app.queue.relay();
   const { rows } = await pool.query(
     `SELECT priority, start_after, data->'plan' AS plan FROM pgboss.job
       WHERE name = $1 AND (data->'plan'->'post' ? $2 OR data->'plan'->'comment' ? $2 OR data->'plan'->'user' ? $2)`,

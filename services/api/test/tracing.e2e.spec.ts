@@ -239,16 +239,22 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       10_000,
       'the mutation span',
     );
+    // The job's insert into pg-boss: made by the worker's relay of the sync outbox, in the trace of
+    // the mutation that recorded the job.
+    const producer = await waitFor(
+      () => receiver.spans.find((s) => s.traceId === mutation.traceId && s.scope === 'pg-boss' && s.name === 'insert projection-sync'),
+      10_000,
+      'the span of the enqueue',
+    );
+    expect(producer.service).toBe('blog-worker');
     const trace = receiver.spans.filter((s) => s.traceId === mutation.traceId);
-    const producer = trace.find((s) => s.scope === 'pg-boss' && s.name === 'insert projection-sync');
-    expect(producer).toBeDefined();
     const batch = await waitFor(
       () =>
         receiver.spans.find(
           (s) =>
             s.service === 'blog-worker' &&
             s.name === 'process projection-sync' &&
-            (s.parentSpanId === producer!.spanId || s.links.some((l) => l.spanId === producer!.spanId)),
+            (s.parentSpanId === producer.spanId || s.links.some((l) => l.spanId === producer.spanId)),
         ),
       10_000,
       "the worker's batch span, linked to the enqueue",
@@ -275,9 +281,9 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     );
     // The mutation's statements (our spans, see shared/src/telemetry/statement-span.ts): its INSERT
     // (with its counts row, one statement named after its leading WITH), its author's count and the
-    // pg-boss enqueue, made on the transaction's connection.
+    // job recorded in the sync outbox, made on the transaction's connection.
     expect(sqlUnderGraphql.map((s) => s.name)).toEqual(
-      expect.arrayContaining(['BEGIN', 'WITH tb_post', 'UPDATE tb_user_stats', 'INSERT pgboss.job_common', 'COMMIT']),
+      expect.arrayContaining(['BEGIN', 'WITH tb_post', 'UPDATE tb_user_stats', 'INSERT sync_outbox', 'COMMIT']),
     );
     // (The preview of the answer is a statement named after its leading WITH too: the insert is among them.)
     const insert = sqlUnderGraphql.find(
@@ -287,8 +293,8 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       'db.system.name': 'postgresql',
       'db.query.text': expect.stringContaining('INSERT INTO tb_post'),
     });
-    // The enqueue happened inside the mutation.
-    expect(ancestors(producer!).map((a) => a.spanId)).toContain(mutation.spanId);
+    // The relay's enqueue continues the mutation's trace, under it.
+    expect(ancestors(producer).map((a) => a.spanId)).toContain(mutation.spanId);
 
     // The worker's per-entity sync span says what it did and how late.
     expect(syncPost.service).toBe('blog-worker');
