@@ -170,7 +170,8 @@ export class EmbeddedPostgres {
     const fallbackClosed = await firstClosedFolder(fallbackDataDir, this.osUser!);
     if (fallbackClosed) {
       throw new Error(
-        `Neither ${dataDir} nor ${fallbackDataDir} is reachable for the postgres OS user (it cannot enter ${closed}, nor ${fallbackClosed}). ${advice}`,
+        `Neither ${dataDir} nor ${fallbackDataDir} is reachable for the postgres OS user ` +
+          `(it cannot enter ${closed}, nor ${fallbackClosed}). ${advice}`,
       );
     }
     this.log.info(

@@ -48,15 +48,25 @@ export function pgErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** How node-postgres and pg-pool word a lost (or never opened) connection. */
+const CONNECTION_LOST = new RegExp(
+  [
+    'Connection terminated',
+    'connection is closed',
+    'Client has encountered a connection error',
+    'not queryable',
+    'timeout exceeded when trying to connect',
+  ].join('|'),
+  'i',
+);
+
 export function isRetryablePgError(err: unknown): boolean {
   const code = pgErrorCode(err);
   if (code && (RETRYABLE_CODES.has(code) || RETRYABLE_NODE_CODES.has(code))) return true;
   const message = err instanceof Error ? err.message : '';
   // node-postgres reports a connection dropped mid-query without a code, and pg-pool a connection it
   // could not open in time (the server is starting, or every connection is stuck) the same way.
-  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect/i.test(
-    message,
-  );
+  return CONNECTION_LOST.test(message);
 }
 
 /**

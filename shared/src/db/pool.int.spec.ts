@@ -113,28 +113,31 @@ test('generic plans for one transaction only, committed or rolled back', async (
   }
 });
 
-test("transaction settings are the code's words: anything else is refused before BEGIN is sent, and the connection stays usable", async () => {
-  const pool = testPool(1);
-  const client = await pool.connect();
-  try {
-    await expect(inTransaction(client, async () => 1, { settings: { work_mem: "'64MB'; DROP TABLE x" } })).rejects.toThrow(
-      /not a transaction setting: work_mem/,
-    );
-    expect(
-      await inTransaction(
-        client,
-        async () => (await client.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]!.s,
-        {
-          settings: { synchronous_commit: 'off' },
-        },
-      ),
-    ).toBe('off');
-    expect((await client.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]!.s).toBe('on');
-  } finally {
-    client.release();
-    await pool.end();
-  }
-});
+test(
+  "transaction settings are the code's words: anything else is refused before BEGIN is sent, " + 'and the connection stays usable',
+  async () => {
+    const pool = testPool(1);
+    const client = await pool.connect();
+    try {
+      await expect(inTransaction(client, async () => 1, { settings: { work_mem: "'64MB'; DROP TABLE x" } })).rejects.toThrow(
+        /not a transaction setting: work_mem/,
+      );
+      expect(
+        await inTransaction(
+          client,
+          async () => (await client.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]!.s,
+          {
+            settings: { synchronous_commit: 'off' },
+          },
+        ),
+      ).toBe('off');
+      expect((await client.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]!.s).toBe('on');
+    } finally {
+      client.release();
+      await pool.end();
+    }
+  },
+);
 
 /**
  * Pipeline mode (createPool's default): a withTransaction() callback may send COMMIT itself, right
@@ -263,7 +266,9 @@ describe('beginWithFirstStatement', () => {
     expect({ waited, stored: await stored() }).toEqual({ waited: 3, stored: [1, 2, 3, 4] });
   });
 
-  test('a BEGIN that fails (a connection left in an aborted transaction): its error, and what was sent behind it is not written', async () => {
+  const abortedBegin =
+    'a BEGIN that fails (a connection left in an aborted transaction): its error, and what was sent behind it is not written';
+  test(abortedBegin, async () => {
     const client = await pool.connect();
     await client.query('BEGIN');
     await client.query('SELECT 1/0').catch(() => undefined);
@@ -279,7 +284,9 @@ describe('beginWithFirstStatement', () => {
     expect(await stored()).toEqual([1, 2, 3, 4, 5]);
   });
 
-  test('statements sent together, each its own result; a failing one gets its error, the ones behind it 25P02, nothing is written', async () => {
+  const together =
+    'statements sent together, each its own result; a failing one gets its error, the ones behind it 25P02, nothing is written';
+  test(together, async () => {
     const named = { name: 'pool_spec_batch_insert', text: `INSERT INTO ${table} VALUES ($1) RETURNING n` };
     const client = await pool.connect(); // opened before counting
     client.release();

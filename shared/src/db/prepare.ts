@@ -9,7 +9,8 @@ import { prepareShapes } from '../sync/shapes';
 
 /**
  * Brings a database to the state the services need: our migrations, pg-boss's schema and queues,
- * the tables of the documents' versions this release declares (shapes.ts, prepareShapes), and (when `seedWhenEmpty` and tb_user has no rows) the sample data.
+ * the tables of the documents' versions this release declares (shapes.ts, prepareShapes), and (when
+ * `seedWhenEmpty` and tb_user has no rows) the sample data.
  */
 export async function prepareDatabase(
   url: string,

@@ -19,7 +19,8 @@ describe('schema 001', () => {
     const { rows } = await pool.query('SELECT tgname, tgrelid::regclass::text AS tbl FROM pg_trigger WHERE NOT tgisinternal');
     expect(rows).toEqual([]);
     const { rows: fns } = await pool.query(
-      "SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND prorettype = 'trigger'::regtype",
+      'SELECT proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace ' +
+        "WHERE n.nspname = 'public' AND prorettype = 'trigger'::regtype",
     );
     expect(fns).toEqual([]);
   });

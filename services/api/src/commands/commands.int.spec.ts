@@ -101,7 +101,8 @@ describe('round trips', () => {
       }
       // What it wrote is committed: another connection reads both documents.
       const { rows } = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM tv_post JOIN tb_post_stats s ON s.post_id = id JOIN tv_comment c ON c.post_id = tv_post.id WHERE tv_post.data->>'title' LIKE 'One trip %' AND s.comment_count = 1",
+        'SELECT count(*)::int AS n FROM tv_post JOIN tb_post_stats s ON s.post_id = id JOIN tv_comment c ON c.post_id = tv_post.id ' +
+          "WHERE tv_post.data->>'title' LIKE 'One trip %' AND s.comment_count = 1",
       );
       expect(rows[0]!.n).toBe(3);
     } finally {
