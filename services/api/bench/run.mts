@@ -106,7 +106,8 @@ async function removeBenchmarkPosts(authors: string[], given?: pg.Pool): Promise
   try {
     await pool.query(`DELETE FROM tv_post WHERE data->>'title' = 'Benchmark post'`);
     await pool.query(`DELETE FROM tb_post WHERE title = 'Benchmark post'`);
-    // The sync jobs of the QUEUED phase (no worker drains them here).
+    // The sync jobs of the QUEUED phase, in the sync outbox (no worker relays or drains them here).
+    await pool.query('DELETE FROM sync_outbox');
     await pool.query('DELETE FROM pgboss.job WHERE name = $1', [shared.SYNC_QUEUE]);
     // Deleted behind the commands' backs: the authors' kept counts are set from the rows again.
     await shared.withTransaction(pool, (client) => shared.recountKeptCounts(client, 'user', authors));
