@@ -485,7 +485,7 @@ export async function checkWrites(db: Pick<pg.Pool, 'query'>, load: Load): Promi
 }
 
 export interface QueueState {
-  /** Sync jobs not finished: created, retry, active. */
+  /** Sync jobs not finished: in the sync outbox (not yet relayed), created, retry, active. */
   pending: number;
   /** Jobs in the dead letter queue (failed every retry). */
   deadLetters: number;
@@ -495,7 +495,8 @@ export interface QueueState {
 
 export async function queueState(db: Pick<pg.Pool, 'query'>): Promise<QueueState> {
   const { rows } = await db.query<QueueState>(
-    `SELECT count(*) FILTER (WHERE name = 'projection-sync' AND state IN ('created', 'retry', 'active'))::int AS pending,
+    `SELECT count(*) FILTER (WHERE name = 'projection-sync' AND state IN ('created', 'retry', 'active'))::int
+              + (SELECT count(*) FROM sync_outbox)::int AS pending,
             count(*) FILTER (WHERE name = 'projection-sync-dead')::int AS "deadLetters",
             count(*) FILTER (WHERE name = 'projection-sync' AND state = 'failed')::int AS failed
        FROM pgboss.job`,

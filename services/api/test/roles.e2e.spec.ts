@@ -188,7 +188,8 @@ test('the API as its role and the worker as its role: the seed operations and a 
   await waitFor('the queued writes synced', async () => {
     const { rows } = await pool.query<{ title: string | null; n: number }>(
       `SELECT (SELECT data->>'title' FROM tv_post WHERE id = $1) AS title,
-              (SELECT count(*)::int FROM pgboss.job WHERE name = 'projection-sync' AND state <> 'completed') AS n`,
+              (SELECT count(*)::int FROM pgboss.job WHERE name = 'projection-sync' AND state <> 'completed')
+                + (SELECT count(*)::int FROM sync_outbox) AS n`,
       [POST1],
     );
     return rows[0]!.title === 'Renamed by blog_api' && rows[0]!.n === 0;

@@ -37,7 +37,8 @@ async function jobsNaming(id: string): Promise<{ plan: Record<string, string[]>;
 async function tagRows(): Promise<Record<string, number>> {
   const { rows } = await file.pool.query<Record<string, number>>(
     `SELECT (SELECT count(*) FROM tb_tag)::int AS tags, (SELECT count(*) FROM tb_post_tag)::int AS links,
-            (SELECT count(*) FROM tv_tag)::int AS projected, (SELECT count(*) FROM pgboss.job)::int AS jobs`,
+            (SELECT count(*) FROM tv_tag)::int AS projected, (SELECT count(*) FROM pgboss.job)::int AS jobs,
+            (SELECT count(*) FROM sync_outbox)::int AS outbox`,
   );
   return rows[0]!;
 }

@@ -155,6 +155,7 @@ async function createDataset(pool: pg.Pool): Promise<void> {
  * rewrites its projection (the jobs stand for real writes).
  */
 async function enqueueBacklog(pool: pg.Pool, url: string): Promise<void> {
+  await pool.query('DELETE FROM sync_outbox');
   await pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [SYNC_QUEUE]);
   await pool.query(`UPDATE tb_comment SET updated_at = now()`);
   await pool.query(`UPDATE tb_post SET updated_at = now()`);
@@ -283,6 +284,7 @@ async function steadyLoad(
   pool: pg.Pool,
   url: string,
 ): Promise<{ writes: number; seconds: number; report: Awaited<ReturnType<typeof lagPercentilesSince>>['QUEUED']; depth: number[] }> {
+  await pool.query('DELETE FROM sync_outbox');
   await pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [SYNC_QUEUE]);
   await pool.query(`DELETE FROM sync_lag`);
   await pool.query(`VACUUM ANALYZE ${MODEL.flatMap((e) => [e.table, e.view]).join(', ')}, pgboss.job`);

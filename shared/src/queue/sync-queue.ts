@@ -137,7 +137,9 @@ export class SyncQueue {
       const byTrace = new Map<string, OutboxRow[]>();
       for (const row of rows) {
         const key = row.trace ? JSON.stringify(row.trace) : '';
-        byTrace.set(key, [...(byTrace.get(key) ?? []), row]);
+        const group = byTrace.get(key);
+        if (group) group.push(row);
+        else byTrace.set(key, [row]);
       }
       for (const [key, group] of byTrace) {
         const jobs = group.map((r) => ({
