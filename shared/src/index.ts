@@ -5,6 +5,7 @@ export * from './db/embedded';
 export * from './db/errors';
 export * from './db/paths';
 export * from './db/pool';
+export * from './db/compose';
 export * from './db/prepare';
 export * from './log/logger';
 export * from './migrations/files';

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { SqlPart } from '../db/compose';
 
 /**
  * The event log (migration 010): one row per committed command, appended by the command's own
@@ -30,29 +31,47 @@ export interface StoredEvent extends Omit<CommandEvent, 'args'> {
   args: string;
 }
 
-/** The event and its entities' rows in one statement (the entities of event_log_entity). */
-const APPEND = `
-  WITH e AS (
+/** The event's row, and its entities' rows (event_log_entity) of the event row `e`. */
+const EVENT_ROW = `
     INSERT INTO event_log (command, entity_type, entity_ids, actor_id, actor_admin, args)
     VALUES ($1, $2, $3::uuid[], $4::uuid, $5, $6::jsonb)
-    RETURNING id)
+    RETURNING id`;
+const ENTITY_ROWS = `
   INSERT INTO event_log_entity (entity_id, event_id)
   SELECT u.id, e.id FROM e, unnest($3::uuid[]) AS u(id)`;
+
+/** The event and its entities' rows in one statement. */
+const APPEND = `
+  WITH e AS (${EVENT_ROW})${ENTITY_ROWS}`;
+
+function eventValues(event: CommandEvent): unknown[] {
+  if (!event.entityIds.length) throw new Error(`the ${event.command} event names no entity`);
+  return [event.command, event.entityType, event.entityIds, event.actorId, event.actorAdmin, JSON.stringify(event.args)];
+}
+
+/** The event's rows as parts of a command's one statement (CTEs `e` and `event_entities`). */
+export function eventPart(event: CommandEvent): SqlPart {
+  return {
+    ctes: [
+      ['e', EVENT_ROW],
+      ['event_entities', ENTITY_ROWS],
+    ],
+    values: eventValues(event),
+  };
+}
 
 /**
  * Sends the statement that appends `event`, on the caller's transaction, and returns its promise
  * without waiting: the caller sends it with its other statements and awaits it before COMMIT.
  */
 export function appendEvent(client: pg.ClientBase, event: CommandEvent): Promise<pg.QueryResult> {
-  if (!event.entityIds.length) return Promise.reject(new Error(`the ${event.command} event names no entity`));
-  return client.query(APPEND, [
-    event.command,
-    event.entityType,
-    event.entityIds,
-    event.actorId,
-    event.actorAdmin,
-    JSON.stringify(event.args),
-  ]);
+  let values: unknown[];
+  try {
+    values = eventValues(event);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return client.query(APPEND, values);
 }
 
 /** The largest bigint: the start of a walk from the newest event down. */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
 import type { PgBoss } from 'pg-boss';
+import type { SqlPart } from '../db/compose';
 import { withTransaction } from '../db/pool';
 import { planSync } from '../sync/dependencies';
 import { emptyPlan, ENTITY_TYPES, mergePlans, planSize, type ChangeSet, type SyncPlan } from '../sync/types';
@@ -107,7 +108,15 @@ export class SyncQueue {
 
   /** Records the refresh of `plan` as part of `client`'s open transaction. Returns the job ids. */
   async enqueue(client: pg.ClientBase, plan: SyncPlan, options: EnqueueOptions): Promise<string[]> {
-    if (!planSize(plan)) return [];
+    const { ids, part } = this.outboxPart(plan, options);
+    if (!ids.length) return [];
+    await client.query(RECORD, part.values as unknown[]);
+    return ids;
+  }
+
+  /** The outbox rows of `plan` as a part of a command's one statement (CTE `outbox`), with their job ids. */
+  outboxPart(plan: SyncPlan, options: EnqueueOptions): { ids: string[]; part: SqlPart } {
+    if (!planSize(plan)) return { ids: [], part: { ctes: [], values: [] } };
     const startAfter =
       options.mode === 'DEFERRED' ? new Date(Date.now() + 1000 * (options.deferSeconds ?? this.defaults.deferSeconds)) : null;
     const traceContext = sampledTraceContext();
@@ -122,8 +131,7 @@ export class SyncQueue {
       // Ids chosen here so the caller knows them; the relay gives them to the jobs.
       return { id: randomUUID(), data, priority: SYNC_PRIORITY[options.mode], start_after: startAfter, trace: traceContext };
     });
-    await client.query(RECORD, [JSON.stringify(jobs)]);
-    return jobs.map((j) => j.id);
+    return { ids: jobs.map((j) => j.id), part: { ctes: [['outbox', RECORD]], values: [JSON.stringify(jobs)] } };
   }
 
   /**

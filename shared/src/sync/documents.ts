@@ -6,6 +6,7 @@ import {
   type CountField,
   type EmbedsManyField,
   type Entity,
+  type EntityType,
   type Field,
 } from '../model';
 import { fromById, IDS_PARAM, inScope, isoUtc, joinById, type Scope } from './scope';
@@ -17,6 +18,11 @@ export interface DocumentsOptions {
    * computes its ids in the same statement (verify.ts).
    */
   ids?: string;
+  /**
+   * A relation holding the rows themselves, read instead of the entity's table: the CTE of the
+   * statement that inserts them, whose new rows that statement cannot read from the table.
+   */
+  source?: string;
 }
 
 /**
@@ -34,7 +40,8 @@ export interface DocumentsOptions {
 export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOptions = {}): string {
   const a = entity.alias;
   const ids = options.ids ?? IDS_PARAM;
-  if (scope === 'few' && ids !== IDS_PARAM) throw new Error('documentsSql: the few-ids documents read their ids from $1');
+  if (scope === 'few' && ids !== IDS_PARAM && !options.source)
+    throw new Error('documentsSql: the few-ids documents read their ids from $1');
   const groups = groupsOf(entity, 'document');
   const joins: string[] = [];
   const values = documentFields(entity).map(([name, field]) => {
@@ -60,9 +67,17 @@ export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOpt
            jsonb_build_object(
              ${values.join(',\n             ')}
            ) AS data
-      FROM ${fromById(scope, entity.table, a)}
+      FROM ${options.source ? `${options.source} ${a}` : fromById(scope, entity.table, a)}
       ${joins.join('\n      ')}
      WHERE ${inScope(scope, `${a}.id`, ids)}`;
+}
+
+/**
+ * The final query of a statement that inserts a row in its CTE `source`: that row's document, as
+ * `data`, for the row whose id is $1 (the answer of a QUEUED create made in one statement).
+ */
+export function insertedDocumentSql(type: EntityType, source: string): string {
+  return `SELECT data FROM (${documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]' })}) doc`;
 }
 
 /** The value of a column field of the row `alias`. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { SqlPart } from '../db/compose';
 import type { Queryable } from '../db/pool';
 import { entityOf, MODEL, type Entity, type EntityType } from '../model';
 import { countedJoins, groupsOf, keptCountsOf } from './documents';
@@ -138,6 +139,34 @@ export function applyCountChanges(client: Queryable, changes: readonly CountChan
   // Every statement's failure is observed; the first is raised.
   all.catch(() => undefined);
   return all;
+}
+
+/**
+ * The same changes as parts of a command's one statement (a CTE `counts_<type>` per entity type,
+ * RETURNING 1), or undefined when an entity type has more than one row to change (then
+ * applyCountChanges). The types' rows are locked in KEPT_COUNT_OWNERS order, as applyCountChanges
+ * locks them: each CTE after the first reads the one before it, so it runs after it.
+ */
+export function countChangeParts(changes: readonly CountChange[]): SqlPart[] | undefined {
+  const parts: SqlPart[] = [];
+  let previous: string | undefined;
+  for (const [type, o] of OWNERS) {
+    const real = changes.filter((c) => c.type === type && o.kept.some((k) => c.counts[k.field]));
+    if (!real.length) continue;
+    if (real.length > 1) return undefined;
+    const [one] = real as [CountChange];
+    for (const field of Object.keys(one.counts)) {
+      if (!o.kept.some((k) => k.field === field)) throw new Error(`${field} is not a kept count of ${type}`);
+    }
+    const name = `counts_${type}`;
+    const after = previous ? ` AND (SELECT count(*) FROM ${previous}) >= 0` : '';
+    parts.push({
+      ctes: [[name, `${o.applyOne}${after}\n  RETURNING 1`]],
+      values: [one.id, ...o.kept.map((k) => one.counts[k.field] ?? 0)],
+    });
+    previous = name;
+  }
+  return parts;
 }
 
 /** The counts of the rows whose keys are in `ids` (an SQL array expression) or of every row ('all'), counted from the rows. */

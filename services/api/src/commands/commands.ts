@@ -3,6 +3,10 @@ import {
   appendEvent,
   applyCountChanges,
   commitNow,
+  composeStatement,
+  countChangeParts,
+  eventPart,
+  insertedDocumentSql,
   GENERIC_PLANS,
   mergePlans,
   pgErrorCode,
@@ -19,6 +23,7 @@ import {
   type CountChange,
   type EntityType,
   type RowRefs,
+  type SqlPart,
   type StoredEvent,
   type SyncEngine,
   type SyncMode,
@@ -259,25 +264,25 @@ export class Commands {
       published: args.check(() => bool(input.published ?? false, 'published')),
     };
     args.done();
-    return this.entityCommand(mode, async (client) => {
-      mayWriteAs(actor, row.authorId);
-      const id = randomUUID();
-      // The author locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above); not waited
-      // for. With its counts row (zeros), which the commands keep from now on.
-      const checked = client.query(
-        `WITH p AS (INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
-                    VALUES ($1, (SELECT id FROM tb_user WHERE id = $2 FOR SHARE), $3, $4, $5, now(), now()) RETURNING id)
-         INSERT INTO tb_post_stats (post_id) SELECT id FROM p`,
-        [id, row.authorId, row.title, row.content, row.published],
-      );
-      return {
-        event: { command: 'createPost', actor, args: row },
-        changes: { post: [id] },
-        entity: { type: 'post', id },
-        counts: [{ type: 'user', id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
-        inserted: { type: 'post', id, columns: { author_id: row.authorId } },
-        checked,
-      };
+    mayWriteAs(actor, row.authorId);
+    const id = randomUUID();
+    // The author locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above). With its
+    // counts row (zeros), which the commands keep from now on.
+    return this.create(mode, {
+      rows: {
+        ctes: [
+          [
+            'p',
+            `INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
+             VALUES ($1, (SELECT id FROM tb_user WHERE id = $2 FOR SHARE), $3, $4, $5, now(), now()) RETURNING *`,
+          ],
+          ['s', 'INSERT INTO tb_post_stats (post_id) SELECT id FROM p'],
+        ],
+        values: [id, row.authorId, row.title, row.content, row.published],
+      },
+      event: { command: 'createPost', actor, args: row },
+      counts: [{ type: 'user', id: row.authorId, counts: { postCount: 1, publishedPostCount: row.published ? 1 : 0 } }],
+      inserted: { type: 'post', id, columns: { author_id: row.authorId } },
     });
   }
 
@@ -380,26 +385,28 @@ export class Commands {
       content: args.check(() => v.text(input.content, 'content', v.LIMITS.commentContent)),
     };
     args.done();
-    return this.entityCommand(mode, async (client) => {
-      mayWriteAs(actor, row.authorId);
-      const id = randomUUID();
-      // The post, then the author, locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above).
-      const checked = client.query(
-        `INSERT INTO tb_comment (id, post_id, author_id, content, created_at, updated_at)
-         VALUES ($1, (SELECT id FROM tb_post WHERE id = $2 FOR SHARE), (SELECT id FROM tb_user WHERE id = $3 FOR SHARE), $4, now(), now())`,
-        [id, row.postId, row.authorId, row.content],
-      );
-      return {
-        event: { command: 'createComment', actor, args: row, about: [row.postId] },
-        changes: { comment: [id] },
-        entity: { type: 'comment', id },
-        counts: [
-          { type: 'user', id: row.authorId, counts: { commentCount: 1 } },
-          { type: 'post', id: row.postId, counts: { commentCount: 1 } },
+    mayWriteAs(actor, row.authorId);
+    const id = randomUUID();
+    // The post, then the author, locked FOR SHARE, or NOT_FOUND, by the insert itself (step 2 above).
+    return this.create(mode, {
+      rows: {
+        ctes: [
+          [
+            'c',
+            `INSERT INTO tb_comment (id, post_id, author_id, content, created_at, updated_at)
+             VALUES ($1, (SELECT id FROM tb_post WHERE id = $2 FOR SHARE), (SELECT id FROM tb_user WHERE id = $3 FOR SHARE),
+                     $4, now(), now())
+             RETURNING *`,
+          ],
         ],
-        inserted: { type: 'comment', id, columns: { post_id: row.postId, author_id: row.authorId } },
-        checked,
-      };
+        values: [id, row.postId, row.authorId, row.content],
+      },
+      event: { command: 'createComment', actor, args: row, about: [row.postId] },
+      counts: [
+        { type: 'user', id: row.authorId, counts: { commentCount: 1 } },
+        { type: 'post', id: row.postId, counts: { commentCount: 1 } },
+      ],
+      inserted: { type: 'comment', id, columns: { post_id: row.postId, author_id: row.authorId } },
     });
   }
 
@@ -445,6 +452,44 @@ export class Commands {
 
   // ---- the transaction ---------------------------------------------------------------------
 
+  /**
+   * A create: its rows (CTEs, the first one the entity's row, RETURNING *), its event and its count
+   * changes. INLINE: the command's transaction (the rows' statement sent and not waited for, then
+   * the refresh). QUEUED and DEFERRED: ONE statement, atomic on its own (no BEGIN, no COMMIT to wait
+   * for): the rows, the event, the outbox rows of the plan, the count changes, and the answer, the
+   * document built from the inserted row (which the statement cannot read back from its table).
+   */
+  private async create(mode: SyncMode, c: Create): Promise<Doc> {
+    const { type, id } = c.inserted;
+    const written: Written = { event: c.event, changes: { [type]: [id] }, entity: { type, id }, counts: c.counts, inserted: c.inserted };
+    const counts = mode === 'INLINE' ? undefined : countChangeParts(c.counts);
+    if (!counts) {
+      // The rows' CTEs but the last, then the last as the statement.
+      const ctes = c.rows.ctes.slice(0, -1).map(([name, sql]) => `${name} AS (${sql})`);
+      const last = c.rows.ctes.at(-1)![1];
+      const text = ctes.length ? `WITH ${ctes.join(', ')} ${last}` : last;
+      return this.entityCommand(mode, async (client) => ({ ...written, checked: client.query(text, c.rows.values as unknown[]) }));
+    }
+    const outbox = this.queue.outboxPart(planForInserted(c.inserted), {
+      mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED',
+      deferSeconds: this.options.deferSeconds,
+    });
+    const statement = composeStatement([c.rows, eventPart(eventOf(written)), outbox.part, ...counts], {
+      sql: insertedDocumentSql(type, c.rows.ctes[0]![0]),
+      values: [id],
+    });
+    let answer: Doc | undefined;
+    try {
+      answer = (await this.pool.query<{ data: Doc }>(statement.text, statement.values)).rows[0]?.data;
+    } catch (err) {
+      throw toClientError(err);
+    }
+    if (answer === undefined) throw new Error('the written entity has no document');
+    this.options.onCommitted?.(mergePlans(c.counts.map((x) => ({ [x.type]: [x.id] }))));
+    Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: false, jobs: outbox.ids } satisfies SyncReceipt });
+    return answer;
+  }
+
   /** A command answering with an entity: from tv_* after an INLINE sync, else its preview. */
   entityCommand(mode: SyncMode, write: (client: pg.PoolClient) => Promise<Written>): Promise<Doc> {
     return this.command<Doc>(mode, async (client) => ({ ...(await write(client)), result: undefined }));
@@ -463,10 +508,7 @@ export class Commands {
       if (committed) this.options.onCommitted?.(committed);
       return answer;
     } catch (err) {
-      if (err instanceof ClientError) throw err;
-      const mapped = clientErrorFromPg(err);
-      if (mapped) throw mapped;
-      throw err;
+      throw toClientError(err);
     }
   }
 
@@ -553,6 +595,20 @@ export class Commands {
       Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
+}
+
+/** A command's failure as the client is told it: a PostgreSQL error it caused mapped to its code. */
+function toClientError(err: unknown): unknown {
+  if (err instanceof ClientError) return err;
+  return clientErrorFromPg(err) ?? err;
+}
+
+/** What a create writes (Commands.create). */
+interface Create {
+  rows: SqlPart;
+  event: EventOf;
+  counts: CountChange[];
+  inserted: RowRefs;
 }
 
 /** The event_log row of what a command wrote (see EventOf). */
