@@ -54,6 +54,8 @@ import * as v from '../validate';
  *      entity computed from tb_* (preview)
  *   6. append the command's event (event_log, migration 010), sent with the statements of step 4 or 5
  *   7. COMMIT. A command that fails anywhere rolls back whole: no row, no job, no event.
+ * A QUEUED or DEFERRED create does all of it in ONE statement instead (Commands.create): its rows,
+ * event, outbox rows, count changes and answer as one WITH, atomic without BEGIN and COMMIT.
  *
  * Authorization (AUTH_MODE=jwt; `actor` is ANYONE, an admin, with AUTH_MODE=none) happens inside
  * the transaction, on the rows it locks: an update or delete locks the row FOR UPDATE and compares
