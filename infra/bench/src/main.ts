@@ -19,7 +19,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { createBoss, createPool, RELAY_BATCH, repoRoot, sleep, SyncEngine, SyncQueue } from '@blog/shared';
+import { createBoss, createPool, repoRoot, sleep, SyncEngine, SyncQueue } from '@blog/shared';
 import { generateDataset } from '@blog/shared/dist/bench/dataset';
 import { scratchDatabase } from '@blog/shared/dist/bench/scratch';
 import type { BareStatement, BareStatements } from './bare-server';
@@ -896,7 +896,10 @@ async function startRelay(url: string): Promise<() => Promise<void>> {
   const queue = new SyncQueue(boss, pool);
   let stopping = false;
   const loop = (async () => {
-    while (!stopping) if ((await queue.relay()) < RELAY_BATCH) await sleep(50);
+    while (!stopping) {
+      await queue.relayAll(() => stopping);
+      await sleep(50);
+    }
   })();
   return async () => {
     stopping = true;

@@ -16,7 +16,6 @@ import {
   deleteOldLag,
   pruneEvents,
   silentLogger,
-  RELAY_BATCH,
   SYNC_QUEUE,
   SyncEngine,
   SyncQueue,
@@ -241,19 +240,14 @@ export class ProjectionWorker {
   }
 
   /**
-   * Every pollIntervalMs: moves the sync outbox's committed rows to pg-boss (SyncQueue.relay), a
-   * batch per transaction while batches come back full, then wakes the fetch loops if it moved any.
+   * Every pollIntervalMs: moves the sync outbox's committed rows to pg-boss (SyncQueue.relayAll, a
+   * batch per transaction), then wakes the fetch loops if it moved any.
    * Every worker relays; their batches never overlap (SKIP LOCKED).
    */
   private relayOutbox(): Promise<void> {
     this.relaying ??= (async () => {
       try {
-        let moved = 0;
-        for (;;) {
-          const n = await this.queue!.relay(RELAY_BATCH);
-          moved += n;
-          if (n < RELAY_BATCH || this.stopping.signal.aborted) break;
-        }
+        const moved = await this.queue!.relayAll(() => this.stopping.signal.aborted);
         if (moved && this.consuming) this.wakeFetchLoops();
       } catch (err) {
         this.onError(err as Error, 'outbox relay');

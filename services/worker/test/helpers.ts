@@ -111,7 +111,7 @@ export class Writer {
 
   private async relayed(written: Promise<string[]>): Promise<string[]> {
     const ids = await written;
-    while ((await this.queue.relay()) > 0);
+    await this.queue.relayAll();
     return ids;
   }
 

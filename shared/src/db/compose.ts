@@ -5,8 +5,22 @@ export interface SqlPart {
   values: readonly unknown[];
 }
 
-/** `$n` of `sql` moved up by `offset`. Our statements write `$` only in parameters. */
-const shifted = (sql: string, offset: number): string => sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`);
+/**
+ * `$n` of `sql` moved up by `offset`. Our statements write `$` only in parameters. Kept per text
+ * and offset: the parts are the code's constant statements, composed again on every command.
+ */
+const shiftedTexts = new Map<string, Map<number, string>>();
+function shifted(sql: string, offset: number): string {
+  if (!offset) return sql;
+  let byOffset = shiftedTexts.get(sql);
+  if (!byOffset) shiftedTexts.set(sql, (byOffset = new Map()));
+  let text = byOffset.get(offset);
+  if (text === undefined) {
+    text = sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`);
+    byOffset.set(offset, text);
+  }
+  return text;
+}
 
 /**
  * One statement from several parts: their common table expressions, in order, then `main` (a query

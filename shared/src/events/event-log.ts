@@ -65,13 +65,11 @@ export function eventPart(event: CommandEvent): SqlPart {
  * without waiting: the caller sends it with its other statements and awaits it before COMMIT.
  */
 export function appendEvent(client: pg.ClientBase, event: CommandEvent): Promise<pg.QueryResult> {
-  let values: unknown[];
   try {
-    values = eventValues(event);
+    return client.query(APPEND, eventValues(event));
   } catch (err) {
     return Promise.reject(err);
   }
-  return client.query(APPEND, values);
 }
 
 /** The largest bigint: the start of a walk from the newest event down. */

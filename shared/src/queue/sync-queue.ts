@@ -56,7 +56,7 @@ export function transactionDb(client: pg.ClientBase): { executeSql(text: string,
 }
 
 /** Outbox rows a relay moves to pg-boss per transaction. */
-export const RELAY_BATCH = 1000;
+const RELAY_BATCH = 1000;
 
 /** One outbox row per job, from the JSON array of the jobs (migration 011). */
 const RECORD = `
@@ -162,6 +162,19 @@ export class SyncQueue {
       }
       return rows.length;
     });
+  }
+
+  /**
+   * Relays batches of RELAY_BATCH rows until one comes back short (the outbox holds no committed row
+   * it could take) or `stop` says so. Returns how many rows it moved.
+   */
+  async relayAll(stop: () => boolean = () => false): Promise<number> {
+    let moved = 0;
+    for (;;) {
+      const n = await this.relay(RELAY_BATCH);
+      moved += n;
+      if (n < RELAY_BATCH || stop()) return moved;
+    }
   }
 
   /**

@@ -72,12 +72,21 @@ export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOpt
      WHERE ${inScope(scope, `${a}.id`, ids)}`;
 }
 
+/** insertedDocumentSql's texts, made once per entity type and source. */
+const insertedDocuments = new Map<string, string>();
+
 /**
  * The final query of a statement that inserts a row in its CTE `source`: that row's document, as
  * `data`, for the row whose id is $1 (the answer of a QUEUED create made in one statement).
  */
 export function insertedDocumentSql(type: EntityType, source: string): string {
-  return `SELECT data FROM (${documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]' })}) doc`;
+  const key = `${type}/${source}`;
+  let sql = insertedDocuments.get(key);
+  if (!sql) {
+    sql = `SELECT data FROM (${documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]' })}) doc`;
+    insertedDocuments.set(key, sql);
+  }
+  return sql;
 }
 
 /** The value of a column field of the row `alias`. */

@@ -112,33 +112,53 @@ export interface CountChange {
 }
 
 /**
- * Sends the changes on the caller's connection (and transaction), one statement per entity type
- * that has any, in KEPT_COUNT_OWNERS order; undefined when there are none. Throws (before sending
- * anything) on a field that is not a kept count of its entity.
+ * The changes that change something, by entity type in KEPT_COUNT_OWNERS order. Throws on a field
+ * that is not a kept count of its entity.
  */
-export function applyCountChanges(client: Queryable, changes: readonly CountChange[]): Promise<unknown> | undefined {
+function changesByOwner(changes: readonly CountChange[]): [Owner, CountChange[]][] {
   for (const c of changes) {
     const o = ownerOf(c.type);
     for (const field of Object.keys(c.counts)) {
       if (!o.kept.some((k) => k.field === field)) throw new Error(`${field} is not a kept count of ${c.type}`);
     }
   }
-  const sent: Promise<unknown>[] = [];
-  for (const [type, o] of OWNERS) {
+  return [...OWNERS].flatMap(([type, o]): [Owner, CountChange[]][] => {
     const real = changes.filter((c) => c.type === type && o.kept.some((k) => c.counts[k.field]));
-    if (!real.length) continue;
-    if (real.length === 1) {
-      const [one] = real as [CountChange];
-      sent.push(client.query(o.applyOne, [one.id, ...o.kept.map((k) => one.counts[k.field] ?? 0)]));
-    } else {
-      sent.push(client.query(o.apply, [real.map((c) => c.id), ...o.kept.map((k) => real.map((c) => c.counts[k.field] ?? 0))]));
-    }
-  }
+    return real.length ? [[o, real]] : [];
+  });
+}
+
+/** The parameters of `applyOne`. */
+const oneRow = (o: Owner, one: CountChange): unknown[] => [one.id, ...o.kept.map((k) => one.counts[k.field] ?? 0)];
+
+/**
+ * Sends the changes on the caller's connection (and transaction), one statement per entity type
+ * that has any, in KEPT_COUNT_OWNERS order; undefined when there are none. Throws (before sending
+ * anything) on a field that is not a kept count of its entity.
+ */
+export function applyCountChanges(client: Queryable, changes: readonly CountChange[]): Promise<unknown> | undefined {
+  const sent = changesByOwner(changes).map(([o, real]) =>
+    real.length === 1
+      ? client.query(o.applyOne, oneRow(o, real[0]!))
+      : client.query(o.apply, [real.map((c) => c.id), ...o.kept.map((k) => real.map((c) => c.counts[k.field] ?? 0))]),
+  );
   if (!sent.length) return undefined;
   const all = Promise.all(sent);
   // Every statement's failure is observed; the first is raised.
   all.catch(() => undefined);
   return all;
+}
+
+/** `applyOne` as a CTE that returns its row, run after the CTE `previous` when given (countChangeParts). */
+const applyOneCtes = new Map<string, string>();
+function applyOneCte(o: Owner, previous: string | undefined): string {
+  const key = `${o.table}/${previous ?? ''}`;
+  let sql = applyOneCtes.get(key);
+  if (!sql) {
+    sql = `${o.applyOne}${previous ? ` AND (SELECT count(*) FROM ${previous}) >= 0` : ''}\n  RETURNING 1`;
+    applyOneCtes.set(key, sql);
+  }
+  return sql;
 }
 
 /**
@@ -148,25 +168,15 @@ export function applyCountChanges(client: Queryable, changes: readonly CountChan
  * locks them: each CTE after the first reads the one before it, so it runs after it.
  */
 export function countChangeParts(changes: readonly CountChange[]): SqlPart[] | undefined {
-  const parts: SqlPart[] = [];
+  const byOwner = changesByOwner(changes);
+  if (byOwner.some(([, real]) => real.length > 1)) return undefined;
   let previous: string | undefined;
-  for (const [type, o] of OWNERS) {
-    const real = changes.filter((c) => c.type === type && o.kept.some((k) => c.counts[k.field]));
-    if (!real.length) continue;
-    if (real.length > 1) return undefined;
-    const [one] = real as [CountChange];
-    for (const field of Object.keys(one.counts)) {
-      if (!o.kept.some((k) => k.field === field)) throw new Error(`${field} is not a kept count of ${type}`);
-    }
-    const name = `counts_${type}`;
-    const after = previous ? ` AND (SELECT count(*) FROM ${previous}) >= 0` : '';
-    parts.push({
-      ctes: [[name, `${o.applyOne}${after}\n  RETURNING 1`]],
-      values: [one.id, ...o.kept.map((k) => one.counts[k.field] ?? 0)],
-    });
+  return byOwner.map(([o, [one]]) => {
+    const name = `counts_${o.entity.name}`;
+    const part: SqlPart = { ctes: [[name, applyOneCte(o, previous)]], values: oneRow(o, one!) };
     previous = name;
-  }
-  return parts;
+    return part;
+  });
 }
 
 /** The counts of the rows whose keys are in `ids` (an SQL array expression) or of every row ('all'), counted from the rows. */

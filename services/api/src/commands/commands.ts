@@ -487,7 +487,7 @@ export class Commands {
       throw toClientError(err);
     }
     if (answer === undefined) throw new Error('the written entity has no document');
-    this.options.onCommitted?.(mergePlans(c.counts.map((x) => ({ [x.type]: [x.id] }))));
+    this.options.onCommitted?.(countOwners(c.counts));
     Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: false, jobs: outbox.ids } satisfies SyncReceipt });
     return answer;
   }
@@ -591,12 +591,16 @@ export class Commands {
     if (answer === undefined) throw new Error('the written entity has no document');
     // What readers see changed once this commits: the projections refreshed INLINE, and in every
     // mode the rows whose kept counts it changed (merged in at read time from the counts rows).
-    const countOwners = mergePlans(counts.map((c) => ({ [c.type]: [c.id] })));
-    changed(mode === 'INLINE' ? mergePlans([plan, countOwners]) : countOwners);
+    changed(mode === 'INLINE' ? mergePlans([plan, countOwners(counts)]) : countOwners(counts));
     if (typeof answer === 'object' && answer !== null)
       Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: fanOut !== undefined, jobs } satisfies SyncReceipt });
     return answer as R;
   }
+}
+
+/** The rows whose kept counts changed: readers see them changed once the command commits. */
+function countOwners(counts: readonly CountChange[]): SyncPlan {
+  return mergePlans(counts.map((c) => ({ [c.type]: [c.id] })));
 }
 
 /** A command's failure as the client is told it: a PostgreSQL error it caused mapped to its code. */
