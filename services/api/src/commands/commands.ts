@@ -466,11 +466,8 @@ export class Commands {
     const written: Written = { event: c.event, changes: { [type]: [id] }, entity: { type, id }, counts: c.counts, inserted: c.inserted };
     const counts = mode === 'INLINE' ? undefined : countChangeParts(c.counts);
     if (!counts) {
-      // The rows' CTEs but the last, then the last as the statement.
-      const ctes = c.rows.ctes.slice(0, -1).map(([name, sql]) => `${name} AS (${sql})`);
-      const last = c.rows.ctes.at(-1)![1];
-      const text = ctes.length ? `WITH ${ctes.join(', ')} ${last}` : last;
-      return this.entityCommand(mode, async (client) => ({ ...written, checked: client.query(text, c.rows.values as unknown[]) }));
+      const rows = composeStatement([c.rows], { sql: 'SELECT 1', values: [] });
+      return this.entityCommand(mode, async (client) => ({ ...written, checked: client.query(rows.text, rows.values) }));
     }
     const outbox = this.queue.outboxPart(planForInserted(c.inserted), {
       mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED',
