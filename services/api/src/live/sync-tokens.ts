@@ -10,8 +10,9 @@ import type { PgBoss } from 'pg-boss';
  * completes a batch's jobs in the batch's transaction), from the database and not from the response
  * cache; after SYNC_WAIT_TIMEOUT_MS it is answered with SYNC_TIMEOUT and no data. The jobs are
  * looked up in the sync outbox (not yet relayed: pending) and through pg-boss's findJobs, so any API
- * process answers for writes made through any other. A fan-out left to the workers (`extensions.sync.restQueued`) is covered as far as its
- * expansion job: the chunks that job enqueues follow later.
+ * process answers for writes made through any other. A fan-out left to the workers
+ * (`extensions.sync.restQueued`) is covered as far as its expansion job: the chunks that job
+ * enqueues follow later.
  */
 export const SYNC_TOKEN_HEADER = 'x-sync-token';
 
