@@ -25,7 +25,7 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** utime + stime (+ cutime + cstime: children waited for) of a process, 0 when it is gone. */
-function processTicks(pid: number | 'self', withChildren = false): number {
+export function processTicks(pid: number | 'self', withChildren = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces: fields are counted after its closing ')'.
@@ -57,4 +57,12 @@ export function otherShare(before: CpuSample | undefined, after: CpuSample | und
   if (total <= 0) return undefined;
   const other = after.busy - before.busy - (after.own - before.own);
   return Math.min(1, Math.max(0, other / total));
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
+const TICKS_PER_S = 100;
+
+/** CPU time (user + system) of some processes, in µs: sum of their ticks. */
+export function cpuUs(pids: readonly number[]): number {
+  return (pids.reduce((sum, pid) => sum + processTicks(pid), 0) * 1e6) / TICKS_PER_S;
 }

@@ -38,7 +38,7 @@ import {
   type WriteDocId,
   type WriteRequests,
 } from './documents';
-import { otherShare, sampleCpu } from './cpu';
+import { cpuUs, otherShare, sampleCpu } from './cpu';
 import { Fleet } from './fleet';
 import { answerProblem, postGraphql } from './http';
 import { describeMachine, machineLine } from './machine';
@@ -1039,13 +1039,20 @@ async function measure(
   if (options.warmupS > 0) await runWrk({ url, connections, durationS: options.warmupS, timeoutS: WRK_TIMEOUT_S, load });
   // The system's PostgreSQL backends (its pool has grown during the warm-up): their CPU is the benchmark's own.
   const { rows } = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-  const pids = [...(system.pid ? [system.pid] : []), ...rows.map((r) => r.pid)];
+  const server = system.pid ? [system.pid] : [];
+  const backends = rows.map((r) => r.pid);
+  const pids = [...server, ...backends];
   await around?.before();
   const before = sampleCpu(pids);
+  const [serverBefore, databaseBefore] = [cpuUs(server), cpuUs(backends)];
   const result = await runWrk({ url, connections, durationS: options.durationS, timeoutS: WRK_TIMEOUT_S, load });
   const otherCpu = otherShare(before, sampleCpu(pids));
+  const cpuPerRequest =
+    server.length && result.requests > 0
+      ? { server: (cpuUs(server) - serverBefore) / result.requests, database: (cpuUs(backends) - databaseBefore) / result.requests }
+      : undefined;
   await around?.after();
-  return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }) };
+  return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }), ...(cpuPerRequest ? { cpuPerRequest } : {}) };
 }
 
 function failedText(cell: { errors: Record<string, number> }): string {
@@ -1062,6 +1069,9 @@ function standardNotes(ctx: Context): string[] {
     'req/s, p50 and p99 come from wrk (1 thread, keep-alive connections, the same POST body each time for reads); ' +
       '"ours ÷ this" divides our req/s by that system\'s on the same document and connection count ' +
       '(for the write mix: ours INLINE and ours QUEUED).',
+    '"CPU µs / request": CPU time (user + system, from /proc) per request during the measured run, of the system\'s process ' +
+      "and of the PostgreSQL backends of the benchmark's database (for ours' QUEUED write mix these include the relay's; " +
+      "the relay's Node side runs in the harness and is not counted). On this machine both compete for the same cores.",
     '"other work": the share of the machine\'s CPU (all cores) used during the measured run ' +
       'by anything but the system under test, its PostgreSQL backends, ' +
       'the harness and wrk (from /proc): other tenants of a shared machine. A high figure means that cell was disturbed.',

@@ -9,6 +9,11 @@ export interface Cell extends WrkResult {
   connections: number;
   /** Share of the machine's CPU (0..1) used by work outside the benchmark during the measured run. */
   otherCpu?: number;
+  /**
+   * CPU time per request during the measured run, in µs: the system's process, and the PostgreSQL
+   * backends of the benchmark's database (the system's pool, and for ours the relay beside the QUEUED load).
+   */
+  cpuPerRequest?: { server: number; database: number };
 }
 
 /** Everything measured for one system and one document. */
@@ -118,13 +123,15 @@ function ratioText(results: SystemDocResult[], r: SystemDocResult, c: Cell): str
 }
 
 const other = (c: Cell): string => (c.otherCpu === undefined ? '—' : `${Math.round(c.otherCpu * 100)}%`);
+const cpu = (c: Cell): string => (c.cpuPerRequest ? `${fmt(c.cpuPerRequest.server)} + ${fmt(c.cpuPerRequest.database)}` : '—');
 
 const DOC_ORDER: DocId[] = ['recent5', 'recent50', 'user', 'writes-inline', 'writes-queued', 'writes'];
 
 export function resultsTable(results: SystemDocResult[], connections: number[]): string {
   const lines = [
-    '| document | conns | system | req/s | p50 ms | p99 ms | SQL statements / request | ours ÷ this (req/s) | other work |',
-    '|---|---:|---|---:|---:|---:|---:|---|---:|',
+    '| document | conns | system | req/s | p50 ms | p99 ms | SQL statements / request | ours ÷ this (req/s) | ' +
+      'CPU µs / request (server + PostgreSQL) | other work |',
+    '|---|---:|---|---:|---:|---:|---:|---|---:|---:|',
   ];
   const groups: DocId[][] = [['recent5'], ['recent50'], ['user'], ['writes-inline', 'writes-queued', 'writes']];
   for (const group of groups) {
@@ -140,7 +147,7 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
     for (const r of rows.filter((x) => x.error)) {
       lines.push(
         `| ${docLabel} | — | ${label(r)} | — | — | — | ${statements(r.statementsPerRequest)} | ` +
-          `${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | |`,
+          `${r.absent ? 'not available' : 'error'}: ${r.error!.replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)} | | |`,
       );
     }
     for (const c of connections) {
@@ -159,13 +166,13 @@ export function resultsTable(results: SystemDocResult[], connections: number[]):
           const over = `> ${fmt(cell.durationS * 1000)}`;
           lines.push(
             `| ${docLabel} | ${c} | ${label(r)} | 0 | ${over} | ${over} | ${stmt} | ` +
-              `no request completed in the ${fmt(cell.durationS)} s run | ${other(cell)} |`,
+              `no request completed in the ${fmt(cell.durationS)} s run | — | ${other(cell)} |`,
           );
           continue;
         }
         lines.push(
           `| ${docLabel} | ${c} | ${label(r)} | ${fmt(cell.rps)} | ${ms(cell.p50Ms)} | ${ms(cell.p99Ms)} | ${stmt} | ` +
-            `${ratioText(results, r, cell)}${errs ? ` (${errs} failed requests)` : ''} | ${other(cell)} |`,
+            `${ratioText(results, r, cell)}${errs ? ` (${errs} failed requests)` : ''} | ${cpu(cell)} | ${other(cell)} |`,
         );
       }
     }

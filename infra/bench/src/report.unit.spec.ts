@@ -1,7 +1,7 @@
 /**
  * @jest-environment-options {"database": false}
  */
-import { cacheRatiosTable, evaluateTargets, pairedShares, type Cell, type SystemDocResult } from './report';
+import { cacheRatiosTable, evaluateTargets, pairedShares, resultsTable, type Cell, type SystemDocResult } from './report';
 
 const cell = (connections: number, rps: number): Cell => ({
   connections,
@@ -56,5 +56,18 @@ describe('report: the response cache against the constant limit', () => {
   test('the ratios table divides the cached req/s by the other rows', () => {
     const table = cacheRatiosTable(results, [16]);
     expect(table).toContain('| GetRecentPosts (limit 5) | 16 | 6,000 | 6.00x | — | 12x | — | 50% (rounds: 40%, 50%, 55%) |');
+  });
+});
+
+describe('report: the results table', () => {
+  test('shows the CPU per request of the server and of its PostgreSQL backends, when measured', () => {
+    const results: SystemDocResult[] = [
+      { system: 'ours', doc: 'writes-queued', cells: [{ ...cell(16, 1800), cpuPerRequest: { server: 317.4, database: 523.2 } }] },
+      { system: 'postgraphile', doc: 'writes', cells: [cell(16, 1900)] },
+    ];
+    const rows = resultsTable(results, [16]).split('\n');
+    expect(rows[0]).toContain('| CPU µs / request (server + PostgreSQL) | other work |');
+    expect(rows.find((r) => r.includes('QUEUED'))).toMatch(/\| 317 \+ 523 \| — \|$/);
+    expect(rows.find((r) => r.includes('PostGraphile'))).toMatch(/\| — \| — \|$/);
   });
 });

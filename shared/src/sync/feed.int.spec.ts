@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { testDatabaseUrl, testPool } from '../../test/helpers';
-import { ChangeListener, ChangePublisher, mergeChanges, parseMessage, payloads, type ChangeMessage } from './feed';
+import { ChangeListener, ChangePublisher, mergeChanges, parseMessage, payloads, SEND_EVERY_MS, type ChangeMessage } from './feed';
 import type { EntityType } from '../model';
 
 let pool: pg.Pool;
@@ -71,4 +71,51 @@ describe('the change feed', () => {
       }
     },
   );
+
+  test('a publisher sends at most once every SEND_EVERY_MS however often it is told, and the first send after a pause at once', async () => {
+    const got: { at: number; message: ChangeMessage }[] = [];
+    const listener = new ChangeListener(testDatabaseUrl(), {
+      applicationName: 'blog-test-listen',
+      onChange: (message) => got.push({ at: Date.now(), message }),
+      onLost: () => undefined,
+    });
+    const publisher = new ChangePublisher(testDatabaseUrl(), { applicationName: 'blog-test-feed' });
+    try {
+      await listener.start();
+      publisher.publish({ user: [randomUUID()] });
+      await publisher.flush();
+      await waitFor(() => got.length === 1, 'the connection warmed up');
+      got.length = 0;
+
+      // One publish per turn of the event loop for 100 ms (ids drawn from 20, so that each send is
+      // one payload): a send each time would be hundreds.
+      const ids = Array.from({ length: 20 }, () => randomUUID());
+      let publishes = 0;
+      const started = Date.now();
+      while (Date.now() - started < 100) {
+        publisher.publish({ post: [ids[publishes++ % ids.length]!] });
+        await new Promise((r) => setImmediate(r));
+      }
+      const last = randomUUID();
+      publisher.publish({ post: [last] });
+      const elapsed = Date.now() - started;
+      await publisher.flush();
+      await waitFor(() => got.some((g) => g.message.changes.post?.includes(last)), 'the last id');
+      expect(new Set(got.flatMap((g) => g.message.changes.post as string[]))).toEqual(new Set([...ids, last]));
+      expect(publishes).toBeGreaterThan(200);
+      expect(got.length).toBeLessThanOrEqual(Math.ceil(elapsed / SEND_EVERY_MS) + 2);
+
+      // After a pause longer than the interval, a publish leaves without waiting for it.
+      await new Promise((r) => setTimeout(r, 50));
+      got.length = 0;
+      const sentAt = Date.now();
+      publisher.publish({ user: '*' });
+      await publisher.flush();
+      expect(Date.now() - sentAt).toBeLessThan(SEND_EVERY_MS * 20);
+      await waitFor(() => got.length === 1, 'the message after the pause');
+    } finally {
+      await publisher.close();
+      await listener.close();
+    }
+  });
 });
