@@ -1046,10 +1046,16 @@ async function measure(
   const before = sampleCpu(pids);
   const [serverBefore, databaseBefore] = [cpuUs(server), cpuUs(backends)];
   const result = await runWrk({ url, connections, durationS: options.durationS, timeoutS: WRK_TIMEOUT_S, load });
-  const otherCpu = otherShare(before, sampleCpu(pids));
+  // Backends that connected during the run count whole (all their CPU time is within it).
+  const after = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  const joined = after.rows.map((r) => r.pid).filter((pid) => !backends.includes(pid));
+  const otherCpu = otherShare(before, sampleCpu([...pids, ...joined]));
   const cpuPerRequest =
     server.length && result.requests > 0
-      ? { server: (cpuUs(server) - serverBefore) / result.requests, database: (cpuUs(backends) - databaseBefore) / result.requests }
+      ? {
+          server: (cpuUs(server) - serverBefore) / result.requests,
+          database: (cpuUs(backends) - databaseBefore + cpuUs(joined)) / result.requests,
+        }
       : undefined;
   await around?.after();
   return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }), ...(cpuPerRequest ? { cpuPerRequest } : {}) };

@@ -2,7 +2,7 @@ import { seed, type ChangeMessage } from '@blog/shared';
 import { testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import { startWorkerProcess, stopService, waitFor, type Service } from '../bench/fault-harness';
 import type pg from 'pg';
-import { POST1, POST2, POST3, startApi, type TestApi } from './support';
+import { ALICE, POST1, POST2, POST3, startApi, type TestApi } from './support';
 
 /**
  * The change feed, the response cache and sync tokens, with two API processes (in this process,
@@ -50,6 +50,30 @@ describe('sync tokens', () => {
     expect(seen).toBe(100);
     const metrics = await (await fetch(`${b.url}/metrics/prometheus`)).text();
     expect(metrics).toMatch(/blog_sync_token_wait_seconds_count\{[^}]*outcome="synced"[^}]*\} 100/);
+  }, 60_000);
+
+  test('writes the relay merged into one job: each token waits for that job, and reads its write', async () => {
+    // No worker while the writes are made, so one relay finds them all in the outbox.
+    await stopService(worker!);
+    worker = undefined;
+    const written: { id: string; token: string }[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await a.gql<{ createPost: { id: string } }>(
+        `mutation { createPost(title: "Merged ${i}", content: "c", authorId: "${ALICE}", sync: QUEUED) { id } }`,
+      );
+      written.push({ id: res.json.data!.createPost.id, token: res.json.extensions!.syncToken! });
+    }
+    expect((await titleOf(b, written[0]!.id)).json).toEqual({ data: { post: null } });
+    const reads = written.map((w) => titleOf(b, w.id, { 'X-Sync-Token': w.token }));
+    worker = await startWorkerProcess({ DATABASE_URL: testDatabaseUrl(), WORKER_NAME: 'blog-worker-live', LOG_LEVEL: 'info' });
+    const answers = await Promise.all(reads);
+    expect(answers.map((r) => r.json)).toEqual(written.map((_, i) => ({ data: { post: { title: `Merged ${i}` } } })));
+    const merged = await pool.query<{ writes: number }>(
+      `SELECT jsonb_array_length(data->'writes') AS writes FROM pgboss.job
+        WHERE name = 'projection-sync' AND data->'writes' @> jsonb_build_array(jsonb_build_object('id', $1::text))`,
+      [Buffer.from(written[0]!.token.slice('st1.'.length), 'base64url').toString('utf8')],
+    );
+    expect(merged.rows).toEqual([{ writes: 20 }]);
   }, 60_000);
 
   test('past SYNC_WAIT_TIMEOUT_MS: SYNC_TIMEOUT and no data; a token this API did not issue: 400', async () => {

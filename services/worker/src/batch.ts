@@ -1,6 +1,7 @@
 import {
   backoffMs,
   ENTITY_TYPES,
+  forgetMerged,
   inTransaction,
   isRetryablePgError,
   MAX_IDS_PER_JOB,
@@ -12,6 +13,7 @@ import {
   type EntityType,
   type LagMode,
   type Logger,
+  type MergedWrite,
   type SyncEngine,
   type SyncJobData,
   type SyncPlan,
@@ -31,11 +33,12 @@ export interface BatchOutcome {
   entities: number;
   /** Transactions the batch took: 1 when nothing failed, more when a poison job was isolated. */
   transactions: number;
-  /** Milliseconds spent in the committed transactions: refresh per entity type, then lag + completion + COMMIT. */
   /** Milliseconds of refresh per entity type, and of settling the jobs (`settle`). */
   timings: Partial<Record<EntityType, number>> & { settle: number };
-  /** Lag of each completed job: its write's commit to its projections' commit, in ms. */
+  /** Lag of each write of the completed jobs: its commit to its projections' commit, in ms. */
   lagsMs: number[];
+  /** Merged jobs that could not be refreshed, split back into a job per write (SyncQueue.split). */
+  split: string[];
 }
 
 /**
@@ -106,6 +109,7 @@ export class BatchProcessor {
       transactions: 0,
       timings: { settle: 0 },
       lagsMs: [],
+      split: [],
     };
     const valid: SyncJob[] = [];
     const malformed: SyncJob[] = [];
@@ -128,6 +132,13 @@ export class BatchProcessor {
     } catch (err) {
       outcome.transactions += 1;
       if (isTransient(err)) throw err; // not the jobs' fault: pg-boss gets the whole batch back
+      const writes = jobs.length === 1 ? jobs[0]!.data.writes : undefined;
+      if (writes && writes.length > 1) {
+        this.deps.logger.debug({ err, jobId: jobs[0]!.id, writes: writes.length }, 'merged sync job failed; splitting it into a job per write');
+        await this.withTransientRetries(() => this.split(jobs[0]!, writes));
+        outcome.split.push(jobs[0]!.id);
+        return;
+      }
       if (jobs.length === 1) {
         this.deps.logger.warn({ err, jobId: jobs[0]!.id, retryCount: jobs[0]!.retryCount }, 'sync job failed; handing it back for retry');
         await this.fail(jobs, err);
@@ -161,8 +172,11 @@ export class BatchProcessor {
       const { report, lags, now } = await inTransaction(
         client,
         async () => {
-          // The sync spans carry how long this batch's jobs waited since their writes committed.
-          const waited = jobs.map((j) => Date.now() - j.data.enqueuedAt).sort((a, b) => a - b);
+          // The sync spans carry how long this batch's writes waited since they committed.
+          const waited = jobs
+            .flatMap(writesOf)
+            .map((w) => Date.now() - w.enqueuedAt)
+            .sort((a, b) => a - b);
           const report = await sync.refreshIn(client, plan, {
             spanAttributes: {
               'blog.sync.jobs': jobs.length,
@@ -177,8 +191,10 @@ export class BatchProcessor {
           // Taken as late as possible: the next statements are the lag insert, the completion and COMMIT.
           const now = Date.now();
           const lags: Record<LagMode, number[]> = { QUEUED: [], DEFERRED: [] };
-          for (const job of jobs) lags[job.data.mode].push(now - job.data.enqueuedAt);
+          for (const job of jobs) for (const w of writesOf(job)) lags[job.data.mode].push(now - w.enqueuedAt);
           await recordLag(client, slot, lags);
+          const merged = jobs.flatMap((j) => j.data.writes ?? []);
+          if (merged.length) await forgetMerged(client, merged);
           // Fenced to the attempts this worker fetched: a job whose claim lapsed meanwhile (its heartbeat
           // was lost and another worker took the retry) is left to that attempt. The refresh commits
           // anyway; syncs are idempotent and the other attempt will refresh from the same or newer state.
@@ -209,6 +225,25 @@ export class BatchProcessor {
       // already destroyed is no longer ours to release.
       client.removeListener('error', onError);
       if (this.active.delete(client)) client.release(broken);
+    }
+  }
+
+  /** One transaction: a job per write of `job` (SyncQueue.split), and `job` completed. */
+  private async split(job: SyncJob, writes: MergedWrite[]): Promise<void> {
+    const { pool, boss, queue } = this.deps;
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await inTransaction(
+        client,
+        async () => {
+          await queue.split(client, { ...job.data, writes });
+          await boss.complete(SYNC_QUEUE, [{ id: job.id, retryCount: job.retryCount }], null, { db: transactionDb(client) });
+        },
+        { onRollbackFailure: (err) => (broken = err) },
+      );
+    } finally {
+      client.release(broken);
     }
   }
 
@@ -253,6 +288,11 @@ function bySize(jobs: SyncJob[], max: number): SyncJob[][] {
   return groups;
 }
 
+/** The writes a job refreshes: those the relay merged into it, or the job's own. */
+function writesOf(job: SyncJob): readonly { enqueuedAt: number }[] {
+  return job.data.writes ?? [job.data];
+}
+
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
@@ -269,6 +309,20 @@ export function isSyncJobData(data: unknown): data is SyncJobData {
     Number.isFinite(d.enqueuedAt) &&
     !!d.plan &&
     typeof d.plan === 'object' &&
-    ENTITY_TYPES.every((t) => d.plan![t] === undefined || isStringArray(d.plan![t]))
+    ENTITY_TYPES.every((t) => d.plan![t] === undefined || isStringArray(d.plan![t])) &&
+    (d.writes === undefined || (Array.isArray(d.writes) && d.writes.every(isMergedWrite)))
+  );
+}
+
+function isMergedWrite(w: unknown): w is MergedWrite {
+  if (!w || typeof w !== 'object') return false;
+  const { id, plan, enqueuedAt } = w as Partial<MergedWrite>;
+  return (
+    typeof id === 'string' &&
+    typeof enqueuedAt === 'number' &&
+    Number.isFinite(enqueuedAt) &&
+    !!plan &&
+    typeof plan === 'object' &&
+    ENTITY_TYPES.every((t) => plan[t] === undefined || isStringArray(plan[t]))
   );
 }

@@ -8,11 +8,12 @@ import {
   SyncEngine,
   syncQueueDepth,
   syncQueueOptions,
+  withTransaction,
   type SyncJobData,
 } from '@blog/shared';
 import { testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
-import { createFixture, jobRows, testWorkerConfig, waitFor, Writer } from '../test/helpers';
+import { countCompleted, createFixture, jobRows, testWorkerConfig, waitFor, Writer } from '../test/helpers';
 import type { BatchOutcome } from './batch';
 import { createWorker, type ProjectionWorker } from './worker';
 
@@ -115,4 +116,59 @@ describe('poison jobs', () => {
     expect(outcomes[0]!.failed).toEqual(['00000000-0000-4000-8000-0000000000ba']);
     expect(outcomes[0]!.completed.sort()).toEqual(good.sort());
   });
+
+  it('a merged job settles for all its writes; one that cannot is split into a job per write, and only the poison write fails', async () => {
+    const f = await createFixture(pool, { users: 1, posts: 12, comments: 0 });
+    // Writes enqueued without relaying each (as under load), then relayed together: one merged job.
+    const enqueue = (plan: SyncJobData['plan']) =>
+      withTransaction(pool, (client) => writer.queue.enqueue(client, plan, { mode: 'QUEUED' }));
+    const retitle = async (post: string, title: string) => {
+      await pool.query('UPDATE tb_post SET title = $2, updated_at = now() WHERE id = $1', [post, title]);
+      return enqueue({ ...emptyPlan(), post: [post] });
+    };
+    const first: string[] = [];
+    for (let i = 0; i < 5; i++) first.push(...(await retitle(f.posts[i]!, `merged ${i}`)));
+    expect(await writer.queue.relayAll()).toBe(5);
+    const merged = await pool.query<{ job_id: string }>('SELECT DISTINCT job_id FROM sync_relayed WHERE id = ANY($1::uuid[])', [first]);
+    expect(merged.rows).toHaveLength(1);
+
+    const outcomes: BatchOutcome[] = [];
+    worker = createWorker(testWorkerConfig({ batchSize: 100 }), { onBatch: (o) => outcomes.push(o) });
+    await worker.start();
+    await waitFor('the merged job settled', async () => outcomes.some((o) => o.completed.includes(merged.rows[0]!.job_id)));
+    // A lag per write, not per job; the writes no longer in sync_relayed (their job is done).
+    expect(outcomes.flatMap((o) => o.lagsMs)).toHaveLength(5);
+    expect((await pool.query('SELECT 1 FROM sync_relayed')).rowCount).toBe(0);
+    expect(await titlesLike(f.posts, 'merged %')).toBe(5);
+    await worker.stop();
+    worker = undefined;
+
+    // A poison write among good ones (a malformed id: its statement fails every time).
+    const second: string[] = [];
+    for (let i = 5; i < 8; i++) second.push(...(await retitle(f.posts[i]!, `split ${i}`)));
+    const [poison] = await enqueue({ ...emptyPlan(), post: [f.posts[8]!, 'not-a-uuid'] });
+    for (let i = 9; i < 12; i++) second.push(...(await retitle(f.posts[i]!, `split ${i}`)));
+    expect(await writer.queue.relayAll()).toBe(7);
+    const [carrier] = (await pool.query<{ job_id: string }>('SELECT DISTINCT job_id FROM sync_relayed')).rows;
+
+    outcomes.length = 0;
+    worker = createWorker(testWorkerConfig({ batchSize: 100 }), { onBatch: (o) => outcomes.push(o) });
+    await worker.start();
+    await waitFor('the good writes refreshed', async () => (await countCompleted(pool, second)) === second.length);
+    expect(outcomes.flatMap((o) => o.split)).toEqual([carrier!.job_id]);
+    expect((await jobRows(pool, [carrier!.job_id]))[0]!.state).toBe('completed');
+    expect(await titlesLike(f.posts, 'split %')).toBe(6);
+    await waitFor('the poison write failed on its own', async () => outcomes.some((o) => o.failed.includes(poison!)));
+    expect(outcomes.flatMap((o) => o.failed).every((id) => id === poison)).toBe(true);
+    expect(['retry', 'failed']).toContain((await jobRows(pool, [poison!]))[0]!.state);
+    expect((await pool.query('SELECT 1 FROM sync_relayed')).rowCount).toBe(0);
+  });
+
+  async function titlesLike(posts: readonly string[], pattern: string): Promise<number> {
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tv_post WHERE id = ANY($1::uuid[]) AND data->>'title' LIKE $2`,
+      [posts, pattern],
+    );
+    return rows[0]!.n;
+  }
 });

@@ -69,6 +69,8 @@ export const ROLE_GRANTS = {
     'GRANT SELECT, INSERT ON event_log, event_log_entity TO %1$I',
     // QUEUED and DEFERRED commands record their sync jobs in the outbox; sync tokens look there
     'GRANT SELECT, INSERT ON sync_outbox TO %1$I',
+    // sync tokens look up which merged job carries a write
+    'GRANT SELECT ON sync_relayed TO %1$I',
   ],
   worker: [
     ...COMMON,
@@ -87,6 +89,8 @@ export const ROLE_GRANTS = {
     // relays the outbox to pg-boss (its rows locked FOR UPDATE SKIP LOCKED, which takes the UPDATE
     // privilege; no statement updates them); the fan-outs it expands are recorded there too
     'GRANT SELECT, INSERT, UPDATE, DELETE ON sync_outbox TO %1$I',
+    // the relay records which merged job carries each write; settling the job removes its rows
+    'GRANT SELECT, INSERT, DELETE ON sync_relayed TO %1$I',
   ],
 } as const;
 

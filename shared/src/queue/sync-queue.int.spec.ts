@@ -4,14 +4,14 @@ import { withTransaction } from '../db/pool';
 import { emptyPlan, type SyncPlan } from '../sync/types';
 import { createBoss } from './boss';
 import { SYNC_QUEUE } from './queues';
-import { SyncQueue, unrelayedJobs, type SyncJobData } from './sync-queue';
+import { locateJobs, SyncQueue, type SyncJobData } from './sync-queue';
 
 describe('the sync outbox and its relay to pg-boss', () => {
   const pool = testPool(8);
   const boss = createBoss({ url: testDatabaseUrl(), applicationName: 'blog-test-outbox', maintenance: false });
   const queue = new SyncQueue(boss, pool);
   beforeAll(() => boss.start());
-  afterEach(() => pool.query('DELETE FROM sync_outbox'));
+  afterEach(() => pool.query('DELETE FROM sync_outbox; DELETE FROM sync_relayed'));
   afterAll(async () => {
     await boss.stop({ graceful: false, close: true });
     await pool.end();
@@ -26,6 +26,16 @@ describe('the sync outbox and its relay to pg-boss', () => {
       )
     ).rows;
   const outboxSize = async () => (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sync_outbox')).rows[0]!.n;
+  /** For each write id: the ids of the jobs that carry it (its own, or merged ones listing it in `writes`). */
+  const carriers = async (ids: readonly string[]) => {
+    const { rows } = await pool.query<{ id: string; data: SyncJobData }>(
+      `SELECT id, data FROM pgboss.job WHERE name = $1 AND (id = ANY($2::uuid[]) OR data ? 'writes')`,
+      [SYNC_QUEUE, ids],
+    );
+    const out = new Map<string, string[]>(ids.map((id) => [id, []]));
+    for (const job of rows) for (const w of job.data.writes ?? [{ id: job.id }]) out.get(w.id)?.push(job.id);
+    return out;
+  };
 
   it('records jobs with the transaction that enqueues them, and nothing when it rolls back', async () => {
     await expect(
@@ -39,7 +49,7 @@ describe('the sync outbox and its relay to pg-boss', () => {
     const plan = postPlan();
     const [id] = await withTransaction(pool, (client) => queue.enqueue(client, plan, { mode: 'QUEUED' }));
     expect(await outboxSize()).toBe(1);
-    expect([...(await unrelayedJobs(pool, [id!]))]).toEqual([id]);
+    expect([...(await locateJobs(pool, [id!])).unrelayed]).toEqual([id]);
     expect(await jobsIn([id!])).toEqual([]);
   });
 
@@ -53,7 +63,7 @@ describe('the sync outbox and its relay to pg-boss', () => {
     ]);
     expect(await queue.relay()).toBe(2);
     expect(await outboxSize()).toBe(0);
-    expect((await unrelayedJobs(pool, [queued!, deferred!])).size).toBe(0);
+    expect(await locateJobs(pool, [queued!, deferred!])).toEqual({ unrelayed: new Set(), merged: new Map() });
     const jobs = new Map((await jobsIn([queued!, deferred!])).map((j) => [j.id, j]));
     expect(jobs.get(queued!)).toMatchObject({ priority: 10, data: { v: 1, plan: queuedPlan, mode: 'QUEUED' } });
     expect(jobs.get(queued!)!.data.enqueuedAt).toBeGreaterThanOrEqual(before);
@@ -96,9 +106,51 @@ describe('the sync outbox and its relay to pg-boss', () => {
     for (let n = await queue.relay(100); n > 0; n = await queue.relay(100)) more += n;
     expect(moved.reduce((a, b) => a + b, 0) + more).toBe(500);
     expect(moved.filter((n) => n > 0).length).toBeGreaterThan(1);
-    const jobs = await jobsIn(ids);
-    expect(jobs).toHaveLength(500);
-    expect(new Set(jobs.map((j) => j.id)).size).toBe(500);
+    // Each relay merged what it took into one job: every write is carried by exactly one job.
+    const carried = await carriers(ids);
+    expect([...carried.values()].every((jobs) => jobs.length === 1)).toBe(true);
+    expect(new Set([...carried.values()].flat()).size).toBeLessThan(50);
     expect(await outboxSize()).toBe(0);
+  });
+
+  it('merges the untraced rows due now into one job; sync_relayed names it for each write; delayed and fan-out rows keep their own', async () => {
+    const plans = Array.from({ length: 30 }, postPlan);
+    const shared = randomUUID();
+    plans[0]!.user = [shared];
+    plans[1]!.user = [shared];
+    const before = Date.now();
+    const queued = await withTransaction(pool, async (client) => {
+      const made: string[] = [];
+      for (const plan of plans) made.push(...(await queue.enqueue(client, plan, { mode: 'QUEUED' })));
+      return made;
+    });
+    const [deferred] = await withTransaction(pool, (client) => queue.enqueue(client, postPlan(), { mode: 'DEFERRED' }));
+    const [fanOut] = await withTransaction(pool, (client) => queue.enqueue(client, postPlan(), { mode: 'QUEUED', expand: true }));
+    expect(await queue.relay()).toBe(32);
+
+    const { unrelayed, merged } = await locateJobs(pool, [...queued, deferred!, fanOut!]);
+    expect(unrelayed.size).toBe(0);
+    expect([...merged.keys()].sort()).toEqual([...queued].sort());
+    const jobId = merged.get(queued[0]!)!;
+    expect(new Set(merged.values())).toEqual(new Set([jobId]));
+    const [job] = await jobsIn([jobId]);
+    expect(job!.priority).toBe(10);
+    expect(job!.data.writes!.map((w) => w.id)).toEqual(queued);
+    expect(job!.data.writes!.map((w) => w.plan)).toEqual(plans);
+    // The union of the plans, each id once; the earliest write's time.
+    expect(job!.data.plan.post.sort()).toEqual(plans.flatMap((p) => p.post).sort());
+    expect(job!.data.plan.user).toEqual([shared]);
+    expect(job!.data.enqueuedAt).toBe(Math.min(...job!.data.writes!.map((w) => w.enqueuedAt)));
+    expect(job!.data.enqueuedAt).toBeGreaterThanOrEqual(before);
+    expect((await jobsIn([deferred!, fanOut!])).map((j) => j.id).sort()).toEqual([deferred, fanOut].sort());
+
+    // Split (a worker could not refresh it): a job per write under the write's own id, and the
+    // writes no longer in sync_relayed.
+    await withTransaction(pool, (client) => queue.split(client, { ...job!.data, writes: job!.data.writes! }));
+    expect((await locateJobs(pool, queued)).merged.size).toBe(0);
+    const own = new Map((await jobsIn(queued)).map((j) => [j.id, j]));
+    expect(own.size).toBe(30);
+    expect(own.get(queued[0]!)!.data).toMatchObject({ v: 1, plan: plans[0], mode: 'QUEUED', enqueuedAt: job!.data.writes![0]!.enqueuedAt });
+    expect(own.get(queued[0]!)!.priority).toBe(10);
   });
 });

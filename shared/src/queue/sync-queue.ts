@@ -29,6 +29,17 @@ export interface SyncJobData {
    * of the projection lag the worker measures.
    */
   enqueuedAt: number;
+  /**
+   * A job the relay merged from several writes' outbox rows: each write's own job id (the one its
+   * sync token names), plan and time. `plan` is their union and `enqueuedAt` the earliest.
+   */
+  writes?: MergedWrite[];
+}
+
+export interface MergedWrite {
+  id: string;
+  plan: SyncPlan;
+  enqueuedAt: number;
 }
 
 /** pg-boss fetches higher priorities first: QUEUED work always goes before DEFERRED work. */
@@ -63,6 +74,9 @@ const RECORD = `
   INSERT INTO sync_outbox (id, data, priority, start_after, trace)
   SELECT id, data, priority, start_after, trace
     FROM jsonb_to_recordset($1::jsonb) AS j(id uuid, data jsonb, priority int, start_after timestamptz, trace jsonb)`;
+
+/** Which merged job carries each write (migration 012). */
+const RECORD_MERGED = 'INSERT INTO sync_relayed (id, job_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])';
 
 /** Takes up to $1 rows no other relay holds, and removes them: they become jobs in the same transaction. */
 const TAKE = `
@@ -136,32 +150,57 @@ export class SyncQueue {
 
   /**
    * Moves up to `limit` committed outbox rows to pg-boss, in one transaction: the rows are deleted
-   * and inserted as jobs (one pg-boss insert per trace context: the untraced ones together). Rows
-   * another relay holds are skipped, so workers relay side by side. Returns how many it moved.
+   * and inserted as jobs. The untraced rows due now (no delay, no fan-out) are merged, per mode, into
+   * jobs of at most MAX_IDS_PER_JOB ids (`SyncJobData.writes`, and a row per write in sync_relayed for
+   * the sync tokens); the others become a job each under their own id (one pg-boss insert per trace
+   * context). Rows another relay holds are skipped, so workers relay side by side. Returns how many
+   * it moved.
    */
   async relay(limit = RELAY_BATCH): Promise<number> {
     return withTransaction(this.pool, async (client) => {
       const { rows } = await client.query<OutboxRow>(TAKE, [limit]);
       const byTrace = new Map<string, OutboxRow[]>();
+      const mergeable: OutboxRow[] = [];
       for (const row of rows) {
+        if (!row.trace && !row.start_after && !row.data.expand && !row.data.writes) {
+          mergeable.push(row);
+          continue;
+        }
         const key = row.trace ? JSON.stringify(row.trace) : '';
         const group = byTrace.get(key);
         if (group) group.push(row);
         else byTrace.set(key, [row]);
       }
-      for (const [key, group] of byTrace) {
-        const jobs = group.map((r) => ({
-          id: r.id,
-          data: r.data,
-          priority: r.priority,
-          ...(r.start_after ? { startAfter: r.start_after } : {}),
-        }));
+      const merged = mergeRows(mergeable);
+      const untraced = [...merged.jobs, ...(byTrace.get('') ?? []).map(outboxJob)];
+      byTrace.delete('');
+      if (merged.writeIds.length) await client.query(RECORD_MERGED, [merged.writeIds, merged.jobIds]);
+      if (untraced.length) await this.boss.insert(SYNC_QUEUE, untraced, { db: transactionDb(client) });
+      for (const group of byTrace.values()) {
         // pg-boss stores the trace context active at its insert on the jobs (propagateContext).
-        const parent = key ? propagation.extract(ROOT_CONTEXT, group[0]!.trace) : ROOT_CONTEXT;
-        await context.with(parent, () => this.boss.insert(SYNC_QUEUE, jobs, { db: transactionDb(client) }));
+        const parent = propagation.extract(ROOT_CONTEXT, group[0]!.trace);
+        await context.with(parent, () => this.boss.insert(SYNC_QUEUE, group.map(outboxJob), { db: transactionDb(client) }));
       }
       return rows.length;
     });
+  }
+
+  /**
+   * A merged job that cannot be refreshed, split back into one job per write, under the writes' own
+   * ids, in the caller's transaction (which settles the merged job): a poison write then fails alone,
+   * and each sync token follows its own job again (its sync_relayed row is deleted here).
+   */
+  async split(client: pg.ClientBase, data: SyncJobData & { writes: MergedWrite[] }): Promise<void> {
+    await forgetMerged(client, data.writes);
+    await this.boss.insert(
+      SYNC_QUEUE,
+      data.writes.map((w) => ({
+        id: w.id,
+        data: { v: 1, plan: w.plan, mode: data.mode, enqueuedAt: w.enqueuedAt } satisfies SyncJobData,
+        priority: SYNC_PRIORITY[data.mode],
+      })),
+      { db: transactionDb(client) },
+    );
   }
 
   /**
@@ -200,10 +239,80 @@ export class SyncQueue {
   }
 }
 
-/** Of these job ids, those still in the outbox: committed, not yet relayed to pg-boss. */
-export async function unrelayedJobs(db: Pick<pg.Pool, 'query'>, ids: readonly string[]): Promise<Set<string>> {
-  const { rows } = await db.query<{ id: string }>('SELECT id FROM sync_outbox WHERE id = ANY($1::uuid[])', [ids]);
-  return new Set(rows.map((r) => r.id));
+/** An outbox row as the pg-boss job of the same id. */
+function outboxJob(row: OutboxRow): { id: string; data: SyncJobData; priority: number; startAfter?: Date } {
+  return { id: row.id, data: row.data, priority: row.priority, ...(row.start_after ? { startAfter: row.start_after } : {}) };
+}
+
+/**
+ * Rows due now, merged per mode into jobs of at most MAX_IDS_PER_JOB ids; a group of one row stays
+ * the job of its own id. Returns the jobs, and for each merged write its job (for sync_relayed).
+ */
+function mergeRows(rows: readonly OutboxRow[]): { jobs: ReturnType<typeof outboxJob>[]; writeIds: string[]; jobIds: string[] } {
+  const out = { jobs: [] as ReturnType<typeof outboxJob>[], writeIds: [] as string[], jobIds: [] as string[] };
+  const flush = (group: OutboxRow[]) => {
+    if (group.length === 1) out.jobs.push(outboxJob(group[0]!));
+    if (group.length < 2) return;
+    const id = randomUUID();
+    const writes = group.map((r) => ({ id: r.id, plan: r.data.plan, enqueuedAt: r.data.enqueuedAt }));
+    const data: SyncJobData = {
+      v: 1,
+      plan: mergePlans(writes.map((w) => w.plan)),
+      mode: group[0]!.data.mode,
+      enqueuedAt: Math.min(...writes.map((w) => w.enqueuedAt)),
+      writes,
+    };
+    out.jobs.push({ id, data, priority: group[0]!.priority });
+    for (const w of writes) {
+      out.writeIds.push(w.id);
+      out.jobIds.push(id);
+    }
+  };
+  for (const mode of SYNC_MODES) {
+    let group: OutboxRow[] = [];
+    let size = 0;
+    for (const row of rows) {
+      if (row.data.mode !== mode) continue;
+      const n = planSize(row.data.plan);
+      if (group.length && size + n > MAX_IDS_PER_JOB) {
+        flush(group);
+        group = [];
+        size = 0;
+      }
+      group.push(row);
+      size += n;
+    }
+    flush(group);
+  }
+  return out;
+}
+
+/** The sync_relayed rows of these writes: their merged job settled, or was split. */
+export async function forgetMerged(client: pg.ClientBase, writes: readonly MergedWrite[]): Promise<void> {
+  await client.query('DELETE FROM sync_relayed WHERE id = ANY($1::uuid[])', [writes.map((w) => w.id)]);
+}
+
+/**
+ * Where the jobs of these ids are, read in one snapshot: still in the outbox (committed, not yet
+ * relayed), or carried by a merged job (`merged`: id -> that job's id). The others are jobs of
+ * their own id.
+ */
+export async function locateJobs(
+  db: Pick<pg.Pool, 'query'>,
+  ids: readonly string[],
+): Promise<{ unrelayed: Set<string>; merged: Map<string, string> }> {
+  const { rows } = await db.query<{ id: string; job_id: string | null }>(
+    `SELECT id, NULL::uuid AS job_id FROM sync_outbox WHERE id = ANY($1::uuid[])
+     UNION ALL
+     SELECT id, job_id FROM sync_relayed WHERE id = ANY($1::uuid[])`,
+    [ids],
+  );
+  const out = { unrelayed: new Set<string>(), merged: new Map<string, string>() };
+  for (const r of rows) {
+    if (r.job_id) out.merged.set(r.id, r.job_id);
+    else out.unrelayed.add(r.id);
+  }
+  return out;
 }
 
 /** Splits a plan into parts of at most `max` ids in all. */

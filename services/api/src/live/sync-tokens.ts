@@ -1,4 +1,4 @@
-import { SYNC_QUEUE, unrelayedJobs, UUID_PATTERN } from '@blog/shared';
+import { locateJobs, SYNC_QUEUE, UUID_PATTERN } from '@blog/shared';
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 
@@ -9,8 +9,9 @@ import type { PgBoss } from 'pg-boss';
  * answered once every job named is completed, which is when its refresh committed (the worker
  * completes a batch's jobs in the batch's transaction), from the database and not from the response
  * cache; after SYNC_WAIT_TIMEOUT_MS it is answered with SYNC_TIMEOUT and no data. The jobs are
- * looked up in the sync outbox (not yet relayed: pending) and through pg-boss's findJobs, so any API
- * process answers for writes made through any other. A fan-out left to the workers
+ * looked up in the sync outbox (not yet relayed: pending), in sync_relayed (the merged job that
+ * carries the write) and through pg-boss's findJobs, so any API process answers for writes made
+ * through any other. A fan-out left to the workers
  * (`extensions.sync.restQueued`) is covered as far as its expansion job: the chunks that job
  * enqueues follow later.
  */
@@ -74,14 +75,20 @@ export class SyncTokens {
     const deadline = started + this.timeoutMs;
     let pending = [...jobs];
     for (;;) {
-      // The outbox first: a job the relay moves meanwhile is then found in pg-boss (the relay deletes
-      // the row and inserts the job in one transaction), never missed in both.
-      const unrelayed = await unrelayedJobs(this.db, pending);
+      // The outbox and sync_relayed first, then pg-boss: each move (the relay's, the settling of a
+      // merged job, its split) changes both sides in one transaction, so a job is never missed.
+      const { unrelayed, merged } = await locateJobs(this.db, pending);
+      const stateOf = async (job: string) => (await this.boss.findJobs(SYNC_QUEUE, { id: job }))[0]?.state;
       const states = await Promise.all(
-        pending.map(async (id) => ({
-          id,
-          state: unrelayed.has(id) ? 'created' : (await this.boss.findJobs(SYNC_QUEUE, { id }))[0]?.state,
-        })),
+        pending.map(async (id) => {
+          if (unrelayed.has(id)) return { id, state: 'created' };
+          const carrier = merged.get(id);
+          if (!carrier) return { id, state: await stateOf(id) };
+          // A merged job settled since sync_relayed was read: completed, or split into a job of the
+          // write's own id (inserted in the same transaction, so it is seen now if it exists).
+          const state = await stateOf(carrier);
+          return { id, state: state === 'completed' ? ((await stateOf(id)) ?? state) : state };
+        }),
       );
       const failed = states.find((s) => s.state === 'failed' || s.state === 'cancelled');
       if (failed) return { kind: 'failed', job: failed.id, waitedMs: performance.now() - started };
