@@ -134,7 +134,10 @@ export class BatchProcessor {
       if (isTransient(err)) throw err; // not the jobs' fault: pg-boss gets the whole batch back
       const writes = jobs.length === 1 ? jobs[0]!.data.writes : undefined;
       if (writes && writes.length > 1) {
-        this.deps.logger.debug({ err, jobId: jobs[0]!.id, writes: writes.length }, 'merged sync job failed; splitting it into a job per write');
+        this.deps.logger.debug(
+          { err, jobId: jobs[0]!.id, writes: writes.length },
+          'merged sync job failed; splitting it into a job per write',
+        );
         await this.withTransientRetries(() => this.split(jobs[0]!, writes));
         outcome.split.push(jobs[0]!.id);
         return;
