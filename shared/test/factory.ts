@@ -36,7 +36,11 @@ export async function insertUsers(db: pg.ClientBase | pg.Pool, n: number, overri
   return users;
 }
 
-/** Posts spread over `authors` (round robin); returns their ids in creation order. */
+/**
+ * Posts spread over `authors` (round robin); returns their ids in creation order. Their times are 1 ms
+ * apart and end at now(), never in the future: a write made just after sets `updated_at = now()`, which
+ * must not be earlier than `created_at` (the tb_*_timestamps checks).
+ */
 export async function insertPosts(
   db: pg.ClientBase | pg.Pool,
   authors: readonly string[],
@@ -47,9 +51,10 @@ export async function insertPosts(
   const content = options.content ?? 'x'.repeat(options.contentBytes ?? 40);
   await db.query(
     `INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
-     SELECT id, author_id, 'Post ' || ord, $3, $4, now() + ord * interval '1 millisecond', now() + ord * interval '1 millisecond'
+     SELECT id, author_id, 'Post ' || ord, $3, $4, now() - ($5::int - ord) * interval '1 millisecond',
+            now() - ($5::int - ord) * interval '1 millisecond'
        FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS t(id, author_id, ord)`,
-    [ids, ids.map((_, i) => authors[i % authors.length]), content, options.published ?? true],
+    [ids, ids.map((_, i) => authors[i % authors.length]), content, options.published ?? true, n],
   );
   return ids;
 }
@@ -64,9 +69,10 @@ export async function insertComments(
   const ids = Array.from({ length: n }, () => randomUUID());
   await db.query(
     `INSERT INTO tb_comment (id, post_id, author_id, content, created_at, updated_at)
-     SELECT id, post_id, author_id, 'Comment ' || ord, now() + ord * interval '1 millisecond', now() + ord * interval '1 millisecond'
+     SELECT id, post_id, author_id, 'Comment ' || ord, now() - ($4::int - ord) * interval '1 millisecond',
+            now() - ($4::int - ord) * interval '1 millisecond'
        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS t(id, post_id, author_id, ord)`,
-    [ids, ids.map((_, i) => posts[i % posts.length]), ids.map((_, i) => authors[(i + 1) % authors.length])],
+    [ids, ids.map((_, i) => posts[i % posts.length]), ids.map((_, i) => authors[(i + 1) % authors.length]), n],
   );
   return ids;
 }

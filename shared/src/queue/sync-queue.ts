@@ -109,8 +109,9 @@ function sampledTraceContext(): Record<string, string> | null {
  *
  * `enqueue` records the jobs in the outbox (migration 011) as part of the caller's transaction: a
  * write that rolls back leaves no job, and a write that commits always has its job. `relay` (the
- * workers run it every poll interval) moves committed rows to pg-boss in batches, under the ids
- * chosen at enqueue, so a sync token names the job before and after the move. A row is in the
+ * workers run it every poll interval) moves committed rows to pg-boss in batches, merging the rows
+ * due now into one job (sync_relayed, migration 012, then says which job carries each write); a sync
+ * token names the id chosen at enqueue before and after the move (`locateJobs`). A row is in the
  * outbox or its job is in pg-boss, never neither: the relay deletes and inserts in one transaction.
  */
 export class SyncQueue {
@@ -251,8 +252,10 @@ function outboxJob(row: OutboxRow): { id: string; data: SyncJobData; priority: n
 function mergeRows(rows: readonly OutboxRow[]): { jobs: ReturnType<typeof outboxJob>[]; writeIds: string[]; jobIds: string[] } {
   const out = { jobs: [] as ReturnType<typeof outboxJob>[], writeIds: [] as string[], jobIds: [] as string[] };
   const flush = (group: OutboxRow[]) => {
-    if (group.length === 1) out.jobs.push(outboxJob(group[0]!));
-    if (group.length < 2) return;
+    if (group.length <= 1) {
+      out.jobs.push(...group.map(outboxJob));
+      return;
+    }
     const id = randomUUID();
     const writes = group.map((r) => ({ id: r.id, plan: r.data.plan, enqueuedAt: r.data.enqueuedAt }));
     const data: SyncJobData = {
