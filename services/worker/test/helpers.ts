@@ -162,8 +162,30 @@ export async function jobRows(pool: pg.Pool, ids: readonly string[]): Promise<Jo
   return rows;
 }
 
+/**
+ * The writes of these ids whose job completed: the job of the write's own id, or a job the relay
+ * merged the write into (SyncJobData.writes).
+ */
 export async function countCompleted(pool: pg.Pool, ids: readonly string[]): Promise<number> {
-  return (await jobRows(pool, ids)).filter((r) => r.state === 'completed').length;
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM unnest($1::uuid[]) AS w(id)
+      WHERE EXISTS (SELECT 1 FROM pgboss.job j
+                     WHERE j.name = 'projection-sync' AND j.state = 'completed'
+                       AND (j.id = w.id OR j.data->'writes' @> jsonb_build_array(jsonb_build_object('id', w.id::text))))`,
+    [ids],
+  );
+  return rows[0]!.n;
+}
+
+/** The writes these jobs carry: each merged job's (SyncJobData.writes), the others' own ids. */
+export async function writesOfJobs(pool: pg.Pool, jobIds: readonly string[]): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>(
+    `SELECT coalesce(w->>'id', j.id::text) AS id
+       FROM pgboss.job j LEFT JOIN LATERAL jsonb_array_elements(j.data->'writes') w ON true
+      WHERE j.name = 'projection-sync' AND j.id = ANY($1::uuid[])`,
+    [jobIds],
+  );
+  return rows.map((r) => r.id);
 }
 
 // One waitFor and one sleep for the whole project.
