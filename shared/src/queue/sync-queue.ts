@@ -78,10 +78,16 @@ const RECORD = `
 /** Which merged job carries each write (migration 012). */
 const RECORD_MERGED = 'INSERT INTO sync_relayed (id, job_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])';
 
-/** Takes up to $1 rows no other relay holds, and removes them: they become jobs in the same transaction. */
+/**
+ * Takes up to $1 rows no other relay holds, and removes them: they become jobs in the same
+ * transaction. Through the primary key (ORDER BY id), not a sequential scan: the rows deleted by
+ * earlier passes stay in the table until vacuum, and a sequential scan reads every one of them again
+ * on each pass (a relay of 90 rows went from 4 to 18 ms as they piled up), while the index marks
+ * their entries dead once seen and later scans skip them (2.5 ms throughout).
+ */
 const TAKE = `
   DELETE FROM sync_outbox
-   WHERE id IN (SELECT id FROM sync_outbox LIMIT $1 FOR UPDATE SKIP LOCKED)
+   WHERE id IN (SELECT id FROM sync_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
   RETURNING id, data, priority, start_after, trace`;
 
 interface OutboxRow {
