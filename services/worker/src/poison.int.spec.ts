@@ -117,7 +117,7 @@ describe('poison jobs', () => {
     expect(outcomes[0]!.completed.sort()).toEqual(good.sort());
   });
 
-  it('a merged job settles for all its writes; one that cannot is split into a job per write, and only the poison write fails', async () => {
+  it('a merged job settles for all its writes; one that cannot is split into a job per write; only the poison one fails', async () => {
     const f = await createFixture(pool, { users: 1, posts: 12, comments: 0 });
     // Writes enqueued without relaying each (as under load), then relayed together: one merged job.
     const enqueue = (plan: SyncJobData['plan']) =>

@@ -113,7 +113,7 @@ describe('the sync outbox and its relay to pg-boss', () => {
     expect(await outboxSize()).toBe(0);
   });
 
-  it('merges the untraced rows due now into one job; sync_relayed names it for each write; delayed and fan-out rows keep their own', async () => {
+  it('merges the untraced rows due now into one job, named per write in sync_relayed; delayed and fan-out rows stay apart', async () => {
     const plans = Array.from({ length: 30 }, postPlan);
     const shared = randomUUID();
     plans[0]!.user = [shared];

@@ -72,7 +72,7 @@ describe('the change feed', () => {
     },
   );
 
-  test('a publisher sends at most once every SEND_EVERY_MS however often it is told, and the first send after a pause at once', async () => {
+  test('a publisher sends at most once every SEND_EVERY_MS however often told; the first send after a pause at once', async () => {
     const got: { at: number; message: ChangeMessage }[] = [];
     const listener = new ChangeListener(testDatabaseUrl(), {
       applicationName: 'blog-test-listen',

@@ -17,8 +17,8 @@ import { ENTITY_TYPES, isEntityType, type EntityType } from '../model';
  * at a time and at most one every SEND_EVERY_MS: what commits meanwhile goes with the next send, so
  * the sends stay few however fast the writes come (each send costs a transaction on the sender's
  * connection and a delivery to every listener; at 1,700 writes/s, one send per write cost about 35 µs
- * of PostgreSQL's CPU per write). The first send after a quiet spell leaves at once. A message is delivered to each listener once, and the messages of
- * one sender in the order it sent them.
+ * of PostgreSQL's CPU per write). The first send after a quiet spell leaves at once. A message is
+ * delivered to each listener once, and the messages of one sender in the order it sent them.
  *
  * What a listener cannot learn from the feed, it is told as a loss (ChangeListener's onLost): its
  * connection ended, or a probe it sends itself every PROBE_EVERY_MS did not come back within
