@@ -163,15 +163,19 @@ export async function jobRows(pool: pg.Pool, ids: readonly string[]): Promise<Jo
 }
 
 /**
- * The writes of these ids whose job completed: the job of the write's own id, or a job the relay
- * merged the write into (SyncJobData.writes).
+ * The writes of these ids whose job completed: the job of the write's own id, or, when it has none,
+ * a job the relay merged the write into (SyncJobData.writes). A merged job that was split is
+ * completed too, but its writes were refreshed by none of it: each has a job of its own id.
  */
 export async function countCompleted(pool: pg.Pool, ids: readonly string[]): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM unnest($1::uuid[]) AS w(id)
-      WHERE EXISTS (SELECT 1 FROM pgboss.job j
-                     WHERE j.name = 'projection-sync' AND j.state = 'completed'
-                       AND (j.id = w.id OR j.data->'writes' @> jsonb_build_array(jsonb_build_object('id', w.id::text))))`,
+      WHERE CASE WHEN EXISTS (SELECT 1 FROM pgboss.job j WHERE j.name = 'projection-sync' AND j.id = w.id)
+                 THEN EXISTS (SELECT 1 FROM pgboss.job j WHERE j.name = 'projection-sync' AND j.id = w.id AND j.state = 'completed')
+                 ELSE EXISTS (SELECT 1 FROM pgboss.job j
+                               WHERE j.name = 'projection-sync' AND j.state = 'completed'
+                                 AND j.data->'writes' @> jsonb_build_array(jsonb_build_object('id', w.id::text)))
+            END`,
     [ids],
   );
   return rows[0]!.n;
