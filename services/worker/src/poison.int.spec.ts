@@ -26,6 +26,11 @@ describe('poison jobs', () => {
     pool = testPool();
     writer = await Writer.start(pool);
   });
+  // An earlier test's poison job is still retried with backoff: gone, so that every batch outcome a
+  // test reads is of its own jobs.
+  beforeEach(async () => {
+    await writer.boss.deleteAllJobs(SYNC_QUEUE);
+  });
   afterEach(async () => {
     await worker?.stop();
     worker = undefined;
@@ -118,9 +123,6 @@ describe('poison jobs', () => {
   });
 
   it('a merged job settles for all its writes; one that cannot is split into a job per write; only the poison one fails', async () => {
-    // The earlier tests' poison jobs are still retried with backoff: gone, so that every outcome
-    // below is of this test's jobs.
-    await writer.boss.deleteAllJobs(SYNC_QUEUE);
     const f = await createFixture(pool, { users: 1, posts: 12, comments: 0 });
     // Writes enqueued without relaying each (as under load), then relayed together: one merged job.
     const enqueue = (plan: SyncJobData['plan']) =>
