@@ -64,10 +64,17 @@ describe('sync tokens', () => {
       written.push({ id: res.json.data!.createPost.id, token: res.json.extensions!.syncToken! });
     }
     expect((await titleOf(b, written[0]!.id)).json).toEqual({ data: { post: null } });
-    const reads = written.map((w) => titleOf(b, w.id, { 'X-Sync-Token': w.token }));
-    worker = await startWorkerProcess({ DATABASE_URL: testDatabaseUrl(), WORKER_NAME: 'blog-worker-live', LOG_LEVEL: 'info' });
-    const answers = await Promise.all(reads);
-    expect(answers.map((r) => r.json)).toEqual(written.map((_, i) => ({ data: { post: { title: `Merged ${i}` } } })));
+    // The reads wait while a worker process starts, which can take seconds on a loaded machine: an
+    // API that waits longer than the default SYNC_WAIT_TIMEOUT_MS (5 s) for a token.
+    const patient = await startApi({ syncWaitTimeoutMs: 30_000 });
+    try {
+      const reads = written.map((w) => titleOf(patient, w.id, { 'X-Sync-Token': w.token }));
+      worker = await startWorkerProcess({ DATABASE_URL: testDatabaseUrl(), WORKER_NAME: 'blog-worker-live', LOG_LEVEL: 'info' });
+      const answers = await Promise.all(reads);
+      expect(answers.map((r) => r.json)).toEqual(written.map((_, i) => ({ data: { post: { title: `Merged ${i}` } } })));
+    } finally {
+      await patient.close();
+    }
     const merged = await pool.query<{ writes: number }>(
       `SELECT jsonb_array_length(data->'writes') AS writes FROM pgboss.job
         WHERE name = 'projection-sync' AND data->'writes' @> jsonb_build_array(jsonb_build_object('id', $1::text))`,
