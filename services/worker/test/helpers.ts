@@ -170,12 +170,10 @@ export async function jobRows(pool: pg.Pool, ids: readonly string[]): Promise<Jo
 export async function countCompleted(pool: pg.Pool, ids: readonly string[]): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM unnest($1::uuid[]) AS w(id)
-      WHERE CASE WHEN EXISTS (SELECT 1 FROM pgboss.job j WHERE j.name = 'projection-sync' AND j.id = w.id)
-                 THEN EXISTS (SELECT 1 FROM pgboss.job j WHERE j.name = 'projection-sync' AND j.id = w.id AND j.state = 'completed')
-                 ELSE EXISTS (SELECT 1 FROM pgboss.job j
-                               WHERE j.name = 'projection-sync' AND j.state = 'completed'
-                                 AND j.data->'writes' @> jsonb_build_array(jsonb_build_object('id', w.id::text)))
-            END`,
+      WHERE coalesce((SELECT j.state = 'completed' FROM pgboss.job j WHERE j.name = 'projection-sync' AND j.id = w.id),
+                     EXISTS (SELECT 1 FROM pgboss.job j
+                              WHERE j.name = 'projection-sync' AND j.state = 'completed'
+                                AND j.data->'writes' @> jsonb_build_array(jsonb_build_object('id', w.id::text))))`,
     [ids],
   );
   return rows[0]!.n;
