@@ -14,10 +14,10 @@
 # and the database, to run them again by hand.
 #
 # The statement is the one createComment sends (services/api/src/commands/commands.ts, as the
-# counting proxy of `npm run bench` prints it), with three changes that leave its work as it is:
-# the ids are made in the statement (pgbench has no uuid variables), the users and posts are
-# picked by number, and to_char's format is spelled without ':' (pgbench would read ":MI" as a
-# variable). Change the parts below when that statement changes.
+# counting proxy of `npm run bench` prints it), doing the same work with two changes: its values are
+# made in the statement, not sent as parameters (pgbench has no uuid variables: the ids are drawn
+# by gen_random_uuid, the user and post picked by number), and to_char's format is spelled without
+# ':' (pgbench would read ":MI" as a variable). Change the parts below when that statement changes.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 rounds=${1:-3}
@@ -100,8 +100,8 @@ variant comment_and_outbox ids comment outbox
 names=(whole without_post_count without_counts without_event_entities without_event comment_and_outbox postgraphile)
 
 # PostgreSQL's CPU so far, in clock ticks: the postmaster's own and its ended children's (which it
-# has waited for), and its live children's.
-# The postmaster's pid is the first line of postmaster.pid in the data directory (a superuser may read it).
+# has waited for), and its live children's. Its pid is the first line of postmaster.pid in the data
+# directory (a superuser may read it).
 postmaster=$(psql -Atd $db -c "SELECT split_part(pg_read_file('postmaster.pid'), E'\\n', 1)")
 [ -n "$postmaster" ] && [ -r "/proc/$postmaster/stat" ] ||
   { echo "PostgreSQL must run on this machine (its processes' CPU is read from /proc)" >&2; exit 1; }
