@@ -105,8 +105,8 @@ export class ChangePublisher {
   readonly id = randomBytes(6).toString('hex');
   private pending = new Map<EntityType, Set<string> | '*'>();
   private pendingAt = 0;
-  /** When the last send started (Date.now()). */
-  private sentAt = 0;
+  /** When the last send started (performance.now(): monotonic, below the millisecond). */
+  private sentAt = -Infinity;
   private sending?: Promise<void>;
   private client?: Promise<pg.Client>;
   private closed = false;
@@ -139,9 +139,10 @@ export class ChangePublisher {
   private async send(): Promise<void> {
     try {
       while (this.pending.size) {
-        const wait = this.sentAt + SEND_EVERY_MS - Date.now();
-        if (wait > 0) await sleep(wait);
-        this.sentAt = Date.now();
+        // Checked again after each sleep: a timer may fire up to a millisecond early (Node counts
+        // timers in whole milliseconds), which would let sends come closer than SEND_EVERY_MS.
+        for (let wait = this.untilNextSend(); wait > 0; wait = this.untilNextSend()) await sleep(wait);
+        this.sentAt = performance.now();
         const batch = this.pending;
         const at = this.pendingAt;
         this.pending = new Map();
@@ -166,6 +167,10 @@ export class ChangePublisher {
     } finally {
       this.sending = undefined;
     }
+  }
+
+  private untilNextSend(): number {
+    return this.sentAt + SEND_EVERY_MS - performance.now();
   }
 
   private connection(): Promise<pg.Client> {
