@@ -101,3 +101,14 @@ export function acceptsConnections(port: number): Promise<boolean> {
     socket.once('error', () => resolve(false));
   });
 }
+
+/**
+ * A port on 127.0.0.1 where nothing listens, for tests of a peer that is down. Below 1024: a
+ * process asking for any free port (listen on port 0, as the tests' servers do) is given one of the
+ * ephemeral range, never these, so no other test can start listening there meanwhile, as it can on
+ * a port freePort found free a moment ago.
+ */
+export async function refusingPort(): Promise<number> {
+  for (let port = 1; port < 1024; port += 1) if (!(await acceptsConnections(port))) return port;
+  throw new Error('every port below 1024 of 127.0.0.1 accepts connections');
+}

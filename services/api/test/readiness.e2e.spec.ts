@@ -1,5 +1,5 @@
-import { createPool, defaultMigrationsDir, freePort, installQueueSchema, Migrator, prepareDatabase, seed } from '@blog/shared';
-import { createEmptyDatabase, LOG_LEVELS, recordingLogger, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { createPool, defaultMigrationsDir, installQueueSchema, Migrator, prepareDatabase, seed } from '@blog/shared';
+import { createEmptyDatabase, LOG_LEVELS, recordingLogger, refusingPort, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import type pg from 'pg';
 import { createApp, type ApiApp } from '../src/app';
 import { configFor } from '../src/env';
@@ -35,7 +35,7 @@ describe('/ready with a read replica that refuses connections', () => {
   let port: number;
   const logs = recordingLogger();
   beforeAll(async () => {
-    port = await freePort(); // nothing listens there
+    port = await refusingPort();
     const replica = new URL(testDatabaseUrl());
     replica.host = `127.0.0.1:${port}`;
     api = await startApi({ databaseReadUrl: replica.toString(), operatorToken: OPERATOR_TOKEN }, { logger: logs.logger });

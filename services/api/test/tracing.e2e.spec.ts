@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { freePort } from '@blog/shared';
-import { builtFile, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
+import { builtFile, refusingPort, testDatabaseUrl, testPool } from '@blog/shared/test/helpers';
 import { attributeValue, decodeTraceRequest } from '@blog/shared/test/otlp';
 import type pg from 'pg';
 
@@ -425,7 +424,7 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
 });
 
 it('an OTLP endpoint that refuses connections is told in the log: a warning naming it, then no more than one a minute', async () => {
-  const port = await freePort(); // nothing listens there
+  const port = await refusingPort();
   const api = spawnService(builtFile('services', 'api', 'dist', 'main.js'), {
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
     OTEL_BSP_SCHEDULE_DELAY: '100',
