@@ -9,9 +9,9 @@
 #
 # Needs pgbench and psql (Debian's postgresql-client), and a PostgreSQL on the machine itself (its
 # processes' CPU is read from /proc) reached as a superuser by PGHOST/PGPORT/PGUSER (default
-# 127.0.0.1:5432, postgres). It creates and drops the database blog_write_parts: 1,000 users, 10,000
-# posts, 100,000 comments, as `npm run bench` uses. KEEP=<dir> keeps the pgbench scripts in <dir>
-# and the database, to run them again by hand.
+# 127.0.0.1:5432, postgres). It creates and drops the database blog_write_parts: 1,000 users,
+# 10,000 posts, 100,000 comments, generated as `npm run bench` does. KEEP=<dir> keeps the pgbench
+# scripts in <dir> and the database, to run them again by hand.
 #
 # The statement is the one createComment sends (services/api/src/commands/commands.ts, as the
 # counting proxy of `npm run bench` prints it), doing the same work with two changes: its values are
@@ -30,23 +30,19 @@ trap '[ -n "${KEEP:-}" ] || { rm -rf "$work"; psql -qd postgres -c "DROP DATABAS
 
 psql -qd postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db" node shared/dist/cli/migrate.js up >/dev/null
-psql -qd $db <<'SQL'
-INSERT INTO tb_user (id, email, username, full_name, created_at, updated_at)
-SELECT md5('u' || i)::uuid, 'u' || i || '@example.com', 'user_' || i, 'User ' || i, now(), now() FROM generate_series(1, 1000) i;
-INSERT INTO tb_user_stats (user_id) SELECT id FROM tb_user;
-INSERT INTO tb_post (id, author_id, title, content, published, created_at, updated_at)
-SELECT md5('p' || i)::uuid, md5('u' || (1 + i % 1000))::uuid, 'Title ' || i, 'Content ' || i, true, now(), now()
-  FROM generate_series(1, 10000) i;
-INSERT INTO tb_post_stats (post_id) SELECT id FROM tb_post;
-INSERT INTO tb_comment (id, post_id, author_id, content, created_at, updated_at)
-SELECT gen_random_uuid(), md5('p' || (1 + i % 10000))::uuid, md5('u' || (1 + i % 1000))::uuid, 'Comment ' || i, now(), now()
-  FROM generate_series(1, 100000) i;
-VACUUM ANALYZE;
-SQL
+# The dataset `npm run bench` generates (shared/src/bench/dataset.ts): users, posts and comments
+# with ids md5('user' || n) and md5('post' || n), counts rows included.
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db" node --input-type=module -e "
+  import pg from 'pg';
+  import { generateDataset } from './shared/dist/bench/dataset.js';
+  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+  await generateDataset(pool, { users: 1000, posts: 10000, comments: 100000, postBytes: 1000 });
+  await pool.end();"
+psql -qd $db -c 'VACUUM ANALYZE'
 
 # The parts, as CTEs of one statement.
 declare -A part
-part[ids]="ids AS (SELECT gen_random_uuid() AS cid, md5('p' || :p)::uuid AS pid, md5('u' || :u)::uuid AS uid)"
+part[ids]="ids AS (SELECT gen_random_uuid() AS cid, md5('post' || :p)::uuid AS pid, md5('user' || :u)::uuid AS uid)"
 part[comment]="c AS (INSERT INTO tb_comment (id, post_id, author_id, content, created_at, updated_at)
   VALUES ((SELECT cid FROM ids), (SELECT id FROM tb_post WHERE id = (SELECT pid FROM ids) FOR SHARE),
           (SELECT id FROM tb_user WHERE id = (SELECT uid FROM ids) FOR SHARE), 'A comment of some length', now(), now())
@@ -94,8 +90,8 @@ variant without_event_entities ids comment event outbox user_count post_count
 variant without_event ids comment outbox user_count post_count
 variant comment_and_outbox ids comment outbox
 { printf '%s' "$pick"
-  echo "insert into tb_comment (post_id, author_id, content) values (md5('p' || :p)::uuid, md5('u' || :u)::uuid, 'A comment of some length') returning id, content, author_id;"
-  echo "select username from tb_user where id = md5('u' || :u)::uuid;"
+  echo "insert into tb_comment (post_id, author_id, content) values (md5('post' || :p)::uuid, md5('user' || :u)::uuid, 'A comment of some length') returning id, content, author_id;"
+  echo "select username from tb_user where id = md5('user' || :u)::uuid;"
 } > "$work/postgraphile.sql"
 names=(whole without_post_count without_counts without_event_entities without_event comment_and_outbox postgraphile)
 
