@@ -3,14 +3,14 @@ import type pg from 'pg';
 import { startApi, writeCounts, type TestApi } from './support';
 
 /**
- * A mutation whose connection is killed in the middle of its transaction (after its INSERT, before
- * its COMMIT) answers SERVICE_UNAVAILABLE with HTTP 503 and leaves neither rows nor jobs; the API
+ * A mutation whose connection is killed before it commits (in a create's one statement, or in an
+ * update's transaction after its UPDATE) answers SERVICE_UNAVAILABLE with HTTP 503 and leaves neither rows nor jobs; the API
  * carries on (the dead connection is discarded, the next mutation succeeds).
  *
- * How: another session holds a lock on the table the mutation writes after its INSERT (sync_outbox
- * for QUEUED: the enqueue; tv_comment for INLINE: the projection refresh), so the mutation waits
- * there with its row inserted; that backend is then terminated (pg_terminate_backend), as a server
- * restart or a network cut would.
+ * How: another session holds a lock on a table the mutation writes (sync_outbox for a QUEUED create,
+ * tv_comment for an INLINE one: both are one statement; tv_post for an INLINE update, whose
+ * transaction has updated its row by then), so the mutation waits there; that backend is then
+ * terminated (pg_terminate_backend), as a server restart or a network cut would.
  */
 let api: TestApi;
 let pool: pg.Pool;
@@ -61,18 +61,28 @@ async function blockedApiBackend(relation: string): Promise<{ pid: number }> {
 
 const cases = [
   {
-    name: 'QUEUED createPost, killed while enqueueing (its tb_post row inserted)',
+    name: 'QUEUED createPost, killed while waiting to write its outbox row (its one statement)',
     lock: 'sync_outbox',
     syncFailures: 0,
+    adds: 1,
     mutation: () =>
       `mutation { createPost(title: "Killed midway", content: "x", authorId: "${alice}", published: true, sync: QUEUED) { id } }`,
   },
   {
-    name: 'INLINE createComment, killed while refreshing the projections (its tb_comment row inserted)',
+    name: 'INLINE createComment, killed while waiting to write its projection (its one statement)',
     lock: 'tv_comment',
+    // A create's one statement failed: the command's failure, not a sync's.
+    syncFailures: 0,
+    adds: 1,
+    mutation: () => `mutation { createComment(postId: "${post}", authorId: "${bob}", content: "Killed midway", sync: INLINE) { id } }`,
+  },
+  {
+    name: 'INLINE updatePost, killed while refreshing the projections (its tb_post row updated)',
+    lock: 'tv_post',
     // The refresh failed (its connection killed under it): recorded as a sync failure, on a connection of its own.
     syncFailures: 1,
-    mutation: () => `mutation { createComment(postId: "${post}", authorId: "${bob}", content: "Killed midway", sync: INLINE) { id } }`,
+    adds: 0,
+    mutation: () => `mutation { updatePost(id: "${post}", title: "Renamed midway", sync: INLINE) { id } }`,
   },
 ];
 
@@ -110,5 +120,5 @@ test.each(cases)('$name: 503 SERVICE_UNAVAILABLE, no row, no job, and the API ca
   expect(again.status).toBe(200);
   expect(again.json.errors).toBeUndefined();
   const after = await writeCounts(pool);
-  expect(after.tb_post! + after.tb_comment!).toBe(before.tb_post! + before.tb_comment! + 1);
+  expect(after.tb_post! + after.tb_comment!).toBe(before.tb_post! + before.tb_comment! + c.adds);
 });

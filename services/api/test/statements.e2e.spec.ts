@@ -127,9 +127,19 @@ test.each(reads.filter((r) => (r.count ?? 1) === 1))(
   },
 );
 
-test('a mutation is not a read: it runs its own transaction statements', async () => {
+test('a mutation is not a read: an INLINE create is one statement, an INLINE update its own transaction', async () => {
   statements = [];
   await api.data(`mutation { createComment(postId: "${POST1}", authorId: "${ALICE}", content: "counted", sync: INLINE) { id } }`);
+  // The row, its event, its projection and the count changes in one statement, answered with the
+  // document it wrote: no transaction around it, no read-back of tv_*.
+  const writes = statements.filter((s) => /INSERT INTO tb_comment/.test(s));
+  expect(writes).toHaveLength(1);
+  expect(writes[0]).toMatch(/INSERT INTO tv_comment/);
+  expect(statements.filter((s) => /^(BEGIN|COMMIT)/.test(s))).toEqual([]);
+  expect(statements.filter((s) => /SELECT data FROM tv_/.test(s))).toEqual([]);
+
+  statements = [];
+  await api.data(`mutation { updatePost(id: "${POST1}", title: "counted", sync: INLINE) { id } }`);
   // BEGIN with generic plans for the transaction, one message (withTransaction).
   expect(statements[0]).toBe('BEGIN; SET LOCAL plan_cache_mode = force_generic_plan');
   expect(statements.at(-1)).toBe('COMMIT');

@@ -72,6 +72,14 @@ export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOpt
      WHERE ${inScope(scope, `${a}.id`, ids)}`;
 }
 
+/**
+ * The document (and plain columns) of the row whose id is $1, inserted by the same statement in its
+ * CTE `source`: a statement cannot read its own new rows back from their table.
+ */
+export function insertedRowDocumentSql(type: EntityType, source: string): string {
+  return documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]' });
+}
+
 /** insertedDocumentSql's texts, made once per entity type and source. */
 const insertedDocuments = new Map<string, string>();
 
@@ -83,7 +91,7 @@ export function insertedDocumentSql(type: EntityType, source: string): string {
   const key = `${type}/${source}`;
   let sql = insertedDocuments.get(key);
   if (!sql) {
-    sql = `SELECT data FROM (${documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]' })}) doc`;
+    sql = `SELECT data FROM (${insertedRowDocumentSql(type, source)}) doc`;
     insertedDocuments.set(key, sql);
   }
   return sql;

@@ -1,5 +1,6 @@
 import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type pg from 'pg';
+import type { SqlPart } from '../db/compose';
 import { isPipelined, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
@@ -8,7 +9,7 @@ import { SyncError } from './errors';
 import type { Changes } from './feed';
 import { DEFAULT_REBUILD_CHUNK, rebuildOnline, type RebuildOptions, type RebuildResult } from './rebuild';
 import { FEW_IDS } from './scope';
-import { STATEMENTS, type PreparedStatement } from './statements';
+import { createdProjectionCtes, STATEMENTS, type PreparedStatement } from './statements';
 import { applyCountChanges, KEPT_COUNT_OWNERS, recountKeptCounts, type CountChange } from './kept-counts';
 import { emptyPlan, ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 import { verifyChunked, type VerifyOptions, type VerifyReport } from './verify';
@@ -276,6 +277,50 @@ export class SyncEngine {
     };
     const outcome = context.with(trace.setSpan(context.active(), span), () => Promise.allSettled(send()));
     return { entityType, ids, span, sentAt, outcome };
+  }
+
+  /**
+   * The projection of an entity a command's one statement inserts (an INLINE create made in one
+   * statement, services/api's Commands): the part that builds its document from the statement's CTE
+   * `source`, inserts it into tv_* and writes the refresh's sync_log row (createdProjectionCtes), and
+   * the final query answering with the document (`data`). Run the statement with writeCreated.
+   */
+  createdPart(type: EntityType, source: string, id: string): { part: SqlPart; answer: { sql: string; values: unknown[] } } {
+    return {
+      part: { ctes: createdProjectionCtes(type, source), values: [id] },
+      answer: { sql: `SELECT data FROM ${type}_projected`, values: [] },
+    };
+  }
+
+  /**
+   * Runs `write`, a statement holding createdPart(type, ...), as the refresh of that one entity:
+   * under a `sync <type>` span, and observed (onRefresh) when it succeeds. Its failure is the
+   * command's (as with RefreshOptions.after): the statement wrote nothing, and no sync failure is
+   * recorded.
+   */
+  async writeCreated<R>(type: EntityType, write: () => Promise<R>): Promise<R> {
+    const span = tracer.startSpan(`sync ${type}`);
+    const started = performance.now();
+    try {
+      const result = await context.with(trace.setSpan(context.active(), span), write);
+      const durationMs = performance.now() - started;
+      span.setAttributes({
+        [SYNC_SPAN_ATTRIBUTES.entityType]: type,
+        [SYNC_SPAN_ATTRIBUTES.entityCount]: 1,
+        [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+        [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
+        [SYNC_SPAN_ATTRIBUTES.updated]: 1,
+        [SYNC_SPAN_ATTRIBUTES.deleted]: 0,
+      });
+      this.observe({ entityType: type, operation: 'incremental', count: 1, durationMs, success: true });
+      return result;
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
   }
 
   /** Whether refreshIn(client, plan, { answer: entity }) returns the entity's document (else the caller reads it). */

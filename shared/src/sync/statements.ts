@@ -1,5 +1,5 @@
-import { MODEL, type ColumnType, type Entity, type EntityType } from '../model';
-import { documentsSql } from './documents';
+import { entityOf, MODEL, type ColumnType, type Entity, type EntityType } from '../model';
+import { documentsSql, insertedRowDocumentSql } from './documents';
 import { fromById, inScope } from './scope';
 import { wrongKeptCounts } from './kept-counts';
 
@@ -116,6 +116,49 @@ const GONE_PLACEHOLDER: Record<ColumnType, string> = {
   int: '0',
 };
 
+/** Inserts the documents of the relation `doc` (id, data, the plain columns) as new projection rows. */
+const insertDocuments = (p: Projection, doc: string, returning: string) => `
+        INSERT INTO ${p.target} (id, data, ${p.columns.join(', ')}, synced_at)
+        SELECT id, data, ${p.columns.join(', ')}, now() FROM ${doc}
+        RETURNING ${returning}`;
+
+/**
+ * A batch's sync_log row, from one row of `after` (read so that the row is written after the
+ * batch's writes), with the statement's own duration on the server so far.
+ */
+const logRow = (entity: EntityType, operation: 'incremental' | 'full', count: string, after: string) => `
+        INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
+        SELECT '${entity}', '${operation}', ${count},
+               1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()), true, NULL
+          FROM ${after}
+        RETURNING 1`;
+
+/** createdProjectionCtes' texts, made once per entity type and source. */
+const createdCtes = new Map<string, [string, string][]>();
+
+/**
+ * The projection of a row that a command's one statement inserts (an INLINE create without a
+ * transaction around it): CTEs that build its document from the statement's CTE `source` (the new
+ * row, which the statement cannot read back from its table), insert it as the entity's projection
+ * row (`<type>_projected`, RETURNING data) and write the refresh's sync_log row after it. As with
+ * insertCreated, no claim is needed: no other transaction can see the row yet. $1: the row's id.
+ */
+export function createdProjectionCtes(type: EntityType, source: string): readonly (readonly [string, string])[] {
+  const key = `${type}/${source}`;
+  let ctes = createdCtes.get(key);
+  if (!ctes) {
+    const p = projectionOf(entityOf(type));
+    const projected = `${type}_projected`;
+    ctes = [
+      [`${type}_doc`, insertedRowDocumentSql(type, source)],
+      [projected, insertDocuments(p, `${type}_doc`, 'data')],
+      [`${type}_logged`, logRow(type, 'incremental', 'count(*)::int', projected)],
+    ];
+    createdCtes.set(key, ctes);
+  }
+  return ctes;
+}
+
 /** The smallest and the largest uuid (PostgreSQL orders uuids by their bytes): a chunk's open bounds. */
 const MIN_UUID = '00000000-0000-0000-0000-000000000000';
 const MAX_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
@@ -134,9 +177,8 @@ interface Projection {
   alsoStale?: string;
 }
 
-function build(e: Entity): ProjectionStatements {
-  if (!('created_at' in e.columns)) throw new Error(`model ${e.name}: every projection keeps created_at (see GONE_PLACEHOLDER)`);
-  const p: Projection = {
+function projectionOf(e: Entity): Projection {
+  return {
     entity: e.name,
     source: e.table,
     target: e.view,
@@ -144,6 +186,11 @@ function build(e: Entity): ProjectionStatements {
     documents: (scope) => documentsSql(e, scope),
     ...(e.keptCounts ? { alsoStale: wrongKeptCounts(e.name) } : {}),
   };
+}
+
+function build(e: Entity): ProjectionStatements {
+  if (!('created_at' in e.columns)) throw new Error(`model ${e.name}: every projection keeps created_at (see GONE_PLACEHOLDER)`);
+  const p = projectionOf(e);
   const cols = p.columns.join(', ');
   const assign = p.columns.map((c) => `${c} = doc.${c}`).join(', ');
   const changed = `(t.data, ${p.columns.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (doc.data, ${p.columns
@@ -156,10 +203,7 @@ function build(e: Entity): ProjectionStatements {
       WITH doc AS (${p.documents(scope === 'created' ? 'few' : scope)}),
       ${
         scope === 'created'
-          ? `updated AS (
-        INSERT INTO ${p.target} (id, data, ${cols}, synced_at)
-        SELECT id, data, ${cols}, now() FROM doc
-        RETURNING 1),
+          ? `updated AS (${insertDocuments(p, 'doc', '1')}),
       deleted AS (SELECT NULL::timestamptz AS created_at WHERE false),`
           : `updated AS (
         UPDATE ${p.target} t SET data = doc.data, ${assign}, synced_at = now()
@@ -175,12 +219,7 @@ function build(e: Entity): ProjectionStatements {
         SELECT (SELECT count(*) FROM updated)::int AS updated,
                -- The claim's own placeholders for ids whose source is gone are not projections removed.
                (SELECT count(*) FROM deleted WHERE created_at <> ${GONE_PLACEHOLDER.timestamptz})::int AS deleted),
-      logged AS (
-        INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
-        SELECT '${p.entity}', '${operation}', cardinality($1::uuid[]),
-               1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()), true, NULL
-          FROM counted
-        RETURNING 1)
+      logged AS (${logRow(p.entity, operation, 'cardinality($1::uuid[])', 'counted')})
       SELECT counted.updated, counted.deleted, (SELECT count(*) FROM logged)::int AS logged${answer} FROM counted`;
   // Statement 1 (see above). For a few ids, every row is found by a primary-key probe (fromById).
   // The ids whose source is gone get a placeholder too, whatever the projection table shows: the

@@ -456,36 +456,44 @@ export class Commands {
 
   /**
    * A create: its rows (CTEs, the first one the entity's row, RETURNING *), its event and its count
-   * changes. INLINE: the command's transaction (the rows' statement sent and not waited for, then
-   * the refresh). QUEUED and DEFERRED: ONE statement, atomic on its own (no BEGIN, no COMMIT to wait
-   * for): the rows, the event, the outbox rows of the plan, the count changes, and the answer, the
-   * document built from the inserted row (which the statement cannot read back from its table).
+   * changes, as ONE statement, atomic on its own (no BEGIN, no COMMIT to wait for): the rows, the
+   * event, then INLINE the new row's projection (SyncEngine.createdPart) and QUEUED or DEFERRED the
+   * outbox rows of its plan, the count changes last, and the answer: the document built from the
+   * inserted row (which the statement cannot read back from its table), as written to tv_* INLINE.
+   * A create whose count changes need more than one row per entity type (none today) takes the
+   * command's transaction instead.
    */
   private async create(mode: SyncMode, c: Create): Promise<Doc> {
     const { type, id } = c.inserted;
     const written: Written = { event: c.event, changes: { [type]: [id] }, entity: { type, id }, counts: c.counts, inserted: c.inserted };
-    const counts = mode === 'INLINE' ? undefined : countChangeParts(c.counts);
+    const counts = countChangeParts(c.counts);
     if (!counts) {
       const rows = composeStatement([c.rows], { sql: 'SELECT 1', values: [] });
       return this.entityCommand(mode, async (client) => ({ ...written, checked: client.query(rows.text, rows.values) }));
     }
-    const outbox = this.queue.outboxPart(planForInserted(c.inserted), {
-      mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED',
-      deferSeconds: this.options.deferSeconds,
-    });
-    const statement = composeStatement([c.rows, eventPart(eventOf(written)), outbox.part, ...counts], {
-      sql: insertedDocumentSql(type, c.rows.ctes[0]![0]),
-      values: [id],
-    });
+    const source = c.rows.ctes[0]![0];
+    const outbox =
+      mode === 'INLINE'
+        ? undefined
+        : this.queue.outboxPart(planForInserted(c.inserted), {
+            mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED',
+            deferSeconds: this.options.deferSeconds,
+          });
+    const sync = outbox
+      ? { part: outbox.part, answer: { sql: insertedDocumentSql(type, source), values: [id] } }
+      : this.sync.createdPart(type, source, id);
+    const statement = composeStatement([c.rows, eventPart(eventOf(written)), sync.part, ...counts], sync.answer);
+    const write = () => this.pool.query<{ data: Doc }>(statement.text, statement.values);
     let answer: Doc | undefined;
     try {
-      answer = (await this.pool.query<{ data: Doc }>(statement.text, statement.values)).rows[0]?.data;
+      answer = (await (outbox ? write() : this.sync.writeCreated(type, write))).rows[0]?.data;
     } catch (err) {
       throw toClientError(err);
     }
     if (answer === undefined) throw new Error('the written entity has no document');
-    this.options.onCommitted?.(countOwners(c.counts));
-    Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: false, jobs: outbox.ids } satisfies SyncReceipt });
+    // What readers see changed: the rows whose kept counts it changed, and INLINE the new projection.
+    this.options.onCommitted?.(outbox ? countOwners(c.counts) : mergePlans([{ [type]: [id] }, countOwners(c.counts)]));
+    Object.defineProperty(answer, SYNC_RECEIPT, { value: { restQueued: false, jobs: outbox?.ids ?? [] } satisfies SyncReceipt });
     return answer;
   }
 
