@@ -1102,8 +1102,8 @@ function standardNotes(ctx: Context): string[] {
       'the harness adds one index for them, tb_post (created_at DESC, id DESC), ' +
       'so that their newest-first list is an index scan like ours.',
     'The write mix alternates CreatePost and AddComment for random users and posts of the dataset. ' +
-      'Ours writes tb_* and refreshes tv_* in the same transaction (INLINE) ' +
-      'or records its sync job in the sync outbox (QUEUED), which a relay in the harness moves to pg-boss during the load ' +
+      'Ours writes each create in one statement: its tb_* rows and event, then its tv_* row (INLINE) ' +
+      'or its sync job in the sync outbox (QUEUED), which a relay in the harness moves to pg-boss during the load ' +
       'as the workers do (no worker refreshes during the benchmark: the sync is left to the worker); ' +
       'the peers only write tb_* (they have no projections).',
   ];

@@ -1,7 +1,7 @@
 import { entityOf, ENTITY_TYPES, SYNC_ORDER } from '../model';
 import { statementFor, referencedBy } from './dependencies';
 import { documentsSql } from './documents';
-import { STATEMENTS } from './statements';
+import { createdProjectionCtes, STATEMENTS } from './statements';
 
 /**
  * Every statement derived from an entity's declaration, as PostgreSQL runs it (`npm run sync -- sql
@@ -29,6 +29,14 @@ export function describeEntity(name: string): string {
     ['write (statement 2 of a refresh)', s.write],
     ['write of a few ids ($2: the id whose document to answer)', s.writeFew],
     ['insert of a row created by the running transaction ($2 as above)', s.insertCreated],
+    [
+      `projection of a row a create's one statement inserts (its CTE "new_row"; $1: the id), then its answer`,
+      `WITH new_row AS (INSERT INTO ${entity.table} ... RETURNING *),\n` +
+        createdProjectionCtes(entity.name, 'new_row')
+          .map(([name, sql]) => `${name} AS (${dedent(sql)})`)
+          .join(',\n') +
+        `\nSELECT data FROM ${entity.name}_projected`,
+    ],
     ['chunk of the online rebuild and verify ($1: the last id of the chunk before, null for the first; $2: ids per chunk)', s.chunk],
     ['online rebuild, each chunk in its own transaction: the claim and the write above (the write logged as full)', s.writeChunk],
     ['verify of one chunk (its bounds as the chunk statement)', s.verifyChunk],

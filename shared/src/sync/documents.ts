@@ -23,6 +23,13 @@ export interface DocumentsOptions {
    * statement that inserts them, whose new rows that statement cannot read from the table.
    */
   source?: string;
+  /**
+   * Read the embedded rows FOR SHARE (few ids only). A locking read in READ COMMITTED returns a row
+   * as last committed, also when that commit came after the statement's snapshot (while the
+   * statement waited for the lock): what a statement that writes a new row's projection needs, as
+   * the sync of the change that committed meanwhile could not know of the new row.
+   */
+  lockEmbedded?: boolean;
 }
 
 /**
@@ -49,7 +56,7 @@ export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOpt
       case 'column':
         return `'${name}', ${columnValue(a, field)}`;
       case 'embedsOne': {
-        const { sql, join } = embedded(scope, entity, a, name, field);
+        const { sql, join } = embedded(scope, entity, a, name, field, options.lockEmbedded);
         joins.push(join);
         return `'${name}', ${sql}`;
       }
@@ -76,8 +83,8 @@ export function documentsSql(entity: Entity, scope: Scope, options: DocumentsOpt
  * The document (and plain columns) of the row whose id is $1, inserted by the same statement in its
  * CTE `source`: a statement cannot read its own new rows back from their table.
  */
-export function insertedRowDocumentSql(type: EntityType, source: string): string {
-  return documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]' });
+export function insertedRowDocumentSql(type: EntityType, source: string, lockEmbedded = false): string {
+  return documentsSql(entityOf(type), 'few', { source, ids: 'ARRAY[$1::uuid]', lockEmbedded });
 }
 
 /** insertedDocumentSql's texts, made once per entity type and source. */
@@ -102,7 +109,7 @@ const columnValue = (alias: string, field: Extract<Field, { kind: 'column' }>): 
   field.timestamp ? isoUtc(`${alias}.${field.column}`) : `${alias}.${field.column}`;
 
 /** An embedded object: its JSON (of the columns of the referenced row) and the join that reads it. */
-function embedded(scope: Scope, from: Entity, fromAlias: string, name: string, field: Extract<Field, { kind: 'embedsOne' }>) {
+function embedded(scope: Scope, from: Entity, fromAlias: string, name: string, field: Extract<Field, { kind: 'embedsOne' }>, lock = false) {
   const target = entityOf(field.entity);
   const alias = `${fromAlias}_${name.toLowerCase()}`;
   const columns = field.fields.map((f) => {
@@ -114,7 +121,7 @@ function embedded(scope: Scope, from: Entity, fromAlias: string, name: string, f
   const read = [...new Set(columns.map((c) => c.column))].join(', ');
   return {
     sql: `jsonb_build_object(${field.fields.map((f, i) => `'${f}', ${columnValue(alias, columns[i]!)}`).join(', ')})`,
-    join: joinById(scope, target.table, alias, read, `${fromAlias}.${field.via}`),
+    join: joinById(scope, target.table, alias, read, `${fromAlias}.${field.via}`, lock),
   };
 }
 

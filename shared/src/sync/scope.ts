@@ -27,9 +27,9 @@ export const inScope = (scope: Scope, column: string, ids = IDS_PARAM): string =
  * then hashed the whole referenced table, a scan of every user (0.5 ms at 1,000 users) to build one
  * post. LIMIT 1 (the key is unique) keeps the planner from merging the lookup back into a join.
  */
-export const joinById = (scope: Scope, table: string, alias: string, columns: string, ref: string): string =>
+export const joinById = (scope: Scope, table: string, alias: string, columns: string, ref: string, lock = false): string =>
   scope === 'few'
-    ? `CROSS JOIN LATERAL (SELECT ${columns} FROM ${table} WHERE id = ${ref} LIMIT 1) ${alias}`
+    ? `CROSS JOIN LATERAL (SELECT ${columns} FROM ${table} WHERE id = ${ref} LIMIT 1${lock ? ' FOR SHARE' : ''}) ${alias}`
     : `JOIN ${table} ${alias} ON ${alias}.id = ${ref}`;
 
 /**

@@ -150,7 +150,9 @@ export function createdProjectionCtes(type: EntityType, source: string): readonl
     const p = projectionOf(entityOf(type));
     const projected = `${type}_projected`;
     ctes = [
-      [`${type}_doc`, insertedRowDocumentSql(type, source)],
+      // The embedded rows read FOR SHARE: as committed, not as of the statement's snapshot (see
+      // DocumentsOptions.lockEmbedded); the insert has locked them FOR SHARE already.
+      [`${type}_doc`, insertedRowDocumentSql(type, source, true)],
       [projected, insertDocuments(p, `${type}_doc`, 'data')],
       [`${type}_logged`, logRow(type, 'incremental', 'count(*)::int', projected)],
     ];

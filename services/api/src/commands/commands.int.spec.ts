@@ -3,7 +3,7 @@ import { testDatabaseUrl, testPool, watchSocketWrites } from '@blog/shared/test/
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { Commands } from './commands';
-import { ALICE, writeCounts } from '../../test/support';
+import { ALICE, POST1, writeCounts } from '../../test/support';
 
 /**
  * The enqueue is part of the command's transaction: when the transaction fails AFTER the job was
@@ -86,7 +86,7 @@ describe('round trips', () => {
     return { own, watch: watchSocketWrites() };
   }
 
-  test('an INLINE create sends its whole transaction (BEGIN to COMMIT) in one write', async () => {
+  test('an INLINE create is one statement (its rows, event, projection, count change and answer): one write', async () => {
     const { own, watch: counter } = await watchedPool();
     try {
       const commands = commandsOn(own);
@@ -143,4 +143,48 @@ describe('round trips', () => {
       expect(await writeCounts(pool)).toEqual(before);
     },
   );
+});
+
+/**
+ * An INLINE create's statement takes its snapshot when it starts, and may then wait for its FOR SHARE
+ * lock on a referenced row that another transaction is changing. The document it writes must hold
+ * that row as the other transaction committed it (the other's sync cannot know of the new row), or
+ * the projection drifts for good.
+ */
+test.each([
+  { name: 'its author renamed', table: 'tb_user', set: "username = 'renamed_meanwhile'", id: ALICE, field: ['author', 'username'] },
+  { name: 'its post retitled', table: 'tb_post', set: "title = 'Retitled meanwhile'", id: POST1, field: ['post', 'title'] },
+])('an INLINE comment created while $name (committed while it waited) embeds the committed values', async ({ table, set, id, field }) => {
+  const commands = commandsOn(pool);
+  const holder = await pool.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query(`UPDATE ${table} SET ${set} WHERE id = $1`, [id]);
+    const creating = commands.createComment({ postId: POST1, authorId: ALICE, content: 'written while it changed' }, 'INLINE');
+    // The comment's statement has started and waits for the row lock.
+    for (let i = 0; ; i++) {
+      const { rows } = await pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tb_comment%'`,
+      );
+      if (rows.length) break;
+      if (i > 500) throw new Error('the comment never waited for the lock');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await holder.query('COMMIT');
+    const comment = await creating;
+    const { rows } = await pool.query<{ data: Record<string, Record<string, string>> }>('SELECT data FROM tv_comment WHERE id = $1', [
+      comment.id,
+    ]);
+    const [embedded, column] = field as [string, string];
+    const { rows: source } = await pool.query(`SELECT ${column === 'username' ? 'username' : 'title'} AS v FROM ${table} WHERE id = $1`, [
+      id,
+    ]);
+    expect(rows[0]!.data[embedded]![column]).toBe(source[0]!.v);
+    // The whole document as computed from tb_* now.
+    const fresh = await new SyncEngine(pool).preview('comment', [comment.id as string]);
+    expect(rows[0]!.data).toEqual(fresh.get(comment.id as string));
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    holder.release();
+  }
 });
