@@ -30,8 +30,8 @@ export function describeEntity(name: string): string {
     ['write of a few ids ($2: the id whose document to answer)', s.writeFew],
     ['insert of a row created by the running transaction ($2 as above)', s.insertCreated],
     [
-      `projection of a row a create's one statement inserts (its CTE "new_row"; $1: the id), then its answer`,
-      `WITH new_row AS (INSERT INTO ${entity.table} ... RETURNING *),\n` +
+      `projection of a row a create's one statement inserts ($1: the id), then its answer; new_row stands for the command's INSERT INTO ${entity.table} ... RETURNING *`,
+      `WITH new_row AS (SELECT * FROM ${entity.table} WHERE false),\n` +
         createdProjectionCtes(entity.name, 'new_row')
           .map(([name, sql]) => `${name} AS (${dedent(sql)})`)
           .join(',\n') +

@@ -1,6 +1,7 @@
 import { context, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type pg from 'pg';
 import type { SqlPart } from '../db/compose';
+import { inSpan } from '../telemetry/in-span';
 import { isPipelined, withTransaction, type Queryable } from '../db/pool';
 import type { Logger } from '../log/logger';
 import { silentLogger } from '../log/logger';
@@ -301,8 +302,8 @@ export class SyncEngine {
   async writeCreated<R>(type: EntityType, write: () => Promise<R>): Promise<R> {
     const span = tracer.startSpan(`sync ${type}`);
     const started = performance.now();
-    try {
-      const result = await context.with(trace.setSpan(context.active(), span), write);
+    return inSpan(span, trace.setSpan(context.active(), span), async () => {
+      const result = await write();
       const durationMs = performance.now() - started;
       span.setAttributes({
         [SYNC_SPAN_ATTRIBUTES.entityType]: type,
@@ -314,13 +315,7 @@ export class SyncEngine {
       });
       this.observe({ entityType: type, operation: 'incremental', count: 1, durationMs, success: true });
       return result;
-    } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-      throw err;
-    } finally {
-      span.end();
-    }
+    });
   }
 
   /** Whether refreshIn(client, plan, { answer: entity }) returns the entity's document (else the caller reads it). */

@@ -1,5 +1,6 @@
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { context, SpanKind, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { isTracingSuppressed, suppressTracing } from '@opentelemetry/core';
+import { inSpan } from './in-span';
 
 /**
  * Spans for our SQL statements, made by us instead of @opentelemetry/instrumentation-pg.
@@ -53,15 +54,7 @@ async function traceStatement<T>(describe: () => StatementInfo, run: () => Promi
   };
   if (info.namespace) attributes['db.namespace'] = info.namespace;
   const span = tracer.startSpan(info.summary, { kind: SpanKind.CLIENT, attributes }, parent);
-  try {
-    return await context.with(suppressTracing(trace.setSpan(parent, span)), run);
-  } catch (err) {
-    span.recordException(err as Error);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-    throw err;
-  } finally {
-    span.end();
-  }
+  return inSpan(span, suppressTracing(trace.setSpan(parent, span)), run);
 }
 
 const summaries = new Map<string, string>();
