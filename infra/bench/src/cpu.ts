@@ -10,7 +10,7 @@ export interface CpuSample {
   /** Busy and total ticks of all CPUs. */
   busy: number;
   total: number;
-  /** Ticks of the benchmark's own processes. */
+  /** Ticks of this process and its finished children (wrk); the other processes: spentSince. */
   own: number;
 }
 
@@ -41,28 +41,44 @@ export function processTicks(pid: number | 'self', withChildren = false): number
   }
 }
 
-export function sampleCpu(pids: number[]): CpuSample | undefined {
+/** The machine's ticks and this process's own (with its finished children: wrk). */
+export function sampleCpu(): CpuSample | undefined {
   try {
-    const m = machineTicks();
-    return { ...m, own: processTicks('self', true) + pids.reduce((sum, pid) => sum + processTicks(pid), 0) };
+    return { ...machineTicks(), own: processTicks('self', true) };
   } catch {
     return undefined;
   }
 }
 
-/** Share of the machine's CPU (0..1) used by other work between two samples. */
-export function otherShare(before: CpuSample | undefined, after: CpuSample | undefined): number | undefined {
+/**
+ * Share of the machine's CPU (0..1) used by other work between two samples, `alsoOwn` ticks of
+ * the benchmark's other processes (spentSince) counted as its own.
+ */
+export function otherShare(before: CpuSample | undefined, after: CpuSample | undefined, alsoOwn = 0): number | undefined {
   if (!before || !after) return undefined;
   const total = after.total - before.total;
   if (total <= 0) return undefined;
-  const other = after.busy - before.busy - (after.own - before.own);
+  const other = after.busy - before.busy - (after.own - before.own) - alsoOwn;
   return Math.min(1, Math.max(0, other / total));
 }
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux). */
 const TICKS_PER_S = 100;
 
-/** CPU time (user + system) of some processes, in µs: sum of their ticks. */
-export function cpuUs(pids: readonly number[]): number {
-  return (pids.reduce((sum, pid) => sum + processTicks(pid), 0) * 1e6) / TICKS_PER_S;
+/** Ticks as microseconds. */
+export const ticksToUs = (ticks: number): number => (ticks * 1e6) / TICKS_PER_S;
+
+/** The CPU ticks of some processes now, by pid: where spentSince measures from. */
+export function ticksByPid(pids: readonly number[]): Map<number, number> {
+  return new Map(pids.map((pid) => [pid, processTicks(pid)]));
+}
+
+/**
+ * The ticks the processes spent since `start` (ticksByPid). One that started since counts whole;
+ * one that has ended counts nothing, not minus all it spent before: a database backend closed by its
+ * pool's idle timeout during a measured run (another system's, idle since its own turn) took its
+ * whole life's CPU out of the run's own figures and into "other work".
+ */
+export function spentSince(start: ReadonlyMap<number, number>, pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + Math.max(0, processTicks(pid) - (start.get(pid) ?? 0)), 0);
 }

@@ -38,7 +38,7 @@ import {
   type WriteDocId,
   type WriteRequests,
 } from './documents';
-import { cpuUs, otherShare, sampleCpu } from './cpu';
+import { otherShare, sampleCpu, spentSince, ticksByPid, ticksToUs } from './cpu';
 import { Fleet } from './fleet';
 import { answerProblem, postGraphql } from './http';
 import { describeMachine, machineLine } from './machine';
@@ -1043,19 +1043,17 @@ async function measure(
   const backends = rows.map((r) => r.pid);
   const pids = [...server, ...backends];
   await around?.before();
-  const before = sampleCpu(pids);
-  const [serverBefore, databaseBefore] = [cpuUs(server), cpuUs(backends)];
+  const start = ticksByPid(pids);
+  const before = sampleCpu();
   const result = await runWrk({ url, connections, durationS: options.durationS, timeoutS: WRK_TIMEOUT_S, load });
   // Backends that connected during the run count whole (all their CPU time is within it).
-  const after = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-  const joined = after.rows.map((r) => r.pid).filter((pid) => !backends.includes(pid));
-  const otherCpu = otherShare(before, sampleCpu([...pids, ...joined]));
+  const connected = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  const joined = connected.rows.map((r) => r.pid).filter((pid) => !backends.includes(pid));
+  const database = spentSince(start, [...backends, ...joined]);
+  const otherCpu = otherShare(before, sampleCpu(), spentSince(start, server) + database);
   const cpuPerRequest =
     server.length && result.requests > 0
-      ? {
-          server: (cpuUs(server) - serverBefore) / result.requests,
-          database: (cpuUs(backends) - databaseBefore + cpuUs(joined)) / result.requests,
-        }
+      ? { server: ticksToUs(spentSince(start, server)) / result.requests, database: ticksToUs(database) / result.requests }
       : undefined;
   await around?.after();
   return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }), ...(cpuPerRequest ? { cpuPerRequest } : {}) };

@@ -1,7 +1,7 @@
 import { entityOf, ENTITY_TYPES, SYNC_ORDER } from '../model';
 import { statementFor, referencedBy } from './dependencies';
 import { documentsSql } from './documents';
-import { createdProjectionCtes, STATEMENTS } from './statements';
+import { createdProjection, STATEMENTS } from './statements';
 
 /**
  * Every statement derived from an entity's declaration, as PostgreSQL runs it (`npm run sync -- sql
@@ -12,6 +12,7 @@ import { createdProjectionCtes, STATEMENTS } from './statements';
 export function describeEntity(name: string): string {
   const entity = entityOf(name);
   const s = STATEMENTS[entity.name];
+  const created = createdProjection(entity.name, 'new_row');
   const inserted = referencedBy({ type: entity.name, id: '<id>', columns: new Proxy({}, { get: (_t, column) => `<${String(column)}>` }) });
   const planned = ENTITY_TYPES.filter((t) => inserted[t].length).map((t) => `${t} ${inserted[t].join(', ')}`);
   const sections: [string, string][] = [
@@ -32,10 +33,8 @@ export function describeEntity(name: string): string {
     [
       `projection of a row a create's one statement inserts ($1: the id), then its answer; new_row stands for the command's INSERT INTO ${entity.table} ... RETURNING *`,
       `WITH new_row AS (SELECT * FROM ${entity.table} WHERE false),\n` +
-        createdProjectionCtes(entity.name, 'new_row')
-          .map(([name, sql]) => `${name} AS (${dedent(sql)})`)
-          .join(',\n') +
-        `\nSELECT data FROM ${entity.name}_projected`,
+        created.ctes.map(([name, sql]) => `${name} AS (${dedent(sql)})`).join(',\n') +
+        `\n${created.answer}`,
     ],
     ['chunk of the online rebuild and verify ($1: the last id of the chunk before, null for the first; $2: ids per chunk)', s.chunk],
     ['online rebuild, each chunk in its own transaction: the claim and the write above (the write logged as full)', s.writeChunk],

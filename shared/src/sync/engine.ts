@@ -10,7 +10,7 @@ import { SyncError } from './errors';
 import type { Changes } from './feed';
 import { DEFAULT_REBUILD_CHUNK, rebuildOnline, type RebuildOptions, type RebuildResult } from './rebuild';
 import { FEW_IDS } from './scope';
-import { createdProjectionCtes, STATEMENTS, type PreparedStatement } from './statements';
+import { createdProjection, STATEMENTS, type PreparedStatement } from './statements';
 import { applyCountChanges, KEPT_COUNT_OWNERS, recountKeptCounts, type CountChange } from './kept-counts';
 import { emptyPlan, ENTITY_TYPES, SYNC_ORDER, type ChangeSet, type EntityType, type SyncPlan } from './types';
 import { verifyChunked, type VerifyOptions, type VerifyReport } from './verify';
@@ -283,14 +283,12 @@ export class SyncEngine {
   /**
    * The projection of an entity a command's one statement inserts (an INLINE create made in one
    * statement, services/api's Commands): the part that builds its document from the statement's CTE
-   * `source`, inserts it into tv_* and writes the refresh's sync_log row (createdProjectionCtes), and
+   * `source`, inserts it into tv_* and writes the refresh's sync_log row (createdProjection in statements.ts), and
    * the final query answering with the document (`data`). Run the statement with writeCreated.
    */
   createdPart(type: EntityType, source: string, id: string): { part: SqlPart; answer: { sql: string; values: unknown[] } } {
-    return {
-      part: { ctes: createdProjectionCtes(type, source), values: [id] },
-      answer: { sql: `SELECT data FROM ${type}_projected`, values: [] },
-    };
+    const { ctes, answer } = createdProjection(type, source);
+    return { part: { ctes, values: [id] }, answer: { sql: answer, values: [] } };
   }
 
   /**

@@ -133,32 +133,43 @@ const logRow = (entity: EntityType, operation: 'incremental' | 'full', count: st
           FROM ${after}
         RETURNING 1`;
 
-/** createdProjectionCtes' texts, made once per entity type and source. */
-const createdCtes = new Map<string, [string, string][]>();
+/** A created row's projection as CTEs of the statement that inserts the row (createdProjection). */
+export interface CreatedProjection {
+  ctes: readonly (readonly [string, string])[];
+  /** The statement's final query: the document it inserted, as `data`. */
+  answer: string;
+}
+
+/** createdProjection's texts, made once per entity type and source. */
+const createdProjections = new Map<string, CreatedProjection>();
 
 /**
  * The projection of a row that a command's one statement inserts (an INLINE create without a
  * transaction around it): CTEs that build its document from the statement's CTE `source` (the new
  * row, which the statement cannot read back from its table), insert it as the entity's projection
- * row (`<type>_projected`, RETURNING data) and write the refresh's sync_log row after it. As with
- * insertCreated, no claim is needed: no other transaction can see the row yet. $1: the row's id.
+ * row and write the refresh's sync_log row after it, and the final query answering with the
+ * document. As with insertCreated, no claim is needed: no other transaction can see the row yet.
+ * $1: the row's id.
  */
-export function createdProjectionCtes(type: EntityType, source: string): readonly (readonly [string, string])[] {
+export function createdProjection(type: EntityType, source: string): CreatedProjection {
   const key = `${type}/${source}`;
-  let ctes = createdCtes.get(key);
-  if (!ctes) {
+  let created = createdProjections.get(key);
+  if (!created) {
     const p = projectionOf(entityOf(type));
     const projected = `${type}_projected`;
-    ctes = [
-      // The embedded rows read FOR SHARE: as committed, not as of the statement's snapshot (see
-      // DocumentsOptions.lockEmbedded); the insert has locked them FOR SHARE already.
-      [`${type}_doc`, insertedRowDocumentSql(type, source, true)],
-      [projected, insertDocuments(p, `${type}_doc`, 'data')],
-      [`${type}_logged`, logRow(type, 'incremental', 'count(*)::int', projected)],
-    ];
-    createdCtes.set(key, ctes);
+    created = {
+      ctes: [
+        // The embedded rows read FOR SHARE: as committed, not as of the statement's snapshot (see
+        // DocumentsOptions.lockEmbedded); the insert has locked them FOR SHARE already.
+        [`${type}_doc`, insertedRowDocumentSql(type, source, true)],
+        [projected, insertDocuments(p, `${type}_doc`, 'data')],
+        [`${type}_logged`, logRow(type, 'incremental', 'count(*)::int', projected)],
+      ],
+      answer: `SELECT data FROM ${projected}`,
+    };
+    createdProjections.set(key, created);
   }
-  return ctes;
+  return created;
 }
 
 /** The smallest and the largest uuid (PostgreSQL orders uuids by their bytes): a chunk's open bounds. */
