@@ -12,6 +12,7 @@ import {
   pgErrorCode,
   IN_FAILED_TRANSACTION,
   planForInserted,
+  planSize,
   splitPlan,
   referencedBy,
   deleteLinks,
@@ -460,14 +461,18 @@ export class Commands {
    * event, then INLINE the new row's projection (SyncEngine.createdPart) and QUEUED or DEFERRED the
    * outbox rows of its plan, the count changes last, and the answer: the document built from the
    * inserted row (which the statement cannot read back from its table), as written to tv_* INLINE.
-   * A create whose count changes need more than one row per entity type (none today) takes the
-   * command's transaction instead.
+   * A create whose count changes need more than one row per entity type, or, INLINE, whose plan
+   * holds more than its own row (none today), takes the command's transaction instead.
    */
   private async create(mode: SyncMode, c: Create): Promise<Doc> {
     const { type, id } = c.inserted;
     const written: Written = { event: c.event, changes: { [type]: [id] }, entity: { type, id }, counts: c.counts, inserted: c.inserted };
     const counts = countChangeParts(c.counts);
-    if (!counts) {
+    const plan = planForInserted(c.inserted);
+    // The one statement writes one projection INLINE: the new row's. A declaration whose documents
+    // count a new row by its reference (the plan holds more than the row) takes the transaction,
+    // whose refresh covers the whole plan.
+    if (!counts || (mode === 'INLINE' && planSize(plan) > 1)) {
       const rows = composeStatement([c.rows], { sql: 'SELECT 1', values: [] });
       return this.entityCommand(mode, async (client) => ({ ...written, checked: client.query(rows.text, rows.values) }));
     }
@@ -475,7 +480,7 @@ export class Commands {
     const outbox =
       mode === 'INLINE'
         ? undefined
-        : this.queue.outboxPart(planForInserted(c.inserted), {
+        : this.queue.outboxPart(plan, {
             mode: mode === 'DEFERRED' ? 'DEFERRED' : 'QUEUED',
             deferSeconds: this.options.deferSeconds,
           });
