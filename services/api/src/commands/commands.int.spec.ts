@@ -3,7 +3,7 @@ import { testDatabaseUrl, testPool, watchSocketWrites } from '@blog/shared/test/
 import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { Commands } from './commands';
-import { ALICE, POST1, writeCounts } from '../../test/support';
+import { ALICE, BOB, CHARLIE, POST1, POST2, POST3, writeCounts } from '../../test/support';
 
 /**
  * The enqueue is part of the command's transaction: when the transaction fails AFTER the job was
@@ -187,4 +187,36 @@ test.each([
     await holder.query('ROLLBACK').catch(() => undefined);
     holder.release();
   }
+});
+
+test('INLINE creates racing INLINE renames, retitles and deletes of what they embed leave no drift', async () => {
+  const commands = commandsOn(pool);
+  // From projections in step with tb_* (the tests above changed rows behind the commands' backs).
+  await new SyncEngine(pool).all();
+  expect((await new SyncEngine(pool).verify()).total).toBe(0);
+  const users = [ALICE, BOB, CHARLIE];
+  const posts = [POST1, POST2, POST3];
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(Math.random() * list.length)]!;
+  const created: string[] = [];
+  const until = Date.now() + 2_000;
+  let n = 0;
+  const loop = async (worker: number): Promise<void> => {
+    while (Date.now() < until) {
+      const i = n++;
+      const kind = (worker + i) % 4;
+      if (kind === 0 || kind === 1) {
+        const c = await commands.createComment({ postId: pick(posts), authorId: pick(users), content: `race ${i}` }, 'INLINE');
+        created.push(c.id as string);
+      } else if (kind === 2) {
+        if (Math.random() < 0.5) await commands.updateUser({ id: pick(users), fullName: `Name ${i}` }, 'INLINE');
+        else await commands.updatePost({ id: pick(posts), title: `Title ${i}` }, 'INLINE');
+      } else if (created.length) {
+        await commands.deleteComment({ id: created.splice(Math.floor(Math.random() * created.length), 1)[0] }, 'INLINE');
+      }
+    }
+  };
+  await Promise.all([0, 1, 2, 3, 4, 5].map(loop));
+  expect(n).toBeGreaterThan(20);
+  const report = await new SyncEngine(pool).verify();
+  expect(report.total).toBe(0);
 });
