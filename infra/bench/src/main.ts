@@ -1049,11 +1049,11 @@ async function measure(
   // Backends that connected during the run count whole (all their CPU time is within it).
   const connected = await ctx.pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
   const joined = connected.rows.map((r) => r.pid).filter((pid) => !backends.includes(pid));
-  const database = spentSince(start, [...backends, ...joined]);
-  const otherCpu = otherShare(before, sampleCpu(), spentSince(start, server) + database);
+  const [serverTicks, databaseTicks] = [spentSince(start, server), spentSince(start, [...backends, ...joined])];
+  const otherCpu = otherShare(before, sampleCpu(), serverTicks + databaseTicks);
   const cpuPerRequest =
     server.length && result.requests > 0
-      ? { server: ticksToUs(spentSince(start, server)) / result.requests, database: ticksToUs(database) / result.requests }
+      ? { server: ticksToUs(serverTicks) / result.requests, database: ticksToUs(databaseTicks) / result.requests }
       : undefined;
   await around?.after();
   return { connections, ...result, ...(otherCpu === undefined ? {} : { otherCpu }), ...(cpuPerRequest ? { cpuPerRequest } : {}) };

@@ -186,15 +186,15 @@ export class SyncEngine {
       const durationMs = doneAt - Math.max(sent.sentAt, previousDone);
       previousDone = doneAt;
       const { entityType, ids, span } = sent;
-      span.setAttributes({
-        [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
-        [SYNC_SPAN_ATTRIBUTES.entityCount]: ids.length,
-        [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
-        [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
-      });
       const failed = claim.status === 'rejected' ? claim : write.status === 'rejected' ? write : undefined;
       if (failed) {
         const err = failed.reason as Error;
+        span.setAttributes({
+          [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
+          [SYNC_SPAN_ATTRIBUTES.entityCount]: ids.length,
+          [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+          [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
+        });
         span.recordException(err);
         span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
         span.end();
@@ -211,9 +211,8 @@ export class SyncEngine {
         deleted: row?.deleted ?? 0,
         durationMs,
       };
-      span.setAttributes({ [SYNC_SPAN_ATTRIBUTES.updated]: result.updated, [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted });
+      this.refreshed(span, result);
       span.end();
-      this.observe({ entityType, operation: 'incremental', count: ids.length, durationMs, success: true });
       results.push(result);
     };
     // On a pipelined connection every statement of every type is sent at once: PostgreSQL still runs
@@ -303,17 +302,23 @@ export class SyncEngine {
     return inSpan(span, trace.setSpan(context.active(), span), async () => {
       const result = await write();
       const durationMs = performance.now() - started;
-      span.setAttributes({
-        [SYNC_SPAN_ATTRIBUTES.entityType]: type,
-        [SYNC_SPAN_ATTRIBUTES.entityCount]: 1,
-        [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
-        [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
-        [SYNC_SPAN_ATTRIBUTES.updated]: 1,
-        [SYNC_SPAN_ATTRIBUTES.deleted]: 0,
-      });
-      this.observe({ entityType: type, operation: 'incremental', count: 1, durationMs, success: true });
+      this.refreshed(span, { entityType: type, count: 1, updated: 1, deleted: 0, durationMs });
       return result;
     });
+  }
+
+  /** An incremental refresh of one entity type that succeeded: on its span, and to onRefresh. */
+  private refreshed(span: Span, result: EntitySyncResult): void {
+    const { entityType, count, durationMs } = result;
+    span.setAttributes({
+      [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
+      [SYNC_SPAN_ATTRIBUTES.entityCount]: count,
+      [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+      [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
+      [SYNC_SPAN_ATTRIBUTES.updated]: result.updated,
+      [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted,
+    });
+    this.observe({ entityType, operation: 'incremental', count, durationMs, success: true });
   }
 
   /** Whether refreshIn(client, plan, { answer: entity }) returns the entity's document (else the caller reads it). */
