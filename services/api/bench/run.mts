@@ -258,7 +258,7 @@ async function main(): Promise<void> {
           const queuedFour = await load(port, queuedBody, 4, pid);
           rows.push(loadRow('CreatePost QUEUED', label, 4, queuedFour));
           summary.push(
-            `CreatePost INLINE (two projections synced in the transaction), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
+            `CreatePost INLINE (the post, its event, its projection and its author's count in one statement), ${label}: p50 ${one.p50.toFixed(2)} ms at 1 connection; ` +
               `p99 ${four.p99.toFixed(2)} ms at 4 connections all writing as alice, ` +
               `${many.p99.toFixed(2)} ms writing as ${authors.length} authors in turn (target < 10 ms)`,
           );

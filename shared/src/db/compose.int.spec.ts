@@ -25,6 +25,23 @@ describe('composeStatement', () => {
     expect(rows).toEqual([{ x: 1, y: 'one', bx: 10, cx: 15, z: 'main' }]);
   });
 
+  it('gives one shape the same text each time, and parts whose parameters differ in number their own', () => {
+    const part = (values: unknown[]) => ({ ctes: [['a', 'SELECT $1::int AS x']] as [string, string][], values });
+    const main = { sql: 'SELECT x, $1::int AS y FROM a', values: [2] };
+    const first = composeStatement([part([1])], main);
+    const again = composeStatement([part([7])], main);
+    expect(again.text).toBe(first.text);
+    expect(again.values).toEqual([7, 2]);
+    // The same texts and as many values in all, shared out differently: each part's parameters
+    // follow the values of the parts before it.
+    const w = (values: unknown[]) => ({ ctes: [['w', 'SELECT $1::int']] as [string, string][], values });
+    const wider = composeStatement([w([1, 2]), part([3])], main);
+    const narrower = composeStatement([w([1]), part([3, 4])], main);
+    expect(wider.text).toContain('a AS (SELECT $3::int AS x)');
+    expect(narrower.text).toContain('a AS (SELECT $2::int AS x)');
+    expect(wider.text.replace('$3::int AS x', '$2::int AS x')).toBe(narrower.text);
+  });
+
   it('writes nothing when a later part fails: the statement is applied whole or not at all', async () => {
     await pool.query('CREATE TABLE compose_probe (n int NOT NULL)');
     const statement = composeStatement(

@@ -23,6 +23,32 @@ function shifted(sql: string, offset: number): string {
 }
 
 /**
+ * The composed texts, found by walking a statement's shape: each part's offset, then its CTEs' names
+ * and texts, then the main query's. A command composes the same constant strings on every call, so
+ * each step is a lookup by a string whose hash V8 has already computed, and the text returned is the
+ * same string every time (which QueryHooks.prepare then names without reading it through). Bounded:
+ * past MAX_SHAPES steps, texts are composed without being kept.
+ */
+interface Shape {
+  next: Map<string | number, Shape>;
+  text?: string;
+}
+const SHAPES: Shape = { next: new Map() };
+const MAX_SHAPES = 5000;
+let shapeCount = 0;
+
+function step(shape: Shape | undefined, key: string | number): Shape | undefined {
+  if (!shape) return undefined;
+  let next = shape.next.get(key);
+  if (!next && shapeCount < MAX_SHAPES) {
+    shapeCount += 1;
+    next = { next: new Map() };
+    shape.next.set(key, next);
+  }
+  return next;
+}
+
+/**
  * One statement from several parts: their common table expressions, in order, then `main` (a query
  * of its own part), each part's parameters numbered after those of the parts before it. PostgreSQL
  * runs it as one statement: atomic without a transaction around it, and every data-modifying CTE
@@ -36,13 +62,24 @@ export function composeStatement(
   values: unknown[];
 } {
   const values: unknown[] = [];
-  const ctes: string[] = [];
+  let shape: Shape | undefined = SHAPES;
   for (const part of parts) {
-    const offset = values.length;
-    for (const [name, sql] of part.ctes) ctes.push(`${name} AS (${shifted(sql, offset)})`);
+    shape = step(shape, values.length);
+    for (const [name, sql] of part.ctes) shape = step(step(shape, name), sql);
     values.push(...part.values);
   }
-  const text = `WITH ${ctes.join(',\n     ')}\n${shifted(main.sql, values.length)}`;
+  shape = step(step(shape, values.length), main.sql);
+  let text = shape?.text;
+  if (text === undefined) {
+    const ctes: string[] = [];
+    let offset = 0;
+    for (const part of parts) {
+      for (const [name, sql] of part.ctes) ctes.push(`${name} AS (${shifted(sql, offset)})`);
+      offset += part.values.length;
+    }
+    text = `WITH ${ctes.join(',\n     ')}\n${shifted(main.sql, values.length)}`;
+    if (shape) shape.text = text;
+  }
   values.push(...main.values);
   return { text, values };
 }

@@ -29,9 +29,20 @@ export function isEntityType(name: unknown): name is EntityType {
   return typeof name === 'string' && BY_NAME.has(name);
 }
 
-/** The fields of `entity` that refer to another entity (all but columns), with their names. */
-export function relationsOf(entity: Entity): { name: string; field: Exclude<Field, { kind: 'column' }> }[] {
-  return Object.entries(entity.fields).flatMap(([name, field]) => (field.kind === 'column' ? [] : [{ name, field }]));
+type Relation = { readonly name: string; readonly field: Exclude<Field, { kind: 'column' }> };
+const RELATIONS = new WeakMap<Entity, readonly Relation[]>();
+
+/**
+ * The fields of `entity` that refer to another entity (all but columns), with their names. Kept per
+ * declaration (they do not change): the sync and the commands walk them on every write.
+ */
+export function relationsOf(entity: Entity): readonly Relation[] {
+  let relations = RELATIONS.get(entity);
+  if (!relations) {
+    relations = Object.entries(entity.fields).flatMap(([name, field]) => (field.kind === 'column' ? [] : [{ name, field }]));
+    RELATIONS.set(entity, relations);
+  }
+  return relations;
 }
 
 /** The fields of `entity` that its document holds (all but those merged in at read time). */

@@ -138,7 +138,7 @@ interface FastEntry {
   /** The statement of an operation without variables, bound on first use. */
   constant?: { statement: Statement; cost: number };
   bytes: number;
-  /** Its key in the compiled documents (the hash of its text and operation name). */
+  /** Its number among the documents this engine compiled: its answers' key in the response cache. */
   key?: string;
   /** What its answers depend on, for the response cache: known after its first statement; null: not cached. */
   deps?: readonly EntityType[] | null;
@@ -177,11 +177,15 @@ export type FastResult =
 const MAX_ROOT_KEYS = 50;
 /** The client of reads that name none (tests, tools). */
 const NO_CLIENT = 'unknown';
+/** Documents up to this many characters are kept under their text, longer ones under its hash. */
+const MAX_TEXT_KEY = 16_384;
 
 export class ReadEngine {
-  /** Compiled documents by hash, least recently used first. */
+  /** Compiled documents by text (or its hash), least recently used first. */
   private readonly cache = new Map<string, Entry>();
   private cachedBytes = 0;
+  /** Documents compiled so far (see FastEntry.key). */
+  private compiled = 0;
   private readonly names: StatementNames;
   /** The read statement names each connection holds prepared. */
   private readonly preparedOn = new WeakMap<object, Set<string>>();
@@ -452,8 +456,11 @@ export class ReadEngine {
   }
 
   private entry(query: string, operationName: string | undefined): Entry {
-    // A hash, not the text: a document may carry a megabyte of comments, which is not kept.
-    const cacheKey = hash('sha256', `${operationName ?? ''}\u0000${query}`, 'base64');
+    // The text itself up to MAX_TEXT_KEY characters (a lookup costs less than hashing it, and is
+    // counted in the entry's bytes); a hash of a longer one: a document may carry a megabyte of
+    // comments, which is not kept.
+    const text = `${operationName ?? ''}\u0000${query}`;
+    const cacheKey = text.length <= MAX_TEXT_KEY ? text : hash('sha256', text, 'base64');
     const hit = this.cache.get(cacheKey);
     if (hit) {
       // Least recently used goes first: move the hit to the end.
@@ -462,7 +469,8 @@ export class ReadEngine {
       return hit;
     }
     const entry = this.compile(query, operationName);
-    if (entry.fast) entry.key = cacheKey;
+    entry.bytes += 2 * cacheKey.length;
+    if (entry.fast) entry.key = `${(this.compiled += 1)}`;
     // Documents that do not parse or validate are not kept: Apollo answers them, and nothing a
     // client sends wrong stays in memory.
     const failed = !entry.fast && !entry.mutation && (entry.reason === 'syntax' || entry.reason === 'invalid');
