@@ -169,6 +169,32 @@ describe('the response cache under concurrent writes', () => {
   }, 60_000);
 });
 
+describe('the response cache', () => {
+  test('answers a hit with the same bytes as the read that stored it, non-ASCII text included', async () => {
+    const title = 'Café, naïve 日本語 ✓';
+    await b.gql(`mutation { updatePost(id: "${POST1}", title: ${JSON.stringify(title)}, sync: INLINE) { title } }`);
+    await waitFor('B current', async () => (await titleOf(b, POST1)).json.data?.post.title === title, 10_000, 20);
+    // A miss (its statement stores the answer), then the same read until it is a hit.
+    let miss = await titleOf(b, POST1);
+    let hit = miss;
+    await waitFor(
+      'a cached answer on B',
+      async () => {
+        const hits = b.app.reads.responseCacheStats()!.hits;
+        miss = hit;
+        hit = await titleOf(b, POST1);
+        return b.app.reads.responseCacheStats()!.hits === hits + 1;
+      },
+      10_000,
+      20,
+    );
+    expect(hit.json.data?.post.title).toBe(title);
+    expect(hit.text).toBe(miss.text);
+    expect(Number(hit.headers.get('content-length'))).toBe(Buffer.byteLength(hit.text));
+    expect(hit.headers.get('content-type')).toBe(miss.headers.get('content-type'));
+  }, 30_000);
+});
+
 describe('a feed that was lost', () => {
   test('after its connection is killed, what was cached is dropped: no stale answer afterwards', async () => {
     await b.gql(`mutation { updatePost(id: "${POST3}", title: "Before the loss", sync: INLINE) { title } }`);

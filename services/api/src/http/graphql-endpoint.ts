@@ -244,7 +244,7 @@ function sendJson(
   res: http.ServerResponse,
   startNs: bigint,
   status: number,
-  text: string,
+  text: string | Buffer,
   headers: Record<string, string> = {},
 ): void {
   const accept = req.headers.accept ?? '';
@@ -253,7 +253,7 @@ function sendJson(
     'Content-Type': accept.includes('application/graphql-response+json')
       ? 'application/graphql-response+json; charset=utf-8'
       : 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(text),
+    'Content-Length': typeof text === 'string' ? Buffer.byteLength(text) : text.length,
     [PROCESS_TIME_HEADER]: formatProcessTime(startNs),
   });
   res.end(text);

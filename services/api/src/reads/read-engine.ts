@@ -168,8 +168,8 @@ export interface ReadRequest {
 }
 
 export type FastResult =
-  /** `cached`: answered from the response cache. */
-  | { kind: 'ok'; body: string; cached?: true }
+  /** `cached`: answered from the response cache, as the bytes to send. */
+  | { kind: 'ok'; body: string | Buffer; cached?: true }
   /** Not for the fast path: hand the request to Apollo Server. */
   | { kind: 'fallback'; reason: string };
 

@@ -1,8 +1,9 @@
 import { ENTITY_TYPES, MODEL, relationsOf, type Changes, type EntityType } from '@blog/shared';
 
 /**
- * The response cache (RESPONSE_CACHE=on): the exact answer text of a compiled read, by document and
- * variables, kept while nothing it read has changed.
+ * The response cache (RESPONSE_CACHE=on): the exact answer of a compiled read, by document and
+ * variables, kept while nothing it read has changed. Kept as the UTF-8 bytes sent, encoded once when
+ * stored: a hit is written to the socket as it is, without measuring or encoding its text again.
  *
  * What a read depends on is the entity types whose tables its statement reads (dependenciesOf).
  * Each entity type has a generation, raised by every message of the change feed naming it
@@ -14,8 +15,8 @@ import { ENTITY_TYPES, MODEL, relationsOf, type Changes, type EntityType } from 
  *
  * The invalidation is by entity type: any change of a post drops every answer that read posts.
  * Answers do not depend on who asks (reads are the same for everyone: the token only matters to
- * mutations), so they are shared between clients. Memory: at most `maxBytes` (the answers' text,
- * two bytes a character, and their keys), least recently used dropped first; an answer older than
+ * mutations), so they are shared between clients. Memory: at most `maxBytes` (the answers' bytes and
+ * their keys, two bytes a character), least recently used dropped first; an answer older than
  * `maxAgeMs` is not served (the one loss the feed cannot see, see feed.ts).
  */
 export interface CacheSnapshot {
@@ -24,7 +25,7 @@ export interface CacheSnapshot {
 }
 
 interface Cached {
-  text: string;
+  body: Buffer;
   deps: readonly EntityType[];
   snapshot: CacheSnapshot;
   at: number;
@@ -78,7 +79,7 @@ export class ResponseCache {
     return { generations: deps.map((t) => this.generations.get(t)!), epoch: this.epoch };
   }
 
-  get(key: string): string | undefined {
+  get(key: string): Buffer | undefined {
     const hit = this.entries.get(key);
     if (!hit || !this.valid(hit)) {
       if (hit) this.remove(key, hit);
@@ -90,15 +91,17 @@ export class ResponseCache {
     this.entries.set(key, hit);
     this.counts.hits += 1;
     this.options.onLookup?.(true);
-    return hit.text;
+    return hit.body;
   }
 
   put(key: string, text: string, deps: readonly EntityType[], snapshot: CacheSnapshot): void {
-    const cached: Cached = { text, deps, snapshot, at: this.now(), bytes: 2 * (text.length + key.length) + 64 };
-    if (!this.valid(cached)) {
+    const at = this.now();
+    if (!this.valid({ deps, snapshot, at })) {
       this.counts.raced += 1;
       return;
     }
+    const body = Buffer.from(text);
+    const cached: Cached = { body, deps, snapshot, at, bytes: body.length + 2 * key.length + 64 };
     if (cached.bytes > this.options.maxBytes) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
@@ -114,7 +117,7 @@ export class ResponseCache {
     return { ...this.counts, entries: this.entries.size, bytes: this.bytes, live: this.live };
   }
 
-  private valid(c: Cached): boolean {
+  private valid(c: Pick<Cached, 'deps' | 'snapshot' | 'at'>): boolean {
     return (
       this.live &&
       c.snapshot.epoch === this.epoch &&
