@@ -25,9 +25,9 @@ function shifted(sql: string, offset: number): string {
 /**
  * The composed texts, found by walking a statement's shape: each part's offset, then its CTEs' names
  * and texts, then the main query's. A command composes the same constant strings on every call, so
- * each step is a lookup by a string whose hash V8 has already computed, and the text returned is the
- * same string every time (which QueryHooks.prepare then names without reading it through). Bounded:
- * past MAX_SHAPES steps, texts are composed without being kept.
+ * the walk finds its text after a few lookups instead of joining and shifting the parts again, and
+ * returns the same string each time (the key QueryHooks.prepare names it by). Bounded: past
+ * MAX_SHAPES steps, texts are composed without being kept.
  */
 interface Shape {
   next: Map<string | number, Shape>;
