@@ -138,6 +138,16 @@ const INSERT_LOG = `
  * per entity type, in the same transaction, so only syncs that committed are counted; a failed
  * sync writes a failure row on its own connection and raises SyncError.
  */
+/** The attributes of an incremental refresh's span, whether it succeeded or failed. */
+function incrementalAttributes(entityType: EntityType, count: number, durationMs: number): Attributes {
+  return {
+    [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
+    [SYNC_SPAN_ATTRIBUTES.entityCount]: count,
+    [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
+    [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
+  };
+}
+
 export class SyncEngine {
   private readonly log: Logger;
   private readonly onRefresh: SyncEngineOptions['onRefresh'];
@@ -189,12 +199,7 @@ export class SyncEngine {
       const failed = claim.status === 'rejected' ? claim : write.status === 'rejected' ? write : undefined;
       if (failed) {
         const err = failed.reason as Error;
-        span.setAttributes({
-          [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
-          [SYNC_SPAN_ATTRIBUTES.entityCount]: ids.length,
-          [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
-          [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
-        });
+        span.setAttributes(incrementalAttributes(entityType, ids.length, durationMs));
         span.recordException(err);
         span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
         span.end();
@@ -311,10 +316,7 @@ export class SyncEngine {
   private refreshed(span: Span, result: EntitySyncResult): void {
     const { entityType, count, durationMs } = result;
     span.setAttributes({
-      [SYNC_SPAN_ATTRIBUTES.entityType]: entityType,
-      [SYNC_SPAN_ATTRIBUTES.entityCount]: count,
-      [SYNC_SPAN_ATTRIBUTES.operation]: 'incremental',
-      [SYNC_SPAN_ATTRIBUTES.durationMs]: durationMs,
+      ...incrementalAttributes(entityType, count, durationMs),
       [SYNC_SPAN_ATTRIBUTES.updated]: result.updated,
       [SYNC_SPAN_ATTRIBUTES.deleted]: result.deleted,
     });

@@ -44,8 +44,8 @@ import { dependenciesOf, type ResponseCache, type ResponseCacheStats } from './r
 /**
  * Reads: one SQL statement per GraphQL request, built in PostgreSQL from tv_* documents.
  *
- * Fast path (`execute`): a read document is parsed, validated and compiled ONCE (cache keyed by a
- * hash of the document text and operation name) into the SQL that returns the complete `data`
+ * Fast path (`execute`): a read document is parsed, validated and compiled ONCE (cache keyed by the
+ * document text and operation name, or their hash past 16 KB) into the SQL that returns the complete `data`
  * object as JSON text with only the selected fields; per request only the variables are coerced and
  * the arguments checked, and the text PostgreSQL returns is written to the HTTP response without
  * being parsed in Node. graphql-js execution and JSON re-serialization are what make a naive
