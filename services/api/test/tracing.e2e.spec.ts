@@ -313,13 +313,23 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
     expect(worker.output()).toContain(`"trace_id":"${batch.traceId}"`);
   });
 
-  it('a compiled read has its GraphQL span with its one SQL statement under it', async () => {
+  it("a compiled read is the request's server span, which names the operation, with its one SQL statement under it", async () => {
     await gql('query GetRecentPosts { posts(limit: 5) { id title } }', {}, 'GetRecentPosts');
-    const read = await waitFor(() => receiver.spans.find((s) => s.name === 'graphql.read GetRecentPosts'), 10_000, 'the read span');
-    expect(read.attributes).toMatchObject({ 'blog.graphql.path': 'compiled', 'graphql.operation.name': 'GetRecentPosts' });
+    const read = await waitFor(
+      () => receiver.spans.find((s) => s.scope === '@blog/http-server' && s.attributes['graphql.operation.name'] === 'GetRecentPosts'),
+      10_000,
+      'the server span of the read',
+    );
+    expect(read.name).toBe('POST /graphql');
+    expect(read.attributes).toMatchObject({
+      'graphql.operation.type': 'query',
+      'blog.graphql.path': 'compiled',
+      'blog.response_cache': expect.stringMatching(/^(hit|miss)$/),
+      'http.response.status_code': 200,
+    });
     const statements = await waitFor(
       () => {
-        // SQL spans under the read span (the first compile of a document also traces its parse).
+        // SQL spans under the server span (the first compile of a document also traces its parse).
         const found = receiver.spans.filter(
           (s) => s.parentSpanId === read.spanId && (s.attributes['db.system.name'] || s.scope.includes('pg')),
         );
@@ -328,6 +338,10 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       10_000,
       'the statement span',
     );
+    // No GraphQL span of its own: besides the statement, only the GraphQL instrumentation's parse
+    // and validation of the document's first compile.
+    const others = receiver.spans.filter((s) => s.parentSpanId === read.spanId && !statements.includes(s));
+    expect(others.map((s) => s.name).filter((name) => !/^graphql\.(parse|validate)/.test(name))).toEqual([]);
     // One span for its one statement (see shared/src/telemetry/statement-span.ts).
     expect(statements).toHaveLength(1);
     expect(statements[0]).toMatchObject({ name: 'SELECT tv_post', scope: '@blog/sql' });
@@ -377,12 +391,13 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       'the server span of the continued trace',
     );
     expect(server).toMatchObject({ name: 'POST /graphql', parentSpanId: callerSpanId });
-    const read = await waitFor(
-      () => receiver.spans.find((s) => s.traceId === traceId && s.name === 'graphql.read Continued'),
+    expect(server.attributes['graphql.operation.name']).toBe('Continued');
+    const statement = await waitFor(
+      () => receiver.spans.find((s) => s.traceId === traceId && s.scope === '@blog/sql'),
       10_000,
-      'the read span of the continued trace',
+      'the statement span of the continued trace',
     );
-    expect(read.parentSpanId).toBe(server.spanId);
+    expect(statement.parentSpanId).toBe(server.spanId);
   });
   it('exports OTLP protobuf by default, JSON when OTEL_EXPORTER_OTLP_PROTOCOL says so, and refuses gRPC', async () => {
     // This file's API and worker use the default.
@@ -399,7 +414,7 @@ describe('tracing across the API, the queue and the worker (OTLP/HTTP)', () => {
       });
       expect(res.status).toBe(200);
       const read = await waitFor(
-        () => receiver.spans.find((s) => s.service === 'blog-api-json' && s.name === 'graphql.read InJson'),
+        () => receiver.spans.find((s) => s.service === 'blog-api-json' && s.attributes['graphql.operation.name'] === 'InJson'),
         10_000,
         'the JSON export',
       );

@@ -3,8 +3,8 @@
  * `instrument.ts`) before anything else: the instrumentations patch `express`, `graphql` and
  * `pino` when those are first required. Our SQL statements get their spans from
  * ./statement-span.ts (every pool made by createPool; not pg-boss's polling). Incoming HTTP requests get their server span from
- * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why). Those two and the
- * compiled read's GraphQL span use the API's global tracer, which the SDK started here provides.
+ * ./http-span.ts (a lighter replacement for @opentelemetry/instrumentation-http; see there why), which
+ * is also a compiled read's GraphQL span. Both use the global tracer, which the SDK started here provides.
  * It deliberately imports nothing of ours that would load the instrumented modules.
  *
  * Tracing is on when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set,
