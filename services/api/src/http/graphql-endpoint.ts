@@ -177,8 +177,8 @@ async function answer(
   }
   // The compiled read path runs no graphql-js execution: what the GraphQL instrumentation's span
   // would say goes on the request's server span (httpServerTracing), with the read's one SQL
-  // statement span under it. A span of its own would cover the time of that statement and little
-  // else, and cost the traced request as much again as the statement's span (`npm run bench:tracing`).
+  // statement span under it. A span of its own would cover little more than the statement's, and be
+  // a third span per traced read (docs/observability.md).
   const span = trace.getActiveSpan();
   const started = process.hrtime.bigint();
   let outcome: FastResult | { kind: 'error'; err: unknown };
