@@ -129,15 +129,6 @@ const INSERT_LOG = `
   INSERT INTO sync_log (entity_type, operation, entity_count, duration_ms, success, error_message)
   SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[], $5::bool[], $6::text[])`;
 
-/**
- * The explicit sync from tb_* to tv_*: the same code refreshes projections inline in the API's
- * write transaction and in batches in the worker.
- *
- * Every refresh is set-based: per entity type, two statements whatever the batch size (see
- * statements.ts for how they make stale overwrites impossible). Each batch writes one sync_log row
- * per entity type, in the same transaction, so only syncs that committed are counted; a failed
- * sync writes a failure row on its own connection and raises SyncError.
- */
 /** The attributes of an incremental refresh's span, whether it succeeded or failed. */
 function incrementalAttributes(entityType: EntityType, count: number, durationMs: number): Attributes {
   return {
@@ -148,6 +139,15 @@ function incrementalAttributes(entityType: EntityType, count: number, durationMs
   };
 }
 
+/**
+ * The explicit sync from tb_* to tv_*: the same code refreshes projections inline in the API's
+ * write transaction and in batches in the worker.
+ *
+ * Every refresh is set-based: per entity type, two statements whatever the batch size (see
+ * statements.ts for how they make stale overwrites impossible). Each batch writes one sync_log row
+ * per entity type, in the same transaction, so only syncs that committed are counted; a failed
+ * sync writes a failure row on its own connection and raises SyncError.
+ */
 export class SyncEngine {
   private readonly log: Logger;
   private readonly onRefresh: SyncEngineOptions['onRefresh'];

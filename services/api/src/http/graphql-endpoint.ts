@@ -244,7 +244,7 @@ function sendJson(
     'Content-Type': accept.includes('application/graphql-response+json')
       ? 'application/graphql-response+json; charset=utf-8'
       : 'application/json; charset=utf-8',
-    'Content-Length': typeof text === 'string' ? Buffer.byteLength(text) : text.length,
+    'Content-Length': Buffer.byteLength(text),
     [PROCESS_TIME_HEADER]: formatProcessTime(startNs),
   });
   res.end(text);
